@@ -1,0 +1,262 @@
+"""The ``veritag`` command: thin typer commands over the package's functions.
+
+A ``VeritagError`` becomes one red line and exit code 1; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .config import database_url_for
+from .errors import VeritagError
+from .io import EXPORT_FORMATS, FORMATS, ColumnMap, ImportResult, export_project, import_file
+from .quickstart import run_quickstart
+from .schema import TASK_TYPES, parse_schema
+from .store import ImportRecord, Store, open_store
+from .store.queries import create_project, get_project, list_projects, project_counts, project_schema
+
+app = typer.Typer(
+    name="veritag",
+    help="Label data for AI with measured quality. Start with: veritag quickstart",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+Db = Annotated[
+    Optional[str],
+    typer.Option("--db", help="Database file or SQLAlchemy URL [default: $VERITAG_DATABASE_URL, else ./veritag.db]"),
+]
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[Store]:
+    store = open_store(database_url_for(db))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _progress(quiet: bool = False) -> Iterator[Callable[[str], Callable[[int, int], None] | None]]:
+    """A factory of progress callbacks, one bar per step; silent when output is not a terminal."""
+    if quiet:
+        yield lambda _label: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+
+        def make(label: str) -> Callable[[int, int], None]:
+            task = bar.add_task(label, total=None)
+            return lambda done, total: bar.update(task, completed=done, total=total)
+
+        yield make
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"veritag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """veritag: import, auto-label, route, resolve, audit and export labeled data."""
+
+
+@app.command()
+def init(
+    project: Annotated[Optional[str], typer.Argument(help="Name of the project to create")] = None,
+    task: Annotated[Optional[str], typer.Option(help=f"Task type: {', '.join(TASK_TYPES)}")] = None,
+    labels: Annotated[Optional[str], typer.Option(help="Comma-separated labels (classification, multilabel, span) or verdicts (fact_check)")] = None,
+    scale: Annotated[Optional[str], typer.Option(help="Rating scale as MIN-MAX, e.g. 1-5")] = None,
+    schema: Annotated[Optional[Path], typer.Option(help="A JSON file with the full task schema")] = None,
+    description: Annotated[str, typer.Option(help="What the project is about")] = "",
+    db: Db = None,
+) -> None:
+    """Create the database (if needed) and, given a name, a project with its task schema."""
+    with _store(db) as store:
+        if project is None:
+            console.print(f"Database ready: [bold]{store.engine.url.render_as_string(hide_password=True)}[/]")
+            return
+        spec = _schema_spec(task, labels, scale, schema)
+        with store.session() as session:
+            created = create_project(session, name=project, schema=spec, description=description)
+            kind = project_schema(created).type
+        console.print(f"Created project [bold]{project}[/] ({kind}) in {store.engine.url.render_as_string(hide_password=True)}")
+
+
+def _schema_spec(task: str | None, labels: str | None, scale: str | None, schema: Path | None) -> dict:
+    if schema is not None:
+        if task or labels or scale:
+            raise VeritagError("give either --schema or --task/--labels/--scale, not both")
+        try:
+            return json.loads(schema.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VeritagError(f"cannot read schema file {schema}: {exc}") from None
+    if task is None:
+        raise VeritagError(f"a project needs a task type: --task {{{','.join(TASK_TYPES)}}} or --schema FILE.json")
+    spec: dict = {"type": task}
+    if labels:
+        names = [part.strip() for part in labels.split(",")]
+        spec["verdicts" if task == "fact_check" else "labels"] = names
+    if scale:
+        low, _, high = scale.partition("-")
+        try:
+            spec.update(min=int(low), max=int(high))
+        except ValueError:
+            raise VeritagError(f"--scale must look like 1-5, got {scale!r}") from None
+    parse_schema(spec)
+    return spec
+
+
+@app.command("import")
+def import_(
+    project: Annotated[str, typer.Argument(help="Project name")],
+    file: Annotated[Path, typer.Argument(help="A .csv, .tsv, .jsonl or .parquet file")],
+    format: Annotated[Optional[str], typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
+    id: Annotated[Optional[str], typer.Option("--id", help="Column with the item id [default: id, else task]")] = None,
+    text: Annotated[Optional[str], typer.Option(help="Column with the item text [default: text]")] = None,
+    field: Annotated[Optional[list[str]], typer.Option("--field", help="Item field column (repeat) [default: every unmapped column]")] = None,
+    meta: Annotated[Optional[list[str]], typer.Option("--meta", help="Metadata column for slices, e.g. domain (repeat)")] = None,
+    gold: Annotated[Optional[str], typer.Option(help="Column with known-correct (gold) labels")] = None,
+    label: Annotated[Optional[str], typer.Option(help="Column with human labels [default: label, with a worker column]")] = None,
+    worker: Annotated[Optional[str], typer.Option(help="Column naming who gave each label [default: worker]")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Annotator name for labels when there is no worker column")] = None,
+    probs: Annotated[Optional[str], typer.Option(help="Column with model probabilities (JSON list or object)")] = None,
+    model: Annotated[str, typer.Option(help="Name of the model that produced --probs")] = "model",
+    encoding: Annotated[str, typer.Option(help="Text encoding of CSV/JSONL files")] = "utf-8",
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the good rows and write the bad ones to a report")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="Where --skip-invalid writes bad rows [default: ./FILE.errors.csv]")] = None,
+    db: Db = None,
+) -> None:
+    """Import items, human labels, gold labels or model probabilities from one file."""
+    columns = ColumnMap(id=id, text=text, fields=field or None, meta=meta or [], gold=gold, label=label,
+                        worker=worker, source=source, probs=probs, model=model)
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        with _progress() as bar:
+            result = import_file(store, proj, file, columns, fmt=format, encoding=encoding,
+                                 skip_invalid=skip_invalid, report=report, progress=bar(f"import {file.name}"))
+    _print_import(result)
+
+
+def _print_import(result: ImportResult) -> None:
+    if result.added_nothing:
+        when = f" (this file was first imported {result.imported_before:%Y-%m-%d %H:%M})" if result.imported_before else ""
+        console.print(f"Nothing new in {result.path}: all {result.rows} rows were already imported{when}.")
+    else:
+        console.print(
+            f"Imported {result.path}: {result.rows} rows, {result.items_added} new items, "
+            f"{result.claims_added} new claims, {result.gold_added} new gold labels."
+        )
+    if result.rows_skipped:
+        err.print(f"[yellow]Skipped {result.rows_skipped} bad row(s); see {result.report}[/]")
+
+
+@app.command()
+def export(
+    project: Annotated[str, typer.Argument(help="Project name")],
+    out: Annotated[Path, typer.Argument(help="Output file, or folder for --format hf")],
+    format: Annotated[Optional[str], typer.Option("--format", help=f"One of {', '.join(EXPORT_FORMATS)} [default: from the suffix]")] = None,
+    db: Db = None,
+) -> None:
+    """Export items with resolved labels and confidence (or all labels with --format long)."""
+    fmt = format or {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(out.suffix.lower())
+    if fmt is None:
+        raise VeritagError(f"cannot tell the export format from {out.name!r}; pass --format ({', '.join(EXPORT_FORMATS)})")
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        with _progress() as bar:
+            result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"))
+    console.print(f"Wrote {result.rows} rows to {result.path} ({fmt}).")
+
+
+@app.command()
+def status(
+    project: Annotated[Optional[str], typer.Argument(help="Project name [default: all projects]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    db: Db = None,
+) -> None:
+    """Show projects with their items, claims, sources, gold labels and imports."""
+    with _store(db) as store, store.session() as session:
+        projects = [get_project(session, name=project)] if project else list_projects(session)
+        rows = [{"project": p.name, "task": project_schema(p).type, **project_counts(session, project_id=p.id)}
+                for p in projects]
+        imports = []
+        if project:
+            imports = [
+                {"file": r.path, "rows": r.rows, "items": r.items_added, "claims": r.claims_added,
+                 "gold": r.gold_added, "skipped": r.rows_skipped, "at": f"{r.created_at:%Y-%m-%d %H:%M}"}
+                for r in session.scalars(sa.select(ImportRecord).where(ImportRecord.project_id == projects[0].id)
+                                         .order_by(ImportRecord.id))
+            ]
+    if as_json:
+        console.print_json(json.dumps({"projects": rows, "imports": imports} if project else {"projects": rows}))
+        return
+    if not rows:
+        console.print("No projects yet. Create one with: veritag init NAME --task classification --labels a,b")
+        return
+    table = Table(title="Projects")
+    for column in rows[0]:
+        table.add_column(column.replace("_", " "), justify="left" if column in ("project", "task") else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+    if imports:
+        history = Table(title="Imports")
+        for column in imports[0]:
+            history.add_column(column)
+        for row in imports:
+            history.add_row(*(str(v) for v in row.values()))
+        console.print(history)
+
+
+@app.command()
+def quickstart(
+    folder: Annotated[Path, typer.Option("--dir", help="Where to put the database and exports")] = Path("veritag-quickstart"),
+) -> None:
+    """Run the whole job on the bundled sample: 800 RTE items with 8000 real crowd labels."""
+    with _progress() as bar:
+        result = run_quickstart(folder, progress=bar)
+    for r in result.imports:
+        _print_import(r)
+    for e in result.exports:
+        console.print(f"Wrote {e.rows} resolved items to {e.path}")
+    console.print(
+        f"Resolved-label accuracy against the sample's ground truth: [bold]{result.accuracy:.3f}[/] "
+        f"on {result.items_scored} items (majority vote)."
+    )
+    console.print(f"Database: {result.database}. Try: veritag status --db {result.database}")
+
+
+def main() -> None:
+    """Console entry point: user mistakes print one line, never a traceback."""
+    try:
+        app()
+    except VeritagError as exc:
+        err.print(f"[red]Error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("[red]Interrupted.[/] Work not finished was rolled back; nothing acknowledged was lost.")
+        sys.exit(130)

@@ -1,0 +1,41 @@
+"""Settings, each declared once with its default and the reason it exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "DEFAULT_DATABASE", "database_url_for"]
+
+DEFAULT_DATABASE = "veritag.db"
+
+
+class Settings(BaseSettings):
+    """veritag's settings, read from ``VERITAG_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="VERITAG_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store (sqlite:///path.db or postgresql+psycopg://...). "
+        "Overrides the default file ./veritag.db; --db on the command line overrides this.",
+    )
+    import_batch_rows: int = Field(
+        default=5000,
+        ge=1,
+        description="Rows written per database round trip while importing; bounds memory.",
+    )
+
+
+def database_url_for(db: str | None, settings: Settings | None = None) -> str:
+    """Turn a ``--db`` value (a path or a URL) into a SQLAlchemy URL.
+
+    Precedence: an explicit ``db``, then ``VERITAG_DATABASE_URL``, then ./veritag.db.
+    """
+    settings = settings or Settings()
+    value = db or settings.database_url or DEFAULT_DATABASE
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"

@@ -1,0 +1,236 @@
+"""Exporting a project as files that training code reads directly.
+
+Items are streamed in id order in chunks, joined with their resolved label (``resolve.py``),
+and written to a temporary file that replaces the target only when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from ..errors import InputError, VeritagError
+from ..resolve import Resolution, resolve_project
+from ..schema import BaseSchema, PairwiseSchema
+from ..store.engine import Store
+from ..store.models import Claim, Item, Project, Source
+from ..store.queries import project_schema
+
+__all__ = ["EXPORT_FORMATS", "ExportResult", "export_project"]
+
+EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "long", "dpo")
+ProgressFn = Callable[[int, int], None]
+RESOLVED = ("label", "confidence", "n_labels", "label_source")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    rows: int
+
+
+def _label_type(schema: BaseSchema) -> pa.DataType:
+    return {
+        "rating": pa.int64(),
+        "multilabel": pa.list_(pa.string()),
+        "span": pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string())])),
+        "fact_check": pa.struct([("verdict", pa.string()), ("evidence", pa.string())]),
+    }.get(schema.type, pa.string())
+
+
+@contextmanager
+def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
+    """Write beside ``path`` and rename at the end, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if mode == "path":
+            yield tmp
+        else:
+            with tmp.open(mode, encoding="utf-8", newline="") as fh:
+                yield fh
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class _Exporter:
+    def __init__(self, store: Store, project: Project, chunk_rows: int, progress: ProgressFn | None) -> None:
+        self.store = store
+        self.project = project
+        self.schema = project_schema(project)
+        self.chunk_rows = chunk_rows
+        self.progress = progress
+
+    def records(self, conn: sa.Connection, resolution: Resolution) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of flat item records with their resolved label, by keyset pagination on id."""
+        total = int(conn.scalar(sa.select(sa.func.count()).select_from(Item).where(Item.project_id == self.project.id)) or 0)
+        done, last = 0, 0
+        cols = (Item.id, Item.external_id, Item.text, Item.data, Item.meta)
+        while True:
+            rows = conn.execute(
+                sa.select(*cols).where(Item.project_id == self.project.id, Item.id > last)
+                .order_by(Item.id).limit(self.chunk_rows)
+            ).all()
+            if not rows:
+                break
+            last = rows[-1][0]
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            pos, found = resolution.lookup(ids)
+            chunk = []
+            for (_, external_id, text, data, meta), p, ok in zip(rows, pos.tolist(), found.tolist()):
+                record: dict[str, Any] = {"id": external_id, "text": text}
+                record.update(data or {})
+                for key, value in (meta or {}).items():
+                    record[key if key not in record else f"meta.{key}"] = value
+                if ok:
+                    record.update(label=resolution.labels[p], confidence=float(resolution.confidence[p]),
+                                  n_labels=int(resolution.n_labels[p]), label_source=resolution.method[p])
+                else:
+                    record.update(label=None, confidence=None, n_labels=0, label_source=None)
+                chunk.append(record)
+            done += len(rows)
+            if self.progress:
+                self.progress(done, total)
+            yield chunk
+
+    def jsonl(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+        n = 0
+        with _atomic(out) as fh:
+            for chunk in self.records(conn, resolution):
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
+                n += len(chunk)
+        return n
+
+    def csv(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+        n = 0
+        with _atomic(out) as fh:
+            writer = None
+            for chunk in self.records(conn, resolution):
+                if writer is None:
+                    writer = csv.DictWriter(fh, fieldnames=list(chunk[0]), extrasaction="ignore")
+                    writer.writeheader()
+                writer.writerows({k: _cell(v) for k, v in r.items()} for r in chunk)
+                n += len(chunk)
+        return n
+
+    def parquet(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+        n = 0
+        with _atomic(out, "path") as tmp:
+            writer: pq.ParquetWriter | None = None
+            schema: pa.Schema | None = None
+            try:
+                for chunk in self.records(conn, resolution):
+                    if schema is None:
+                        schema = self._arrow_schema(chunk)
+                        writer = pq.ParquetWriter(tmp, schema)
+                    try:
+                        table = pa.Table.from_pylist(chunk, schema=schema)
+                    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                        raise VeritagError(f"cannot write Parquet: a column changes type across items ({exc})") from None
+                    writer.write_table(table)  # type: ignore[union-attr]
+                    n += len(chunk)
+                if writer is None:
+                    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("id", "text", *RESOLVED)}), tmp)
+            finally:
+                if writer is not None:
+                    writer.close()
+        return n
+
+    def _arrow_schema(self, chunk: list[dict[str, Any]]) -> pa.Schema:
+        inferred = pa.Table.from_pylist(chunk).schema
+        fields = []
+        for f in inferred:
+            if f.name == "label":
+                fields.append(pa.field("label", _label_type(self.schema)))
+            elif f.name in ("confidence",):
+                fields.append(pa.field(f.name, pa.float64()))
+            elif f.name in ("n_labels",):
+                fields.append(pa.field(f.name, pa.int64()))
+            else:
+                fields.append(pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type))
+        return pa.schema(fields)
+
+    def hf(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+        """A folder in the Hugging Face Hub layout: ``datasets.load_dataset(folder)`` reads it."""
+        out.mkdir(parents=True, exist_ok=True)
+        n = self.parquet(conn, out / "data" / "train-00000-of-00001.parquet", resolution)
+        card = (
+            "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+            "    path: data/train-*.parquet\n---\n\n"
+            f"# {self.project.name}\n\nExported by veritag: {n} items, each with its resolved `label`, "
+            "`confidence` (share of agreeing votes, or 1.0 for gold), `n_labels` and `label_source`.\n"
+        )
+        with _atomic(out / "README.md") as fh:
+            fh.write(card)
+        return n
+
+    def long(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+        """Every human label as ``task,worker,label``: the crowd-kit / crowd data format."""
+        n = 0
+        stmt = (
+            sa.select(Item.external_id, Source.name, sa.cast(Claim.value, sa.Text))
+            .join(Item, Item.id == Claim.item_id).join(Source, Source.id == Claim.source_id)
+            .where(Claim.project_id == self.project.id, Claim.value.is_not(None), Source.kind == "human")
+            .order_by(Claim.id)
+        )
+        with _atomic(out) as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["task", "worker", "label"])
+            for part in conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt).partitions():
+                writer.writerows((task, worker, _cell(json.loads(value))) for task, worker, value in part)
+                n += len(part)
+        return n
+
+    def dpo(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+        """``prompt, chosen, rejected`` per resolved preference; ties and unlabeled pairs are dropped."""
+        schema = self.schema
+        if not isinstance(schema, PairwiseSchema):
+            raise InputError(f"DPO pairs need a pairwise project; {self.project.name!r} is {schema.type}")
+        n = 0
+        with _atomic(out) as fh:
+            for chunk in self.records(conn, resolution):
+                for r in chunk:
+                    if r["label"] not in ("A", "B"):
+                        continue
+                    prompt = r.get(schema.prompt_field, r.get("text"))
+                    a, b = r.get(schema.a_field), r.get(schema.b_field)
+                    if prompt is None or a is None or b is None:
+                        raise InputError(
+                            f"item {r['id']!r} lacks {schema.prompt_field!r}, {schema.a_field!r} or {schema.b_field!r}"
+                        )
+                    chosen, rejected = (a, b) if r["label"] == "A" else (b, a)
+                    fh.write(json.dumps({"id": r["id"], "prompt": prompt, "chosen": chosen, "rejected": rejected,
+                                         "confidence": r["confidence"]}, ensure_ascii=False) + "\n")
+                    n += 1
+        return n
+
+
+def _cell(value: Any) -> Any:
+    """CSV holds text: lists and objects become JSON, None an empty cell."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else value
+
+
+def export_project(store: Store, project: Project, out: Path, fmt: str, *, chunk_rows: int = 10_000,
+                   progress: ProgressFn | None = None) -> ExportResult:
+    """Write ``project`` to ``out`` in ``fmt`` (one of ``EXPORT_FORMATS``)."""
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    exporter = _Exporter(store, project, chunk_rows, progress)
+    with store.engine.connect() as conn:
+        resolution = resolve_project(conn, project)
+        rows = getattr(exporter, fmt)(conn, Path(out), resolution)
+    return ExportResult(Path(out), rows)

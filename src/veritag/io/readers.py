@@ -1,0 +1,205 @@
+"""Streaming row readers for CSV/TSV, JSONL and Parquet, with the line of every row.
+
+Each reader yields ``Row`` objects one at a time, so memory stays flat whatever the file size.
+A row that cannot be parsed comes back with ``error`` set, so the importer can name file and
+line; a file that cannot be read at all (wrong encoding, not a CSV) raises ``InputError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InputError
+
+__all__ = ["FORMATS", "Row", "RowReader", "detect_format", "open_rows"]
+
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
+_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass
+class Row:
+    line: int
+    values: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return fmt
+    try:
+        return _SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise InputError(
+            f"{path}: cannot tell the format from the suffix {path.suffix!r}; pass --format ({', '.join(FORMATS)})"
+        ) from None
+
+
+class RowReader:
+    """Base: ``columns`` (None when rows carry their own keys, as in JSONL), iteration, progress."""
+
+    unit = "line"
+
+    def __init__(self, path: Path, encoding: str) -> None:
+        self.path = path
+        self.encoding = encoding
+        self.total_bytes = path.stat().st_size
+        self.columns: list[str] | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Row]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def _decode_error(self, line: int, exc: UnicodeDecodeError) -> InputError:
+        hint = " (try --encoding latin-1)" if self.encoding.replace("-", "").lower() == "utf8" else ""
+        return InputError(
+            f"{self.path}:{line}: not valid {self.encoding} text: byte 0x{exc.object[exc.start]:02x} "
+            f"cannot be decoded{hint}; nothing was written"
+        )
+
+
+class _CsvReader(RowReader):
+    def __init__(self, path: Path, encoding: str, delimiter: str) -> None:
+        super().__init__(path, encoding)
+        self._raw = path.open("rb")
+        self._text = io.TextIOWrapper(self._raw, encoding=encoding, newline="")
+        self._reader = csv.reader(self._text, delimiter=delimiter)
+        try:
+            header = next(self._reader, None)
+        except UnicodeDecodeError as exc:
+            self.close()
+            raise self._decode_error(1, exc) from None
+        if not header or not any(h.strip() for h in header):
+            self.close()
+            raise InputError(f"{path}: empty file or missing header row")
+        header = [h.strip().lstrip("\ufeff") for h in header]
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            self.close()
+            raise InputError(f"{path}:1: duplicate column name(s) {dupes}")
+        self.columns = header
+
+    @property
+    def bytes_read(self) -> int:
+        return self._raw.tell()
+
+    def __iter__(self) -> Iterator[Row]:
+        assert self.columns is not None
+        width = len(self.columns)
+        reader = self._reader
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise self._decode_error(reader.line_num + 1, exc) from None
+            except csv.Error as exc:
+                raise InputError(f"{self.path}:{reader.line_num}: malformed CSV: {exc}") from None
+            if not cells:
+                continue
+            if len(cells) != width:
+                yield Row(reader.line_num, error=f"expected {width} columns, found {len(cells)}")
+                continue
+            yield Row(reader.line_num, dict(zip(self.columns, cells)))
+
+    def close(self) -> None:
+        self._text.close()
+
+
+class _JsonlReader(RowReader):
+    def __init__(self, path: Path, encoding: str) -> None:
+        super().__init__(path, encoding)
+        self._raw = path.open("rb")
+
+    @property
+    def bytes_read(self) -> int:
+        return self._raw.tell()
+
+    def __iter__(self) -> Iterator[Row]:
+        for line_no, raw in enumerate(self._raw, start=1):
+            try:
+                text = raw.decode(self.encoding)
+            except UnicodeDecodeError as exc:
+                raise self._decode_error(line_no, exc) from None
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                cut = " (the line looks truncated)" if not raw.endswith(b"\n") else ""
+                yield Row(line_no, error=f"not valid JSON: {exc.msg} at column {exc.colno}{cut}")
+                continue
+            if not isinstance(value, dict):
+                yield Row(line_no, error=f"expected a JSON object, found {type(value).__name__}")
+                continue
+            yield Row(line_no, value)
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class _ParquetReader(RowReader):
+    unit = "row"
+
+    def __init__(self, path: Path, encoding: str, batch_rows: int) -> None:
+        super().__init__(path, encoding)
+        try:
+            self._file = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+        self.columns = list(self._file.schema_arrow.names)
+        self._batch_rows = batch_rows
+        self._rows_done = 0
+        self._rows_total = max(1, self._file.metadata.num_rows)
+
+    @property
+    def bytes_read(self) -> int:
+        return int(self.total_bytes * self._rows_done / self._rows_total)
+
+    def __iter__(self) -> Iterator[Row]:
+        line = 0
+        for batch in self._file.iter_batches(batch_size=self._batch_rows):
+            for values in batch.to_pylist():
+                line += 1
+                yield Row(line, values)
+            self._rows_done = line
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def open_rows(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", batch_rows: int = 5000) -> RowReader:
+    """Open ``path`` for streaming; the format comes from ``fmt`` or the file suffix."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    kind = detect_format(path, fmt)
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+    if kind in ("csv", "tsv"):
+        return _CsvReader(path, encoding, "," if kind == "csv" else "\t")
+    if kind == "jsonl":
+        return _JsonlReader(path, encoding)
+    return _ParquetReader(path, encoding, batch_rows)

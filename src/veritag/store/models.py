@@ -1,0 +1,124 @@
+"""The tables. Claims are facts, never edited: the database itself refuses UPDATE and DELETE on
+them (see the triggers in the first migration), and this package has no code path that tries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "Claim", "Gold", "ImportRecord", "Item", "Project", "Source", "User"]
+
+# none_as_null: a Python None is SQL NULL, never the JSON text "null".
+JSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONType, Any: JSONType}
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[datetime] = _now()
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    task_schema: Mapped[dict[str, Any]]
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = _now()
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (sa.UniqueConstraint("project_id", "external_id", name="uq_items_project_external"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    external_id: Mapped[str] = mapped_column(sa.String(500))
+    text: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any] | None]
+    meta: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class Source(Base):
+    """Who made a claim: a human (``kind='human'``) or a model (``kind='model'``)."""
+
+    __tablename__ = "sources"
+    __table_args__ = (sa.UniqueConstraint("project_id", "kind", "name", name="uq_sources_project_kind_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    version: Mapped[str | None] = mapped_column(sa.String(100))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _now()
+
+
+class Claim(Base):
+    """One source's answer about one item: a label (``value``) or, for models, ``probs``.
+
+    ``dedup_key`` is set on imported claims so re-importing a file adds nothing; claims made
+    live leave it NULL, which a unique index never treats as equal.
+    """
+
+    __tablename__ = "claims"
+    __table_args__ = (
+        sa.UniqueConstraint("item_id", "source_id", "dedup_key", name="uq_claims_dedup"),
+        sa.Index("ix_claims_project_item", "project_id", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"))
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("sources.id"))
+    value: Mapped[Any | None]
+    probs: Mapped[Any | None]
+    dedup_key: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class Gold(Base):
+    """A label known to be right, used to measure sources and pin the truth."""
+
+    __tablename__ = "gold"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"), unique=True)
+    value: Mapped[Any]
+    created_at: Mapped[datetime] = _now()
+
+
+class ImportRecord(Base):
+    """One import run: what file, what it added, so ``status`` can tell the story."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    path: Mapped[str] = mapped_column(sa.Text)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    rows: Mapped[int]
+    items_added: Mapped[int]
+    claims_added: Mapped[int]
+    gold_added: Mapped[int]
+    rows_skipped: Mapped[int]
+    created_at: Mapped[datetime] = _now()

@@ -1,0 +1,137 @@
+"""Keyword-only store functions; each takes the session (or connection) it works in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..errors import AlreadyExists, NotFound, VeritagError
+from ..schema import BaseSchema, parse_schema
+from .models import Claim, Gold, ImportRecord, Item, Project, Source, User
+
+__all__ = [
+    "ROLES",
+    "create_project",
+    "create_user",
+    "dialect_insert",
+    "get_project",
+    "insert_ignore",
+    "list_projects",
+    "project_counts",
+    "project_schema",
+    "source_ids",
+    "verify_password",
+]
+
+ROLES = ("admin", "reviewer", "tutor")
+_hasher = PasswordHasher()
+
+
+def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which knows ``ON CONFLICT`` on both SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise VeritagError(f"unsupported database dialect {conn.dialect.name}")
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, index: list[str]) -> Any:
+    """``INSERT ... ON CONFLICT (index) DO NOTHING``: how imports stay idempotent."""
+    return dialect_insert(conn, table).on_conflict_do_nothing(index_elements=index)
+
+
+def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str, Any], description: str = "") -> Project:
+    if not name.strip():
+        raise VeritagError("a project needs a name")
+    if session.scalar(sa.select(Project.id).where(Project.name == name)) is not None:
+        raise AlreadyExists(f"project {name!r} already exists")
+    task = schema if isinstance(schema, BaseSchema) else parse_schema(schema)
+    project = Project(name=name, task_schema=task.model_dump(), description=description)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def get_project(session: Session, *, name: str) -> Project:
+    project = session.scalar(sa.select(Project).where(Project.name == name))
+    if project is None:
+        known = list_projects(session)
+        hint = f"; projects here: {', '.join(p.name for p in known)}" if known else "; create it with 'veritag init'"
+        raise NotFound(f"no project named {name!r}{hint}")
+    return project
+
+
+def list_projects(session: Session) -> list[Project]:
+    return list(session.scalars(sa.select(Project).order_by(Project.id)))
+
+
+def project_schema(project: Project) -> BaseSchema:
+    return parse_schema(project.task_schema)
+
+
+def project_counts(session: Session, *, project_id: int) -> dict[str, int]:
+    """How many items, claims (human and model), sources, gold labels and imports a project has."""
+
+    def count(stmt: sa.Select[Any]) -> int:
+        return int(session.scalar(stmt) or 0)
+
+    human = sa.select(Source.id).where(Source.project_id == project_id, Source.kind == "human")
+    return {
+        "items": count(sa.select(sa.func.count()).select_from(Item).where(Item.project_id == project_id)),
+        "claims": count(sa.select(sa.func.count()).select_from(Claim).where(Claim.project_id == project_id)),
+        "human_claims": count(
+            sa.select(sa.func.count()).select_from(Claim).where(
+                Claim.project_id == project_id, Claim.source_id.in_(human)
+            )
+        ),
+        "labeled_items": count(
+            sa.select(sa.func.count(sa.distinct(Claim.item_id))).where(Claim.project_id == project_id)
+        ),
+        "sources": count(sa.select(sa.func.count()).select_from(Source).where(Source.project_id == project_id)),
+        "gold": count(sa.select(sa.func.count()).select_from(Gold).where(Gold.project_id == project_id)),
+        "imports": count(
+            sa.select(sa.func.count()).select_from(ImportRecord).where(ImportRecord.project_id == project_id)
+        ),
+    }
+
+
+def source_ids(conn: sa.Connection, *, project_id: int, kind: str, names: set[str]) -> dict[str, int]:
+    """Ids of the named sources, creating the missing ones."""
+    if not names:
+        return {}
+    conn.execute(
+        insert_ignore(conn, Source.__table__, ["project_id", "kind", "name"]),
+        [{"project_id": project_id, "kind": kind, "name": n} for n in sorted(names)],
+    )
+    rows = conn.execute(
+        sa.select(Source.name, Source.id).where(
+            Source.project_id == project_id, Source.kind == kind, Source.name.in_(names)
+        )
+    )
+    return {name: id_ for name, id_ in rows}
+
+
+def create_user(session: Session, *, username: str, password: str, role: str = "tutor") -> User:
+    """A user with an argon2 hash of their password; the password itself is never stored."""
+    if role not in ROLES:
+        raise VeritagError(f"role {role!r} is not one of {list(ROLES)}")
+    if len(password) < 8:
+        raise VeritagError("a password needs at least 8 characters")
+    if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+        raise AlreadyExists(f"user {username!r} already exists")
+    user = User(username=username, password_hash=_hasher.hash(password), role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except Exception:  # argon2 raises several types for a mismatch or a bad hash
+        return False
