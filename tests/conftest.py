@@ -35,3 +35,43 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         with fresh_database(request.getfixturevalue("postgres_url")) as url:
             yield url
+
+
+# --- veritag fixtures -------------------------------------------------------
+# The fixtures below import veritag inside their bodies, never at module level,
+# so collecting this file (and the PostgreSQL fixtures above) never does.
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[object]:
+    """A migrated veritag ``Store`` on ``db_url`` (so once on SQLite, once on PostgreSQL)."""
+    from veritag.store import open_store
+
+    opened = open_store(db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[object]:
+    """A migrated veritag ``Store`` on a fresh SQLite file, for tests that need one backend only."""
+    from veritag.store import open_store
+
+    opened = open_store(f"sqlite:///{tmp_path}/veritag.db")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def hf_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep ``datasets`` off the network and its caches inside ``tmp_path``; returns the cache dir."""
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+    return home / "datasets"

@@ -16,11 +16,12 @@ from typing import Annotated, Optional
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import __version__
-from .config import database_url_for
+from .config import database_url_for, load_settings
 from .errors import VeritagError
 from .io import EXPORT_FORMATS, FORMATS, ColumnMap, ImportResult, export_project, import_file
 from .quickstart import run_quickstart
@@ -35,8 +36,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Db = Annotated[
     Optional[str],
@@ -56,7 +57,7 @@ def _store(db: str | None) -> Iterator[Store]:
 @contextmanager
 def _progress(quiet: bool = False) -> Iterator[Callable[[str], Callable[[int, int], None] | None]]:
     """A factory of progress callbacks, one bar per step; silent when output is not a terminal."""
-    if quiet:
+    if quiet or not err.is_terminal:
         yield lambda _label: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
@@ -95,13 +96,14 @@ def init(
     """Create the database (if needed) and, given a name, a project with its task schema."""
     with _store(db) as store:
         if project is None:
-            console.print(f"Database ready: [bold]{store.engine.url.render_as_string(hide_password=True)}[/]")
+            console.print(f"Database ready: [bold]{escape(store.engine.url.render_as_string(hide_password=True))}[/]")
             return
         spec = _schema_spec(task, labels, scale, schema)
         with store.session() as session:
             created = create_project(session, name=project, schema=spec, description=description)
             kind = project_schema(created).type
-        console.print(f"Created project [bold]{project}[/] ({kind}) in {store.engine.url.render_as_string(hide_password=True)}")
+        where = store.engine.url.render_as_string(hide_password=True)
+        console.print(f"Created project [bold]{escape(project)}[/] ({kind}) in {escape(where)}")
 
 
 def _schema_spec(task: str | None, labels: str | None, scale: str | None, schema: Path | None) -> dict:
@@ -156,21 +158,26 @@ def import_(
             proj = get_project(session, name=project)
         with _progress() as bar:
             result = import_file(store, proj, file, columns, fmt=format, encoding=encoding,
-                                 skip_invalid=skip_invalid, report=report, progress=bar(f"import {file.name}"))
+                                 skip_invalid=skip_invalid, report=report,
+                                 batch_rows=load_settings().import_batch_rows, progress=bar(f"import {file.name}"))
     _print_import(result)
 
 
 def _print_import(result: ImportResult) -> None:
-    if result.added_nothing:
+    path = escape(result.path)
+    if result.rows_skipped and result.rows_skipped == result.rows:
+        console.print(f"Nothing imported from {path}: all {result.rows} rows were bad.")
+    elif result.added_nothing and not result.rows_skipped:
         when = f" (this file was first imported {result.imported_before:%Y-%m-%d %H:%M})" if result.imported_before else ""
-        console.print(f"Nothing new in {result.path}: all {result.rows} rows were already imported{when}.")
+        console.print(f"Nothing new in {path}: all {result.rows} rows were already imported{when}.")
     else:
+        filled = f", {result.items_filled} items given their text and fields" if result.items_filled else ""
         console.print(
-            f"Imported {result.path}: {result.rows} rows, {result.items_added} new items, "
+            f"Imported {path}: {result.rows} rows, {result.items_added} new items{filled}, "
             f"{result.claims_added} new claims, {result.gold_added} new gold labels."
         )
     if result.rows_skipped:
-        err.print(f"[yellow]Skipped {result.rows_skipped} bad row(s); see {result.report}[/]")
+        err.print(f"[yellow]Skipped {result.rows_skipped} bad row(s); see {escape(str(result.report))}[/]")
 
 
 @app.command()
@@ -189,7 +196,7 @@ def export(
             proj = get_project(session, name=project)
         with _progress() as bar:
             result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"))
-    console.print(f"Wrote {result.rows} rows to {result.path} ({fmt}).")
+    console.print(f"Wrote {result.rows} rows to {escape(str(result.path))} ({fmt}).")
 
 
 @app.command()
@@ -255,7 +262,11 @@ def main() -> None:
     try:
         app()
     except VeritagError as exc:
-        err.print(f"[red]Error:[/] {exc}", highlight=False, markup=True)
+        err.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(1)
+    except OSError as exc:  # a path the user gave that cannot be written or read
+        where = f" {exc.filename}" if exc.filename else ""
+        err.print(f"[red]Error:[/] {escape(exc.strerror or str(exc))}:{escape(where)}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("[red]Interrupted.[/] Work not finished was rolled back; nothing acknowledged was lost.")

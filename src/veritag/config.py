@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from .errors import ConfigError
+
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "DEFAULT_DATABASE", "database_url_for"]
+__all__ = ["DEFAULT_DATABASE", "Settings", "database_url_for", "load_settings"]
 
 DEFAULT_DATABASE = "veritag.db"
 
@@ -29,12 +31,23 @@ class Settings(BaseSettings):
     )
 
 
+def load_settings() -> Settings:
+    """Read the settings, turning a bad ``VERITAG_*`` value into a one-line ``ConfigError``."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"VERITAG_{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
+
+
 def database_url_for(db: str | None, settings: Settings | None = None) -> str:
     """Turn a ``--db`` value (a path or a URL) into a SQLAlchemy URL.
 
     Precedence: an explicit ``db``, then ``VERITAG_DATABASE_URL``, then ./veritag.db.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     value = db or settings.database_url or DEFAULT_DATABASE
     if "://" in value:
         return value

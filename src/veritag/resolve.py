@@ -50,15 +50,15 @@ class _Codes:
     def __init__(self, schema: BaseSchema) -> None:
         self.schema = schema
         self.classes = schema.classes()
-        self.values: list[Any] = list(self.classes)
-        self._index = {canonical_json(_typed(schema, c)): i for i, c in enumerate(self.classes)}
+        self.values: list[Any] = [schema.class_value(c) for c in self.classes]
+        self._index = {canonical_json(c): i for i, c in enumerate(self.classes)}
         self._by_text: dict[str, int] = {}
 
     def code(self, text: str) -> int:
         code = self._by_text.get(text)
         if code is None:
-            value = json.loads(text)
-            key = canonical_json(value)
+            value = self.schema.vote_key(json.loads(text))
+            key = canonical_json(str(value) if self.classes else value)
             code = self._index.get(key)
             if code is None:
                 code = self._index[key] = len(self.values)
@@ -67,8 +67,13 @@ class _Codes:
         return code
 
 
-def _typed(schema: BaseSchema, cls: str) -> Any:
-    return schema.normalize(cls) if schema.categorical and schema.type != "fact_check" else cls
+def _sorted_unique(values: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Distinct values of an already sorted array, without another sort."""
+    if values.size == 0:
+        return values
+    keep = np.ones(values.size, dtype=bool)
+    keep[1:] = values[1:] != values[:-1]
+    return values[keep]
 
 
 def _objects(values: list[Any]) -> NDArray[np.object_]:
@@ -83,7 +88,7 @@ def _human_claims(conn: sa.Connection, project_id: int) -> sa.Result[Any]:
     return conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(
         sa.select(Claim.item_id, sa.cast(Claim.value, sa.Text)).where(
             Claim.project_id == project_id, Claim.value.is_not(None), Claim.source_id.in_(human)
-        )
+        ).order_by(Claim.item_id)  # the (project_id, item_id) index gives this order for free
     )
 
 
@@ -122,7 +127,7 @@ def resolve_project(conn: sa.Connection, project: Project) -> Resolution:
     all_voters = np.concatenate(voter_items) if voter_items else claim_items
     model_items = np.fromiter((r[0] for r in model_rows), np.int64, len(model_rows))
     gold_items = np.fromiter((r[0] for r in gold_rows), np.int64, len(gold_rows))
-    item_ids, index = np.unique(np.concatenate([all_voters, model_items, gold_items]), return_inverse=True)
+    item_ids = np.union1d(_sorted_unique(all_voters), np.union1d(model_items, gold_items))
     n = item_ids.size
     labels = np.empty(n, dtype=object)
     confidence = np.zeros(n)
@@ -130,9 +135,9 @@ def resolve_project(conn: sa.Connection, project: Project) -> Resolution:
     n_labels = np.zeros(n, dtype=np.int64)
     if n == 0:
         return Resolution(item_ids, labels, confidence, n_labels, method)
-    voter_pos = index[: all_voters.size]
-    model_pos = index[all_voters.size : all_voters.size + model_items.size]
-    gold_pos = index[all_voters.size + model_items.size :]
+    voter_pos = np.searchsorted(item_ids, all_voters)
+    model_pos = np.searchsorted(item_ids, model_items)
+    gold_pos = np.searchsorted(item_ids, gold_items)
     codes_all = np.concatenate(code_parts) if code_parts else np.zeros(0, np.int64)
 
     if multilabel:

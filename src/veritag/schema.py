@@ -74,6 +74,14 @@ class BaseSchema(BaseModel):
         """The ordered classes of a categorical schema (empty for the others)."""
         return []
 
+    def vote_key(self, value: Any) -> Any:
+        """The part of a canonical value that votes compare (all of it, by default)."""
+        return value
+
+    def class_value(self, cls: str) -> Any:
+        """The resolved label for class ``cls`` of a categorical schema."""
+        return cls
+
     def normalize_probs(self, raw: Any) -> list[float]:
         """A model's probability row, in class order, summing to 1."""
         classes = self.classes()
@@ -112,8 +120,8 @@ def _unique_labels(labels: list[str]) -> list[str]:
         raise ValueError("needs at least two labels")
     if len(set(labels)) != len(labels):
         raise ValueError(f"labels must be unique, got {labels}")
-    if any(not label.strip() for label in labels):
-        raise ValueError("labels must not be blank")
+    if any(not label.strip() or label != label.strip() for label in labels):
+        raise ValueError(f"labels must be non-blank without surrounding spaces, got {labels}")
     return labels
 
 
@@ -184,6 +192,9 @@ class RatingSchema(BaseSchema):
     def classes(self) -> list[str]:
         return [str(v) for v in range(self.min, self.max + 1)]
 
+    def class_value(self, cls: str) -> int:
+        return int(cls)
+
     def normalize(self, raw: Any, *, item_text: str | None = None) -> int:
         return int(_as_label(raw, self.classes(), "rating"))
 
@@ -228,10 +239,7 @@ class SpanSchema(BaseSchema):
             field = f"spans[{i}]"
             if not isinstance(span, dict) or set(span) - {"start", "end", "label", "text"}:
                 raise LabelError(field, "expected an object with start, end and label")
-            try:
-                start, end = int(span["start"]), int(span["end"])
-            except (KeyError, TypeError, ValueError):
-                raise LabelError(field, "start and end must be integer character offsets") from None
+            start, end = _offset(span.get("start"), field), _offset(span.get("end"), field)
             label = _as_label(span.get("label"), self.labels, f"{field}.label")
             limit = len(item_text) if item_text is not None else None
             if start < 0 or end <= start or (limit is not None and end > limit):
@@ -241,12 +249,27 @@ class SpanSchema(BaseSchema):
         return sorted(spans, key=lambda s: (s["start"], s["end"], s["label"]))
 
 
+def _offset(raw: Any, field: str) -> int:
+    """A whole-number character offset; 0.9 or True is refused, not truncated."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    raise LabelError(field, f"start and end must be whole-number character offsets, got {raw!r}")
+
+
 class FreeTextSchema(BaseSchema):
     """A free-form answer, e.g. a rewrite or a reference answer."""
 
     type: Literal["free_text"] = "free_text"
     min_length: int = Field(default=1, ge=0)
     max_length: int = Field(default=20000, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> FreeTextSchema:
+        if self.max_length < self.min_length:
+            raise ValueError(f"max_length ({self.max_length}) is below min_length ({self.min_length})")
+        return self
 
     def normalize(self, raw: Any, *, item_text: str | None = None) -> str:
         if not isinstance(raw, str):
@@ -274,6 +297,13 @@ class FactCheckSchema(BaseSchema):
 
     def classes(self) -> list[str]:
         return list(self.verdicts)
+
+    def vote_key(self, value: Any) -> Any:
+        """Two tutors who agree on the verdict agree, whatever evidence each cites."""
+        return value["verdict"] if isinstance(value, dict) else value
+
+    def class_value(self, cls: str) -> dict[str, str]:
+        return {"verdict": cls}
 
     def normalize(self, raw: Any, *, item_text: str | None = None) -> dict[str, str]:
         raw = _decode_json_cell(raw, "verdict") if isinstance(raw, str) and raw.lstrip().startswith("{") else raw

@@ -73,7 +73,25 @@ class _Exporter:
         self.chunk_rows = chunk_rows
         self.progress = progress
 
-    def records(self, conn: sa.Connection, resolution: Resolution) -> Iterator[list[dict[str, Any]]]:
+    def columns(self, conn: sa.Connection) -> list[str]:
+        """Every column any item will have, in first-seen order: CSV and Parquet need them up front."""
+        names: dict[str, None] = {"id": None, "text": None}
+        stmt = sa.select(Item.data, Item.meta).where(Item.project_id == self.project.id).order_by(Item.id)
+        for part in conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt).partitions():
+            for data, meta in part:
+                for key in data or ():
+                    names.setdefault(self._name(key, "field.", names), None)
+                for key in meta or ():
+                    names.setdefault(self._name(key, "meta.", data or {}), None)
+        return [*names, *RESOLVED]
+
+    @staticmethod
+    def _name(key: str, prefix: str, taken: dict[str, None] | dict[str, Any]) -> str:
+        """An item's own field keeps its name unless a built-in column or a field already has it."""
+        return f"{prefix}{key}" if key in ("id", "text", *RESOLVED) or (prefix == "meta." and key in taken) else key
+
+    def records(self, conn: sa.Connection, resolution: Resolution,
+                columns: list[str] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Chunks of flat item records with their resolved label, by keyset pagination on id."""
         total = int(conn.scalar(sa.select(sa.func.count()).select_from(Item).where(Item.project_id == self.project.id)) or 0)
         done, last = 0, 0
@@ -90,10 +108,12 @@ class _Exporter:
             pos, found = resolution.lookup(ids)
             chunk = []
             for (_, external_id, text, data, meta), p, ok in zip(rows, pos.tolist(), found.tolist()):
-                record: dict[str, Any] = {"id": external_id, "text": text}
-                record.update(data or {})
+                record: dict[str, Any] = dict.fromkeys(columns) if columns else {}
+                record.update(id=external_id, text=text)
+                for key, value in (data or {}).items():
+                    record[self._name(key, "field.", {})] = value
                 for key, value in (meta or {}).items():
-                    record[key if key not in record else f"meta.{key}"] = value
+                    record[self._name(key, "meta.", data or {})] = value
                 if ok:
                     record.update(label=resolution.labels[p], confidence=float(resolution.confidence[p]),
                                   n_labels=int(resolution.n_labels[p]), label_source=resolution.method[p])
@@ -116,11 +136,9 @@ class _Exporter:
     def csv(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
         n = 0
         with _atomic(out) as fh:
-            writer = None
+            writer = csv.DictWriter(fh, fieldnames=self.columns(conn))
+            writer.writeheader()
             for chunk in self.records(conn, resolution):
-                if writer is None:
-                    writer = csv.DictWriter(fh, fieldnames=list(chunk[0]), extrasaction="ignore")
-                    writer.writeheader()
                 writer.writerows({k: _cell(v) for k, v in r.items()} for r in chunk)
                 n += len(chunk)
         return n
@@ -131,7 +149,7 @@ class _Exporter:
             writer: pq.ParquetWriter | None = None
             schema: pa.Schema | None = None
             try:
-                for chunk in self.records(conn, resolution):
+                for chunk in self.records(conn, resolution, self.columns(conn)):
                     if schema is None:
                         schema = self._arrow_schema(chunk)
                         writer = pq.ParquetWriter(tmp, schema)

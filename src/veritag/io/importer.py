@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from ..errors import InputError, LabelError, RowError, RowErrors
 from ..schema import BaseSchema, SpanSchema, canonical_json
 from ..store.engine import Store
 from ..store.models import Claim, Gold, ImportRecord, Item, Project
-from ..store.queries import dialect_insert, insert_ignore, project_schema, source_ids
+from ..store.queries import dialect_insert, execute_many, insert_ignore, project_schema, source_ids
 from .readers import Row, RowReader, open_rows
 
 __all__ = ["ColumnMap", "ImportResult", "import_file"]
@@ -125,6 +126,7 @@ class ImportResult:
     path: str
     rows: int = 0
     items_added: int = 0
+    items_filled: int = 0
     claims_added: int = 0
     gold_added: int = 0
     rows_skipped: int = 0
@@ -133,7 +135,12 @@ class ImportResult:
 
     @property
     def added_nothing(self) -> bool:
-        return not (self.items_added or self.claims_added or self.gold_added)
+        return not (self.items_added or self.items_filled or self.claims_added or self.gold_added)
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    """Item fields as JSON text, keys in the file's column order."""
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _blank(value: Any) -> bool:
@@ -180,7 +187,10 @@ class _Importer:
             self.errors.append(error)
         if self.skip_invalid:
             if self._report_writer is None:
-                self._report = self.report_path.open("w", newline="", encoding="utf-8")
+                try:
+                    self._report = self.report_path.open("w", newline="", encoding="utf-8")
+                except OSError as exc:
+                    raise InputError(f"cannot write the bad-row report {self.report_path}: {exc.strerror}") from None
                 self._report_writer = csv.writer(self._report)
                 self._report_writer.writerow(["file", self.reader.unit, "field", "error"])
             self._report_writer.writerow([self.file, line, field or "", message])
@@ -235,6 +245,10 @@ class _Importer:
         for r in rows:
             item_text = r.text if r.text is not None else texts.get(r.external_id)
             field = "label"
+            if isinstance(self.schema, SpanSchema) and item_text is None and (r.label or r.gold) is not None:
+                self._fail(r.line, self.bound.label or self.bound.gold,  # type: ignore[union-attr]
+                           f"item {r.external_id!r} has no text yet, so its spans cannot be checked; import its text first")
+                continue
             try:
                 if r.label is not None:
                     field = self.bound.label  # type: ignore[union-attr]
@@ -272,13 +286,14 @@ class _Importer:
                 set_={"text": excluded.text, "data": excluded.data, "meta": excluded.meta},
                 where=sa.and_(table.c.text.is_(None), table.c.data.is_(None), table.c.meta.is_(None)),
             )
-            conn.execute(stmt, [
-                {"project_id": pid, "external_id": r.external_id, "text": r.text, "data": r.data, "meta": r.meta}
+            execute_many(conn, stmt, [
+                {"project_id": pid, "external_id": r.external_id, "text": r.text,
+                 "data": _json_or_null(r.data), "meta": _json_or_null(r.meta)}
                 for r in rows
             ])
         else:
             unique_ids = list(dict.fromkeys(r.external_id for r in rows))
-            conn.execute(insert_ignore(conn, table, ["project_id", "external_id"]),
+            execute_many(conn, insert_ignore(conn, table, ["project_id", "external_id"]),
                          [{"project_id": pid, "external_id": e} for e in unique_ids])
         if not any(r.label is not None or r.gold is not None or r.probs is not None for r in rows):
             return
@@ -292,14 +307,21 @@ class _Importer:
         for r in rows:
             item_id = ids[r.external_id]
             if r.label is not None:
+                value = canonical_json(r.label)
                 claims.append({"project_id": pid, "item_id": item_id, "source_id": self.sources["human", r.worker],
-                               "value": r.label, "probs": None, "dedup_key": canonical_json(r.label)})
+                               "value": value, "probs": None, "dedup_key": value})
             if r.probs is not None:
+                probs = canonical_json(r.probs)
                 claims.append({"project_id": pid, "item_id": item_id, "source_id": self.sources["model", b.model],
-                               "value": None, "probs": r.probs, "dedup_key": "probs:" + canonical_json(r.probs)})
-        if claims:
-            conn.execute(insert_ignore(conn, Claim.__table__, ["item_id", "source_id", "dedup_key"]), claims)
-        gold = {ids[r.external_id]: r for r in rows if r.gold is not None}
+                               "value": None, "probs": probs, "dedup_key": "probs:" + probs})
+        execute_many(conn, insert_ignore(conn, Claim.__table__, ["item_id", "source_id", "dedup_key"]), claims)
+        gold: dict[int, _Parsed] = {}
+        for r in rows:
+            if r.gold is None:
+                continue
+            earlier = gold.setdefault(ids[r.external_id], r)
+            if earlier.gold != r.gold:
+                self._fail(r.line, b.gold, f"item {r.external_id!r} has a different gold label on {self.reader.unit} {earlier.line}")
         if gold:
             known = {i: v for i, v in conn.execute(sa.select(Gold.item_id, Gold.value).where(Gold.item_id.in_(gold)))}
             fresh = []
@@ -307,9 +329,8 @@ class _Importer:
                 if item_id in known and known[item_id] != r.gold:
                     self._fail(r.line, b.gold, f"item {r.external_id!r} already has gold label {known[item_id]!r}")
                 elif item_id not in known:
-                    fresh.append({"project_id": pid, "item_id": item_id, "value": r.gold})
-            if fresh:
-                conn.execute(insert_ignore(conn, Gold.__table__, ["item_id"]), fresh)
+                    fresh.append({"project_id": pid, "item_id": item_id, "value": canonical_json(r.gold)})
+            execute_many(conn, insert_ignore(conn, Gold.__table__, ["item_id"]), fresh)
 
     def _flush(self, conn: sa.Connection, batch: list[_Parsed]) -> None:
         texts: dict[str, str | None] = {}
@@ -331,15 +352,16 @@ class _Importer:
             return
         lines = np.frombuffer(self.id_lines, dtype=np.int64)
         order = np.lexsort((lines, hashes))
-        repeat = np.zeros(hashes.size, dtype=bool)
-        repeat[order[1:]] = hashes[order[1:]] == hashes[order[:-1]]
-        first_line = {}
-        for pos in order:
-            if not repeat[pos]:
-                first_line[hashes[pos]] = lines[pos]
-        for pos in np.flatnonzero(repeat)[np.argsort(lines[repeat], kind="stable")]:
-            self._fail(int(lines[pos]), self.bound.id if self.bound else "id",  # type: ignore[union-attr]
-                       f"duplicate id (first seen on {self.reader.unit} {first_line[hashes[pos]]})")
+        h, ln = hashes[order], lines[order]
+        repeat = np.zeros(h.size, dtype=bool)
+        repeat[1:] = h[1:] == h[:-1]
+        if not repeat.any():
+            return
+        # Each repeat points back to the first row of its run of equal hashes.
+        first = ln[np.maximum.accumulate(np.where(repeat, 0, np.arange(h.size)))]
+        column = self.bound.id if self.bound else "id"
+        for pos in np.flatnonzero(repeat)[np.argsort(ln[repeat], kind="stable")]:
+            self._fail(int(ln[pos]), column, f"duplicate id (first seen on {self.reader.unit} {first[pos]})")
 
     def run(self) -> ImportResult:
         result = ImportResult(path=self.file)
@@ -379,7 +401,12 @@ class _Importer:
             if self.error_count and not self.skip_invalid:
                 raise RowErrors(sorted(self.errors, key=lambda e: e.line), self.error_count)
             after = self._counts(conn)
-            result.items_added, result.claims_added, result.gold_added = (a - b for a, b in zip(after, before))
+            result.items_added, result.claims_added, result.gold_added, described = (
+                a - b for a, b in zip(after, before)
+            )
+            # Items first seen as bare ids in a labels file that this file described.
+            new_described = result.items_added if self.bound is not None and self.bound.describes_items else 0
+            result.items_filled = max(0, described - new_described)
             result.rows_skipped = self.error_count
             result.report = self.report_path if self.error_count else None
             conn.execute(sa.insert(ImportRecord).values(
@@ -396,11 +423,14 @@ class _Importer:
                 self._report.close()
         return result
 
-    def _counts(self, conn: sa.Connection) -> tuple[int, int, int]:
+    def _counts(self, conn: sa.Connection) -> tuple[int, int, int, int]:
+        """Items, claims, gold labels, and items with any text, fields or metadata."""
         pid = self.project.id
+        items = Item.__table__
+        described = sa.or_(items.c.text.is_not(None), items.c.data.is_not(None), items.c.meta.is_not(None))
         return tuple(  # type: ignore[return-value]
-            int(conn.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.project_id == pid)) or 0)
-            for t in (Item.__table__, Claim.__table__, Gold.__table__)
+            int(conn.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.project_id == pid, *cond)) or 0)
+            for t, cond in ((items, ()), (Claim.__table__, ()), (Gold.__table__, ()), (items, (described,)))
         )
 
 

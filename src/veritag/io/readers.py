@@ -8,7 +8,6 @@ line; a file that cannot be read at all (wrong encoding, not a CSV) raises ``Inp
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from collections.abc import Iterator
@@ -82,8 +81,9 @@ class _CsvReader(RowReader):
     def __init__(self, path: Path, encoding: str, delimiter: str) -> None:
         super().__init__(path, encoding)
         self._raw = path.open("rb")
-        self._text = io.TextIOWrapper(self._raw, encoding=encoding, newline="")
-        self._reader = csv.reader(self._text, delimiter=delimiter)
+        self._lines_read = 0
+        # Decode line by line (not through a read-ahead buffer) so a bad byte is blamed on its line.
+        self._reader = csv.reader(self._decoded(), delimiter=delimiter)
         try:
             header = next(self._reader, None)
         except UnicodeDecodeError as exc:
@@ -99,6 +99,11 @@ class _CsvReader(RowReader):
             raise InputError(f"{path}:1: duplicate column name(s) {dupes}")
         self.columns = header
 
+    def _decoded(self) -> Iterator[str]:
+        for raw in self._raw:
+            self._lines_read += 1
+            yield raw.decode(self.encoding)
+
     @property
     def bytes_read(self) -> int:
         return self._raw.tell()
@@ -113,7 +118,7 @@ class _CsvReader(RowReader):
             except StopIteration:
                 return
             except UnicodeDecodeError as exc:
-                raise self._decode_error(reader.line_num + 1, exc) from None
+                raise self._decode_error(self._lines_read, exc) from None
             except csv.Error as exc:
                 raise InputError(f"{self.path}:{reader.line_num}: malformed CSV: {exc}") from None
             if not cells:
@@ -124,7 +129,7 @@ class _CsvReader(RowReader):
             yield Row(reader.line_num, dict(zip(self.columns, cells)))
 
     def close(self) -> None:
-        self._text.close()
+        self._raw.close()
 
 
 class _JsonlReader(RowReader):
@@ -142,6 +147,8 @@ class _JsonlReader(RowReader):
                 text = raw.decode(self.encoding)
             except UnicodeDecodeError as exc:
                 raise self._decode_error(line_no, exc) from None
+            if line_no == 1:
+                text = text.lstrip("\ufeff")
             if not text.strip():
                 continue
             try:

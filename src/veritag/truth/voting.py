@@ -9,6 +9,9 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["VoteResult", "majority_vote", "multilabel_vote"]
 
+#: Above this many item x class cells, votes are counted per distinct (item, label) pair instead.
+_DENSE_CELLS = 50_000_000
+
 
 @dataclass(frozen=True)
 class VoteResult:
@@ -36,8 +39,9 @@ def majority_vote(items: ArrayLike, labels: ArrayLike, *, n_items: int,
                   weights: ArrayLike | None = None) -> VoteResult:
     """The most voted label per item; ties go to the smallest label index.
 
-    Works on (item, label) pairs sorted once, so memory stays O(claims) even when labels are
-    free-text answers with as many classes as claims.
+    With few classes the votes go into a dense items x classes table; with many (free-text
+    answers can have as many classes as claims) they are counted per distinct (item, label)
+    pair, so memory stays O(claims) either way.
     """
     item, label, weight = _check(items, labels, n_items, weights)
     n_votes = np.bincount(item, weights=weight, minlength=n_items)
@@ -46,6 +50,15 @@ def majority_vote(items: ArrayLike, labels: ArrayLike, *, n_items: int,
     if item.size == 0:
         return VoteResult(winner, share, n_votes)
     span = int(label.max()) + 1
+    if n_items * span <= _DENSE_CELLS:
+        # Few classes: one items x classes count table; argmax takes the first (smallest) label on ties.
+        counts = np.bincount(item * span + label, weights=weight, minlength=n_items * span).reshape(n_items, span)
+        best_label = counts.argmax(axis=1)
+        best_votes = counts[np.arange(n_items), best_label]
+        voted = n_votes > 0
+        winner[voted] = best_label[voted]
+        share[voted] = best_votes[voted] / n_votes[voted]
+        return VoteResult(winner, share, n_votes)
     pair, inverse = np.unique(item * span + label, return_inverse=True)
     totals = np.bincount(inverse, weights=weight)
     pair_item, pair_label = pair // span, pair % span
@@ -54,10 +67,10 @@ def majority_vote(items: ArrayLike, labels: ArrayLike, *, n_items: int,
     first = np.ones(order.size, dtype=bool)
     first[1:] = pair_item[order[1:]] != pair_item[order[:-1]]
     best = order[first]
+    best = best[n_votes[pair_item[best]] > 0]  # only zero-weight votes: nobody voted
     winner[pair_item[best]] = pair_label[best]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share[pair_item[best]] = totals[best] / n_votes[pair_item[best]]
-    return VoteResult(winner, np.nan_to_num(share), n_votes)
+    share[pair_item[best]] = totals[best] / n_votes[pair_item[best]]
+    return VoteResult(winner, share, n_votes)
 
 
 def multilabel_vote(items: ArrayLike, labels: ArrayLike, voters: ArrayLike, *, n_items: int,
@@ -69,6 +82,10 @@ def multilabel_vote(items: ArrayLike, labels: ArrayLike, voters: ArrayLike, *, n
     """
     item, label, _ = _check(items, labels, n_items, None)
     votes = np.asarray(voters, dtype=np.float64)
+    if label.size and label.max() >= n_labels:
+        raise ValueError("labels must lie in [0, n_labels)")
+    if votes.shape != (n_items,):
+        raise ValueError("voters must give one count per item")
     counts = np.bincount(item * n_labels + label, minlength=n_items * n_labels).reshape(n_items, n_labels)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(votes[:, None] > 0, counts / votes[:, None], 0.0)

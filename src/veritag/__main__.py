@@ -1,0 +1,5 @@
+"""``python -m veritag`` is the same as the ``veritag`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,398 @@
+"""The ``veritag`` command: the whole job end to end, and user mistakes as one 'Error:' line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from veritag import cli
+from veritag.errors import AlreadyExists, InputError, NotFound, SchemaError, VeritagError
+from vt_helpers import GT, LABELS, TEXTS, read_csv, read_jsonl, triples
+
+VERITAG = Path(sys.executable).parent / "veritag"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain(text: str) -> str:
+    """Output without colour codes, with Rich's line wrapping undone."""
+    return " ".join(ANSI.sub("", text).split())
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
+    return CliRunner()
+
+
+def ok(runner: CliRunner, *args: str) -> str:
+    result = runner.invoke(cli.app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return plain(result.stdout)
+
+
+def fails(runner: CliRunner, *args: str) -> Result:
+    result = runner.invoke(cli.app, list(args))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, VeritagError), result.exception
+    return result
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the console entry point in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["veritag", *args])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    captured = capsys.readouterr()
+    return info.value.code or 0, ANSI.sub("", captured.out), ANSI.sub("", captured.err)
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+def test_end_to_end(runner: CliRunner, db_url: str, tmp_path: Path) -> None:
+    db = ("--db", db_url)
+    out = ok(runner, "init", "rte", "--task", "classification", "--labels", "0,1", *db)
+    assert "Created project rte (classification)" in out
+
+    out = ok(runner, "import", "rte", str(TEXTS), "--meta", "rte_subtask", *db)
+    assert "800 rows, 800 new items, 0 new claims, 0 new gold labels" in out
+    out = ok(runner, "import", "rte", str(LABELS), *db)
+    assert "8000 rows, 0 new items, 8000 new claims" in out
+    out = ok(runner, "import", "rte", str(LABELS), *db)
+    assert "Nothing new" in out
+    assert "all 8000 rows were already imported" in out
+    assert "this file was first imported" in out
+
+    jsonl = tmp_path / "out.jsonl"
+    out = ok(runner, "export", "rte", str(jsonl), *db)
+    assert "Wrote 800 rows" in out
+    records = read_jsonl(jsonl)
+    assert len(records) == 800
+    assert {r["rte_subtask"] for r in records} == {t["rte_subtask"] for t in read_csv(TEXTS)}
+    truth = {r["task"]: r["label"] for r in read_csv(GT)}
+    assert sum(r["label"] == truth[r["id"]] for r in records) / 800 >= 0.85
+
+    long = tmp_path / "long.csv"
+    out = ok(runner, "export", "rte", str(long), "--format", "long", *db)
+    assert "Wrote 8000 rows" in out
+    assert triples(long) == triples(LABELS)
+
+    parquet = tmp_path / "out.parquet"
+    assert "Wrote 800 rows" in ok(runner, "export", "rte", str(parquet), *db)
+    assert parquet.stat().st_size > 0
+    hf = tmp_path / "hf"
+    assert "(hf)" in ok(runner, "export", "rte", str(hf), "--format", "hf", *db)
+    assert (hf / "README.md").is_file()
+
+    status = json.loads(runner.invoke(cli.app, ["status", "--json", *db]).stdout)
+    assert status == {"projects": [{
+        "project": "rte", "task": "classification", "items": 800, "claims": 8000, "human_claims": 8000,
+        "labeled_items": 800, "sources": 164, "gold": 0, "imports": 3,
+    }]}
+    detail = json.loads(runner.invoke(cli.app, ["status", "rte", "--json", *db]).stdout)
+    assert detail["projects"][0]["items"] == 800
+    assert [(i["rows"], i["items"], i["claims"], i["skipped"]) for i in detail["imports"]] == [
+        (800, 800, 0, 0), (8000, 0, 8000, 0), (8000, 0, 0, 0)]
+    assert detail["imports"][0]["file"] == str(TEXTS)
+
+    table = ok(runner, "status", *db)
+    assert "Projects" in table and "rte" in table and "8000" in table
+
+
+def test_status_without_projects(runner: CliRunner, tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    assert "No projects yet" in ok(runner, "status", "--db", db)
+    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout) == {"projects": []}
+
+
+def test_init_without_a_name_creates_the_database(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "fresh.db"
+    out = ok(runner, "init", "--db", str(db))
+    assert "Database ready" in out
+    assert db.is_file()
+
+
+def test_relative_db_path(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ok(runner, "init", "p", "--task", "pairwise", "--db", "rel.db")
+    assert (tmp_path / "rel.db").is_file()
+    ok(runner, "init", "q", "--task", "rating", "--scale", "0-10")
+    assert (tmp_path / "veritag.db").is_file(), "the default database is ./veritag.db"
+
+
+def test_database_url_env_var(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "from-env.db"
+    monkeypatch.setenv("VERITAG_DATABASE_URL", f"sqlite:///{target}")
+    out = ok(runner, "init", "envproj", "--task", "rating", "--scale", "1-3")
+    assert "Created project envproj (rating)" in out
+    assert target.is_file()
+    assert not (tmp_path / "veritag.db").exists()
+    status = json.loads(runner.invoke(cli.app, ["status", "--json"]).stdout)
+    assert [p["project"] for p in status["projects"]] == ["envproj"]
+    # --db beats the environment
+    other = tmp_path / "other.db"
+    ok(runner, "init", "--db", str(other))
+    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", str(other)]).stdout) == {"projects": []}
+
+
+def test_init_with_schema_file(runner: CliRunner, tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "multilabel", "labels": ["a", "b"], "max_labels": 1}), encoding="utf-8")
+    assert "(multilabel)" in ok(runner, "init", "m", "--schema", str(schema), "--db", db)
+    assert "(fact_check)" in ok(runner, "init", "f", "--task", "fact_check", "--labels", "yes,no", "--db", db)
+    status = json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout)
+    assert [(p["project"], p["task"]) for p in status["projects"]] == [("m", "multilabel"), ("f", "fact_check")]
+
+
+def test_import_options(runner: CliRunner, tmp_path: Path) -> None:
+    db = ("--db", str(tmp_path / "v.db"))
+    ok(runner, "init", "p", "--task", "classification", "--labels", "neg,pos", *db)
+    data = tmp_path / "data.txt"
+    data.write_text("key\tbody\tgt\tp\n1\thi\tpos\t[0.2,0.8]\n2\tyo\t\t[0.9,0.1]\n", encoding="utf-8")
+    out = ok(runner, "import", "p", str(data), "--format", "tsv", "--id", "key", "--text", "body",
+             "--gold", "gt", "--probs", "p", "--model", "clf", *db)
+    assert "2 rows, 2 new items, 2 new claims, 1 new gold labels" in out
+    out_file = tmp_path / "o.jsonl"
+    ok(runner, "export", "p", str(out_file), *db)
+    records = {r["id"]: r for r in read_jsonl(out_file)}
+    assert (records["1"]["label"], records["1"]["label_source"]) == ("pos", "gold")
+    assert (records["2"]["label"], records["2"]["label_source"]) == ("neg", "model")
+
+
+def test_skip_invalid_from_the_cli(runner: CliRunner, tmp_path: Path) -> None:
+    db = ("--db", str(tmp_path / "v.db"))
+    ok(runner, "init", "p", "--task", "classification", "--labels", "0,1", *db)
+    data = tmp_path / "l.csv"
+    data.write_text("task,worker,label\n1,w,1\n2,w,9\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+    result = runner.invoke(cli.app, ["import", "p", str(data), "--skip-invalid", "--report", str(report), *db])
+    assert result.exit_code == 0
+    assert "1 new claims" in plain(result.stdout)
+    assert "Skipped 1 bad row(s)" in plain(result.stderr)
+    assert report.is_file()
+    assert "'9' is not one of the allowed values" in report.read_text(encoding="utf-8")
+
+
+def test_quickstart(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "qs"
+    out = ok(runner, "quickstart", "--dir", str(folder))
+    rows = read_jsonl(folder / "snow_rte.jsonl")
+    assert len(rows) == 800
+    assert all(r["label"] in ("0", "1") for r in rows)
+    assert (folder / "snow_rte.parquet").is_file()
+    assert (folder / "veritag.db").is_file()
+    match = re.search(r"accuracy against the sample's ground truth: ([0-9.]+) on (\d+) items", out)
+    assert match, out
+    assert float(match.group(1)) >= 0.85
+    assert int(match.group(2)) == 800
+    assert "Wrote 800 resolved items" in out
+    # a second run reuses the database and adds nothing
+    again = ok(runner, "quickstart", "--dir", str(folder))
+    assert again.count("Nothing new") == 2
+    assert match.group(1) in again
+
+
+def test_version(runner: CliRunner) -> None:
+    from veritag import __version__
+
+    assert ok(runner, "--version") == f"veritag {__version__}"
+
+
+# --- user mistakes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "named"),
+    [
+        (("--task", "nope"), SchemaError, "nope"),
+        (("--task", "classification", "--labels", "only"), SchemaError, "at least two labels"),
+        (("--task", "classification", "--labels", "a,a"), SchemaError, "unique"),
+        (("--task", "rating", "--scale", "5-1"), SchemaError, "must be above min"),
+        (("--task", "rating", "--scale", "one-five"), VeritagError, "--scale must look like 1-5"),
+        (("--task", "rating", "--labels", "a,b"), SchemaError, "labels"),
+        ((), VeritagError, "a project needs a task type"),
+    ],
+)
+def test_init_with_bad_schema(runner: CliRunner, tmp_path: Path, args: tuple[str, ...], error: type, named: str) -> None:
+    db = str(tmp_path / "v.db")
+    result = fails(runner, "init", "p", *args, "--db", db)
+    assert isinstance(result.exception, error)
+    assert named in str(result.exception)
+    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout) == {"projects": []}
+
+
+def test_init_schema_file_mistakes(runner: CliRunner, tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    assert "cannot read schema file" in str(fails(runner, "init", "p", "--schema", str(bad), "--db", db).exception)
+    assert "cannot read schema file" in str(
+        fails(runner, "init", "p", "--schema", str(tmp_path / "missing.json"), "--db", db).exception)
+    good = tmp_path / "good.json"
+    good.write_text('{"type": "rating"}', encoding="utf-8")
+    assert "not both" in str(fails(runner, "init", "p", "--schema", str(good), "--task", "rating", "--db", db).exception)
+
+
+def test_other_mistakes(runner: CliRunner, tmp_path: Path) -> None:
+    db = ("--db", str(tmp_path / "v.db"))
+    ok(runner, "init", "p", "--task", "classification", "--labels", "0,1", *db)
+    assert isinstance(fails(runner, "init", "p", "--task", "rating", *db).exception, AlreadyExists)
+    assert isinstance(fails(runner, "import", "nope", str(LABELS), *db).exception, NotFound)
+    assert isinstance(fails(runner, "export", "nope", str(tmp_path / "o.jsonl"), *db).exception, NotFound)
+    assert isinstance(fails(runner, "status", "nope", *db).exception, NotFound)
+    assert isinstance(fails(runner, "import", "p", str(tmp_path / "missing.csv"), *db).exception, InputError)
+    result = fails(runner, "export", "p", str(tmp_path / "o.xlsx"), *db)
+    assert "--format" in str(result.exception)
+    result = fails(runner, "export", "p", str(tmp_path / "o.jsonl"), "--format", "dpo", *db)
+    assert "pairwise" in str(result.exception)
+    result = fails(runner, "init", "--db", str(tmp_path / "no" / "dir" / "v.db"))
+    assert "does not exist" in str(result.exception)
+
+
+def test_main_prints_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    code, out, _ = run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
+    assert code == 0 and "Created project p" in out
+
+    code, _, err = run_main(monkeypatch, capsys, "import", "p", str(tmp_path / "missing.csv"), "--db", db)
+    assert code == 1
+    assert "missing.csv: no such file" in one_error_line(err)
+
+    code, _, err = run_main(monkeypatch, capsys, "init", "q", "--task", "classification", "--labels", "x", "--db", db)
+    assert code == 1
+    assert "invalid task schema" in one_error_line(err)
+
+    code, _, err = run_main(monkeypatch, capsys, "status", "nope", "--db", db)
+    assert code == 1
+    assert one_error_line(err).startswith("Error: no project named 'nope'; projects here: p")
+
+
+def test_main_lists_each_bad_row(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                 tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("task,worker,label\na,w1,7\na,w2,1\nb,w1,8\n", encoding="utf-8")
+    code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)
+    assert code == 1
+    assert "2 bad row(s); nothing was written" in one_error_line(err)
+    assert f"{bad}:2: field 'label': '7' is not one of the allowed values ['0', '1']" in err
+    assert f"{bad}:4: field 'label': '8'" in err
+
+
+def test_error_messages_with_brackets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("task,worker,label\na,w1,[/x]\n", encoding="utf-8")
+    code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)
+    assert code == 1
+    assert "'[/x]' is not one of the allowed values" in one_error_line(err) + err
+
+
+def test_bad_setting_is_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    monkeypatch.setenv("VERITAG_IMPORT_BATCH_ROWS", "0")
+    code, _, err = run_main(monkeypatch, capsys, "status", "--db", str(tmp_path / "v.db"))
+    assert code == 1
+    assert "VERITAG_IMPORT_BATCH_ROWS" in one_error_line(err).upper()
+
+
+@pytest.mark.parametrize("case", ["export-to-folder", "hf-to-file", "report-in-missing-folder"])
+def test_unwritable_outputs_are_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path, case: str) -> None:
+    db = str(tmp_path / "v.db")
+    run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
+    run_main(monkeypatch, capsys, "import", "p", str(LABELS), "--db", db)
+    if case == "export-to-folder":
+        (tmp_path / "out.jsonl").mkdir()
+        args = ["export", "p", str(tmp_path / "out.jsonl")]
+    elif case == "hf-to-file":
+        (tmp_path / "hf").write_text("a file")
+        args = ["export", "p", str(tmp_path / "hf"), "--format", "hf"]
+    else:
+        bad = tmp_path / "bad.csv"
+        bad.write_text("task,worker,label\na,w,9\n", encoding="utf-8")
+        args = ["import", "p", str(bad), "--skip-invalid", "--report", str(tmp_path / "no" / "r.csv")]
+    code, _, err = run_main(monkeypatch, capsys, *args, "--db", db)
+    assert code == 1
+    one_error_line(err)
+
+
+def test_all_rows_skipped_is_not_reported_as_already_imported(runner: CliRunner, tmp_path: Path) -> None:
+    db = ("--db", str(tmp_path / "v.db"))
+    ok(runner, "init", "p", "--task", "classification", "--labels", "0,1", *db)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("task,worker,label\na,w,9\nb,w,8\n", encoding="utf-8")
+    out = ok(runner, "import", "p", str(bad), "--skip-invalid", "--report", str(tmp_path / "r.csv"), *db)
+    assert "already imported" not in out
+
+
+def test_project_name_with_brackets(runner: CliRunner, tmp_path: Path) -> None:
+    out = ok(runner, "init", "q[/b]", "--task", "rating", "--db", str(tmp_path / "v.db"))
+    assert "Created project q[/b]" in out
+
+
+# --- the real console script ------------------------------------------------------------------
+
+
+def _script(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    assert VERITAG.is_file(), f"console script not installed at {VERITAG}"
+    full_env = {k: v for k, v in os.environ.items() if k != "VERITAG_DATABASE_URL"}
+    full_env.update(env or {})
+    return subprocess.run([str(VERITAG), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def test_console_script_user_mistakes(tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    created = _script("init", "p", "--task", "classification", "--labels", "0,1", "--db", db, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert "Created project p (classification)" in created.stdout
+
+    bad = tmp_path / "answers.csv"
+    bad.write_text("task,label\n1,0\n", encoding="utf-8")
+    result = _script("import", "p", str(bad), "--db", db, cwd=tmp_path)
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert "ambiguous" in line and "--gold label" in line
+    assert result.stdout == ""
+
+    result = _script("init", "q", "--task", "classification", "--labels", "only", "--db", db, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "invalid task schema" in one_error_line(result.stderr)
+
+
+def test_console_script_honours_env_database_url(tmp_path: Path) -> None:
+    target = tmp_path / "env.db"
+    result = _script("init", "e", "--task", "pairwise", cwd=tmp_path, env={"VERITAG_DATABASE_URL": f"sqlite:///{target}"})
+    assert result.returncode == 0, result.stderr
+    assert target.is_file()
+    assert not (tmp_path / "veritag.db").exists()
+
+
+def test_console_script_is_quiet_on_success(tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    _script("init", "p", "--task", "classification", "--labels", "0,1", "--db", db, cwd=tmp_path)
+    result = _script("import", "p", str(LABELS), "--db", db, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "8000 new claims" in result.stdout
+    assert result.stderr == ""

@@ -1,0 +1,74 @@
+"""Plain helpers shared by the test modules (fixtures live in conftest.py).
+
+Tests only use the sample bundled with the package, or files they write into ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from veritag.quickstart import sample_dir
+from veritag.store import Project, Store
+from veritag.store.queries import create_project, project_counts
+
+SAMPLE = sample_dir()
+TEXTS = SAMPLE / "texts.csv"
+LABELS = SAMPLE / "labels.csv"
+GT = SAMPLE / "gt.csv"
+
+RTE_SCHEMA = {"type": "classification", "labels": ["0", "1"]}
+
+
+def make_project(store: Store, name: str = "rte", schema: dict[str, Any] | None = None) -> Project:
+    with store.session() as session:
+        return create_project(session, name=name, schema=schema or RTE_SCHEMA)
+
+
+def counts(store: Store, project: Project) -> dict[str, int]:
+    with store.session() as session:
+        return project_counts(session, project_id=project.id)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def triples(path: Path) -> set[tuple[str, str, str]]:
+    """The (task, worker, label) triples of a long-format CSV."""
+    return {(r["task"], r["worker"], r["label"]) for r in read_csv(path)}
+
+
+def majority_by_hand(path: Path) -> dict[str, tuple[str, float, int]]:
+    """Per task of a long CSV: (winning label, its share, number of labels); ties to the smallest label."""
+    votes: dict[str, dict[str, int]] = {}
+    for r in read_csv(path):
+        per = votes.setdefault(r["task"], {})
+        per[r["label"]] = per.get(r["label"], 0) + 1
+    out = {}
+    for task, per in votes.items():
+        best = min(per, key=lambda label: (-per[label], label))
+        total = sum(per.values())
+        out[task] = (best, per[best] / total, total)
+    return out
