@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = ["VoteResult", "majority_vote", "multilabel_vote"]
 
 #: Above this many item x class cells, votes are counted per distinct (item, label) pair instead.
-_DENSE_CELLS = 50_000_000
+_DENSE_CELLS = 10_000_000
 
 
 @dataclass(frozen=True)
