@@ -55,6 +55,18 @@ def store(db_url: str) -> Iterator[object]:
 
 
 @pytest.fixture
+def rte(store: object) -> object:
+    """The bundled sample as a project with its texts and labels in (800 items, 8000 claims)."""
+    from veritag.io import ColumnMap, import_file
+    from vt_helpers import LABELS, TEXTS, make_project
+
+    project = make_project(store)  # type: ignore[arg-type]
+    import_file(store, project, TEXTS, ColumnMap(meta=["rte_subtask"]))  # type: ignore[arg-type]
+    import_file(store, project, LABELS)  # type: ignore[arg-type]
+    return project
+
+
+@pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[object]:
     """A migrated veritag ``Store`` on a fresh SQLite file, for tests that need one backend only."""
     from veritag.store import open_store

@@ -285,13 +285,20 @@ def test_main_prints_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert one_error_line(err).startswith("Error: no project named 'nope'; projects here: p")
 
 
-def test_main_lists_each_bad_row(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                 tmp_path: Path) -> None:
+def _import_bad_labels(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                       rows: str) -> tuple[Path, int, str]:
+    """Import ``rows`` (a task,worker,label body) into a fresh 0/1 project through ``main``."""
     db = str(tmp_path / "v.db")
     run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
     bad = tmp_path / "bad.csv"
-    bad.write_text("task,worker,label\na,w1,7\na,w2,1\nb,w1,8\n", encoding="utf-8")
+    bad.write_text("task,worker,label\n" + rows, encoding="utf-8")
     code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)
+    return bad, code, err
+
+
+def test_main_lists_each_bad_row(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                 tmp_path: Path) -> None:
+    bad, code, err = _import_bad_labels(monkeypatch, capsys, tmp_path, "a,w1,7\na,w2,1\nb,w1,8\n")
     assert code == 1
     assert "2 bad row(s); nothing was written" in one_error_line(err)
     assert f"{bad}:2: field 'label': '7' is not one of the allowed values ['0', '1']" in err
@@ -300,11 +307,7 @@ def test_main_lists_each_bad_row(monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 def test_error_messages_with_brackets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                       tmp_path: Path) -> None:
-    db = str(tmp_path / "v.db")
-    run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("task,worker,label\na,w1,[/x]\n", encoding="utf-8")
-    code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)
+    _, code, err = _import_bad_labels(monkeypatch, capsys, tmp_path, "a,w1,[/x]\n")
     assert code == 1
     assert "'[/x]' is not one of the allowed values" in one_error_line(err) + err
 

@@ -13,16 +13,7 @@ import sqlalchemy as sa
 from veritag.errors import InputError, RowError, RowErrors, VeritagError
 from veritag.io import ColumnMap, import_file
 from veritag.store import Gold, ImportRecord, Item, Store
-from vt_helpers import LABELS, TEXTS, counts, make_project, write_csv, write_jsonl
-
-
-@pytest.fixture
-def project_with_data(store: Store):
-    """The sample project with texts and labels already in, so "nothing written" is measurable."""
-    project = make_project(store)
-    import_file(store, project, TEXTS, ColumnMap(meta=["rte_subtask"]))
-    import_file(store, project, LABELS)
-    return project
+from vt_helpers import counts, make_project, write_csv, write_jsonl
 
 
 def refused_rows(store: Store, project, path: Path, columns: ColumnMap | None = None, **kw) -> RowErrors:
@@ -47,11 +38,11 @@ def refused_input(store: Store, project, path: Path, columns: ColumnMap | None =
 # --- malformed files --------------------------------------------------------------------------
 
 
-def test_truncated_jsonl(store: Store, project_with_data, tmp_path: Path) -> None:
+def test_truncated_jsonl(store: Store, rte, tmp_path: Path) -> None:
     path = tmp_path / "cut.jsonl"
     good = "".join(json.dumps({"task": "754", "worker": f"new{i}", "label": "1"}) + "\n" for i in range(3))
     path.write_text(good + '{"task": "754", "worker": "new9", "lab', encoding="utf-8")
-    err = refused_rows(store, project_with_data, path)
+    err = refused_rows(store, rte, path)
     assert err.total == 1
     row = err.errors[0]
     assert isinstance(row, RowError)
@@ -78,10 +69,10 @@ def test_jsonl_line_that_is_not_an_object(store: Store, tmp_path: Path) -> None:
     assert [(e.line, "JSON object" in e.message) for e in err.errors] == [(3, True), (4, True)]
 
 
-def test_csv_row_with_wrong_width(store: Store, project_with_data, tmp_path: Path) -> None:
+def test_csv_row_with_wrong_width(store: Store, rte, tmp_path: Path) -> None:
     path = tmp_path / "w.csv"
     path.write_text("task,worker,label\n754,a,1\n754,b,1,extra\n", encoding="utf-8")
-    err = refused_rows(store, project_with_data, path)
+    err = refused_rows(store, rte, path)
     assert err.errors[0].line == 3
     assert "expected 3 columns, found 4" in str(err)
 
@@ -178,10 +169,10 @@ def test_empty_ids_workers_and_labels(store: Store, tmp_path: Path) -> None:
 # --- labels against the schema ----------------------------------------------------------------
 
 
-def test_label_outside_the_schema(store: Store, project_with_data, tmp_path: Path) -> None:
+def test_label_outside_the_schema(store: Store, rte, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "more.csv", ["task", "worker", "label"],
                      [("754", "x1", "1"), ("754", "x2", "yes"), ("822", "x1", "2")])
-    err = refused_rows(store, project_with_data, path)
+    err = refused_rows(store, rte, path)
     assert err.total == 2
     assert [(e.file, e.line, e.field) for e in err.errors] == [(str(path), 3, "label"), (str(path), 4, "label")]
     text = str(err)
@@ -285,10 +276,10 @@ def test_conflicting_gold_within_one_file(sqlite_store: Store, tmp_path: Path) -
 # --- encodings --------------------------------------------------------------------------------
 
 
-def test_wrong_encoding_csv(store: Store, project_with_data, tmp_path: Path) -> None:
+def test_wrong_encoding_csv(store: Store, rte, tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("task,worker,label\n754,caf\xe9,1\n".encode("latin-1"))
-    err = refused_input(store, project_with_data, path)
+    err = refused_input(store, rte, path)
     assert not isinstance(err, RowErrors)
     text = str(err)
     assert str(path) in text
@@ -296,7 +287,7 @@ def test_wrong_encoding_csv(store: Store, project_with_data, tmp_path: Path) -> 
     assert "--encoding latin-1" in text
     assert "nothing was written" in text
 
-    result = import_file(store, project_with_data, path, encoding="latin-1")
+    result = import_file(store, rte, path, encoding="latin-1")
     assert result.claims_added == 1
     with store.engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT name FROM sources WHERE name LIKE 'caf%'")) == "café"

@@ -30,14 +30,6 @@ from vt_helpers import (
 COLUMNS = ["id", "text", "hypothesis", "rte_subtask", "label", "confidence", "n_labels", "label_source"]
 
 
-@pytest.fixture
-def rte(store: Store):
-    project = make_project(store)
-    import_file(store, project, TEXTS, ColumnMap(meta=["rte_subtask"]))
-    import_file(store, project, LABELS)
-    return project
-
-
 @pytest.fixture(scope="module")
 def expected() -> dict[str, tuple[str, float, int]]:
     return majority_by_hand(LABELS)
