@@ -1,0 +1,426 @@
+"""Truth inference: every item's posterior and every source's confusion matrix, from all claims.
+
+Dawid-Skene (a full confusion matrix per source) and one-coin Dawid-Skene (one accuracy per
+source) are fit by EM in log space. Each claim becomes a column of a sparse items x responses
+matrix ``A``; one EM iteration is two sparse products (``A @ log_theta`` for the E-step,
+``A.T @ posterior`` for the M-step), so it costs O(claims) with no Python loop over claims.
+
+Models are sources like any other, but a model's claim is its probability row, binned by
+confidence: the response is (top class, confidence bin), and the model's confusion matrix spans
+those responses, so EM learns how often the model is right *at each confidence level* — a
+calibrated vote instead of a blind argmax.
+
+Three guards keep EM honest where plain Dawid-Skene is not identifiable:
+
+* sources are measured only on items with two or more claims (or gold): a lone claim agrees
+  with the posterior it made itself;
+* sparse human sources are shrunk toward the pooled confusion of all humans (empirical Bayes,
+  ``shrinkage`` pseudo-claims), and the pool toward "better than chance";
+* when models are present, the humans are fit alone first and held fixed while EM learns the
+  models, so a model cannot talk EM into "the truth is whatever I said".
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from .claims import Claims
+from .voting import majority_vote
+
+__all__ = ["ENGINE_VERSION", "METHODS", "ConvergenceWarning", "TruthResult", "fit_truth"]
+
+#: Stored with every posterior, so a stored result says which engine made it.
+ENGINE_VERSION = "veritag-truth/1"
+METHODS = ("mv", "wmv", "onecoin", "ds")
+Method = Literal["mv", "wmv", "onecoin", "ds"]
+
+_FLOOR = 0.01  # uniform pseudo-count on every confusion cell: no log(0), no 0/0
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the log-likelihood settled."""
+
+
+@dataclass(frozen=True)
+class TruthResult:
+    """What the engine found.
+
+    Attributes
+    ----------
+    posterior : ndarray of shape (n_items, n_classes)
+        P(true class | all claims); items without claims get the prior.
+    confusion : ndarray of shape (n_sources, n_classes, n_classes)
+        ``confusion[s, k, l]`` = P(source s answers l | true class k). For a model, ``l`` is its
+        top class.
+    prior : ndarray of shape (n_classes,)
+    accuracy : ndarray of shape (n_sources,)
+        Expected share of the source's answers (a model's top classes) that are right, under the
+        posterior. NaN for a source without claims.
+    n_claims : ndarray of shape (n_sources,)
+    log_likelihood : float
+        Of the claims (and gold labels) under the fitted model; NaN for voting methods.
+    n_iter : int
+    converged : bool
+    method : str
+    """
+
+    posterior: NDArray[np.float64]
+    confusion: NDArray[np.float64]
+    prior: NDArray[np.float64]
+    accuracy: NDArray[np.float64]
+    n_claims: NDArray[np.int64]
+    log_likelihood: float
+    n_iter: int
+    converged: bool
+    method: str
+
+    def labels(self) -> NDArray[np.int64]:
+        """The most probable class per item (ties go to the smallest class index)."""
+        return self.posterior.argmax(axis=1)
+
+    def confidence(self) -> NDArray[np.float64]:
+        return self.posterior.max(axis=1)
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Claims laid out as a sparse matrix over response columns.
+
+    Each column belongs to one *virtual source* (a real source's hard answers, or one model's
+    binned answers) and stands for one class (``col_class``). The first ``n_hard_cols`` columns
+    are hard answers, shrunk toward their pooled confusion.
+    """
+
+    A: sp.csr_matrix
+    AT: sp.csc_matrix  # A.T without a copy: the M-step product scatters, which is cache-friendly
+    claim_item: NDArray[np.int64]  # per claim (a model claim is one column: its bin)
+    claim_col: NDArray[np.int64]
+    col_vsrc: NDArray[np.int64]
+    col_class: NDArray[np.int64]
+    vsrc_source: NDArray[np.int64]
+    n_vsrc: int
+    n_hard_cols: int
+    group: sp.csr_matrix  # n_vsrc x columns indicator: sums a source's columns
+
+
+def _bin_by_rank(source: NDArray[np.int64], conf: NDArray[np.float64], bins: int) -> NDArray[np.int64]:
+    """Equal-frequency confidence bins within each source, without a loop over sources."""
+    order = np.lexsort((conf, source))
+    sorted_src = source[order]
+    starts = np.flatnonzero(np.r_[True, sorted_src[1:] != sorted_src[:-1]])
+    counts = np.diff(np.r_[starts, sorted_src.size])
+    rank = np.arange(sorted_src.size) - np.repeat(starts, counts)
+    # Equal confidences share a bin: every member of a tie takes the rank of its first member.
+    sorted_conf = conf[order]
+    new = np.r_[True, (sorted_src[1:] != sorted_src[:-1]) | (sorted_conf[1:] != sorted_conf[:-1])]
+    rank = rank[np.maximum.accumulate(np.where(new, np.arange(new.size), 0))]
+    out = np.empty(source.size, np.int64)
+    out[order] = np.minimum(rank * bins // np.repeat(counts, counts), bins - 1)
+    return out
+
+
+def _design(claims: Claims, bins: int) -> _Design:
+    n, s, k = claims.n_items, claims.n_sources, claims.n_classes
+    item = [claims.item]
+    cols = [claims.source * k + claims.label]
+    col_vsrc = [np.repeat(np.arange(s), k)]
+    col_class = [np.tile(np.arange(k), s)]
+    vsrc_source = [np.arange(s)]
+    n_vsrc = s
+    if claims.prob_item.size:
+        models, m_idx = np.unique(claims.prob_source, return_inverse=True)
+        m = models.size
+        b = _bin_by_rank(m_idx, claims.probs.max(axis=1), bins)
+        item.append(claims.prob_item)
+        cols.append(s * k + (m_idx * k + claims.probs.argmax(axis=1)) * bins + b)
+        col_vsrc.append(s + np.repeat(np.arange(m), k * bins))
+        col_class.append(np.tile(np.repeat(np.arange(k), bins), m))
+        vsrc_source.append(models)
+        n_vsrc = s + m
+    claim_item, claim_col = np.concatenate(item), np.concatenate(cols)
+    n_cols = sum(c.size for c in col_class)
+    A = sp.csr_matrix((np.ones(claim_item.size), (claim_item, claim_col)), shape=(n, n_cols))
+    A.sum_duplicates()
+    vsrc = np.concatenate(col_vsrc)
+    group = sp.csr_matrix((np.ones(n_cols), (vsrc, np.arange(n_cols))), shape=(n_vsrc, n_cols))
+    return _Design(
+        A, A.T, claim_item, claim_col, vsrc, np.concatenate(col_class), np.concatenate(vsrc_source),
+        n_vsrc, s * k, group,
+    )
+
+
+def _gold(claims: Claims, gold_items: ArrayLike | None, gold_labels: ArrayLike | None):
+    if gold_items is None and gold_labels is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    gi = np.asarray(gold_items, dtype=np.int64).ravel()
+    gl = np.asarray(gold_labels, dtype=np.int64).ravel()
+    if gi.shape != gl.shape:
+        raise ValueError("gold_items and gold_labels must have the same length")
+    if gi.size and (gi.min() < 0 or gi.max() >= claims.n_items):
+        raise ValueError(f"gold_items must lie in [0, n_items={claims.n_items})")
+    if gl.size and (gl.min() < 0 or gl.max() >= claims.n_classes):
+        raise ValueError(f"gold_labels must lie in [0, n_classes={claims.n_classes})")
+    if np.unique(gi).size != gi.size:
+        raise ValueError("an item has more than one gold label")
+    return gi, gl
+
+
+def _pin(posterior: NDArray[np.float64], gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> None:
+    posterior[gold_items] = 0.0
+    posterior[gold_items, gold_labels] = 1.0
+
+
+def _vote_posterior(claims: Claims, weights: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    """Vote shares per item (model rows count fractionally); uniform where nobody voted."""
+    n, k = claims.n_items, claims.n_classes
+    w_hard = np.ones(claims.item.size) if weights is None else weights[claims.source]
+    w_soft = np.ones(claims.prob_item.size) if weights is None else weights[claims.prob_source]
+    votes = np.bincount(claims.item * k + claims.label, weights=w_hard, minlength=n * k).reshape(n, k)
+    if claims.prob_item.size:
+        soft = claims.probs * w_soft[:, None]
+        for c in range(k):
+            votes[:, c] += np.bincount(claims.prob_item, weights=soft[:, c], minlength=n)
+    total = votes.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, votes / total, 1.0 / k)
+
+
+def _e_step(
+    d: _Design, log_theta: NDArray[np.float64], prior: NDArray[np.float64], gold_items, gold_labels,
+) -> tuple[NDArray[np.float64], float]:
+    # Column-major: the per-item reductions below run over K contiguous columns, not n short rows.
+    joint = np.asfortranarray(d.A @ log_theta)
+    joint += np.log(prior)[None, :]
+    gold_joint = joint[gold_items, gold_labels]
+    # logsumexp by hand, in place: scipy's generic version costs more than the sparse product.
+    top = joint.max(axis=1, keepdims=True)
+    joint -= top
+    np.exp(joint, out=joint)
+    total = joint @ np.ones(joint.shape[1])
+    joint /= total[:, None]
+    norm = np.log(total) + top[:, 0]
+    ll = float(norm.sum())
+    if gold_items.size:
+        ll += float(gold_joint.sum() - norm[gold_items].sum())
+        _pin(joint, gold_items, gold_labels)
+    return joint, ll
+
+
+def _chance_pool(k: int) -> NDArray[np.float64]:
+    """One pseudo-claim's worth of "better than chance": accuracy halfway between 1/K and 1.
+
+    It only matters where no item has two claims, so nobody can be measured; every source then
+    gets the same reliability and the result is a majority vote rather than a degenerate fit.
+    """
+    acc = (1.0 + 1.0 / k) / 2.0
+    pool = np.full((k, k), (1.0 - acc) / max(k - 1, 1))
+    np.fill_diagonal(pool, acc)
+    return pool
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """The EM loop and its settings, so the human-only and the full fit run the same code."""
+
+    k: int
+    method: str
+    shrinkage: float
+    learn_prior: bool
+    prior: NDArray[np.float64]
+    gold_items: NDArray[np.int64]
+    gold_labels: NDArray[np.int64]
+    max_iter: int
+    tol: float
+
+    def m_step(
+        self, d: _Design, posterior: NDArray[np.float64], rows: NDArray[np.bool_],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Log theta (columns x K) and the class prior.
+
+        Only ``rows`` (items with two or more claims, or gold) measure the sources: a lone claim
+        agrees with the posterior it made itself, and letting it count is how DS drifts to "every
+        item is class 0 and half the workers are liars" when most items have one label.
+        """
+        k = self.k
+        counts = np.asarray(d.AT @ (posterior * rows[:, None]))  # (columns, K true)
+        prior = self.prior
+        if self.learn_prior:
+            # Also from measurable items only: with one label per item, learning the prior through
+            # an assumed accuracy drifts it to 0 for a rare class.
+            prior = posterior[rows].sum(axis=0) + 1.0
+            prior = prior / prior.sum()
+        human = slice(0, d.n_hard_cols)
+        if self.method == "onecoin" and d.n_hard_cols:
+            # One coin per human source; a model keeps its full (binned) confusion, because a
+            # model that nearly always answers one class is not "accurate", it is uninformative.
+            hard = counts[human]
+            agree = np.bincount(d.col_vsrc[human], weights=hard[np.arange(hard.shape[0]), d.col_class[human]],
+                                minlength=d.n_hard_cols // k)
+            total = np.bincount(d.col_vsrc[human], weights=hard.sum(axis=1), minlength=d.n_hard_cols // k)
+            pooled = (agree.sum() + _chance_pool(k)[0, 0]) / (total.sum() + 1.0)
+            pseudo = self.shrinkage + _FLOOR
+            acc = ((agree + pseudo * pooled + _FLOOR) / (total + pseudo + 2 * _FLOOR))[d.col_vsrc[human]]
+            coin = np.where(d.col_class[human][:, None] == np.arange(k)[None, :], acc[:, None],
+                            ((1.0 - acc) / max(k - 1, 1))[:, None])
+        elif d.n_hard_cols:
+            per_source = counts[human].reshape(-1, k, k)  # (sources, answer l, true k)
+            pooled = per_source.sum(axis=0) + _chance_pool(k).T
+            pooled = pooled / pooled.sum(axis=0, keepdims=True)
+            counts[human] += np.tile((self.shrinkage + _FLOOR) * pooled, (per_source.shape[0], 1))
+        counts += _FLOOR
+        totals = np.asarray(d.group @ counts)  # (virtual sources, K)
+        log_theta = np.log(counts / totals[d.col_vsrc])
+        if self.method == "onecoin" and d.n_hard_cols:
+            log_theta[human] = np.log(coin)
+        return log_theta, prior
+
+    def run(
+        self, d: _Design, posterior: NDArray[np.float64], rows: NDArray[np.bool_],
+        humans: NDArray[np.float64] | None = None,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, int, bool]:
+        """EM from ``posterior``; ``humans`` (log theta of the hard columns) stay fixed if given.
+
+        Returns posterior, log theta, prior, log-likelihood, iterations, converged.
+        """
+        posterior = posterior.copy()
+        _pin(posterior, self.gold_items, self.gold_labels)
+        prior, ll_prev, ll, it = self.prior, -np.inf, -np.inf, 0
+        log_theta = np.zeros((d.A.shape[1], self.k))
+        for it in range(1, self.max_iter + 1):
+            log_theta, prior = self.m_step(d, posterior, rows)
+            if humans is not None:
+                log_theta[: d.n_hard_cols] = humans
+            posterior, ll = _e_step(d, log_theta, prior, self.gold_items, self.gold_labels)
+            if abs(ll - ll_prev) <= self.tol * max(abs(ll), 1.0):
+                return posterior, log_theta, prior, ll, it, True
+            ll_prev = ll
+        return posterior, log_theta, prior, ll, it, False
+
+
+def _start(claims: Claims) -> NDArray[np.float64]:
+    """The human vote; models only where no human answered, so they start out measured."""
+    if not claims.item.size:
+        return _vote_posterior(claims, None)
+    posterior = _vote_posterior(claims.drop_soft(), None)
+    open_ = np.bincount(claims.item, minlength=claims.n_items) == 0
+    if claims.prob_item.size and open_.any():
+        posterior[open_] = _vote_posterior(claims, None)[open_]
+    return posterior
+
+
+def _measurable(claims: Claims, gold_items: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Items that can measure a source: two or more claims, or a gold label."""
+    rows = claims.claims_per_item() >= 2
+    rows[gold_items] = True
+    return rows
+
+
+def _summaries(
+    d: _Design, claims: Claims, posterior: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Per real source: confusion over classes (a model's answer collapsed to its top class),
+    expected accuracy, and claim count."""
+    k, s = claims.n_classes, claims.n_sources
+    counts = np.asarray(d.AT @ posterior)  # (columns, K true)
+    vs_src = d.vsrc_source[d.col_vsrc]
+    if claims.prob_item.size and d.A.shape[1] > d.n_hard_cols:
+        # A soft/binned block replaces the hard block of the same source only if that had nothing.
+        counts_soft = counts[d.n_hard_cols:]
+        idx = vs_src[d.n_hard_cols:] * k + d.col_class[d.n_hard_cols:]
+        by_answer = np.zeros((s * k, k))
+        np.add.at(by_answer, idx, counts_soft)
+        counts = counts[: d.n_hard_cols] + by_answer
+    else:
+        counts = counts[: d.n_hard_cols]
+    per = counts.reshape(s, k, k).transpose(0, 2, 1)  # (source, true k, answer l)
+    mass = per.sum(axis=2, keepdims=True)
+    confusion = np.where(mass > 0, (per + _FLOOR) / (mass + k * _FLOOR), 1.0 / k)
+    total = per.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(total > 0, np.trace(per, axis1=1, axis2=2) / total, np.nan)
+    n_claims = np.bincount(np.concatenate([claims.source, claims.prob_source]), minlength=s)
+    return confusion, accuracy, n_claims
+
+
+def fit_truth(
+    claims: Claims,
+    method: Method = "ds",
+    *,
+    gold_items: ArrayLike | None = None,
+    gold_labels: ArrayLike | None = None,
+    prior: ArrayLike | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-7,
+    shrinkage: float = 0.5,
+    bins: int = 5,
+) -> TruthResult:
+    """Estimate every item's true class and every source's reliability.
+
+    Parameters
+    ----------
+    claims : Claims
+    method : {"mv", "wmv", "onecoin", "ds"}
+        Majority vote, weighted vote (each source weighted by its agreement with the majority),
+        one-coin Dawid-Skene, or full Dawid-Skene.
+    gold_items, gold_labels : array-like of int, optional
+        Items whose true class is known: pinned, and used to measure the sources.
+    prior : array-like of shape (n_classes,), optional
+        Fixed class prior; learned from the data when omitted.
+    max_iter, tol :
+        EM stops when the log-likelihood changes by less than ``tol`` relative, or after
+        ``max_iter`` iterations (with a ConvergenceWarning).
+    shrinkage : float
+        Pseudo-claims pulling each human source toward the pooled confusion of all humans.
+    bins : int
+        Confidence bins per model (equal-frequency over that model's top-class probabilities).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if max_iter < 1 or tol < 0 or shrinkage < 0 or bins < 1:
+        raise ValueError("max_iter and bins must be >= 1; tol and shrinkage >= 0")
+    k = claims.n_classes
+    gi, gl = _gold(claims, gold_items, gold_labels)
+    learn_prior = prior is None
+    fixed = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
+    if fixed.shape != (k,) or fixed.min() <= 0:
+        raise ValueError(f"prior must be {k} positive numbers")
+    fixed = fixed / fixed.sum()
+    d = _design(claims, bins)
+
+    if method in ("mv", "wmv"):
+        hard = claims.hard_only()
+        posterior = _vote_posterior(claims, None)
+        if method == "wmv":
+            vote = majority_vote(hard.item, hard.label, n_items=claims.n_items)
+            agree = np.bincount(hard.source, weights=(vote.label[hard.item] == hard.label).astype(float),
+                                minlength=claims.n_sources)
+            seen = np.bincount(hard.source, minlength=claims.n_sources)
+            weights = np.where(seen > 0, agree / np.maximum(seen, 1), 0.0)
+            posterior = _vote_posterior(claims, weights)
+        _pin(posterior, gi, gl)
+        confusion, accuracy, n_claims = _summaries(d, claims, posterior)
+        learned = posterior.sum(axis=0) + 1.0
+        return TruthResult(posterior, confusion, learned / learned.sum() if learn_prior else fixed, accuracy,
+                           n_claims, float("nan"), 0, True, method)
+
+    fit = _Fit(k, method, shrinkage, learn_prior, fixed, gi, gl, max_iter, tol)
+    rows = _measurable(claims, gi)
+    humans = None
+    if claims.prob_item.size and claims.item.size:
+        # The humans are fit alone first and then held fixed while EM learns the models. Free
+        # EM over one human label and one model row per item is not identifiable, and its
+        # likelihood prefers the degenerate answer "the truth is whatever the model said".
+        hard = claims.drop_soft()
+        _, log_theta, _, _, _, _ = fit.run(_design(hard, bins), _start(hard), _measurable(hard, gi))
+        humans = log_theta
+    posterior, _, class_prior, ll, it, converged = fit.run(d, _start(claims), rows, humans)
+    if not converged:
+        warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
+    confusion, accuracy, n_claims = _summaries(d, claims, posterior)
+    return TruthResult(posterior, confusion, class_prior, accuracy, n_claims, ll, it, converged, method)
