@@ -17,7 +17,8 @@ Three guards keep EM honest where plain Dawid-Skene is not identifiable:
 * sparse human sources are shrunk toward the pooled confusion of all humans (empirical Bayes,
   ``shrinkage`` pseudo-claims), and the pool toward "better than chance";
 * when models are present, the humans are fit alone first and held fixed while EM learns the
-  models, so a model cannot talk EM into "the truth is whatever I said".
+  models, so a model cannot talk EM into "the truth is whatever I said"; each model bin also
+  leans toward "uninformative" by a few pseudo-claims, so a thin bin cannot claim certainty.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ ENGINE_VERSION = "veritag-truth/1"
 METHODS = ("mv", "wmv", "onecoin", "ds")
 Method = Literal["mv", "wmv", "onecoin", "ds"]
 
+_MODEL_PSEUDO = 10.0  # pseudo-claims per model and class toward "uninformative", spread over its bins
 _FLOOR = 0.01  # uniform pseudo-count on every confusion cell: no log(0), no 0/0
 
 
@@ -158,6 +160,8 @@ def _design(claims: Claims, bins: int) -> _Design:
 def _gold(claims: Claims, gold_items: ArrayLike | None, gold_labels: ArrayLike | None):
     if gold_items is None and gold_labels is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if gold_items is None or gold_labels is None:
+        raise ValueError("gold_items and gold_labels must be given together")
     gi = np.asarray(gold_items, dtype=np.int64).ravel()
     gl = np.asarray(gold_labels, dtype=np.int64).ravel()
     if gi.shape != gl.shape:
@@ -181,7 +185,8 @@ def _vote_posterior(claims: Claims, weights: NDArray[np.float64] | None) -> NDAr
     n, k = claims.n_items, claims.n_classes
     w_hard = np.ones(claims.item.size) if weights is None else weights[claims.source]
     w_soft = np.ones(claims.prob_item.size) if weights is None else weights[claims.prob_source]
-    votes = np.bincount(claims.item * k + claims.label, weights=w_hard, minlength=n * k).reshape(n, k)
+    # astype: numpy gives an int array for an empty input even with float weights (model-only claims)
+    votes = np.bincount(claims.item * k + claims.label, weights=w_hard, minlength=n * k).astype(np.float64).reshape(n, k)
     if claims.prob_item.size:
         soft = claims.probs * w_soft[:, None]
         for c in range(k):
@@ -273,6 +278,13 @@ class _Fit:
             pooled = per_source.sum(axis=0) + _chance_pool(k).T
             pooled = pooled / pooled.sum(axis=0, keepdims=True)
             counts[human] += np.tile((self.shrinkage + _FLOOR) * pooled, (per_source.shape[0], 1))
+        if d.A.shape[1] > d.n_hard_cols:
+            # Each model bin leans toward "uninformative" (its answer equally likely under every
+            # class) by a few pseudo-claims, so a thin bin cannot claim certainty.
+            model = slice(d.n_hard_cols, None)
+            mass = counts[model].sum(axis=1)
+            share = mass / np.maximum(np.asarray(d.group @ counts.sum(axis=1)).ravel()[d.col_vsrc[model]], _FLOOR)
+            counts[model] += (_MODEL_PSEUDO * share)[:, None] * (prior * k)[None, :]
         counts += _FLOOR
         totals = np.asarray(d.group @ counts)  # (virtual sources, K)
         log_theta = np.log(counts / totals[d.col_vsrc])
@@ -420,6 +432,11 @@ def fit_truth(
         _, log_theta, _, _, _, _ = fit.run(_design(hard, bins), _start(hard), _measurable(hard, gi))
         humans = log_theta
     posterior, _, class_prior, ll, it, converged = fit.run(d, _start(claims), rows, humans)
+    if not claims.item.size and not rows.any():
+        # Models alone, each item answered once, no gold: nothing can measure them, so their
+        # probabilities are taken at face value rather than flattened to the prior.
+        posterior = _vote_posterior(claims, None)
+        _pin(posterior, gi, gl)
     if not converged:
         warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
     confusion, accuracy, n_claims = _summaries(d, claims, posterior)

@@ -74,7 +74,9 @@ def source_reliability(
     row = overall.sum(axis=3, keepdims=True)
     overall = np.where(row > 0, (overall + 1e-2) / (row + k * 1e-2), 1.0 / k)
     shrunk = counts + strength * overall
-    confusion = shrunk / shrunk.sum(axis=3, keepdims=True)
+    mass = shrunk.sum(axis=3, keepdims=True)
+    # With strength 0 a slice without claims has no mass: it keeps the overall matrix, not 0/0.
+    confusion = np.where(mass > 0, shrunk / np.where(mass > 0, mass, 1.0), overall)
     total = counts.sum(axis=(2, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(total > 0, np.trace(counts, axis1=2, axis2=3) / total, np.nan)
