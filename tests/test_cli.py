@@ -399,3 +399,142 @@ def test_console_script_is_quiet_on_success(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "8000 new claims" in result.stdout
     assert result.stderr == ""
+
+
+# --- veritag resolve --------------------------------------------------------------------------
+
+
+def _small_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Three tasks labeled by three workers (w3 always wrong), gold for one, a model for a fourth."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("task,worker,label\n" + "".join(
+        f"{t},{w},{v}\n" for t, truth in (("t1", "1"), ("t2", "0"), ("t3", "1"))
+        for w, v in (("w1", truth), ("w2", truth), ("w3", "0" if truth == "1" else "1"))), encoding="utf-8")
+    gold = tmp_path / "gold.csv"
+    gold.write_text("task,label\nt2,0\n", encoding="utf-8")
+    probs = tmp_path / "probs.csv"
+    probs.write_text("task,model,0,1\nt4,clf,0.2,0.8\n", encoding="utf-8")
+    return labels, gold, probs
+
+
+def test_resolve_file_mode(runner: CliRunner, tmp_path: Path) -> None:
+    labels, gold, probs = _small_files(tmp_path)
+    out, table = tmp_path / "out.csv", tmp_path / "workers.csv"
+    text = ok(runner, "resolve", str(labels), "--gold", str(gold), "--model-probs", str(probs), "--method", "mv",
+              "-o", str(out), "--workers", "--workers-out", str(table))
+    assert "Resolved 4 tasks from 9 labels by 3 workers, 1 model rows, 1 gold labels with mv" in text
+    rows = read_csv(out)
+    assert [(r["task"], r["label"]) for r in rows] == [("t1", "1"), ("t2", "0"), ("t3", "1"), ("t4", "1")]
+    assert [float(r["confidence"]) for r in rows] == pytest.approx([2 / 3, 1.0, 2 / 3, 0.8])
+    assert "Workers by estimated accuracy" in text
+    assert text.index("w1") < text.index("w3") and "clf" in text
+    workers = read_csv(table)
+    assert list(workers[0]) == ["worker", "kind", "n_claims", "accuracy"]
+    assert [(w["worker"], w["kind"], w["n_claims"]) for w in workers][-1] == ("clf", "model", "1")
+    assert workers[-1]["accuracy"] == ""  # nothing checked the model
+    assert float(workers[0]["accuracy"]) > float(next(w for w in workers if w["worker"] == "w3")["accuracy"])
+    # ds by default, and without --workers no table
+    text = ok(runner, "resolve", str(labels), "-o", str(out))
+    assert "with ds" in text and "Workers by" not in text
+
+
+def test_resolve_project_mode_and_export_status(runner: CliRunner, tmp_path: Path) -> None:
+    db = ("--db", str(tmp_path / "v.db"))
+    ok(runner, "init", "rte", "--task", "classification", "--labels", "0,1", *db)
+    ok(runner, "import", "rte", str(LABELS), *db)
+    assert "Not resolved yet" in ok(runner, "status", "rte", *db)
+    text = ok(runner, "resolve", "--project", "rte", *db)
+    assert "Resolved 800 items of rte with ds (veritag-truth/1)" in text and "converged" in text
+    assert "Stored as run 1" in text and "From human claims: 800" in text
+    assert "Most accurate sources" in text and "Least accurate sources" in text
+    detail = json.loads(runner.invoke(cli.app, ["status", "rte", "--json", *db]).stdout)
+    assert {k: detail["resolution"][k] for k in ("run", "method", "items", "stale")} == {
+        "run": 1, "method": "ds", "items": 800, "stale": False}
+    out = ok(runner, "export", "rte", str(tmp_path / "a.jsonl"), *db)
+    assert "resolved" not in out and "Wrote 800 rows" in out
+    more = tmp_path / "more.csv"
+    more.write_text("task,worker,label\n266,newcomer,0\n", encoding="utf-8")
+    ok(runner, "import", "rte", str(more), *db)
+    assert "stale" in ok(runner, "status", "rte", *db)
+    out = ok(runner, "export", "rte", str(tmp_path / "b.jsonl"), *db)
+    assert "resolved 800 items with ds and stored it as run 2" in out
+    assert {r["label_source"] for r in read_jsonl(tmp_path / "b.jsonl")} == {"ds@veritag-truth/1"}
+    text = ok(runner, "resolve", "--project", "rte", "--method", "mv", "--workers",
+              "--workers-out", str(tmp_path / "w.csv"), *db)
+    assert "with mv" in text and "Stored as run 3" in text and "Sources by estimated accuracy" in text
+    assert len(read_csv(tmp_path / "w.csv")) == 165
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    ((), "either a labels file"),
+    (("LABELS", "--project", "p"), "not both or neither"),
+    (("LABELS",), "needs -o OUT.csv"),
+    (("LABELS", "-o", "out.csv", "--method", "em"), "unknown method 'em'"),
+    (("LABELS", "-o", "out.csv", "--db", "x.db"), "file mode uses no database"),
+    (("--project", "p", "--gold", "g.csv"), "--gold is for file mode"),
+    (("--project", "nope"), "no project named 'nope'"),
+])
+def test_resolve_mistakes_are_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path, args: tuple[str, ...], named: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
+    labels, _, _ = _small_files(tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, "resolve", *(str(labels) if a == "LABELS" else a for a in args))
+    assert code == 1
+    assert named in one_error_line(err)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_resolve_bad_rows_name_file_and_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    labels, _, _ = _small_files(tmp_path)
+    gold = tmp_path / "bad-gold.csv"
+    gold.write_text("task,label\nt1,1\nt2,maybe\n", encoding="utf-8")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("task,worker,label\nt1,w1,1\nt2,w2\n", encoding="utf-8")
+    code, _, err = run_main(monkeypatch, capsys, "resolve", str(labels), "--gold", str(gold), "-o", str(tmp_path / "o.csv"))
+    assert code == 1 and "1 bad row(s); nothing was resolved" in one_error_line(err)
+    assert f"{gold}:3: field 'label': 'maybe' is not among the labels" in err
+    code, _, err = run_main(monkeypatch, capsys, "resolve", str(broken), "-o", str(tmp_path / "o.csv"))
+    assert code == 1 and f"{broken}:3: expected 3 columns, found 2" in err
+    assert not (tmp_path / "o.csv").exists()
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def _sample_db(runner: CliRunner, tmp_path: Path) -> list[str]:
+    db = ["--db", str(tmp_path / "r.db")]
+    ok(runner, "init", "rte", "--task", "classification", "--labels", "0,1", *db)
+    ok(runner, "import", "rte", str(TEXTS), "--meta", "rte_subtask", *db)
+    ok(runner, "import", "rte", str(LABELS), *db)
+    return db
+
+
+def test_report_prints_sources_agreement_and_suspects_and_writes_html_and_json(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    db = _sample_db(runner, tmp_path)
+    page, data = tmp_path / "report.html", tmp_path / "report.json"
+    out = ok(runner, "report", "rte", "--domain", "rte_subtask", "--top", "7", "--html", str(page),
+             "--json", str(data), *db)
+    assert "Fleiss' kappa" in out and "Human claims most likely wrong" in out
+    assert "ds, " in out and "converged" in out
+    report = json.loads(data.read_text(encoding="utf-8"))
+    assert report["summary"]["items"] == 800 and report["summary"]["claims"] == 8000
+    assert len(report["suspect_claims"]) == 7 and len(report["uncertain_items"]) == 7
+    # The workers who most often contradict the resolved label are at the bottom of the table.
+    worst = min(report["sources"], key=lambda s: s["accuracy"])
+    assert worst["accuracy"] < 0.6
+    assert report["domains"] is not None and report["domains"]["field"] == "rte_subtask"
+    text = page.read_text(encoding="utf-8")
+    assert text.count("<svg") >= 3 and "rte_subtask" in text
+
+
+def test_report_with_mv_and_bad_options(runner: CliRunner, tmp_path: Path) -> None:
+    db = _sample_db(runner, tmp_path)
+    assert "mv" in ok(runner, "report", "rte", "--method", "mv", *db)
+    assert "unknown method" in str(fails(runner, "report", "rte", "--method", "glad", *db).exception)
+    assert "--top" in str(fails(runner, "report", "rte", "--top", "0", *db).exception)
+    ok(runner, "init", "notes", "--task", "free_text", *db)
+    assert "no fixed classes" in str(fails(runner, "report", "notes", *db).exception)

@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,9 +26,29 @@ from .config import database_url_for, load_settings
 from .errors import VeritagError
 from .io import EXPORT_FORMATS, FORMATS, ColumnMap, ImportResult, export_project, import_file
 from .quickstart import run_quickstart
+from .resolve import (
+    DEFAULT_METHOD,
+    METHODS,
+    OPEN_METHOD,
+    SourceRow,
+    project_source_rows,
+    resolve_and_store,
+    resolve_files,
+    write_labels,
+    write_sources,
+)
 from .schema import TASK_TYPES, parse_schema
 from .store import ImportRecord, Store, open_store
-from .store.queries import create_project, get_project, list_projects, project_counts, project_schema
+from .store.queries import (
+    create_project,
+    get_project,
+    latest_truth_run,
+    list_projects,
+    project_counts,
+    project_schema,
+    run_is_current,
+    source_names,
+)
 
 app = typer.Typer(
     name="veritag",
@@ -196,6 +217,9 @@ def export(
             proj = get_project(session, name=project)
         with _progress() as bar:
             result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"))
+    if result.resolved:
+        console.print(f"No stored resolution covered every claim and gold label: resolved {result.items_resolved} "
+                      f"items with {result.method} and stored it as run {result.run_id}.")
     console.print(f"Wrote {result.rows} rows to {escape(str(result.path))} ({fmt}).")
 
 
@@ -210,8 +234,13 @@ def status(
         projects = [get_project(session, name=project)] if project else list_projects(session)
         rows = [{"project": p.name, "task": project_schema(p).type, **project_counts(session, project_id=p.id)}
                 for p in projects]
-        imports = []
+        imports, latest = [], None
         if project:
+            run = latest_truth_run(session, project_id=projects[0].id)
+            if run is not None:
+                latest = {"run": run.id, "method": run.method, "engine_version": run.engine_version,
+                          "items": run.n_items, "at": f"{run.created_at:%Y-%m-%d %H:%M}",
+                          "stale": not run_is_current(session, run)}
             imports = [
                 {"file": r.path, "rows": r.rows, "items": r.items_added, "claims": r.claims_added,
                  "gold": r.gold_added, "skipped": r.rows_skipped, "at": f"{r.created_at:%Y-%m-%d %H:%M}"}
@@ -219,7 +248,8 @@ def status(
                                          .order_by(ImportRecord.id))
             ]
     if as_json:
-        console.print_json(json.dumps({"projects": rows, "imports": imports} if project else {"projects": rows}))
+        detail = {"projects": rows, "imports": imports, "resolution": latest}
+        console.print_json(json.dumps(detail if project else {"projects": rows}))
         return
     if not rows:
         console.print("No projects yet. Create one with: veritag init NAME --task classification --labels a,b")
@@ -237,6 +267,152 @@ def status(
         for row in imports:
             history.add_row(*(str(v) for v in row.values()))
         console.print(history)
+    if project:
+        if latest is None:
+            console.print("Not resolved yet: veritag resolve --project NAME (export resolves too).")
+        else:
+            state = ("stale: claims or gold labels were added since; export will resolve again"
+                     if latest["stale"] else "covers every claim and gold label")
+            console.print(f"Latest resolution: run {latest['run']}, {latest['method']} ({latest['engine_version']}), "
+                          f"{latest['items']} items, {latest['at']}; {state}.")
+
+
+@app.command()
+def resolve(
+    labels: Annotated[Path | None, typer.Argument(help="File mode: a long task,worker,label file (.csv, .tsv, .jsonl, .parquet)")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="Project mode: resolve this project and store the run")] = None,
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)} (ds: Dawid-Skene)")] = DEFAULT_METHOD,
+    gold: Annotated[Path | None, typer.Option(help="File mode: known-correct labels, task,label")] = None,
+    model_probs: Annotated[Path | None, typer.Option("--model-probs", help="File mode: model probabilities, task[,model],<one column per class>")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="File mode: where to write task,label,confidence (CSV)")] = None,
+    workers: Annotated[bool, typer.Option("--workers", help="Print every worker's (and model's) estimated accuracy and claim count")] = False,
+    workers_out: Annotated[Path | None, typer.Option("--workers-out", help="Write the per-worker table as CSV: worker,kind,n_claims,accuracy")] = None,
+    encoding: Annotated[str, typer.Option(help="File mode: text encoding of CSV/JSONL inputs")] = "utf-8",
+    db: Db = None,
+) -> None:
+    """Resolve one label per item from all claims: a labels file (file mode) or a project (--project)."""
+    if (labels is None) == (project is None):
+        raise VeritagError("give either a labels file (file mode) or --project NAME (project mode), not both or neither")
+    if method not in METHODS:
+        raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if labels is not None:
+        if db is not None:
+            raise VeritagError("file mode uses no database; drop --db, or resolve a project with --project")
+        if out is None:
+            raise VeritagError("file mode needs -o OUT.csv for the resolved labels")
+        _resolve_files(labels, method, gold, model_probs, out, workers, workers_out, encoding)
+        return
+    for flag, value in (("--gold", gold), ("--model-probs", model_probs), ("-o/--out", out)):
+        if value is not None:
+            raise VeritagError(f"{flag} is for file mode; a project takes gold labels and model "
+                               "probabilities with 'veritag import' and writes files with 'veritag export'")
+    assert project is not None
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        kind = project_schema(proj).type
+        resolution = resolve_and_store(store, proj, method)
+        with store.engine.connect() as conn:
+            ids = resolution.sources.source_ids.tolist() if resolution.sources is not None else []
+            names = source_names(conn, ids=ids)
+    run = resolution.run
+    assert run is not None
+    how = f"{run.method} ({run.engine_version})"
+    if run.method == OPEN_METHOD:
+        how = f"majority vote over exact matches ({kind} labels have no fixed classes; --method does not apply)"
+    counts = {b: int((resolution.basis == i).sum()) for i, b in enumerate(("claims", "model", "gold"))} \
+        if resolution.basis is not None else {}
+    fit = "" if run.method == OPEN_METHOD or run.method in ("mv", "wmv") else (
+        f", {run.n_iter} iterations, " + ("converged" if run.converged else "[yellow]did not converge[/]"))
+    console.print(f"Resolved {resolution.item_ids.size} items of [bold]{escape(project)}[/] with {how}{fit}. "
+                  f"Stored as run {run.run_id}.")
+    console.print(f"From human claims: {counts.get('claims', 0)}, from model claims only: {counts.get('model', 0)}, "
+                  f"gold: {counts.get('gold', 0)}.")
+    rows = project_source_rows(resolution, names)
+    if workers:
+        _print_sources("Sources by estimated accuracy", rows)
+    elif rows:
+        measured = [r for r in rows if not math.isnan(r[3])]
+        if len(measured) <= 10:
+            _print_sources("Sources by estimated accuracy", measured)
+        else:
+            _print_sources("Most accurate sources", measured[:5])
+            _print_sources("Least accurate sources", measured[-5:])
+    if workers_out is not None:
+        write_sources(rows, workers_out)
+        console.print(f"Wrote {len(rows)} sources to {escape(str(workers_out))}.")
+
+
+@app.command()
+def report(
+    project: Annotated[str, typer.Argument(help="Project name (categorical task types)")],
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}")] = DEFAULT_METHOD,
+    domain: Annotated[Optional[str], typer.Option(help="Item metadata field to break reliability down by, e.g. domain")] = None,
+    top: Annotated[int, typer.Option(help="How many suspected errors to list")] = 20,
+    html: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML page with plots")] = None,
+    as_json: Annotated[Optional[Path], typer.Option("--json", help="Also write the whole report as JSON")] = None,
+    db: Db = None,
+) -> None:
+    """Per-source reliability, agreement between tutors, and the labels most likely wrong."""
+    from .report import render_html, render_text
+    from .report.project import project_report
+
+    if method not in METHODS:
+        raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if top < 1:
+        raise VeritagError("--top must be at least 1")
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        built, warned = project_report(store, proj, method=method, domain=domain, top=top)
+    for message in warned:
+        err.print(f"Warning: {escape(message)}")
+    render_text(built, console, max_rows=top)
+    if html is not None:
+        _write_text(html, render_html(built, title=f"veritag report: {project}"))
+        console.print(f"Wrote {escape(str(html))}.")
+    if as_json is not None:
+        _write_text(as_json, json.dumps(built.to_dict(), indent=2, allow_nan=False))
+        console.print(f"Wrote {escape(str(as_json))}.")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary name, so a half-written page never replaces a good one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _print_sources(title: str, rows: list[SourceRow], who: str = "source") -> None:
+    table = Table(title=title)
+    table.add_column(who)
+    table.add_column("kind")
+    table.add_column("claims", justify="right")
+    table.add_column("accuracy", justify="right")
+    for name, kind, n, acc in rows:
+        table.add_row(escape(name), kind, str(n), "-" if math.isnan(acc) else f"{acc:.3f}")
+    console.print(table)
+
+
+def _resolve_files(labels: Path, method: str, gold: Path | None, model_probs: Path | None, out: Path,
+                   workers: bool, workers_out: Path | None, encoding: str) -> None:
+    result = resolve_files(labels, method=method, gold=gold, model_probs=model_probs, encoding=encoding)
+    write_labels(result, out)
+    fit = "" if method in ("mv", "wmv") else (
+        f", {result.n_iter} iterations, " + ("converged" if result.converged else "[yellow]did not converge[/]"))
+    inputs = f"{result.n_labels} labels by {sum(k == 'human' for _, k in result.sources)} workers"
+    if result.n_model_rows:
+        inputs += f", {result.n_model_rows} model rows"
+    if result.n_gold:
+        inputs += f", {result.n_gold} gold labels"
+    console.print(f"Resolved {len(result.tasks)} tasks from {inputs} with {method}{fit}.")
+    console.print(f"Wrote {len(result.tasks)} rows to {escape(str(out))} (task,label,confidence).")
+    rows = result.source_rows()
+    if workers:
+        _print_sources("Workers by estimated accuracy", rows, "worker")
+    if workers_out is not None:
+        write_sources(rows, workers_out)
+        console.print(f"Wrote {len(rows)} workers to {escape(str(workers_out))}.")
 
 
 @app.command()
@@ -252,7 +428,8 @@ def quickstart(
         console.print(f"Wrote {e.rows} resolved items to {e.path}")
     console.print(
         f"Resolved-label accuracy against the sample's ground truth: [bold]{result.accuracy:.3f}[/] "
-        f"on {result.items_scored} items (majority vote)."
+        f"on {result.items_scored} items ({result.method}, stored as run {result.run_id}; "
+        f"majority vote: {result.majority_accuracy:.3f})."
     )
     console.print(f"Database: {result.database}. Try: veritag status --db {result.database}")
 

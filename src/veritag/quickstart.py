@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from .io import ColumnMap, ExportResult, ImportResult, export_project, import_file
-from .resolve import resolve_project
+from .resolve import Resolution, current_resolution, resolve_project
 from .store import Item, Project, open_store
 from .store.queries import create_project
 
@@ -38,6 +38,10 @@ class QuickstartResult:
     exports: list[ExportResult] = field(default_factory=list)
     accuracy: float = 0.0
     items_scored: int = 0
+    method: str = ""
+    run_id: int | None = None
+    #: Accuracy of a plain majority vote on the same items, for comparison.
+    majority_accuracy: float = 0.0
 
 
 def run_quickstart(folder: Path, *, progress: Callable[[str], Callable[[int, int], None] | None] | None = None) -> QuickstartResult:
@@ -62,15 +66,22 @@ def run_quickstart(folder: Path, *, progress: Callable[[str], Callable[[int, int
             result.exports.append(export_project(store, project, folder / name, fmt, progress=cb))
         with data.joinpath("gt.csv").open(encoding="utf-8") as fh:
             truth = {row["task"]: row["label"] for row in csv.DictReader(fh)}
+        resolution, _ = current_resolution(store, project)  # the run the exports used
         with store.engine.connect() as conn:
-            resolution = resolve_project(conn, project)
+            majority = resolve_project(conn, project, "mv")
             external = dict(conn.execute(
                 sa.select(Item.id, Item.external_id).where(Item.project_id == project.id)
             ).all())
-        scored = [(resolution.labels[i] == truth[external[int(item)]])
-                  for i, item in enumerate(resolution.item_ids) if external[int(item)] in truth]
-        result.items_scored = len(scored)
-        result.accuracy = sum(scored) / len(scored) if scored else 0.0
+        result.accuracy, result.items_scored = _accuracy(resolution, truth, external)
+        result.majority_accuracy, _ = _accuracy(majority, truth, external)
+        if resolution.run is not None:
+            result.method, result.run_id = resolution.run.method, resolution.run.run_id
     finally:
         store.close()
     return result
+
+
+def _accuracy(resolution: Resolution, truth: dict[str, str], external: dict[int, str]) -> tuple[float, int]:
+    scored = [resolution.labels[i] == truth[external[int(item)]]
+              for i, item in enumerate(resolution.item_ids) if external[int(item)] in truth]
+    return (sum(scored) / len(scored) if scored else 0.0), len(scored)

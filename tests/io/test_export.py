@@ -13,6 +13,7 @@ import pytest
 from veritag.errors import InputError
 from veritag.io import EXPORT_FORMATS, ColumnMap, export_project, import_file
 from veritag.store import Store
+from veritag.truth import ENGINE_VERSION
 from vt_helpers import (
     GT,
     LABELS,
@@ -28,6 +29,8 @@ from vt_helpers import (
 )
 
 COLUMNS = ["id", "text", "hypothesis", "rte_subtask", "label", "confidence", "n_labels", "label_source"]
+# Tests that compare with a majority vote counted by hand export with method="mv"; the default is ds.
+MV = f"mv@{ENGINE_VERSION}"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def check_resolved(records: list[dict], expected: dict[str, tuple[str, float, in
         assert record["label"] == label
         assert float(record["confidence"]) == pytest.approx(share)
         assert int(record["n_labels"]) == n == 10
-        assert record["label_source"] == "majority_vote"
+        assert record["label_source"] == MV
         assert record["text"] == source["text"]
         assert record["hypothesis"] == source["hypothesis"]
         assert record["rte_subtask"] == source["rte_subtask"]
@@ -54,7 +57,7 @@ def check_resolved(records: list[dict], expected: dict[str, tuple[str, float, in
 
 def test_jsonl(store: Store, rte, tmp_path: Path, expected) -> None:
     out = tmp_path / "out.jsonl"
-    result = export_project(store, rte, out, "jsonl")
+    result = export_project(store, rte, out, "jsonl", method="mv")
     assert (result.path, result.rows) == (out, 800)
     records = read_jsonl(out)
     assert len(records) == 800
@@ -74,7 +77,7 @@ def test_resolved_labels_beat_the_crowd_on_ground_truth(store: Store, rte, tmp_p
 
 def test_csv(store: Store, rte, tmp_path: Path, expected) -> None:
     out = tmp_path / "out.csv"
-    assert export_project(store, rte, out, "csv").rows == 800
+    assert export_project(store, rte, out, "csv", method="mv").rows == 800
     with out.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         assert reader.fieldnames == COLUMNS
@@ -84,7 +87,7 @@ def test_csv(store: Store, rte, tmp_path: Path, expected) -> None:
 
 def test_parquet(store: Store, rte, tmp_path: Path, expected) -> None:
     out = tmp_path / "out.parquet"
-    assert export_project(store, rte, out, "parquet").rows == 800
+    assert export_project(store, rte, out, "parquet", method="mv").rows == 800
     table = pq.read_table(out)
     assert table.column_names == COLUMNS
     assert table.schema.field("label").type == pa.string()
@@ -112,7 +115,7 @@ def test_hf_folder_loads_with_datasets(sqlite_store: Store, tmp_path: Path, hf_o
     import_file(sqlite_store, project, TEXTS, ColumnMap(meta=["rte_subtask"]))
     import_file(sqlite_store, project, LABELS)
     folder = tmp_path / "rte-hf"
-    assert export_project(sqlite_store, project, folder, "hf").rows == 800
+    assert export_project(sqlite_store, project, folder, "hf", method="mv").rows == 800
     assert (folder / "README.md").read_text(encoding="utf-8").startswith("---\nconfigs:")
     assert sorted(p.name for p in (folder / "data").iterdir()) == ["train-00000-of-00001.parquet"]
 
@@ -131,7 +134,8 @@ def test_unlabeled_items_have_no_label(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
     import_file(store, project, write_csv(tmp_path / "i.csv", ["id", "text"], [("1", "a"), ("2", "b")]))
     import_file(store, project, write_csv(tmp_path / "l.csv", ["task", "worker", "label"], [("2", "w", "1")]))
-    records = {r["id"]: r for r in read_jsonl(export_project(store, project, tmp_path / "o.jsonl", "jsonl").path)}
+    records = {r["id"]: r for r in read_jsonl(export_project(store, project, tmp_path / "o.jsonl", "jsonl",
+                                                            method="mv").path)}
     assert records["1"] == {"id": "1", "text": "a", "label": None, "confidence": None, "n_labels": 0,
                                  "label_source": None}
     assert (records["2"]["label"], records["2"]["confidence"], records["2"]["n_labels"]) == ("1", 1.0, 1)
@@ -243,7 +247,7 @@ def _pairwise(store: Store, tmp_path: Path):
 def test_dpo_pairs(store: Store, tmp_path: Path) -> None:
     project = _pairwise(store, tmp_path)
     out = tmp_path / "dpo.jsonl"
-    assert export_project(store, project, out, "dpo").rows == 3
+    assert export_project(store, project, out, "dpo", method="mv").rows == 3
     rows = read_jsonl(out)
     assert [r["id"] for r in rows] == ["p1", "p2", "p4"]
     by_id = {r["id"]: r for r in rows}
@@ -307,7 +311,7 @@ def test_gold_pins_the_resolved_label(store: Store, rte, tmp_path: Path, expecte
         assert records[task]["label_source"] == "gold"
         assert records[task]["n_labels"] == 10
     others = [r for task, r in records.items() if task not in flipped]
-    assert all(r["label_source"] == "majority_vote" for r in others)
+    assert all(r["label_source"] == f"ds@{ENGINE_VERSION}" for r in others)
 
 
 def test_gold_on_an_item_nobody_labeled(store: Store, tmp_path: Path) -> None:
@@ -330,14 +334,17 @@ def test_model_probs_fill_items_without_human_labels(store: Store, tmp_path: Pat
     # a second model is more confident about item 2
     second = write_csv(tmp_path / "preds2.csv", ["id", "p"], [("2", "[0.05, 0.05, 0.9]")])
     import_file(store, project, second, ColumnMap(probs="p", model="m2"))
-    # humans answered item 3: they win over any model
+    # humans answered item 3: their two votes outweigh the model's probability row
     import_file(store, project, write_csv(tmp_path / "l.csv", ["task", "worker", "label"],
                                           [("3", "w1", "pos"), ("3", "w2", "pos")]))
-    records = {r["id"]: r for r in read_jsonl(export_project(store, project, tmp_path / "o.jsonl", "jsonl").path)}
+    # with mv a model row is a fractional vote; ds and models as measured sources: tests/test_resolve.py
+    records = {r["id"]: r for r in read_jsonl(export_project(store, project, tmp_path / "o.jsonl", "jsonl",
+                                                            method="mv").path)}
     assert (records["1"]["label"], records["1"]["label_source"], records["1"]["n_labels"]) == ("pos", "model", 0)
     assert records["1"]["confidence"] == pytest.approx(0.7)
-    assert (records["2"]["label"], records["2"]["confidence"]) == ("pos", pytest.approx(0.9))
-    assert (records["3"]["label"], records["3"]["label_source"], records["3"]["confidence"]) == ("pos", "majority_vote", 1.0)
+    assert (records["2"]["label"], records["2"]["confidence"]) == ("pos", pytest.approx((0.0 + 0.9) / 2))
+    assert (records["3"]["label"], records["3"]["label_source"], records["3"]["confidence"]) == (
+        "pos", MV, pytest.approx((1 + 1 + 0.1) / 3))
     table = pq.read_table(export_project(store, project, tmp_path / "o.parquet", "parquet").path)
     assert table.column("label").to_pylist() == ["pos", "pos", "pos"]
 
@@ -353,7 +360,8 @@ def test_multilabel_export(store: Store, tmp_path: Path) -> None:
         {"task": "1", "worker": "w3", "label": ["a", "c"]},
         {"task": "2", "worker": "w1", "label": []},
     ]))
-    records = {r["id"]: r for r in read_jsonl(export_project(store, project, tmp_path / "o.jsonl", "jsonl").path)}
+    records = {r["id"]: r for r in read_jsonl(export_project(store, project, tmp_path / "o.jsonl", "jsonl",
+                                                            method="mv").path)}
     assert records["1"]["label"] == ["a"]
     assert records["1"]["confidence"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
     assert records["1"]["n_labels"] == 3
@@ -393,7 +401,7 @@ def test_fact_check_majority_is_over_verdicts(sqlite_store: Store, tmp_path: Pat
         {"task": "a", "worker": "w2", "label": {"verdict": "supported", "evidence": "e2"}},
         {"task": "a", "worker": "w3", "label": {"verdict": "supported", "evidence": "e3"}},
     ]))
-    (record,) = read_jsonl(export_project(sqlite_store, project, tmp_path / "o.jsonl", "jsonl").path)
+    (record,) = read_jsonl(export_project(sqlite_store, project, tmp_path / "o.jsonl", "jsonl", method="mv").path)
     assert record["label"]["verdict"] == "supported"
     assert record["confidence"] == pytest.approx(2 / 3)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -13,13 +14,19 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from veritag.errors import AlreadyExists, ConfigError, NotFound, SchemaError, VeritagError
 from veritag.schema import RatingSchema
 from veritag.store import Base, Claim, Item, Project, Source, Store, User, open_store
+from veritag.store.engine import _alembic_config
+from veritag.store.models import Gold, Posterior, SourceReliability, TruthRun
 from veritag.store.queries import (
+    claims_watermark,
     create_project,
     create_user,
     get_project,
+    insert_truth_run,
+    latest_truth_run,
     list_projects,
     project_counts,
     project_schema,
+    run_is_current,
     source_ids,
     verify_password,
 )
@@ -52,7 +59,7 @@ def test_open_store_migrates(db_url: str) -> None:
         assert "alembic_version" in names
         assert store.is_current()
         with store.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
     finally:
         store.close()
 
@@ -377,3 +384,63 @@ def test_project_rows_survive_reopen(tmp_path: Path) -> None:
             assert session.scalar(sa.select(Project.name)) == "p"
     finally:
         store.close()
+
+
+# --- truth runs (migration 0002) --------------------------------------------------------------
+
+
+def test_upgrade_from_0001_keeps_data_and_downgrade_removes_runs(db_url: str) -> None:
+    store = open_store(db_url, migrate=False)
+    try:
+        with store.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "0001")
+        assert "truth_runs" not in sa.inspect(store.engine).get_table_names()
+        claim_id = _one_claim(store)
+        store.migrate()
+        assert {"truth_runs", "posteriors", "source_reliability"} <= set(sa.inspect(store.engine).get_table_names())
+        with store.engine.connect() as conn:
+            assert conn.scalar(sa.select(Claim.id)) == claim_id
+        with store.engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0001")
+        assert "truth_runs" not in set(sa.inspect(store.engine).get_table_names())
+        with pytest.raises(DBAPIError), store.engine.begin() as conn:  # the claims trigger of 0001 stays
+            conn.execute(sa.text("DELETE FROM claims"))
+        store.migrate()
+        assert store.is_current()
+    finally:
+        store.close()
+
+
+def test_truth_run_queries(store: Store) -> None:
+    claim_id = _one_claim(store)
+    with store.engine.connect() as conn:
+        project_id, item_id, source_id = conn.execute(sa.select(Claim.project_id, Claim.item_id, Claim.source_id)).one()
+        assert claims_watermark(conn, project_id=project_id) == (claim_id, 0, 0)
+        assert latest_truth_run(conn, project_id=project_id) is None
+
+    def add_run(method: str) -> int:
+        with store.engine.begin() as conn:
+            mark = claims_watermark(conn, project_id=project_id)
+            return insert_truth_run(conn, run={
+                "project_id": project_id, "method": method, "engine_version": "test/1", "params": {"bins": 5},
+                "max_claim_id": mark.max_claim_id, "gold_count": mark.gold_count, "n_items": 1,
+                "log_likelihood": None, "n_iter": 0, "converged": True,
+            }, posteriors=[[{"item_id": item_id, "label": '"a"', "confidence": 0.75, "probs": "[0.75,0.25]",
+                             "n_claims": 1, "n_labels": 1, "basis": "claims"}]],
+                sources=[{"source_id": source_id, "accuracy": None, "n_claims": 1, "confusion": "[[1,0],[0,1]]"}])
+
+    first, second = add_run("mv"), add_run("ds")
+    with store.engine.connect() as conn:
+        assert latest_truth_run(conn, project_id=project_id).id == second
+        run = latest_truth_run(conn, project_id=project_id, method="mv")
+        assert (run.id, run.params, run.converged, run.log_likelihood) == (first, {"bins": 5}, True, None)
+        assert run_is_current(conn, run)
+        assert conn.execute(sa.select(Posterior.label, Posterior.probs).where(Posterior.run_id == first)).one() == (
+            "a", [0.75, 0.25])
+        assert conn.execute(sa.select(SourceReliability.accuracy, SourceReliability.confusion)).first() == (
+            None, [[1, 0], [0, 1]])
+        assert conn.scalar(sa.select(sa.func.count()).select_from(TruthRun)) == 2
+    with store.session() as session:
+        session.add(Gold(project_id=project_id, item_id=item_id, value="a"))
+    with store.engine.connect() as conn:
+        assert not run_is_current(conn, latest_truth_run(conn, project_id=project_id))

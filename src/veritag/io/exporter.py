@@ -1,7 +1,9 @@
 """Exporting a project as files that training code reads directly.
 
-Items are streamed in id order in chunks, joined with their resolved label (``resolve.py``),
-and written to a temporary file that replaces the target only when complete.
+Items are streamed in id order in chunks, joined with their resolved label, and written to a
+temporary file that replaces the target only when complete. The labels come from the newest
+stored truth run while it still covers every claim and gold label; otherwise the project is
+resolved again (``resolve.current_resolution``) and the new run is stored first.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from ..errors import InputError, VeritagError
-from ..resolve import Resolution, resolve_project
+from ..resolve import Resolution, current_resolution
 from ..schema import BaseSchema, PairwiseSchema
 from ..store.engine import Store
 from ..store.models import Claim, Item, Project, Source
@@ -36,8 +38,14 @@ RESOLVED = ("label", "confidence", "n_labels", "label_source")
 
 @dataclass
 class ExportResult:
+    """What was written; ``resolved`` is True when the export had to resolve and store a new run."""
+
     path: Path
     rows: int
+    run_id: int | None = None
+    method: str | None = None
+    resolved: bool = False
+    items_resolved: int = 0
 
 
 def _label_type(schema: BaseSchema) -> pa.DataType:
@@ -188,13 +196,14 @@ class _Exporter:
             "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
             "    path: data/train-*.parquet\n---\n\n"
             f"# {self.project.name}\n\nExported by veritag: {n} items, each with its resolved `label`, "
-            "`confidence` (share of agreeing votes, or 1.0 for gold), `n_labels` and `label_source`.\n"
+            "`confidence` (the probability of that label given all claims, or 1.0 for gold), `n_labels` "
+            "and `label_source`.\n"
         )
         with _atomic(out / "README.md") as fh:
             fh.write(card)
         return n
 
-    def long(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+    def long(self, conn: sa.Connection, out: Path, resolution: Resolution | None) -> int:
         """Every human label as ``task,worker,label``: the crowd-kit / crowd data format."""
         n = 0
         stmt = (
@@ -242,13 +251,24 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def export_project(store: Store, project: Project, out: Path, fmt: str, *, chunk_rows: int = 10_000,
-                   progress: ProgressFn | None = None) -> ExportResult:
-    """Write ``project`` to ``out`` in ``fmt`` (one of ``EXPORT_FORMATS``)."""
+def export_project(store: Store, project: Project, out: Path, fmt: str, *, method: str | None = None,
+                   chunk_rows: int = 10_000, progress: ProgressFn | None = None) -> ExportResult:
+    """Write ``project`` to ``out`` in ``fmt`` (one of ``EXPORT_FORMATS``).
+
+    Labels come from the newest stored run (of ``method``, if given) that still covers every
+    claim and gold label; without one, the project is resolved with ``method`` (default ``ds``)
+    and the run is stored. The ``long`` format holds raw claims and resolves nothing.
+    """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     exporter = _Exporter(store, project, chunk_rows, progress)
+    result = ExportResult(Path(out), 0)
+    resolution = None
+    if fmt != "long":
+        resolution, result.resolved = current_resolution(store, project, method)
+        if resolution.run is not None:
+            result.run_id, result.method = resolution.run.run_id, resolution.run.method
+        result.items_resolved = int(resolution.item_ids.size)
     with store.engine.connect() as conn:
-        resolution = resolve_project(conn, project)
-        rows = getattr(exporter, fmt)(conn, Path(out), resolution)
-    return ExportResult(Path(out), rows)
+        result.rows = getattr(exporter, fmt)(conn, Path(out), resolution)
+    return result

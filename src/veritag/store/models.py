@@ -1,5 +1,7 @@
 """The tables. Claims are facts, never edited: the database itself refuses UPDATE and DELETE on
-them (see the triggers in the first migration), and this package has no code path that tries."""
+them (see the triggers in the first migration), and this package has no code path that tries.
+Truth runs (the derived labels and source reliabilities) are append-only history in the same way
+(migration 0002): a new resolution is a new run, never an edit of an old one."""
 
 from __future__ import annotations
 
@@ -10,7 +12,19 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Claim", "Gold", "ImportRecord", "Item", "Project", "Source", "User"]
+__all__ = [
+    "Base",
+    "Claim",
+    "Gold",
+    "ImportRecord",
+    "Item",
+    "Posterior",
+    "Project",
+    "Source",
+    "SourceReliability",
+    "TruthRun",
+    "User",
+]
 
 # none_as_null: a Python None is SQL NULL, never the JSON text "null".
 JSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -122,3 +136,64 @@ class ImportRecord(Base):
     gold_added: Mapped[int]
     rows_skipped: Mapped[int]
     created_at: Mapped[datetime] = _now()
+
+
+class TruthRun(Base):
+    """One resolution of a project: which method and engine, and which claims it covered.
+
+    ``max_claim_id`` and ``gold_count`` say what the run saw: claims are append-only and gold
+    labels are only ever added, so a run whose numbers still match the project covers
+    everything, and one whose numbers differ is stale.
+    """
+
+    __tablename__ = "truth_runs"
+    __table_args__ = (sa.Index("ix_truth_runs_project", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    method: Mapped[str] = mapped_column(sa.String(20))
+    engine_version: Mapped[str] = mapped_column(sa.String(50))
+    params: Mapped[dict[str, Any]]
+    max_claim_id: Mapped[int]
+    gold_count: Mapped[int]
+    n_items: Mapped[int]
+    log_likelihood: Mapped[float | None] = mapped_column(sa.Float)
+    n_iter: Mapped[int]
+    converged: Mapped[bool]
+    created_at: Mapped[datetime] = _now()
+
+
+class Posterior(Base):
+    """A run's answer for one item: the label, its probability and the class probabilities.
+
+    ``basis`` is ``gold`` (pinned), ``model`` (only model claims) or ``claims`` (human claims,
+    with any model claims); ``probs`` is the posterior in class order (for multi-label, the
+    probability that each label applies; NULL for open-ended tasks).
+    """
+
+    __tablename__ = "posteriors"
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("truth_runs.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"), primary_key=True)
+    label: Mapped[Any]
+    confidence: Mapped[float] = mapped_column(sa.Float)
+    probs: Mapped[Any | None]
+    n_claims: Mapped[int]
+    n_labels: Mapped[int]
+    basis: Mapped[str] = mapped_column(sa.String(10))
+
+
+class SourceReliability(Base):
+    """A run's estimate of one source: expected accuracy, claim count, confusion matrix.
+
+    ``confusion[k][l]`` = P(the source answers l | the true class is k); NULL for open-ended
+    tasks, and ``accuracy`` NULL where nothing measured the source.
+    """
+
+    __tablename__ = "source_reliability"
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("truth_runs.id"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("sources.id"), primary_key=True)
+    accuracy: Mapped[float | None] = mapped_column(sa.Float)
+    n_claims: Mapped[int]
+    confusion: Mapped[Any | None]

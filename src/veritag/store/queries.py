@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -11,20 +12,37 @@ from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, NotFound, VeritagError
 from ..schema import BaseSchema, parse_schema
-from .models import Claim, Gold, ImportRecord, Item, Project, Source, User
+from .models import (
+    Claim,
+    Gold,
+    ImportRecord,
+    Item,
+    Posterior,
+    Project,
+    Source,
+    SourceReliability,
+    TruthRun,
+    User,
+)
 
 __all__ = [
     "ROLES",
+    "Watermark",
+    "claims_watermark",
     "create_project",
     "create_user",
     "dialect_insert",
     "execute_many",
     "get_project",
     "insert_ignore",
+    "insert_truth_run",
+    "latest_truth_run",
     "list_projects",
     "project_counts",
     "project_schema",
+    "run_is_current",
     "source_ids",
+    "source_names",
     "verify_password",
 ]
 
@@ -132,6 +150,69 @@ def source_ids(conn: sa.Connection, *, project_id: int, kind: str, names: set[st
         )
     )
     return {name: id_ for name, id_ in rows}
+
+
+class Watermark(NamedTuple):
+    """How far a project's claims and gold labels reach: what a truth run covers."""
+
+    max_claim_id: int
+    max_gold_id: int
+    gold_count: int
+
+
+def claims_watermark(conn: sa.Connection | Session, *, project_id: int) -> Watermark:
+    """The newest claim id and the gold labels of a project (claims and gold are only ever added)."""
+    max_claim = conn.scalar(sa.select(sa.func.max(Claim.id)).where(Claim.project_id == project_id))
+    max_gold, gold = conn.execute(
+        sa.select(sa.func.max(Gold.id), sa.func.count()).select_from(Gold).where(Gold.project_id == project_id)
+    ).one()
+    return Watermark(int(max_claim or 0), int(max_gold or 0), int(gold or 0))
+
+
+def latest_truth_run(conn: sa.Connection | Session, *, project_id: int, method: str | None = None) -> Any:
+    """The newest stored run of a project (of ``method``, if given) as a row with the
+    ``truth_runs`` columns as attributes (``run.id``, ``run.method``, ...), or None."""
+    stmt = sa.select(*TruthRun.__table__.c).where(TruthRun.project_id == project_id)
+    if method is not None:
+        stmt = stmt.where(TruthRun.method == method)
+    return conn.execute(stmt.order_by(TruthRun.id.desc()).limit(1)).first()
+
+
+def run_is_current(conn: sa.Connection | Session, run: Any) -> bool:
+    """True while no claim or gold label was added to the project after ``run`` (a ``truth_runs`` row)."""
+    mark = claims_watermark(conn, project_id=run.project_id)
+    return (mark.max_claim_id, mark.gold_count) == (run.max_claim_id, run.gold_count)
+
+
+def insert_truth_run(
+    conn: sa.Connection,
+    *,
+    run: dict[str, Any],
+    posteriors: Iterable[list[dict[str, Any]]],
+    sources: list[dict[str, Any]],
+) -> int:
+    """Append one run with its posteriors (given in batches) and source rows; returns the run id.
+
+    JSON values of ``posteriors`` and ``sources`` must already be serialised (``canonical_json``),
+    as for ``execute_many``; ``run`` is an ordinary row.
+    """
+    run_id = int(conn.execute(sa.insert(TruthRun).values(**run)).inserted_primary_key[0])
+    stmt = sa.insert(Posterior.__table__)
+    for batch in posteriors:
+        execute_many(conn, stmt, [{"run_id": run_id, **row} for row in batch])
+    execute_many(conn, sa.insert(SourceReliability.__table__), [{"run_id": run_id, **row} for row in sources])
+    return run_id
+
+
+def source_names(conn: sa.Connection | Session, *, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """``{source id: (kind, name)}`` for the given ids."""
+    wanted = sorted({int(i) for i in ids})
+    out: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(wanted), 10_000):
+        chunk = wanted[start:start + 10_000]
+        for id_, kind, name in conn.execute(sa.select(Source.id, Source.kind, Source.name).where(Source.id.in_(chunk))):
+            out[id_] = (kind, name)
+    return out
 
 
 def create_user(session: Session, *, username: str, password: str, role: str = "tutor") -> User:

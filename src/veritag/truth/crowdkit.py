@@ -58,7 +58,7 @@ def to_long(labels: pd.Series) -> pd.DataFrame:
 class _Aggregator:
     _method = "ds"
 
-    def __init__(self, n_iter: int = 100, tol: float = 1e-7) -> None:
+    def __init__(self, n_iter: int = 100, tol: float = 1e-6) -> None:
         self.n_iter = n_iter
         self.tol = tol
 

@@ -183,17 +183,20 @@ def _pin(posterior: NDArray[np.float64], gold_items: NDArray[np.int64], gold_lab
 def _vote_posterior(claims: Claims, weights: NDArray[np.float64] | None) -> NDArray[np.float64]:
     """Vote shares per item (model rows count fractionally); uniform where nobody voted."""
     n, k = claims.n_items, claims.n_classes
-    w_hard = np.ones(claims.item.size) if weights is None else weights[claims.source]
-    w_soft = np.ones(claims.prob_item.size) if weights is None else weights[claims.prob_source]
-    # astype: numpy gives an int array for an empty input even with float weights (model-only claims)
-    votes = np.bincount(claims.item * k + claims.label, weights=w_hard, minlength=n * k).astype(np.float64).reshape(n, k)
+    cells = claims.item * k + claims.label
+    if weights is None:
+        votes = np.bincount(cells, minlength=n * k).astype(np.float64).reshape(n, k)
+    else:
+        votes = np.bincount(cells, weights=weights[claims.source], minlength=n * k).astype(np.float64).reshape(n, k)
     if claims.prob_item.size:
-        soft = claims.probs * w_soft[:, None]
+        soft = claims.probs if weights is None else claims.probs * weights[claims.prob_source][:, None]
         for c in range(k):
             votes[:, c] += np.bincount(claims.prob_item, weights=soft[:, c], minlength=n)
-    total = votes.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, votes / total, 1.0 / k)
+    total = votes @ np.ones(k)
+    empty = total <= 0
+    votes /= np.where(empty, 1.0, total)[:, None]
+    votes[empty] = 1.0 / k
+    return votes
 
 
 def _e_step(
@@ -215,6 +218,22 @@ def _e_step(
         ll += float(gold_joint.sum() - norm[gold_items].sum())
         _pin(joint, gold_items, gold_labels)
     return joint, ll
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The items that measure sources, as the M-step uses them: ``at`` is ``A.T`` restricted to
+    their claims and ``weight`` their 0/1 mask (for the prior)."""
+
+    at: sp.csc_matrix
+    weight: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, d: _Design, rows: NDArray[np.bool_]) -> _Rows:
+        weight = rows.astype(np.float64)
+        if rows.all():
+            return cls(d.AT, weight)
+        return cls((sp.diags(weight) @ d.A).T.tocsc(), weight)
 
 
 def _chance_pool(k: int) -> NDArray[np.float64]:
@@ -244,7 +263,7 @@ class _Fit:
     tol: float
 
     def m_step(
-        self, d: _Design, posterior: NDArray[np.float64], rows: NDArray[np.bool_],
+        self, d: _Design, posterior: NDArray[np.float64], rows: _Rows,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Log theta (columns x K) and the class prior.
 
@@ -253,12 +272,12 @@ class _Fit:
         item is class 0 and half the workers are liars" when most items have one label.
         """
         k = self.k
-        counts = np.asarray(d.AT @ (posterior * rows[:, None]))  # (columns, K true)
+        counts = np.asarray(rows.at @ posterior)  # (columns, K true)
         prior = self.prior
         if self.learn_prior:
             # Also from measurable items only: with one label per item, learning the prior through
             # an assumed accuracy drifts it to 0 for a rare class.
-            prior = posterior[rows].sum(axis=0) + 1.0
+            prior = rows.weight @ posterior + 1.0
             prior = prior / prior.sum()
         human = slice(0, d.n_hard_cols)
         if self.method == "onecoin" and d.n_hard_cols:
@@ -302,10 +321,11 @@ class _Fit:
         """
         posterior = posterior.copy()
         _pin(posterior, self.gold_items, self.gold_labels)
+        fit_rows = _Rows.of(d, rows)
         prior, ll_prev, ll, it = self.prior, -np.inf, -np.inf, 0
         log_theta = np.zeros((d.A.shape[1], self.k))
         for it in range(1, self.max_iter + 1):
-            log_theta, prior = self.m_step(d, posterior, rows)
+            log_theta, prior = self.m_step(d, posterior, fit_rows)
             if humans is not None:
                 log_theta[: d.n_hard_cols] = humans
             posterior, ll = _e_step(d, log_theta, prior, self.gold_items, self.gold_labels)
@@ -368,7 +388,7 @@ def fit_truth(
     gold_labels: ArrayLike | None = None,
     prior: ArrayLike | None = None,
     max_iter: int = 100,
-    tol: float = 1e-7,
+    tol: float = 1e-6,
     shrinkage: float = 0.5,
     bins: int = 5,
 ) -> TruthResult:

@@ -23,7 +23,7 @@ class _TruthEstimator:
 
     _method = "ds"
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-7, shrinkage: float = 0.5, bins: int = 5) -> None:
+    def __init__(self, *, max_iter: int = 100, tol: float = 1e-6, shrinkage: float = 0.5, bins: int = 5) -> None:
         self.max_iter = max_iter
         self.tol = tol
         self.shrinkage = shrinkage
