@@ -426,3 +426,18 @@ def test_a_million_claims() -> None:
     assert _acc(ds, truth) > 0.94
     assert _acc(ds, truth) > _acc(fit_truth(claims, "mv"), truth) + 0.01
     np.testing.assert_allclose(ds.accuracy, acc, atol=0.06)
+
+
+@pytest.mark.filterwarnings("ignore::veritag.truth.ConvergenceWarning")
+def test_an_item_with_thousands_of_vague_claims_does_not_underflow() -> None:
+    """Its log joint falls below exp's range for every class; the E-step redoes it with a shift."""
+    rng = np.random.default_rng(3)
+    n_vague = 3000
+    item = np.r_[np.zeros(n_vague, np.int64), np.repeat(np.arange(1, 201), 3)]
+    source = np.r_[np.arange(n_vague) % 50, 50 + rng.integers(0, 20, 600)]
+    label = np.r_[rng.integers(0, 4, n_vague), rng.integers(0, 4, 600)]
+    c = Claims.from_arrays(item, source, label, n_classes=4)
+    for method in ("ds", "onecoin"):
+        r = fit_truth(c, method)
+        assert np.isfinite(r.posterior).all() and np.isfinite(r.log_likelihood)
+        np.testing.assert_allclose(r.posterior.sum(axis=1), 1.0, atol=1e-9)

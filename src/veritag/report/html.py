@@ -10,7 +10,8 @@ import html
 import math
 from collections.abc import Iterable, Sequence
 
-from .build import DomainScore, Report
+from .build import Report
+from .formatting import Formats
 from .plots import accuracy_scatter, confidence_histogram, confusion_heatmaps, domain_heatmap
 
 __all__ = ["render_html"]
@@ -47,27 +48,8 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "&ndash;"
-    return f"{value:.{digits}f}"
-
-
-def _prob(value: float) -> str:
-    """A probability that may be vanishingly small: no misleading "0.000"."""
-    if math.isnan(value):
-        return "&ndash;"
-    return "&lt;0.001" if 0 < value < 0.0005 else f"{value:.3f}"
-
-
-def _domain_cell(score: DomainScore) -> str:
-    return f"{_num(score.accuracy, 2)} ({score.n_claims})" if score.n_claims else "&ndash;"
-
-
-def _pct(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "&ndash;"
-    return f"{100 * value:.1f}%"
+_F = Formats(missing="&ndash;", tiny="&lt;0.001")
+_num, _prob, _domain_cell, _pct = _F.num, _F.prob, _F.domain_cell, _F.pct
 
 
 def _table(head: Sequence[tuple[str, bool]], rows: Iterable[Sequence[str]]) -> str:

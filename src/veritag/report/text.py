@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .build import DomainScore, Report, SourceRow
+from .build import Report, SourceRow
+from .formatting import Formats
 
 __all__ = ["render_text"]
 
@@ -16,27 +17,8 @@ __all__ = ["render_text"]
 _MAX_DOMAIN_COLUMNS = 4
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
-def _prob(value: float) -> str:
-    """A probability that may be vanishingly small: no misleading "0.000"."""
-    if math.isnan(value):
-        return "-"
-    return "<0.001" if 0 < value < 0.0005 else f"{value:.3f}"
-
-
-def _domain_cell(score: DomainScore) -> str:
-    return f"{_num(score.accuracy, 2)} ({score.n_claims})" if score.n_claims else "-"
-
-
-def _pct(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{100 * value:.1f}%"
+_F = Formats(missing="-", tiny="<0.001")
+_num, _prob, _domain_cell, _pct = _F.num, _F.prob, _F.domain_cell, _F.pct
 
 
 def _interval(row: SourceRow) -> str:
