@@ -145,7 +145,9 @@ def _design(claims: Claims, bins: int) -> _Design:
         col_class.append(np.tile(np.repeat(np.arange(k), bins), m))
         vsrc_source.append(models)
         n_vsrc = s + m
-    claim_item, claim_col = np.concatenate(item), np.concatenate(cols)
+    # One part (humans only) is used as is: at millions of claims every copy is a page-fault bill.
+    claim_item = item[0] if len(item) == 1 else np.concatenate(item)
+    claim_col = cols[0] if len(cols) == 1 else np.concatenate(cols)
     n_cols = sum(c.size for c in col_class)
     # Rows straight from a stable sort by item (free when claims come sorted, as from the store):
     # no COO round trip. Repeated (item, column) pairs stay separate entries; products sum them.
@@ -204,35 +206,64 @@ def _vote_posterior(claims: Claims, weights: NDArray[np.float64] | None) -> NDAr
     return votes
 
 
-def _e_step(
-    d: _Design, log_theta: NDArray[np.float64], prior: NDArray[np.float64], gold_items, gold_labels,
-) -> tuple[NDArray[np.float64], float]:
-    """Posterior and log-likelihood, by logsumexp over each item's classes, in place.
+_BLOCK = 1 << 16  # rows per E-step block: its (rows x K) scratch stays in cache
 
-    Every log joint is <= 0 (log probabilities summed), so ``exp`` cannot overflow and the usual
-    shift by the row maximum is needed only where every class underflows: items with hundreds of
-    uninformative claims. Those few rows are redone with the shift; the rest skip two passes.
+
+class _EStep:
+    """The E-step, by blocks of items into one posterior buffer kept across iterations.
+
+    A whole-array E-step makes and frees several (items x K) arrays per iteration; at a million
+    items each is 40 MB, which the allocator maps and unmaps every time, and the page faults cost
+    as much as the arithmetic. Blocks of 65,536 items keep every temporary small and in cache.
     """
-    log_prior = np.log(prior)[None, :]
-    post = np.asarray(d.A @ log_theta)
-    post += log_prior
-    gold_joint = post[gold_items, gold_labels] if gold_items.size else None
-    np.exp(post, out=post)
-    total = post @ np.ones(post.shape[1])
-    tiny = np.flatnonzero(total < 1e-280)
-    norm = np.log(np.maximum(total, 1e-300))
-    if tiny.size:
-        joint = np.asarray(d.A[tiny] @ log_theta) + log_prior
-        top = joint.max(axis=1, keepdims=True)
-        post[tiny] = np.exp(joint - top)
-        total[tiny] = post[tiny].sum(axis=1)
-        norm[tiny] = np.log(total[tiny]) + top[:, 0]
-    post /= total[:, None]
-    ll = float(norm.sum())
-    if gold_joint is not None:
-        ll += float(gold_joint.sum() - norm[gold_items].sum())
-        _pin(post, gold_items, gold_labels)
-    return post, ll
+
+    def __init__(self, d: _Design, k: int, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> None:
+        n = d.A.shape[0]
+        indptr = d.A.indptr
+        self.blocks = [
+            (a, min(a + _BLOCK, n), sp.csr_matrix(
+                (d.A.data[indptr[a]:indptr[min(a + _BLOCK, n)]], d.A.indices[indptr[a]:indptr[min(a + _BLOCK, n)]],
+                 indptr[a:min(a + _BLOCK, n) + 1] - indptr[a]), shape=(min(a + _BLOCK, n) - a, d.A.shape[1])))
+            for a in range(0, n, _BLOCK)
+        ]
+        self.gold_items, self.gold_labels = gold_items, gold_labels
+        self.gold_rows = d.A[gold_items] if gold_items.size else None
+        self.out = np.empty((n, k))
+        self.ones = np.ones(k)
+
+    def __call__(self, log_theta: NDArray[np.float64], prior: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
+        """Posterior (the shared buffer) and log-likelihood, by logsumexp over each item's classes.
+
+        Every log joint is <= 0 (log probabilities summed), so ``exp`` cannot overflow, and the
+        usual shift by the row maximum is needed only where every class underflows: items with
+        hundreds of vague claims. Those rows are redone with the shift; the rest skip two passes.
+        """
+        log_prior = np.log(prior)
+        ll = 0.0
+        norm_gold = np.empty(self.gold_items.size)
+        for a, b, block in self.blocks:
+            joint = np.asarray(block @ log_theta)
+            joint += log_prior
+            np.exp(joint, out=joint)
+            total = joint @ self.ones
+            norm = np.log(np.maximum(total, 1e-300))
+            tiny = np.flatnonzero(total < 1e-280)
+            if tiny.size:
+                redo = np.asarray(block[tiny] @ log_theta) + log_prior
+                top = redo.max(axis=1, keepdims=True)
+                joint[tiny] = np.exp(redo - top)
+                total[tiny] = joint[tiny].sum(axis=1)
+                norm[tiny] = np.log(total[tiny]) + top[:, 0]
+            np.divide(joint, total[:, None], out=self.out[a:b])
+            ll += float(norm.sum())
+            if self.gold_items.size:
+                inside = (self.gold_items >= a) & (self.gold_items < b)
+                norm_gold[inside] = norm[self.gold_items[inside] - a]
+        if self.gold_rows is not None:
+            gold_joint = np.asarray(self.gold_rows @ log_theta)[np.arange(self.gold_items.size), self.gold_labels]
+            ll += float((gold_joint + log_prior[self.gold_labels]).sum() - norm_gold.sum())
+            _pin(self.out, self.gold_items, self.gold_labels)
+        return self.out, ll
 
 
 @dataclass(frozen=True)
@@ -337,13 +368,14 @@ class _Fit:
         posterior = posterior.copy()
         _pin(posterior, self.gold_items, self.gold_labels)
         fit_rows = _Rows.of(d, rows)
+        e_step = _EStep(d, self.k, self.gold_items, self.gold_labels)
         prior, ll_prev, ll, it = self.prior, -np.inf, -np.inf, 0
         log_theta = np.zeros((d.A.shape[1], self.k))
         for it in range(1, self.max_iter + 1):
             log_theta, prior = self.m_step(d, posterior, fit_rows)
             if humans is not None:
                 log_theta[: d.n_hard_cols] = humans
-            posterior, ll = _e_step(d, log_theta, prior, self.gold_items, self.gold_labels)
+            posterior, ll = e_step(log_theta, prior)
             if abs(ll - ll_prev) <= self.tol * max(abs(ll), 1.0):
                 return posterior, log_theta, prior, ll, it, True
             ll_prev = ll
@@ -355,9 +387,10 @@ def _start(claims: Claims) -> NDArray[np.float64]:
     if not claims.item.size:
         return _vote_posterior(claims, None)
     posterior = _vote_posterior(claims.drop_soft(), None)
-    open_ = np.bincount(claims.item, minlength=claims.n_items) == 0
-    if claims.prob_item.size and open_.any():
-        posterior[open_] = _vote_posterior(claims, None)[open_]
+    if claims.prob_item.size:
+        open_ = np.bincount(claims.item, minlength=claims.n_items) == 0
+        if open_.any():
+            posterior[open_] = _vote_posterior(claims, None)[open_]
     return posterior
 
 
