@@ -441,3 +441,9 @@ def test_an_item_with_thousands_of_vague_claims_does_not_underflow() -> None:
         r = fit_truth(c, method)
         assert np.isfinite(r.posterior).all() and np.isfinite(r.log_likelihood)
         np.testing.assert_allclose(r.posterior.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_fractional_gold_indices_are_refused_not_truncated() -> None:
+    c = Claims.from_arrays([0, 1], [0, 0], [1, 0])
+    with pytest.raises(ValueError, match="gold_items must hold integer indices"):
+        fit_truth(c, gold_items=[0.5], gold_labels=[1])

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from .claims import Claims
+from .claims import Claims, _ints
 from .voting import majority_vote
 
 __all__ = ["ENGINE_VERSION", "METHODS", "ConvergenceWarning", "TruthResult", "fit_truth"]
@@ -169,8 +169,8 @@ def _gold(claims: Claims, gold_items: ArrayLike | None, gold_labels: ArrayLike |
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if gold_items is None or gold_labels is None:
         raise ValueError("gold_items and gold_labels must be given together")
-    gi = np.asarray(gold_items, dtype=np.int64).ravel()
-    gl = np.asarray(gold_labels, dtype=np.int64).ravel()
+    gi = _ints(np.ravel(gold_items), "gold_items")
+    gl = _ints(np.ravel(gold_labels), "gold_labels")
     if gi.shape != gl.shape:
         raise ValueError("gold_items and gold_labels must have the same length")
     if gi.size and (gi.min() < 0 or gi.max() >= claims.n_items):
