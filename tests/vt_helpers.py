@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from veritag.quickstart import sample_dir
 from veritag.store import Project, Store
 from veritag.store.queries import create_project, project_counts
@@ -72,3 +74,18 @@ def majority_by_hand(path: Path) -> dict[str, tuple[str, float, int]]:
         total = sum(per.values())
         out[task] = (best, per[best] / total, total)
     return out
+
+
+SPAM_WORDS = {"spam": ["win", "prize", "cash", "free", "claim"], "ham": ["meet", "lunch", "tomorrow", "home", "call"]}
+
+
+def spam_corpus(n: int, seed: int = 0, noise: float = 0.1) -> tuple[list[str], np.ndarray]:
+    """Texts whose words mostly come from their class's vocabulary."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["spam", "ham"], size=n, p=[0.3, 0.7])
+    texts = []
+    for y in labels:
+        other = "ham" if y == "spam" else "spam"
+        words = [rng.choice(SPAM_WORDS[other] if rng.random() < noise else SPAM_WORDS[y]) for _ in range(6)]
+        texts.append(" ".join(words))
+    return texts, labels

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import sqlalchemy as sa
 import typer
@@ -61,7 +62,7 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 Db = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--db", help="Database file or SQLAlchemy URL [default: $VERITAG_DATABASE_URL, else ./veritag.db]"),
 ]
 
@@ -106,11 +107,11 @@ def _root(
 
 @app.command()
 def init(
-    project: Annotated[Optional[str], typer.Argument(help="Name of the project to create")] = None,
-    task: Annotated[Optional[str], typer.Option(help=f"Task type: {', '.join(TASK_TYPES)}")] = None,
-    labels: Annotated[Optional[str], typer.Option(help="Comma-separated labels (classification, multilabel, span) or verdicts (fact_check)")] = None,
-    scale: Annotated[Optional[str], typer.Option(help="Rating scale as MIN-MAX, e.g. 1-5")] = None,
-    schema: Annotated[Optional[Path], typer.Option(help="A JSON file with the full task schema")] = None,
+    project: Annotated[str | None, typer.Argument(help="Name of the project to create")] = None,
+    task: Annotated[str | None, typer.Option(help=f"Task type: {', '.join(TASK_TYPES)}")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated labels (classification, multilabel, span) or verdicts (fact_check)")] = None,
+    scale: Annotated[str | None, typer.Option(help="Rating scale as MIN-MAX, e.g. 1-5")] = None,
+    schema: Annotated[Path | None, typer.Option(help="A JSON file with the full task schema")] = None,
     description: Annotated[str, typer.Option(help="What the project is about")] = "",
     db: Db = None,
 ) -> None:
@@ -155,20 +156,20 @@ def _schema_spec(task: str | None, labels: str | None, scale: str | None, schema
 def import_(
     project: Annotated[str, typer.Argument(help="Project name")],
     file: Annotated[Path, typer.Argument(help="A .csv, .tsv, .jsonl or .parquet file")],
-    format: Annotated[Optional[str], typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
-    id: Annotated[Optional[str], typer.Option("--id", help="Column with the item id [default: id, else task]")] = None,
-    text: Annotated[Optional[str], typer.Option(help="Column with the item text [default: text]")] = None,
-    field: Annotated[Optional[list[str]], typer.Option("--field", help="Item field column (repeat) [default: every unmapped column]")] = None,
-    meta: Annotated[Optional[list[str]], typer.Option("--meta", help="Metadata column for slices, e.g. domain (repeat)")] = None,
-    gold: Annotated[Optional[str], typer.Option(help="Column with known-correct (gold) labels")] = None,
-    label: Annotated[Optional[str], typer.Option(help="Column with human labels [default: label, with a worker column]")] = None,
-    worker: Annotated[Optional[str], typer.Option(help="Column naming who gave each label [default: worker]")] = None,
-    source: Annotated[Optional[str], typer.Option(help="Annotator name for labels when there is no worker column")] = None,
-    probs: Annotated[Optional[str], typer.Option(help="Column with model probabilities (JSON list or object)")] = None,
+    format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="Column with the item id [default: id, else task]")] = None,
+    text: Annotated[str | None, typer.Option(help="Column with the item text [default: text]")] = None,
+    field: Annotated[list[str] | None, typer.Option("--field", help="Item field column (repeat) [default: every unmapped column]")] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", help="Metadata column for slices, e.g. domain (repeat)")] = None,
+    gold: Annotated[str | None, typer.Option(help="Column with known-correct (gold) labels")] = None,
+    label: Annotated[str | None, typer.Option(help="Column with human labels [default: label, with a worker column]")] = None,
+    worker: Annotated[str | None, typer.Option(help="Column naming who gave each label [default: worker]")] = None,
+    source: Annotated[str | None, typer.Option(help="Annotator name for labels when there is no worker column")] = None,
+    probs: Annotated[str | None, typer.Option(help="Column with model probabilities (JSON list or object)")] = None,
     model: Annotated[str, typer.Option(help="Name of the model that produced --probs")] = "model",
     encoding: Annotated[str, typer.Option(help="Text encoding of CSV/JSONL files")] = "utf-8",
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the good rows and write the bad ones to a report")] = False,
-    report: Annotated[Optional[Path], typer.Option(help="Where --skip-invalid writes bad rows [default: ./FILE.errors.csv]")] = None,
+    report: Annotated[Path | None, typer.Option(help="Where --skip-invalid writes bad rows [default: ./FILE.errors.csv]")] = None,
     db: Db = None,
 ) -> None:
     """Import items, human labels, gold labels or model probabilities from one file."""
@@ -205,7 +206,7 @@ def _print_import(result: ImportResult) -> None:
 def export(
     project: Annotated[str, typer.Argument(help="Project name")],
     out: Annotated[Path, typer.Argument(help="Output file, or folder for --format hf")],
-    format: Annotated[Optional[str], typer.Option("--format", help=f"One of {', '.join(EXPORT_FORMATS)} [default: from the suffix]")] = None,
+    format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(EXPORT_FORMATS)} [default: from the suffix]")] = None,
     db: Db = None,
 ) -> None:
     """Export items with resolved labels and confidence (or all labels with --format long)."""
@@ -225,7 +226,7 @@ def export(
 
 @app.command()
 def status(
-    project: Annotated[Optional[str], typer.Argument(help="Project name [default: all projects]")] = None,
+    project: Annotated[str | None, typer.Argument(help="Project name [default: all projects]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
     db: Db = None,
 ) -> None:
@@ -347,10 +348,10 @@ def resolve(
 def report(
     project: Annotated[str, typer.Argument(help="Project name (categorical task types)")],
     method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}")] = DEFAULT_METHOD,
-    domain: Annotated[Optional[str], typer.Option(help="Item metadata field to break reliability down by, e.g. domain")] = None,
+    domain: Annotated[str | None, typer.Option(help="Item metadata field to break reliability down by, e.g. domain")] = None,
     top: Annotated[int, typer.Option(help="How many suspected errors to list")] = 20,
-    html: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML page with plots")] = None,
-    as_json: Annotated[Optional[Path], typer.Option("--json", help="Also write the whole report as JSON")] = None,
+    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML page with plots")] = None,
+    as_json: Annotated[Path | None, typer.Option("--json", help="Also write the whole report as JSON")] = None,
     db: Db = None,
 ) -> None:
     """Per-source reliability, agreement between tutors, and the labels most likely wrong."""
@@ -381,6 +382,46 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+@app.command()
+def automate(
+    simulate: Annotated[tuple[Path, Path] | None, typer.Option("--simulate", help="TEXTS.csv GT.csv: replay automation on a labeled text file (task,text and task,label)")] = None,
+    target: Annotated[float, typer.Option(help="Accuracy the auto-accepted labels must reach")] = 0.98,
+    delta: Annotated[float, typer.Option(help="Allowed probability that they do not")] = 0.05,
+    audit_size: Annotated[int | None, typer.Option("--audit-size", help="Items in the random human audit [default: 10% of the items, at least 200]")] = None,
+    labeler: Annotated[str, typer.Option(help="Labeler that gives the model's probabilities: tfidf")] = "tfidf",
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the audit draw")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Accept model labels only above a threshold an audit proves meets --target (1 - --delta sure)."""
+    from .automation.replay import simulate_files
+
+    if simulate is None:
+        raise VeritagError("give --simulate TEXTS.csv GT.csv; automating a project's own items comes with "
+                           "the auto-labeler (veritag autolabel)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn convergence chatter on tiny folds
+        try:
+            result = simulate_files(simulate[0], simulate[1], target=target, delta=delta, audit_size=audit_size,
+                                    labeler=labeler, seed=seed)
+        except ValueError as exc:
+            raise VeritagError(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    rate, acc = result["automation_rate"], result["realized_accuracy"]
+    console.print(f"{result['items']} items, labeler {result['labeler']} (out-of-fold accuracy "
+                  f"{result['model_accuracy']:.3f}), audit of {result['audit_drawn']} items.")
+    if result["threshold"] is None:
+        console.print(f"Nothing can be automated at target {target} with delta {delta}: no threshold's "
+                      "audited items prove it. Every item goes to humans.")
+        return
+    console.print(f"Automate {rate:.1%} of items: confidence >= {result['threshold']:.4f}, lower bound "
+                  f"{result['bound']:.4f} from {result['audit_size']} audited items above it "
+                  f"(target {target}, delta {delta}).")
+    if acc is not None:
+        console.print(f"Realised accuracy of auto-accepted items outside the audit: {acc:.4f}.")
 
 
 def _print_sources(title: str, rows: list[SourceRow], who: str = "source") -> None:

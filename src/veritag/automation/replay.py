@@ -1,0 +1,86 @@
+"""What automation would give on a labeled text file, before paying for any label.
+
+Ground truth stands in for the audit's human answers: a labeler's out-of-fold probabilities give
+every item a confidence, a random audit sample picks the threshold, and accuracy is measured
+only on auto-accepted items the audit never saw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, RowError
+from ..io.readers import open_rows
+from ..labelers import Labeler, TfidfLabeler, out_of_fold_proba
+from .policy import simulate
+
+__all__ = ["LABELERS", "read_column_pairs", "simulate_files"]
+
+#: Labelers by name, for the command line.
+LABELERS: dict[str, type[Labeler]] = {"tfidf": TfidfLabeler}
+
+
+def read_column_pairs(path: Path, key: str, value: str, *, encoding: str = "utf-8") -> dict[str, str]:
+    """``{key: value}`` from a file with those two columns; a bad row names its file and line."""
+    errors: list[RowError] = []
+    out: dict[str, str] = {}
+    reader = open_rows(path, encoding=encoding)
+    try:
+        for row in reader:
+            if row.error:
+                errors.append(RowError(str(path), row.line, None, row.error))
+                continue
+            missing = [c for c in (key, value) if row.values.get(c) in (None, "")]
+            if missing:
+                errors.append(RowError(str(path), row.line, missing[0], f"missing {missing[0]}"))
+                continue
+            k = str(row.values[key])
+            if k in out:
+                errors.append(RowError(str(path), row.line, key, f"{key} {k!r} appears twice"))
+                continue
+            out[k] = str(row.values[value])
+    finally:
+        reader.close()
+    if errors:
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise InputError(f"{len(errors)} bad row(s):\n" + "\n".join(map(str, errors[:20])) + more)
+    return out
+
+
+def simulate_files(
+    texts: Path,
+    truth: Path,
+    *,
+    target: float,
+    delta: float,
+    audit_size: int | None = None,
+    labeler: str = "tfidf",
+    folds: int = 5,
+    seed: int = 0,
+    encoding: str = "utf-8",
+) -> dict[str, Any]:
+    """Replay the automation policy on ``texts`` (task,text) with ``truth`` (task,label).
+
+    ``audit_size`` defaults to 10% of the items (at least 200, at most all of them).
+    """
+    if labeler not in LABELERS:
+        raise InputError(f"unknown labeler {labeler!r}; choose one of {', '.join(LABELERS)}")
+    text_of = read_column_pairs(texts, "task", "text", encoding=encoding)
+    label_of = read_column_pairs(truth, "task", "label", encoding=encoding)
+    tasks = [t for t in text_of if t in label_of]
+    if len(tasks) < max(folds, 2):
+        raise InputError(f"{texts} and {truth} share only {len(tasks)} tasks; the simulation needs at least {folds}")
+    labels = np.array([label_of[t] for t in tasks], dtype=object)
+    classes = sorted(set(labels.tolist()))
+    probs = out_of_fold_proba(LABELERS[labeler], [text_of[t] for t in tasks], labels, classes=classes,
+                              folds=folds, seed=seed)
+    correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == labels
+    n = len(tasks)
+    size = min(n, max(200, n // 10)) if audit_size is None else audit_size
+    result = simulate(probs.max(axis=1), correct, audit_size=size, target=target, delta=delta, rng=seed)
+    result.update({"items": n, "labeler": f"{LABELERS[labeler].name}@{LABELERS[labeler].version}",
+                   "model_accuracy": float(correct.mean()), "target": target, "delta": delta})
+    return result

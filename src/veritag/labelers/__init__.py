@@ -1,0 +1,7 @@
+"""Model labelers: ``fit(texts, labels)``, ``predict_proba(texts)``; every model claim records the
+labeler's ``name`` and ``version``."""
+
+from .base import Labeler, out_of_fold_proba
+from .tfidf import TfidfLabeler
+
+__all__ = ["Labeler", "TfidfLabeler", "out_of_fold_proba"]
