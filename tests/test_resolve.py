@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from vt_helpers import GT, LABELS, make_project, read_csv, read_jsonl, write_csv, write_jsonl
 
-from veritag import resolve as resolve_module
 from veritag.errors import InputError, VeritagError
 from veritag.io import ColumnMap, export_project, import_file
+from veritag.resolve import core as resolve_module
 from veritag.resolve import (
     current_resolution,
     load_resolution,

@@ -2,6 +2,7 @@
 labeler's ``name`` and ``version``."""
 
 from .base import Labeler, out_of_fold_proba
+from .llm import LLMLabeler, LLMLabelerError
 from .tfidf import TfidfLabeler
 
-__all__ = ["Labeler", "TfidfLabeler", "out_of_fold_proba"]
+__all__ = ["LLMLabeler", "LLMLabelerError", "Labeler", "TfidfLabeler", "out_of_fold_proba"]

@@ -1,0 +1,81 @@
+"""Resolved labels: the one place that turns claims into one answer per item, and keeps the answer.
+
+How each kind of task is resolved:
+
+* **Categorical** schemas (classification, rating, pairwise, fact-check verdicts: every schema
+  whose ``classes()`` is not empty) go through the truth engine, ``veritag.truth.fit_truth``,
+  over *all* claims at once: a human claim is a hard label, a model claim is its probability
+  row, and gold labels are pinned. ``method`` is ``ds`` (Dawid-Skene, the default), ``onecoin``,
+  ``wmv`` or ``mv``.
+* **Multi-label**: one binary sub-task per (item, label) pair, "label applies or not", all in
+  one ``Claims`` for the engine; a source keeps one reliability across labels. A label applies
+  where its posterior probability is above one half; the confidence is the mean over labels of
+  the probability of the decision taken.
+* **Open-ended** schemas (free text, spans) have no fixed classes for the engine: they keep the
+  majority vote over exact matches of the canonical value (``vote_key``), and the run's method
+  is ``majority_vote`` whatever was asked.
+
+Models are sources like tutors. A model that no human claim and no gold label ever checked
+cannot be measured, so an item whose only claims come from such models takes them at face
+value: the mean of their probability rows (one model: its own row). Items with only model
+claims therefore still get a label, and a model that humans or gold *have* checked is read
+through what the engine learned about it (an inverted model gets inverted).
+
+A resolution can be stored as a *run* (``save_resolution``): one ``truth_runs`` row with the
+method, engine version and the newest claim id and gold count it covered, plus a ``posteriors``
+row per item and a ``source_reliability`` row per source. Runs are append-only history;
+``current_resolution`` reuses the newest run while it still covers every claim and gold label
+and otherwise resolves again and stores a new run.
+
+``resolve_files`` does the same without a database, on a long ``task,worker,label`` file.
+"""
+
+from __future__ import annotations
+
+from ..truth import METHODS
+from .core import (
+    DEFAULT_METHOD,
+    ENGINE_PARAMS,
+    OPEN_METHOD,
+    Resolution,
+    RunInfo,
+    SourceStats,
+    effective_method,
+)
+from .files import (
+    FileResolution,
+    SourceRow,
+    project_source_rows,
+    rank_sources,
+    resolve_files,
+    write_labels,
+    write_sources,
+)
+from .project import ProjectClaims, load_project_claims, resolve_project
+from .runs import current_resolution, load_resolution, resolve_and_store, save_resolution
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "ENGINE_PARAMS",
+    "METHODS",
+    "OPEN_METHOD",
+    "FileResolution",
+    "ProjectClaims",
+    "Resolution",
+    "RunInfo",
+    "SourceRow",
+    "SourceStats",
+    "current_resolution",
+    "effective_method",
+    "load_project_claims",
+    "load_resolution",
+    "project_source_rows",
+    "rank_sources",
+    "resolve_and_store",
+    "resolve_files",
+    "resolve_project",
+    "save_resolution",
+    "write_labels",
+    "write_sources",
+]
+

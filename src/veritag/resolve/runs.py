@@ -1,0 +1,175 @@
+"""Stored runs: append a resolution, load one, and reuse the newest while it is current."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from ..errors import VeritagError
+from ..schema import canonical_json
+from ..store.engine import Store
+from ..store.models import Posterior, Project, SourceReliability, TruthRun
+from ..store.queries import (
+    insert_truth_run,
+    latest_truth_run,
+    project_schema,
+    run_is_current,
+)
+from .core import (
+    _CHUNK,
+    _WRITE_BATCH,
+    BASES,
+    DEFAULT_METHOD,
+    Resolution,
+    RunInfo,
+    SourceStats,
+    _cat,
+    _objects,
+    _resolution,
+    effective_method,
+)
+from .project import resolve_project
+
+# --- stored runs ------------------------------------------------------------------------------
+
+
+def _float_list(row: list[float]) -> str:
+    return "[" + ",".join(map(repr, row)) + "]"
+
+
+def save_resolution(conn: sa.Connection, project: Project, resolution: Resolution) -> int:
+    """Append ``resolution`` as a new run of ``project``; returns the run id. Never edits a run."""
+    run = resolution.run
+    if run is None or resolution.basis is None or resolution.n_claims is None:
+        raise VeritagError("only a resolution made by resolve_project can be stored")
+    label_json: dict[int, str] = {}
+
+    def label_text(value: Any) -> str:
+        key = id(value)
+        text = label_json.get(key)
+        if text is None:
+            text = label_json[key] = canonical_json(value)
+        return text
+
+    probs = resolution.probs
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        bases = [BASES[b] for b in range(len(BASES))]
+        for start in range(0, resolution.item_ids.size, _WRITE_BATCH):
+            stop = start + _WRITE_BATCH
+            rows = probs[start:stop].tolist() if probs is not None else None
+            yield [
+                {"item_id": item, "label": label_text(label), "confidence": conf,
+                 "probs": _float_list(rows[i]) if rows is not None else None,
+                 "n_claims": n_claims, "n_labels": n_labels, "basis": bases[basis]}
+                for i, (item, label, conf, n_claims, n_labels, basis) in enumerate(zip(
+                    resolution.item_ids[start:stop].tolist(), resolution.labels[start:stop],
+                    resolution.confidence[start:stop].tolist(), resolution.n_claims[start:stop].tolist(),
+                    resolution.n_labels[start:stop].tolist(), resolution.basis[start:stop].tolist(),
+                ))
+            ]
+
+    sources = []
+    stats = resolution.sources
+    if stats is not None:
+        for i, (sid, acc, n) in enumerate(zip(stats.source_ids.tolist(), stats.accuracy.tolist(), stats.n_claims.tolist())):
+            confusion = None if stats.confusion is None else canonical_json(stats.confusion[i].tolist())
+            sources.append({"source_id": sid, "accuracy": None if math.isnan(acc) else acc, "n_claims": n,
+                            "confusion": confusion})
+    return insert_truth_run(conn, run={
+        "project_id": project.id, "method": run.method, "engine_version": run.engine_version, "params": run.params,
+        "max_claim_id": run.max_claim_id, "gold_count": run.gold_count, "n_items": int(resolution.item_ids.size),
+        "log_likelihood": run.log_likelihood, "n_iter": run.n_iter, "converged": run.converged,
+    }, posteriors=batches(), sources=sources)
+
+
+def _run_info_of(run: Any) -> RunInfo:
+    return RunInfo(run.method, run.engine_version, dict(run.params), run.log_likelihood, run.n_iter, run.converged,
+                   run.max_claim_id, run.gold_count, run.id, run.created_at)
+
+
+def load_resolution(conn: sa.Connection, run: Any, *, with_probs: bool = False,
+                    with_sources: bool = False) -> Resolution:
+    """A stored run (a ``truth_runs`` row, see ``latest_truth_run``) as a ``Resolution``.
+
+    Streamed; the class probabilities and the per-source statistics only on request.
+    """
+    cols = [Posterior.item_id, sa.cast(Posterior.label, sa.Text), Posterior.confidence, Posterior.n_labels,
+            Posterior.n_claims, Posterior.basis]
+    if with_probs:
+        cols.append(sa.cast(Posterior.probs, sa.Text))
+    stmt = sa.select(*cols).where(Posterior.run_id == run.id).order_by(Posterior.item_id)
+    decoded: dict[str, Any] = {}
+    code = {name: i for i, name in enumerate(BASES)}
+    ids, labels, conf, n_labels, n_claims, basis, probs = [], [], [], [], [], [], []
+    for chunk in conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(stmt).partitions():
+        n = len(chunk)
+        ids.append(np.fromiter((r[0] for r in chunk), np.int64, n))
+        part = []
+        for r in chunk:
+            value = decoded.get(r[1])
+            if value is None:
+                value = decoded[r[1]] = json.loads(r[1])
+            part.append(value)
+        labels.append(_objects(part))
+        conf.append(np.fromiter((r[2] for r in chunk), np.float64, n))
+        n_labels.append(np.fromiter((r[3] for r in chunk), np.int64, n))
+        n_claims.append(np.fromiter((r[4] for r in chunk), np.int64, n))
+        basis.append(np.fromiter((code[r[5]] for r in chunk), np.int8, n))
+        if with_probs:
+            probs.extend(json.loads(r[6]) if r[6] is not None else None for r in chunk)
+    info = _run_info_of(run)
+    prob_array = None
+    if with_probs and probs and all(p is not None for p in probs):
+        prob_array = np.array(probs, dtype=np.float64)
+    sources = None
+    if with_sources:
+        rows = conn.execute(
+            sa.select(SourceReliability.source_id, SourceReliability.accuracy, SourceReliability.n_claims,
+                      sa.cast(SourceReliability.confusion, sa.Text))
+            .where(SourceReliability.run_id == run.id).order_by(SourceReliability.source_id)
+        ).all()
+        confusion = None
+        if rows and all(r[3] is not None for r in rows):
+            confusion = np.array([json.loads(r[3]) for r in rows], dtype=np.float64)
+        sources = SourceStats(
+            np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+            np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64),
+            np.fromiter((r[2] for r in rows), np.int64, len(rows)), confusion,
+        )
+    return _resolution(_cat(ids), np.concatenate(labels) if labels else np.empty(0, object),
+                       _cat(conf, np.float64), _cat(n_labels), _cat(n_claims), _cat(basis, np.int8), info,
+                       probs=prob_array, sources=sources)
+
+
+def resolve_and_store(store: Store, project: Project, method: str = DEFAULT_METHOD) -> Resolution:
+    """Resolve ``project`` now and append the result as a new run; the result carries its run id."""
+    with store.engine.connect() as conn:
+        resolution = resolve_project(conn, project, method)
+    with store.engine.begin() as conn:
+        run_id = save_resolution(conn, project, resolution)
+        created = conn.scalar(sa.select(TruthRun.created_at).where(TruthRun.id == run_id))
+    assert resolution.run is not None
+    return replace(resolution, run=replace(resolution.run, run_id=run_id, created_at=created))
+
+
+def current_resolution(store: Store, project: Project, method: str | None = None) -> tuple[Resolution, bool]:
+    """The newest stored run (of ``method``, if given) while it covers every claim and gold label.
+
+    Otherwise resolve with ``method`` (default ``ds``) and store a new run. Returns the
+    resolution and whether it had to be computed.
+    """
+    wanted = None if method is None else effective_method(project_schema(project), method)
+    with store.engine.connect() as conn:
+        run = latest_truth_run(conn, project_id=project.id, method=wanted)
+        if run is not None and run_is_current(conn, run):
+            return load_resolution(conn, run), False
+    return resolve_and_store(store, project, wanted or DEFAULT_METHOD), True
+
+
