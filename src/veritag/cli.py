@@ -385,6 +385,29 @@ def _write_text(path: Path, text: str) -> None:
 
 
 @app.command()
+def autolabel(
+    project: Annotated[str, typer.Argument(help="Project name (single-label categorical task types)")],
+    labeler: Annotated[str, typer.Option(help="Labeler to train: tfidf")] = "tfidf",
+    folds: Annotated[int, typer.Option(help="Folds for the out-of-fold probabilities of labeled items")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds")] = 0,
+    db: Db = None,
+) -> None:
+    """Train a model on the resolved human labels and store its probabilities for every item with text."""
+    from .automation.autolabel import autolabel_project
+
+    if labeler != "tfidf":
+        raise VeritagError(f"unknown labeler {labeler!r}; the command line offers: tfidf")
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        result = autolabel_project(store, proj, labeler=labeler, folds=folds, seed=seed)
+    console.print(f"Labeler {result.source}: trained on {result.trained} items (out-of-fold accuracy "
+                  f"{result.accuracy:.3f} against the resolved labels), predicted {result.predicted} more.")
+    console.print(f"Added {result.claims_added} new model claims"
+                  + (" (this labeler version had labeled every item already)." if not result.claims_added else "."))
+
+
+@app.command()
 def automate(
     simulate: Annotated[tuple[Path, Path] | None, typer.Option("--simulate", help="TEXTS.csv GT.csv: replay automation on a labeled text file (task,text and task,label)")] = None,
     target: Annotated[float, typer.Option(help="Accuracy the auto-accepted labels must reach")] = 0.98,
