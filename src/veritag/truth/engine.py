@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from .claims import Claims, _ints
+from .claims import Claims, _in_range, _ints
 from .voting import majority_vote
 
 __all__ = ["ENGINE_VERSION", "METHODS", "ConvergenceWarning", "TruthResult", "fit_truth"]
@@ -101,12 +101,9 @@ class _Design:
 
     A: sp.csr_matrix
     AT: sp.csc_matrix  # A.T without a copy: the M-step product scatters, which is cache-friendly
-    claim_item: NDArray[np.int64]  # per claim (a model claim is one column: its bin)
-    claim_col: NDArray[np.int64]
     col_vsrc: NDArray[np.int64]
     col_class: NDArray[np.int64]
     vsrc_source: NDArray[np.int64]
-    n_vsrc: int
     n_hard_cols: int
     group: sp.csr_matrix  # n_vsrc x columns indicator: sums a source's columns
 
@@ -159,8 +156,7 @@ def _design(claims: Claims, bins: int) -> _Design:
     vsrc = np.concatenate(col_vsrc)
     group = sp.csr_matrix((np.ones(n_cols), (vsrc, np.arange(n_cols))), shape=(n_vsrc, n_cols))
     return _Design(
-        A, A.T, claim_item, claim_col, vsrc, np.concatenate(col_class), np.concatenate(vsrc_source),
-        n_vsrc, s * k, group,
+        A, A.T, vsrc, np.concatenate(col_class), np.concatenate(vsrc_source), s * k, group,
     )
 
 
@@ -173,10 +169,8 @@ def _gold(claims: Claims, gold_items: ArrayLike | None, gold_labels: ArrayLike |
     gl = _ints(np.ravel(gold_labels), "gold_labels")
     if gi.shape != gl.shape:
         raise ValueError("gold_items and gold_labels must have the same length")
-    if gi.size and (gi.min() < 0 or gi.max() >= claims.n_items):
-        raise ValueError(f"gold_items must lie in [0, n_items={claims.n_items})")
-    if gl.size and (gl.min() < 0 or gl.max() >= claims.n_classes):
-        raise ValueError(f"gold_labels must lie in [0, n_classes={claims.n_classes})")
+    _in_range(gi, claims.n_items, "gold_items", "n_items")
+    _in_range(gl, claims.n_classes, "gold_labels", "n_classes")
     if np.unique(gi).size != gi.size:
         raise ValueError("an item has more than one gold label")
     return gi, gl
@@ -209,6 +203,12 @@ def _vote_posterior(claims: Claims, weights: NDArray[np.float64] | None) -> NDAr
 _BLOCK = 1 << 16  # rows per E-step block: its (rows x K) scratch stays in cache
 
 
+def _row_view(A: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
+    """Rows ``a:b`` of ``A`` sharing its data and indices (``A[a:b]`` would copy them)."""
+    lo, hi = A.indptr[a], A.indptr[b]
+    return sp.csr_matrix((A.data[lo:hi], A.indices[lo:hi], A.indptr[a:b + 1] - lo), shape=(b - a, A.shape[1]))
+
+
 class _EStep:
     """The E-step, by blocks of items into one posterior buffer kept across iterations.
 
@@ -219,13 +219,7 @@ class _EStep:
 
     def __init__(self, d: _Design, k: int, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> None:
         n = d.A.shape[0]
-        indptr = d.A.indptr
-        self.blocks = [
-            (a, min(a + _BLOCK, n), sp.csr_matrix(
-                (d.A.data[indptr[a]:indptr[min(a + _BLOCK, n)]], d.A.indices[indptr[a]:indptr[min(a + _BLOCK, n)]],
-                 indptr[a:min(a + _BLOCK, n) + 1] - indptr[a]), shape=(min(a + _BLOCK, n) - a, d.A.shape[1])))
-            for a in range(0, n, _BLOCK)
-        ]
+        self.blocks = [(a, min(a + _BLOCK, n), _row_view(d.A, a, min(a + _BLOCK, n))) for a in range(0, n, _BLOCK)]
         self.gold_items, self.gold_labels = gold_items, gold_labels
         self.gold_rows = d.A[gold_items] if gold_items.size else None
         self.out = np.empty((n, k))
@@ -409,8 +403,8 @@ def _summaries(
     k, s = claims.n_classes, claims.n_sources
     counts = np.asarray(d.AT @ posterior)  # (columns, K true)
     vs_src = d.vsrc_source[d.col_vsrc]
-    if claims.prob_item.size and d.A.shape[1] > d.n_hard_cols:
-        # A soft/binned block replaces the hard block of the same source only if that had nothing.
+    if d.A.shape[1] > d.n_hard_cols:
+        # A model's binned answers are folded onto its top class and added to its hard answers.
         counts_soft = counts[d.n_hard_cols:]
         idx = vs_src[d.n_hard_cols:] * k + d.col_class[d.n_hard_cols:]
         by_answer = np.zeros((s * k, k))
