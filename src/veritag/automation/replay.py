@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, RowError
-from ..io.readers import open_rows
 from ..labelers import Labeler, TfidfLabeler, out_of_fold_proba
+from ..resolve.files import RowTable, raise_bad_rows
 from .policy import simulate
 
 __all__ = ["LABELERS", "read_column_pairs", "simulate_files"]
@@ -26,27 +26,18 @@ LABELERS: dict[str, type[Labeler]] = {"tfidf": TfidfLabeler}
 def read_column_pairs(path: Path, key: str, value: str, *, encoding: str = "utf-8") -> dict[str, str]:
     """``{key: value}`` from a file with those two columns; a bad row names its file and line."""
     errors: list[RowError] = []
+    bad = [0]
     out: dict[str, str] = {}
-    reader = open_rows(path, encoding=encoding)
-    try:
-        for row in reader:
-            if row.error:
-                errors.append(RowError(str(path), row.line, None, row.error))
-                continue
-            missing = [c for c in (key, value) if row.values.get(c) in (None, "")]
-            if missing:
-                errors.append(RowError(str(path), row.line, missing[0], f"missing {missing[0]}"))
-                continue
-            k = str(row.values[key])
-            if k in out:
-                errors.append(RowError(str(path), row.line, key, f"{key} {k!r} appears twice"))
-                continue
-            out[k] = str(row.values[value])
-    finally:
-        reader.close()
-    if errors:
-        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise InputError(f"{len(errors)} bad row(s):\n" + "\n".join(map(str, errors[:20])) + more)
+    table = RowTable(path, encoding, (key, value), errors, bad)
+    for line, values in table.rows():
+        k, v = table.text(line, values, key), table.text(line, values, value)
+        if k is None or v is None:
+            continue
+        if k in out:
+            table.fail(line, key, f"{key} {k!r} appears twice")
+            continue
+        out[k] = v
+    raise_bad_rows(errors, bad, "nothing was simulated")
     return out
 
 

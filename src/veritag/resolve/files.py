@@ -68,8 +68,12 @@ def project_source_rows(resolution: Resolution, names: dict[int, tuple[str, str]
     ])
 
 
-class _Table:
-    """Streams one input file's rows, checks the named columns, collects bad rows."""
+class RowTable:
+    """Streams one input file's rows, checks the named columns, collects bad rows.
+
+    ``errors`` and ``counts`` may be shared by several tables, so one report covers every file
+    of a run (see ``raise_bad_rows``).
+    """
 
     def __init__(self, path: Path, encoding: str, required: tuple[str, ...], errors: list[RowError],
                  counts: list[int]) -> None:
@@ -125,6 +129,14 @@ class _Table:
         return value
 
 
+def raise_bad_rows(errors: list[RowError], counts: list[int], outcome: str) -> None:
+    """One error naming the first bad rows (file and line) and how many there were in all."""
+    if counts[0]:
+        shown = "\n".join(str(e) for e in errors)
+        more = f"\n... and {counts[0] - len(errors)} more bad row(s)" if counts[0] > len(errors) else ""
+        raise InputError(f"{counts[0]} bad row(s); {outcome}:\n{shown}{more}")
+
+
 def _class_order(names: list[str]) -> list[str]:
     """Numbers in numeric order when every class is a number, else text order."""
     try:
@@ -152,7 +164,7 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
     classes: dict[str, int] = {}
     # Claims go into 8-byte arrays, not lists of Python ints: a file of millions of rows stays small.
     h_item, h_src, h_label = array("q"), array("q"), array("q")
-    table = _Table(labels, encoding, ("task", "worker", "label"), errors, bad)
+    table = RowTable(labels, encoding, ("task", "worker", "label"), errors, bad)
     for line, values in table.rows():
         task, worker, label = (table.text(line, values, c) for c in ("task", "worker", "label"))
         if task is None or worker is None or label is None:
@@ -169,7 +181,7 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
 
     m_item, m_src, m_rows = array("q"), array("q"), array("d")
     if model_probs is not None:
-        table = _Table(model_probs, encoding, ("task",), errors, bad)
+        table = RowTable(model_probs, encoding, ("task",), errors, bad)
         columns: list[str] | None = None
         for line, values in table.rows():
             if columns is None:
@@ -208,7 +220,7 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
 
     g_item, g_label, g_line = array("q"), array("q"), {}
     if gold is not None:
-        table = _Table(gold, encoding, ("task", "label"), errors, bad)
+        table = RowTable(gold, encoding, ("task", "label"), errors, bad)
         for line, values in table.rows():
             task, label = table.text(line, values, "task"), table.text(line, values, "label")
             if task is None or label is None:
@@ -224,10 +236,7 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
             g_line[task] = (line, label)
             g_item.append(tasks.setdefault(task, len(tasks)))
             g_label.append(class_index[label])
-    if bad[0]:
-        shown = "\n".join(str(e) for e in errors)
-        more = f"\n... and {bad[0] - len(errors)} more bad row(s)" if bad[0] > len(errors) else ""
-        raise InputError(f"{bad[0]} bad row(s); nothing was resolved:\n{shown}{more}")
+    raise_bad_rows(errors, bad, "nothing was resolved")
 
     def ints(values: array[int]) -> NDArray[np.int64]:
         return np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)
