@@ -26,7 +26,7 @@ from ..resolve.core import BASES
 from ..schema import MultiLabelSchema, canonical_json
 from ..store.engine import Store
 from ..store.models import Claim, Item, Project, Source
-from ..store.queries import execute_many, insert_ignore, project_schema
+from ..store.queries import execute_many, insert_ignore, project_schema, source_ids
 
 __all__ = ["LABELERS", "AutolabelResult", "autolabel_project"]
 
@@ -57,13 +57,10 @@ def _factory(labeler: str | Callable[[], Labeler]) -> Callable[[], Labeler]:
 
 def _model_source(conn: sa.Connection, project_id: int, name: str, version: str) -> int:
     """The model source's id, created if missing; its version is set to ``version``."""
-    conn.execute(insert_ignore(conn, Source.__table__, ["project_id", "kind", "name"]),
-                 [{"project_id": project_id, "kind": "model", "name": name, "version": version}])
-    sid, stored = conn.execute(sa.select(Source.id, Source.version).where(
-        Source.project_id == project_id, Source.kind == "model", Source.name == name)).one()
-    if stored != version:
-        conn.execute(sa.update(Source).where(Source.id == sid).values(version=version))
-    return int(sid)
+    sid = source_ids(conn, project_id=project_id, kind="model", names={name})[name]
+    conn.execute(sa.update(Source).where(Source.id == sid, Source.version.is_distinct_from(version))
+                 .values(version=version))
+    return sid
 
 
 def autolabel_project(store: Store, project: Project, *, labeler: str | Callable[[], Labeler] = "tfidf",
