@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from ..resolve import load_project_claims
+from ..resolve import ENGINE_PARAMS, load_project_claims
 from ..store.engine import Store
 from ..store.models import Item, Project
 from ..store.queries import project_schema, source_names
@@ -41,7 +41,8 @@ def project_report(store: Store, project: Project, *, method: str = "ds", domain
     claims = pc.claims()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        result = fit_truth(claims, method, gold_items=pc.gold[0], gold_labels=pc.gold[1])  # type: ignore[arg-type]
+        result = fit_truth(claims, method, gold_items=pc.gold[0], gold_labels=pc.gold[1],  # type: ignore[arg-type]
+                           **ENGINE_PARAMS)
     groups = group_names = None
     if domain is not None:
         codes, uniques = pd.factorize(pd.Series(meta, dtype=object).map(lambda v: None if v is None else str(v)))
