@@ -16,8 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from postgres_server import fresh_database, running_postgres
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Built ONNX model files go to a throwaway folder, never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("veritag-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VERITAG_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +65,9 @@ def store(db_url: str) -> Iterator[object]:
 @pytest.fixture
 def rte(store: object) -> object:
     """The bundled sample as a project with its texts and labels in (800 items, 8000 claims)."""
-    from veritag.io import ColumnMap, import_file
     from vt_helpers import LABELS, TEXTS, make_project
+
+    from veritag.io import ColumnMap, import_file
 
     project = make_project(store)  # type: ignore[arg-type]
     import_file(store, project, TEXTS, ColumnMap(meta=["rte_subtask"]))  # type: ignore[arg-type]

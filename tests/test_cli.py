@@ -203,10 +203,18 @@ def test_quickstart(runner: CliRunner, tmp_path: Path) -> None:
     assert float(match.group(1)) >= 0.85
     assert int(match.group(2)) == 800
     assert "Wrote 800 resolved items" in out
+    # the bundled model labels the sample, and automation refuses what the audit cannot prove
+    model = re.search(r"Labeler (minilm-logreg@\S+): trained on 800 items \(out-of-fold accuracy ([0-9.]+)", out)
+    assert model, out
+    assert 0.4 <= float(model.group(2)) <= 0.7  # entailment is beyond a sentence-embedding classifier
+    assert "0 of 800 items automated" in " ".join(out.split()) and "Nothing automated" in out
+    page = (folder / "automation_audit.html").read_text(encoding="utf-8")
+    assert 'id="calibration"' in page and "<svg" in page
     # a second run reuses the database and adds nothing
     again = ok(runner, "quickstart", "--dir", str(folder))
     assert again.count("Nothing new") == 2
     assert match.group(1) in again
+    assert "Added 0 new model claims" in again and "still covers every claim" in again
 
 
 def test_version(runner: CliRunner) -> None:

@@ -162,9 +162,11 @@ class MultiLabelSchema(BaseSchema):
     def normalize(self, raw: Any, *, item_text: str | None = None) -> list[str]:
         if isinstance(raw, str):
             text = raw.strip()
-            raw = _decode_json_cell(text, "labels") if text.startswith("[") else (
-                [part for part in text.split("|") if part.strip()] if text else []
-            )
+            parts = [part for part in text.split("|") if part.strip()] if text else []
+            # A JSON list, unless the text is pipe-separated labels that merely start with "[".
+            if text.startswith("[") and not all(p.strip() in self.labels for p in parts):
+                parts = _decode_json_cell(text, "labels")
+            raw = parts
         if not isinstance(raw, (list, tuple)):
             raise LabelError("labels", f"expected a list of labels from {self.labels}, got {raw!r}")
         chosen = {_as_label(x, self.labels, "labels") for x in raw}

@@ -33,7 +33,7 @@ def model_claims(store: Store, project: Project) -> list[tuple[int, list[float],
 
 
 def test_autolabel_rte_is_idempotent_and_resolvable(store: Store, rte: Project) -> None:
-    result = autolabel_project(store, rte, folds=3)
+    result = autolabel_project(store, rte, labeler="tfidf", folds=3)
     assert (result.trained, result.predicted, result.claims_added) == (800, 0, 800)
     assert result.source == "tfidf-logreg@1"
     assert 0.0 <= result.accuracy <= 1.0
@@ -44,7 +44,7 @@ def test_autolabel_rte_is_idempotent_and_resolvable(store: Store, rte: Project) 
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     assert counts(store, rte)["claims"] == 8800
 
-    again = autolabel_project(store, rte, folds=3)
+    again = autolabel_project(store, rte, labeler="tfidf", folds=3)
     assert (again.trained, again.claims_added) == (800, 0)
     assert counts(store, rte)["claims"] == 8800
 
@@ -70,24 +70,39 @@ def _spam_project(store: Store, tmp_path: Path, labeled: int, n: int = 60) -> Pr
 
 def test_unlabeled_items_get_predictions(store: Store, tmp_path: Path) -> None:
     project = _spam_project(store, tmp_path, labeled=40)
-    result = autolabel_project(store, project)
+    result = autolabel_project(store, project, labeler="tfidf")
     assert (result.trained, result.predicted, result.claims_added) == (40, 20, 60)
     assert result.accuracy >= 0.8
     rows = model_claims(store, project)
     assert len({r[0] for r in rows}) == 60
     np.testing.assert_allclose(np.array([r[1] for r in rows]).sum(axis=1), 1.0)
     # items labeled only by the model stay out of training on a second run
-    again = autolabel_project(store, project)
+    again = autolabel_project(store, project, labeler="tfidf")
     assert (again.trained, again.predicted, again.claims_added) == (40, 20, 0)
+
+
+def test_new_human_labels_retrain_and_replace_the_models_claims(store: Store, tmp_path: Path) -> None:
+    project = _spam_project(store, tmp_path, labeled=30)
+    first = autolabel_project(store, project, labeler="tfidf")
+    _, labels = spam_corpus(60, seed=1)
+    import_file(store, project, write_csv(tmp_path / "more.csv", ["task", "worker", "label"],
+                                          [(f"t{i}", "ann", labels[i]) for i in range(30, 50)]))
+    second = autolabel_project(store, project, labeler="tfidf")
+    assert (first.trained, second.trained, second.predicted, second.claims_added) == (30, 50, 10, 60)
+    assert len(model_claims(store, project)) == 120  # history kept
+    resolution = resolve_and_store(store, project)
+    assert int(resolution.n_claims.sum()) == 50 + 60  # one model claim per item counts: the newest
+    unlabeled = resolution.basis == 1  # items only the model speaks for
+    assert unlabeled.sum() == 10
 
 
 def test_errors(store: Store, tmp_path: Path) -> None:
     free = make_project(store, "free", {"type": "free_text"})
     with pytest.raises(VeritagError, match="categorical"):
-        autolabel_project(store, free)
+        autolabel_project(store, free, labeler="tfidf")
     few = _spam_project(store, tmp_path, labeled=3)
     with pytest.raises(VeritagError, match="at least 5"):
-        autolabel_project(store, few)
+        autolabel_project(store, few, labeler="tfidf")
     with pytest.raises(VeritagError, match="unknown labeler"):
         autolabel_project(store, few, labeler="nope")
 
@@ -99,7 +114,7 @@ def test_one_class_is_an_error(sqlite_store: Store, tmp_path: Path) -> None:
     import_file(sqlite_store, project, write_csv(tmp_path / "labels.csv", ["task", "worker", "label"],
                                                  [(f"t{i}", "ann", "a") for i in range(8)]))
     with pytest.raises(VeritagError, match="two classes"):
-        autolabel_project(sqlite_store, project)
+        autolabel_project(sqlite_store, project, labeler="tfidf")
 
 
 def test_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -207,3 +207,26 @@ def test_works_from_inside_a_running_loop(server: FakeOpenAI) -> None:
 def test_the_network_guard_blocks_other_hosts() -> None:
     with socket.socket() as s, pytest.raises(AssertionError, match="tried to reach"):
         s.connect(("192.0.2.1", 80))
+
+
+def test_an_llm_labels_a_project_through_autolabel(server: FakeOpenAI, sqlite_store: Any, tmp_path: Path) -> None:
+    """Any labeler factory stores claims on a project: here the LLM, named and versioned."""
+    from vt_helpers import make_project, write_csv
+
+    from veritag.automation.autolabel import autolabel_project
+    from veritag.io import import_file
+    from veritag.resolve import load_project_claims
+
+    project = make_project(sqlite_store, "spam", {"type": "classification", "labels": ["ham", "spam"]})
+    texts = ["WIN a free cruise", "lunch tomorrow?"] * 5
+    import_file(sqlite_store, project, write_csv(tmp_path / "items.csv", ["id", "text"],
+                                                 [(f"t{i}", t) for i, t in enumerate(texts)]))
+    import_file(sqlite_store, project, write_csv(tmp_path / "labels.csv", ["task", "worker", "label"],
+                                                 [(f"t{i}", "ann", "spam" if i % 2 == 0 else "ham") for i in range(6)]))
+    llm = labeler(server)
+    result = autolabel_project(sqlite_store, project, labeler=lambda: llm)
+    assert result.source.startswith("llm:fake-1@1+")
+    assert (result.trained, result.predicted, result.claims_added, result.accuracy) == (6, 4, 10, 1.0)
+    with sqlite_store.engine.connect() as conn:
+        pc = load_project_claims(conn, project)
+    np.testing.assert_allclose(pc.soft[2][::2], [[0.1, 0.9]] * 5, atol=1e-4)

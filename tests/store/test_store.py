@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -59,7 +60,7 @@ def test_open_store_migrates(db_url: str) -> None:
         assert "alembic_version" in names
         assert store.is_current()
         with store.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
     finally:
         store.close()
 
@@ -444,3 +445,41 @@ def test_truth_run_queries(store: Store) -> None:
         session.add(Gold(project_id=project_id, item_id=item_id, value="a"))
     with store.engine.connect() as conn:
         assert not run_is_current(conn, latest_truth_run(conn, project_id=project_id))
+
+
+# --- automation runs and embeddings (migration 0003) ------------------------------------------
+
+
+def test_upgrade_from_0002_and_downgrade_remove_automation_tables(db_url: str) -> None:
+    store = open_store(db_url, migrate=False)
+    try:
+        with store.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "0002")
+        assert "automation_runs" not in sa.inspect(store.engine).get_table_names()
+        store.migrate()
+        assert {"automation_runs", "automation_items", "embeddings"} <= set(sa.inspect(store.engine).get_table_names())
+        with store.engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0002")
+        assert not {"automation_runs", "automation_items", "embeddings"} & set(sa.inspect(store.engine).get_table_names())
+        assert "truth_runs" in sa.inspect(store.engine).get_table_names()
+        store.migrate()
+        assert store.is_current()
+    finally:
+        store.close()
+
+
+def test_embedding_cache_round_trip(store: Store) -> None:
+    from veritag.store.embeddings import StoreEmbeddingCache
+
+    cache = StoreEmbeddingCache(store)
+    rng = np.random.default_rng(0)
+    vectors = {f"{i:064x}": rng.normal(size=384).astype(np.float32) for i in range(7)}
+    assert cache.get("m/1", list(vectors)) == {}
+    cache.put("m/1", vectors)
+    cache.put("m/1", {k: v + 1 for k, v in list(vectors.items())[:2]})  # a known key keeps its first vector
+    got = cache.get("m/1", [*vectors, "f" * 64])
+    assert set(got) == set(vectors)
+    for key, vec in vectors.items():
+        np.testing.assert_array_equal(got[key], vec)
+        assert got[key].dtype == np.float32
+    assert cache.get("m/2", list(vectors)) == {}  # another model version shares nothing

@@ -13,14 +13,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, RowError
-from ..labelers import Labeler, TfidfLabeler, out_of_fold_proba
+from ..labelers import out_of_fold_proba
+from ..labelers.registry import DEFAULT_LABELER, LABELER_NAMES, labeler_factory
 from ..resolve.files import RowTable, raise_bad_rows
 from .policy import simulate
 
-__all__ = ["LABELERS", "read_column_pairs", "simulate_files"]
-
-#: Labelers by name, for the command line.
-LABELERS: dict[str, type[Labeler]] = {"tfidf": TfidfLabeler}
+__all__ = ["read_column_pairs", "simulate_files"]
 
 
 def read_column_pairs(path: Path, key: str, value: str, *, encoding: str = "utf-8") -> dict[str, str]:
@@ -48,7 +46,7 @@ def simulate_files(
     target: float,
     delta: float,
     audit_size: int | None = None,
-    labeler: str = "tfidf",
+    labeler: str = DEFAULT_LABELER,
     folds: int = 5,
     seed: int = 0,
     encoding: str = "utf-8",
@@ -57,8 +55,8 @@ def simulate_files(
 
     ``audit_size`` defaults to 10% of the items (at least 200, at most all of them).
     """
-    if labeler not in LABELERS:
-        raise InputError(f"unknown labeler {labeler!r}; choose one of {', '.join(LABELERS)}")
+    if labeler not in LABELER_NAMES:
+        raise InputError(f"unknown labeler {labeler!r}; choose one of {', '.join(LABELER_NAMES)}")
     text_of = read_column_pairs(texts, "task", "text", encoding=encoding)
     label_of = read_column_pairs(truth, "task", "label", encoding=encoding)
     tasks = [t for t in text_of if t in label_of]
@@ -66,12 +64,13 @@ def simulate_files(
         raise InputError(f"{texts} and {truth} share only {len(tasks)} tasks; the simulation needs at least {folds}")
     labels = np.array([label_of[t] for t in tasks], dtype=object)
     classes = sorted(set(labels.tolist()))
-    probs = out_of_fold_proba(LABELERS[labeler], [text_of[t] for t in tasks], labels, classes=classes,
-                              folds=folds, seed=seed)
+    make = labeler_factory(labeler)
+    probs = out_of_fold_proba(make, [text_of[t] for t in tasks], labels, classes=classes, folds=folds, seed=seed)
     correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == labels
     n = len(tasks)
     size = min(n, max(200, n // 10)) if audit_size is None else audit_size
     result = simulate(probs.max(axis=1), correct, audit_size=size, target=target, delta=delta, rng=seed)
-    result.update({"items": n, "labeler": f"{LABELERS[labeler].name}@{LABELERS[labeler].version}",
+    model = make()
+    result.update({"items": n, "labeler": f"{model.name}@{model.version}",
                    "model_accuracy": float(correct.mean()), "target": target, "delta": delta})
     return result

@@ -26,7 +26,7 @@ from ..errors import InputError, VeritagError
 from ..resolve import Resolution, current_resolution
 from ..schema import BaseSchema, PairwiseSchema
 from ..store.engine import Store
-from ..store.models import Claim, Item, Project, Source
+from ..store.models import AutomationItem, AutomationRun, Claim, Item, Project, Source
 from ..store.queries import project_schema
 
 __all__ = ["EXPORT_FORMATS", "ExportResult", "export_project"]
@@ -34,6 +34,8 @@ __all__ = ["EXPORT_FORMATS", "ExportResult", "export_project"]
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "long", "dpo")
 ProgressFn = Callable[[int, int], None]
 RESOLVED = ("label", "confidence", "n_labels", "label_source")
+#: The newest automation run's decision per item (auto, audit, human): only in projects with one.
+AUTOMATION = "automation"
 
 
 @dataclass
@@ -80,6 +82,14 @@ class _Exporter:
         self.schema = project_schema(project)
         self.chunk_rows = chunk_rows
         self.progress = progress
+        with store.engine.connect() as conn:
+            self.automation_run: int | None = conn.scalar(
+                sa.select(sa.func.max(AutomationRun.id)).where(AutomationRun.project_id == project.id))
+
+    @property
+    def resolved(self) -> tuple[str, ...]:
+        """The columns every item gets after its own: the label, and the automation decision."""
+        return RESOLVED if self.automation_run is None else (*RESOLVED, AUTOMATION)
 
     def columns(self, conn: sa.Connection) -> list[str]:
         """Every column any item will have, in first-seen order: CSV and Parquet need them up front."""
@@ -91,22 +101,25 @@ class _Exporter:
                     names.setdefault(self._name(key, "field.", names), None)
                 for key in meta or ():
                     names.setdefault(self._name(key, "meta.", data or {}), None)
-        return [*names, *RESOLVED]
+        return [*names, *self.resolved]
 
     @staticmethod
     def _name(key: str, prefix: str, taken: dict[str, None] | dict[str, Any]) -> str:
         """An item's own field keeps its name unless a built-in column or a field already has it."""
-        return f"{prefix}{key}" if key in ("id", "text", *RESOLVED) or (prefix == "meta." and key in taken) else key
+        builtin = ("id", "text", *RESOLVED, AUTOMATION)
+        return f"{prefix}{key}" if key in builtin or (prefix == "meta." and key in taken) else key
 
     def records(self, conn: sa.Connection, resolution: Resolution,
                 columns: list[str] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Chunks of flat item records with their resolved label, by keyset pagination on id."""
         total = int(conn.scalar(sa.select(sa.func.count()).select_from(Item).where(Item.project_id == self.project.id)) or 0)
         done, last = 0, 0
-        cols = (Item.id, Item.external_id, Item.text, Item.data, Item.meta)
+        cols = (Item.id, Item.external_id, Item.text, Item.data, Item.meta, AutomationItem.decision)
+        decided = sa.and_(AutomationItem.item_id == Item.id, AutomationItem.run_id == self.automation_run)
         while True:
             rows = conn.execute(
-                sa.select(*cols).where(Item.project_id == self.project.id, Item.id > last)
+                sa.select(*cols).outerjoin(AutomationItem, decided)
+                .where(Item.project_id == self.project.id, Item.id > last)
                 .order_by(Item.id).limit(self.chunk_rows)
             ).all()
             if not rows:
@@ -115,7 +128,7 @@ class _Exporter:
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             pos, found = resolution.lookup(ids)
             chunk = []
-            for (_, external_id, text, data, meta), p, ok in zip(rows, pos.tolist(), found.tolist()):
+            for (_, external_id, text, data, meta, decision), p, ok in zip(rows, pos.tolist(), found.tolist()):
                 record: dict[str, Any] = dict.fromkeys(columns) if columns else {}
                 record.update(id=external_id, text=text)
                 for key, value in (data or {}).items():
@@ -127,6 +140,8 @@ class _Exporter:
                                   n_labels=int(resolution.n_labels[p]), label_source=resolution.method[p])
                 else:
                     record.update(label=None, confidence=None, n_labels=0, label_source=None)
+                if self.automation_run is not None:
+                    record[AUTOMATION] = decision
                 chunk.append(record)
             done += len(rows)
             if self.progress:
@@ -168,7 +183,7 @@ class _Exporter:
                     writer.write_table(table)  # type: ignore[union-attr]
                     n += len(chunk)
                 if writer is None:
-                    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("id", "text", *RESOLVED)}), tmp)
+                    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("id", "text", *self.resolved)}), tmp)
             finally:
                 if writer is not None:
                     writer.close()

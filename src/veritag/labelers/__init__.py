@@ -2,7 +2,12 @@
 labeler's ``name`` and ``version``."""
 
 from .base import Labeler, out_of_fold_proba
+from .embedding import EmbeddingLabeler, MemoryCache
 from .llm import LLMLabeler, LLMLabelerError
+from .minilm import MiniLM
 from .tfidf import TfidfLabeler
 
-__all__ = ["LLMLabeler", "LLMLabelerError", "Labeler", "TfidfLabeler", "out_of_fold_proba"]
+__all__ = [
+    "EmbeddingLabeler", "LLMLabeler", "LLMLabelerError", "Labeler", "MemoryCache", "MiniLM", "TfidfLabeler",
+    "out_of_fold_proba",
+]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Labeler", "out_of_fold_proba"]
+__all__ = ["Labeler", "ScikitLabeler", "out_of_fold_proba"]
 
 
 class Labeler(ABC):
@@ -29,6 +30,46 @@ class Labeler(ABC):
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """One probability row per text, columns in ``classes_`` order."""
+
+
+class ScikitLabeler(Labeler):
+    """A labeler that is a scikit-learn classifier over some features of the texts.
+
+    Subclasses say how texts become features (``features``) and which classifier learns from
+    them (``make_model``); this class keeps the column order in ``classes_`` and the one-class
+    case (every text gets the only class seen, with certainty), which scikit-learn refuses.
+    """
+
+    @abstractmethod
+    def make_model(self) -> Any:
+        """A fresh, unfitted scikit-learn classifier (``fit``/``predict_proba``/``classes_``)."""
+
+    def features(self, texts: Sequence[str]) -> Any:
+        """What the classifier reads; the texts themselves unless the subclass encodes them."""
+        return list(texts)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> ScikitLabeler:
+        y = np.asarray(labels, dtype=object)
+        if len(texts) != y.size or y.size == 0:
+            raise ValueError("fit needs one label per text and at least one text")
+        self.classes_ = sorted(set(y.tolist()), key=str)
+        if len(self.classes_) == 1:
+            self.model_ = None
+            return self
+        self.model_ = self.make_model()
+        self.model_.fit(self.features(texts), y.astype(str))
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        if not hasattr(self, "classes_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(texts, labels) first")
+        if self.model_ is None:
+            return np.ones((len(texts), 1))
+        if len(texts) == 0:
+            return np.zeros((0, len(self.classes_)))
+        probs = self.model_.predict_proba(self.features(texts))
+        order = [list(self.model_.classes_).index(str(c)) for c in self.classes_]
+        return np.asarray(probs, dtype=np.float64)[:, order]
 
 
 def out_of_fold_proba(

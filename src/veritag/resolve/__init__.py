@@ -27,6 +27,9 @@ row per item and a ``source_reliability`` row per source. Runs are append-only h
 ``current_resolution`` reuses the newest run while it still covers every claim and gold label
 and otherwise resolves again and stores a new run.
 
+``human_labels`` resolves from human claims and gold only: the reference a model is graded
+against by the auto-labeler and by automation, which must not include the model itself.
+
 ``resolve_files`` does the same without a database, on a long ``task,worker,label`` file.
 """
 
@@ -51,6 +54,7 @@ from .files import (
     write_labels,
     write_sources,
 )
+from .human import HumanLabels, human_labels
 from .project import ProjectClaims, load_project_claims, resolve_project
 from .runs import current_resolution, load_resolution, resolve_and_store, save_resolution
 
@@ -60,6 +64,7 @@ __all__ = [
     "METHODS",
     "OPEN_METHOD",
     "FileResolution",
+    "HumanLabels",
     "ProjectClaims",
     "Resolution",
     "RunInfo",
@@ -67,6 +72,7 @@ __all__ = [
     "SourceStats",
     "current_resolution",
     "effective_method",
+    "human_labels",
     "load_project_claims",
     "load_resolution",
     "project_source_rows",

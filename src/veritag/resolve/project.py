@@ -52,6 +52,7 @@ class _Chunk:
     m_item: NDArray[np.int64]
     m_src: NDArray[np.int64]
     m_text: list[str]
+    m_id: NDArray[np.int64]
 
 
 def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_Chunk]:
@@ -68,7 +69,7 @@ def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_
     is_human = np.isin(known, list(human_ids))
     is_model = np.isin(known, list(model_ids))
     stmt = sa.select(
-        Claim.item_id, Claim.source_id,
+        Claim.id, Claim.item_id, Claim.source_id,
         sa.func.coalesce(sa.cast(Claim.value, sa.Text), sa.cast(Claim.probs, sa.Text)), Claim.value.is_(None),
     ).where(Claim.project_id == project_id, Claim.id <= mark.max_claim_id,
             sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None)))
@@ -84,7 +85,7 @@ def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_
     try:
         cursor.execute(str(compiled), params)
         while rows := cursor.fetchmany(_CHUNK):
-            items, sources, texts, no_value = zip(*rows)
+            ids, items, sources, texts, no_value = zip(*rows)
             item = np.array(items, dtype=np.int64)
             src = np.array(sources, dtype=np.int64)
             soft = np.array(no_value, dtype=bool)
@@ -92,9 +93,24 @@ def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_
             human = ~soft & is_human[where]
             model = soft & is_model[where]
             text = np.array(texts, dtype=object)
-            yield _Chunk(item[human], src[human], text[human].tolist(), item[model], src[model], text[model].tolist())
+            yield _Chunk(item[human], src[human], text[human].tolist(), item[model], src[model], text[model].tolist(),
+                         np.array(ids, dtype=np.int64)[model])
     finally:
         cursor.close()
+
+
+def _newest_per_pair(ids: NDArray[np.int64], item: NDArray[np.int64], src: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions of the newest claim of each (item, source) pair.
+
+    A model that is retrained as human labels arrive claims every item again; its newest
+    probabilities replace the older ones, which stay in the history but must not count twice.
+    """
+    if not ids.size:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((-ids, src, item))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = (item[order][1:] != item[order][:-1]) | (src[order][1:] != src[order][:-1])
+    return np.sort(order[first])
 
 
 def _gold_rows(conn: sa.Connection, project_id: int, mark: Watermark) -> tuple[NDArray[np.int64], list[str]]:
@@ -149,7 +165,7 @@ def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark |
         mark = claims_watermark(conn, project_id=project.id)
     codes = _Codes(schema)
     k = len(codes.classes)
-    h_item, h_src, h_code, m_item, m_src, m_probs = [], [], [], [], [], []
+    h_item, h_src, h_code, m_item, m_src, m_probs, m_id = [], [], [], [], [], [], []
     for chunk in _claims(conn, project.id, mark):
         h_item.append(chunk.h_item)
         h_src.append(chunk.h_src)
@@ -157,6 +173,7 @@ def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark |
         if chunk.m_text:
             m_item.append(chunk.m_item)
             m_src.append(chunk.m_src)
+            m_id.append(chunk.m_id)
             m_probs.append(np.array([json.loads(t) for t in chunk.m_text], dtype=np.float64))
     probs = np.concatenate(m_probs) if m_probs else np.zeros((0, k))
     if probs.ndim != 2 or probs.shape[1] != k:
@@ -165,6 +182,9 @@ def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark |
     # Ids become dense positions in place, so the claims are held once (not as ids, then positions).
     hi, mi = _cat(h_item), _cat(m_item)
     del h_item
+    newest = _newest_per_pair(_cat(m_id), mi, _cat(m_src))
+    if newest.size < mi.size:
+        mi, probs, m_src = mi[newest], probs[newest], [_cat(m_src)[newest]]
     item_ids = _dense(hi, mi, g_ids)
     hi, mi = np.searchsorted(item_ids, hi), np.searchsorted(item_ids, mi)
     hs, ms = _cat(h_src), _cat(m_src)

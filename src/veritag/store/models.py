@@ -1,7 +1,8 @@
 """The tables. Claims are facts, never edited: the database itself refuses UPDATE and DELETE on
 them (see the triggers in the first migration), and this package has no code path that tries.
 Truth runs (the derived labels and source reliabilities) are append-only history in the same way
-(migration 0002): a new resolution is a new run, never an edit of an old one."""
+(migration 0002): a new resolution is a new run, never an edit of an old one. So are automation
+runs (migration 0003)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AutomationItem",
+    "AutomationRun",
     "Base",
     "Claim",
+    "Embedding",
     "Gold",
     "ImportRecord",
     "Item",
@@ -197,3 +201,60 @@ class SourceReliability(Base):
     accuracy: Mapped[float | None] = mapped_column(sa.Float)
     n_claims: Mapped[int]
     confusion: Mapped[Any | None]
+
+
+class AutomationRun(Base):
+    """One automation decision over a project: which model, what target, what the audit proved.
+
+    ``audit_rate`` fixes the audit: an item is audited when its hash key falls below the rate, so
+    the audit stays a uniform sample as items arrive. ``slices`` holds, per slice, its name and
+    the policy's decision (threshold, bound, audited items behind it). ``source_id`` is NULL for a
+    run before any model claim: it only draws the audit. ``max_claim_id`` and
+    ``gold_count`` say which claims the run saw, as for truth runs.
+    """
+
+    __tablename__ = "automation_runs"
+    __table_args__ = (sa.Index("ix_automation_runs_project", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sources.id"))
+    target: Mapped[float] = mapped_column(sa.Float)
+    delta: Mapped[float] = mapped_column(sa.Float)
+    audit_rate: Mapped[float] = mapped_column(sa.Float)
+    slice_field: Mapped[str | None] = mapped_column(sa.String(200))
+    params: Mapped[dict[str, Any]]
+    slices: Mapped[Any]
+    n_items: Mapped[int]
+    n_auto: Mapped[int]
+    n_audit: Mapped[int]
+    n_audit_labeled: Mapped[int]
+    overall_bound: Mapped[float | None] = mapped_column(sa.Float)
+    max_claim_id: Mapped[int]
+    gold_count: Mapped[int]
+    created_at: Mapped[datetime] = _now()
+
+
+class AutomationItem(Base):
+    """A run's decision for one item: ``auto`` (the model's ``label`` is accepted), ``audit``
+    (humans label it whatever the model says) or ``human`` (below the threshold)."""
+
+    __tablename__ = "automation_items"
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("automation_runs.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"), primary_key=True)
+    decision: Mapped[str] = mapped_column(sa.String(10))
+    label: Mapped[Any | None]
+    confidence: Mapped[float] = mapped_column(sa.Float)
+    slice: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class Embedding(Base):
+    """A text's vector under one embedding model, computed once: keyed by the model's name and
+    version and the SHA-256 of the text, so every project with the same text shares it."""
+
+    __tablename__ = "embeddings"
+
+    model: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    text_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(sa.LargeBinary)
