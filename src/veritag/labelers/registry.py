@@ -31,8 +31,12 @@ def labeler_factory(name: str, *, cache: EmbeddingCache | None = None) -> Callab
         return TfidfLabeler
     if name == "minilm":
         from .embedding import EmbeddingLabeler, MemoryCache
-        from .minilm import MiniLM
+        from .minilm import MiniLM, MiniLMNotInstalledError, model_path
 
+        try:
+            model_path()  # say so now, as a user error, not midway through training
+        except MiniLMNotInstalledError as exc:
+            raise VeritagError(f"{exc}; or choose --labeler tfidf") from None
         embedder = MiniLM()
         shared = cache if cache is not None else MemoryCache()
         return lambda: EmbeddingLabeler(embedder=embedder, cache=shared)
