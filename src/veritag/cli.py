@@ -549,6 +549,51 @@ def _simulate(files: tuple[Path, Path], target: float, delta: float, audit_size:
         console.print(f"Realised accuracy of auto-accepted items outside the audit: {acc:.4f}.")
 
 
+@app.command("simulate")
+def simulate_routing_cmd(
+    labels: Annotated[Path, typer.Argument(help="LABELS.csv: every recorded answer (task,worker,label)")],
+    truth: Annotated[Path, typer.Argument(help="GT.csv: the true label of some or all tasks (task,label)")],
+    texts: Annotated[Path | None, typer.Option("--texts", help="TEXTS.csv (task and text columns): add the auto-labeler's claims as a source")] = None,
+    policy: Annotated[str, typer.Option(help="adaptive (gain-driven routing) or fixed (k random workers per item)")] = "adaptive",
+    target: Annotated[float, typer.Option(help="Posterior at which an item needs no more labels")] = 0.95,
+    max_labels: Annotated[int, typer.Option("--max-labels", help="Most human labels per item")] = 10,
+    budget: Annotated[float | None, typer.Option(help="Most human labels in all [default: no limit]")] = None,
+    labeler: Annotated[str, typer.Option(help="With --texts: labeler giving the model claims (tfidf or minilm)")] = "tfidf",
+    seed: Annotated[int, typer.Option(help="Seed of every random draw: the same seed gives the same run")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write accuracy against human labels spent to this PNG")] = None,
+) -> None:
+    """Replay a routing policy on a real crowd: accuracy and human labels, against asking everyone."""
+    from .routing import RoutingConfig, simulate_routing
+
+    try:
+        config = RoutingConfig(target=target, max_labels=max_labels, budget=budget)
+    except ValueError as exc:
+        raise VeritagError(str(exc)) from exc
+    if policy not in ("adaptive", "fixed"):
+        raise VeritagError(f"unknown policy {policy!r}; choose adaptive or fixed")
+    result = simulate_routing(labels, truth, texts=texts, policy=policy, config=config,  # type: ignore[arg-type]
+                              labeler=labeler, seed=seed)
+    if plot is not None:
+        from .routing.plot import plot_result
+
+        plot_result(plot, result)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    model = f", with {result.model_claims} model claims ({result.labeler})" if result.model_claims else ""
+    console.print(f"{result.policy} routing{model}: accuracy [bold]{result.accuracy:.3f}[/] on "
+                  f"{result.scored_items} items with ground truth, {result.human_labels} human labels "
+                  f"({result.human_labels / max(result.items, 1):.2f} per item).")
+    for name, what in (("mv_all", "majority vote"), ("ds_all", "Dawid-Skene")):
+        b = result.baselines[name]
+        share = result.human_labels / b["human_labels"] if b["human_labels"] else 0.0
+        console.print(f"{what} over all {b['human_labels']} recorded labels: accuracy {b['accuracy']:.3f} "
+                      f"(routing used {share:.0%} of its labels).")
+    if plot is not None:
+        console.print(f"Wrote the curve to {escape(str(plot))}.")
+
+
 @app.command()
 def audit(
     project: Annotated[str, typer.Argument(help="Project with an automation run (veritag automate)")],

@@ -145,6 +145,36 @@ def _class_order(names: list[str]) -> list[str]:
         return sorted(names)
 
 
+@dataclass
+class LongLabels:
+    """A long ``task,worker,label`` file as codes: ``tasks``/``workers``/``classes`` map each name to
+    its code in first-seen order; ``item``, ``worker`` and ``label`` hold one code per row."""
+
+    tasks: dict[str, int]
+    workers: dict[str, int]
+    classes: dict[str, int]
+    item: array
+    worker: array
+    label: array
+
+
+def read_long_labels(path: Path, encoding: str, errors: list[RowError], bad: list[int]) -> LongLabels:
+    """Read ``task,worker,label`` rows; bad rows are collected in ``errors`` (see ``RowTable``).
+
+    Codes go into 8-byte arrays, not lists of Python ints: a file of millions of rows stays small.
+    """
+    out = LongLabels({}, {}, {}, array("q"), array("q"), array("q"))
+    table = RowTable(path, encoding, ("task", "worker", "label"), errors, bad)
+    for line, values in table.rows():
+        task, worker, label = (table.text(line, values, c) for c in ("task", "worker", "label"))
+        if task is None or worker is None or label is None:
+            continue
+        out.item.append(out.tasks.setdefault(task, len(out.tasks)))
+        out.worker.append(out.workers.setdefault(worker, len(out.workers)))
+        out.label.append(out.classes.setdefault(label, len(out.classes)))
+    return out
+
+
 def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | None = None,
                   model_probs: Path | None = None, encoding: str = "utf-8") -> FileResolution:
     """Resolve a long ``task,worker,label`` file, with optional gold labels and model probabilities.
@@ -159,19 +189,9 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
         raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     errors: list[RowError] = []
     bad = [0]
-    tasks: dict[str, int] = {}
-    sources: dict[tuple[str, str], int] = {}
-    classes: dict[str, int] = {}
-    # Claims go into 8-byte arrays, not lists of Python ints: a file of millions of rows stays small.
-    h_item, h_src, h_label = array("q"), array("q"), array("q")
-    table = RowTable(labels, encoding, ("task", "worker", "label"), errors, bad)
-    for line, values in table.rows():
-        task, worker, label = (table.text(line, values, c) for c in ("task", "worker", "label"))
-        if task is None or worker is None or label is None:
-            continue
-        h_item.append(tasks.setdefault(task, len(tasks)))
-        h_src.append(sources.setdefault((worker, "human"), len(sources)))
-        h_label.append(classes.setdefault(label, len(classes)))
+    long = read_long_labels(labels, encoding, errors, bad)
+    tasks, classes, h_item, h_src, h_label = long.tasks, long.classes, long.item, long.worker, long.label
+    sources: dict[tuple[str, str], int] = {(w, "human"): i for w, i in long.workers.items()}
     if not h_item and not bad[0]:
         raise InputError(f"{labels}: no labels to resolve")
     order = _class_order(list(classes))

@@ -2,7 +2,9 @@
 them (see the triggers in the first migration), and this package has no code path that tries.
 Truth runs (the derived labels and source reliabilities) are append-only history in the same way
 (migration 0002): a new resolution is a new run, never an edit of an old one. So are automation
-runs (migration 0003)."""
+runs (migration 0003). Routing (migration 0004) keeps mutable bookkeeping beside them:
+settings, tutor profiles, each item's domain and work leases, whose state changes; the claim a
+submitted lease writes is append-only like every other."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "Assignment",
     "AutomationItem",
     "AutomationRun",
     "Base",
@@ -22,11 +25,14 @@ __all__ = [
     "Gold",
     "ImportRecord",
     "Item",
+    "ItemDomain",
     "Posterior",
     "Project",
+    "RoutingSettings",
     "Source",
     "SourceReliability",
     "TruthRun",
+    "Tutor",
     "User",
 ]
 
@@ -258,3 +264,72 @@ class Embedding(Base):
     model: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     text_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     vector: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class RoutingSettings(Base):
+    """How a project routes work: its domains, when an item is done, the gold rate and the budget.
+
+    ``budget`` is in the tutors' cost units (NULL: unlimited); leases reserve it until they end.
+    """
+
+    __tablename__ = "routing_settings"
+
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), primary_key=True)
+    domains: Mapped[Any] = mapped_column(JSONType)
+    domain_field: Mapped[str] = mapped_column(sa.String(200))
+    target: Mapped[float] = mapped_column(sa.Float)
+    max_labels: Mapped[int]
+    min_labels: Mapped[int]
+    gold_rate: Mapped[float] = mapped_column(sa.Float)
+    budget: Mapped[float | None] = mapped_column(sa.Float)
+    lease_seconds: Mapped[int]
+
+
+class Tutor(Base):
+    """A human source's routing profile: the domains they declare, their cost per label, availability."""
+
+    __tablename__ = "tutors"
+    __table_args__ = (sa.UniqueConstraint("project_id", "source_id", name="uq_tutors_project_source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("sources.id"))
+    domains: Mapped[Any] = mapped_column(JSONType)
+    cost: Mapped[float] = mapped_column(sa.Float)
+    active: Mapped[bool]
+    created_at: Mapped[datetime] = _now()
+
+
+class ItemDomain(Base):
+    """An item's domain, computed once, and where it came from: ``metadata``, ``keywords`` or ``model``."""
+
+    __tablename__ = "item_domains"
+    __table_args__ = (sa.Index("ix_item_domains_project", "project_id"),)
+
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    domain: Mapped[str] = mapped_column(sa.String(100))
+    origin: Mapped[str] = mapped_column(sa.String(10))
+
+
+class Assignment(Base):
+    """One lease of an item to a tutor: ``leased`` until ``expires_at``, then ``submitted`` (with
+    its ``claim_id``), ``expired`` or ``released``. ``cost`` is reserved from the budget while the
+    lease runs and spent once it is submitted."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        sa.Index("ix_assignments_project_tutor", "project_id", "tutor_id"),
+        sa.Index("ix_assignments_project_item", "project_id", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"))
+    tutor_id: Mapped[int] = mapped_column(sa.ForeignKey("tutors.id"))
+    is_gold: Mapped[bool]
+    cost: Mapped[float] = mapped_column(sa.Float)
+    leased_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(sa.String(10))
+    claim_id: Mapped[int | None] = mapped_column(sa.ForeignKey("claims.id"))

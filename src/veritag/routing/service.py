@@ -1,0 +1,885 @@
+"""Routing on a project: tutors pull work, each item goes where one more label is worth most.
+
+A tutor asks for work (``request_work``) and gets a *lease* on one item: the item, among those
+not done, where the tutor's expected gain in P(correct) (``gain.expected_gain``, with the
+tutor's confusion matrix in the item's domain) per unit of the tutor's cost is highest,
+discounted by how far the tutor falls short of the best active tutor for that item, so a
+generalist leaves a specialist's items to the specialist while other work is left. Every
+``round(1 / gold_rate)``-th lease of a tutor (the first included, so a new tutor is measured at
+once) is a gold item the tutor has not seen, in the domain where the tutor is least measured.
+
+An item is *done* when its posterior reaches ``target`` after ``min_labels`` human labels, or
+it has ``max_labels``; leases in flight count as labels on the way, so an item below the target
+is never leased to more tutors at once than it still needs (``max(min_labels - labels, 1)``,
+within the cap). No tutor is shown an item twice (labeled, or leased in any state). A lease
+reserves its tutor's cost from the budget until it is submitted (spent), released or expires:
+``spent + reserved + cost <= budget`` holds at every lease. Stale leases are expired first,
+which returns their items to the pool.
+
+Skill (``routing.skill``) is each tutor's per-domain confusion from ``truth.source_reliability``
+against the stored truth run's posterior, with the item domains as groups, shrunk into a prior
+that favours the tutor's declared domains.
+
+Cost of a request: the posterior comes from the project's newest stored truth run
+(``resolve.current_resolution``). Human claims made since that run are folded in by Bayes'
+rule with the claiming source's confusion (``gain.posterior_after``), so a request after each
+label does not refit the engine; once more than ``max(REFRESH_CLAIMS, REFRESH_SHARE x items)``
+claims (or any gold label) arrived since, the request resolves again (one EM fit over all
+claims) and stores a new run. The run's posteriors and the skills measured against it (one
+pass over the claims) are read once per run and kept in memory (a few runs); between refreshes
+a request reads the items, the human claim counts, the claims since the run, the project's
+running leases and a few indexed rows per candidate item, and computes the gain of every item
+for every active tutor (vectorised).
+
+Concurrency: choosing and leasing happen in one short write transaction. On PostgreSQL the
+candidate items are locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` (two tutors asking at once
+get different items) and, under a budget, the project's settings row is locked so reservations
+are serialised; on SQLite the write transaction serialises everything. Submitting flips the
+lease with one conditional UPDATE, so a lease can be submitted at most once on either backend.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from numpy.typing import NDArray
+
+from ..errors import AlreadyExists, NotFound, VeritagError
+from ..labelers.base import Labeler
+from ..resolve import current_resolution, load_project_claims, load_resolution
+from ..schema import BaseSchema, MultiLabelSchema
+from ..store.engine import Store
+from ..store.models import Assignment as AssignmentRow
+from ..store.models import (
+    Claim,
+    Gold,
+    Item,
+    ItemDomain,
+    Project,
+    RoutingSettings,
+    Source,
+    TruthRun,
+    Tutor,
+)
+from ..store.queries import (
+    Watermark,
+    claims_watermark,
+    insert_ignore,
+    latest_truth_run,
+    project_schema,
+    source_ids,
+)
+from ..truth.reliability import source_reliability
+from .domains import DEFAULT_DOMAINS, classify_domains
+from .gain import expected_gain, posterior_after
+from .policy import RoutingConfig, item_done
+from .skill import blend_skill, domain_accuracy, prior_confusion
+
+__all__ = [
+    "REFRESH_CLAIMS",
+    "REFRESH_SHARE",
+    "Assignment",
+    "RoutingStatus",
+    "Settings",
+    "TutorProfile",
+    "TutorScore",
+    "TutorStatus",
+    "add_tutor",
+    "best_tutors",
+    "configure",
+    "get_settings",
+    "item_domains",
+    "list_tutors",
+    "release",
+    "request_work",
+    "routing_status",
+    "set_tutor_active",
+    "submit",
+]
+
+#: Claims since the stored truth run that a request folds in by Bayes' rule before it resolves again.
+REFRESH_CLAIMS = 25
+REFRESH_SHARE = 0.05
+#: Candidate items locked per round trip while leasing.
+_LOCK_BATCH = 32
+#: A tutor whose answer cannot move even an undecided item (gain below this) is not asked in a domain.
+_MIN_GAIN = 1e-9
+_STATES = ("leased", "submitted", "expired", "released")
+
+
+# --- settings and tutors -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A project's routing settings (see README "Routing" for each one)."""
+
+    domains: tuple[str, ...] = DEFAULT_DOMAINS
+    domain_field: str = "domain"
+    target: float = 0.95
+    max_labels: int = 5
+    min_labels: int = 1
+    gold_rate: float = 0.1
+    budget: float | None = None
+    lease_seconds: int = 1800
+
+    def __post_init__(self) -> None:
+        if not self.domains or len(set(self.domains)) != len(self.domains) or not all(self.domains):
+            raise VeritagError(f"domains must be distinct, non-empty names; got {list(self.domains)}")
+        if self.lease_seconds <= 0:
+            raise VeritagError(f"lease_seconds must be positive; got {self.lease_seconds}")
+        try:
+            self.config()
+        except ValueError as exc:
+            raise VeritagError(str(exc)) from None
+
+    def config(self) -> RoutingConfig:
+        """The same knobs for the pure policy functions."""
+        return RoutingConfig(target=self.target, max_labels=self.max_labels, budget=self.budget,
+                             min_labels=self.min_labels, gold_rate=self.gold_rate)
+
+    @property
+    def gold_period(self) -> int:
+        """Every how many leases of a tutor one is gold (0: never)."""
+        return max(1, round(1.0 / self.gold_rate)) if self.gold_rate > 0 else 0
+
+
+_SETTING_NAMES = tuple(f.name for f in fields(Settings))
+
+
+def _routable_schema(project: Project) -> BaseSchema:
+    schema = project_schema(project)
+    if not schema.classes() or isinstance(schema, MultiLabelSchema):
+        raise VeritagError(f"project {project.name!r} is a {schema.type} task; routing needs a single-label "
+                           "categorical task (classification, rating, pairwise, fact_check)")
+    return schema
+
+
+def _settings_of(row: Any) -> Settings:
+    return Settings(tuple(row.domains), row.domain_field, row.target, row.max_labels, row.min_labels,
+                    row.gold_rate, row.budget, row.lease_seconds)
+
+
+def get_settings(store: Store, project: Project) -> Settings:
+    """The project's stored routing settings, or the defaults before ``configure``."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(*RoutingSettings.__table__.c)
+                           .where(RoutingSettings.project_id == project.id)).first()
+    return _settings_of(row) if row is not None else Settings()
+
+
+def configure(store: Store, project: Project, **settings: Any) -> Settings:
+    """Change some routing settings (the rest keep their value); returns them all.
+
+    Changing ``domains`` or ``domain_field`` forgets the stored item domains, which are then
+    classified again.
+    """
+    _routable_schema(project)
+    unknown = sorted(set(settings) - set(_SETTING_NAMES))
+    if unknown:
+        raise VeritagError(f"unknown routing setting(s) {unknown}; known: {', '.join(_SETTING_NAMES)}")
+    old = get_settings(store, project)
+    if "domains" in settings:
+        settings["domains"] = tuple(settings["domains"])
+    new = replace(old, **settings)
+    row = {name: getattr(new, name) for name in _SETTING_NAMES} | {"domains": list(new.domains)}
+    with store.engine.begin() as conn:
+        done = conn.execute(sa.update(RoutingSettings).where(RoutingSettings.project_id == project.id).values(**row))
+        if not done.rowcount:
+            conn.execute(sa.insert(RoutingSettings).values(project_id=project.id, **row))
+        if (new.domains, new.domain_field) != (old.domains, old.domain_field):
+            conn.execute(sa.delete(ItemDomain).where(ItemDomain.project_id == project.id))
+    return new
+
+
+@dataclass(frozen=True)
+class TutorProfile:
+    """A tutor: the human source they claim as, declared domains, cost per label, availability."""
+
+    id: int
+    name: str
+    source_id: int
+    domains: tuple[str, ...]
+    cost: float
+    active: bool
+
+
+def _profiles(conn: sa.Connection, project: Project) -> list[TutorProfile]:
+    rows = conn.execute(sa.select(Tutor.id, Source.name, Tutor.source_id, Tutor.domains, Tutor.cost, Tutor.active)
+                        .join(Source, Source.id == Tutor.source_id).where(Tutor.project_id == project.id)
+                        .order_by(Tutor.id)).all()
+    return [TutorProfile(r[0], r[1], r[2], tuple(r[3]), float(r[4]), bool(r[5])) for r in rows]
+
+
+def list_tutors(store: Store, project: Project) -> list[TutorProfile]:
+    with store.engine.connect() as conn:
+        return _profiles(conn, project)
+
+
+def _tutor(tutors: Sequence[TutorProfile], project: Project, name: str) -> TutorProfile:
+    for t in tutors:
+        if t.name == name:
+            return t
+    raise NotFound(f"project {project.name!r} has no tutor named {name!r}; add one with add_tutor")
+
+
+def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[str] = (), cost: float = 1.0,
+              active: bool = True) -> TutorProfile:
+    """Make ``name`` a tutor of the project (creating the human source if needed)."""
+    _routable_schema(project)
+    declared = tuple(dict.fromkeys(domains))
+    allowed = get_settings(store, project).domains
+    unknown = [d for d in declared if d not in allowed]
+    if unknown:
+        raise VeritagError(f"unknown domain(s) {unknown}; the project's domains are {list(allowed)}")
+    if not (math.isfinite(cost) and cost > 0):
+        raise VeritagError(f"a tutor's cost per label must be a positive number; got {cost}")
+    if not name.strip():
+        raise VeritagError("a tutor needs a name")
+    with store.engine.begin() as conn:
+        sid = source_ids(conn, project_id=project.id, kind="human", names={name})[name]
+        if conn.scalar(sa.select(Tutor.id).where(Tutor.project_id == project.id, Tutor.source_id == sid)):
+            raise AlreadyExists(f"{name!r} is already a tutor of project {project.name!r}")
+        tid = conn.execute(sa.insert(Tutor).values(project_id=project.id, source_id=sid, domains=list(declared),
+                                                   cost=float(cost), active=active)).inserted_primary_key[0]
+    return TutorProfile(int(tid), name, sid, declared, float(cost), active)
+
+
+def set_tutor_active(store: Store, project: Project, name: str, active: bool) -> TutorProfile:
+    """Make a tutor available or not; an inactive tutor gets no work and is never suggested."""
+    tutor = _tutor(list_tutors(store, project), project, name)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(Tutor).where(Tutor.id == tutor.id).values(active=active))
+    return replace(tutor, active=active)
+
+
+# --- item domains --------------------------------------------------------------------------------
+
+
+def _meta_domain(meta: Any, field_name: str) -> str | None:
+    value = meta.get(field_name) if isinstance(meta, dict) else None
+    return None if value is None or value == "" else str(value)
+
+
+def item_domains(store: Store, project: Project, *, labeler: Callable[[], Labeler] | str | None = "minilm",
+                 keywords: dict[str, Sequence[str]] | None = None, refresh: bool = False) -> dict[int, str]:
+    """``{item id: domain}`` for every item, classifying (and storing) the items not done before.
+
+    See ``routing.domains`` for the rules. ``labeler`` makes the model that learns from items
+    whose metadata names their domain (a registry name, a factory, or None for no model); it is
+    built only when some item needs it, and a registry model that is not installed is skipped.
+    ``refresh`` classifies every item again. The model runs outside any write transaction.
+    """
+    settings = get_settings(store, project)
+    stored = ItemDomain.__table__
+    with store.engine.connect() as conn:
+        fresh = sa.true() if refresh else stored.c.item_id.is_(None)
+        missing = refresh or conn.scalar(sa.select(Item.id).outerjoin(stored, stored.c.item_id == Item.id)
+                                         .where(Item.project_id == project.id, fresh).limit(1)) is not None
+        rows = [] if not missing else conn.execute(sa.select(Item.id, Item.text, Item.meta, fresh)
+                            .outerjoin(stored, stored.c.item_id == Item.id)
+                            .where(Item.project_id == project.id).order_by(Item.id)).all()
+    todo = [i for i, r in enumerate(rows) if r[3]]
+    if todo:
+        known = [_meta_domain(r[2], settings.domain_field) for r in rows]
+        examples = [(rows[i][1] or "", known[i]) for i in range(len(rows))
+                    if not rows[i][3] and known[i] in settings.domains]
+        guess = classify_domains([rows[i][1] or "" for i in todo], domains=settings.domains,
+                                 known=[known[i] for i in todo], keywords=keywords, examples=examples,
+                                 labeler=_labeler_maker(store, labeler))
+        with store.engine.begin() as conn:
+            if refresh:
+                conn.execute(sa.delete(ItemDomain).where(ItemDomain.project_id == project.id))
+            conn.execute(insert_ignore(conn, stored, ["item_id"]), [
+                {"item_id": rows[i][0], "project_id": project.id, "domain": d, "origin": o}
+                for i, d, o in zip(todo, guess.domains, guess.origins, strict=True)])
+    with store.engine.connect() as conn:
+        return dict(conn.execute(sa.select(ItemDomain.item_id, ItemDomain.domain)
+                                 .where(ItemDomain.project_id == project.id)).all())
+
+
+def _labeler_maker(store: Store, spec: Callable[[], Labeler] | str | None) -> Callable[[], Labeler | None] | None:
+    """A registry name becomes a factory whose embeddings are cached in the store; a model that is
+    not installed gives None, so its items fall back rather than fail the request."""
+    if not isinstance(spec, str):
+        return spec
+
+    def make() -> Labeler | None:
+        from ..labelers.registry import labeler_factory
+        from ..store.embeddings import StoreEmbeddingCache
+
+        try:
+            return labeler_factory(spec, cache=StoreEmbeddingCache(store))()
+        except VeritagError:
+            return None
+
+    return make
+
+
+# --- what a routing decision reads -------------------------------------------------------------
+
+
+@dataclass
+class _Evidence:
+    """A project's routing picture, item-aligned (``item_ids`` sorted): domain index, posterior,
+    gold flag, human labels so far; tutors with their confusion per domain and measured claims."""
+
+    settings: Settings
+    classes: list[str]
+    item_ids: NDArray[np.int64]
+    domain: NDArray[np.int64]
+    posterior: NDArray[np.float64]
+    is_gold: NDArray[np.bool_]
+    labels: NDArray[np.int64]
+    tutors: list[TutorProfile]
+    confusion: NDArray[np.float64]
+    measured: NDArray[np.int64]
+
+    def position(self, item_id: int) -> int:
+        pos = int(np.searchsorted(self.item_ids, item_id))
+        if pos >= self.item_ids.size or self.item_ids[pos] != item_id:
+            raise NotFound(f"item {item_id} is not in this project")
+        return pos
+
+    def need(self, labels: NDArray[np.int64], pos: NDArray[np.int64]) -> NDArray[np.int64]:
+        """How many more labels the items at ``pos`` still take, given ``labels`` (with those in flight)."""
+        s = self.settings
+        done = item_done(self.posterior[pos], labels, s.config())
+        want = np.maximum(s.min_labels - labels, 1)
+        return np.where(done, 0, np.clip(np.minimum(want, s.max_labels - labels), 0, None)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _RunView:
+    """What a request takes from one stored truth run: its posterior (rows of ``item_ids``) and
+    every source's per-domain confusion measured against it."""
+
+    item_ids: NDArray[np.int64]
+    probs: NDArray[np.float64] | None
+    source_ids: NDArray[np.int64]
+    confusion: NDArray[np.float64]  # (sources, domains, k, k), source_reliability's shrunk matrices
+    n_claims: NDArray[np.int64]  # (sources, domains)
+
+
+#: Run views by store, project, run and item domains: a run is immutable, so a view only goes
+#: out of date when a newer run or new item domains replace its key.
+_RUN_CACHE: OrderedDict[tuple[Any, ...], _RunView] = OrderedDict()
+_RUN_CACHE_SIZE = 4
+_RUN_CACHE_LOCK = threading.Lock()
+
+
+def _stale(conn: sa.Connection, project: Project, run: Any, mark: Watermark) -> bool:
+    if run is None or run.gold_count != mark.gold_count:
+        return True
+    since = conn.scalar(sa.select(sa.func.count()).select_from(Claim)
+                        .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)) or 0
+    return since > max(REFRESH_CLAIMS, REFRESH_SHARE * run.n_items)
+
+
+def _run_row(conn: sa.Connection, run_id: int) -> Any:
+    return conn.execute(sa.select(*TruthRun.__table__.c).where(TruthRun.id == run_id)).one()
+
+
+def _run_view(store: Store, conn: sa.Connection, project: Project, run: Any, mark: Watermark,
+              item_ids: NDArray[np.int64], domain: NDArray[np.int64], n_domains: int,
+              key: tuple[Any, ...]) -> _RunView:
+    """The run's posterior and the skills measured against it, read once per run (see ``_RUN_CACHE``)."""
+    full = (str(store.engine.url), project.id, run.id, run.created_at, run.max_claim_id, *key)
+    with _RUN_CACHE_LOCK:
+        hit = _RUN_CACHE.get(full)
+        if hit is not None:
+            _RUN_CACHE.move_to_end(full)
+            return hit
+    res = load_resolution(conn, run, with_probs=True)
+    pc = load_project_claims(conn, project, Watermark(run.max_claim_id, mark.max_gold_id, run.gold_count))
+    k = len(pc.classes)
+    post = np.full((pc.item_ids.size, k), 1.0 / k)
+    if res.probs is not None and res.item_ids.size:
+        pos, found = res.lookup(pc.item_ids)
+        post[found] = res.probs[pos[found]]
+    rel = source_reliability(pc.claims(), post, groups=domain[np.searchsorted(item_ids, pc.item_ids)],
+                             n_groups=n_domains)
+    view = _RunView(res.item_ids, res.probs, pc.source_ids, rel.confusion, rel.n_claims)
+    with _RUN_CACHE_LOCK:
+        _RUN_CACHE[full] = view
+        while len(_RUN_CACHE) > _RUN_CACHE_SIZE:
+            _RUN_CACHE.popitem(last=False)
+    return view
+
+
+def _skill(view: _RunView, sources: NDArray[np.int64], declared: NDArray[np.bool_],
+           k: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """(sources, domains, k, k) confusion and (sources, domains) measured claims for ``sources``."""
+    d = declared.shape[1]
+    pos = np.minimum(np.searchsorted(view.source_ids, sources), max(view.source_ids.size - 1, 0))
+    found = view.source_ids[pos] == sources if view.source_ids.size else np.zeros(sources.size, bool)
+    conf = np.zeros((sources.size, d, k, k))
+    n = np.zeros((sources.size, d), np.int64)
+    if found.any():
+        conf[found], n[found] = view.confusion[pos[found]], view.n_claims[pos[found]]
+    return blend_skill(conf, n, prior_confusion(declared, k)), n
+
+
+def _evidence(store: Store, project: Project) -> _Evidence:
+    """Read everything a routing decision needs (see the module docstring for the cost)."""
+    schema = _routable_schema(project)
+    settings = get_settings(store, project)
+    domain_index = {d: j for j, d in enumerate(settings.domains)}
+    fallback = domain_index.get("general", len(settings.domains) - 1)
+    domains = item_domains(store, project)
+    with store.engine.connect() as conn:
+        mark = claims_watermark(conn, project_id=project.id)
+        run = latest_truth_run(conn, project_id=project.id)
+        stale = _stale(conn, project, run, mark)
+    if stale:
+        resolution, _ = current_resolution(store, project)
+        assert resolution.run is not None and resolution.run.run_id is not None
+    with store.engine.connect() as conn:
+        if stale:
+            run = _run_row(conn, resolution.run.run_id)
+            mark = claims_watermark(conn, project_id=project.id)
+        tutors = _profiles(conn, project)
+        item_ids = np.array(conn.execute(sa.select(Item.id).where(Item.project_id == project.id)
+                                         .order_by(Item.id)).scalars().all(), dtype=np.int64)
+        gold_ids = np.array(conn.execute(sa.select(Gold.item_id).where(Gold.project_id == project.id))
+                            .scalars().all(), dtype=np.int64)
+        human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
+        counts = conn.execute(sa.select(Claim.item_id, sa.func.count()).where(
+            Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None))
+            .group_by(Claim.item_id)).all()
+        new = conn.execute(sa.select(Claim.item_id, Claim.source_id, Claim.value).where(
+            Claim.project_id == project.id, Claim.id > run.max_claim_id, Claim.source_id.in_(human),
+            Claim.value.is_not(None)).order_by(Claim.id)).all()
+        classes = schema.classes()
+        k, n_dom = len(classes), len(settings.domains)
+        domain = _domain_codes(item_ids, domains, domain_index, fallback)
+        view = _run_view(store, conn, project, run, mark, item_ids, domain, n_dom, (settings.domains, len(domains)))
+    posterior = np.full((item_ids.size, k), 1.0 / k)
+    if view.probs is not None and view.item_ids.size:
+        pos = np.minimum(np.searchsorted(view.item_ids, item_ids), view.item_ids.size - 1)
+        found = view.item_ids[pos] == item_ids
+        posterior[found] = view.probs[pos[found]]
+    labels = np.zeros(item_ids.size, np.int64)
+    if counts:
+        c_ids = np.array([c[0] for c in counts], dtype=np.int64)
+        labels[np.searchsorted(item_ids, c_ids)] = [c[1] for c in counts]
+    if new:
+        posterior = _fold_in(posterior, item_ids, domain, new, schema, view, tutors, settings.domains)
+    declared = _declared([t.domains for t in tutors], settings.domains)
+    confusion, n_measured = _skill(view, np.array([t.source_id for t in tutors], np.int64), declared, k)
+    is_gold = np.isin(item_ids, gold_ids)
+    return _Evidence(settings, classes, item_ids, domain, posterior, is_gold, labels, tutors, confusion, n_measured)
+
+
+def _domain_codes(item_ids: NDArray[np.int64], domains: dict[int, str], index: dict[str, int],
+                  fallback: int) -> NDArray[np.int64]:
+    """Each item's domain index; items without a stored domain (added meanwhile) fall back."""
+    out = np.full(item_ids.size, fallback, np.int64)
+    if domains:
+        ids = np.fromiter(domains.keys(), np.int64, len(domains))
+        names, inverse = np.unique(np.array(list(domains.values()), dtype=object), return_inverse=True)
+        codes = np.array([index.get(n, fallback) for n in names], dtype=np.int64)[inverse.ravel()]
+        pos = np.minimum(np.searchsorted(item_ids, ids), max(item_ids.size - 1, 0))
+        ok = item_ids[pos] == ids if item_ids.size else np.zeros(ids.size, bool)
+        out[pos[ok]] = codes[ok]
+    return out
+
+
+def _declared(declared: Sequence[tuple[str, ...]], names: Sequence[str]) -> NDArray[np.bool_]:
+    """(sources, domains): which of ``names`` each source declares."""
+    return np.array([[d in mine for d in names] for mine in declared], dtype=bool).reshape(-1, len(names))
+
+
+def _fold_in(posterior: NDArray[np.float64], item_ids: NDArray[np.int64], domain: NDArray[np.int64],
+             new: Sequence[Any], schema: BaseSchema, measured: _RunView, tutors: list[TutorProfile],
+             names: Sequence[str]) -> NDArray[np.float64]:
+    """The posterior after the human claims since the run, by Bayes' rule, one claim per item per round."""
+    classes = schema.classes()
+    index = {c: j for j, c in enumerate(classes)}
+    items = np.searchsorted(item_ids, np.array([r[0] for r in new], dtype=np.int64))
+    answers = np.array([index.get(str(schema.vote_key(r[2])), -1) for r in new], dtype=np.int64)
+    sources, src = np.unique(np.array([r[1] for r in new], dtype=np.int64), return_inverse=True)
+    by_source = {t.source_id: t.domains for t in tutors}
+    declared = _declared([by_source.get(s, ()) for s in sources.tolist()], names)
+    conf, _ = _skill(measured, sources, declared, len(classes))
+    keep = answers >= 0
+    items, answers, src = items[keep], answers[keep], src[keep]
+    order = np.argsort(items, kind="stable")
+    first = np.r_[True, items[order][1:] != items[order][:-1]] if order.size else np.zeros(0, bool)
+    start = np.maximum.accumulate(np.where(first, np.arange(order.size), 0)) if order.size else order
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size) - start
+    out = posterior.copy()
+    for r in range(int(rank.max()) + 1 if rank.size else 0):
+        sel = rank == r
+        pos = items[sel]
+        out[pos] = posterior_after(out[pos], conf[src[sel], domain[pos]], answers[sel])
+    return out
+
+
+# --- leases --------------------------------------------------------------------------------------
+
+
+def _utc(now: datetime | None) -> datetime:
+    """``now`` in UTC (a naive value is taken as UTC); the clock when None."""
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A lease handed to a tutor: the item to label, until ``expires_at``.
+
+    ``gain`` is the expected gain in P(correct) this label brings (0 for gold items, which
+    measure the tutor instead); ``cost`` is reserved from the budget while the lease runs.
+    """
+
+    id: int
+    item_id: int
+    external_id: str
+    text: str | None
+    data: dict[str, Any] | None
+    domain: str
+    tutor: str
+    is_gold: bool
+    cost: float
+    gain: float
+    leased_at: datetime
+    expires_at: datetime
+
+
+def _live(project: Project, now: datetime) -> Any:
+    return sa.and_(AssignmentRow.project_id == project.id, AssignmentRow.state == "leased",
+                   AssignmentRow.expires_at > now)
+
+
+def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
+    """Stale leases become ``expired``: their items go back to the pool and their cost is freed."""
+    conn.execute(sa.update(AssignmentRow).where(AssignmentRow.project_id == project.id,
+                                                AssignmentRow.state == "leased", AssignmentRow.expires_at <= now)
+                 .values(state="expired"))
+
+
+def _spending(conn: sa.Connection, project: Project, now: datetime) -> tuple[float, float]:
+    """(spent, reserved): the cost of submitted leases, and of leases still running."""
+    spent = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(
+        AssignmentRow.project_id == project.id, AssignmentRow.state == "submitted"))
+    reserved = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(_live(project, now)))
+    return float(spent or 0.0), float(reserved or 0.0)
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """Per item, read inside the leasing transaction: human labels, live leases, seen by the tutor."""
+
+    labels: NDArray[np.int64]
+    in_flight: NDArray[np.int64]
+    seen: NDArray[np.bool_]
+
+
+def _fresh(conn: sa.Connection, project: Project, tutor: TutorProfile, ids: NDArray[np.int64],
+           now: datetime, *, labels: NDArray[np.int64] | None = None) -> _Fresh:
+    """Read the counts for ``ids``. With ``labels`` (counts read before the transaction), ``ids``
+    are all the project's items and only leases are read: the first, coarse filter uses that,
+    since counts only grow and an old one lets more items through, never fewer."""
+    where = (lambda col: sa.true()) if labels is not None else (lambda col: col.in_(ids.tolist()))
+    human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
+
+    def per_item(stmt: sa.Select[Any]) -> NDArray[np.int64]:
+        out = np.zeros(ids.size, np.int64)
+        rows = conn.execute(stmt).all()
+        if rows:
+            got = np.array([r[0] for r in rows], dtype=np.int64)
+            pos = np.searchsorted(ids, got)
+            ok = pos < ids.size
+            ok[ok] = ids[pos[ok]] == got[ok]
+            out[pos[ok]] = np.array([r[1] for r in rows], dtype=np.int64)[ok]
+        return out
+
+    if labels is None:
+        labels = per_item(sa.select(Claim.item_id, sa.func.count()).where(
+            Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None),
+            where(Claim.item_id)).group_by(Claim.item_id))
+    in_flight = per_item(sa.select(AssignmentRow.item_id, sa.func.count()).where(
+        _live(project, now), where(AssignmentRow.item_id)).group_by(AssignmentRow.item_id))
+    mine = conn.execute(sa.union(
+        sa.select(Claim.item_id).where(Claim.project_id == project.id, Claim.source_id == tutor.source_id,
+                                       where(Claim.item_id)),
+        sa.select(AssignmentRow.item_id).where(AssignmentRow.project_id == project.id,
+                                               AssignmentRow.tutor_id == tutor.id, where(AssignmentRow.item_id)),
+    )).scalars().all()
+    return _Fresh(labels, in_flight, np.isin(ids, np.array(mine, dtype=np.int64)))
+
+
+def _pull_scores(ev: _Evidence, me: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per item: the tutor's gain, and its score (gain per cost, times its share of the best active
+    tutor's gain per cost); -inf score where the tutor is useless in the item's domain."""
+    active = np.array([t.active for t in ev.tutors], dtype=bool)
+    cost = np.array([t.cost for t in ev.tutors])
+    gain = expected_gain(ev.posterior, ev.confusion[active], ev.domain)
+    eff = gain / cost[active]
+    mine = eff[:, int(active[:me].sum())]
+    best = eff.max(axis=1)
+    share = np.where(best > 0, mine / np.where(best > 0, best, 1.0), 1.0)
+    k = len(ev.classes)
+    useful = expected_gain(np.full((1, k), 1.0 / k), ev.confusion[me])[0] > _MIN_GAIN  # per domain
+    return gain[:, int(active[:me].sum())], np.where(useful[ev.domain], mine * share, -np.inf)
+
+
+def _lock(conn: sa.Connection, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The ``ids`` whose item rows this transaction could lock (PostgreSQL: others' are skipped)."""
+    if conn.dialect.name != "postgresql":
+        return ids
+    got = conn.execute(sa.select(Item.id).where(Item.id.in_(ids.tolist())).order_by(Item.id)
+                       .with_for_update(skip_locked=True)).scalars().all()
+    return ids[np.isin(ids, np.array(got, dtype=np.int64))]
+
+
+def request_work(store: Store, project: Project, tutor_name: str, now: datetime | None = None) -> Assignment | None:
+    """Lease the tutor the item where their next label is worth most; None when nothing is left
+    for them or the budget cannot pay for one more label at their cost (see the module docstring)."""
+    now = _utc(now)
+    ev = _evidence(store, project)
+    me = ev.tutors.index(_tutor(ev.tutors, project, tutor_name))
+    tutor = ev.tutors[me]
+    if not tutor.active:
+        raise VeritagError(f"tutor {tutor_name!r} is not active; set_tutor_active(..., True) first")
+    gain, score = _pull_scores(ev, me)
+    settings = ev.settings
+    with store.engine.begin() as conn:
+        _expire(conn, project, now)  # first statement writes: on SQLite the transaction now holds the lock
+        if settings.budget is not None:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(RoutingSettings.project_id).where(RoutingSettings.project_id == project.id)
+                             .with_for_update())
+            spent, reserved = _spending(conn, project, now)
+            if spent + reserved + tutor.cost > settings.budget + 1e-9:
+                return None
+        now_all = _fresh(conn, project, tutor, ev.item_ids, now, labels=ev.labels)
+        pos = np.arange(ev.item_ids.size)
+        open_ = ~ev.is_gold & ~now_all.seen & (now_all.in_flight < ev.need(now_all.labels, pos))
+        pool = pos[open_ & np.isfinite(score)]
+        if not pool.size:
+            return None
+        gold_turn = settings.gold_period > 0 and conn.scalar(
+            sa.select(sa.func.count()).select_from(AssignmentRow).where(
+                AssignmentRow.project_id == project.id, AssignmentRow.tutor_id == tutor.id)) % settings.gold_period == 0
+        chosen: int | None = None
+        if gold_turn:
+            golds = pos[ev.is_gold & ~now_all.seen]
+            golds = golds[np.lexsort((ev.item_ids[golds], ev.measured[me, ev.domain[golds]]))]
+            chosen = _first_lockable(conn, ev.item_ids, golds, lambda ids, f: ~f.seen, project, tutor, now)
+        is_gold = chosen is not None
+        if chosen is None:
+            ranked = pool[np.lexsort((ev.item_ids[pool], ev.posterior[pool].max(axis=1), -score[pool]))]
+            chosen = _first_lockable(conn, ev.item_ids, ranked, lambda ids, f: ~f.seen & (
+                f.in_flight < ev.need(f.labels, np.searchsorted(ev.item_ids, ids))), project, tutor, now)
+        if chosen is None:
+            return None
+        expires = now + timedelta(seconds=settings.lease_seconds)
+        lease_id = conn.execute(sa.insert(AssignmentRow).values(
+            project_id=project.id, item_id=int(ev.item_ids[chosen]), tutor_id=tutor.id, is_gold=is_gold,
+            cost=tutor.cost, leased_at=now, expires_at=expires, state="leased")).inserted_primary_key[0]
+        item = conn.execute(sa.select(Item.external_id, Item.text, Item.data)
+                            .where(Item.id == int(ev.item_ids[chosen]))).one()
+    return Assignment(int(lease_id), int(ev.item_ids[chosen]), item[0], item[1], item[2],
+                      settings.domains[ev.domain[chosen]], tutor.name, is_gold, tutor.cost,
+                      0.0 if is_gold else float(gain[chosen]), now, expires)
+
+
+def _first_lockable(conn: sa.Connection, item_ids: NDArray[np.int64], ranked: NDArray[np.int64],
+                    still_ok: Callable[[NDArray[np.int64], _Fresh], NDArray[np.bool_]], project: Project,
+                    tutor: TutorProfile, now: datetime) -> int | None:
+    """The first of ``ranked`` (positions) whose item this transaction locks and that, read again
+    under the lock, ``still_ok`` accepts; None when none does."""
+    for start in range(0, ranked.size, _LOCK_BATCH):
+        batch = ranked[start:start + _LOCK_BATCH]
+        locked = _lock(conn, item_ids[batch])
+        if not locked.size:
+            continue
+        ids = np.sort(locked)
+        ok = still_ok(ids, _fresh(conn, project, tutor, ids, now))
+        good = set(ids[ok].tolist())
+        for p in batch.tolist():
+            if int(item_ids[p]) in good:
+                return int(p)
+    return None
+
+
+def _lease_row(conn: sa.Connection, project: Project, assignment_id: int) -> Any:
+    row = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.item_id, AssignmentRow.state, AssignmentRow.expires_at,
+                                 AssignmentRow.project_id, Tutor.source_id, Source.name, Item.text)
+                       .join(Tutor, Tutor.id == AssignmentRow.tutor_id).join(Source, Source.id == Tutor.source_id)
+                       .join(Item, Item.id == AssignmentRow.item_id).where(AssignmentRow.id == assignment_id)).first()
+    if row is None or row.project_id != project.id:
+        raise NotFound(f"project {project.name!r} has no assignment {assignment_id}")
+    return row
+
+
+def _refuse(row: Any, tutor: str | None, now: datetime) -> None:
+    """Say why a lease cannot be used, if it cannot."""
+    if tutor is not None and row.name != tutor:
+        raise VeritagError(f"assignment {row.id} is leased to {row.name!r}, not {tutor!r}")
+    if row.state != "leased":
+        raise VeritagError(f"assignment {row.id} is {row.state}; request new work")
+    expires = _utc(row.expires_at)
+    if expires <= now:
+        raise VeritagError(f"assignment {row.id} expired at {expires.isoformat()}; request new work")
+
+
+def submit(store: Store, project: Project, assignment_id: int, value: Any, now: datetime | None = None, *,
+           tutor: str | None = None) -> int:
+    """Write the tutor's label for a running lease as a claim; returns the claim id.
+
+    The value is checked against the project's schema first (a bad one leaves the lease as it
+    was). An expired, released or already submitted lease is refused, and so is another
+    tutor's when ``tutor`` names who is submitting.
+    """
+    now = _utc(now)
+    schema = project_schema(project)
+    with store.engine.connect() as conn:
+        row = _lease_row(conn, project, assignment_id)
+    _refuse(row, tutor, now)
+    label = schema.normalize(value, item_text=row.text)
+    with store.engine.begin() as conn:
+        taken = conn.execute(sa.update(AssignmentRow).where(
+            AssignmentRow.id == assignment_id, AssignmentRow.state == "leased", AssignmentRow.expires_at > now)
+            .values(state="submitted"))
+        if taken.rowcount != 1:  # another call got there first: say what it did
+            _refuse(_lease_row(conn, project, assignment_id), tutor, now)
+            raise VeritagError(f"assignment {assignment_id} cannot be submitted")
+        claim_id = conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=row.item_id,
+                                                        source_id=row.source_id, value=label)).inserted_primary_key[0]
+        conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == assignment_id).values(claim_id=claim_id))
+    return int(claim_id)
+
+
+def release(store: Store, project: Project, assignment_id: int, now: datetime | None = None, *,
+            tutor: str | None = None) -> None:
+    """Give a running lease back unlabeled: the item returns to the pool (not to this tutor) and
+    its cost to the budget."""
+    now = _utc(now)
+    with store.engine.begin() as conn:
+        done = conn.execute(sa.update(AssignmentRow).where(
+            AssignmentRow.id == assignment_id, AssignmentRow.project_id == project.id,
+            AssignmentRow.state == "leased", AssignmentRow.expires_at > now,
+            *([AssignmentRow.tutor_id.in_(sa.select(Tutor.id).join(Source, Source.id == Tutor.source_id)
+                                          .where(Tutor.project_id == project.id, Source.name == tutor))]
+              if tutor is not None else []))
+            .values(state="released"))
+        if done.rowcount != 1:
+            _refuse(_lease_row(conn, project, assignment_id), tutor, now)
+
+
+# --- push and status -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TutorScore:
+    """How much one label by ``tutor`` is worth on an item: expected gain, cost, gain per cost."""
+
+    tutor: str
+    gain: float
+    cost: float
+    score: float
+
+
+def best_tutors(store: Store, project: Project, item: str, now: datetime | None = None, k: int = 3) -> list[TutorScore]:
+    """Push: the ``k`` active tutors whose label on ``item`` (an external id) is worth most per unit
+    cost, best first (ties by tutor order); tutors who labeled the item or hold a running lease on
+    it are left out."""
+    now = _utc(now)
+    ev = _evidence(store, project)
+    with store.engine.connect() as conn:
+        item_id = conn.scalar(sa.select(Item.id).where(Item.project_id == project.id, Item.external_id == item))
+        if item_id is None:
+            raise NotFound(f"project {project.name!r} has no item {item!r}")
+        busy = set(conn.execute(sa.select(Tutor.id).join(Claim, Claim.source_id == Tutor.source_id)
+                                .where(Tutor.project_id == project.id, Claim.item_id == item_id)).scalars())
+        busy |= set(conn.execute(sa.select(AssignmentRow.tutor_id).where(
+            _live(project, now), AssignmentRow.item_id == item_id)).scalars())
+    pos = ev.position(item_id)
+    ok = np.array([t.active and t.id not in busy for t in ev.tutors], dtype=bool)
+    if not ok.any():
+        return []
+    gain = expected_gain(ev.posterior[pos:pos + 1], ev.confusion[ok], ev.domain[pos:pos + 1])[0]
+    chosen = [t for t, keep in zip(ev.tutors, ok, strict=True) if keep]
+    cost = np.array([t.cost for t in chosen])
+    order = np.argsort(-(gain / cost), kind="stable")[:max(k, 0)]
+    return [TutorScore(chosen[j].name, float(gain[j]), float(cost[j]), float(gain[j] / cost[j])) for j in order]
+
+
+@dataclass(frozen=True)
+class TutorStatus:
+    """One tutor's leases by state, what they cost, and their skill (expected accuracy with
+    classes equally likely) and measured labels per domain."""
+
+    name: str
+    active: bool
+    cost: float
+    domains: tuple[str, ...]
+    leases: dict[str, int]
+    gold: int
+    spent: float
+    skill: dict[str, float]
+    measured: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RoutingStatus:
+    """Where routing stands: items done and pending (gold items apart), labels and cost spent,
+    cost reserved by running leases, budget left (None: unlimited), and per tutor."""
+
+    settings: Settings
+    items: int
+    done: int
+    pending: int
+    gold_items: int
+    in_flight: int
+    labels_spent: int
+    spent: float
+    reserved: float
+    budget_left: float | None
+    tutors: list[TutorStatus] = field(default_factory=list)
+
+
+def routing_status(store: Store, project: Project, now: datetime | None = None) -> RoutingStatus:
+    """Items done and pending, labels spent, budget left, and each tutor's counts and skill."""
+    now = _utc(now)
+    ev = _evidence(store, project)
+    with store.engine.connect() as conn:
+        spent, reserved = _spending(conn, project, now)
+        live = sa.case((_live(project, now), "leased"),
+                       (AssignmentRow.state == "leased", "expired"), else_=AssignmentRow.state)
+        rows = conn.execute(sa.select(AssignmentRow.tutor_id, live, AssignmentRow.is_gold, sa.func.count(),
+                                      sa.func.sum(AssignmentRow.cost))
+                            .where(AssignmentRow.project_id == project.id)
+                            .group_by(AssignmentRow.tutor_id, live, AssignmentRow.is_gold)).all()
+    leases = {t.id: dict.fromkeys(_STATES, 0) for t in ev.tutors}
+    gold = dict.fromkeys(leases, 0)
+    paid = dict.fromkeys(leases, 0.0)
+    for tutor_id, state, is_gold, n, cost in rows:
+        leases[tutor_id][state] += n
+        gold[tutor_id] += n if is_gold else 0
+        paid[tutor_id] += float(cost or 0.0) if state == "submitted" else 0.0
+    pending = ~ev.is_gold & (ev.need(ev.labels, np.arange(ev.item_ids.size)) > 0)
+    accuracy = domain_accuracy(ev.confusion)
+    names = ev.settings.domains
+    tutors = [TutorStatus(t.name, t.active, t.cost, t.domains, leases[t.id], gold[t.id], paid[t.id],
+                          dict(zip(names, accuracy[j].tolist(), strict=True)),
+                          dict(zip(names, ev.measured[j].tolist(), strict=True))) for j, t in enumerate(ev.tutors)]
+    budget = ev.settings.budget
+    return RoutingStatus(
+        ev.settings, int(ev.item_ids.size), int((~ev.is_gold & ~pending).sum()), int(pending.sum()),
+        int(ev.is_gold.sum()), sum(v["leased"] for v in leases.values()),
+        sum(v["submitted"] for v in leases.values()), spent, reserved,
+        None if budget is None else budget - spent - reserved, tutors)
