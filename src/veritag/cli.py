@@ -549,6 +549,135 @@ def _simulate(files: tuple[Path, Path], target: float, delta: float, audit_size:
         console.print(f"Realised accuracy of auto-accepted items outside the audit: {acc:.4f}.")
 
 
+@app.command()
+def tutor(
+    project: Annotated[str, typer.Argument(help="Project name")],
+    name: Annotated[str, typer.Argument(help="Tutor name (the human source their labels come from)")],
+    domains: Annotated[str | None, typer.Option(help="Comma-separated domains the tutor declares, e.g. medicine,stem")] = None,
+    cost: Annotated[float, typer.Option(help="Cost of one label from this tutor, in budget units")] = 1.0,
+    active: Annotated[bool | None, typer.Option("--active/--inactive", help="Make an existing tutor available for work, or not")] = None,
+    db: Db = None,
+) -> None:
+    """Add a tutor to a project (declared domains, cost per label), or switch one on or off."""
+    from .routing import service as routing
+
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        known = {t.name for t in routing.list_tutors(store, proj)}
+        if name in known and active is not None:
+            profile = routing.set_tutor_active(store, proj, name, active)
+        else:
+            profile = routing.add_tutor(store, proj, name, domains=_split(domains), cost=cost,
+                                        active=True if active is None else active)
+    state = "active" if profile.active else "inactive"
+    console.print(f"Tutor {escape(profile.name)} of {escape(project)}: {state}, cost {profile.cost:g} per label, "
+                  f"domains {', '.join(profile.domains) or '(none declared)'}.")
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+@app.command()
+def route(
+    project: Annotated[str, typer.Argument(help="Project name")],
+    target: Annotated[float | None, typer.Option(help="Posterior at which an item is done")] = None,
+    max_labels: Annotated[int | None, typer.Option("--max-labels", help="Human labels per item at most")] = None,
+    min_labels: Annotated[int | None, typer.Option("--min-labels", help="Human labels an item gets before the target may stop it")] = None,
+    gold_rate: Annotated[float | None, typer.Option("--gold-rate", help="Share of a tutor's leases that are gold checks")] = None,
+    budget: Annotated[float | None, typer.Option(help="Total cost units for labels (spent plus reserved)")] = None,
+    lease_seconds: Annotated[int | None, typer.Option("--lease-seconds", help="How long a lease runs before it expires")] = None,
+    domains: Annotated[str | None, typer.Option(help="Comma-separated domains of the project")] = None,
+    domain_field: Annotated[str | None, typer.Option("--domain-field", help="Item metadata field naming the domain")] = None,
+    best: Annotated[str | None, typer.Option(help="Item id: rank the tutors who should label it next (push)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    db: Db = None,
+) -> None:
+    """Set a project's routing (target, label cap, budget, gold rate, leases) and show where it stands."""
+    from .routing import service as routing
+
+    given = {"target": target, "max_labels": max_labels, "min_labels": min_labels, "gold_rate": gold_rate,
+             "budget": budget, "lease_seconds": lease_seconds, "domain_field": domain_field,
+             "domains": _split(domains) if domains is not None else None}
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        if any(v is not None for v in given.values()):
+            routing.configure(store, proj, **{k: v for k, v in given.items() if v is not None})
+        if best is not None:
+            ranked = routing.best_tutors(store, proj, best, k=10)
+            if as_json:
+                console.print_json(json.dumps([dataclasses.asdict(r) for r in ranked]))
+                return
+            table = Table(title=f"Who should label {escape(best)} next")
+            for column in ("tutor", "expected gain", "cost", "gain per cost"):
+                table.add_column(column, justify="left" if column == "tutor" else "right")
+            for r in ranked:
+                table.add_row(escape(r.tutor), f"{r.gain:.4f}", f"{r.cost:g}", f"{r.score:.4f}")
+            console.print(table)
+            return
+        status = routing.routing_status(store, proj)
+    if as_json:
+        console.print_json(json.dumps(dataclasses.asdict(status), default=str))
+        return
+    st, left = status.settings, "unlimited" if status.budget_left is None else f"{status.budget_left:g}"
+    console.print(f"Routing of {escape(project)}: target {st.target}, {st.min_labels}-{st.max_labels} labels per item, "
+                  f"gold rate {st.gold_rate}, leases {st.lease_seconds} s, domains {', '.join(st.domains)}.")
+    console.print(f"{status.done} of {status.items} items done, {status.pending} pending, {status.in_flight} leased; "
+                  f"{status.labels_spent} labels spent ({status.spent:g} units, {status.reserved:g} reserved), "
+                  f"budget left {left}.")
+    if status.tutors:
+        table = Table(title="Tutors")
+        for column in ("tutor", "active", "cost", "domains", "spent", "gold", "skill by domain"):
+            table.add_column(column)
+        for t in status.tutors:
+            skill = ", ".join(f"{d} {a:.2f} ({t.measured.get(d, 0)})" for d, a in t.skill.items())
+            table.add_row(escape(t.name), "yes" if t.active else "no", f"{t.cost:g}", ", ".join(t.domains) or "-",
+                          f"{t.spent:g}", str(t.gold), escape(skill))
+        console.print(table)
+
+
+@app.command()
+def work(
+    project: Annotated[str, typer.Argument(help="Project name")],
+    tutor_name: Annotated[str, typer.Option("--tutor", help="The tutor asking for work or answering")],
+    submit: Annotated[tuple[int, str] | None, typer.Option(help="LEASE LABEL: answer a lease")] = None,
+    release: Annotated[int | None, typer.Option(help="LEASE: give a lease back unanswered")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    db: Db = None,
+) -> None:
+    """Lease the next item a tutor should label (pull), answer a lease, or give one back."""
+    from .routing import service as routing
+
+    with _store(db) as store:
+        with store.session() as session:
+            proj = get_project(session, name=project)
+        if submit is not None:
+            claim = routing.submit(store, proj, submit[0], submit[1], tutor=tutor_name)
+            console.print(f"Lease {submit[0]} answered: claim {claim}.")
+            return
+        if release is not None:
+            routing.release(store, proj, release, tutor=tutor_name)
+            console.print(f"Lease {release} given back.")
+            return
+        lease = routing.request_work(store, proj, tutor_name)
+    if lease is None:
+        console.print(f"Nothing to label for {escape(tutor_name)}: every item is done or leased, or the budget "
+                      "cannot pay for another label.")
+        return
+    if as_json:
+        console.print_json(json.dumps(dataclasses.asdict(lease), default=str))
+        return
+    console.print(f"Lease {lease.id} for {escape(tutor_name)} until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC: item "
+                  f"{escape(lease.external_id)} ({escape(lease.domain)}{', gold check' if lease.is_gold else ''}).")
+    if lease.text:
+        console.print(escape(lease.text))
+    for key, value in (lease.data or {}).items():
+        console.print(f"{escape(str(key))}: {escape(str(value))}")
+    console.print(f"Answer with: veritag work {escape(project)} --tutor {escape(tutor_name)} --submit {lease.id} LABEL")
+
+
 @app.command("simulate")
 def simulate_routing_cmd(
     labels: Annotated[Path, typer.Argument(help="LABELS.csv: every recorded answer (task,worker,label)")],

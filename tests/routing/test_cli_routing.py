@@ -1,0 +1,56 @@
+"""Routing from the command line: tutors, settings, pulling work, answering and giving back leases."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from veritag import cli
+from veritag.errors import VeritagError
+
+ITEMS = [("a1", "Stocks fell sharply on the earnings report", "finance"),
+         ("a2", "The patient shows symptoms of diabetes", "medicine"),
+         ("a3", "Bond yields rose after the central bank decision", "finance")]
+
+
+def test_tutor_route_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    (tmp_path / "items.csv").write_text("id,text,domain\n" + "".join(f"{i},{t},{d}\n" for i, t, d in ITEMS))
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli.app, list(args))
+        assert result.exit_code == 0, (result.output, result.exception)
+        return " ".join(result.stdout.split())
+
+    run("init", "p", "--task", "classification", "--labels", "yes,no")
+    run("import", "p", "items.csv", "--meta", "domain")
+    assert "budget left 3" in run("route", "p", "--budget", "3", "--gold-rate", "0", "--target", "0.9")
+    assert "cost 2 per label, domains finance" in run("tutor", "p", "ann", "--domains", "finance", "--cost", "2")
+    run("tutor", "p", "bob")
+    lease = json.loads(run("work", "p", "--tutor", "ann", "--json"))
+    assert lease["domain"] in ("finance", "medicine") and lease["cost"] == 2.0
+    assert "claim" in run("work", "p", "--tutor", "ann", "--submit", str(lease["id"]), "yes")
+    again = runner.invoke(cli.app, ["work", "p", "--tutor", "ann", "--submit", str(lease["id"]), "yes"])
+    assert again.exit_code == 1 and isinstance(again.exception, VeritagError)
+    bad = runner.invoke(cli.app, ["work", "p", "--tutor", "bob"])
+    assert bad.exit_code == 0
+    second = re.search(r"Lease (\d+) for bob", " ".join(bad.stdout.split()))
+    assert second, bad.stdout
+    refused = runner.invoke(cli.app, ["work", "p", "--tutor", "bob", "--submit", second.group(1), "maybe"])
+    assert refused.exit_code == 1 and "maybe" in str(refused.exception)
+    assert "given back" in run("work", "p", "--tutor", "bob", "--release", second.group(1))
+    status = json.loads(run("route", "p", "--json"))
+    assert status["labels_spent"] == 1 and status["budget_left"] == 1.0
+    assert [t["name"] for t in status["tutors"]] == ["ann", "bob"]
+    ranked = json.loads(run("route", "p", "--best", "a2", "--json"))
+    assert {r["tutor"] for r in ranked} <= {"ann", "bob"}
+    assert "inactive" in run("tutor", "p", "bob", "--inactive")
+    assert "Nothing to label" in run("work", "p", "--tutor", "ann")  # the budget cannot pay for 2 more
+    dup = runner.invoke(cli.app, ["tutor", "p", "ann"])
+    assert dup.exit_code == 1 and "already a tutor" in str(dup.exception)
