@@ -815,6 +815,64 @@ def quickstart(
     console.print(f"Database: {result.database}. Try: veritag status --db {result.database}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; put TLS in front)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    db: Db = None,
+) -> None:
+    """Run the server: the JSON API under /api/v1 (docs at /api/v1/docs)."""
+    import uvicorn
+
+    from .server import create_app
+
+    with _store(db) as store:
+        console.print(f"veritag server on http://{host}:{port}/api/v1/docs (Ctrl+C stops it)")
+        uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+
+
+user_app = typer.Typer(help="Manage the server's users.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Login name (a tutor labels under this name)")],
+    role: Annotated[str, typer.Option(help="admin, reviewer or tutor")] = "tutor",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input")] = False,
+    db: Db = None,
+) -> None:
+    """Add a user with a role; the password is prompted for (twice) unless --password-stdin."""
+    from .store.queries import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _store(db) as store, store.session() as session:
+        user = create_user(session, username=username, password=password, role=role)
+    console.print(f"User {escape(user.username)} added with role {user.role}.")
+
+
+@app.command()
+def token(
+    username: Annotated[str, typer.Argument(help="The user the token acts as")],
+    name: Annotated[str, typer.Option(help="What the token is for, to tell tokens apart")] = "cli",
+    db: Db = None,
+) -> None:
+    """Make an API token for a user and print it once (send it as 'Authorization: Bearer ...')."""
+    from .server.auth import new_token
+    from .store.models import User
+
+    with _store(db) as store, store.session() as session:
+        user = session.scalar(sa.select(User).where(User.username == username))
+        if user is None:
+            raise VeritagError(f"no user named {username!r}; add one with 'veritag user add'")
+        _, secret = new_token(session, user, name)
+    err.print(f"API token {escape(name)!r} for {escape(username)} (shown once; only its hash is stored):")
+    print(secret)
+
+
 def main() -> None:
     """Console entry point: user mistakes print one line, never a traceback."""
     try:

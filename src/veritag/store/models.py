@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ApiToken",
     "Assignment",
     "AutomationItem",
     "AutomationRun",
@@ -26,6 +27,8 @@ __all__ = [
     "ImportRecord",
     "Item",
     "ItemDomain",
+    "LoginSession",
+    "Membership",
     "Posterior",
     "Project",
     "RoutingSettings",
@@ -333,3 +336,43 @@ class Assignment(Base):
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     state: Mapped[str] = mapped_column(sa.String(10))
     claim_id: Mapped[int | None] = mapped_column(sa.ForeignKey("claims.id"))
+
+
+class ApiToken(Base):
+    """A bearer token of a user for the server's API (migration 0005). Only the SHA-256 of the
+    secret is stored; the secret is shown once, when the token is made."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = _now()
+    last_used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class Membership(Base):
+    """A user's role in one project: ``reviewer``, ``tutor`` or ``admin``."""
+
+    __tablename__ = "memberships"
+
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[datetime] = _now()
+
+
+class LoginSession(Base):
+    """A browser login: ``id`` is the SHA-256 of the cookie's secret, never the secret itself;
+    ``csrf_token`` must come back in ``X-CSRF-Token`` on every state-changing request."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (sa.Index("ix_sessions_user", "user_id"),)
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    csrf_token: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -1,0 +1,321 @@
+"""The JSON API under ``/api/v1``: projects, members, tutors' work loop, items, routing, users, tokens.
+
+Every route but ``POST /login`` needs a user (see ``auth``); what each role may do:
+
+=============================  ========================================================
+route                          who
+=============================  ========================================================
+GET  /me, POST /tokens         anyone logged in (a token is always for oneself)
+GET  /projects                 anyone; lists only the projects they can see
+POST /projects, POST /users    global admin
+GET  /projects/{name}          a member (any role) or a global admin
+POST .../members, .../tutors   admin of the project (global admins are admin everywhere)
+POST .../work[...]             tutor member, who must also be a routing tutor of that name
+GET  .../items/{id}            reviewer/admin: any item; tutor: only one leased to them now
+GET  .../routing               reviewer or admin of the project
+=============================  ========================================================
+
+A tutor's lease never says whether the item is a gold check, so gold checks stay blind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+
+from ..routing import service as routing
+from ..store.engine import Store
+from ..store.models import Assignment, Item, Membership, Project, Source, Tutor, User
+from ..store.queries import create_project, create_user, list_projects, project_counts
+from .auth import (
+    COOKIE,
+    Principal,
+    authenticate,
+    current_user,
+    end_login,
+    new_token,
+    project_access,
+    require_role,
+    start_login,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+
+Me = Annotated[Principal, Depends(current_user)]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+Role = Literal["admin", "reviewer", "tutor"]
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: dataclasses and tuples become dicts and lists, NaN and infinities become null."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _project_json(project: Project, role: str, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    out = {"name": project.name, "description": project.description, "schema": project.task_schema, "role": role}
+    if counts is not None:
+        out["counts"] = counts
+    return out
+
+
+# --- login ---------------------------------------------------------------------------------------
+
+
+class LoginBody(BaseModel):
+    username: str
+    password: str
+
+
+@router.post("/login")
+def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+    """Check the password; set the session cookie and return the CSRF token for ``X-CSRF-Token``."""
+    with _store(request).session() as session:
+        user = authenticate(session, body.username, body.password)
+        if user is None:
+            raise HTTPException(status_code=401, detail="wrong username or password")
+        secret, csrf, expires = start_login(session, user)
+    response.set_cookie(COOKIE, secret, httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                        expires=expires, path="/")
+    return {"username": user.username, "role": user.role, "csrf_token": csrf, "expires_at": expires.isoformat()}
+
+
+@router.post("/logout", status_code=204)
+def logout(user: Me, request: Request, response: Response) -> Response:
+    """End the cookie's session (a bearer token stays valid; revoke tokens separately)."""
+    with _store(request).session() as session:
+        end_login(session, request.cookies.get(COOKIE))
+    out = Response(status_code=204)
+    out.delete_cookie(COOKIE, path="/")
+    return out
+
+
+# --- users and tokens ----------------------------------------------------------------------------
+
+
+@router.get("/me")
+def me(user: Me, request: Request) -> dict[str, Any]:
+    with _store(request).session() as session:
+        rows = session.execute(sa.select(Project.name, Membership.role).join(Membership, Membership.project_id == Project.id)
+                               .where(Membership.user_id == user.id).order_by(Project.name)).all()
+    return {"id": user.id, "username": user.username, "role": user.role, "auth": user.via,
+            "memberships": [{"project": name, "role": role} for name, role in rows]}
+
+
+class UserBody(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str
+    role: Role = "tutor"
+
+
+@router.post("/users", status_code=201)
+def add_user(body: UserBody, admin: Admin, request: Request) -> dict[str, Any]:
+    with _store(request).session() as session:
+        user = create_user(session, username=body.username, password=body.password, role=body.role)
+        return {"id": user.id, "username": user.username, "role": user.role}
+
+
+class TokenBody(BaseModel):
+    name: str = Field(default="token", max_length=200)
+
+
+@router.post("/tokens", status_code=201)
+def add_token(user: Me, request: Request, body: TokenBody | None = None) -> dict[str, Any]:
+    """A new API token for the caller; the secret is in this answer only."""
+    with _store(request).session() as session:
+        row, secret = new_token(session, session.get_one(User, user.id), (body or TokenBody()).name)
+        return {"id": row.id, "name": row.name, "token": secret}
+
+
+# --- projects and members ------------------------------------------------------------------------
+
+
+@router.get("/projects")
+def projects(user: Me, request: Request) -> list[dict[str, Any]]:
+    with _store(request).session() as session:
+        if user.role == "admin":
+            return [_project_json(p, "admin") for p in list_projects(session)]
+        rows = session.execute(sa.select(Project, Membership.role).join(Membership, Membership.project_id == Project.id)
+                               .where(Membership.user_id == user.id).order_by(Project.id)).all()
+        return [_project_json(p, role) for p, role in rows]
+
+
+class ProjectBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    schema_: dict[str, Any] = Field(alias="schema")
+    description: str = ""
+
+
+@router.post("/projects", status_code=201)
+def add_project(body: ProjectBody, admin: Admin, request: Request) -> dict[str, Any]:
+    with _store(request).session() as session:
+        project = create_project(session, name=body.name, schema=body.schema_, description=body.description)
+        return _project_json(project, "admin")
+
+
+@router.get("/projects/{name}")
+def project(name: str, user: Me, request: Request) -> dict[str, Any]:
+    with _store(request).session() as session:
+        proj, role = project_access(session, name, user)
+        return _project_json(proj, role, project_counts(session, project_id=proj.id))
+
+
+class MemberBody(BaseModel):
+    username: str
+    role: Role
+
+
+@router.post("/projects/{name}/members")
+def add_member(name: str, body: MemberBody, user: Me, request: Request, response: Response) -> dict[str, Any]:
+    """Make a user a member of the project with a role (or change their role)."""
+    with _store(request).session() as session:
+        proj, _ = project_access(session, name, user, ("admin",))
+        member = session.scalar(sa.select(User).where(User.username == body.username))
+        if member is None:
+            raise HTTPException(status_code=404, detail=f"no user named {body.username!r}")
+        row = session.get(Membership, (proj.id, member.id))
+        if row is None:
+            session.add(Membership(project_id=proj.id, user_id=member.id, role=body.role))
+            response.status_code = 201
+        else:
+            row.role = body.role
+    return {"project": name, "username": body.username, "role": body.role}
+
+
+class TutorBody(BaseModel):
+    username: str
+    domains: list[str] = []
+    cost: float = 1.0
+
+
+@router.post("/projects/{name}/tutors", status_code=201)
+def add_tutor(name: str, body: TutorBody, user: Me, request: Request) -> dict[str, Any]:
+    """Make a tutor member a routing tutor (declared domains, cost per label); they label under their username."""
+    store = _store(request)
+    with store.session() as session:
+        proj, _ = project_access(session, name, user, ("admin",))
+        role = session.scalar(sa.select(Membership.role).join(User, User.id == Membership.user_id)
+                              .where(Membership.project_id == proj.id, User.username == body.username))
+    if role != "tutor":
+        raise HTTPException(status_code=422, detail=f"{body.username!r} is not a tutor member of project {name!r}; "
+                                                    "add them with POST /projects/{name}/members first")
+    profile = routing.add_tutor(store, proj, body.username, domains=body.domains, cost=body.cost)
+    return {"username": profile.name, "domains": list(profile.domains), "cost": profile.cost, "active": profile.active}
+
+
+# --- the tutor's loop ----------------------------------------------------------------------------
+
+
+def _tutor_project(store: Store, name: str, user: Principal) -> Project:
+    with store.session() as session:
+        proj, _ = project_access(session, name, user, ("tutor",))
+    return proj
+
+
+def _lease_json(lease: routing.Assignment) -> dict[str, Any]:
+    return {"lease": lease.id, "item_id": lease.item_id, "external_id": lease.external_id, "text": lease.text,
+            "data": lease.data, "domain": lease.domain, "cost": lease.cost,
+            "leased_at": lease.leased_at.isoformat(), "expires_at": lease.expires_at.isoformat()}
+
+
+@router.post("/projects/{name}/work", response_model=None)
+def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Response:
+    """Lease the item the caller should label next; 204 when nothing is left for them."""
+    store = _store(request)
+    proj = _tutor_project(store, name, user)
+    if user.username not in {t.name for t in routing.list_tutors(store, proj)}:
+        raise HTTPException(status_code=403, detail=f"you are not a routing tutor of project {name!r}; "
+                                                    "an admin adds you with POST /projects/{name}/tutors")
+    lease = routing.request_work(store, proj, user.username)
+    if lease is None:
+        return Response(status_code=204)
+    return _lease_json(lease)
+
+
+def _own_lease(store: Store, project: Project, lease: int, user: Principal) -> None:
+    """404 unless ``lease`` is a lease of this project to the caller (in any state)."""
+    with store.engine.connect() as conn:
+        owner = conn.scalar(sa.select(Source.name).select_from(Assignment)
+                            .join(Tutor, Tutor.id == Assignment.tutor_id).join(Source, Source.id == Tutor.source_id)
+                            .where(Assignment.id == lease, Assignment.project_id == project.id))
+    if owner != user.username:
+        raise HTTPException(status_code=404, detail=f"you hold no lease {lease} in project {project.name!r}")
+
+
+class SubmitBody(BaseModel):
+    value: Any
+
+
+@router.post("/projects/{name}/work/{lease}/submit")
+def submit(name: str, lease: int, body: SubmitBody, user: Me, request: Request) -> dict[str, Any]:
+    """Answer a lease; the value is checked against the project's schema (422 with the reason)."""
+    store = _store(request)
+    proj = _tutor_project(store, name, user)
+    _own_lease(store, proj, lease, user)
+    claim = routing.submit(store, proj, lease, body.value, tutor=user.username)
+    return {"lease": lease, "claim_id": claim}
+
+
+@router.post("/projects/{name}/work/{lease}/release")
+def release(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
+    """Give a lease back unanswered: the item returns to the pool, not to the caller."""
+    store = _store(request)
+    proj = _tutor_project(store, name, user)
+    _own_lease(store, proj, lease, user)
+    routing.release(store, proj, lease, tutor=user.username)
+    return {"lease": lease, "state": "released"}
+
+
+# --- items and routing ---------------------------------------------------------------------------
+
+
+@router.get("/projects/{name}/items/{item_id}")
+def item(name: str, item_id: int, user: Me, request: Request) -> dict[str, Any]:
+    """An item as data. A tutor sees only an item leased to them right now (404 otherwise)."""
+    with _store(request).session() as session:
+        proj, role = project_access(session, name, user)
+        row = session.scalar(sa.select(Item).where(Item.id == item_id, Item.project_id == proj.id))
+        if row is not None and role == "tutor":
+            held = session.scalar(sa.select(Assignment.id).join(Tutor, Tutor.id == Assignment.tutor_id)
+                                  .join(Source, Source.id == Tutor.source_id)
+                                  .where(Assignment.item_id == item_id, Assignment.project_id == proj.id,
+                                         Assignment.state == "leased", Assignment.expires_at > datetime.now(UTC),
+                                         Source.name == user.username).limit(1))
+            if held is None:
+                row = None
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"no item {item_id} for you in project {name!r}")
+        out = {"id": row.id, "external_id": row.external_id, "text": row.text, "data": row.data}
+        if role != "tutor":
+            out["meta"] = row.meta
+        return out
+
+
+@router.get("/projects/{name}/routing")
+def routing_status(name: str, user: Me, request: Request) -> dict[str, Any]:
+    """Where routing stands: items done and pending, leases, budget, each tutor's skill per domain."""
+    store = _store(request)
+    with store.session() as session:
+        proj, _ = project_access(session, name, user, ("reviewer", "admin"))
+    return _plain(routing.routing_status(store, proj))  # type: ignore[no-any-return]

@@ -1,0 +1,198 @@
+"""Who is asking: bearer API tokens for programs, a session cookie for browsers.
+
+* ``Authorization: Bearer vt_...``: a token a user made for themselves (``POST /api/v1/tokens``
+  or ``veritag token``). Only its SHA-256 is stored; the secret is shown once.
+* ``POST /api/v1/login`` checks the password (argon2) and sets an HttpOnly, SameSite=Lax cookie
+  holding a random secret; the ``sessions`` table keeps its SHA-256 and a CSRF token, which the
+  login answer returns. A request authenticated by the cookie that changes state (anything but
+  GET, HEAD, OPTIONS) must carry that token in ``X-CSRF-Token``; bearer requests need none, as a
+  browser never adds the header on its own.
+
+Roles: a user's global role (``users.role``) of ``admin`` sees and manages every project; anyone
+else sees only the projects they are a member of, with the role their membership gives
+(``reviewer``, ``tutor`` or ``admin`` of that project).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from ..store.engine import Store
+from ..store.models import ApiToken, LoginSession, Membership, Project, User
+from ..store.queries import ROLES, verify_password
+
+__all__ = [
+    "COOKIE",
+    "CSRF_HEADER",
+    "SESSION_TTL",
+    "TOKEN_PREFIX",
+    "Principal",
+    "authenticate",
+    "current_user",
+    "end_login",
+    "hash_secret",
+    "new_token",
+    "project_access",
+    "require_role",
+    "start_login",
+]
+
+TOKEN_PREFIX = "vt_"
+COOKIE = "veritag_session"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = timedelta(hours=12)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: ``last_used_at`` of a token is written at most this often, so reads do not all become writes.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+@functools.cache
+def _dummy_user() -> User:
+    """A user to verify against when the name is unknown, so a wrong name costs what a wrong password does."""
+    return User(username="", password_hash=PasswordHasher().hash(secrets.token_hex(16)), role="tutor")
+
+
+def hash_secret(secret: str) -> str:
+    """The SHA-256 (hex) kept in the database in place of a token or cookie secret."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user of a request and how they proved it (``token`` or ``session``)."""
+
+    id: int
+    username: str
+    role: str
+    via: str
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _unauthorized(detail: str = "authentication required: log in or send 'Authorization: Bearer vt_...'") -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def new_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """Make an API token for ``user``; returns the row and the secret (shown once, never stored)."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name or "token", token_hash=hash_secret(secret), revoked=False)
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The user if the password is theirs, else None (in about the same time either way)."""
+    user = session.scalar(sa.select(User).where(User.username == username))
+    ok = verify_password(user if user is not None else _dummy_user(), password)
+    return user if ok and user is not None else None
+
+
+def start_login(session: Session, user: User, now: datetime | None = None) -> tuple[str, str, datetime]:
+    """Open a browser session: returns the cookie secret, the CSRF token and the expiry."""
+    now = now or datetime.now(UTC)
+    secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    expires = now + SESSION_TTL
+    session.execute(sa.delete(LoginSession).where(LoginSession.user_id == user.id, LoginSession.expires_at <= now))
+    session.add(LoginSession(id=hash_secret(secret), user_id=user.id, csrf_token=csrf, expires_at=expires))
+    return secret, csrf, expires
+
+
+def end_login(session: Session, cookie: str | None) -> None:
+    if cookie:
+        session.execute(sa.delete(LoginSession).where(LoginSession.id == hash_secret(cookie)))
+
+
+def _bearer(session: Session, header: str, now: datetime) -> Principal:
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret.startswith(TOKEN_PREFIX):
+        raise _unauthorized("the Authorization header must be 'Bearer vt_...'")
+    digest = hash_secret(secret)
+    row = session.execute(sa.select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                          .where(ApiToken.token_hash == digest)).first()
+    if row is None or not hmac.compare_digest(row[0].token_hash, digest) or row[0].revoked:
+        raise _unauthorized("invalid or revoked API token")
+    token, user = row
+    last = token.last_used_at
+    if last is None or (last if last.tzinfo else last.replace(tzinfo=UTC)) < now - _TOUCH_EVERY:
+        token.last_used_at = now
+    return Principal(user.id, user.username, user.role, "token")
+
+
+def _cookie(session: Session, request: Request, secret: str, now: datetime) -> Principal:
+    digest = hash_secret(secret)
+    row = session.execute(sa.select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+                          .where(LoginSession.id == digest, LoginSession.expires_at > now)).first()
+    if row is None or not hmac.compare_digest(row[0].id, digest):
+        raise _unauthorized("session expired or unknown: log in again")
+    login, user = row
+    if request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode("utf-8"), login.csrf_token.encode("utf-8")):
+            raise HTTPException(status_code=403, detail=f"missing or wrong {CSRF_HEADER} header (CSRF check)")
+    return Principal(user.id, user.username, user.role, "session")
+
+
+def current_user(request: Request) -> Principal:
+    """The request's user, from a bearer token or the session cookie; 401 without either."""
+    now = datetime.now(UTC)
+    header = request.headers.get("Authorization")
+    cookie = request.cookies.get(COOKIE)
+    with _store(request).session() as session:
+        if header:
+            return _bearer(session, header, now)
+        if cookie:
+            return _cookie(session, request, cookie, now)
+    raise _unauthorized()
+
+
+def require_role(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets through only users whose global role is one of ``roles``."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {sorted(unknown)}")
+
+    def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+        if user.role not in roles:
+            raise HTTPException(status_code=403, detail=f"this needs the role {' or '.join(roles)}")
+        return user
+
+    return check
+
+
+def project_access(session: Session, name: str, user: Principal, roles: tuple[str, ...] = ROLES) -> tuple[Project, str]:
+    """The project and the user's role in it, if that role is one of ``roles``.
+
+    A global admin is admin of every project. Anyone else must be a member; a project they are
+    not a member of is refused with 403 whether it exists or not, so names do not leak.
+    """
+    project = session.scalar(sa.select(Project).where(Project.name == name))
+    if user.role == "admin":
+        if project is None:
+            raise HTTPException(status_code=404, detail=f"no project named {name!r}")
+        role = "admin"
+    else:
+        role = None if project is None else session.scalar(sa.select(Membership.role).where(
+            Membership.project_id == project.id, Membership.user_id == user.id))
+        if project is None or role is None:
+            raise HTTPException(status_code=403, detail=f"you are not a member of project {name!r}")
+    if role not in roles:
+        raise HTTPException(status_code=403, detail=f"this needs the role {' or '.join(roles)} in project {name!r}; "
+                                                    f"yours is {role}")
+    return project, role

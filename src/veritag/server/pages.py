@@ -1,0 +1,220 @@
+"""The server-rendered web UI: login, the project list, the tutor's labeling page, a dashboard.
+
+Pages are Jinja2 templates with autoescaping on; item text reaches the page only through the JSON
+API and is set with ``textContent``, so HTML in an item is shown as text and never runs. Every
+page is sent with a Content-Security-Policy that allows only this server's own script and style
+files (no inline script or style at all).
+
+Sessions are the API's (``auth.start_login``): the labeling page carries the session's CSRF token
+in ``<meta name="csrf-token">`` for the ``X-CSRF-Token`` header of its API calls, and the HTML
+forms that post with the cookie (``/logout``) carry it in a hidden ``csrf_token`` field. The login
+form is protected against login CSRF with a double-submit cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader
+
+from ..errors import VeritagError
+from ..routing import service as routing
+from ..schema import parse_schema
+from ..store.engine import Store
+from ..store.models import Claim, LoginSession, Membership, Project, Source, User
+from ..store.queries import list_projects
+from .auth import (
+    COOKIE,
+    Principal,
+    authenticate,
+    end_login,
+    hash_secret,
+    project_access,
+    start_login,
+)
+
+__all__ = ["CSP", "STATIC_DIR", "router"]
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+#: The policy of every page: this server's own files only; no inline script or style, no frames.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: The double-submit cookie of the login form.
+LOGIN_CSRF_COOKIE = "veritag_login_csrf"
+#: Task types the labeling page handles: one label from a fixed, numbered list.
+SINGLE_LABEL = ("classification", "rating", "pairwise", "fact_check")
+
+_env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
+                   lstrip_blocks=True)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    out = HTMLResponse(_env.get_template(name).render(**context), status_code=status_code)
+    out.headers["Content-Security-Policy"] = CSP
+    out.headers["Cache-Control"] = "no-store"
+    return out
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def _session_user(request: Request) -> tuple[Principal, str] | None:
+    """The cookie's user and their session's CSRF token, or None when not logged in."""
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    digest = hash_secret(cookie)
+    with _store(request).session() as session:
+        row = session.execute(sa.select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+                              .where(LoginSession.id == digest, LoginSession.expires_at > datetime.now(UTC))).first()
+    if row is None or not hmac.compare_digest(row[0].id, digest):
+        return None
+    login, user = row
+    return Principal(user.id, user.username, user.role, "session"), login.csrf_token
+
+
+def _check_form_csrf(sent: str, expected: str) -> None:
+    if not hmac.compare_digest(sent.encode("utf-8"), expected.encode("utf-8")):
+        raise HTTPException(status_code=403, detail="missing or wrong csrf_token form field (CSRF check)")
+
+
+def _error(user: Principal, csrf: str, exc: HTTPException) -> HTMLResponse:
+    return _page("error.html", exc.status_code, user=user, csrf=csrf, message=exc.detail)
+
+
+# --- login and logout ----------------------------------------------------------------------------
+
+
+def _login_form(request: Request, error: str = "", username: str = "", status_code: int = 200) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    out = _page("login.html", status_code, error=error, username=username, login_csrf=token)
+    out.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                   secure=request.url.scheme == "https")
+    return out
+
+
+@router.get("/login", response_model=None)
+def login_page(request: Request) -> Response:
+    if _session_user(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    return _login_form(request)
+
+
+@router.post("/login", response_model=None)
+def login_submit(request: Request, username: str = Form(""), password: str = Form(""),
+                 login_csrf: str = Form("")) -> Response:
+    """Check the password; set the session cookie (as ``POST /api/v1/login`` does) and go to ``/``."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(login_csrf.encode("utf-8"), expected.encode("utf-8")):
+        return _login_form(request, "The form expired; please try again.", username, 403)
+    with _store(request).session() as session:
+        user = authenticate(session, username, password)
+        if user is None:
+            return _login_form(request, "Wrong username or password.", username, 401)
+        secret, _csrf, expires = start_login(session, user)
+    out = RedirectResponse("/", status_code=303)
+    out.set_cookie(COOKIE, secret, httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                   expires=expires, path="/")
+    out.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return out
+
+
+@router.post("/logout", response_model=None)
+def logout_submit(request: Request, csrf_token: str = Form("")) -> Response:
+    who = _session_user(request)
+    if who is not None:
+        _check_form_csrf(csrf_token, who[1])
+        with _store(request).session() as session:
+            end_login(session, request.cookies.get(COOKIE))
+    out = _to_login()
+    out.delete_cookie(COOKIE, path="/")
+    return out
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+@router.get("/", response_model=None)
+def home(request: Request) -> Response:
+    """The projects the user can see, with links by role."""
+    who = _session_user(request)
+    if who is None:
+        return _to_login()
+    user, csrf = who
+    with _store(request).session() as session:
+        if user.role == "admin":
+            rows = [(p, "admin") for p in list_projects(session)]
+        else:
+            rows = [(p, role) for p, role in session.execute(
+                sa.select(Project, Membership.role).join(Membership, Membership.project_id == Project.id)
+                .where(Membership.user_id == user.id).order_by(Project.name))]
+        projects = [{"name": p.name, "description": p.description, "type": (p.task_schema or {}).get("type", ""),
+                     "role": role} for p, role in rows]
+    return _page("home.html", user=user, csrf=csrf, projects=projects)
+
+
+def _progress(store: Store, project: Project, username: str) -> dict[str, int]:
+    """Labels the tutor has given in the project: today (UTC) and in all."""
+    start = datetime.combine(datetime.now(UTC).date(), time(0), tzinfo=UTC)
+    mine = (sa.select(sa.func.count()).select_from(Claim).join(Source, Source.id == Claim.source_id)
+            .where(Claim.project_id == project.id, Source.kind == "human", Source.name == username))
+    with store.engine.connect() as conn:
+        total = conn.scalar(mine) or 0
+        today = conn.scalar(mine.where(Claim.created_at >= start)) or 0
+    return {"today": int(today), "total": int(total)}
+
+
+@router.get("/p/{name}/label", response_model=None)
+def label_page(name: str, request: Request) -> Response:
+    """The tutor's labeling page; the item itself is leased and submitted by static/label.js."""
+    who = _session_user(request)
+    if who is None:
+        return _to_login()
+    user, csrf = who
+    store = _store(request)
+    try:
+        with store.session() as session:
+            proj, _ = project_access(session, name, user, ("tutor",))
+    except HTTPException as exc:
+        return _error(user, csrf, exc)
+    schema = parse_schema(proj.task_schema)
+    return _page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
+                 supported=schema.type in SINGLE_LABEL, labels=schema.classes(),
+                 instructions=schema.instructions, progress=_progress(store, proj, user.username),
+                 pairwise_fields=[getattr(schema, f, "") for f in ("prompt_field", "a_field", "b_field")],
+                 require_evidence=bool(getattr(schema, "require_evidence", False)))
+
+
+@router.get("/p/{name}/dashboard", response_model=None)
+def dashboard(name: str, request: Request) -> Response:
+    """Where a project stands (reviewer, admin): labels submitted, items done and pending, tutors."""
+    who = _session_user(request)
+    if who is None:
+        return _to_login()
+    user, csrf = who
+    store = _store(request)
+    try:
+        with store.session() as session:
+            proj, _ = project_access(session, name, user, ("reviewer", "admin"))
+    except HTTPException as exc:
+        return _error(user, csrf, exc)
+    try:
+        status = routing.routing_status(store, proj)
+    except VeritagError as exc:  # e.g. a task type that routing does not handle
+        return _error(user, csrf, HTTPException(status_code=422, detail=str(exc)))
+    return _page("dashboard.html", user=user, csrf=csrf, project=proj.name, status=status)
