@@ -97,6 +97,22 @@ def _error(user: Principal, csrf: str, exc: HTTPException) -> HTMLResponse:
     return _page("error.html", exc.status_code, user=user, csrf=csrf, message=exc.detail)
 
 
+def _project_page(request: Request, name: str, roles: tuple[str, ...]) -> Response | tuple[Principal, str, Any, Any]:
+    """What a project page starts with: the logged-in user, their CSRF token, the store and the
+    project, or the response that ends the request (to the login page, or a 403/404 page)."""
+    who = _session_user(request)
+    if who is None:
+        return _to_login()
+    user, csrf = who
+    store = _store(request)
+    try:
+        with store.session() as session:
+            proj, _ = project_access(session, name, user, roles)
+    except HTTPException as exc:
+        return _error(user, csrf, exc)
+    return user, csrf, store, proj
+
+
 # --- login and logout ----------------------------------------------------------------------------
 
 
@@ -182,16 +198,10 @@ def _progress(store: Store, project: Project, username: str) -> dict[str, int]:
 @router.get("/p/{name}/label", response_model=None)
 def label_page(name: str, request: Request) -> Response:
     """The tutor's labeling page; the item itself is leased and submitted by static/label.js."""
-    who = _session_user(request)
-    if who is None:
-        return _to_login()
-    user, csrf = who
-    store = _store(request)
-    try:
-        with store.session() as session:
-            proj, _ = project_access(session, name, user, ("tutor",))
-    except HTTPException as exc:
-        return _error(user, csrf, exc)
+    entry = _project_page(request, name, ("tutor",))
+    if isinstance(entry, Response):
+        return entry
+    user, csrf, store, proj = entry
     schema = parse_schema(proj.task_schema)
     return _page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
                  supported=schema.type in SINGLE_LABEL, labels=schema.classes(),
@@ -203,16 +213,10 @@ def label_page(name: str, request: Request) -> Response:
 @router.get("/p/{name}/dashboard", response_model=None)
 def dashboard(name: str, request: Request) -> Response:
     """Where a project stands (reviewer, admin): labels submitted, items done and pending, tutors."""
-    who = _session_user(request)
-    if who is None:
-        return _to_login()
-    user, csrf = who
-    store = _store(request)
-    try:
-        with store.session() as session:
-            proj, _ = project_access(session, name, user, ("reviewer", "admin"))
-    except HTTPException as exc:
-        return _error(user, csrf, exc)
+    entry = _project_page(request, name, ("reviewer", "admin"))
+    if isinstance(entry, Response):
+        return entry
+    user, csrf, store, proj = entry
     try:
         status = routing.routing_status(store, proj)
     except VeritagError as exc:  # e.g. a task type that routing does not handle
