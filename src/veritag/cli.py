@@ -41,7 +41,7 @@ from .resolve import (
     write_sources,
 )
 from .schema import TASK_TYPES, parse_schema
-from .store import ImportRecord, Store, open_store
+from .store import ImportRecord, Project, Store, open_store
 from .store.queries import (
     create_project,
     get_project,
@@ -80,6 +80,12 @@ def _store(db: str | None) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def _project(store: Store, name: str) -> Project:
+    """The project called ``name`` (``NotFound``, naming the projects there are, if none is)."""
+    with store.session() as session:
+        return get_project(session, name=name)
 
 
 @contextmanager
@@ -182,8 +188,7 @@ def import_(
     columns = ColumnMap(id=id, text=text, fields=field or None, meta=meta or [], gold=gold, label=label,
                         worker=worker, source=source, probs=probs, model=model)
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         with _progress() as bar:
             result = import_file(store, proj, file, columns, fmt=format, encoding=encoding,
                                  skip_invalid=skip_invalid, report=report,
@@ -220,8 +225,7 @@ def export(
     if fmt is None:
         raise VeritagError(f"cannot tell the export format from {out.name!r}; pass --format ({', '.join(EXPORT_FORMATS)})")
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         with _progress() as bar:
             result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"))
     if result.resolved:
@@ -325,8 +329,7 @@ def resolve(
                                "probabilities with 'veritag import' and writes files with 'veritag export'")
     assert project is not None
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         kind = project_schema(proj).type
         resolution = resolve_and_store(store, proj, method)
         with store.engine.connect() as conn:
@@ -379,8 +382,7 @@ def report(
     if top < 1:
         raise VeritagError("--top must be at least 1")
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         built, warned = project_report(store, proj, method=method, domain=domain, top=top)
     for message in warned:
         err.print(f"Warning: {escape(message)}")
@@ -419,8 +421,7 @@ def autolabel(
     from .automation.autolabel import autolabel_project
 
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         with console.status(f"training {labeler} and labeling {project}..."):
             result = autolabel_project(store, proj, labeler=labeler, fields=field or (), folds=folds, seed=seed)
     _print_autolabel(result)
@@ -463,8 +464,7 @@ def automate(
     from .automation.project import automate_project, queue_rows
 
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         result = automate_project(store, proj, target=target, delta=delta, model=model, slice_field=slice_,
                                   audit_rate=audit_rate, min_audit=min_audit, simultaneous=simultaneous, seed=seed)
         queue = queue_rows(store, proj, result.run_id) if queue_out is not None else []
@@ -562,8 +562,7 @@ def tutor(
     from .routing import service as routing
 
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         known = {t.name for t in routing.list_tutors(store, proj)}
         if name in known and active is not None:
             profile = routing.set_tutor_active(store, proj, name, active)
@@ -601,8 +600,7 @@ def route(
              "budget": budget, "lease_seconds": lease_seconds, "domain_field": domain_field,
              "domains": _split(domains) if domains is not None else None}
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         if any(v is not None for v in given.values()):
             routing.configure(store, proj, **{k: v for k, v in given.items() if v is not None})
         if best is not None:
@@ -651,8 +649,7 @@ def work(
     from .routing import service as routing
 
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         if submit is not None:
             claim = routing.submit(store, proj, submit[0], submit[1], tutor=tutor_name)
             console.print(f"Lease {submit[0]} answered: claim {claim}.")
@@ -740,8 +737,7 @@ def audit(
     from .report.project import automation_audit_data
 
     with _store(db) as store:
-        with store.session() as session:
-            proj = get_project(session, name=project)
+        proj = _project(store, project)
         data, current = automation_audit_data(store, proj, run_id=run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn chatter while cross-fitting calibrators on few items
