@@ -8,13 +8,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
+from vt_helpers import GT, LABELS, TEXTS, read_csv, read_jsonl, triples
 
 from veritag import cli
 from veritag.errors import AlreadyExists, InputError, NotFound, SchemaError, VeritagError
-from vt_helpers import GT, LABELS, TEXTS, read_csv, read_jsonl, triples
 
 VERITAG = Path(sys.executable).parent / "veritag"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -190,9 +191,9 @@ def test_skip_invalid_from_the_cli(runner: CliRunner, tmp_path: Path) -> None:
     assert "'9' is not one of the allowed values" in report.read_text(encoding="utf-8")
 
 
-def test_quickstart(runner: CliRunner, tmp_path: Path) -> None:
+def test_quickstart(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "qs"
-    out = ok(runner, "quickstart", "--dir", str(folder))
+    out = ok(runner, "quickstart", "--dir", str(folder), "--no-serve")
     rows = read_jsonl(folder / "snow_rte.jsonl")
     assert len(rows) == 800
     assert all(r["label"] in ("0", "1") for r in rows)
@@ -210,11 +211,36 @@ def test_quickstart(runner: CliRunner, tmp_path: Path) -> None:
     assert "0 of 800 items automated" in " ".join(out.split()) and "Nothing automated" in out
     page = (folder / "automation_audit.html").read_text(encoding="utf-8")
     assert 'id="calibration"' in page and "<svg" in page
-    # a second run reuses the database and adds nothing
-    again = ok(runner, "quickstart", "--dir", str(folder))
+    accounts = dict(line.split(" ", 1) for line in (folder / "demo-accounts.txt").read_text().splitlines())
+    assert set(accounts) == {"admin", "reviewer", "tutor"} and all(p in out for p in accounts.values())
+    assert (folder / "demo-accounts.txt").stat().st_mode & 0o077 == 0
+    assert re.search(r"\d+ uncertain items are routed to tutors", out)
+    # a second run reuses the database and adds nothing, then serves the UI: the demo tutor labels at once
+    served: list[tuple[Any, str, int]] = []
+    monkeypatch.setattr(cli, "_run_server", lambda store, host, port, log_level="warning": served.append(
+        (_demo_tutor_labels(store, accounts["tutor"]), host, port)))
+    again = ok(runner, "quickstart", "--dir", str(folder), "--port", "8765")
     assert again.count("Nothing new") == 2
     assert match.group(1) in again
     assert "Added 0 new model claims" in again and "still covers every claim" in again
+    assert all(p in again for p in accounts.values())  # the same passwords
+    assert served == [(200, "127.0.0.1", 8765)] and "http://127.0.0.1:8765/login" in again
+
+
+def _demo_tutor_labels(store: Any, password: str) -> int:
+    """Log in as the demo tutor through the UI's login API and answer the first routed item."""
+    from fastapi.testclient import TestClient
+
+    from veritag.server import create_app
+
+    with TestClient(create_app(store)) as client:
+        login = client.post("/api/v1/login", json={"username": "tutor", "password": password})
+        headers = {"X-CSRF-Token": login.json()["csrf_token"]}
+        lease = client.post("/api/v1/projects/snow_rte/work", headers=headers)
+        assert lease.status_code == 200, lease.text
+        done = client.post(f"/api/v1/projects/snow_rte/work/{lease.json()['lease']}/submit", headers=headers,
+                           json={"value": "1", "seconds": 5})
+        return done.status_code
 
 
 def test_version(runner: CliRunner) -> None:

@@ -333,22 +333,19 @@ def resolve(
         kind = project_schema(proj).type
         resolution = resolve_and_store(store, proj, method)
         with store.engine.connect() as conn:
-            ids = resolution.sources.source_ids.tolist() if resolution.sources is not None else []
-            names = source_names(conn, ids=ids)
+            rows = project_source_rows(resolution, source_names(conn, ids=resolution.source_ids()))
     run = resolution.run
     assert run is not None
     how = f"{run.method} ({run.engine_version})"
     if run.method == OPEN_METHOD:
         how = f"majority vote over exact matches ({kind} labels have no fixed classes; --method does not apply)"
-    counts = {b: int((resolution.basis == i).sum()) for i, b in enumerate(("claims", "model", "gold"))} \
-        if resolution.basis is not None else {}
+    counts = resolution.basis_counts()
     fit = "" if run.method == OPEN_METHOD or run.method in ("mv", "wmv") else (
         f", {run.n_iter} iterations, " + ("converged" if run.converged else "[yellow]did not converge[/]"))
     console.print(f"Resolved {resolution.item_ids.size} items of [bold]{escape(project)}[/] with {how}{fit}. "
                   f"Stored as run {run.run_id}.")
     console.print(f"From human claims: {counts.get('claims', 0)}, from model claims only: {counts.get('model', 0)}, "
                   f"gold: {counts.get('gold', 0)}.")
-    rows = project_source_rows(resolution, names)
     if workers:
         _print_sources("Sources by estimated accuracy", rows)
     elif rows:
@@ -785,8 +782,11 @@ def _resolve_files(labels: Path, method: str, gold: Path | None, model_probs: Pa
 @app.command()
 def quickstart(
     folder: Annotated[Path, typer.Option("--dir", help="Where to put the database and exports")] = Path("veritag-quickstart"),
+    serve_ui: Annotated[bool, typer.Option("--serve/--no-serve", help="End by serving the web UI")] = True,
+    port: Annotated[int, typer.Option(help="Port of the web UI (on 127.0.0.1)")] = 8000,
 ) -> None:
-    """Run the whole job on the bundled sample: 800 RTE items with 8000 real crowd labels."""
+    """Run the whole job on the bundled sample (800 RTE items with 8000 real crowd labels), then
+    serve the web UI with demo accounts so you can label its uncertain items."""
     with _progress() as bar:
         result = run_quickstart(folder, progress=bar)
     for r in result.imports:
@@ -809,22 +809,51 @@ def quickstart(
     if result.audit_page is not None:
         console.print(f"Automation audit (calibration, rate vs accuracy, bias per slice): {result.audit_page}")
     console.print(f"Database: {result.database}. Try: veritag status --db {result.database}")
+    _demo(result.database, folder, serve_ui, port)
+
+
+def _demo(database: Path, folder: Path, serve_ui: bool, port: int) -> None:
+    """Demo accounts and routing on the sample, then (``serve_ui``) the server on 127.0.0.1."""
+    from .demo import setup_demo
+    from .quickstart import PROJECT
+    from .routing import service as routing
+
+    db = f"sqlite:///{database.resolve()}"
+    with _store(db) as store:
+        project = _project(store, PROJECT)
+        accounts = setup_demo(store, project, folder)
+        pending = routing.routing_status(store, project).pending
+        table = Table("user", "password", "role", title=f"Demo accounts (saved in {folder / 'demo-accounts.txt'})")
+        for a in accounts:
+            table.add_row(a.username, a.password, a.role)
+        console.print(table)
+        console.print(f"{pending} uncertain items are routed to tutors (another label is asked for below 99% sure).")
+        if not serve_ui:
+            console.print(f"Serve the UI with: veritag serve --db {db}")
+            return
+        console.print(f"Open http://127.0.0.1:{port}/login and log in as tutor to label (Ctrl+C stops the server).")
+        _run_server(store, "127.0.0.1", port)
+
+
+def _run_server(store: Store, host: str, port: int, log_level: str = "warning") -> None:
+    import uvicorn
+
+    from .server import create_app
+
+    uvicorn.run(create_app(store), host=host, port=port, log_level=log_level)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; put TLS in front)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level (warning: no line per request)")] = "info",
     db: Db = None,
 ) -> None:
-    """Run the server: the JSON API under /api/v1 (docs at /api/v1/docs)."""
-    import uvicorn
-
-    from .server import create_app
-
+    """Run the server: the web UI and the JSON API under /api/v1 (docs at /api/v1/docs)."""
     with _store(db) as store:
-        console.print(f"veritag server on http://{host}:{port}/api/v1/docs (Ctrl+C stops it)")
-        uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+        console.print(f"veritag server on http://{host}:{port}/ (API docs at /api/v1/docs; Ctrl+C stops it)")
+        _run_server(store, host, port, log_level)
 
 
 user_app = typer.Typer(help="Manage the server's users.", no_args_is_help=True)
@@ -854,16 +883,31 @@ def user_add(
 def token(
     username: Annotated[str, typer.Argument(help="The user the token acts as")],
     name: Annotated[str, typer.Option(help="What the token is for, to tell tokens apart")] = "cli",
+    list_: Annotated[bool, typer.Option("--list", help="List the user's tokens instead of making one")] = False,
+    revoke: Annotated[int | None, typer.Option(help="Revoke the user's token with this id")] = None,
     db: Db = None,
 ) -> None:
-    """Make an API token for a user and print it once (send it as 'Authorization: Bearer ...')."""
-    from .server.auth import new_token
+    """Make an API token for a user and print it once (send it as 'Authorization: Bearer ...');
+    or list the user's tokens, or revoke one."""
+    from .server.auth import list_tokens, new_token, revoke_token
     from .store.models import User
 
     with _store(db) as store, store.session() as session:
         user = session.scalar(sa.select(User).where(User.username == username))
         if user is None:
             raise VeritagError(f"no user named {username!r}; add one with 'veritag user add'")
+        if revoke is not None:
+            revoke_token(session, revoke, user.id)
+            err.print(f"revoked token {revoke} of {escape(username)}")
+            return
+        if list_:
+            table = Table("id", "name", "created", "last used", "revoked", title=f"API tokens of {escape(username)}")
+            for t in list_tokens(session, user.id):
+                table.add_row(str(t.id), escape(t.name), f"{t.created_at:%Y-%m-%d %H:%M}",
+                              "-" if t.last_used_at is None else f"{t.last_used_at:%Y-%m-%d %H:%M}",
+                              "yes" if t.revoked else "no")
+            console.print(table)
+            return
         _, secret = new_token(session, user, name)
     err.print(f"API token {escape(name)!r} for {escape(username)} (shown once; only its hash is stored):")
     print(secret)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +15,11 @@ from vt_helpers import make_project
 
 from veritag.errors import AlreadyExists, LabelError, NotFound, VeritagError
 from veritag.labelers.tfidf import TfidfLabeler
+from veritag.resolve import human_labels
 from veritag.routing import service as routing
 from veritag.store import Store
 from veritag.store.models import Assignment, Claim, Gold, Item, ItemDomain, Project, Source
+from veritag.store.queries import project_counts
 
 SCHEMA = {"type": "classification", "labels": ["a", "b"]}
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -281,8 +284,82 @@ def test_tutors_and_settings_are_checked(store: Store) -> None:
     routing.add_tutor(store, project, "bob")
     assert [t.tutor for t in routing.best_tutors(store, project, "i0", now=T0)] == ["bob"]
     assert routing.get_settings(store, project).domains == ("law", "general")
-    with pytest.raises(VeritagError, match="routing needs a single-label"):
-        routing.configure(store, make_project(store, "free", {"type": "free_text"}))
+
+
+def test_tasks_without_classes_take_min_labels_each_from_declared_domains_first(store: Store) -> None:
+    project = make_project(store, "free", {"type": "free_text"})
+    with store.session() as session:
+        session.add_all(Item(project_id=project.id, external_id=ext, text=f"text {ext}", meta={"domain": d})
+                        for ext, d in [("f0", "general"), ("f1", "medicine"), ("f2", "general")])
+    routing.configure(store, project, gold_rate=0.0, min_labels=2)
+    routing.add_tutor(store, project, "doc", domains=["medicine"])
+    routing.add_tutor(store, project, "gen")
+    first = routing.request_work(store, project, "doc", now=T0)
+    assert first is not None and first.external_id == "f1" and first.gain == 0.0
+    with pytest.raises(LabelError):
+        routing.submit(store, project, first.id, 7, now=T0)
+    routing.submit(store, project, first.id, "a rewrite", now=T0)
+    got = []
+    while (lease := routing.request_work(store, project, "gen", now=T0)) is not None:
+        got.append(lease.external_id)
+        routing.submit(store, project, lease.id, "answer", now=T0)
+    assert got == ["f0", "f1", "f2"]  # one label each from gen; f1 now has its two
+    status = routing.routing_status(store, project, now=T0)
+    assert (status.done, status.pending) == (1, 2)
+    assert all(math.isnan(v) for t in status.tutors for v in t.skill.values())  # no skill without classes
+    assert [t.tutor for t in routing.best_tutors(store, project, "f0", now=T0)] == ["doc"]
+
+
+def test_undo_retracts_the_last_answer_while_the_lease_holds(store: Store) -> None:
+    project = _project(store, {"i0": "", "i1": "", "i2": ""}, min_labels=1, max_labels=1, target=0.5)
+    routing.add_tutor(store, project, "ann")
+    routing.add_tutor(store, project, "bob")
+    lease = routing.request_work(store, project, "ann", now=T0)
+    assert lease is not None
+    first = routing.submit(store, project, lease.id, "a", now=T0, tutor="ann", seconds=4.5)
+    with pytest.raises(VeritagError, match="not 'bob'"):
+        routing.undo(store, project, lease.id, now=T0, tutor="bob")
+    back, value = routing.undo(store, project, lease.id, now=T0, tutor="ann")
+    assert (back.id, back.item_id, value) == (lease.id, lease.item_id, "a")
+    with pytest.raises(VeritagError, match="is leased"):
+        routing.undo(store, project, lease.id, now=T0, tutor="ann")
+    # The item is ann's again (not in the pool for bob), and the retraction hides the first answer.
+    assert _work(store, project, "bob") != lease.external_id
+    status = routing.routing_status(store, project, now=T0)
+    assert status.labels_spent == 0
+    with store.session() as session:
+        assert project_counts(session, project_id=project.id)["human_claims"] == 0
+    with store.engine.connect() as conn:
+        assert lease.item_id not in set(human_labels(conn, project).item_ids.tolist())
+    second = routing.submit(store, project, lease.id, "b", now=T0, tutor="ann", seconds=2.0)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(Claim.id, Claim.value, Claim.retracts).where(Claim.item_id == lease.item_id)
+                            .order_by(Claim.id)).all()
+        assert [(r.value, r.retracts) for r in rows] == [("a", None), (None, first), ("b", None)]
+        assert rows[2].id == second
+        assert conn.execute(sa.select(Assignment.seconds, Assignment.claim_id)
+                            .where(Assignment.id == lease.id)).one() == (2.0, second)
+    # Only the newest answer can be undone, and not once the lease has ended.
+    other = routing.request_work(store, project, "ann", now=T0)
+    assert other is not None
+    routing.submit(store, project, other.id, "a", now=T0, tutor="ann")
+    with pytest.raises(VeritagError, match="not your last answer"):
+        routing.undo(store, project, lease.id, now=T0, tutor="ann")
+    with pytest.raises(VeritagError, match="its answer stands"):
+        routing.undo(store, project, other.id, now=T0 + timedelta(hours=3), tutor="ann")
+    with pytest.raises(VeritagError, match="non-negative"):
+        routing.submit(store, project, other.id, "a", now=T0, seconds=-1)
+
+
+def test_a_skip_keeps_its_reason(store: Store) -> None:
+    project = _project(store, {"i0": ""})
+    routing.add_tutor(store, project, "ann")
+    lease = routing.request_work(store, project, "ann", now=T0)
+    assert lease is not None
+    routing.release(store, project, lease.id, now=T0, tutor="ann", reason="  outside my field ")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(Assignment.state, Assignment.skip_reason)
+                            .where(Assignment.id == lease.id)).one() == ("released", "outside my field")
 
 
 def test_item_domains_from_metadata_keywords_and_model(store: Store) -> None:

@@ -142,10 +142,16 @@ def test_cli_user_and_token(tmp_path: object) -> None:
     from veritag.server import create_app
     from veritag.store import open_store
 
+    listed = runner.invoke(app, ["token", "sam", "--list", "--db", db])
+    assert listed.exit_code == 0 and "script" in listed.stdout and secret not in listed.stdout
     store = open_store(f"sqlite:///{db}")
     try:
         with TestClient(create_app(store)) as client:
             me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
             assert me.status_code == 200 and me.json()["role"] == "reviewer"
+            revoked = runner.invoke(app, ["token", "sam", "--revoke", "1", "--db", db])
+            assert revoked.exit_code == 0, revoked.output
+            assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+            assert runner.invoke(app, ["token", "sam", "--revoke", "99", "--db", db]).exit_code != 0
     finally:
         store.close()

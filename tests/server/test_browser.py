@@ -9,18 +9,13 @@ and check that an item whose text is HTML is shown as text and never runs. Scree
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from browser_helpers import ARTIFACTS, Live, chromium, needs_chromium, serve
+from browser_helpers import login as _login
 from fastapi.testclient import TestClient
 from server_helpers import PASSWORD
 
@@ -31,18 +26,11 @@ from veritag.store import Store
 from veritag.store.models import Claim, Item, Membership
 from veritag.store.queries import create_project, create_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 XSS = '<img src=x onerror="window.__pwned=1">'
 SCHEMA = {"type": "classification", "labels": ["positive", "negative", "neutral"],
           "instructions": "Label the sentiment of each sentence.\nUse neutral when unsure."}
 TEXTS = ["I loved every minute of it.", "The service was slow and rude.", "It arrived on Tuesday.",
          "Best purchase this year!", "Would not recommend to anyone."]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium "
-                                                                  "(scripts/test does)")
 
 
 def _seed(store: Store) -> None:
@@ -112,71 +100,18 @@ def test_pages_login_logout_and_csrf(seeded: Store) -> None:
 # --- in Chromium ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Live:
-    store: Store
-    url: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(seeded: Store) -> Iterator[Live]:
     """The app under uvicorn in a background thread on a free local port."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(seeded), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield Live(seeded, f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(seeded) as running:
+        yield running
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """A factory of fresh Chromium profiles (each its own cookie jar), all closed afterwards."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[test]')")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    dirs: list[str] = []
-    contexts: list[Any] = []
-    with sync_api.sync_playwright() as pw:
-        def profile() -> Any:
-            dirs.append(tempfile.mkdtemp(prefix="veritag-chromium-"))
-            context = pw.chromium.launch_persistent_context(
-                dirs[-1], executable_path=str(CHROMIUM), headless=True, args=ARGS,
-                viewport={"width": 1200, "height": 800})
-            context.set_default_timeout(15_000)
-            contexts.append(context)
-            return context.pages[0] if context.pages else context.new_page()
-        try:
-            yield profile
-        finally:
-            for context in contexts:
-                context.close()
-            for d in dirs:
-                shutil.rmtree(d, ignore_errors=True)
-
-
-def _login(page: Any, live: Live, who: str) -> None:
-    page.goto(live.url + "/")
-    assert page.url.endswith("/login")
-    page.fill("#username", who)
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
-    page.wait_for_url(live.url + "/")
+    with chromium() as profile:
+        yield profile
 
 
 @needs_chromium

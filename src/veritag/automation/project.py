@@ -28,12 +28,18 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from ..errors import VeritagError
+from ..errors import NotFound, VeritagError
 from ..resolve import HumanLabels, ProjectClaims, human_labels, load_project_claims
 from ..schema import MultiLabelSchema, canonical_json
 from ..store.engine import Store
 from ..store.models import AutomationItem, AutomationRun, Claim, Gold, Item, Project, Source
-from ..store.queries import Watermark, claims_watermark, execute_many, project_schema
+from ..store.queries import (
+    Watermark,
+    claims_watermark,
+    execute_many,
+    project_schema,
+    standing_claims,
+)
 from .policy import Decision, automate
 
 __all__ = [
@@ -335,7 +341,7 @@ def queue_rows(store: Store, project: Project, run_id: int) -> list[tuple[str, s
         run = conn.execute(sa.select(AutomationRun.source_id, AutomationRun.slices)
                            .where(AutomationRun.id == run_id, AutomationRun.project_id == project.id)).first()
         if run is None:
-            raise VeritagError(f"project {project.name!r} has no automation run {run_id}")
+            raise NotFound(f"project {project.name!r} has no automation run {run_id}")
         rows = conn.execute(
             sa.select(Item.external_id, AutomationItem.decision, AutomationItem.confidence, AutomationItem.slice,
                       AutomationItem.item_id)
@@ -355,7 +361,8 @@ def _labeled_ids(store: Store, project: Project) -> set[int]:
     """Items with a human label or a gold label: the ones ``human_labels`` resolves, found by a
     query instead of a fit, since only their ids are needed here."""
     human = (sa.select(Claim.item_id).join(Source, Source.id == Claim.source_id)
-             .where(Claim.project_id == project.id, Source.kind == "human", Claim.value.is_not(None)))
+             .where(Claim.project_id == project.id, Source.kind == "human", Claim.value.is_not(None),
+                    standing_claims()))
     gold = sa.select(Gold.item_id).where(Gold.project_id == project.id)
     with store.engine.connect() as conn:
         return set(conn.scalars(sa.union(human, gold)))

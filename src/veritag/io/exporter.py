@@ -27,7 +27,7 @@ from ..resolve import Resolution, current_resolution
 from ..schema import BaseSchema, PairwiseSchema
 from ..store.engine import Store
 from ..store.models import AutomationItem, AutomationRun, Claim, Item, Project, Source
-from ..store.queries import project_schema
+from ..store.queries import project_schema, standing_claims
 
 __all__ = ["EXPORT_FORMATS", "ExportResult", "export_project"]
 
@@ -224,7 +224,8 @@ class _Exporter:
         stmt = (
             sa.select(Item.external_id, Source.name, sa.cast(Claim.value, sa.Text))
             .join(Item, Item.id == Claim.item_id).join(Source, Source.id == Claim.source_id)
-            .where(Claim.project_id == self.project.id, Claim.value.is_not(None), Source.kind == "human")
+            .where(Claim.project_id == self.project.id, Claim.value.is_not(None), Source.kind == "human",
+                   standing_claims())
             .order_by(Claim.id)
         )
         with _atomic(out) as fh:

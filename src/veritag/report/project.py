@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ..automation.policy import Decision
 from ..automation.project import audit_keys, load_evidence
-from ..errors import VeritagError
+from ..errors import NotFound, VeritagError
 from ..resolve import ENGINE_PARAMS, load_project_claims
 from ..store.engine import Store
 from ..store.models import AutomationRun, Item, Project
@@ -78,7 +78,7 @@ def automation_audit_data(store: Store, project: Project, *, run_id: int | None 
             AutomationRun.id.desc()).limit(1)
         run = conn.execute(stmt).first()
         if run is None:
-            raise VeritagError(f"project {project.name!r} has no automation run"
+            raise NotFound(f"project {project.name!r} has no automation run"
                                + (f" {run_id}" if run_id is not None else "; run `veritag automate` first"))
         if run.source_id is None:
             raise VeritagError(f"automation run {run.id} of {project.name!r} only drew the audit (no model had "

@@ -89,6 +89,16 @@ class Resolution:
     sources: SourceStats | None = None
     run: RunInfo | None = None
 
+    def source_ids(self) -> list[int]:
+        """The ids of the sources this resolution measured (none for open-ended tasks)."""
+        return self.sources.source_ids.tolist() if self.sources is not None else []
+
+    def basis_counts(self) -> dict[str, int]:
+        """How many items each basis (``BASES``) decided; empty when the basis is unknown."""
+        if self.basis is None:
+            return {}
+        return {b: int((self.basis == i).sum()) for i, b in enumerate(BASES)}
+
     def lookup(self, item_ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
         """Positions of ``item_ids`` in this resolution, and which of them are present."""
         pos = np.searchsorted(self.item_ids, item_ids)

@@ -19,6 +19,7 @@ from ..store.queries import (
     Watermark,
     claims_watermark,
     project_schema,
+    standing_claims,
 )
 from ..truth import ENGINE_VERSION, Claims, majority_vote
 from .core import (
@@ -72,7 +73,7 @@ def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_
         Claim.id, Claim.item_id, Claim.source_id,
         sa.func.coalesce(sa.cast(Claim.value, sa.Text), sa.cast(Claim.probs, sa.Text)), Claim.value.is_(None),
     ).where(Claim.project_id == project_id, Claim.id <= mark.max_claim_id,
-            sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None)))
+            sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None)), standing_claims(mark.max_claim_id))
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params: Any = compiled.params
     if compiled.positional:

@@ -76,6 +76,7 @@ from ..store.queries import (
     latest_truth_run,
     project_schema,
     source_ids,
+    standing_claims,
 )
 from ..truth.reliability import source_reliability
 from .domains import DEFAULT_DOMAINS, classify_domains
@@ -103,6 +104,7 @@ __all__ = [
     "routing_status",
     "set_tutor_active",
     "submit",
+    "undo",
 ]
 
 #: Claims since the stored truth run that a request folds in by Bayes' rule before it resolves again.
@@ -155,12 +157,9 @@ class Settings:
 _SETTING_NAMES = tuple(f.name for f in fields(Settings))
 
 
-def _routable_schema(project: Project) -> BaseSchema:
-    schema = project_schema(project)
-    if not schema.classes() or isinstance(schema, MultiLabelSchema):
-        raise VeritagError(f"project {project.name!r} is a {schema.type} task; routing needs a single-label "
-                           "categorical task (classification, rating, pairwise, fact_check)")
-    return schema
+def _single_label(schema: BaseSchema) -> bool:
+    """Whether answers are one class of a fixed list, so a posterior (and a gain) exists."""
+    return bool(schema.classes()) and not isinstance(schema, MultiLabelSchema)
 
 
 def _settings_of(row: Any) -> Settings:
@@ -182,7 +181,6 @@ def configure(store: Store, project: Project, **settings: Any) -> Settings:
     Changing ``domains`` or ``domain_field`` forgets the stored item domains, which are then
     classified again.
     """
-    _routable_schema(project)
     unknown = sorted(set(settings) - set(_SETTING_NAMES))
     if unknown:
         raise VeritagError(f"unknown routing setting(s) {unknown}; known: {', '.join(_SETTING_NAMES)}")
@@ -234,7 +232,6 @@ def _tutor(tutors: Sequence[TutorProfile], project: Project, name: str) -> Tutor
 def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[str] = (), cost: float = 1.0,
               active: bool = True) -> TutorProfile:
     """Make ``name`` a tutor of the project (creating the human source if needed)."""
-    _routable_schema(project)
     declared = tuple(dict.fromkeys(domains))
     allowed = get_settings(store, project).domains
     unknown = [d for d in declared if d not in allowed]
@@ -330,7 +327,11 @@ def _labeler_maker(store: Store, spec: Callable[[], Labeler] | str | None) -> Ca
 @dataclass
 class _Evidence:
     """A project's routing picture, item-aligned (``item_ids`` sorted): domain index, posterior,
-    gold flag, human labels so far; tutors with their confusion per domain and measured claims."""
+    gold flag, human labels so far; tutors with their confusion per domain and measured claims.
+
+    A task without one answer from a fixed list (free text, spans, multi-label) has no posterior
+    to gain on: it is given one certain pseudo-class, so an item is done at ``min_labels``
+    answers, and tutors are matched on their declared domains (see ``_pull_scores``)."""
 
     settings: Settings
     classes: list[str]
@@ -342,6 +343,10 @@ class _Evidence:
     tutors: list[TutorProfile]
     confusion: NDArray[np.float64]
     measured: NDArray[np.int64]
+    #: (tutors, domains): which domains each tutor declared.
+    declared: NDArray[np.bool_]
+    #: False for free text, spans and multi-label: no posterior, so each item takes ``min_labels``.
+    single: bool = True
 
     def position(self, item_id: int) -> int:
         pos = int(np.searchsorted(self.item_ids, item_id))
@@ -379,9 +384,10 @@ _RUN_CACHE_LOCK = threading.Lock()
 def _stale(conn: sa.Connection, project: Project, run: Any, mark: Watermark) -> bool:
     if run is None or run.gold_count != mark.gold_count:
         return True
-    since = conn.scalar(sa.select(sa.func.count()).select_from(Claim)
-                        .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)) or 0
-    return since > max(REFRESH_CLAIMS, REFRESH_SHARE * run.n_items)
+    since, undone = conn.execute(sa.select(sa.func.count(), sa.func.count(Claim.retracts)).select_from(Claim)
+                                 .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)).one()
+    # A retraction cannot be folded out of a posterior: refit.
+    return bool(undone) or (since or 0) > max(REFRESH_CLAIMS, REFRESH_SHARE * run.n_items)
 
 
 def _run_row(conn: sa.Connection, run_id: int) -> Any:
@@ -428,13 +434,39 @@ def _skill(view: _RunView, sources: NDArray[np.int64], declared: NDArray[np.bool
     return blend_skill(conf, n, prior_confusion(declared, k)), n
 
 
+def _items(conn: sa.Connection, project: Project) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]:
+    """The project's item ids (sorted), which are gold, and each one's standing human labels."""
+    item_ids = np.array(conn.execute(sa.select(Item.id).where(Item.project_id == project.id)
+                                     .order_by(Item.id)).scalars().all(), dtype=np.int64)
+    gold_ids = np.array(conn.execute(sa.select(Gold.item_id).where(Gold.project_id == project.id))
+                        .scalars().all(), dtype=np.int64)
+    human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
+    counts = conn.execute(sa.select(Claim.item_id, sa.func.count()).where(
+        Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None), standing_claims())
+        .group_by(Claim.item_id)).all()
+    labels = np.zeros(item_ids.size, np.int64)
+    if counts:
+        c_ids = np.array([c[0] for c in counts], dtype=np.int64)
+        labels[np.searchsorted(item_ids, c_ids)] = [c[1] for c in counts]
+    return item_ids, np.isin(item_ids, gold_ids), labels
+
+
 def _evidence(store: Store, project: Project) -> _Evidence:
     """Read everything a routing decision needs (see the module docstring for the cost)."""
-    schema = _routable_schema(project)
+    schema = project_schema(project)
     settings = get_settings(store, project)
     domain_index = {d: j for j, d in enumerate(settings.domains)}
     fallback = domain_index.get("general", len(settings.domains) - 1)
     domains = item_domains(store, project)
+    if not _single_label(schema):
+        with store.engine.connect() as conn:
+            tutors = _profiles(conn, project)
+            item_ids, is_gold, labels = _items(conn, project)
+        n_dom = len(settings.domains)
+        return _Evidence(settings, [], item_ids, _domain_codes(item_ids, domains, domain_index, fallback),
+                         np.ones((item_ids.size, 1)), is_gold, labels, tutors, np.ones((len(tutors), n_dom, 1, 1)),
+                         np.zeros((len(tutors), n_dom), np.int64),
+                         _declared([t.domains for t in tutors], settings.domains), single=False)
     with store.engine.connect() as conn:
         mark = claims_watermark(conn, project_id=project.id)
         run = latest_truth_run(conn, project_id=project.id)
@@ -447,17 +479,11 @@ def _evidence(store: Store, project: Project) -> _Evidence:
             run = _run_row(conn, resolution.run.run_id)
             mark = claims_watermark(conn, project_id=project.id)
         tutors = _profiles(conn, project)
-        item_ids = np.array(conn.execute(sa.select(Item.id).where(Item.project_id == project.id)
-                                         .order_by(Item.id)).scalars().all(), dtype=np.int64)
-        gold_ids = np.array(conn.execute(sa.select(Gold.item_id).where(Gold.project_id == project.id))
-                            .scalars().all(), dtype=np.int64)
+        item_ids, is_gold, labels = _items(conn, project)
         human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
-        counts = conn.execute(sa.select(Claim.item_id, sa.func.count()).where(
-            Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None))
-            .group_by(Claim.item_id)).all()
         new = conn.execute(sa.select(Claim.item_id, Claim.source_id, Claim.value).where(
             Claim.project_id == project.id, Claim.id > run.max_claim_id, Claim.source_id.in_(human),
-            Claim.value.is_not(None)).order_by(Claim.id)).all()
+            Claim.value.is_not(None), standing_claims()).order_by(Claim.id)).all()
         classes = schema.classes()
         k, n_dom = len(classes), len(settings.domains)
         domain = _domain_codes(item_ids, domains, domain_index, fallback)
@@ -467,16 +493,12 @@ def _evidence(store: Store, project: Project) -> _Evidence:
         pos = np.minimum(np.searchsorted(view.item_ids, item_ids), view.item_ids.size - 1)
         found = view.item_ids[pos] == item_ids
         posterior[found] = view.probs[pos[found]]
-    labels = np.zeros(item_ids.size, np.int64)
-    if counts:
-        c_ids = np.array([c[0] for c in counts], dtype=np.int64)
-        labels[np.searchsorted(item_ids, c_ids)] = [c[1] for c in counts]
     if new:
         posterior = _fold_in(posterior, item_ids, domain, new, schema, view, tutors, settings.domains)
     declared = _declared([t.domains for t in tutors], settings.domains)
     confusion, n_measured = _skill(view, np.array([t.source_id for t in tutors], np.int64), declared, k)
-    is_gold = np.isin(item_ids, gold_ids)
-    return _Evidence(settings, classes, item_ids, domain, posterior, is_gold, labels, tutors, confusion, n_measured)
+    return _Evidence(settings, classes, item_ids, domain, posterior, is_gold, labels, tutors, confusion, n_measured,
+                     declared)
 
 
 def _domain_codes(item_ids: NDArray[np.int64], domains: dict[int, str], index: dict[str, int],
@@ -608,7 +630,7 @@ def _fresh(conn: sa.Connection, project: Project, tutor: TutorProfile, ids: NDAr
     if labels is None:
         labels = per_item(sa.select(Claim.item_id, sa.func.count()).where(
             Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None),
-            where(Claim.item_id)).group_by(Claim.item_id))
+            standing_claims(), where(Claim.item_id)).group_by(Claim.item_id))
     in_flight = per_item(sa.select(AssignmentRow.item_id, sa.func.count()).where(
         _live(project, now), where(AssignmentRow.item_id)).group_by(AssignmentRow.item_id))
     mine = conn.execute(sa.union(
@@ -622,7 +644,12 @@ def _fresh(conn: sa.Connection, project: Project, tutor: TutorProfile, ids: NDAr
 
 def _pull_scores(ev: _Evidence, me: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per item: the tutor's gain, and its score (gain per cost, times its share of the best active
-    tutor's gain per cost); -inf score where the tutor is useless in the item's domain."""
+    tutor's gain per cost); -inf score where the tutor is useless in the item's domain. Without a
+    posterior (``ev.single`` false) the gain is 0 and a tutor prefers items in their declared
+    domains, cheaper tutors first."""
+    if not ev.single:
+        mine = ev.declared[me][ev.domain] if ev.declared[me].any() else np.ones(ev.domain.size, bool)
+        return np.zeros(ev.domain.size), np.where(mine, 2.0, 1.0) / ev.tutors[me].cost
     active = np.array([t.active for t in ev.tutors], dtype=bool)
     cost = np.array([t.cost for t in ev.tutors])
     gain = expected_gain(ev.posterior, ev.confusion[active], ev.domain)
@@ -717,7 +744,8 @@ def _first_lockable(conn: sa.Connection, item_ids: NDArray[np.int64], ranked: ND
 
 def _lease_row(conn: sa.Connection, project: Project, assignment_id: int) -> Any:
     row = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.item_id, AssignmentRow.state, AssignmentRow.expires_at,
-                                 AssignmentRow.project_id, Tutor.source_id, Source.name, Item.text)
+                                 AssignmentRow.project_id, AssignmentRow.tutor_id, AssignmentRow.claim_id,
+                                 Tutor.source_id, Source.name, Item.text)
                        .join(Tutor, Tutor.id == AssignmentRow.tutor_id).join(Source, Source.id == Tutor.source_id)
                        .join(Item, Item.id == AssignmentRow.item_id).where(AssignmentRow.id == assignment_id)).first()
     if row is None or row.project_id != project.id:
@@ -737,14 +765,17 @@ def _refuse(row: Any, tutor: str | None, now: datetime) -> None:
 
 
 def submit(store: Store, project: Project, assignment_id: int, value: Any, now: datetime | None = None, *,
-           tutor: str | None = None) -> int:
+           tutor: str | None = None, seconds: float | None = None) -> int:
     """Write the tutor's label for a running lease as a claim; returns the claim id.
 
     The value is checked against the project's schema first (a bad one leaves the lease as it
     was). An expired, released or already submitted lease is refused, and so is another
-    tutor's when ``tutor`` names who is submitting.
+    tutor's when ``tutor`` names who is submitting. ``seconds`` is the time the tutor spent on
+    the item, kept with the lease for speed scorecards.
     """
     now = _utc(now)
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+        raise VeritagError(f"seconds must be a non-negative number; got {seconds}")
     schema = project_schema(project)
     with store.engine.connect() as conn:
         row = _lease_row(conn, project, assignment_id)
@@ -759,14 +790,57 @@ def submit(store: Store, project: Project, assignment_id: int, value: Any, now: 
             raise VeritagError(f"assignment {assignment_id} cannot be submitted")
         claim_id = conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=row.item_id,
                                                         source_id=row.source_id, value=label)).inserted_primary_key[0]
-        conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == assignment_id).values(claim_id=claim_id))
+        conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == assignment_id)
+                     .values(claim_id=claim_id, seconds=seconds))
     return int(claim_id)
 
 
+def undo(store: Store, project: Project, assignment_id: int, now: datetime | None = None, *,
+         tutor: str | None = None) -> tuple[Assignment, Any]:
+    """Take back the claim of a submitted lease while the lease still holds; returns the lease,
+    running again, and the value taken back.
+
+    Nothing is deleted: a *retraction* (a claim by the same source with no value, ``retracts``
+    naming the claim) is added, and every reader of labels skips both (``standing_claims``).
+    Only the tutor's newest submitted lease in the project can be undone, once per submission,
+    so undo steps back over the last answer and no further.
+    """
+    now = _utc(now)
+    with store.engine.begin() as conn:
+        row = _lease_row(conn, project, assignment_id)
+        if tutor is not None and row.name != tutor:
+            raise VeritagError(f"assignment {row.id} is leased to {row.name!r}, not {tutor!r}")
+        if row.state != "submitted":
+            raise VeritagError(f"assignment {row.id} is {row.state}: only a submitted answer can be undone")
+        if _utc(row.expires_at) <= now:
+            raise VeritagError(f"assignment {row.id}'s lease ended at {_utc(row.expires_at).isoformat()}; "
+                               "its answer stands")
+        newest = conn.scalar(sa.select(sa.func.max(AssignmentRow.id)).where(
+            AssignmentRow.project_id == project.id, AssignmentRow.tutor_id == row.tutor_id,
+            AssignmentRow.state == "submitted"))
+        if newest != row.id:
+            raise VeritagError(f"assignment {row.id} is not your last answer; only the last one can be undone")
+        taken = conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == row.id,
+                                                           AssignmentRow.state == "submitted")
+                             .values(state="leased", claim_id=None, seconds=None))
+        if taken.rowcount != 1:
+            raise VeritagError(f"assignment {row.id} changed meanwhile; try again")
+        value = conn.scalar(sa.select(Claim.value).where(Claim.id == row.claim_id))
+        conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=row.item_id, source_id=row.source_id,
+                                             retracts=row.claim_id))
+        lease = conn.execute(sa.select(AssignmentRow.is_gold, AssignmentRow.cost, AssignmentRow.leased_at,
+                                       Item.external_id, Item.data).join(Item, Item.id == AssignmentRow.item_id)
+                             .where(AssignmentRow.id == row.id)).one()
+    domain = item_domains(store, project).get(row.item_id, "general")
+    return Assignment(row.id, row.item_id, lease.external_id, row.text, lease.data, domain, row.name,
+                      bool(lease.is_gold), float(lease.cost), 0.0, _utc(lease.leased_at),
+                      _utc(row.expires_at)), value
+
+
 def release(store: Store, project: Project, assignment_id: int, now: datetime | None = None, *,
-            tutor: str | None = None) -> None:
+            tutor: str | None = None, reason: str | None = None) -> None:
     """Give a running lease back unlabeled: the item returns to the pool (not to this tutor) and
-    its cost to the budget."""
+    its cost to the budget. ``reason`` (why the tutor skipped it) is kept with the lease."""
     now = _utc(now)
     with store.engine.begin() as conn:
         done = conn.execute(sa.update(AssignmentRow).where(
@@ -775,7 +849,7 @@ def release(store: Store, project: Project, assignment_id: int, now: datetime | 
             *([AssignmentRow.tutor_id.in_(sa.select(Tutor.id).join(Source, Source.id == Tutor.source_id)
                                           .where(Tutor.project_id == project.id, Source.name == tutor))]
               if tutor is not None else []))
-            .values(state="released"))
+            .values(state="released", skip_reason=(reason or "").strip() or None))
         if done.rowcount != 1:
             _refuse(_lease_row(conn, project, assignment_id), tutor, now)
 
@@ -814,8 +888,9 @@ def best_tutors(store: Store, project: Project, item: str, now: datetime | None 
     gain = expected_gain(ev.posterior[pos:pos + 1], ev.confusion[ok], ev.domain[pos:pos + 1])[0]
     chosen = [t for t, keep in zip(ev.tutors, ok, strict=True) if keep]
     cost = np.array([t.cost for t in chosen])
-    order = np.argsort(-(gain / cost), kind="stable")[:max(k, 0)]
-    return [TutorScore(chosen[j].name, float(gain[j]), float(cost[j]), float(gain[j] / cost[j])) for j in order]
+    score = gain / cost if ev.single else np.where(ev.declared[ok][:, ev.domain[pos]], 2.0, 1.0) / cost
+    order = np.argsort(-score, kind="stable")[:max(k, 0)]
+    return [TutorScore(chosen[j].name, float(gain[j]), float(cost[j]), float(score[j])) for j in order]
 
 
 @dataclass(frozen=True)
@@ -872,7 +947,7 @@ def routing_status(store: Store, project: Project, now: datetime | None = None) 
         gold[tutor_id] += n if is_gold else 0
         paid[tutor_id] += float(cost or 0.0) if state == "submitted" else 0.0
     pending = ~ev.is_gold & (ev.need(ev.labels, np.arange(ev.item_ids.size)) > 0)
-    accuracy = domain_accuracy(ev.confusion)
+    accuracy = domain_accuracy(ev.confusion) if ev.single else np.full(ev.measured.shape, np.nan)
     names = ev.settings.domains
     tutors = [TutorStatus(t.name, t.active, t.cost, t.domains, leases[t.id], gold[t.id], paid[t.id],
                           dict(zip(names, accuracy[j].tolist(), strict=True)),

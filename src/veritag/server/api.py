@@ -2,20 +2,29 @@
 
 Every route but ``POST /login`` needs a user (see ``auth``); what each role may do:
 
-=============================  ========================================================
-route                          who
-=============================  ========================================================
-GET  /me, POST /tokens         anyone logged in (a token is always for oneself)
-GET  /projects                 anyone; lists only the projects they can see
-POST /projects, POST /users    global admin
-GET  /projects/{name}          a member (any role) or a global admin
-POST .../members, .../tutors   admin of the project (global admins are admin everywhere)
-POST .../work[...]             tutor member, who must also be a routing tutor of that name
-GET  .../items/{id}            reviewer/admin: any item; tutor: only one leased to them now
-GET  .../routing               reviewer or admin of the project
-=============================  ========================================================
+==============================  ========================================================
+route                           who
+==============================  ========================================================
+GET /me, /tokens; POST /tokens  anyone logged in (a token is always for oneself)
+DELETE /tokens/{id}             its owner, or a global admin
+GET  /projects                  anyone; lists only the projects they can see
+POST /projects, POST /users     global admin
+GET  /projects/{name}           a member (any role) or a global admin
+POST .../members, .../tutors    admin of the project (global admins are admin everywhere)
+POST .../work[...]              tutor member, who must also be a routing tutor of that name
+                                (``/work``, ``/work/{lease}/submit|release|undo``)
+GET  .../items/{id}             reviewer/admin: any item; tutor: only one leased to them now
+GET  .../routing                reviewer or admin of the project
+==============================  ========================================================
 
-A tutor's lease never says whether the item is a gold check, so gold checks stay blind.
+A tutor's lease never says whether the item is a gold check, so gold checks stay blind. A
+pairwise lease shows the two responses as ``left`` and ``right`` in an order drawn per lease,
+without the item's other fields (model names), and takes ``left``/``right``/``tie`` back.
+
+The other routes under ``/api/v1`` live beside this module: project operations (import, export,
+status, resolve, autolabel and automate jobs, queue, reports) in ``api_ops``, the reviewer's queue
+in ``review`` and the dashboard's data in ``dashboard_data``; ``tests/server/test_authz.py``
+checks every route against every role.
 """
 
 from __future__ import annotations
@@ -25,13 +34,17 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from ..automation.project import audit_keys
+from ..errors import VeritagError
 from ..routing import service as routing
+from ..schema import PairwiseSchema, parse_schema
 from ..store.engine import Store
-from ..store.models import Assignment, Item, Membership, Project, Source, Tutor, User
+from ..store.models import ApiToken, Assignment, Item, Membership, Project, Source, Tutor, User
 from ..store.queries import create_project, create_user, list_projects, project_counts
 from .auth import (
     COOKIE,
@@ -39,9 +52,11 @@ from .auth import (
     authenticate,
     current_user,
     end_login,
+    list_tokens,
     new_token,
     project_access,
     require_role,
+    revoke_token,
     start_login,
 )
 
@@ -148,6 +163,25 @@ def add_token(user: Me, request: Request, body: TokenBody | None = None) -> dict
         return {"id": row.id, "name": row.name, "token": secret}
 
 
+def _token_json(row: ApiToken) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "created_at": _plain(row.created_at),
+            "last_used_at": _plain(row.last_used_at), "revoked": row.revoked}
+
+
+@router.get("/tokens")
+def tokens(user: Me, request: Request) -> list[dict[str, Any]]:
+    """The caller's API tokens (names and use, never secrets)."""
+    with _store(request).session() as session:
+        return [_token_json(t) for t in list_tokens(session, user.id)]
+
+
+@router.delete("/tokens/{token_id}")
+def revoke(token_id: int, user: Me, request: Request) -> dict[str, Any]:
+    """Revoke one of the caller's tokens (a global admin may revoke anyone's); it stops working at once."""
+    with _store(request).session() as session:
+        return _token_json(revoke_token(session, token_id, None if user.role == "admin" else user.id))
+
+
 # --- projects and members ------------------------------------------------------------------------
 
 
@@ -233,10 +267,46 @@ def _tutor_project(store: Store, name: str, user: Principal) -> Project:
     return proj
 
 
-def _lease_json(lease: routing.Assignment) -> dict[str, Any]:
-    return {"lease": lease.id, "item_id": lease.item_id, "external_id": lease.external_id, "text": lease.text,
-            "data": lease.data, "domain": lease.domain, "cost": lease.cost,
-            "leased_at": lease.leased_at.isoformat(), "expires_at": lease.expires_at.isoformat()}
+def _swapped(project: Project, lease: int) -> bool:
+    """Whether a pairwise lease shows response B on the left: a fair coin per lease (a hash of its
+    id), so position bias averages out and the same lease always looks the same."""
+    return bool(audit_keys(project.id, np.array([lease], np.int64), seed=1)[0] < 0.5)
+
+
+def _pair_view(project: Project, schema: PairwiseSchema, lease: int, data: dict[str, Any] | None) -> dict[str, Any]:
+    """The prompt and the two responses as left and right; which is A, and any model names or
+    other fields of the item, stay on the server."""
+    data = data or {}
+    a, b = data.get(schema.a_field), data.get(schema.b_field)
+    left, right = (b, a) if _swapped(project, lease) else (a, b)
+    return {"prompt": data.get(schema.prompt_field), "left": left, "right": right}
+
+
+_SIDES = {"left": 0, "right": 1}
+
+
+def _from_sides(project: Project, lease: int, value: Any) -> Any:
+    """A pairwise answer given as ``left``/``right`` becomes ``A``/``B`` for this lease."""
+    if isinstance(value, str) and value.strip().lower() in _SIDES:
+        return "AB"[_SIDES[value.strip().lower()] ^ _swapped(project, lease)]
+    return value
+
+
+def _to_sides(project: Project, lease: int, value: Any) -> Any:
+    if value in ("A", "B"):
+        return ("left", "right")["AB".index(value) ^ _swapped(project, lease)]
+    return value
+
+
+def _lease_json(project: Project, lease: routing.Assignment) -> dict[str, Any]:
+    schema = parse_schema(project.task_schema)
+    out = {"lease": lease.id, "item_id": lease.item_id, "external_id": lease.external_id, "text": lease.text,
+           "data": lease.data, "domain": lease.domain, "cost": lease.cost, "type": schema.type,
+           "leased_at": lease.leased_at.isoformat(), "expires_at": lease.expires_at.isoformat()}
+    if isinstance(schema, PairwiseSchema):
+        out["data"] = None
+        out["pair"] = _pair_view(project, schema, lease.id, lease.data)
+    return out
 
 
 @router.post("/projects/{name}/work", response_model=None)
@@ -250,7 +320,7 @@ def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Resp
     lease = routing.request_work(store, proj, user.username)
     if lease is None:
         return Response(status_code=204)
-    return _lease_json(lease)
+    return _lease_json(proj, lease)
 
 
 def _own_lease(store: Store, project: Project, lease: int, user: Principal) -> None:
@@ -265,26 +335,51 @@ def _own_lease(store: Store, project: Project, lease: int, user: Principal) -> N
 
 class SubmitBody(BaseModel):
     value: Any
+    #: Seconds the tutor spent on the item (the page measures it), for speed scorecards.
+    seconds: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
 
 
 @router.post("/projects/{name}/work/{lease}/submit")
 def submit(name: str, lease: int, body: SubmitBody, user: Me, request: Request) -> dict[str, Any]:
-    """Answer a lease; the value is checked against the project's schema (422 with the reason)."""
+    """Answer a lease; the value is checked against the project's schema (422 with the reason).
+    A pairwise answer may be ``left``/``right``/``tie`` as the lease showed the responses."""
     store = _store(request)
     proj = _tutor_project(store, name, user)
     _own_lease(store, proj, lease, user)
-    claim = routing.submit(store, proj, lease, body.value, tutor=user.username)
+    value = _from_sides(proj, lease, body.value) if proj.task_schema.get("type") == "pairwise" else body.value
+    claim = routing.submit(store, proj, lease, value, tutor=user.username, seconds=body.seconds)
     return {"lease": lease, "claim_id": claim}
 
 
+class ReleaseBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
 @router.post("/projects/{name}/work/{lease}/release")
-def release(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
-    """Give a lease back unanswered: the item returns to the pool, not to the caller."""
+def release(name: str, lease: int, user: Me, request: Request, body: ReleaseBody | None = None) -> dict[str, Any]:
+    """Give a lease back unanswered (a skip, with the tutor's reason): the item returns to the pool,
+    not to the caller."""
     store = _store(request)
     proj = _tutor_project(store, name, user)
     _own_lease(store, proj, lease, user)
-    routing.release(store, proj, lease, tutor=user.username)
+    routing.release(store, proj, lease, tutor=user.username, reason=(body or ReleaseBody()).reason)
     return {"lease": lease, "state": "released"}
+
+
+@router.post("/projects/{name}/work/{lease}/undo")
+def undo(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
+    """Take back the caller's last answer while its lease holds (409 otherwise): the claim stays in
+    the history with a retraction after it, and the lease runs again; ``previous`` is the answer."""
+    store = _store(request)
+    proj = _tutor_project(store, name, user)
+    _own_lease(store, proj, lease, user)
+    try:
+        back, value = routing.undo(store, proj, lease, tutor=user.username)
+    except VeritagError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    if proj.task_schema.get("type") == "pairwise":
+        value = _to_sides(proj, lease, value)
+    return _lease_json(proj, back) | {"previous": value}
 
 
 # --- items and routing ---------------------------------------------------------------------------
@@ -307,6 +402,9 @@ def item(name: str, item_id: int, user: Me, request: Request) -> dict[str, Any]:
         if row is None:
             raise HTTPException(status_code=404, detail=f"no item {item_id} for you in project {name!r}")
         out = {"id": row.id, "external_id": row.external_id, "text": row.text, "data": row.data}
+        schema = parse_schema(proj.task_schema)
+        if role == "tutor" and isinstance(schema, PairwiseSchema):
+            out["data"], out["pair"] = None, _pair_view(proj, schema, held, row.data)
         if role != "tutor":
             out["meta"] = row.meta
         return out

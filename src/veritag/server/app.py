@@ -12,8 +12,11 @@ from .. import __version__
 from ..errors import AlreadyExists, InputError, LabelError, NotFound, SchemaError, VeritagError
 from ..store.engine import Store
 from .api import router
+from .api_ops import router as ops_router
 from .pages import STATIC_DIR
 from .pages import router as pages_router
+from .review import pages_router as review_pages_router
+from .review import router as review_router
 
 __all__ = ["create_app", "error_status"]
 
@@ -51,6 +54,9 @@ def create_app(store: Store) -> FastAPI:
         return response
 
     app.include_router(router)
+    app.include_router(ops_router)
+    app.include_router(review_router)
     app.include_router(pages_router)
+    app.include_router(review_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

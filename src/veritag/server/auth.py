@@ -29,6 +29,7 @@ from argon2 import PasswordHasher
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from ..errors import NotFound
 from ..store.engine import Store
 from ..store.models import ApiToken, LoginSession, Membership, Project, User
 from ..store.queries import ROLES, verify_password
@@ -43,9 +44,11 @@ __all__ = [
     "current_user",
     "end_login",
     "hash_secret",
+    "list_tokens",
     "new_token",
     "project_access",
     "require_role",
+    "revoke_token",
     "start_login",
 ]
 
@@ -94,6 +97,20 @@ def new_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
     session.add(row)
     session.flush()
     return row, secret
+
+
+def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    """A user's tokens, newest first (their secrets are not stored, so not shown)."""
+    return list(session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())))
+
+
+def revoke_token(session: Session, token_id: int, user_id: int | None = None) -> ApiToken:
+    """Revoke a token for good (of ``user_id`` only, when given); the row stays as a record."""
+    row = session.get(ApiToken, token_id)
+    if row is None or (user_id is not None and row.user_id != user_id):
+        raise NotFound(f"no API token {token_id}" + ("" if user_id is None else " of yours"))
+    row.revoked = True
+    return row
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

@@ -29,7 +29,7 @@ from ..routing import service as routing
 from ..schema import parse_schema
 from ..store.engine import Store
 from ..store.models import Claim, LoginSession, Membership, Project, Source, User
-from ..store.queries import list_projects
+from ..store.queries import list_projects, standing_claims
 from .auth import (
     COOKIE,
     Principal,
@@ -49,7 +49,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self';
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 #: The double-submit cookie of the login form.
 LOGIN_CSRF_COOKIE = "veritag_login_csrf"
-#: Task types the labeling page handles: one label from a fixed, numbered list.
+#: Task types whose answer on the labeling page is one choice from a fixed, numbered list (a digit
+#: picks it); the page also handles ``multilabel`` (digits toggle), ``span`` (digits label the
+#: selected text) and ``free_text`` (a text area).
 SINGLE_LABEL = ("classification", "rating", "pairwise", "fact_check")
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
@@ -188,7 +190,7 @@ def _progress(store: Store, project: Project, username: str) -> dict[str, int]:
     """Labels the tutor has given in the project: today (UTC) and in all."""
     start = datetime.combine(datetime.now(UTC).date(), time(0), tzinfo=UTC)
     mine = (sa.select(sa.func.count()).select_from(Claim).join(Source, Source.id == Claim.source_id)
-            .where(Claim.project_id == project.id, Source.kind == "human", Source.name == username))
+            .where(Claim.project_id == project.id, Source.kind == "human", Source.name == username, standing_claims()))
     with store.engine.connect() as conn:
         total = conn.scalar(mine) or 0
         today = conn.scalar(mine.where(Claim.created_at >= start)) or 0
@@ -197,28 +199,50 @@ def _progress(store: Store, project: Project, username: str) -> dict[str, int]:
 
 @router.get("/p/{name}/label", response_model=None)
 def label_page(name: str, request: Request) -> Response:
-    """The tutor's labeling page; the item itself is leased and submitted by static/label.js."""
+    """The tutor's labeling page; the item itself is leased and submitted by static/label.js.
+
+    The page's buttons are rendered here, one per choice (``value`` is what the page submits);
+    the whole schema goes to the script as JSON in ``data-schema`` (autoescaped attribute).
+    """
     entry = _project_page(request, name, ("tutor",))
     if isinstance(entry, Response):
         return entry
     user, csrf, store, proj = entry
     schema = parse_schema(proj.task_schema)
+    choices: list[dict[str, str]]
+    if schema.type == "pairwise":  # the server hides which response is A: the page says left and right
+        choices = [{"value": "left", "text": "Left is better"}, {"value": "right", "text": "Right is better"},
+                   {"value": "tie", "text": "Tie"}]
+    elif schema.type in SINGLE_LABEL or schema.type in ("multilabel", "span"):
+        choices = [{"value": c, "text": c} for c in (schema.classes() or getattr(schema, "labels", []))]
+    else:
+        choices = []
+    supported = schema.type in SINGLE_LABEL or schema.type in ("multilabel", "span", "free_text")
     return _page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
-                 supported=schema.type in SINGLE_LABEL, labels=schema.classes(),
-                 instructions=schema.instructions, progress=_progress(store, proj, user.username),
-                 pairwise_fields=[getattr(schema, f, "") for f in ("prompt_field", "a_field", "b_field")],
-                 require_evidence=bool(getattr(schema, "require_evidence", False)))
+                 supported=supported, choices=choices, schema=schema, instructions=schema.instructions,
+                 schema_json=schema.model_dump_json(),
+                 progress=_progress(store, proj, user.username))
 
 
 @router.get("/p/{name}/dashboard", response_model=None)
 def dashboard(name: str, request: Request) -> Response:
-    """Where a project stands (reviewer, admin): labels submitted, items done and pending, tutors."""
+    """Where a project stands (reviewer, admin): progress, automation and its guarantee, tutor
+    scorecards, plots; admins also manage members, import and export (static/admin.js)."""
+    from . import dashboard_data
+
     entry = _project_page(request, name, ("reviewer", "admin"))
     if isinstance(entry, Response):
         return entry
     user, csrf, store, proj = entry
+    with store.session() as session:
+        _, role = project_access(session, name, user, ("reviewer", "admin"))
+    note = None
     try:
         status = routing.routing_status(store, proj)
-    except VeritagError as exc:  # e.g. a task type that routing does not handle
-        return _error(user, csrf, HTTPException(status_code=422, detail=str(exc)))
-    return _page("dashboard.html", user=user, csrf=csrf, project=proj.name, status=status)
+    except VeritagError as exc:  # e.g. a task type that routing does not handle: the rest still shows
+        status, note = None, str(exc)
+    data = dashboard_data.gather(store, proj, with_members=role == "admin", status=status, routing_note=note)
+    schema = parse_schema(proj.task_schema)
+    return _page("dashboard.html", user=user, csrf=csrf, project=proj.name, role=role, data=data,
+                 is_admin=role == "admin", global_admin=user.role == "admin", plots=dashboard_data.PLOTS,
+                 quality_plots=bool(schema.classes()) and schema.type != "multilabel" and data.progress.labeled > 0)

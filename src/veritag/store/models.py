@@ -110,6 +110,7 @@ class Claim(Base):
     __table_args__ = (
         sa.UniqueConstraint("item_id", "source_id", "dedup_key", name="uq_claims_dedup"),
         sa.Index("ix_claims_project_item", "project_id", "item_id"),
+        sa.Index("ix_claims_retracts", "retracts"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,6 +120,8 @@ class Claim(Base):
     value: Mapped[Any | None]
     probs: Mapped[Any | None]
     dedup_key: Mapped[str | None] = mapped_column(sa.Text)
+    #: Set on a retraction (an undo): the claim it takes back; a retraction has no value or probs.
+    retracts: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = _now()
 
 
@@ -336,6 +339,10 @@ class Assignment(Base):
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     state: Mapped[str] = mapped_column(sa.String(10))
     claim_id: Mapped[int | None] = mapped_column(sa.ForeignKey("claims.id"))
+    #: Seconds the tutor spent on the item before submitting (as the page measured it).
+    seconds: Mapped[float | None] = mapped_column(sa.Float)
+    #: Why the tutor gave the lease back unanswered.
+    skip_reason: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class ApiToken(Base):
@@ -376,3 +383,21 @@ class LoginSession(Base):
     csrf_token: Mapped[str] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = _now()
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Review(Base):
+    """A reviewer's verdict on an item (migration 0007): ``accept`` the resolved label or
+    ``correct`` it. Either way the verdict itself is the claim ``claim_id`` the reviewer wrote;
+    this row says it was a review. Append-only, like claims."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (sa.Index("ix_reviews_project_item", "project_id", "item_id"),
+                      sa.CheckConstraint("action IN ('accept', 'correct')", name="ck_reviews_action"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(sa.String(10))
+    claim_id: Mapped[int] = mapped_column(sa.ForeignKey("claims.id"))
+    created_at: Mapped[datetime] = _now()

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..errors import AlreadyExists, NotFound, VeritagError
 from ..schema import BaseSchema, parse_schema
@@ -43,6 +43,7 @@ __all__ = [
     "run_is_current",
     "source_ids",
     "source_names",
+    "standing_claims",
     "verify_password",
 ]
 
@@ -119,14 +120,16 @@ def project_counts(session: Session, *, project_id: int) -> dict[str, int]:
     human = sa.select(Source.id).where(Source.project_id == project_id, Source.kind == "human")
     return {
         "items": count(sa.select(sa.func.count()).select_from(Item).where(Item.project_id == project_id)),
-        "claims": count(sa.select(sa.func.count()).select_from(Claim).where(Claim.project_id == project_id)),
+        "claims": count(sa.select(sa.func.count()).select_from(Claim).where(Claim.project_id == project_id,
+                                                                            standing_claims())),
         "human_claims": count(
             sa.select(sa.func.count()).select_from(Claim).where(
-                Claim.project_id == project_id, Claim.source_id.in_(human)
+                Claim.project_id == project_id, Claim.source_id.in_(human), standing_claims()
             )
         ),
         "labeled_items": count(
-            sa.select(sa.func.count(sa.distinct(Claim.item_id))).where(Claim.project_id == project_id)
+            sa.select(sa.func.count(sa.distinct(Claim.item_id))).where(Claim.project_id == project_id,
+                                                                     standing_claims())
         ),
         "sources": count(sa.select(sa.func.count()).select_from(Source).where(Source.project_id == project_id)),
         "gold": count(sa.select(sa.func.count()).select_from(Gold).where(Gold.project_id == project_id)),
@@ -158,6 +161,20 @@ class Watermark(NamedTuple):
     max_claim_id: int
     max_gold_id: int
     gold_count: int
+
+
+def standing_claims(up_to: int | None = None) -> sa.ColumnElement[bool]:
+    """Claims that count: not a retraction (an undo) and not taken back by one.
+
+    Claims are append-only, so undo adds a retraction pointing at the claim it takes back;
+    every reader of labels filters with this. ``up_to`` ignores retractions made after that
+    claim id (a run reads the claims as they stood at its watermark).
+    """
+    taken = aliased(Claim)
+    back = sa.select(taken.retracts).where(taken.retracts.is_not(None))
+    if up_to is not None:
+        back = back.where(taken.id <= up_to)
+    return sa.and_(Claim.retracts.is_(None), Claim.id.not_in(back))
 
 
 def claims_watermark(conn: sa.Connection | Session, *, project_id: int) -> Watermark:

@@ -1,0 +1,125 @@
+"""The tutor's loop beyond submit: time per item, skip reasons, undo, pairwise sides; API tokens."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from server_helpers import World
+
+from veritag.routing import service as routing
+from veritag.store.models import Assignment, Claim, Item, Membership, Project, User
+
+PAIR = {"type": "pairwise"}
+
+
+def _pairwise_project(w: World, n: int = 12) -> None:
+    """Project ``pw``: ``n`` prompts whose responses name their model, ``tut`` as its tutor."""
+    assert w.call("ana", "POST", "/projects", json={"name": "pw", "schema": PAIR}).status_code == 201
+    with w.store.session() as session:
+        proj = session.scalar(sa.select(Project).where(Project.name == "pw"))
+        tut = session.scalar(sa.select(User).where(User.username == "tut"))
+        assert proj is not None and tut is not None
+        session.add_all(Item(project_id=proj.id, external_id=f"c{i}", text=None,
+                             data={"prompt": f"question {i}", "response_a": f"A-answer {i}",
+                                   "response_b": f"B-answer {i}", "model_a": "gpt-x", "model_b": "llama-y"},
+                             meta={"domain": "general"}) for i in range(n))
+        session.add(Membership(project_id=proj.id, user_id=tut.id, role="tutor"))
+    with w.store.session() as session:
+        proj = session.scalar(sa.select(Project).where(Project.name == "pw"))
+        assert proj is not None
+        session.expunge(proj)
+    routing.configure(w.store, proj, gold_rate=0.0, max_labels=1, target=0.5)
+    routing.add_tutor(w.store, proj, "tut")
+
+
+def test_pairwise_sides_are_randomised_and_models_hidden(world: World) -> None:
+    w = world
+    _pairwise_project(w)
+    swapped = []
+    while (r := w.call("tut", "POST", "/projects/pw/work")).status_code == 200:
+        lease = r.json()
+        assert lease["data"] is None and lease["type"] == "pairwise"
+        assert "gpt-x" not in r.text and "llama-y" not in r.text and "response_a" not in r.text
+        pair = lease["pair"]
+        i = pair["prompt"].split()[-1]
+        assert {pair["left"], pair["right"]} == {f"A-answer {i}", f"B-answer {i}"}
+        seen = w.call("tut", "GET", f"/projects/pw/items/{lease['item_id']}").json()
+        assert seen["pair"] == pair and seen["data"] is None  # the item read agrees with the lease
+        left_is_b = pair["left"].startswith("B")
+        swapped.append(left_is_b)
+        done = w.call("tut", "POST", f"/projects/pw/work/{lease['lease']}/submit", json={"value": "left"})
+        assert done.status_code == 200, done.text
+        with w.store.session() as session:  # "left" is stored as whichever response was on the left
+            assert session.scalar(sa.select(Claim.value).where(Claim.id == done.json()["claim_id"])) == (
+                "B" if left_is_b else "A")
+    assert r.status_code == 204 and len(swapped) == 12
+    assert 0 < sum(swapped) < 12  # both orders occur (a fair coin per lease; 12 tosses)
+
+
+def test_undo_takes_back_the_last_answer_and_the_page_can_relabel(world: World) -> None:
+    w = world
+    _pairwise_project(w, n=3)
+    lease = w.call("tut", "POST", "/projects/pw/work").json()
+    first = w.call("tut", "POST", f"/projects/pw/work/{lease['lease']}/submit",
+                   json={"value": "right", "seconds": 7.25}).json()["claim_id"]
+    assert w.call("out", "POST", f"/projects/pw/work/{lease['lease']}/undo").status_code == 403  # not a member
+    back = w.call("tut", "POST", f"/projects/pw/work/{lease['lease']}/undo")
+    assert back.status_code == 200, back.text
+    assert back.json()["lease"] == lease["lease"] and back.json()["previous"] == "right"
+    assert back.json()["pair"] == lease["pair"]
+    again = w.call("tut", "POST", f"/projects/pw/work/{lease['lease']}/undo")
+    assert again.status_code == 409 and "only a submitted answer" in again.json()["detail"]
+    second = w.call("tut", "POST", f"/projects/pw/work/{lease['lease']}/submit",
+                    json={"value": "tie", "seconds": 3}).json()["claim_id"]
+    with w.store.session() as session:
+        rows = session.execute(sa.select(Claim.id, Claim.value, Claim.retracts)
+                               .where(Claim.item_id == lease["item_id"]).order_by(Claim.id)).all()
+        assert [(r.value, r.retracts) for r in rows] == [(rows[0].value, None), (None, first), ("tie", None)]
+        assert rows[2].id == second
+        assert session.scalar(sa.select(Assignment.seconds).where(Assignment.id == lease["lease"])) == 3.0
+    bad = w.call("tut", "POST", f"/projects/pw/work/{lease['lease']}/submit", json={"value": "tie", "seconds": -2})
+    assert bad.status_code == 422
+
+
+def test_a_skip_records_its_reason(world: World) -> None:
+    w = world
+    lease = w.call("tut", "POST", "/projects/p/work").json()
+    r = w.call("tut", "POST", f"/projects/p/work/{lease['lease']}/release", json={"reason": "needs a chemist"})
+    assert r.status_code == 200
+    with w.store.session() as session:
+        assert session.execute(sa.select(Assignment.state, Assignment.skip_reason)
+                               .where(Assignment.id == lease["lease"])).one() == ("released", "needs a chemist")
+
+
+def test_free_text_projects_are_routed_to_tutors(world: World) -> None:
+    w = world
+    assert w.call("ana", "POST", "/projects", json={"name": "ft", "schema": {"type": "free_text"}}).status_code == 201
+    with w.store.session() as session:
+        proj = session.scalar(sa.select(Project).where(Project.name == "ft"))
+        assert proj is not None
+        session.add(Item(project_id=proj.id, external_id="f0", text="Rewrite this politely.", meta={}))
+    assert w.call("ana", "POST", "/projects/ft/members", json={"username": "tut", "role": "tutor"}).status_code == 201
+    assert w.call("ana", "POST", "/projects/ft/tutors", json={"username": "tut"}).status_code == 201
+    lease = w.call("tut", "POST", "/projects/ft/work").json()
+    assert lease["type"] == "free_text" and lease["text"] == "Rewrite this politely."
+    empty = w.call("tut", "POST", f"/projects/ft/work/{lease['lease']}/submit", json={"value": "   "})
+    assert empty.status_code == 422
+    ok = w.call("tut", "POST", f"/projects/ft/work/{lease['lease']}/submit", json={"value": "Please rewrite."})
+    assert ok.status_code == 200
+    assert w.call("tut", "POST", "/projects/ft/work").status_code == 204
+
+
+def test_tokens_are_listed_and_revoked(world: World) -> None:
+    w = world
+    made = w.call("tut", "POST", "/tokens", json={"name": "laptop"}).json()
+    listed = w.call("tut", "GET", "/tokens").json()
+    assert [t["name"] for t in listed][:2] == ["laptop", "test"] and "token" not in listed[0]
+    assert all("hash" not in k for t in listed for k in t)
+    assert w.call("rev", "DELETE", f"/tokens/{made['id']}").status_code == 404  # not rev's token
+    auth = {"Authorization": f"Bearer {made['token']}"}
+    assert w.client.get("/api/v1/me", headers=auth).status_code == 200
+    gone = w.call("tut", "DELETE", f"/tokens/{made['id']}")
+    assert gone.status_code == 200 and gone.json()["revoked"] is True
+    assert w.client.get("/api/v1/me", headers=auth).status_code == 401
+    other = w.call("out", "POST", "/tokens", json={"name": "x"}).json()
+    assert w.call("ana", "DELETE", f"/tokens/{other['id']}").status_code == 200  # a global admin may
+    assert w.client.get("/api/v1/me", headers={"Authorization": f"Bearer {other['token']}"}).status_code == 401
