@@ -6,7 +6,8 @@
 
 Both servers run as they ship, in their own process on 127.0.0.1 with their default SQLite:
 
-- veritag: ``veritag serve --db sqlite:///PATH`` (uvicorn, one process). The store is built first
+- veritag: ``veritag serve --db sqlite:///PATH --workers N --log-level warning`` (uvicorn,
+  ``--workers`` processes, default 1; no access-log line per request). The store is built first
   with the Python API: a classification project of ``--items`` SMS texts (sms_spam from
   ../shared/data, classes ham/spam; synthetic sentences if it is missing), ``--tutors`` tutor
   users, each a tutor member, a routing tutor and the holder of its own API token. Routing asks
@@ -283,12 +284,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_veritag(db: Path, port: int, token: str, log: Path) -> Iterator[subprocess.Popen]:
+def running_veritag(db: Path, port: int, token: str, log: Path, workers: int = 1) -> Iterator[subprocess.Popen]:
     """``veritag serve`` on 127.0.0.1:``port`` in its own process; yields once the API answers."""
     exe = Path(sys.executable).with_name("veritag")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "veritag"]
     with log.open("wb") as fh:
-        proc = subprocess.Popen([*cmd, "serve", "--db", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([*cmd, "serve", "--db", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", str(workers), "--log-level", "warning"],
                                 stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -333,13 +335,13 @@ def measure_veritag(folder: Path, texts: list[str], labels: list[str], args: arg
     port = free_port()
     first = next(iter(tokens.values()))
     LOGS.mkdir(parents=True, exist_ok=True)
-    with running_veritag(db, port, first, LOGS / "veritag-serve.log") as proc:
+    with running_veritag(db, port, first, LOGS / "veritag-serve.log", args.workers) as proc:
         peer = Peer("veritag", f"http://127.0.0.1:{port}",
                     [{"Authorization": f"Bearer {tok}"} for tok in tokens.values()],
                     next_item, submit, classes, lambda: [proc.pid])
         res = drive(peer, args.tutors, args.seconds)
     res["setup_s"] = setup
-    res["server"] = "veritag serve (uvicorn, 1 process), SQLite"
+    res["server"] = f"veritag serve (uvicorn, {args.workers} process{'es' if args.workers > 1 else ''}), SQLite"
     with contextlib.closing(sqlite3.connect(db)) as conn:  # what the run left: labels, and truth runs fitted
         res["stored_claims"], res["truth_runs"] = conn.execute(
             "SELECT (SELECT count(*) FROM claims), (SELECT count(*) FROM truth_runs)").fetchone()
@@ -531,6 +533,7 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=3, help="labels each item takes (both systems)")
     ap.add_argument("--gold-rate", type=float, default=0.0, help="veritag's routing gold_rate (no gold items are loaded)")
     ap.add_argument("--no-peer", action="store_true", help="skip Label Studio")
+    ap.add_argument("--workers", type=int, default=1, help="veritag serve --workers (server processes)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="instead of the load test: cProfile N in-process cycles of request_work + submit")
     ap.add_argument("--json", type=Path, default=OUT / "server_load.json", help="write the results here")

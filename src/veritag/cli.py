@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -848,12 +849,21 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; put TLS in front)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level (warning: no line per request)")] = "info",
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (each with its own database connections)")] = 1,
     db: Db = None,
 ) -> None:
     """Run the server: the web UI and the JSON API under /api/v1 (docs at /api/v1/docs)."""
-    with _store(db) as store:
+    with _store(db) as store:  # migrates the database once, before any worker starts
         console.print(f"veritag server on http://{host}:{port}/ (API docs at /api/v1/docs; Ctrl+C stops it)")
-        _run_server(store, host, port, log_level)
+        if workers == 1:
+            _run_server(store, host, port, log_level)
+            return
+        url = store.engine.url.render_as_string(hide_password=False)
+    import uvicorn
+
+    os.environ["VERITAG_DATABASE_URL"] = url  # what each worker's app_from_env opens
+    uvicorn.run("veritag.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level)
 
 
 user_app = typer.Typer(help="Manage the server's users.", no_args_is_help=True)

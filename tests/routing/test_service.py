@@ -414,3 +414,29 @@ def test_a_request_folds_in_new_labels_and_resolves_after_many(store: Store) -> 
         assert lease is not None
         routing.submit(store, project, lease.id, "a", now=T0)
         assert runs() == (1 if step <= routing.REFRESH_CLAIMS else 2)
+
+
+def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> None:
+    from veritag.store.models import TruthRun
+
+    project = _project(store, {f"i{i}": "" for i in range(40)}, max_labels=1)
+    routing.add_tutor(store, project, "ann")
+    routing.add_tutor(store, project, "bob")
+
+    def runs() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(TruthRun)
+                                   .where(TruthRun.project_id == project.id)))
+
+    assert routing.request_work(store, project, "bob", now=T0) is not None  # the first run: fitted once
+    for _ in range(routing.REFRESH_CLAIMS + 1):
+        lease = routing.request_work(store, project, "ann", now=T0)
+        assert lease is not None
+        routing.submit(store, project, lease.id, "a", now=T0)
+    fitted = runs()
+    lock = routing._refit_lock(store, project)
+    with lock:  # another request is refitting right now
+        lease = routing.request_work(store, project, "bob", now=T0)
+        assert lease is not None and runs() == fitted  # served from the stale run, no second fit
+    assert routing.request_work(store, project, "bob", now=T0) is not None
+    assert runs() == fitted + 1  # the next request refits

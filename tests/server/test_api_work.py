@@ -123,3 +123,12 @@ def test_tokens_are_listed_and_revoked(world: World) -> None:
     other = w.call("out", "POST", "/tokens", json={"name": "x"}).json()
     assert w.call("ana", "DELETE", f"/tokens/{other['id']}").status_code == 200  # a global admin may
     assert w.client.get("/api/v1/me", headers={"Authorization": f"Bearer {other['token']}"}).status_code == 401
+
+
+def test_a_tutor_member_who_is_no_routing_tutor_gets_no_work(world: World) -> None:
+    w = world
+    assert w.call("ana", "POST", "/projects/p/members", json={"username": "out", "role": "tutor"}).status_code == 201
+    r = w.call("out", "POST", "/projects/p/work")
+    assert r.status_code == 403 and "not a routing tutor" in r.json()["detail"]
+    assert w.call("ana", "POST", "/projects/p/tutors", json={"username": "out"}).status_code == 201
+    assert w.call("out", "POST", "/projects/p/work").status_code == 200

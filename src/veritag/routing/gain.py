@@ -46,23 +46,35 @@ def expected_gain(
     item's domain index. See the module docstring for the formula.
     """
     p, c = _check(posterior, confusion)
-    n, k = p.shape
+    n = p.shape[0]
     if c.ndim == 4:
         if domains is None:
             raise ValueError("per-domain confusion needs each item's domain index (domains=)")
         d = np.asarray(domains, dtype=np.int64)
         if d.shape != (n,) or (d.size and (d.min() < 0 or d.max() >= c.shape[1])):
             raise ValueError(f"domains must give each of the {n} items an index in [0, {c.shape[1]})")
+    if c.ndim == 3:
+        return _gain(p, c)
+    # One domain at a time, each distinct posterior once: items not yet labeled share the prior,
+    # so a routing request computes far fewer rows than it has items.
+    out = np.empty((n, c.shape[0]))
+    for j in np.unique(d):
+        rows = np.flatnonzero(d == j)
+        distinct, inverse = np.unique(p[rows], axis=0, return_inverse=True)
+        out[rows] = _gain(distinct, c[:, j])[inverse.ravel()]
+    return out
+
+
+def _gain(p: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``expected_gain`` for (items, k) posteriors and one (tutors, k, k) confusion per tutor."""
+    n, k = p.shape
     t = c.shape[0]
     out = np.empty((n, t))
     now = p.max(axis=1) if n else np.zeros(0)
     step = max(1, _BLOCK_CELLS // max(1, t * k * k))
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        if c.ndim == 3:
-            joint = p[lo:hi, None, :, None] * c[None, :, :, :]  # (items, tutors, truth, answer)
-        else:
-            joint = p[lo:hi, None, :, None] * c[:, d[lo:hi]].transpose(1, 0, 2, 3)
+        joint = p[lo:hi, None, :, None] * c[None, :, :, :]  # (items, tutors, truth, answer)
         out[lo:hi] = joint.max(axis=2).sum(axis=2) - now[lo:hi, None]
     return np.maximum(out, 0.0)
 

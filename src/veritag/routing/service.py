@@ -24,12 +24,16 @@ Cost of a request: the posterior comes from the project's newest stored truth ru
 (``resolve.current_resolution``). Human claims made since that run are folded in by Bayes'
 rule with the claiming source's confusion (``gain.posterior_after``), so a request after each
 label does not refit the engine; once more than ``max(REFRESH_CLAIMS, REFRESH_SHARE x items)``
-claims (or any gold label) arrived since, the request resolves again (one EM fit over all
-claims) and stores a new run. The run's posteriors and the skills measured against it (one
-pass over the claims) are read once per run and kept in memory (a few runs); between refreshes
-a request reads the items, the human claim counts, the claims since the run, the project's
-running leases and a few indexed rows per candidate item, and computes the gain of every item
-for every active tutor (vectorised).
+claims (or any gold label, or any undo) arrived since, the request resolves again (one EM fit
+over all claims) and stores a new run; requests that find the run stale meanwhile go on with
+it and fold the new claims in, instead of starting their own fit (one refit at a time per
+project and process). The run's
+posteriors and the skills measured against it (one pass over the claims) are read once per run
+and kept in memory (a few runs), and so are the item ids, gold flags and item domains while a
+one-row version (counts and newest ids) holds; between refreshes a request reads that version,
+the human claim counts, the claims since the run, the project's running leases and a few
+indexed rows per candidate item, and computes the gain of every item for every active tutor
+(vectorised, each distinct posterior once per domain).
 
 Concurrency: choosing and leasing happen in one short write transaction. On PostgreSQL the
 candidate items are locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` (two tutors asking at once
@@ -298,6 +302,7 @@ def item_domains(store: Store, project: Project, *, labeler: Callable[[], Labele
             conn.execute(insert_ignore(conn, stored, ["item_id"]), [
                 {"item_id": rows[i][0], "project_id": project.id, "domain": d, "origin": o}
                 for i, d, o in zip(todo, guess.domains, guess.origins, strict=True)])
+        _forget_layouts(project)
     with store.engine.connect() as conn:
         return dict(conn.execute(sa.select(ItemDomain.item_id, ItemDomain.domain)
                                  .where(ItemDomain.project_id == project.id)).all())
@@ -381,13 +386,13 @@ _RUN_CACHE_SIZE = 4
 _RUN_CACHE_LOCK = threading.Lock()
 
 
-def _stale(conn: sa.Connection, project: Project, run: Any, mark: Watermark) -> bool:
+def _stale(conn: sa.Connection, project: Project, run: Any, mark: Watermark, n_items: int) -> bool:
     if run is None or run.gold_count != mark.gold_count:
         return True
     since, undone = conn.execute(sa.select(sa.func.count(), sa.func.count(Claim.retracts)).select_from(Claim)
                                  .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)).one()
     # A retraction cannot be folded out of a posterior: refit.
-    return bool(undone) or (since or 0) > max(REFRESH_CLAIMS, REFRESH_SHARE * run.n_items)
+    return bool(undone) or (since or 0) > max(REFRESH_CLAIMS, REFRESH_SHARE * n_items)
 
 
 def _run_row(conn: sa.Connection, run_id: int) -> Any:
@@ -434,60 +439,149 @@ def _skill(view: _RunView, sources: NDArray[np.int64], declared: NDArray[np.bool
     return blend_skill(conf, n, prior_confusion(declared, k)), n
 
 
-def _items(conn: sa.Connection, project: Project) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]:
-    """The project's item ids (sorted), which are gold, and each one's standing human labels."""
-    item_ids = np.array(conn.execute(sa.select(Item.id).where(Item.project_id == project.id)
-                                     .order_by(Item.id)).scalars().all(), dtype=np.int64)
-    gold_ids = np.array(conn.execute(sa.select(Gold.item_id).where(Gold.project_id == project.id))
-                        .scalars().all(), dtype=np.int64)
+@dataclass(frozen=True)
+class _Layout:
+    """What changes only when items, gold labels or item domains are added: the sorted item ids,
+    which are gold, and each item's domain index."""
+
+    item_ids: NDArray[np.int64]
+    is_gold: NDArray[np.bool_]
+    domain: NDArray[np.int64]
+    n_domains: int
+
+
+#: Layouts by store, project and a version read per request (item count and newest id, gold
+#: count and newest id, stored domains, domain settings): a request then reads one row instead
+#: of every item and domain. ``item_domains`` drops a project's layouts when it stores domains.
+_LAYOUT_CACHE: OrderedDict[tuple[Any, ...], _Layout] = OrderedDict()
+_LAYOUT_CACHE_SIZE = 8
+_LAYOUT_LOCK = threading.Lock()
+
+
+def _layout_version(conn: sa.Connection, project: Project) -> tuple[int, ...]:
+    def scalar(fn: Any, table: Any, col: Any) -> Any:
+        return sa.select(fn(col)).select_from(table).where(table.project_id == project.id).scalar_subquery()
+
+    row = conn.execute(sa.select(
+        scalar(sa.func.count, Item, Item.id), scalar(sa.func.max, Item, Item.id),
+        scalar(sa.func.count, Gold, Gold.id), scalar(sa.func.max, Gold, Gold.id),
+        scalar(sa.func.count, ItemDomain, ItemDomain.item_id))).one()
+    return tuple(int(v or 0) for v in row)
+
+
+def _forget_layouts(project: Project) -> None:
+    with _LAYOUT_LOCK:
+        for key in [k for k in _LAYOUT_CACHE if k[1] == project.id]:
+            del _LAYOUT_CACHE[key]
+
+
+def _layout(store: Store, project: Project, settings: Settings) -> _Layout:
+    """The project's layout, from the cache while its version holds; items without a stored
+    domain are classified first (``item_domains``)."""
+    with store.engine.connect() as conn:
+        version = _layout_version(conn, project)
+    if version[4] < version[0]:
+        item_domains(store, project)
+        with store.engine.connect() as conn:
+            version = _layout_version(conn, project)
+    key = (str(store.engine.url), project.id, *version, settings.domains, settings.domain_field)
+    with _LAYOUT_LOCK:
+        hit = _LAYOUT_CACHE.get(key)
+        if hit is not None:
+            _LAYOUT_CACHE.move_to_end(key)
+            return hit
+    with store.engine.connect() as conn:
+        item_ids = np.array(conn.execute(sa.select(Item.id).where(Item.project_id == project.id)
+                                         .order_by(Item.id)).scalars().all(), dtype=np.int64)
+        gold_ids = np.array(conn.execute(sa.select(Gold.item_id).where(Gold.project_id == project.id))
+                            .scalars().all(), dtype=np.int64)
+        domains = dict(conn.execute(sa.select(ItemDomain.item_id, ItemDomain.domain)
+                                    .where(ItemDomain.project_id == project.id)).all())
+    index = {d: j for j, d in enumerate(settings.domains)}
+    layout = _Layout(item_ids, np.isin(item_ids, gold_ids),
+                     _domain_codes(item_ids, domains, index, index.get("general", len(settings.domains) - 1)),
+                     len(domains))
+    with _LAYOUT_LOCK:
+        _LAYOUT_CACHE[key] = layout
+        while len(_LAYOUT_CACHE) > _LAYOUT_CACHE_SIZE:
+            _LAYOUT_CACHE.popitem(last=False)
+    return layout
+
+
+def _label_counts(conn: sa.Connection, project: Project, item_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each item's standing human labels."""
     human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
     counts = conn.execute(sa.select(Claim.item_id, sa.func.count()).where(
         Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None), standing_claims())
         .group_by(Claim.item_id)).all()
     labels = np.zeros(item_ids.size, np.int64)
     if counts:
-        c_ids = np.array([c[0] for c in counts], dtype=np.int64)
-        labels[np.searchsorted(item_ids, c_ids)] = [c[1] for c in counts]
-    return item_ids, np.isin(item_ids, gold_ids), labels
+        ids = np.fromiter((c[0] for c in counts), np.int64, len(counts))
+        labels[np.searchsorted(item_ids, ids)] = np.fromiter((c[1] for c in counts), np.int64, len(counts))
+    return labels
+
+
+#: One refit at a time per project in this process: a request that finds the run stale while
+#: another refits goes on with the stale run and the claims since folded in (it waits only when
+#: there is no run at all), so a refit delays one request, not every tutor's.
+_REFIT_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+
+
+def _refit_lock(store: Store, project: Project) -> threading.Lock:
+    with _RUN_CACHE_LOCK:
+        return _REFIT_LOCKS.setdefault((str(store.engine.url), project.id), threading.Lock())
+
+
+def _current_run(store: Store, project: Project, n_items: int) -> tuple[Any, Watermark]:
+    """The stored truth run a request reads, refitting when it is stale (see ``_REFIT_LOCKS``)."""
+    with store.engine.connect() as conn:
+        mark = claims_watermark(conn, project_id=project.id)
+        run = latest_truth_run(conn, project_id=project.id)
+        if not _stale(conn, project, run, mark, n_items):
+            return run, mark
+    lock = _refit_lock(store, project)
+    if not lock.acquire(blocking=run is None):
+        return run, mark  # another request is refitting: the stale run plus folding in will do
+    try:
+        with store.engine.connect() as conn:  # someone may have refitted while this one waited
+            mark = claims_watermark(conn, project_id=project.id)
+            run = latest_truth_run(conn, project_id=project.id)
+            if not _stale(conn, project, run, mark, n_items):
+                return run, mark
+        resolution, _ = current_resolution(store, project)
+        assert resolution.run is not None and resolution.run.run_id is not None
+        with store.engine.connect() as conn:
+            return _run_row(conn, resolution.run.run_id), claims_watermark(conn, project_id=project.id)
+    finally:
+        lock.release()
 
 
 def _evidence(store: Store, project: Project) -> _Evidence:
     """Read everything a routing decision needs (see the module docstring for the cost)."""
     schema = project_schema(project)
     settings = get_settings(store, project)
-    domain_index = {d: j for j, d in enumerate(settings.domains)}
-    fallback = domain_index.get("general", len(settings.domains) - 1)
-    domains = item_domains(store, project)
+    layout = _layout(store, project, settings)
+    item_ids, is_gold, domain = layout.item_ids, layout.is_gold, layout.domain
     if not _single_label(schema):
         with store.engine.connect() as conn:
             tutors = _profiles(conn, project)
-            item_ids, is_gold, labels = _items(conn, project)
+            labels = _label_counts(conn, project, item_ids)
         n_dom = len(settings.domains)
-        return _Evidence(settings, [], item_ids, _domain_codes(item_ids, domains, domain_index, fallback),
-                         np.ones((item_ids.size, 1)), is_gold, labels, tutors, np.ones((len(tutors), n_dom, 1, 1)),
-                         np.zeros((len(tutors), n_dom), np.int64),
+        return _Evidence(settings, [], item_ids, domain, np.ones((item_ids.size, 1)), is_gold, labels, tutors,
+                         np.ones((len(tutors), n_dom, 1, 1)), np.zeros((len(tutors), n_dom), np.int64),
                          _declared([t.domains for t in tutors], settings.domains), single=False)
+    run, mark = _current_run(store, project, int(item_ids.size))
     with store.engine.connect() as conn:
-        mark = claims_watermark(conn, project_id=project.id)
-        run = latest_truth_run(conn, project_id=project.id)
-        stale = _stale(conn, project, run, mark)
-    if stale:
-        resolution, _ = current_resolution(store, project)
-        assert resolution.run is not None and resolution.run.run_id is not None
-    with store.engine.connect() as conn:
-        if stale:
-            run = _run_row(conn, resolution.run.run_id)
-            mark = claims_watermark(conn, project_id=project.id)
         tutors = _profiles(conn, project)
-        item_ids, is_gold, labels = _items(conn, project)
+        labels = _label_counts(conn, project, item_ids)
         human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
         new = conn.execute(sa.select(Claim.item_id, Claim.source_id, Claim.value).where(
             Claim.project_id == project.id, Claim.id > run.max_claim_id, Claim.source_id.in_(human),
             Claim.value.is_not(None), standing_claims()).order_by(Claim.id)).all()
         classes = schema.classes()
         k, n_dom = len(classes), len(settings.domains)
-        domain = _domain_codes(item_ids, domains, domain_index, fallback)
-        view = _run_view(store, conn, project, run, mark, item_ids, domain, n_dom, (settings.domains, len(domains)))
+        view = _run_view(store, conn, project, run, mark, item_ids, domain, n_dom,
+                         (settings.domains, layout.n_domains))
     posterior = np.full((item_ids.size, k), 1.0 / k)
     if view.probs is not None and view.item_ids.size:
         pos = np.minimum(np.searchsorted(view.item_ids, item_ids), view.item_ids.size - 1)
@@ -682,7 +776,7 @@ def request_work(store: Store, project: Project, tutor_name: str, now: datetime 
         raise VeritagError(f"tutor {tutor_name!r} is not active; set_tutor_active(..., True) first")
     gain, score = _pull_scores(ev, me)
     settings = ev.settings
-    with store.engine.begin() as conn:
+    with store.begin_write() as conn:
         _expire(conn, project, now)  # first statement writes: on SQLite the transaction now holds the lock
         if settings.budget is not None:
             if conn.dialect.name == "postgresql":
@@ -781,7 +875,7 @@ def submit(store: Store, project: Project, assignment_id: int, value: Any, now: 
         row = _lease_row(conn, project, assignment_id)
     _refuse(row, tutor, now)
     label = schema.normalize(value, item_text=row.text)
-    with store.engine.begin() as conn:
+    with store.begin_write() as conn:
         taken = conn.execute(sa.update(AssignmentRow).where(
             AssignmentRow.id == assignment_id, AssignmentRow.state == "leased", AssignmentRow.expires_at > now)
             .values(state="submitted"))
@@ -806,7 +900,7 @@ def undo(store: Store, project: Project, assignment_id: int, now: datetime | Non
     so undo steps back over the last answer and no further.
     """
     now = _utc(now)
-    with store.engine.begin() as conn:
+    with store.begin_write() as conn:
         row = _lease_row(conn, project, assignment_id)
         if tutor is not None and row.name != tutor:
             raise VeritagError(f"assignment {row.id} is leased to {row.name!r}, not {tutor!r}")
@@ -842,7 +936,7 @@ def release(store: Store, project: Project, assignment_id: int, now: datetime | 
     """Give a running lease back unlabeled: the item returns to the pool (not to this tutor) and
     its cost to the budget. ``reason`` (why the tutor skipped it) is kept with the lease."""
     now = _utc(now)
-    with store.engine.begin() as conn:
+    with store.begin_write() as conn:
         done = conn.execute(sa.update(AssignmentRow).where(
             AssignmentRow.id == assignment_id, AssignmentRow.project_id == project.id,
             AssignmentRow.state == "leased", AssignmentRow.expires_at > now,

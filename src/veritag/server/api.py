@@ -40,7 +40,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from ..automation.project import audit_keys
-from ..errors import VeritagError
+from ..errors import NotFound, VeritagError
 from ..routing import service as routing
 from ..schema import PairwiseSchema, parse_schema
 from ..store.engine import Store
@@ -314,10 +314,11 @@ def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Resp
     """Lease the item the caller should label next; 204 when nothing is left for them."""
     store = _store(request)
     proj = _tutor_project(store, name, user)
-    if user.username not in {t.name for t in routing.list_tutors(store, proj)}:
+    try:
+        lease = routing.request_work(store, proj, user.username)
+    except NotFound:  # the project exists (checked above): the caller is no routing tutor of it
         raise HTTPException(status_code=403, detail=f"you are not a routing tutor of project {name!r}; "
-                                                    "an admin adds you with POST /projects/{name}/tutors")
-    lease = routing.request_work(store, proj, user.username)
+                                                    "an admin adds you with POST /projects/{name}/tutors") from None
     if lease is None:
         return Response(status_code=204)
     return _lease_json(proj, lease)
@@ -346,7 +347,8 @@ def submit(name: str, lease: int, body: SubmitBody, user: Me, request: Request) 
     store = _store(request)
     proj = _tutor_project(store, name, user)
     _own_lease(store, proj, lease, user)
-    value = _from_sides(proj, lease, body.value) if proj.task_schema.get("type") == "pairwise" else body.value
+    pairwise = isinstance(parse_schema(proj.task_schema), PairwiseSchema)
+    value = _from_sides(proj, lease, body.value) if pairwise else body.value
     claim = routing.submit(store, proj, lease, value, tutor=user.username, seconds=body.seconds)
     return {"lease": lease, "claim_id": claim}
 
@@ -377,7 +379,7 @@ def undo(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
         back, value = routing.undo(store, proj, lease, tutor=user.username)
     except VeritagError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
-    if proj.task_schema.get("type") == "pairwise":
+    if isinstance(parse_schema(proj.task_schema), PairwiseSchema):
         value = _to_sides(proj, lease, value)
     return _lease_json(proj, back) | {"previous": value}
 

@@ -18,7 +18,7 @@ from .pages import router as pages_router
 from .review import pages_router as review_pages_router
 from .review import router as review_router
 
-__all__ = ["create_app", "error_status"]
+__all__ = ["app_from_env", "create_app", "error_status"]
 
 
 def error_status(exc: VeritagError) -> int:
@@ -60,3 +60,12 @@ def create_app(store: Store) -> FastAPI:
     app.include_router(review_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app over ``$VERITAG_DATABASE_URL``: what each worker process of ``veritag serve
+    --workers N`` builds (uvicorn imports it by name in every worker)."""
+    from ..config import database_url_for
+    from ..store import open_store
+
+    return create_app(open_store(database_url_for(None)))

@@ -3,57 +3,66 @@
 A request that starts one gets ``202`` and a job id at once; the work runs on the app's job
 runner and the client polls ``GET /api/v1/jobs/{id}``.
 
-Jobs are per process: they live in memory on ``app.state`` and run one at a time on a single
-worker thread, so two trainings never fight over the cores and the request threads stay free.
-A restart forgets the job records (what a finished job wrote is in the database), and a server
-run as several processes must send a client's polls to the process that took the job.
+Each process runs its jobs one at a time on a single worker thread, so two trainings never
+fight over the cores and the request threads stay free. A job's record (state, result or
+error) is kept in the database (table ``jobs``), so any process of a server run with several
+workers answers a poll, and a restart keeps the record. A job whose process died while running
+it is marked failed when a process on the same host starts (``runner`` is ``host:pid:tag``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import os
 import secrets
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from ..errors import VeritagError
+from ..store.engine import Store
+from ..store.models import Job as JobRow
 
-__all__ = ["KEEP_FINISHED", "Job", "JobRunner", "JobState", "job_runner", "lifespan"]
+__all__ = ["Job", "JobRunner", "JobState", "job_runner", "lifespan"]
 
 log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "done", "failed"]
-#: Finished jobs kept for polling; past this many the oldest finished ones are forgotten.
-KEEP_FINISHED = 1000
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+@dataclass(frozen=True)
 class Job:
-    """One job: who started it (user id), what it runs and where it stands."""
+    """One job as read from the store: who started it (user id), what it runs, where it stands."""
 
     id: str
     owner: int
     kind: str
     project: str
-    state: JobState = "queued"
-    result: Any = None
-    error: str | None = None
-    created_at: datetime = field(default_factory=_now)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    state: str
+    result: Any
+    error: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job": self.id, "kind": self.kind, "project": self.project, "state": self.state}
@@ -62,61 +71,82 @@ class Job:
         if self.state == "failed":
             out["error"] = self.error
         for name in ("created_at", "started_at", "finished_at"):
-            value = getattr(self, name)
-            out[name] = None if value is None else value.isoformat()
+            out[name] = _iso(getattr(self, name))
         return out
 
 
-class JobRunner:
-    """Runs jobs one at a time on one thread and keeps their records in memory."""
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
-    def __init__(self) -> None:
+
+class JobRunner:
+    """Runs this process's jobs one at a time on one thread; their records live in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veritag-job")
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # one per app
+        self._fail_orphans()
 
     def submit(self, work: Callable[[], Any], *, owner: int, kind: str, project: str) -> Job:
         """Queue ``work`` (which returns JSON-ready data); a ``VeritagError`` it raises fails the job
         with its message, anything else fails it with a pointer to the server log."""
-        job = Job(id=secrets.token_urlsafe(12), owner=owner, kind=kind, project=project)
-        with self._lock:
-            self._forget_old()
-            self._jobs[job.id] = job
-        self._pool.submit(self._run, job, work)
-        return dataclasses.replace(job)
+        job_id = secrets.token_urlsafe(12)
+        with self._store.engine.begin() as conn:
+            conn.execute(sa.insert(JobRow).values(id=job_id, user_id=owner, kind=kind, project=project,
+                                                  state="queued", runner=self.name))
+        self._pool.submit(self._run, job_id, work)
+        found = self.get(job_id)
+        assert found is not None
+        return found
 
     def get(self, job_id: str) -> Job | None:
-        """A snapshot of the job, so a reader never sees it half-updated."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return None if job is None else dataclasses.replace(job)
+        with self._store.engine.connect() as conn:
+            row = conn.execute(sa.select(JobRow.id, JobRow.user_id, JobRow.kind, JobRow.project, JobRow.state,
+                                         JobRow.result, JobRow.error, JobRow.created_at, JobRow.started_at,
+                                         JobRow.finished_at).where(JobRow.id == job_id)).first()
+        return None if row is None else Job(*row)
 
     def shutdown(self) -> None:
-        """Drop queued jobs and wait for the running one (work is never cut off midway)."""
+        """Drop queued jobs (marked failed) and wait for the running one (never cut off midway)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._set(sa.and_(JobRow.runner == self.name, JobRow.state == "queued"), state="failed",
+                  error="the server stopped before this job started; start it again", finished_at=_now())
 
-    def _update(self, job: Job, **changes: Any) -> None:
-        with self._lock:
-            for name, value in changes.items():
-                setattr(job, name, value)
+    def _set(self, where: Any, **values: Any) -> None:
+        with self._store.engine.begin() as conn:
+            conn.execute(sa.update(JobRow).where(where).values(**values))
 
-    def _run(self, job: Job, work: Callable[[], Any]) -> None:
-        self._update(job, state="running", started_at=_now())
+    def _run(self, job_id: str, work: Callable[[], Any]) -> None:
+        this = JobRow.id == job_id
+        self._set(this, state="running", started_at=_now())
         try:
             result = work()
         except VeritagError as exc:
-            self._update(job, state="failed", error=str(exc), finished_at=_now())
+            self._set(this, state="failed", error=str(exc), finished_at=_now())
         except Exception:
-            log.exception("job %s (%s of project %r) failed", job.id, job.kind, job.project)
-            self._update(job, state="failed", error=f"internal error in job {job.id}; see the server log",
-                         finished_at=_now())
+            log.exception("job %s failed", job_id)
+            self._set(this, state="failed", error=f"internal error in job {job_id}; see the server log",
+                      finished_at=_now())
         else:
-            self._update(job, state="done", result=result, finished_at=_now())
+            self._set(this, state="done", result=result, finished_at=_now())
 
-    def _forget_old(self) -> None:
-        finished = [j for j in self._jobs.values() if j.state in ("done", "failed")]
-        for job in sorted(finished, key=lambda j: j.created_at)[: max(0, len(finished) - KEEP_FINISHED + 1)]:
-            del self._jobs[job.id]
+    def _fail_orphans(self) -> None:
+        """Jobs left queued or running by a process of this host that is gone."""
+        host = f"{socket.gethostname()}:"
+        with self._store.engine.connect() as conn:
+            rows = conn.execute(sa.select(JobRow.id, JobRow.runner).where(
+                JobRow.state.in_(("queued", "running")), JobRow.runner.startswith(host, autoescape=True))).all()
+        dead = [r.id for r in rows if not _pid_alive(int(r.runner[len(host):].split(":")[0]))]
+        if dead:
+            self._set(JobRow.id.in_(dead), state="failed", finished_at=_now(),
+                      error="the server process running this job stopped; start it again")
 
 
 _create = threading.Lock()
@@ -129,7 +159,7 @@ def job_runner(app: FastAPI) -> JobRunner:
         with _create:
             runner = getattr(app.state, "jobs", None)
             if runner is None:
-                runner = app.state.jobs = JobRunner()
+                runner = app.state.jobs = JobRunner(app.state.store)
     return runner
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,12 +41,37 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return cfg
 
 
+#: One write lock per SQLite file in this process (see ``Store.begin_write``).
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+_SQLITE_WRITERS_LOCK = threading.Lock()
+
+
 class Store:
     """A database holding veritag projects; ``session()`` gives a transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writer: threading.Lock | None = None
+        if engine.dialect.name == "sqlite":
+            with _SQLITE_WRITERS_LOCK:
+                self._writer = _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
+
+    @contextmanager
+    def begin_write(self) -> Iterator[sa.Connection]:
+        """A transaction that will write, for the server's hot paths (lease, submit).
+
+        SQLite lets one writer in at a time and makes the others poll with growing sleeps (its
+        busy timeout), so under many concurrent tutors a write can wait far longer than the
+        writes ahead of it take. Threads of this process therefore queue on a lock instead; other
+        processes still meet SQLite's own locking. PostgreSQL needs no such lock.
+        """
+        if self._writer is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._writer, self.engine.begin() as conn:
+            yield conn
 
     @property
     def dialect(self) -> str:

@@ -27,10 +27,12 @@ __all__ = [
     "ImportRecord",
     "Item",
     "ItemDomain",
+    "Job",
     "LoginSession",
     "Membership",
     "Posterior",
     "Project",
+    "Review",
     "RoutingSettings",
     "Source",
     "SourceReliability",
@@ -401,3 +403,24 @@ class Review(Base):
     action: Mapped[str] = mapped_column(sa.String(10))
     claim_id: Mapped[int] = mapped_column(sa.ForeignKey("claims.id"))
     created_at: Mapped[datetime] = _now()
+
+
+class Job(Base):
+    """A background job of the server (migration 0008): who started it, what it runs, where it
+    stands, and which process (``host:pid:tag``) runs it. State changes; the work it does is
+    recorded elsewhere (claims, automation runs) like any other."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_runner_state", "runner", "state"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(sa.String(50))
+    project: Mapped[str] = mapped_column(sa.String(200))
+    state: Mapped[str] = mapped_column(sa.String(10))
+    result: Mapped[Any | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    runner: Mapped[str] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -170,10 +171,18 @@ def standing_claims(up_to: int | None = None) -> sa.ColumnElement[bool]:
     every reader of labels filters with this. ``up_to`` ignores retractions made after that
     claim id (a run reads the claims as they stood at its watermark).
     """
+    if up_to is None:
+        return _standing_now()
+    taken = aliased(Claim)
+    back = sa.select(taken.retracts).where(taken.retracts.is_not(None), taken.id <= up_to)
+    return sa.and_(Claim.retracts.is_(None), Claim.id.not_in(back))
+
+
+@functools.cache
+def _standing_now() -> sa.ColumnElement[bool]:
+    """``standing_claims()`` built once: routing asks for it on every request."""
     taken = aliased(Claim)
     back = sa.select(taken.retracts).where(taken.retracts.is_not(None))
-    if up_to is not None:
-        back = back.where(taken.id <= up_to)
     return sa.and_(Claim.retracts.is_(None), Claim.id.not_in(back))
 
 
