@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from .errors import LabelError, SchemaError
 
 __all__ = [
+    "ArenaSchema",
     "BaseSchema",
     "ClassificationSchema",
     "FactCheckSchema",
@@ -220,6 +221,27 @@ class PairwiseSchema(BaseSchema):
         return _as_label(raw, self.classes(), "preference")
 
 
+class ArenaSchema(PairwiseSchema):
+    """A battle between two models' responses to one prompt: A, B, tie or both bad.
+
+    The item's fields name the models (``model_a_field``, ``model_b_field``) and its metadata the
+    prompt's domain (``domain_field``); tutors see neither, only the prompt and the two responses
+    in an order drawn per lease. The ratings are computed by ``veritag.arena``.
+    """
+
+    type: Literal["arena"] = "arena"  # type: ignore[assignment]
+    model_a_field: str = "model_a"
+    model_b_field: str = "model_b"
+    domain_field: str = "domain"
+    outcomes: ClassVar[tuple[str, ...]] = ("A", "B", "tie", "both_bad")
+
+    def normalize(self, raw: Any, *, item_text: str | None = None) -> str:
+        if isinstance(raw, str):
+            key = raw.strip().lower().replace(" ", "_").replace("-", "_")
+            raw = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both_bad", "bothbad": "both_bad"}.get(key, raw)
+        return _as_label(raw, self.classes(), "preference")
+
+
 class SpanSchema(BaseSchema):
     """Labeled character ranges ``[start, end)`` over the item's text."""
 
@@ -329,6 +351,7 @@ TaskSchema = Annotated[
     | MultiLabelSchema
     | RatingSchema
     | PairwiseSchema
+    | ArenaSchema
     | SpanSchema
     | FreeTextSchema
     | FactCheckSchema,
@@ -336,7 +359,7 @@ TaskSchema = Annotated[
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(TaskSchema)
 
-TASK_TYPES = ("classification", "multilabel", "rating", "pairwise", "span", "free_text", "fact_check")
+TASK_TYPES = ("classification", "multilabel", "rating", "pairwise", "span", "free_text", "fact_check", "arena")
 
 
 def parse_schema(data: dict[str, Any] | str) -> BaseSchema:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,3 +28,13 @@ class World:
     def call(self, who: str | None, method: str, path: str, **kw: Any) -> Any:
         headers = {**(self.as_(who) if who else {}), **kw.pop("headers", {})}
         return self.client.request(method, "/api/v1" + path, headers=headers, **kw)
+
+
+def form_login(client: TestClient, who: str) -> None:
+    """Log ``client`` in as ``who`` through the login page's form (its cookie then rides along)."""
+    page = client.get("/login")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token
+    r = client.post("/login", data={"username": who, "password": PASSWORD, "login_csrf": token.group(1)},
+                    follow_redirects=False)
+    assert r.status_code == 303

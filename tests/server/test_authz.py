@@ -73,6 +73,8 @@ MATRIX = [
     ("GET", "/projects/p/review/queue", None, _expect(ana=200, rev=200, tut=403, out=403)),
     ("POST", "/projects/p/review/{plain}", lambda: {"action": "accept"}, _expect(ana=422, rev=422, tut=403, out=403)),
     ("GET", "/projects/p/dashboard", None, _expect(ana=200, rev=200, tut=403, out=403)),
+    # arena leaderboards: reviewers and admins only (tutors never see model names); p is no arena project
+    ("GET", "/projects/p/arena/leaderboard", None, _expect(ana=422, rev=422, tut=403, out=403)),
     # jobs last: they run in the background and change what the rows above read
     ("POST", "/projects/p/autolabel", lambda: {"labeler": "tfidf"}, _expect(ana=202, rev=403, tut=403, out=403)),
     ("POST", "/projects/p/automate", lambda: {"target": 0.9, "delta": 0.1}, _expect(ana=202, rev=403, tut=403, out=403)),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from server_helpers import PASSWORD
+from server_helpers import PASSWORD, form_login
 
 from veritag.automation.project import automate_project
 from veritag.routing import service as routing
@@ -137,12 +136,7 @@ def test_automation_rate_and_its_guarantee(dash: Store) -> None:
 
 
 def _login(client: TestClient, who: str) -> str:
-    page = client.get("/login")
-    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
-    assert token
-    r = client.post("/login", data={"username": who, "password": PASSWORD, "login_csrf": token.group(1)},
-                    follow_redirects=False)
-    assert r.status_code == 303
+    form_login(client, who)
     return client.get("/").text
 
 

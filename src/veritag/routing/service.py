@@ -162,8 +162,10 @@ _SETTING_NAMES = tuple(f.name for f in fields(Settings))
 
 
 def _single_label(schema: BaseSchema) -> bool:
-    """Whether answers are one class of a fixed list, so a posterior (and a gain) exists."""
-    return bool(schema.classes()) and not isinstance(schema, MultiLabelSchema)
+    """Whether items are routed by the gain on a posterior: answers are one class of a fixed list
+    and the item has one true answer. An arena battle has none (each vote is a sample of
+    preference, pooled per model pair), so it is routed like free text, by ``_arena_priority``."""
+    return bool(schema.classes()) and not isinstance(schema, MultiLabelSchema) and schema.type != "arena"
 
 
 def _settings_of(row: Any) -> Settings:
@@ -350,8 +352,10 @@ class _Evidence:
     measured: NDArray[np.int64]
     #: (tutors, domains): which domains each tutor declared.
     declared: NDArray[np.bool_]
-    #: False for free text, spans and multi-label: no posterior, so each item takes ``min_labels``.
+    #: False for free text, spans, multi-label and arena: no posterior, so each item takes ``min_labels``.
     single: bool = True
+    #: Per item, how much its answer is worth beside others (arena: the model pair's priority).
+    priority: NDArray[np.float64] | None = None
 
     def position(self, item_id: int) -> int:
         pos = int(np.searchsorted(self.item_ids, item_id))
@@ -569,7 +573,8 @@ def _evidence(store: Store, project: Project) -> _Evidence:
         n_dom = len(settings.domains)
         return _Evidence(settings, [], item_ids, domain, np.ones((item_ids.size, 1)), is_gold, labels, tutors,
                          np.ones((len(tutors), n_dom, 1, 1)), np.zeros((len(tutors), n_dom), np.int64),
-                         _declared([t.domains for t in tutors], settings.domains), single=False)
+                         _declared([t.domains for t in tutors], settings.domains), single=False,
+                         priority=_arena_priority(store, project, schema, item_ids))
     run, mark = _current_run(store, project, int(item_ids.size))
     with store.engine.connect() as conn:
         tutors = _profiles(conn, project)
@@ -593,6 +598,17 @@ def _evidence(store: Store, project: Project) -> _Evidence:
     confusion, n_measured = _skill(view, np.array([t.source_id for t in tutors], np.int64), declared, k)
     return _Evidence(settings, classes, item_ids, domain, posterior, is_gold, labels, tutors, confusion, n_measured,
                      declared)
+
+
+def _arena_priority(store: Store, project: Project, schema: BaseSchema,
+                    item_ids: NDArray[np.int64]) -> NDArray[np.float64] | None:
+    """Active battle selection: for an arena project, each battle's worth is how much one more
+    vote on its model pair would reduce the leaderboard's ranking uncertainty."""
+    if schema.type != "arena":
+        return None
+    from ..arena.priority import item_priority
+
+    return item_priority(store, project, item_ids)
 
 
 def _domain_codes(item_ids: NDArray[np.int64], domains: dict[int, str], index: dict[str, int],
@@ -740,10 +756,11 @@ def _pull_scores(ev: _Evidence, me: int) -> tuple[NDArray[np.float64], NDArray[n
     """Per item: the tutor's gain, and its score (gain per cost, times its share of the best active
     tutor's gain per cost); -inf score where the tutor is useless in the item's domain. Without a
     posterior (``ev.single`` false) the gain is 0 and a tutor prefers items in their declared
-    domains, cheaper tutors first."""
+    domains, cheaper tutors first, weighted by the item's priority where there is one (arena)."""
     if not ev.single:
         mine = ev.declared[me][ev.domain] if ev.declared[me].any() else np.ones(ev.domain.size, bool)
-        return np.zeros(ev.domain.size), np.where(mine, 2.0, 1.0) / ev.tutors[me].cost
+        score = np.where(mine, 2.0, 1.0) / ev.tutors[me].cost
+        return np.zeros(ev.domain.size), score if ev.priority is None else score * ev.priority
     active = np.array([t.active for t in ev.tutors], dtype=bool)
     cost = np.array([t.cost for t in ev.tutors])
     gain = expected_gain(ev.posterior, ev.confusion[active], ev.domain)

@@ -18,8 +18,9 @@ GET  .../routing                reviewer or admin of the project
 ==============================  ========================================================
 
 A tutor's lease never says whether the item is a gold check, so gold checks stay blind. A
-pairwise lease shows the two responses as ``left`` and ``right`` in an order drawn per lease,
-without the item's other fields (model names), and takes ``left``/``right``/``tie`` back.
+pairwise (or arena) lease shows the two responses as ``left`` and ``right`` in an order drawn per
+lease, without the item's other fields or its external id (either may name the models), and
+takes ``left``/``right``/``tie`` back.
 
 The other routes under ``/api/v1`` live beside this module: project operations (import, export,
 status, resolve, autolabel and automate jobs, queue, reports) in ``api_ops``, the reviewer's queue
@@ -303,8 +304,8 @@ def _lease_json(project: Project, lease: routing.Assignment) -> dict[str, Any]:
     out = {"lease": lease.id, "item_id": lease.item_id, "external_id": lease.external_id, "text": lease.text,
            "data": lease.data, "domain": lease.domain, "cost": lease.cost, "type": schema.type,
            "leased_at": lease.leased_at.isoformat(), "expires_at": lease.expires_at.isoformat()}
-    if isinstance(schema, PairwiseSchema):
-        out["data"] = None
+    if isinstance(schema, PairwiseSchema):  # external ids of battles often name the models
+        out["data"], out["external_id"] = None, None
         out["pair"] = _pair_view(project, schema, lease.id, lease.data)
     return out
 
@@ -406,7 +407,8 @@ def item(name: str, item_id: int, user: Me, request: Request) -> dict[str, Any]:
         out = {"id": row.id, "external_id": row.external_id, "text": row.text, "data": row.data}
         schema = parse_schema(proj.task_schema)
         if role == "tutor" and isinstance(schema, PairwiseSchema):
-            out["data"], out["pair"] = None, _pair_view(proj, schema, held, row.data)
+            out["data"], out["external_id"] = None, None
+            out["pair"] = _pair_view(proj, schema, held, row.data)
         if role != "tutor":
             out["meta"] = row.meta
         return out

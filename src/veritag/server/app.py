@@ -13,6 +13,8 @@ from ..errors import AlreadyExists, InputError, LabelError, NotFound, SchemaErro
 from ..store.engine import Store
 from .api import router
 from .api_ops import router as ops_router
+from .arena import pages_router as arena_pages_router
+from .arena import router as arena_router
 from .pages import STATIC_DIR
 from .pages import router as pages_router
 from .review import pages_router as review_pages_router
@@ -56,6 +58,8 @@ def create_app(store: Store) -> FastAPI:
     app.include_router(router)
     app.include_router(ops_router)
     app.include_router(review_router)
+    app.include_router(arena_router)
+    app.include_router(arena_pages_router)  # before review's /p/{name}/plots/{plot}.svg, which it narrows
     app.include_router(pages_router)
     app.include_router(review_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -210,14 +210,16 @@ def label_page(name: str, request: Request) -> Response:
     user, csrf, store, proj = entry
     schema = parse_schema(proj.task_schema)
     choices: list[dict[str, str]]
-    if schema.type == "pairwise":  # the server hides which response is A: the page says left and right
+    if schema.type in ("pairwise", "arena"):  # the server hides which response is A: the page says left and right
         choices = [{"value": "left", "text": "Left is better"}, {"value": "right", "text": "Right is better"},
                    {"value": "tie", "text": "Tie"}]
+        if schema.type == "arena":
+            choices.append({"value": "both_bad", "text": "Both bad"})
     elif schema.type in SINGLE_LABEL or schema.type in ("multilabel", "span"):
         choices = [{"value": c, "text": c} for c in (schema.classes() or getattr(schema, "labels", []))]
     else:
         choices = []
-    supported = schema.type in SINGLE_LABEL or schema.type in ("multilabel", "span", "free_text")
+    supported = schema.type in SINGLE_LABEL or schema.type in ("arena", "multilabel", "span", "free_text")
     return _page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
                  supported=supported, choices=choices, schema=schema, instructions=schema.instructions,
                  schema_json=schema.model_dump_json(),

@@ -11,6 +11,7 @@ from .agreement import (
     krippendorff_alpha,
     pairwise_cohen_kappa,
 )
+from .arena import OUTCOMES, BradleyTerry, Leaderboard, leaderboard, pair_priority
 from .claims import Claims
 from .engine import ENGINE_VERSION, METHODS, ConvergenceWarning, TruthResult, fit_truth
 from .estimators import DawidSkene, MajorityVote, OneCoinDawidSkene, WeightedVote
@@ -21,11 +22,14 @@ from .voting import VoteResult, majority_vote, multilabel_vote
 __all__ = [
     "ENGINE_VERSION",
     "METHODS",
+    "OUTCOMES",
+    "BradleyTerry",
     "ClaimIssues",
     "Claims",
     "ConvergenceWarning",
     "DawidSkene",
     "ItemIssues",
+    "Leaderboard",
     "MajorityVote",
     "OneCoinDawidSkene",
     "Reliability",
@@ -39,8 +43,10 @@ __all__ = [
     "fleiss_kappa_table",
     "item_issues",
     "krippendorff_alpha",
+    "leaderboard",
     "majority_vote",
     "multilabel_vote",
+    "pair_priority",
     "pairwise_cohen_kappa",
     "source_reliability",
 ]

@@ -1,5 +1,5 @@
 // The tutor's labeling page: lease an item, answer it with the keyboard or mouse, submit.
-// Handles every task type: classification, rating, pairwise and fact_check (one choice by digit),
+// Handles every task type: classification, rating, pairwise, arena and fact_check (one choice by digit),
 // multilabel (digits toggle), span (select text, a digit labels it) and free_text (a text area).
 // Item text and data are only ever set with textContent (DOM nodes built here), never parsed as HTML.
 (function () {
@@ -10,7 +10,10 @@
   var base = "/api/v1/projects/" + encodeURIComponent(root.dataset.project);
   var schema = JSON.parse(root.dataset.schema || "{}");
   var type = schema.type;
-  var SINGLE = type === "classification" || type === "rating" || type === "pairwise" || type === "fact_check";
+  // An arena battle is a pairwise item with a fourth answer (both bad); its item id names the models,
+  // so the page never shows it.
+  var PAIR = type === "pairwise" || type === "arena";
+  var SINGLE = type === "classification" || type === "rating" || PAIR || type === "fact_check";
 
   function $(id) { return document.getElementById(id); }
   var buttons = Array.prototype.slice.call(document.querySelectorAll("#labels .label"));
@@ -251,6 +254,7 @@
     var n = buttons.length;
     switch (type) {
       case "pairwise": return "Which response is better? 1 left, 2 right, 3 tie; then Enter.";
+      case "arena": return "Which response is better? 1 left, 2 right, 3 tie, 4 both bad; then Enter.";
       case "multilabel": return "Turn labels on or off with 1–" + n + ", then Enter.";
       case "span": return "Select text with the mouse, then press 1–" + n + " to label it; Enter submits.";
       case "free_text": return "Write your answer; Ctrl+Enter submits.";
@@ -293,7 +297,7 @@
       setStatus("Nothing left for you to label in this project. Come back later.");
       return;
     }
-    if (type === "pairwise") {
+    if (PAIR) {
       var pair = next.pair || {};
       $("pair-prompt").textContent = pair.prompt !== undefined && pair.prompt !== null ? String(pair.prompt) : (next.text || "");
       $("pair-left").textContent = pair.left !== undefined && pair.left !== null ? String(pair.left) : "";
@@ -308,7 +312,7 @@
     if (undone) { preselect(next.previous); }
     if (type === "span") { renderSpans(); }
     if (type === "free_text") { count(); }
-    var meta = ["item " + next.external_id];
+    var meta = next.external_id === null || next.external_id === undefined ? [] : ["item " + next.external_id];
     if (next.domain) { meta.push(next.domain); }
     if (next.expires_at) { meta.push("lease until " + new Date(next.expires_at).toLocaleTimeString()); }
     $("item-meta").textContent = meta.join(" · ");

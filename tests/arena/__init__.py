@@ -1,0 +1,1 @@
+"""Arena projects (a package: tests/io has a test_import.py too)."""
