@@ -126,6 +126,8 @@ def test_errors(sqlite_store: Store, tmp_path: Path) -> None:
         automate_project(sqlite_store, project, target=0.9, delta=0.05, audit_rate=0.0)
     with pytest.raises(VeritagError, match="no model source named"):
         automate_project(sqlite_store, project, target=0.9, delta=0.05, model="gpt")
+    with pytest.raises(VeritagError, match="no item of project .* has the metadata field 'chanel'"):
+        automate_project(sqlite_store, project, target=0.9, delta=0.05, slice_field="chanel")
     free = make_project(sqlite_store, "free", {"type": "free_text"})
     with pytest.raises(VeritagError, match="categorical"):
         automate_project(sqlite_store, free, target=0.9, delta=0.05)

@@ -28,7 +28,7 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from ..errors import NotFound, VeritagError
+from ..errors import InputError, NotFound, VeritagError
 from ..resolve import HumanLabels, ProjectClaims, human_labels, load_project_claims
 from ..schema import MultiLabelSchema, canonical_json
 from ..store.engine import Store
@@ -201,6 +201,9 @@ def load_evidence(store: Store, project: Project, *, model: str | None = None,
         codes = np.zeros(item_ids.size, dtype=np.int64)
     else:
         values = np.array([_slice_value(r[2], slice_field) for r in rows], dtype=object)
+        if values.size and (values == MISSING_SLICE).all():
+            raise InputError(f"no item of project {project.name!r} has the metadata field {slice_field!r} to "
+                             "slice by; import it as metadata (veritag import --meta) or leave --slice out")
         uniq, codes = np.unique(values, return_inverse=True) if values.size else (np.zeros(0, object),
                                                                                     np.zeros(0, np.int64))
         names = tuple(str(v) for v in uniq)

@@ -232,7 +232,8 @@ def _tutor(tutors: Sequence[TutorProfile], project: Project, name: str) -> Tutor
     for t in tutors:
         if t.name == name:
             return t
-    raise NotFound(f"project {project.name!r} has no tutor named {name!r}; add one with add_tutor")
+    raise NotFound(f"project {project.name!r} has no tutor named {name!r}; add one with "
+                   f"'veritag tutor {project.name} NAME' or POST /api/v1/projects/{project.name}/tutors")
 
 
 def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[str] = (), cost: float = 1.0,
@@ -790,7 +791,8 @@ def request_work(store: Store, project: Project, tutor_name: str, now: datetime 
     me = ev.tutors.index(_tutor(ev.tutors, project, tutor_name))
     tutor = ev.tutors[me]
     if not tutor.active:
-        raise VeritagError(f"tutor {tutor_name!r} is not active; set_tutor_active(..., True) first")
+        raise VeritagError(f"tutor {tutor_name!r} is not active; switch them on with "
+                           f"'veritag tutor {project.name} {tutor_name} --active' first")
     gain, score = _pull_scores(ev, me)
     settings = ev.settings
     with store.begin_write() as conn:

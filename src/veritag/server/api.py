@@ -30,8 +30,6 @@ checks every route against every role.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -60,6 +58,7 @@ from .auth import (
     revoke_token,
     start_login,
 )
+from .common import json_ready, request_store
 
 __all__ = ["router"]
 
@@ -68,25 +67,6 @@ router = APIRouter(prefix="/api/v1")
 Me = Annotated[Principal, Depends(current_user)]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 Role = Literal["admin", "reviewer", "tutor"]
-
-
-def _store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: dataclasses and tuples become dicts and lists, NaN and infinities become null."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def _project_json(project: Project, role: str, counts: dict[str, int] | None = None) -> dict[str, Any]:
@@ -107,7 +87,7 @@ class LoginBody(BaseModel):
 @router.post("/login")
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     """Check the password; set the session cookie and return the CSRF token for ``X-CSRF-Token``."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         user = authenticate(session, body.username, body.password)
         if user is None:
             raise HTTPException(status_code=401, detail="wrong username or password")
@@ -120,7 +100,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
 @router.post("/logout", status_code=204)
 def logout(user: Me, request: Request, response: Response) -> Response:
     """End the cookie's session (a bearer token stays valid; revoke tokens separately)."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         end_login(session, request.cookies.get(COOKIE))
     out = Response(status_code=204)
     out.delete_cookie(COOKIE, path="/")
@@ -132,7 +112,7 @@ def logout(user: Me, request: Request, response: Response) -> Response:
 
 @router.get("/me")
 def me(user: Me, request: Request) -> dict[str, Any]:
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         rows = session.execute(sa.select(Project.name, Membership.role).join(Membership, Membership.project_id == Project.id)
                                .where(Membership.user_id == user.id).order_by(Project.name)).all()
     return {"id": user.id, "username": user.username, "role": user.role, "auth": user.via,
@@ -147,7 +127,7 @@ class UserBody(BaseModel):
 
 @router.post("/users", status_code=201)
 def add_user(body: UserBody, admin: Admin, request: Request) -> dict[str, Any]:
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         user = create_user(session, username=body.username, password=body.password, role=body.role)
         return {"id": user.id, "username": user.username, "role": user.role}
 
@@ -159,27 +139,27 @@ class TokenBody(BaseModel):
 @router.post("/tokens", status_code=201)
 def add_token(user: Me, request: Request, body: TokenBody | None = None) -> dict[str, Any]:
     """A new API token for the caller; the secret is in this answer only."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         row, secret = new_token(session, session.get_one(User, user.id), (body or TokenBody()).name)
         return {"id": row.id, "name": row.name, "token": secret}
 
 
 def _token_json(row: ApiToken) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "created_at": _plain(row.created_at),
-            "last_used_at": _plain(row.last_used_at), "revoked": row.revoked}
+    return {"id": row.id, "name": row.name, "created_at": json_ready(row.created_at),
+            "last_used_at": json_ready(row.last_used_at), "revoked": row.revoked}
 
 
 @router.get("/tokens")
 def tokens(user: Me, request: Request) -> list[dict[str, Any]]:
     """The caller's API tokens (names and use, never secrets)."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         return [_token_json(t) for t in list_tokens(session, user.id)]
 
 
 @router.delete("/tokens/{token_id}")
 def revoke(token_id: int, user: Me, request: Request) -> dict[str, Any]:
     """Revoke one of the caller's tokens (a global admin may revoke anyone's); it stops working at once."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         return _token_json(revoke_token(session, token_id, None if user.role == "admin" else user.id))
 
 
@@ -188,7 +168,7 @@ def revoke(token_id: int, user: Me, request: Request) -> dict[str, Any]:
 
 @router.get("/projects")
 def projects(user: Me, request: Request) -> list[dict[str, Any]]:
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         if user.role == "admin":
             return [_project_json(p, "admin") for p in list_projects(session)]
         rows = session.execute(sa.select(Project, Membership.role).join(Membership, Membership.project_id == Project.id)
@@ -204,14 +184,14 @@ class ProjectBody(BaseModel):
 
 @router.post("/projects", status_code=201)
 def add_project(body: ProjectBody, admin: Admin, request: Request) -> dict[str, Any]:
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         project = create_project(session, name=body.name, schema=body.schema_, description=body.description)
         return _project_json(project, "admin")
 
 
 @router.get("/projects/{name}")
 def project(name: str, user: Me, request: Request) -> dict[str, Any]:
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         proj, role = project_access(session, name, user)
         return _project_json(proj, role, project_counts(session, project_id=proj.id))
 
@@ -224,7 +204,7 @@ class MemberBody(BaseModel):
 @router.post("/projects/{name}/members")
 def add_member(name: str, body: MemberBody, user: Me, request: Request, response: Response) -> dict[str, Any]:
     """Make a user a member of the project with a role (or change their role)."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         proj, _ = project_access(session, name, user, ("admin",))
         member = session.scalar(sa.select(User).where(User.username == body.username))
         if member is None:
@@ -247,7 +227,7 @@ class TutorBody(BaseModel):
 @router.post("/projects/{name}/tutors", status_code=201)
 def add_tutor(name: str, body: TutorBody, user: Me, request: Request) -> dict[str, Any]:
     """Make a tutor member a routing tutor (declared domains, cost per label); they label under their username."""
-    store = _store(request)
+    store = request_store(request)
     with store.session() as session:
         proj, _ = project_access(session, name, user, ("admin",))
         role = session.scalar(sa.select(Membership.role).join(User, User.id == Membership.user_id)
@@ -313,7 +293,7 @@ def _lease_json(project: Project, lease: routing.Assignment) -> dict[str, Any]:
 @router.post("/projects/{name}/work", response_model=None)
 def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Response:
     """Lease the item the caller should label next; 204 when nothing is left for them."""
-    store = _store(request)
+    store = request_store(request)
     proj = _tutor_project(store, name, user)
     try:
         lease = routing.request_work(store, proj, user.username)
@@ -345,7 +325,7 @@ class SubmitBody(BaseModel):
 def submit(name: str, lease: int, body: SubmitBody, user: Me, request: Request) -> dict[str, Any]:
     """Answer a lease; the value is checked against the project's schema (422 with the reason).
     A pairwise answer may be ``left``/``right``/``tie`` as the lease showed the responses."""
-    store = _store(request)
+    store = request_store(request)
     proj = _tutor_project(store, name, user)
     _own_lease(store, proj, lease, user)
     pairwise = isinstance(parse_schema(proj.task_schema), PairwiseSchema)
@@ -362,7 +342,7 @@ class ReleaseBody(BaseModel):
 def release(name: str, lease: int, user: Me, request: Request, body: ReleaseBody | None = None) -> dict[str, Any]:
     """Give a lease back unanswered (a skip, with the tutor's reason): the item returns to the pool,
     not to the caller."""
-    store = _store(request)
+    store = request_store(request)
     proj = _tutor_project(store, name, user)
     _own_lease(store, proj, lease, user)
     routing.release(store, proj, lease, tutor=user.username, reason=(body or ReleaseBody()).reason)
@@ -373,7 +353,7 @@ def release(name: str, lease: int, user: Me, request: Request, body: ReleaseBody
 def undo(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
     """Take back the caller's last answer while its lease holds (409 otherwise): the claim stays in
     the history with a retraction after it, and the lease runs again; ``previous`` is the answer."""
-    store = _store(request)
+    store = request_store(request)
     proj = _tutor_project(store, name, user)
     _own_lease(store, proj, lease, user)
     try:
@@ -391,7 +371,7 @@ def undo(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
 @router.get("/projects/{name}/items/{item_id}")
 def item(name: str, item_id: int, user: Me, request: Request) -> dict[str, Any]:
     """An item as data. A tutor sees only an item leased to them right now (404 otherwise)."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         proj, role = project_access(session, name, user)
         row = session.scalar(sa.select(Item).where(Item.id == item_id, Item.project_id == proj.id))
         if row is not None and role == "tutor":
@@ -417,7 +397,7 @@ def item(name: str, item_id: int, user: Me, request: Request) -> dict[str, Any]:
 @router.get("/projects/{name}/routing")
 def routing_status(name: str, user: Me, request: Request) -> dict[str, Any]:
     """Where routing stands: items done and pending, leases, budget, each tutor's skill per domain."""
-    store = _store(request)
+    store = request_store(request)
     with store.session() as session:
         proj, _ = project_access(session, name, user, ("reviewer", "admin"))
-    return _plain(routing.routing_status(store, proj))  # type: ignore[no-any-return]
+    return json_ready(routing.routing_status(store, proj))  # type: ignore[no-any-return]

@@ -54,8 +54,9 @@ from ..store.queries import (
     source_names,
 )
 from . import jobs
-from .api import Me, _plain, _store
+from .api import Me
 from .auth import Principal, project_access
+from .common import json_ready, request_store
 
 __all__ = ["MAX_UPLOAD_BYTES", "REPORT_CSP", "router"]
 
@@ -218,7 +219,7 @@ async def import_upload(name: str, user: Me, request: Request) -> Any:
     unread (413). A file with bad rows is refused whole (422, each row's file and line) unless
     ``skip_invalid`` keeps the good ones and lists the bad.
     """
-    store = _store(request)
+    store = request_store(request)
     proj = await run_in_threadpool(_access, store, name, user, ("admin",))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + _FORM_OVERHEAD:
@@ -256,7 +257,7 @@ def export(name: str, user: Me, request: Request,
            method: Annotated[str | None, Query(description="Resolve with this method if no stored run is current")] = None,
            ) -> FileResponse:
     """The project as a file download, as ``veritag export`` writes it (``hf``: the folder, zipped)."""
-    store = _store(request)
+    store = request_store(request)
     proj = _access(store, name, user, READERS)
     if format not in EXPORT_FORMATS:
         raise HTTPException(status_code=422, detail=f"unknown export format {format!r}; "
@@ -286,7 +287,7 @@ def status(name: str, user: Me, request: Request) -> dict[str, Any]:
     """What ``veritag status NAME --json`` prints: counts, imports, the latest resolution and automation."""
     from ..automation.project import latest_automation_run, run_summary
 
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         proj, role = project_access(session, name, user)
         row = {"project": proj.name, "task": project_schema(proj).type, **project_counts(session, project_id=proj.id)}
         auto_run = latest_automation_run(session.connection(), proj.id)
@@ -298,7 +299,7 @@ def status(name: str, user: Me, request: Request) -> dict[str, Any]:
                     "gold": r.gold_added, "skipped": r.rows_skipped, "at": r.created_at.isoformat()}
                    for r in session.scalars(sa.select(ImportRecord).where(ImportRecord.project_id == proj.id)
                                             .order_by(ImportRecord.id))]
-    return _plain({"project": row, "role": role, "imports": imports, "resolution": resolution,  # type: ignore[no-any-return]
+    return json_ready({"project": row, "role": role, "imports": imports, "resolution": resolution,  # type: ignore[no-any-return]
                    "automation": None if auto_run is None else run_summary(auto_run)})
 
 
@@ -314,7 +315,7 @@ def resolve(name: str, user: Me, request: Request, body: ResolveBody | None = No
     """Resolve one label per item from all claims and store the run (``veritag resolve --project``)."""
     method = (body or ResolveBody()).method
     _check_method(method)
-    store = _store(request)
+    store = request_store(request)
     proj = _access(store, name, user, READERS)
     resolution = resolve_and_store(store, proj, method)
     with store.engine.connect() as conn:
@@ -323,7 +324,7 @@ def resolve(name: str, user: Me, request: Request, body: ResolveBody | None = No
     assert run is not None
     counts = resolution.basis_counts()
     sources = [{"source": n, "kind": kind, "claims": claims, "accuracy": acc} for n, kind, claims, acc in rows]
-    return _plain({  # type: ignore[no-any-return]
+    return json_ready({  # type: ignore[no-any-return]
         "run": run.run_id, "method": run.method, "requested_method": method, "engine_version": run.engine_version,
         "open_ended": run.method == OPEN_METHOD, "iterations": run.n_iter, "converged": run.converged,
         "items": int(resolution.item_ids.size), "from": counts, "sources": sources})
@@ -353,11 +354,11 @@ def autolabel(name: str, body: AutolabelBody, user: Me, request: Request, respon
     if body.labeler not in LABELER_NAMES:
         raise HTTPException(status_code=422, detail=f"unknown labeler {body.labeler!r}; "
                                                     f"choose one of {', '.join(LABELER_NAMES)}")
-    store = _store(request)
+    store = request_store(request)
     proj = _access(store, name, user, ("admin",))
 
     def work() -> Any:
-        return _plain(autolabel_project(store, proj, labeler=body.labeler, fields=body.fields, folds=body.folds,
+        return json_ready(autolabel_project(store, proj, labeler=body.labeler, fields=body.fields, folds=body.folds,
                                         seed=body.seed))
 
     job = jobs.job_runner(request.app).submit(work, owner=user.id, kind="autolabel", project=proj.name)
@@ -382,14 +383,14 @@ def automate(name: str, body: AutomateBody, user: Me, request: Request, response
     ``veritag automate --json``)."""
     from ..automation.project import automate_project
 
-    store = _store(request)
+    store = request_store(request)
     proj = _access(store, name, user, ("admin",))
 
     def work() -> Any:
         result = automate_project(store, proj, target=body.target, delta=body.delta, model=body.model,
                                   slice_field=body.slice, audit_rate=body.audit_rate, min_audit=body.min_audit,
                                   simultaneous=body.simultaneous, seed=body.seed)
-        return _plain({**dataclasses.asdict(result), "automation_rate": result.automation_rate})
+        return json_ready({**dataclasses.asdict(result), "automation_rate": result.automation_rate})
 
     job = jobs.job_runner(request.app).submit(work, owner=user.id, kind="automate", project=proj.name)
     return _started(response, job)
@@ -413,7 +414,7 @@ def queue(name: str, user: Me, request: Request,
     """The items that still need a human after an automation run, audit first (``--queue-out``)."""
     from ..automation.project import latest_automation_run, queue_rows
 
-    store = _store(request)
+    store = request_store(request)
     proj = _access(store, name, user, READERS)
     if run is None:
         with store.engine.connect() as conn:
@@ -430,7 +431,7 @@ def queue(name: str, user: Me, request: Request,
 # --- reports -------------------------------------------------------------------------------------
 
 
-def _page(html: str) -> HTMLResponse:
+def render_page(html: str) -> HTMLResponse:
     out = HTMLResponse(html)
     out.headers["Content-Security-Policy"] = REPORT_CSP
     return out
@@ -450,12 +451,12 @@ def quality_report(name: str, user: Me, request: Request, format: Format = "html
     from ..report.project import project_report
 
     _check_method(method)
-    store = _store(request)
+    store = request_store(request)
     proj = _access(store, name, user, READERS)
     built, warned = project_report(store, proj, method=method, domain=domain, top=top)
     if format == "json":
         return {"report": built.to_dict(), "warnings": warned}
-    return _page(render_html(built, title=f"veritag report: {proj.name}"))
+    return render_page(render_html(built, title=f"veritag report: {proj.name}"))
 
 
 @router.get("/projects/{name}/reports/automation", response_model=None)
@@ -466,7 +467,7 @@ def automation_report(name: str, user: Me, request: Request, format: Format = "h
     from ..report.automation import build_automation_report, render_automation_html
     from ..report.project import automation_audit_data
 
-    store = _store(request)
+    store = request_store(request)
     proj = _access(store, name, user, READERS)
     data, current = automation_audit_data(store, proj, run_id=run)
     with warnings.catch_warnings():
@@ -475,4 +476,4 @@ def automation_report(name: str, user: Me, request: Request, format: Format = "h
     if format == "json":
         stale = [] if current else [STALE_AUDIT]
         return {"report": built.to_dict(), "current": current, "warnings": stale}
-    return _page(render_automation_html(built, title=f"veritag automation audit: {proj.name}"))
+    return render_page(render_automation_html(built, title=f"veritag automation audit: {proj.name}"))

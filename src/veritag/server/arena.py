@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ..errors import VeritagError
 from ..store.models import Project
-from .api import _plain, _store
 from .auth import Principal, current_user, project_access
-from .pages import _page, _project_page
+from .common import json_ready, request_store
+from .pages import project_page, render_page
 
 __all__ = ["interval_svg", "pages_router", "router"]
 
@@ -40,7 +40,7 @@ def _board(request: Request, proj: Project, domain: str | None, ties: str, inter
            weighted: bool) -> dict[str, Any]:
     from ..arena import project_domains, project_leaderboard
 
-    store = _store(request)
+    store = request_store(request)
     domain = domain or None
     board = project_leaderboard(store, proj, domain=domain, ties=ties, interval=interval, rounds=rounds,
                                 weighted=weighted)
@@ -54,9 +54,9 @@ def leaderboard(name: str, user: Me, request: Request, domain: str | None = None
                 weighted: bool = True) -> dict[str, Any]:
     """The project's models ranked (Bradley-Terry, 95% intervals), over every domain or one;
     ``weighted`` weighs each vote by its tutor's reliability."""
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         proj, _ = project_access(session, name, user, READERS)
-    return _plain(_board(request, proj, domain, ties, interval, rounds, weighted))  # type: ignore[no-any-return]
+    return json_ready(_board(request, proj, domain, ties, interval, rounds, weighted))  # type: ignore[no-any-return]
 
 
 # --- the page and its plot -----------------------------------------------------------------------
@@ -104,7 +104,7 @@ _NOTHING = ('<svg xmlns="http://www.w3.org/2000/svg" width="420" height="60" vie
 def arena_plot(name: str, request: Request, domain: str | None = None) -> Response:
     """The board's intervals as an SVG file, for ``<img>`` under the page's CSP (it runs nothing)."""
     user = current_user(request)
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         proj, _ = project_access(session, name, user, READERS)
     try:
         svg = interval_svg(_board(request, proj, domain, "half", "bootstrap", 100, True)["models"])
@@ -118,7 +118,7 @@ def arena_plot(name: str, request: Request, domain: str | None = None) -> Respon
 @pages_router.get("/p/{name}/arena", response_model=None)
 def arena_page(name: str, request: Request, domain: str | None = None) -> Response:
     """The leaderboard page (reviewer, admin): a table per the chosen domain and the interval plot."""
-    entry = _project_page(request, name, READERS)
+    entry = project_page(request, name, READERS)
     if isinstance(entry, Response):
         return entry
     user, csrf, _, proj = entry
@@ -132,8 +132,8 @@ def arena_page(name: str, request: Request, domain: str | None = None) -> Respon
         from ..arena import project_domains
 
         try:
-            domains = project_domains(_store(request), proj)
+            domains = project_domains(request_store(request), proj)
         except VeritagError:
             domains = []
-    return _page("arena.html", status_code=200, user=user, csrf=csrf, project=proj.name, board=board, note=note,
+    return render_page("arena.html", status_code=200, user=user, csrf=csrf, project=proj.name, board=board, note=note,
                  domain=domain or "", domains=domains)

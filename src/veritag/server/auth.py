@@ -30,9 +30,9 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
-from ..store.engine import Store
 from ..store.models import ApiToken, LoginSession, Membership, Project, User
 from ..store.queries import ROLES, verify_password
+from .common import request_store
 
 __all__ = [
     "COOKIE",
@@ -80,10 +80,6 @@ class Principal:
     username: str
     role: str
     via: str
-
-
-def _store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
 
 
 def _unauthorized(detail: str = "authentication required: log in or send 'Authorization: Bearer vt_...'") -> HTTPException:
@@ -171,7 +167,7 @@ def current_user(request: Request) -> Principal:
     now = datetime.now(UTC)
     header = request.headers.get("Authorization")
     cookie = request.cookies.get(COOKIE)
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         if header:
             return _bearer(session, header, now)
         if cookie:

@@ -39,6 +39,7 @@ from .auth import (
     project_access,
     start_login,
 )
+from .common import request_store
 
 __all__ = ["CSP", "STATIC_DIR", "router"]
 
@@ -60,11 +61,7 @@ _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
 router = APIRouter(include_in_schema=False)
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
-
-
-def _page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render_page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     out = HTMLResponse(_env.get_template(name).render(**context), status_code=status_code)
     out.headers["Content-Security-Policy"] = CSP
     out.headers["Cache-Control"] = "no-store"
@@ -81,7 +78,7 @@ def _session_user(request: Request) -> tuple[Principal, str] | None:
     if not cookie:
         return None
     digest = hash_secret(cookie)
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         row = session.execute(sa.select(LoginSession, User).join(User, User.id == LoginSession.user_id)
                               .where(LoginSession.id == digest, LoginSession.expires_at > datetime.now(UTC))).first()
     if row is None or not hmac.compare_digest(row[0].id, digest):
@@ -96,17 +93,17 @@ def _check_form_csrf(sent: str, expected: str) -> None:
 
 
 def _error(user: Principal, csrf: str, exc: HTTPException) -> HTMLResponse:
-    return _page("error.html", exc.status_code, user=user, csrf=csrf, message=exc.detail)
+    return render_page("error.html", exc.status_code, user=user, csrf=csrf, message=exc.detail)
 
 
-def _project_page(request: Request, name: str, roles: tuple[str, ...]) -> Response | tuple[Principal, str, Any, Any]:
+def project_page(request: Request, name: str, roles: tuple[str, ...]) -> Response | tuple[Principal, str, Any, Any]:
     """What a project page starts with: the logged-in user, their CSRF token, the store and the
     project, or the response that ends the request (to the login page, or a 403/404 page)."""
     who = _session_user(request)
     if who is None:
         return _to_login()
     user, csrf = who
-    store = _store(request)
+    store = request_store(request)
     try:
         with store.session() as session:
             proj, _ = project_access(session, name, user, roles)
@@ -120,7 +117,7 @@ def _project_page(request: Request, name: str, roles: tuple[str, ...]) -> Respon
 
 def _login_form(request: Request, error: str = "", username: str = "", status_code: int = 200) -> HTMLResponse:
     token = secrets.token_urlsafe(32)
-    out = _page("login.html", status_code, error=error, username=username, login_csrf=token)
+    out = render_page("login.html", status_code, error=error, username=username, login_csrf=token)
     out.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
                    secure=request.url.scheme == "https")
     return out
@@ -140,7 +137,7 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(login_csrf.encode("utf-8"), expected.encode("utf-8")):
         return _login_form(request, "The form expired; please try again.", username, 403)
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         user = authenticate(session, username, password)
         if user is None:
             return _login_form(request, "Wrong username or password.", username, 401)
@@ -157,7 +154,7 @@ def logout_submit(request: Request, csrf_token: str = Form("")) -> Response:
     who = _session_user(request)
     if who is not None:
         _check_form_csrf(csrf_token, who[1])
-        with _store(request).session() as session:
+        with request_store(request).session() as session:
             end_login(session, request.cookies.get(COOKIE))
     out = _to_login()
     out.delete_cookie(COOKIE, path="/")
@@ -174,7 +171,7 @@ def home(request: Request) -> Response:
     if who is None:
         return _to_login()
     user, csrf = who
-    with _store(request).session() as session:
+    with request_store(request).session() as session:
         if user.role == "admin":
             rows = [(p, "admin") for p in list_projects(session)]
         else:
@@ -183,7 +180,7 @@ def home(request: Request) -> Response:
                 .where(Membership.user_id == user.id).order_by(Project.name))]
         projects = [{"name": p.name, "description": p.description, "type": (p.task_schema or {}).get("type", ""),
                      "role": role} for p, role in rows]
-    return _page("home.html", user=user, csrf=csrf, projects=projects)
+    return render_page("home.html", user=user, csrf=csrf, projects=projects)
 
 
 def _progress(store: Store, project: Project, username: str) -> dict[str, int]:
@@ -204,7 +201,7 @@ def label_page(name: str, request: Request) -> Response:
     The page's buttons are rendered here, one per choice (``value`` is what the page submits);
     the whole schema goes to the script as JSON in ``data-schema`` (autoescaped attribute).
     """
-    entry = _project_page(request, name, ("tutor",))
+    entry = project_page(request, name, ("tutor",))
     if isinstance(entry, Response):
         return entry
     user, csrf, store, proj = entry
@@ -220,7 +217,7 @@ def label_page(name: str, request: Request) -> Response:
     else:
         choices = []
     supported = schema.type in SINGLE_LABEL or schema.type in ("arena", "multilabel", "span", "free_text")
-    return _page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
+    return render_page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
                  supported=supported, choices=choices, schema=schema, instructions=schema.instructions,
                  schema_json=schema.model_dump_json(),
                  progress=_progress(store, proj, user.username))
@@ -232,7 +229,7 @@ def dashboard(name: str, request: Request) -> Response:
     scorecards, plots; admins also manage members, import and export (static/admin.js)."""
     from . import dashboard_data
 
-    entry = _project_page(request, name, ("reviewer", "admin"))
+    entry = project_page(request, name, ("reviewer", "admin"))
     if isinstance(entry, Response):
         return entry
     user, csrf, store, proj = entry
@@ -245,6 +242,6 @@ def dashboard(name: str, request: Request) -> Response:
         status, note = None, str(exc)
     data = dashboard_data.gather(store, proj, with_members=role == "admin", status=status, routing_note=note)
     schema = parse_schema(proj.task_schema)
-    return _page("dashboard.html", user=user, csrf=csrf, project=proj.name, role=role, data=data,
+    return render_page("dashboard.html", user=user, csrf=csrf, project=proj.name, role=role, data=data,
                  is_admin=role == "admin", global_admin=user.role == "admin", plots=dashboard_data.PLOTS,
                  quality_plots=bool(schema.classes()) and schema.type != "multilabel" and data.progress.labeled > 0)

@@ -51,9 +51,9 @@ from ..store.queries import (
 )
 from ..truth import claim_issues, item_issues, source_reliability
 from . import dashboard_data
-from .api import _plain, _store
 from .auth import Principal, current_user, project_access
-from .pages import _page, _project_page
+from .common import json_ready, request_store
+from .pages import project_page, render_page
 
 __all__ = ["UNCERTAIN", "QueueEntry", "pages_router", "review_item", "review_queue", "router"]
 
@@ -321,10 +321,10 @@ def _reader_project(store: Store, name: str, user: Principal) -> tuple[Project, 
 def queue(name: str, user: Me, request: Request,
           limit: Annotated[int, Query(ge=1, le=500, description="How many items to return")] = 20) -> dict[str, Any]:
     """Suspected errors and disagreements, most suspicious first (reviewer or admin)."""
-    store = _store(request)
+    store = request_store(request)
     proj, _ = _reader_project(store, name, user)
     entries, total = review_queue(store, proj, limit=limit)
-    return {"project": proj.name, "total": total, "items": _plain(entries)}
+    return {"project": proj.name, "total": total, "items": json_ready(entries)}
 
 
 class ReviewBody(BaseModel):
@@ -335,18 +335,18 @@ class ReviewBody(BaseModel):
 @router.post("/projects/{name}/review/{item_id}", status_code=201)
 def review(name: str, item_id: int, body: ReviewBody, user: Me, request: Request) -> dict[str, Any]:
     """Accept the resolved label or correct it: a new claim by the reviewer and a review row."""
-    store = _store(request)
+    store = request_store(request)
     proj, _ = _reader_project(store, name, user)
-    return _plain(review_item(store, proj, item_id, user, body.action, body.value))  # type: ignore[no-any-return]
+    return json_ready(review_item(store, proj, item_id, user, body.action, body.value))  # type: ignore[no-any-return]
 
 
 @router.get("/projects/{name}/dashboard")
 def dashboard(name: str, user: Me, request: Request) -> dict[str, Any]:
     """What the dashboard page shows, as data (reviewers get no members list)."""
-    store = _store(request)
+    store = request_store(request)
     proj, role = _reader_project(store, name, user)
     data = dashboard_data.gather(store, proj, with_members=role == "admin")
-    return _plain(data)  # type: ignore[no-any-return]
+    return json_ready(data)  # type: ignore[no-any-return]
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -355,13 +355,13 @@ def dashboard(name: str, user: Me, request: Request) -> dict[str, Any]:
 @pages_router.get("/p/{name}/review", response_model=None)
 def review_page(name: str, request: Request) -> Response:
     """One suspected error at a time; static/review.js fetches the queue and posts the verdicts."""
-    entry = _project_page(request, name, READERS)
+    entry = project_page(request, name, READERS)
     if isinstance(entry, Response):
         return entry
     user, csrf, _, proj = entry
     schema = project_schema(proj)
     single = bool(schema.classes()) and schema.type != "multilabel"
-    return _page("review.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
+    return render_page("review.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
                  labels=schema.classes() if single else [], instructions=schema.instructions,
                  needs_evidence=bool(getattr(schema, "require_evidence", False)))
 
@@ -381,7 +381,7 @@ def plot_image(name: str, plot: str, request: Request) -> Response:
     if plot not in dashboard_data.PLOTS:
         raise HTTPException(status_code=404, detail=f"no plot named {plot!r}")
     user = current_user(request)
-    store = _store(request)
+    store = request_store(request)
     proj, _ = _reader_project(store, name, user)
     try:
         svg = dashboard_data.plot_svg(store, proj, plot)
