@@ -42,15 +42,12 @@ from .resolve import (
     write_sources,
 )
 from .schema import TASK_TYPES, parse_schema
-from .store import ImportRecord, Project, Store, open_store
+from .store import Project, Store, open_store
 from .store.queries import (
     create_project,
     get_project,
-    latest_truth_run,
     list_projects,
-    project_counts,
     project_schema,
-    run_is_current,
     source_names,
 )
 
@@ -242,27 +239,18 @@ def status(
     db: Db = None,
 ) -> None:
     """Show projects with their items, claims, sources, gold labels and imports."""
+    from .status import project_row, project_status
+
     with _store(db) as store, store.session() as session:
         projects = [get_project(session, name=project)] if project else list_projects(session)
-        rows = [{"project": p.name, "task": project_schema(p).type, **project_counts(session, project_id=p.id)}
-                for p in projects]
+        rows = [project_row(session, p) for p in projects]
         imports, latest, automation = [], None, None
         if project:
-            from .automation.project import latest_automation_run, run_summary
-
-            auto_run = latest_automation_run(session.connection(), projects[0].id)
-            automation = None if auto_run is None else run_summary(auto_run)
-            run = latest_truth_run(session, project_id=projects[0].id)
-            if run is not None:
-                latest = {"run": run.id, "method": run.method, "engine_version": run.engine_version,
-                          "items": run.n_items, "at": f"{run.created_at:%Y-%m-%d %H:%M}",
-                          "stale": not run_is_current(session, run)}
-            imports = [
-                {"file": r.path, "rows": r.rows, "items": r.items_added, "claims": r.claims_added,
-                 "gold": r.gold_added, "skipped": r.rows_skipped, "at": f"{r.created_at:%Y-%m-%d %H:%M}"}
-                for r in session.scalars(sa.select(ImportRecord).where(ImportRecord.project_id == projects[0].id)
-                                         .order_by(ImportRecord.id))
-            ]
+            detail = project_status(session, projects[0])
+            automation = detail.automation
+            latest = None if detail.resolution is None else {
+                **detail.resolution, "at": f"{detail.resolution['at']:%Y-%m-%d %H:%M}"}
+            imports = [{**r, "at": f"{r['at']:%Y-%m-%d %H:%M}"} for r in detail.imports]
     if as_json:
         detail = {"projects": rows, "imports": imports, "resolution": latest, "automation": automation}
         console.print_json(json.dumps(detail if project else {"projects": rows}))

@@ -59,7 +59,7 @@ from numpy.typing import NDArray
 from ..errors import AlreadyExists, NotFound, VeritagError
 from ..labelers.base import Labeler
 from ..resolve import current_resolution, load_project_claims, load_resolution
-from ..schema import BaseSchema, MultiLabelSchema
+from ..schema import ArenaSchema, BaseSchema, MultiLabelSchema
 from ..store.engine import Store
 from ..store.models import Assignment as AssignmentRow
 from ..store.models import (
@@ -165,7 +165,7 @@ def _single_label(schema: BaseSchema) -> bool:
     """Whether items are routed by the gain on a posterior: answers are one class of a fixed list
     and the item has one true answer. An arena battle has none (each vote is a sample of
     preference, pooled per model pair), so it is routed like free text, by ``_arena_priority``."""
-    return bool(schema.classes()) and not isinstance(schema, MultiLabelSchema) and schema.type != "arena"
+    return bool(schema.classes()) and not isinstance(schema, MultiLabelSchema | ArenaSchema)
 
 
 def _settings_of(row: Any) -> Settings:
@@ -605,7 +605,7 @@ def _arena_priority(store: Store, project: Project, schema: BaseSchema,
                     item_ids: NDArray[np.int64]) -> NDArray[np.float64] | None:
     """Active battle selection: for an arena project, each battle's worth is how much one more
     vote on its model pair would reduce the leaderboard's ranking uncertainty."""
-    if schema.type != "arena":
+    if not isinstance(schema, ArenaSchema):
         return None
     from ..arena.priority import item_priority
 
@@ -942,10 +942,11 @@ def undo(store: Store, project: Project, assignment_id: int, now: datetime | Non
         conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=row.item_id, source_id=row.source_id,
                                              retracts=row.claim_id))
         lease = conn.execute(sa.select(AssignmentRow.is_gold, AssignmentRow.cost, AssignmentRow.leased_at,
-                                       Item.external_id, Item.data).join(Item, Item.id == AssignmentRow.item_id)
+                                       Item.external_id, Item.data, ItemDomain.domain)
+                             .join(Item, Item.id == AssignmentRow.item_id)
+                             .outerjoin(ItemDomain, ItemDomain.item_id == AssignmentRow.item_id)
                              .where(AssignmentRow.id == row.id)).one()
-    domain = item_domains(store, project).get(row.item_id, "general")
-    return Assignment(row.id, row.item_id, lease.external_id, row.text, lease.data, domain, row.name,
+    return Assignment(row.id, row.item_id, lease.external_id, row.text, lease.data, lease.domain or "general", row.name,
                       bool(lease.is_gold), float(lease.cost), 0.0, _utc(lease.leased_at),
                       _utc(row.expires_at)), value
 

@@ -254,13 +254,16 @@ def _swapped(project: Project, lease: int) -> bool:
     return bool(audit_keys(project.id, np.array([lease], np.int64), seed=1)[0] < 0.5)
 
 
-def _pair_view(project: Project, schema: PairwiseSchema, lease: int, data: dict[str, Any] | None) -> dict[str, Any]:
-    """The prompt and the two responses as left and right; which is A, and any model names or
-    other fields of the item, stay on the server."""
+def _blind(out: dict[str, Any], project: Project, schema: PairwiseSchema, lease: int,
+           data: dict[str, Any] | None) -> dict[str, Any]:
+    """A tutor's view of a pairwise item: the prompt and the two responses as left and right.
+    Which one is A, the item's other fields and its external id (either may name the models)
+    stay on the server."""
     data = data or {}
     a, b = data.get(schema.a_field), data.get(schema.b_field)
     left, right = (b, a) if _swapped(project, lease) else (a, b)
-    return {"prompt": data.get(schema.prompt_field), "left": left, "right": right}
+    return out | {"data": None, "external_id": None,
+                  "pair": {"prompt": data.get(schema.prompt_field), "left": left, "right": right}}
 
 
 _SIDES = {"left": 0, "right": 1}
@@ -284,10 +287,7 @@ def _lease_json(project: Project, lease: routing.Assignment) -> dict[str, Any]:
     out = {"lease": lease.id, "item_id": lease.item_id, "external_id": lease.external_id, "text": lease.text,
            "data": lease.data, "domain": lease.domain, "cost": lease.cost, "type": schema.type,
            "leased_at": lease.leased_at.isoformat(), "expires_at": lease.expires_at.isoformat()}
-    if isinstance(schema, PairwiseSchema):  # external ids of battles often name the models
-        out["data"], out["external_id"] = None, None
-        out["pair"] = _pair_view(project, schema, lease.id, lease.data)
-    return out
+    return _blind(out, project, schema, lease.id, lease.data) if isinstance(schema, PairwiseSchema) else out
 
 
 @router.post("/projects/{name}/work", response_model=None)
@@ -387,8 +387,7 @@ def item(name: str, item_id: int, user: Me, request: Request) -> dict[str, Any]:
         out = {"id": row.id, "external_id": row.external_id, "text": row.text, "data": row.data}
         schema = parse_schema(proj.task_schema)
         if role == "tutor" and isinstance(schema, PairwiseSchema):
-            out["data"], out["external_id"] = None, None
-            out["pair"] = _pair_view(proj, schema, held, row.data)
+            out = _blind(out, proj, schema, held, row.data)
         if role != "tutor":
             out["meta"] = row.meta
         return out

@@ -44,13 +44,10 @@ from ..errors import RowErrors, VeritagError
 from ..io import EXPORT_FORMATS, FORMATS, ColumnMap, export_project, import_file
 from ..labelers.registry import LABELER_NAMES
 from ..resolve import DEFAULT_METHOD, METHODS, OPEN_METHOD, project_source_rows, resolve_and_store
+from ..status import project_status
 from ..store.engine import Store
 from ..store.models import ImportRecord, Project
 from ..store.queries import (
-    latest_truth_run,
-    project_counts,
-    project_schema,
-    run_is_current,
     source_names,
 )
 from . import jobs
@@ -285,22 +282,11 @@ def export(name: str, user: Me, request: Request,
 @router.get("/projects/{name}/status")
 def status(name: str, user: Me, request: Request) -> dict[str, Any]:
     """What ``veritag status NAME --json`` prints: counts, imports, the latest resolution and automation."""
-    from ..automation.project import latest_automation_run, run_summary
-
     with request_store(request).session() as session:
         proj, role = project_access(session, name, user)
-        row = {"project": proj.name, "task": project_schema(proj).type, **project_counts(session, project_id=proj.id)}
-        auto_run = latest_automation_run(session.connection(), proj.id)
-        run = latest_truth_run(session, project_id=proj.id)
-        resolution = None if run is None else {
-            "run": run.id, "method": run.method, "engine_version": run.engine_version, "items": run.n_items,
-            "at": run.created_at.isoformat(), "stale": not run_is_current(session, run)}
-        imports = [{"file": r.path, "rows": r.rows, "items": r.items_added, "claims": r.claims_added,
-                    "gold": r.gold_added, "skipped": r.rows_skipped, "at": r.created_at.isoformat()}
-                   for r in session.scalars(sa.select(ImportRecord).where(ImportRecord.project_id == proj.id)
-                                            .order_by(ImportRecord.id))]
-    return json_ready({"project": row, "role": role, "imports": imports, "resolution": resolution,  # type: ignore[no-any-return]
-                   "automation": None if auto_run is None else run_summary(auto_run)})
+        detail = project_status(session, proj)
+    return json_ready({"project": detail.row, "role": role, "imports": detail.imports,  # type: ignore[no-any-return]
+                       "resolution": detail.resolution, "automation": detail.automation})
 
 
 # --- resolve -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from ..errors import VeritagError
 from ..routing import service as routing
-from ..schema import parse_schema
+from ..schema import ArenaSchema, PairwiseSchema, parse_schema
 from ..store.engine import Store
 from ..store.models import Claim, LoginSession, Membership, Project, Source, User
 from ..store.queries import list_projects, standing_claims
@@ -41,7 +41,7 @@ from .auth import (
 )
 from .common import request_store
 
-__all__ = ["CSP", "STATIC_DIR", "router"]
+__all__ = ["CSP", "STATIC_DIR", "project_page", "render_page", "router"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -50,10 +50,6 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self';
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 #: The double-submit cookie of the login form.
 LOGIN_CSRF_COOKIE = "veritag_login_csrf"
-#: Task types whose answer on the labeling page is one choice from a fixed, numbered list (a digit
-#: picks it); the page also handles ``multilabel`` (digits toggle), ``span`` (digits label the
-#: selected text) and ``free_text`` (a text area).
-SINGLE_LABEL = ("classification", "rating", "pairwise", "fact_check")
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
                    lstrip_blocks=True)
@@ -207,18 +203,15 @@ def label_page(name: str, request: Request) -> Response:
     user, csrf, store, proj = entry
     schema = parse_schema(proj.task_schema)
     choices: list[dict[str, str]]
-    if schema.type in ("pairwise", "arena"):  # the server hides which response is A: the page says left and right
+    if isinstance(schema, PairwiseSchema):  # the server hides which response is A: the page says left and right
         choices = [{"value": "left", "text": "Left is better"}, {"value": "right", "text": "Right is better"},
                    {"value": "tie", "text": "Tie"}]
-        if schema.type == "arena":
+        if isinstance(schema, ArenaSchema):
             choices.append({"value": "both_bad", "text": "Both bad"})
-    elif schema.type in SINGLE_LABEL or schema.type in ("multilabel", "span"):
+    else:  # free text has neither classes nor labels: no buttons
         choices = [{"value": c, "text": c} for c in (schema.classes() or getattr(schema, "labels", []))]
-    else:
-        choices = []
-    supported = schema.type in SINGLE_LABEL or schema.type in ("arena", "multilabel", "span", "free_text")
     return render_page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
-                 supported=supported, choices=choices, schema=schema, instructions=schema.instructions,
+                 choices=choices, schema=schema, instructions=schema.instructions,
                  schema_json=schema.model_dump_json(),
                  progress=_progress(store, proj, user.username))
 
