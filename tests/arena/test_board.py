@@ -19,9 +19,13 @@ from veritag.arena import (
     project_leaderboard,
     tutor_weights,
 )
+from veritag.arena.board import _loo_kappa
+from veritag.arena.importer import arena_schema
 from veritag.errors import InputError
+from veritag.resolve import current_resolution, load_resolution
 from veritag.store import Project, Store
 from veritag.store.models import Claim, Item, Source
+from veritag.store.queries import latest_truth_run
 
 from .test_import import SAMPLE, arena, write_jsonl
 
@@ -113,28 +117,52 @@ def test_a_tutor_who_answers_at_random_gets_no_weight(sqlite_store: Store, tmp_p
     assert moved_weighted < 10 and moved_plain > 30  # random votes pull ratings to the middle unless weighed out
 
 
-def test_domain_boards(store: Store, tmp_path: Path) -> None:
-    project = arena(store)
+def two_domains(path: Path) -> Path:
+    """In code prompts "x" beats "y", in math prompts the other way round, and "z" only plays code,
+    losing every time. Tutor "t" says who won, tutor "u" always says tie: neither agrees with the
+    other beyond chance."""
     rows = []
     for q in range(8):
         domain = "math" if q % 2 else "code"
-        # in code prompts "x" beats "y"; in math prompts the other way round; "z" only plays code
         rows += [{"question_id": q, "model_a": "x", "model_b": "y", "domain": domain, "judge": "t",
                   "winner": "model_a" if domain == "code" else "model_b"},
                  {"question_id": q, "model_a": "y", "model_b": "x", "domain": domain, "judge": "u", "winner": "tie"}]
         if domain == "code":
             rows.append({"question_id": q, "model_a": "z", "model_b": "x", "domain": domain, "judge": "t",
                          "winner": "model_b"})
-    import_battles(store, project, write_jsonl(tmp_path / "b.jsonl", rows))
+    return write_jsonl(path, rows)
+
+
+def test_domain_boards(store: Store, tmp_path: Path) -> None:
+    project = arena(store)
+    import_battles(store, project, two_domains(tmp_path / "b.jsonl"))
     assert project_domains(store, project) == ["code", "math"]
     code = project_leaderboard(store, project, domain="code", interval="sandwich")
     math = project_leaderboard(store, project, domain="math", interval="sandwich")
     assert code.models[0] == "x" and sorted(code.models) == ["x", "y", "z"]
+    assert code.models[-1] == "z"  # it only ever lost: ranked last, not dropped
     assert math.models == ["y", "x"]
     with pytest.raises(InputError, match="no votes in domain 'poetry'"):
         project_leaderboard(store, project, domain="poetry")
     with pytest.raises(InputError, match="interval must be"):
         project_leaderboard(store, project, interval="vibes")
+
+
+def test_tutors_no_better_than_chance_leave_every_vote_counting(store: Store, tmp_path: Path) -> None:
+    """"Always tie" and "t" agree only by chance: kappa is exactly 0 for both, whatever the CPU's
+    rounding, and all-zero weights fall back to counting every vote (else no vote would count)."""
+    project = arena(store)
+    import_battles(store, project, two_domains(tmp_path / "b.jsonl"))
+    resolution, _ = current_resolution(store, project, "ds")
+    with store.engine.connect() as conn:
+        battles = load_battles(conn, project)
+        run = latest_truth_run(conn, project_id=project.id, method="ds")
+        stats = load_resolution(conn, run, with_sources=True).sources
+    classes = list(arena_schema(project).classes())
+    prior = np.array([np.mean(resolution.labels == c) for c in classes])
+    kappa = _loo_kappa(battles, stats.source_ids, stats.confusion, prior, classes)
+    assert sorted(kappa.values()) == [0.0, 0.0]
+    assert set(tutor_weights(store, project).values()) == {1.0}
 
 
 def test_undone_votes_do_not_count(store: Store, tmp_path: Path) -> None:

@@ -20,12 +20,16 @@ A tutor who answers at random (or always "A") agrees only as often as chance and
 careful one gets most of 1 (less when the others are noisy too), one worse than chance 0. A
 source that no battle with a second vote measured gets the mean weight of the measured ones, and
 every vote counts 1 while fewer than two human sources are measured: a lone source (a whole
-imported crowd under one name, say) has no peers to be checked against. Weights are measured on
+imported crowd under one name, say) has no peers to be checked against. Every vote counts 1 too
+when no measured source agrees beyond chance: weights that are all 0 tell the votes apart no more
+than equal ones do, and would take every model off the board. A source exactly at chance gets
+exactly 0 (not a rounding error of either sign, which once decided whether its votes counted). Weights are measured on
 all of the project's battles, also for a per-domain board. ``weighted=False`` counts every vote 1.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -136,7 +140,11 @@ def _loo_kappa(battles: Battles, source_ids: NDArray[np.int64], confusion: NDArr
         acc = float(p[np.arange(len(p)), ans[mine]].mean())
         rates = np.bincount(ans[mine], minlength=len(classes)) / mine.sum()
         chance = float(rates @ p.mean(axis=0))
-        out[int(sid)] = float(np.clip((acc - chance) / (1.0 - chance), 0.0, 1.0)) if chance < 1 else 0.0
+        # acc and chance are two sums of the same numbers in different orders when a source is
+        # exactly at chance (one that always answers "tie", say): their difference is rounding,
+        # whose sign depends on the CPU's BLAS kernel, and must not decide anything.
+        beyond = 0.0 if math.isclose(acc, chance, rel_tol=1e-9, abs_tol=1e-12) else acc - chance
+        out[int(sid)] = float(np.clip(beyond / (1.0 - chance), 0.0, 1.0)) if chance < 1 else 0.0
     return out
 
 
@@ -160,7 +168,7 @@ def tutor_weights(store: Store, project: Project, battles: Battles | None = None
     prior = counts / counts.sum() if counts.sum() > 0 else np.full(len(classes), 1.0 / len(classes))
     usable = np.isin(stats.source_ids, list(humans)) & np.isfinite(stats.accuracy)
     measured = _loo_kappa(battles, stats.source_ids[usable], stats.confusion[usable], prior, classes)
-    if len(measured) < 2:
+    if len(measured) < 2 or max(measured.values()) == 0.0:
         return {sid: 1.0 for sid in humans}
     fallback = float(np.mean(list(measured.values())))
     return {sid: measured.get(sid, fallback) for sid in humans}
