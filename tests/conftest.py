@@ -7,16 +7,31 @@ session (see ``postgres_server.py``) and every test gets its own freshly
 created database on it, so tests cannot see each other's data.  The server
 is only started if a test actually needs it.
 
+Migrations run once per backend and test session, into a template: a test's
+migrated database is a copy of it (SQLite's backup API, PostgreSQL's
+``CREATE DATABASE ... TEMPLATE``), and ``open_store`` still checks that it is at
+the newest revision.  Under pytest-xdist each worker has its own server and
+templates, and numeric libraries use one thread per worker, so two workers
+share two cores instead of fighting over them.
+
 This file must not import veritag: the fixtures work on plain URLs.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from postgres_server import fresh_database, running_postgres
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Before numpy, scipy or onnxruntime load: their thread pools size themselves from these,
+    # and so do the subprocesses (veritag serve, the console script) that tests start.
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,12 +51,60 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each test that asks for a database runs once per backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of an empty database, once for SQLite and once for PostgreSQL."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path}/test.db"
     else:
         with fresh_database(request.getfixturevalue("postgres_url")) as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the newest revision, once per test session."""
+    from veritag.store import open_store
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    open_store(f"sqlite:///{path}").close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_url: str) -> Iterator[str]:
+    """The name of a PostgreSQL database migrated to the newest revision, once per session."""
+    from sqlalchemy.engine import make_url
+
+    from veritag.store import open_store
+
+    with fresh_database(postgres_url, prefix="veritag_template") as url:
+        open_store(url).close()  # closes its pool: a template must have no open connection
+        yield str(make_url(url).database)
+
+
+def migrated_sqlite(template: Path, path: Path) -> str:
+    """A copy of the migrated template at ``path`` (the backup API also copies WAL pages)."""
+    with sqlite3.connect(template) as source, sqlite3.connect(path) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def migrated_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a database already at the newest revision: a copy of the session's template."""
+    if backend == "sqlite":
+        yield migrated_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "test.db")
+    else:
+        with fresh_database(request.getfixturevalue("postgres_url"),
+                            template=request.getfixturevalue("postgres_template")) as url:
             yield url
 
 
@@ -51,11 +114,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[object]:
-    """A migrated veritag ``Store`` on ``db_url`` (so once on SQLite, once on PostgreSQL)."""
+def store(migrated_url: str) -> Iterator[object]:
+    """A migrated veritag ``Store``, once on SQLite and once on PostgreSQL."""
     from veritag.store import open_store
 
-    opened = open_store(db_url)
+    opened = open_store(migrated_url)
     try:
         yield opened
     finally:
@@ -76,11 +139,11 @@ def rte(store: object) -> object:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[object]:
+def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Iterator[object]:
     """A migrated veritag ``Store`` on a fresh SQLite file, for tests that need one backend only."""
     from veritag.store import open_store
 
-    opened = open_store(f"sqlite:///{tmp_path}/veritag.db")
+    opened = open_store(migrated_sqlite(sqlite_template, tmp_path / "veritag.db"))
     try:
         yield opened
     finally:

@@ -270,11 +270,12 @@ def running_postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fresh_database(server_url: str, prefix: str = "veritag_test") -> Iterator[str]:
+def fresh_database(server_url: str, prefix: str = "veritag_test", template: str | None = None) -> Iterator[str]:
     """Create a uniquely named database on the server; yield its URL; drop it.
 
     ``server_url`` must log in as a role allowed to create databases, such as
-    the URL yielded by ``running_postgres()``.
+    the URL yielded by ``running_postgres()``. With ``template``, the new
+    database is a copy of that one (which must have no open connections).
     """
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
@@ -283,7 +284,8 @@ def fresh_database(server_url: str, prefix: str = "veritag_test") -> Iterator[st
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
         try:
             url = make_url(server_url).set(database=name)
             yield url.render_as_string(hide_password=False)

@@ -140,3 +140,11 @@ def test_bad_arguments_are_refused() -> None:
         MiniLM("torch")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="precision"):
         MiniLM(precision="fp16")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("cap", "expected"), [("1", 1), ("", None), ("0", None), ("many", None), ("9999", None)])
+def test_threads_honour_omp_num_threads(monkeypatch: pytest.MonkeyPatch, cap: str, expected: int | None) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = minilm_mod._cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", cap)
+    assert minilm_mod._cores() == (expected if expected is not None else cores)

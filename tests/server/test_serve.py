@@ -39,7 +39,9 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
                             start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        # Each uvicorn worker imports the whole app (seconds of CPU); with the suite on two xdist
+        # workers they share two cores with the other worker's tests, so give them time.
+        deadline = time.monotonic() + 150
         while True:
             try:
                 if httpx.get(f"{url}/login", timeout=2).status_code == 200:

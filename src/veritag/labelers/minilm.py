@@ -149,10 +149,13 @@ def _onnx_available() -> bool:
 
 
 def _cores() -> int:
+    """The cores this process may use, capped by OMP_NUM_THREADS when set (as BLAS honours it)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
 
 
 class _NumpyBert:
