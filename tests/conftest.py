@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -90,10 +91,8 @@ def postgres_template(postgres_url: str) -> Iterator[str]:
 
 def migrated_sqlite(template: Path, path: Path) -> str:
     """A copy of the migrated template at ``path`` (the backup API also copies WAL pages)."""
-    with sqlite3.connect(template) as source, sqlite3.connect(path) as target:
+    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as target:
         source.backup(target)
-    source.close()
-    target.close()
     return f"sqlite:///{path}"
 
 

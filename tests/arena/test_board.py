@@ -19,13 +19,10 @@ from veritag.arena import (
     project_leaderboard,
     tutor_weights,
 )
-from veritag.arena.board import _loo_kappa
-from veritag.arena.importer import arena_schema
+from veritag.arena.board import _measured_kappa
 from veritag.errors import InputError
-from veritag.resolve import current_resolution, load_resolution
 from veritag.store import Project, Store
 from veritag.store.models import Claim, Item, Source
-from veritag.store.queries import latest_truth_run
 
 from .test_import import SAMPLE, arena, write_jsonl
 
@@ -153,15 +150,8 @@ def test_tutors_no_better_than_chance_leave_every_vote_counting(store: Store, tm
     rounding, and all-zero weights fall back to counting every vote (else no vote would count)."""
     project = arena(store)
     import_battles(store, project, two_domains(tmp_path / "b.jsonl"))
-    resolution, _ = current_resolution(store, project, "ds")
-    with store.engine.connect() as conn:
-        battles = load_battles(conn, project)
-        run = latest_truth_run(conn, project_id=project.id, method="ds")
-        stats = load_resolution(conn, run, with_sources=True).sources
-    classes = list(arena_schema(project).classes())
-    prior = np.array([np.mean(resolution.labels == c) for c in classes])
-    kappa = _loo_kappa(battles, stats.source_ids, stats.confusion, prior, classes)
-    assert sorted(kappa.values()) == [0.0, 0.0]
+    humans, kappa = _measured_kappa(store, project)
+    assert len(humans) == 2 and sorted(kappa.values()) == [0.0, 0.0]
     assert set(tutor_weights(store, project).values()) == {1.0}
 
 

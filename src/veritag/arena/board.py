@@ -23,8 +23,9 @@ every vote counts 1 while fewer than two human sources are measured: a lone sour
 imported crowd under one name, say) has no peers to be checked against. Every vote counts 1 too
 when no measured source agrees beyond chance: weights that are all 0 tell the votes apart no more
 than equal ones do, and would take every model off the board. A source exactly at chance gets
-exactly 0 (not a rounding error of either sign, which once decided whether its votes counted). Weights are measured on
-all of the project's battles, also for a per-domain board. ``weighted=False`` counts every vote 1.
+exactly 0 (not a rounding error of either sign, which once decided whether its votes counted).
+Weights are measured on all of the project's battles, also for a per-domain board.
+``weighted=False`` counts every vote 1.
 """
 
 from __future__ import annotations
@@ -148,26 +149,33 @@ def _loo_kappa(battles: Battles, source_ids: NDArray[np.int64], confusion: NDArr
     return out
 
 
-def tutor_weights(store: Store, project: Project, battles: Battles | None = None) -> dict[int, float]:
-    """A weight in [0, 1] per human source id of the project (see the module docstring)."""
+def _measured_kappa(store: Store, project: Project, battles: Battles | None = None
+                    ) -> tuple[list[int], dict[int, float]]:
+    """The project's human source ids, and the chance-corrected agreement of those that battles
+    with a second vote measured (``_loo_kappa`` under the stored ``ds`` run); none without a run."""
     schema = arena_schema(project)
     resolution, _ = current_resolution(store, project, "ds")
     stats = resolution.sources
     with store.engine.connect() as conn:
-        humans = dict(conn.execute(sa.select(Source.id, Source.name)
-                                   .where(Source.project_id == project.id, Source.kind == "human")).all())
+        humans = list(conn.scalars(sa.select(Source.id)
+                                   .where(Source.project_id == project.id, Source.kind == "human")))
         if stats is None or stats.confusion is None:
             run = latest_truth_run(conn, project_id=project.id, method="ds")
             stats = load_resolution(conn, run, with_sources=True).sources if run is not None else None
         if battles is None:
             battles = load_battles(conn, project, schema)
     if stats is None or stats.confusion is None or not humans:
-        return {sid: 1.0 for sid in humans}
+        return humans, {}
     classes = list(schema.classes())
     counts = np.array([np.sum(resolution.labels == c) for c in classes], dtype=np.float64)
     prior = counts / counts.sum() if counts.sum() > 0 else np.full(len(classes), 1.0 / len(classes))
-    usable = np.isin(stats.source_ids, list(humans)) & np.isfinite(stats.accuracy)
-    measured = _loo_kappa(battles, stats.source_ids[usable], stats.confusion[usable], prior, classes)
+    usable = np.isin(stats.source_ids, humans) & np.isfinite(stats.accuracy)
+    return humans, _loo_kappa(battles, stats.source_ids[usable], stats.confusion[usable], prior, classes)
+
+
+def tutor_weights(store: Store, project: Project, battles: Battles | None = None) -> dict[int, float]:
+    """A weight in [0, 1] per human source id of the project (see the module docstring)."""
+    humans, measured = _measured_kappa(store, project, battles)
     if len(measured) < 2 or max(measured.values()) == 0.0:
         return {sid: 1.0 for sid in humans}
     fallback = float(np.mean(list(measured.values())))
