@@ -478,7 +478,7 @@ def test_resolve_project_mode_and_export_status(runner: CliRunner, tmp_path: Pat
     ok(runner, "import", "rte", str(LABELS), *db)
     assert "Not resolved yet" in ok(runner, "status", "rte", *db)
     text = ok(runner, "resolve", "--project", "rte", *db)
-    assert "Resolved 800 items of rte with ds (veritag-truth/1)" in text and "converged" in text
+    assert "Resolved 800 items of rte with ds (veritag-truth/2)" in text and "converged" in text
     assert "Stored as run 1" in text and "From human claims: 800" in text
     assert "Most accurate sources" in text and "Least accurate sources" in text
     detail = json.loads(runner.invoke(cli.app, ["status", "rte", "--json", *db]).stdout)
@@ -492,7 +492,7 @@ def test_resolve_project_mode_and_export_status(runner: CliRunner, tmp_path: Pat
     assert "stale" in ok(runner, "status", "rte", *db)
     out = ok(runner, "export", "rte", str(tmp_path / "b.jsonl"), *db)
     assert "resolved 800 items with ds and stored it as run 2" in out
-    assert {r["label_source"] for r in read_jsonl(tmp_path / "b.jsonl")} == {"ds@veritag-truth/1"}
+    assert {r["label_source"] for r in read_jsonl(tmp_path / "b.jsonl")} == {"ds@veritag-truth/2"}
     text = ok(runner, "resolve", "--project", "rte", "--method", "mv", "--workers",
               "--workers-out", str(tmp_path / "w.csv"), *db)
     assert "with mv" in text and "Stored as run 3" in text and "Sources by estimated accuracy" in text

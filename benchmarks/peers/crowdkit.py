@@ -71,6 +71,8 @@ def run_crowdkit(
         result["process_seconds"] = wall
         for name in methods:
             result["methods"][name]["pred"] = _read_pred(workdir / f"pred_{name}.csv", n_items)
+            if (workdir / f"proba_{name}.npy").is_file():
+                result["methods"][name]["proba"] = np.load(workdir / f"proba_{name}.npy")
     finally:
         if own_tmp:
             shutil.rmtree(workdir, ignore_errors=True)

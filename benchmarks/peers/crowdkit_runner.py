@@ -37,8 +37,9 @@ def main() -> None:
 
     t = time.perf_counter()
     import crowdkit
+    import numpy as np
     import pandas as pd
-    from crowdkit.aggregation import GLAD, DawidSkene, MajorityVote, OneCoinDawidSkene
+    from crowdkit.aggregation import GLAD, MACE, DawidSkene, MajorityVote, OneCoinDawidSkene
 
     import_s = time.perf_counter() - t
     factories = {
@@ -46,6 +47,7 @@ def main() -> None:
         "ds": lambda: DawidSkene(n_iter=args.n_iter),
         "onecoin": lambda: OneCoinDawidSkene(n_iter=args.n_iter),
         "glad": lambda: GLAD(n_iter=args.n_iter, silent=True),
+        "mace": lambda: MACE(),
     }
     t = time.perf_counter()
     df = pd.read_csv(args.labels)
@@ -67,6 +69,9 @@ def main() -> None:
             pred = est.fit_predict(df)
             fit_s = time.perf_counter() - t
         pred.rename("label").rename_axis("task").reset_index().to_csv(out / f"pred_{name}.csv", index=False)
+        if name == "ds":  # the posteriors too, tasks and labels in code order, to compare to 1e-6
+            probas = est.probas_.sort_index()
+            np.save(out / "proba_ds.npy", probas.reindex(columns=sorted(probas.columns)).to_numpy())
         history = getattr(est, "loss_history_", None)
         result["methods"][name] = {
             "fit_seconds": fit_s,

@@ -24,22 +24,33 @@ Three guards keep EM honest where plain Dawid-Skene is not identifiable:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
+from .choice import held_out_scores
 from .claims import Claims, _in_range, _ints
+from .faithful import FaithfulFit, fit_faithful
+from .glad import fit_glad
+from .mace import fit_mace
 from .voting import majority_vote
 
 __all__ = ["ENGINE_VERSION", "METHODS", "ConvergenceWarning", "TruthResult", "fit_truth"]
 
 #: Stored with every posterior, so a stored result says which engine made it.
-ENGINE_VERSION = "veritag-truth/1"
-METHODS = ("mv", "wmv", "onecoin", "ds")
-Method = Literal["mv", "wmv", "onecoin", "ds"]
+ENGINE_VERSION = "veritag-truth/2"
+METHODS = ("mv", "wmv", "onecoin", "ds", "ds-shrunk", "glad", "mace", "auto")
+Method = Literal["mv", "wmv", "onecoin", "ds", "ds-shrunk", "glad", "mace", "auto"]
+#: What ``auto`` chooses among (``choice``); ties go to the first. GLAD and MACE read a model's
+#: probability row as its top class, so with model rows ``auto`` leaves them out.
+AUTO_CANDIDATES = ("mv", "onecoin", "ds", "ds-shrunk", "glad", "mace")
+_HARD_ONLY = ("glad", "mace")
+#: Each EM method's own ``tol`` when none is given: crowd-kit's 1e-5 on its lower bound per
+#: claim for its methods, a relative log-likelihood change of 1e-6 for the engine's own.
+DEFAULT_TOL = {"ds": 1e-5, "onecoin": 1e-5, "ds-shrunk": 1e-6}
 
 _MODEL_PSEUDO = 10.0  # pseudo-claims per model and class toward "uninformative", spread over its bins
 _FLOOR = 0.01  # uniform pseudo-count on every confusion cell: no log(0), no 0/0
@@ -70,6 +81,11 @@ class TruthResult:
     n_iter : int
     converged : bool
     method : str
+    loss_history : tuple of float
+        The lower bound per claim after each iteration, for crowd-kit's methods.
+    scores : dict
+        For ``auto``: each candidate's held-out log-likelihood per claim; ``method`` is the one
+        chosen.
     """
 
     posterior: NDArray[np.float64]
@@ -81,6 +97,8 @@ class TruthResult:
     n_iter: int
     converged: bool
     method: str
+    loss_history: tuple[float, ...] = field(default=())
+    scores: dict[str, float] = field(default_factory=dict)
 
     def labels(self) -> NDArray[np.int64]:
         """The most probable class per item (ties go to the smallest class index)."""
@@ -422,6 +440,39 @@ def _summaries(
     return confusion, accuracy, n_claims
 
 
+def _glad_or_mace(claims: Claims, method: str, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64],
+                  max_iter: int, tol: float, bins: int) -> TruthResult:
+    """crowd-kit's GLAD (``glad``) or MACE (``mace``, each source from its own counts) as a
+    ``TruthResult``; confusion and accuracy are counted under the posterior, as for the votes."""
+    if method == "glad":
+        g = fit_glad(claims, n_iter=max_iter, tol=tol, gold_items=gold_items, gold_labels=gold_labels)
+        posterior, n_iter, converged, history = g.posterior, g.n_iter, g.converged, g.loss_history
+    else:
+        m = fit_mace(claims)
+        posterior, n_iter, converged, history = m.posterior.copy(), m.n_iter, True, m.loss_history
+        _pin(posterior, gold_items, gold_labels)
+    confusion, accuracy, n_claims = _summaries(_design(claims, bins), claims, posterior)
+    has = claims.claims_per_item() > 0
+    prior = posterior[has].mean(axis=0) if has.any() else np.full(claims.n_classes, 1.0 / claims.n_classes)
+    return TruthResult(posterior, confusion, prior, accuracy, n_claims, float("nan"), int(n_iter), bool(converged),
+                       method, tuple(history))
+
+
+def from_faithful(f: FaithfulFit, claims: Claims, method: str) -> TruthResult:
+    """crowd-kit's Dawid-Skene or one-coin fit (``faithful``) as a ``TruthResult``."""
+    s, k = claims.n_sources, claims.n_classes
+    n_claims = np.bincount(claims.source, minlength=s)
+    if method == "onecoin":
+        # crowd-kit keeps only the answers a worker gave; the model it fits spreads the rest evenly.
+        skill = np.nan_to_num(f.skills, nan=1.0 / k)[:, None, None]
+        confusion = np.where(np.eye(k, dtype=bool)[None], skill, (1.0 - skill) / max(k - 1, 1))
+    else:
+        confusion = f.errors.reshape(s, k, k).transpose(0, 2, 1).copy()
+    confusion[n_claims == 0] = 1.0 / k
+    return TruthResult(f.posterior, confusion, f.prior, f.skills, n_claims, f.log_likelihood, f.n_iter,
+                       f.converged, method, f.loss_history)
+
+
 def fit_truth(
     claims: Claims,
     method: Method = "ds",
@@ -430,7 +481,7 @@ def fit_truth(
     gold_labels: ArrayLike | None = None,
     prior: ArrayLike | None = None,
     max_iter: int = 100,
-    tol: float = 1e-6,
+    tol: float | None = None,
     shrinkage: float = 0.5,
     bins: int = 5,
 ) -> TruthResult:
@@ -439,27 +490,59 @@ def fit_truth(
     Parameters
     ----------
     claims : Claims
-    method : {"mv", "wmv", "onecoin", "ds"}
+    method : {"mv", "wmv", "onecoin", "ds", "ds-shrunk", "glad", "mace", "auto"}
         Majority vote, weighted vote (each source weighted by its agreement with the majority),
-        one-coin Dawid-Skene, or full Dawid-Skene.
+        one-coin Dawid-Skene, full Dawid-Skene, or Dawid-Skene with the guards of this module
+        (sparse sources shrunk toward the pool, only items with two claims measuring them).
+        ``ds`` and ``onecoin`` are crowd-kit 1.4.2's models exactly (``faithful``) when every
+        claim is hard and no ``prior`` is fixed; with model probability rows or a fixed prior
+        they are this module's EM, which bins models' confidences. ``glad`` and ``mace`` are
+        crowd-kit's GLAD and MACE (modules ``glad``, ``mace``; a fixed prior does not apply).
+        ``auto`` picks among
+        ``AUTO_CANDIDATES`` by held-out likelihood of the claims (see ``choice``); gold then
+        pins the chosen fit but plays no part in the choice.
     gold_items, gold_labels : array-like of int, optional
         Items whose true class is known: pinned, and used to measure the sources.
     prior : array-like of shape (n_classes,), optional
         Fixed class prior; learned from the data when omitted.
     max_iter, tol :
-        EM stops when the log-likelihood changes by less than ``tol`` relative, or after
-        ``max_iter`` iterations (with a ConvergenceWarning).
+        EM stops after ``max_iter`` iterations (with a ConvergenceWarning) or when its objective
+        changes by less than ``tol``: crowd-kit's lower bound per claim (absolute, default 1e-5)
+        for crowd-kit's models, the log-likelihood (relative, default 1e-6) for this module's.
+        crowd-kit's models take ``max_iter=0``: the majority vote they start from.
     shrinkage : float
-        Pseudo-claims pulling each human source toward the pooled confusion of all humans.
+        Pseudo-claims pulling each human source toward the pooled confusion of all humans
+        (this module's EM only).
     bins : int
         Confidence bins per model (equal-frequency over that model's top-class probabilities).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    if max_iter < 1 or tol < 0 or shrinkage < 0 or bins < 1:
-        raise ValueError("max_iter and bins must be >= 1; tol and shrinkage >= 0")
+    if method == "auto":
+        settings = {"prior": prior, "max_iter": max_iter, "tol": tol, "shrinkage": shrinkage, "bins": bins}
+        pool = AUTO_CANDIDATES if not claims.prob_item.size else tuple(
+            m for m in AUTO_CANDIDATES if m not in _HARD_ONLY)
+        scores = held_out_scores(claims, pool,
+                                 lambda c, m: fit_truth(c, m, **settings).posterior)  # type: ignore[arg-type]
+        chosen = max(scores, key=scores.__getitem__)
+        r = fit_truth(claims, chosen, gold_items=gold_items, gold_labels=gold_labels, **settings)  # type: ignore[arg-type]
+        return replace(r, scores=scores)
+    faithful = method in ("ds", "onecoin") and not claims.prob_item.size and prior is None
+    tol = DEFAULT_TOL.get(method, 1e-5 if method == "glad" else 1e-6) if tol is None else tol
+    if max_iter < (0 if faithful else 1) or tol < 0 or shrinkage < 0 or bins < 1:
+        raise ValueError("max_iter and bins must be >= 1 (max_iter >= 0 for crowd-kit's models); "
+                         "tol and shrinkage >= 0")
     k = claims.n_classes
     gi, gl = _gold(claims, gold_items, gold_labels)
+    if method in _HARD_ONLY:
+        return _glad_or_mace(claims, method, gi, gl, max_iter, tol, bins)
+    if faithful:
+        fit = fit_faithful(claims, one_coin=method == "onecoin", n_iter=max_iter, tol=tol, gold_items=gi,
+                           gold_labels=gl)
+        result = from_faithful(fit, claims, method)
+        if max_iter and not result.converged:
+            warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
+        return result
     learn_prior = prior is None
     fixed = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
     if fixed.shape != (k,) or fixed.min() <= 0:
@@ -483,7 +566,7 @@ def fit_truth(
         return TruthResult(posterior, confusion, learned / learned.sum() if learn_prior else fixed, accuracy,
                            n_claims, float("nan"), 0, True, method)
 
-    fit = _Fit(k, method, shrinkage, learn_prior, fixed, gi, gl, max_iter, tol)
+    fit = _Fit(k, "ds" if method == "ds-shrunk" else method, shrinkage, learn_prior, fixed, gi, gl, max_iter, tol)
     rows = _measurable(claims, gi)
     humans = None
     if claims.prob_item.size and claims.item.size:

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from .claims import Claims
 from .engine import TruthResult, fit_truth
 
-__all__ = ["DawidSkene", "MajorityVote", "OneCoinDawidSkene", "WeightedVote"]
+__all__ = ["DawidSkene", "MajorityVote", "OneCoinDawidSkene", "ShrunkDawidSkene", "WeightedVote"]
 
 
 class _TruthEstimator:
@@ -23,7 +23,7 @@ class _TruthEstimator:
 
     _method = "ds"
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-6, shrinkage: float = 0.5, bins: int = 5) -> None:
+    def __init__(self, *, max_iter: int = 100, tol: float | None = None, shrinkage: float = 0.5, bins: int = 5) -> None:
         self.max_iter = max_iter
         self.tol = tol
         self.shrinkage = shrinkage
@@ -68,9 +68,16 @@ class _TruthEstimator:
 
 
 class DawidSkene(_TruthEstimator):
-    """Full confusion matrix per source, models as calibrated sources (see ``fit_truth``)."""
+    """Full confusion matrix per source: crowd-kit's model on hard claims, models as calibrated
+    sources when there are probability rows (see ``fit_truth``)."""
 
     _method = "ds"
+
+
+class ShrunkDawidSkene(_TruthEstimator):
+    """Dawid-Skene with sparse sources shrunk toward the pool (``fit_truth``'s ``ds-shrunk``)."""
+
+    _method = "ds-shrunk"
 
 
 class OneCoinDawidSkene(_TruthEstimator):
