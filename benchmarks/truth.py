@@ -127,7 +127,7 @@ def fit_veritag(claims, method: str, **kw) -> dict:
 
 def _strip(d: dict) -> dict:
     """A result dict without its prediction arrays (for the JSON)."""
-    return {k: (_strip(v) if isinstance(v, dict) else v) for k, v in d.items() if k != "pred"}
+    return {k: (_strip(v) if isinstance(v, dict) else v) for k, v in d.items() if k not in ("pred", "proba")}
 
 
 # --------------------------------------------------------------------------- part 1

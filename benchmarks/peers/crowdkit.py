@@ -34,7 +34,7 @@ VERSION = "1.4.2"
 DEFAULT_VENV = OUT / "crowdkit-venv"
 REQUIREMENTS = [f"crowd-kit=={VERSION}"]
 RUNNER = Path(__file__).resolve().parent / "crowdkit_runner.py"
-METHODS = ("mv", "ds", "onecoin", "glad")
+METHODS = ("mv", "ds", "onecoin", "glad", "mace")
 
 
 def ensure_crowdkit(venv: Path = DEFAULT_VENV) -> Path:

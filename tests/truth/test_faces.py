@@ -21,6 +21,8 @@ from veritag.truth import (
 )
 from veritag.truth import crowdkit as ck
 from veritag.truth.cleanlab import get_label_quality_multiannotator
+from veritag.truth.glad import fit_glad
+from veritag.truth.mace import fit_mace
 
 ESTIMATORS = [(DawidSkene, "ds"), (OneCoinDawidSkene, "onecoin"), (MajorityVote, "mv"), (WeightedVote, "wmv")]
 AGGREGATORS = [(ck.DawidSkene, "ds"), (ck.OneCoinDawidSkene, "onecoin"), (ck.MajorityVote, "mv"), (ck.Wawa, "wmv")]
@@ -415,3 +417,53 @@ def test_cleanlab_width_of_pred_probs_sets_the_classes() -> None:
     out = get_label_quality_multiannotator(labels, wide / wide.sum(axis=1, keepdims=True))
     assert out["label_quality"]["consensus_label"].isin([0, 1, 2, 3]).all()
     assert out["annotator_stats"]["worst_class"].isin([0, 1, 2, 3]).all()
+
+
+# --- crowd-kit's GLAD and MACE ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [ck.GLAD, ck.MACE])
+def test_crowdkit_glad_and_mace_layout_and_edges(cls) -> None:
+    df, truth = _long(8)
+    agg = cls()
+    labels = agg.fit_predict(df)
+    assert labels.name == "agg_label" and labels.index.name == "task"
+    assert list(labels.index) == list(pd.unique(df["task"]))
+    assert (labels == truth[labels.index]).mean() > 0.8
+    assert list(agg.probas_.columns) == sorted(ANIMALS)
+    np.testing.assert_allclose(agg.probas_.sum(axis=1), 1.0)
+    with pytest.raises(KeyError):
+        cls().fit(df.drop(columns="worker"))
+    assert cls().fit_predict(df.iloc[:0]).empty
+
+
+def test_crowdkit_glad_is_the_numeric_core_with_named_parameters() -> None:
+    df, _ = _long(9)
+    glad = ck.GLAD(n_iter=20).fit(df)
+    coded = ck.from_long(df)
+    core = fit_glad(coded.claims, n_iter=20)
+    np.testing.assert_allclose(glad.probas_.to_numpy(), core.posterior)
+    assert glad.alphas_.name == "alpha" and list(glad.alphas_.index) == list(coded.workers)
+    assert glad.betas_.name == "beta" and list(glad.betas_.index) == list(coded.tasks)
+    assert len(glad.loss_history_) == core.n_iter
+    prior = pd.Series([0.8, 0.1, 0.1], index=sorted(ANIMALS))
+    nudged = ck.GLAD(n_iter=20, labels_priors=prior).fit(df)
+    assert (nudged.probas_[sorted(ANIMALS)[0]] >= glad.probas_[sorted(ANIMALS)[0]] - 1e-12).all()
+
+
+def test_crowdkit_mace_lays_out_its_arrays_like_crowdkit() -> None:
+    """crowd-kit's thetas_/spamming_ rows are workers as they first appear, columns labels as they
+    first appear; its fit codes workers by name, so relabelling the rows must move them along."""
+    df, _ = _long(10)
+    mace = ck.MACE(n_restarts=1, n_iter=5).fit(df)
+    workers, labels = list(pd.unique(df["worker"])), list(pd.unique(df["label"]))
+    assert mace.thetas_.shape == (len(workers), len(labels)) and mace.spamming_.shape == (len(workers), 2)
+    by_name = sorted(workers)
+    coded = ck.from_long(df)
+    claims = Claims.from_arrays(coded.claims.item, pd.Index(by_name).get_indexer(df["worker"]), coded.claims.label,
+                                n_classes=3)
+    core = fit_mace(claims, n_restarts=1, n_iter=5, crowdkit_compat=True)
+    row = by_name.index(workers[0])
+    np.testing.assert_allclose(mace.thetas_[0], core.thetas[row][pd.Index(sorted(ANIMALS)).get_indexer(labels)])
+    np.testing.assert_allclose(mace.probas_.to_numpy(), core.posterior)
+    assert mace.skills_.index.name == "worker"

@@ -22,8 +22,10 @@ from numpy.typing import NDArray
 from .claims import Claims
 from .engine import TruthResult, from_faithful
 from .faithful import fit_faithful
+from .glad import fit_glad
+from .mace import fit_mace
 
-__all__ = ["DawidSkene", "MajorityVote", "NotFittedError", "OneCoinDawidSkene", "Wawa", "from_long", "to_long"]
+__all__ = ["GLAD", "MACE", "DawidSkene", "MajorityVote", "NotFittedError", "OneCoinDawidSkene", "Wawa", "from_long", "to_long"]
 
 COLUMNS = ["task", "worker", "label"]
 
@@ -294,3 +296,91 @@ class OneCoinDawidSkene(DawidSkene):
     def fit_predict_proba(self, data: pd.DataFrame) -> pd.DataFrame:  # type: ignore[override]
         return super().fit_predict_proba(data)
 
+
+
+def _by(values: pd.Series | None, index: pd.Index) -> NDArray[np.float64] | None:
+    """A name-indexed Series (crowd-kit's prior arguments) as an array in ``index`` order."""
+    return None if values is None else values.reindex(index).to_numpy(dtype=float)
+
+
+class GLAD(_Aggregator):
+    """crowd-kit's ``GLAD``: worker ability ``alphas_`` times task easiness ``betas_`` (see
+    ``veritag.truth.glad``; crowd-kit's private M-step helpers are not offered)."""
+
+    def __init__(self, n_iter: int = 100, tol: float = 1e-5, silent: bool = True,
+                 labels_priors: pd.Series | None = None, alphas_priors_mean: pd.Series | None = None,
+                 betas_priors_mean: pd.Series | None = None, m_step_max_iter: int = 25,
+                 m_step_tol: float = 1e-2) -> None:
+        self.n_iter = n_iter
+        self.tol = tol
+        self.silent = silent
+        self.labels_priors = labels_priors
+        self.alphas_priors_mean = alphas_priors_mean
+        self.betas_priors_mean = betas_priors_mean
+        self.m_step_max_iter = m_step_max_iter
+        self.m_step_tol = m_step_tol
+
+    def fit(self, data: pd.DataFrame) -> GLAD:
+        data = data[COLUMNS]
+        if not len(data):
+            self._empty()
+            self.loss_history_: list[float] = []
+            return self
+        coded = from_long(data)
+        g = fit_glad(coded.claims, n_iter=self.n_iter, tol=self.tol,
+                     labels_priors=_by(self.labels_priors, coded.labels),
+                     alphas_priors_mean=_by(self.alphas_priors_mean, coded.workers),
+                     betas_priors_mean=_by(self.betas_priors_mean, coded.tasks),
+                     m_step_max_iter=self.m_step_max_iter, m_step_tol=self.m_step_tol)
+        self._labels(_frame(g.posterior, coded))
+        self.alphas_ = pd.Series(g.alpha, index=coded.workers.rename("worker"), name="alpha")
+        self.betas_ = pd.Series(g.beta, index=coded.tasks.rename("task"), name="beta")
+        self.priors_ = pd.Series(g.prior, index=coded.labels.rename("label"), name="prior")
+        self.loss_history_ = list(g.loss_history)
+        return self
+
+
+class MACE(_Aggregator):
+    """crowd-kit's ``MACE``: each worker knows the answer or spams with a strategy of its own.
+
+    ``crowdkit_compat=True`` (the default, so results are crowd-kit's) keeps crowd-kit 1.4.2's
+    strategy update, which reads each worker's counts from another worker's row (see
+    ``veritag.truth.mace``); ``False`` fits the model as published.
+    """
+
+    def __init__(self, n_restarts: int = 10, n_iter: int = 50, method: str = "vb", smoothing: float = 0.1,
+                 default_noise: float = 0.5, alpha: float = 0.5, beta: float = 0.5, random_state: int = 0,
+                 verbose: int = 0, crowdkit_compat: bool = True) -> None:
+        self.n_restarts = n_restarts
+        self.n_iter = n_iter
+        self.method = method
+        self.smoothing = smoothing
+        self.default_noise = default_noise
+        self.alpha = alpha
+        self.beta = beta
+        self.random_state = random_state
+        self.verbose = verbose
+        self.crowdkit_compat = crowdkit_compat
+
+    def fit(self, data: pd.DataFrame) -> MACE:
+        data = data[COLUMNS]
+        if not len(data):
+            self._empty()
+            return self
+        # crowd-kit codes workers and labels by name order where its bug bites, tasks as they appear.
+        coded = from_long(data)
+        workers = pd.Index(sorted(pd.unique(data["worker"])))
+        claims = Claims.from_arrays(coded.claims.item, workers.get_indexer(data["worker"]), coded.claims.label,
+                                    n_items=coded.claims.n_items, n_sources=len(workers),
+                                    n_classes=coded.claims.n_classes)
+        # crowd-kit ignores its smoothing argument (it uses 0.01 / labels): so does the face.
+        m = fit_mace(claims, n_restarts=self.n_restarts, n_iter=self.n_iter, method=self.method,  # type: ignore[arg-type]
+                     default_noise=self.default_noise, alpha=self.alpha, beta=self.beta,
+                     random_state=self.random_state, crowdkit_compat=self.crowdkit_compat)
+        self._labels(_frame(m.posterior, coded))
+        # crowd-kit's arrays: rows workers and columns labels in order of first appearance.
+        rows = workers.get_indexer(coded.workers)
+        self.spamming_ = m.spamming[rows]
+        self.thetas_ = m.thetas[rows][:, coded.labels.get_indexer(pd.unique(data["label"]))]
+        self.skills_ = pd.Series(m.competence, index=workers.rename("worker"), name="skill")
+        return self
