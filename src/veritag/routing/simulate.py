@@ -208,7 +208,11 @@ class _Run:
         self.spent += float(self.cost[workers].sum())
 
     def fit(self) -> NDArray[np.float64]:
-        """Dawid-Skene on the claims so far (the model as one more source), and a curve point."""
+        """Dawid-Skene on the claims so far (the model as one more source), and a curve point.
+
+        The guarded EM (``ds-shrunk``): mid-collection most items have one label, where a source
+        measured on its own lone claims agrees with itself and crowd-kit's unguarded model drifts.
+        """
         k, w = len(self.data.classes), self.pool.n_workers
         soft: dict[str, Any] = {}
         if self.probs is not None:
@@ -219,7 +223,7 @@ class _Run:
         gi = self.gold if self.gold.size else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # a rare unsettled mid-run fit is still a fine guide
-            post = fit_truth(claims, "ds", gold_items=gi,
+            post = fit_truth(claims, "ds-shrunk", gold_items=gi,
                              gold_labels=self.data.gt[self.gold] if gi is not None else None).posterior
         self.curve.append((self.item.size, self.accuracy(post)))
         return post
