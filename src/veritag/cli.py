@@ -2,6 +2,11 @@
 
 A ``VeritagError`` becomes one red line and exit code 1; anything else is a bug and keeps its
 traceback.
+
+Each command imports what it needs inside its function: the store (SQLAlchemy, alembic), the
+engine (scipy), pandas and scikit-learn cost seconds to import, and ``veritag --help`` or
+``veritag resolve labels.csv`` should not pay for what they never use. Option help that lists
+choices defined in a heavy module names a placeholder (``_CHOICES``) filled in when help is shown.
 """
 
 from __future__ import annotations
@@ -15,45 +20,79 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperCommand
 
 from . import __version__
-from .config import database_url_for, load_settings
 from .errors import VeritagError
-from .io import EXPORT_FORMATS, FORMATS, ColumnMap, ImportResult, export_project, import_file
-from .quickstart import run_quickstart
-from .resolve import (
-    DEFAULT_METHOD,
-    METHODS,
-    OPEN_METHOD,
-    SourceRow,
-    project_source_rows,
-    resolve_and_store,
-    resolve_files,
-    write_labels,
-    write_sources,
-)
-from .schema import TASK_TYPES, parse_schema
-from .store import Project, Store, open_store
-from .store.queries import (
-    create_project,
-    get_project,
-    list_projects,
-    project_schema,
-    source_names,
-)
+from .io.formats import EXPORT_FORMATS, FORMATS
+from .resolve.defaults import DEFAULT_METHOD, OPEN_METHOD
 
 if TYPE_CHECKING:
+    import click
+
     from .automation.autolabel import AutolabelResult
     from .automation.project import AutomationResult
+    from .io import ImportResult
+    from .resolve import SourceRow
+    from .store import Project, Store
+
+#: Placeholders in option help, and the module and name of the list each stands for. The lists
+#: live in modules that are slow to import (the engine, the schemas) and change there (the engine
+#: gains methods), so help fills them in only when it is shown (see ``_choices``).
+_CHOICES = {"{METHODS}": ("veritag.truth.engine", "METHODS"), "{TASK_TYPES}": ("veritag.schema", "TASK_TYPES")}
+
+
+def _choices(module: str, name: str) -> tuple[str, ...]:
+    """``module.name``, read from the module's source while it is a literal tuple of strings.
+
+    Importing the engine takes a second (scipy), a long wait for a help page; should the list
+    stop being a literal, the module is imported after all.
+    """
+    import ast
+
+    source = Path(__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    try:
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                value = ast.literal_eval(node.value)
+                if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+                    return value
+    except (OSError, SyntaxError, ValueError):
+        pass
+    return tuple(getattr(import_module(module), name))
+
+
+def _fill_choices(text: str) -> str:
+    for token, (module, name) in _CHOICES.items():
+        if token in text:
+            text = text.replace(token, ", ".join(_choices(module, name)))
+    return text
+
+
+class _LazyHelp(TyperCommand):
+    """A command whose option help may name ``_CHOICES`` placeholders."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text:
+                param.help = _fill_choices(text)  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+def _methods() -> tuple[str, ...]:
+    from .truth import METHODS
+
+    return tuple(METHODS)
+
 
 app = typer.Typer(
     name="veritag",
@@ -73,6 +112,9 @@ Db = Annotated[
 
 @contextmanager
 def _store(db: str | None) -> Iterator[Store]:
+    from .config import database_url_for
+    from .store import open_store
+
     store = open_store(database_url_for(db))
     try:
         yield store
@@ -82,6 +124,8 @@ def _store(db: str | None) -> Iterator[Store]:
 
 def _project(store: Store, name: str) -> Project:
     """The project called ``name`` (``NotFound``, naming the projects there are, if none is)."""
+    from .store.queries import get_project
+
     with store.session() as session:
         return get_project(session, name=name)
 
@@ -92,6 +136,8 @@ def _progress(quiet: bool = False) -> Iterator[Callable[[str], Callable[[int, in
     if quiet or not err.is_terminal:
         yield lambda _label: None
         return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
 
@@ -115,10 +161,10 @@ def _root(
     """veritag: import, auto-label, route, resolve, audit and export labeled data."""
 
 
-@app.command()
+@app.command(cls=_LazyHelp)
 def init(
     project: Annotated[str | None, typer.Argument(help="Name of the project to create")] = None,
-    task: Annotated[str | None, typer.Option(help=f"Task type: {', '.join(TASK_TYPES)}")] = None,
+    task: Annotated[str | None, typer.Option(help="Task type: {TASK_TYPES}")] = None,
     labels: Annotated[str | None, typer.Option(help="Comma-separated labels (classification, multilabel, span) or verdicts (fact_check)")] = None,
     scale: Annotated[str | None, typer.Option(help="Rating scale as MIN-MAX, e.g. 1-5")] = None,
     schema: Annotated[Path | None, typer.Option(help="A JSON file with the full task schema")] = None,
@@ -126,6 +172,8 @@ def init(
     db: Db = None,
 ) -> None:
     """Create the database (if needed) and, given a name, a project with its task schema."""
+    from .store.queries import create_project, project_schema
+
     with _store(db) as store:
         if project is None:
             console.print(f"Database ready: [bold]{escape(store.engine.url.render_as_string(hide_password=True))}[/]")
@@ -139,6 +187,8 @@ def init(
 
 
 def _schema_spec(task: str | None, labels: str | None, scale: str | None, schema: Path | None) -> dict:
+    from .schema import TASK_TYPES, parse_schema
+
     if schema is not None:
         if task or labels or scale:
             raise VeritagError("give either --schema or --task/--labels/--scale, not both")
@@ -183,6 +233,9 @@ def import_(
     db: Db = None,
 ) -> None:
     """Import items, human labels, gold labels or model probabilities from one file."""
+    from .config import load_settings
+    from .io.importer import ColumnMap, import_file
+
     columns = ColumnMap(id=id, text=text, fields=field or None, meta=meta or [], gold=gold, label=label,
                         worker=worker, source=source, probs=probs, model=model)
     with _store(db) as store:
@@ -222,6 +275,8 @@ def export(
     fmt = format or {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(out.suffix.lower())
     if fmt is None:
         raise VeritagError(f"cannot tell the export format from {out.name!r}; pass --format ({', '.join(EXPORT_FORMATS)})")
+    from .io.exporter import export_project
+
     with _store(db) as store:
         proj = _project(store, project)
         with _progress() as bar:
@@ -240,6 +295,7 @@ def status(
 ) -> None:
     """Show projects with their items, claims, sources, gold labels and imports."""
     from .status import project_row, project_status
+    from .store.queries import get_project, list_projects
 
     with _store(db) as store, store.session() as session:
         projects = [get_project(session, name=project)] if project else list_projects(session)
@@ -287,11 +343,11 @@ def status(
                           f"{automation['audit_labeled']} of {automation['audit']} labeled (veritag audit for more).")
 
 
-@app.command()
+@app.command(cls=_LazyHelp)
 def resolve(
     labels: Annotated[Path | None, typer.Argument(help="File mode: a long task,worker,label file (.csv, .tsv, .jsonl, .parquet)")] = None,
     project: Annotated[str | None, typer.Option("--project", help="Project mode: resolve this project and store the run")] = None,
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)} (ds: Dawid-Skene)")] = DEFAULT_METHOD,
+    method: Annotated[str, typer.Option(help="One of {METHODS} (ds: Dawid-Skene)")] = DEFAULT_METHOD,
     gold: Annotated[Path | None, typer.Option(help="File mode: known-correct labels, task,label")] = None,
     model_probs: Annotated[Path | None, typer.Option("--model-probs", help="File mode: model probabilities, task[,model],<one column per class>")] = None,
     out: Annotated[Path | None, typer.Option("-o", "--out", help="File mode: where to write task,label,confidence (CSV)")] = None,
@@ -303,8 +359,9 @@ def resolve(
     """Resolve one label per item from all claims: a labels file (file mode) or a project (--project)."""
     if (labels is None) == (project is None):
         raise VeritagError("give either a labels file (file mode) or --project NAME (project mode), not both or neither")
-    if method not in METHODS:
-        raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    methods = _methods()
+    if method not in methods:
+        raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
     if labels is not None:
         if db is not None:
             raise VeritagError("file mode uses no database; drop --db, or resolve a project with --project")
@@ -317,6 +374,10 @@ def resolve(
             raise VeritagError(f"{flag} is for file mode; a project takes gold labels and model "
                                "probabilities with 'veritag import' and writes files with 'veritag export'")
     assert project is not None
+    from .resolve.files import project_source_rows, write_sources
+    from .resolve.runs import resolve_and_store
+    from .store.queries import project_schema, source_names
+
     with _store(db) as store:
         proj = _project(store, project)
         kind = project_schema(proj).type
@@ -349,10 +410,10 @@ def resolve(
         console.print(f"Wrote {len(rows)} sources to {escape(str(workers_out))}.")
 
 
-@app.command()
+@app.command(cls=_LazyHelp)
 def report(
     project: Annotated[str, typer.Argument(help="Project name (categorical task types)")],
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}")] = DEFAULT_METHOD,
+    method: Annotated[str, typer.Option(help="One of {METHODS}")] = DEFAULT_METHOD,
     domain: Annotated[str | None, typer.Option(help="Item metadata field to break reliability down by, e.g. domain")] = None,
     top: Annotated[int, typer.Option(help="How many suspected errors to list")] = 20,
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML page with plots")] = None,
@@ -363,8 +424,9 @@ def report(
     from .report import render_html, render_text
     from .report.project import project_report
 
-    if method not in METHODS:
-        raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    methods = _methods()
+    if method not in methods:
+        raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
     if top < 1:
         raise VeritagError("--top must be at least 1")
     with _store(db) as store:
@@ -749,6 +811,8 @@ def _print_sources(title: str, rows: list[SourceRow], who: str = "source") -> No
 
 def _resolve_files(labels: Path, method: str, gold: Path | None, model_probs: Path | None, out: Path,
                    workers: bool, workers_out: Path | None, encoding: str) -> None:
+    from .resolve.files import resolve_files, write_labels, write_sources
+
     result = resolve_files(labels, method=method, gold=gold, model_probs=model_probs, encoding=encoding)
     write_labels(result, out)
     fit = "" if method in ("mv", "wmv") else (
@@ -758,8 +822,8 @@ def _resolve_files(labels: Path, method: str, gold: Path | None, model_probs: Pa
         inputs += f", {result.n_model_rows} model rows"
     if result.n_gold:
         inputs += f", {result.n_gold} gold labels"
-    console.print(f"Resolved {len(result.tasks)} tasks from {inputs} with {method}{fit}.")
-    console.print(f"Wrote {len(result.tasks)} rows to {escape(str(out))} (task,label,confidence).")
+    console.print(f"Resolved {result.n_tasks} tasks from {inputs} with {method}{fit}.")
+    console.print(f"Wrote {result.n_tasks} rows to {escape(str(out))} (task,label,confidence).")
     rows = result.source_rows()
     if workers:
         _print_sources("Workers by estimated accuracy", rows, "worker")
@@ -776,6 +840,8 @@ def quickstart(
 ) -> None:
     """Run the whole job on the bundled sample (800 RTE items with 8000 real crowd labels), then
     serve the web UI with demo accounts so you can label its uncertain items."""
+    from .quickstart import run_quickstart
+
     with _progress() as bar:
         result = run_quickstart(folder, progress=bar)
     for r in result.imports:
@@ -979,6 +1045,8 @@ def token(
 ) -> None:
     """Make an API token for a user and print it once (send it as 'Authorization: Bearer ...');
     or list the user's tokens, or revoke one."""
+    import sqlalchemy as sa
+
     from .server.auth import list_tokens, new_token, revoke_token
     from .store.models import User
 

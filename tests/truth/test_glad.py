@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from truth_synth import crowd, relabel
+from truth_synth import crowd, relabel, toy
 
 from veritag.truth.claims import Claims
 from veritag.truth.glad import GladResult, fit_glad
@@ -22,15 +22,6 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # conjugate-gradient steps are path-sensitive (see the module docstring).
 EXACT_M_STEP = {"m_step_tol": 1e-12, "m_step_max_iter": 500}
 
-# (task, worker, label); worker 1 and label 1 come first, so first appearance != index order.
-TOY = np.array([
-    (0, 1, 1), (0, 2, 0), (0, 0, 0),
-    (1, 0, 1), (1, 2, 1), (1, 3, 1),
-    (2, 1, 2), (2, 3, 2), (2, 0, 0),
-    (3, 3, 0), (3, 2, 0), (3, 1, 2),
-    (4, 0, 2), (4, 1, 2), (4, 2, 1), (4, 3, 2),
-    (5, 2, 1), (5, 3, 0),
-])
 
 CK_POSTERIOR = [
     [0.9989044335215559, 0.00048502395079169023, 0.0006105425276522676],
@@ -63,10 +54,6 @@ CK2_LOSS = [-0.427260580155253, -0.4192958438256947, -0.41770541500373864, -0.41
             -0.41584191754573224, -0.41581179854571754, -0.41579475321663645, -0.4157851135952159,
             -0.41577966398861554, -0.4157765837059407, -0.41577484253447894, -0.4157738587520466,
             -0.41577330269701734, -0.41577298850884437, -0.4157728109849354, -0.41577271055861253]
-
-
-def toy() -> Claims:
-    return Claims.from_arrays(TOY[:, 0], TOY[:, 1], TOY[:, 2])
 
 
 def test_matches_crowdkit_on_toy() -> None:

@@ -17,21 +17,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from truth_synth import crowd, relabel
+from truth_synth import crowd, relabel, toy
 
 from veritag.truth.claims import Claims
 from veritag.truth.mace import MaceResult, fit_mace
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-TOY = np.array([
-    (0, 1, 1), (0, 2, 0), (0, 0, 0),
-    (1, 0, 1), (1, 2, 1), (1, 3, 1),
-    (2, 1, 2), (2, 3, 2), (2, 0, 0),
-    (3, 3, 0), (3, 2, 0), (3, 1, 2),
-    (4, 0, 2), (4, 1, 2), (4, 2, 1), (4, 3, 2),
-    (5, 2, 1), (5, 3, 0),
-])
 
 # MACE() on TOY
 CK_RAW_POSTERIOR = [
@@ -96,10 +88,6 @@ CK_EM_THETAS = [
     [0.3139572798488879, 0.6851883116680747, 0.0008544084830373819],
     [0.5160274159196403, 0.004626609026205829, 0.4793459750541539],
 ]
-
-
-def toy() -> Claims:
-    return Claims.from_arrays(TOY[:, 0], TOY[:, 1], TOY[:, 2])
 
 
 def _close(r: MaceResult, posterior: list, spamming: list, thetas: list) -> None:

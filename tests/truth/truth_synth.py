@@ -67,3 +67,20 @@ def relabel(claims: Claims, item_perm: NDArray[np.int64], source_perm: NDArray[n
         prob_item=item_perm[claims.prob_item],
         prob_source=source_perm[claims.prob_source],
     )
+
+
+#: A toy crowd (task, worker, label) that crowd-kit's GLAD and MACE were run on to print the
+#: numbers test_glad / test_mace pin; worker 1 and label 1 come first, so first appearance is not
+#: index order (which is where crowd-kit's MACE strategy update goes astray).
+TOY = np.array([
+    (0, 1, 1), (0, 2, 0), (0, 0, 0),
+    (1, 0, 1), (1, 2, 1), (1, 3, 1),
+    (2, 1, 2), (2, 3, 2), (2, 0, 0),
+    (3, 3, 0), (3, 2, 0), (3, 1, 2),
+    (4, 0, 2), (4, 1, 2), (4, 2, 1), (4, 3, 2),
+    (5, 2, 1), (5, 3, 0),
+])
+
+
+def toy() -> Claims:
+    return Claims.from_arrays(TOY[:, 0], TOY[:, 1], TOY[:, 2])

@@ -1,7 +1,24 @@
 """Importers and exporters: streamed, with errors that name file, line and field."""
 
-from .exporter import EXPORT_FORMATS, ExportResult, export_project
-from .importer import ColumnMap, ImportResult, import_file
-from .readers import FORMATS, open_rows
+from __future__ import annotations
 
-__all__ = ["EXPORT_FORMATS", "FORMATS", "ColumnMap", "ExportResult", "ImportResult", "export_project", "import_file", "open_rows"]
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+from .formats import EXPORT_FORMATS, FORMATS
+
+if TYPE_CHECKING:
+    from .exporter import ExportResult, export_project
+    from .importer import ColumnMap, ImportResult, import_file
+    from .readers import open_rows
+
+#: Where each public name lives, imported on first use: the exporter pulls in the store and
+#: the resolver, which reading a file (``veritag resolve labels.csv``) does not need.
+_HOMES = {"ExportResult": ".exporter", "export_project": ".exporter", "ColumnMap": ".importer",
+          "ImportResult": ".importer", "import_file": ".importer", "open_rows": ".readers"}
+
+__all__ = ["EXPORT_FORMATS", "FORMATS", "ColumnMap", "ExportResult", "ImportResult", "export_project", "import_file",
+           "open_rows"]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

@@ -28,10 +28,10 @@ from ..schema import BaseSchema, PairwiseSchema
 from ..store.engine import Store
 from ..store.models import AutomationItem, AutomationRun, Claim, Item, Project, Source
 from ..store.queries import project_schema, standing_claims
+from .formats import EXPORT_FORMATS
 
 __all__ = ["EXPORT_FORMATS", "ExportResult", "export_project"]
 
-EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "long", "dpo")
 ProgressFn = Callable[[int, int], None]
 RESOLVED = ("label", "confidence", "n_labels", "label_source")
 #: The newest automation run's decision per item (auto, audit, human): only in projects with one.

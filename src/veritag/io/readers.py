@@ -15,14 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from ..errors import InputError
+from .formats import FORMATS
 
 __all__ = ["FORMATS", "Row", "RowReader", "detect_format", "open_rows"]
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -49,9 +46,14 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
 
 
 class RowReader:
-    """Base: ``columns`` (None when rows carry their own keys, as in JSONL), iteration, progress."""
+    """Base: ``columns`` (None when rows carry their own keys, as in JSONL), iteration, progress.
+
+    ``format`` is one of ``FORMATS``: the columnar fast path (``veritag.io.columnar``) reads the
+    same file again by it.
+    """
 
     unit = "line"
+    format = ""
 
     def __init__(self, path: Path, encoding: str) -> None:
         self.path = path
@@ -80,6 +82,8 @@ class RowReader:
 class _CsvReader(RowReader):
     def __init__(self, path: Path, encoding: str, delimiter: str) -> None:
         super().__init__(path, encoding)
+        self.format = "csv" if delimiter == "," else "tsv"
+        self.delimiter = delimiter
         self._raw = path.open("rb")
         self._lines_read = 0
         # Decode line by line (not through a read-ahead buffer) so a bad byte is blamed on its line.
@@ -98,6 +102,8 @@ class _CsvReader(RowReader):
             self.close()
             raise InputError(f"{path}:1: duplicate column name(s) {dupes}")
         self.columns = header
+        #: Physical lines the header took (more than one when a quoted name holds a line break).
+        self.header_lines = self._lines_read
 
     def _decoded(self) -> Iterator[str]:
         for raw in self._raw:
@@ -133,6 +139,8 @@ class _CsvReader(RowReader):
 
 
 class _JsonlReader(RowReader):
+    format = "jsonl"
+
     def __init__(self, path: Path, encoding: str) -> None:
         super().__init__(path, encoding)
         self._raw = path.open("rb")
@@ -168,8 +176,12 @@ class _JsonlReader(RowReader):
 
 class _ParquetReader(RowReader):
     unit = "row"
+    format = "parquet"
 
     def __init__(self, path: Path, encoding: str, batch_rows: int) -> None:
+        import pyarrow as pa  # not at module level: reading CSV never needs it
+        import pyarrow.parquet as pq
+
         super().__init__(path, encoding)
         try:
             self._file = pq.ParquetFile(path)

@@ -5,8 +5,9 @@ How each kind of task is resolved:
 * **Categorical** schemas (classification, rating, pairwise, fact-check verdicts: every schema
   whose ``classes()`` is not empty) go through the truth engine, ``veritag.truth.fit_truth``,
   over *all* claims at once: a human claim is a hard label, a model claim is its probability
-  row, and gold labels are pinned. ``method`` is ``ds`` (Dawid-Skene, the default), ``onecoin``,
-  ``wmv`` or ``mv``.
+  row, and gold labels are pinned. ``method`` is one of ``veritag.truth.METHODS``: ``ds``
+  (Dawid-Skene as crowd-kit fits it, the default), ``onecoin``, ``ds-shrunk``, ``glad``,
+  ``mace``, ``auto``, ``wmv`` or ``mv``.
 * **Multi-label**: one binary sub-task per (item, label) pair, "label applies or not", all in
   one ``Claims`` for the engine; a source keeps one reliability across labels. A label applies
   where its posterior probability is above one half; the confidence is the mean over labels of
@@ -35,53 +36,51 @@ against by the auto-labeler and by automation, which must not include the model 
 
 from __future__ import annotations
 
-from ..truth import METHODS
-from .core import (
-    DEFAULT_METHOD,
-    ENGINE_PARAMS,
-    OPEN_METHOD,
-    Resolution,
-    RunInfo,
-    SourceStats,
-    effective_method,
-)
-from .files import (
-    FileResolution,
-    SourceRow,
-    project_source_rows,
-    rank_sources,
-    resolve_files,
-    write_labels,
-    write_sources,
-)
-from .human import HumanLabels, human_labels
-from .project import ProjectClaims, load_project_claims, resolve_project
-from .runs import current_resolution, load_resolution, resolve_and_store, save_resolution
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DEFAULT_METHOD",
-    "ENGINE_PARAMS",
-    "METHODS",
-    "OPEN_METHOD",
-    "FileResolution",
-    "HumanLabels",
-    "ProjectClaims",
-    "Resolution",
-    "RunInfo",
-    "SourceRow",
-    "SourceStats",
-    "current_resolution",
-    "effective_method",
-    "human_labels",
-    "load_project_claims",
-    "load_resolution",
-    "project_source_rows",
-    "rank_sources",
-    "resolve_and_store",
-    "resolve_files",
-    "resolve_project",
-    "save_resolution",
-    "write_labels",
-    "write_sources",
-]
+from ..lazy import lazy_exports
 
+if TYPE_CHECKING:
+    from ..truth import METHODS
+    from .core import (
+        DEFAULT_METHOD,
+        ENGINE_PARAMS,
+        OPEN_METHOD,
+        Resolution,
+        RunInfo,
+        SourceStats,
+        effective_method,
+    )
+    from .files import (
+        FileResolution,
+        SourceRow,
+        project_source_rows,
+        rank_sources,
+        resolve_files,
+        write_labels,
+        write_sources,
+    )
+    from .human import HumanLabels, human_labels
+    from .project import ProjectClaims, load_project_claims, resolve_project
+    from .runs import current_resolution, load_resolution, resolve_and_store, save_resolution
+
+#: Where each public name lives. Imported on first use: file mode needs neither the store nor
+#: SQLAlchemy, and ``veritag resolve labels.csv`` should not pay for importing them.
+_HOMES = {
+    "METHODS": "..truth",
+    **dict.fromkeys(("DEFAULT_METHOD", "ENGINE_PARAMS", "OPEN_METHOD", "Resolution", "RunInfo", "SourceStats",
+                     "effective_method"), ".core"),
+    **dict.fromkeys(("FileResolution", "SourceRow", "project_source_rows", "rank_sources", "resolve_files",
+                     "write_labels", "write_sources"), ".files"),
+    **dict.fromkeys(("HumanLabels", "human_labels"), ".human"),
+    **dict.fromkeys(("ProjectClaims", "load_project_claims", "resolve_project"), ".project"),
+    **dict.fromkeys(("current_resolution", "load_resolution", "resolve_and_store", "save_resolution"), ".runs"),
+}
+
+__all__ = ["METHODS", "DEFAULT_METHOD", "ENGINE_PARAMS", "OPEN_METHOD", "Resolution", "RunInfo", "SourceStats",
+           "effective_method", "FileResolution", "SourceRow", "project_source_rows", "rank_sources", "resolve_files",
+           "write_labels", "write_sources", "HumanLabels", "human_labels", "ProjectClaims", "load_project_claims",
+           "resolve_project", "current_resolution", "load_resolution", "resolve_and_store", "save_resolution"]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

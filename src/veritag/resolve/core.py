@@ -15,12 +15,11 @@ from numpy.typing import NDArray
 from ..errors import VeritagError
 from ..schema import BaseSchema, MultiLabelSchema, canonical_json
 from ..truth import METHODS, Claims, ConvergenceWarning, fit_truth
+from .defaults import DEFAULT_METHOD, OPEN_METHOD
 
-DEFAULT_METHOD = "ds"
-#: The method of a run over an open-ended schema (free text, spans): exact-match majority vote.
-OPEN_METHOD = "majority_vote"
-#: Engine settings every run uses; stored with the run.
-ENGINE_PARAMS: dict[str, Any] = {"max_iter": 100, "tol": 1e-6, "shrinkage": 0.5, "bins": 5}
+#: Engine settings every run uses; stored with the run. ``tol=None``: each method's own (crowd-kit's 1e-5
+#: on its lower bound for ``ds``/``onecoin``, see ``veritag.truth.engine.DEFAULT_TOL``).
+ENGINE_PARAMS: dict[str, Any] = {"max_iter": 100, "tol": None, "shrinkage": 0.5, "bins": 5}
 BASES = ("claims", "model", "gold")  # Resolution.basis codes 0, 1, 2
 _CLAIMS, _MODEL, _GOLD = 0, 1, 2
 _CHUNK = 100_000

@@ -6,8 +6,9 @@ import csv
 import math
 import os
 from array import array
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,9 @@ from ..truth import ENGINE_VERSION, METHODS
 from .core import DEFAULT_METHOD, SHOWN_ERRORS, Resolution, RunInfo, _fit_categorical
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..io.columnar import CodedColumn
     from ..io.readers import RowReader
 
 # --- file mode: no project, no database -------------------------------------------------------
@@ -26,10 +30,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class FileResolution:
-    """What ``resolve_files`` found: one label per task, and per worker (or model) statistics."""
+    """What ``resolve_files`` found: one label per task, and per worker (or model) statistics.
 
-    tasks: list[str]
-    labels: list[str]
+    ``task_names`` and ``label_codes`` (into ``classes``) hold the answer without a Python object
+    per task; ``tasks``, ``labels`` and ``label_source`` are the same as lists, made on first use.
+    """
+
+    task_names: Names
+    label_codes: NDArray[np.int64]
     confidence: NDArray[np.float64]
     classes: list[str]
     sources: list[tuple[str, str]]  # (name, kind) with kind "human" or "model"
@@ -41,7 +49,25 @@ class FileResolution:
     n_labels: int = 0
     n_model_rows: int = 0
     n_gold: int = 0
-    label_source: list[str] = field(default_factory=list)
+    basis: NDArray[np.int8] | None = None
+    label_source_names: tuple[str, ...] = ()
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_names)
+
+    @cached_property
+    def tasks(self) -> list[str]:
+        return list(self.task_names)
+
+    @cached_property
+    def labels(self) -> list[str]:
+        return [self.classes[i] for i in self.label_codes.tolist()]
+
+    @cached_property
+    def label_source(self) -> list[str]:
+        """Per task what decided it: the method and engine, ``model`` or ``gold``."""
+        return [] if self.basis is None else [self.label_source_names[b] for b in self.basis.tolist()]
 
     def source_rows(self) -> list[SourceRow]:
         """(name, kind, claims, accuracy) per worker and model, best first (see ``rank_sources``)."""
@@ -98,6 +124,16 @@ class RowTable:
         if len(self.errors) < SHOWN_ERRORS:
             self.errors.append(RowError(self.file, line, column, message, unit=self.reader.unit))
 
+    def coded(self) -> dict[str, CodedColumn] | None:
+        """The required columns as codes, read whole by pyarrow, when the columnar reader can vouch
+        for the file (see ``veritag.io.columnar``); else None, and ``rows()`` reads it row by row."""
+        from ..io.columnar import read_coded
+
+        coded = read_coded(self.reader, self.required)
+        if coded is not None:
+            self.reader.close()
+        return coded
+
     def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             for row in self.reader:
@@ -145,34 +181,118 @@ def _class_order(names: list[str]) -> list[str]:
         return sorted(names)
 
 
+class Names(Mapping[str, int]):
+    """Distinct names, each coded by its place in first-seen order; ``setdefault`` adds one.
+
+    The columnar reader hands over a million task ids as one pyarrow array; the dict that looks a
+    name up is built only when something asks (gold labels, model rows), so plain file mode makes
+    no Python object per task.
+    """
+
+    def __init__(self, known: pa.Array | None = None) -> None:
+        self._known = known
+        self._n_known = 0 if known is None else len(known)
+        self._index: dict[str, int] | None = {} if known is None else None
+        self._added: list[str] = []
+
+    def _lookup(self) -> dict[str, int]:
+        if self._index is None:
+            assert self._known is not None
+            self._index = {name: i for i, name in enumerate(self._known.to_pylist())}
+        return self._index
+
+    def __getitem__(self, name: str) -> int:
+        return self._lookup()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._lookup()
+
+    def __len__(self) -> int:
+        return self._n_known + len(self._added)
+
+    def __iter__(self) -> Iterator[str]:
+        if self._known is not None:
+            yield from self._known.to_pylist()
+        yield from self._added
+
+    def setdefault(self, name: str, default: int | None = None) -> int:  # type: ignore[override]
+        """The code of ``name``, adding it (as the next code; ``default`` is ignored) if new."""
+        index = self._lookup()
+        code = index.get(name)
+        if code is None:
+            code = index[name] = len(self)
+            self._added.append(name)
+        return code
+
+    def to_arrow(self) -> pa.Array:
+        """All names, in code order, as one pyarrow array."""
+        from ..io.columnar import strings
+
+        if self._known is None:
+            return strings(self._added)
+        if not self._added:
+            return self._known
+        import pyarrow as pa
+
+        return pa.concat_arrays([self._known.cast(pa.large_string()), strings(self._added)])
+
+
 @dataclass
 class LongLabels:
     """A long ``task,worker,label`` file as codes: ``tasks``/``workers``/``classes`` map each name to
-    its code in first-seen order; ``item``, ``worker`` and ``label`` hold one code per row."""
+    its code in first-seen order; ``item_codes``, ``worker_codes`` and ``label_codes`` hold one
+    code per row (``item``, ``worker``, ``label``: the same as 8-byte ``array``s)."""
 
-    tasks: dict[str, int]
-    workers: dict[str, int]
-    classes: dict[str, int]
-    item: array
-    worker: array
-    label: array
+    tasks: Names
+    workers: Names
+    classes: Names
+    item_codes: NDArray[np.integer]
+    worker_codes: NDArray[np.integer]
+    label_codes: NDArray[np.integer]
+
+    @property
+    def item(self) -> array:
+        return _array(self.item_codes)
+
+    @property
+    def worker(self) -> array:
+        return _array(self.worker_codes)
+
+    @property
+    def label(self) -> array:
+        return _array(self.label_codes)
+
+
+def _array(codes: NDArray[np.integer]) -> array:
+    out = array("q")
+    out.frombytes(memoryview(np.ascontiguousarray(codes, dtype=np.int64)).cast("B"))
+    return out
+
+
+_LONG = ("task", "worker", "label")
 
 
 def read_long_labels(path: Path, encoding: str, errors: list[RowError], bad: list[int]) -> LongLabels:
     """Read ``task,worker,label`` rows; bad rows are collected in ``errors`` (see ``RowTable``).
 
-    Codes go into 8-byte arrays, not lists of Python ints: a file of millions of rows stays small.
+    Whole columns through pyarrow when it can vouch for the file (``RowTable.coded``): int32 codes,
+    and the names as pyarrow arrays. Else row by row, which names every bad row, with codes in
+    8-byte arrays, not lists of Python ints.
     """
-    out = LongLabels({}, {}, {}, array("q"), array("q"), array("q"))
-    table = RowTable(path, encoding, ("task", "worker", "label"), errors, bad)
+    table = RowTable(path, encoding, _LONG, errors, bad)
+    coded = table.coded()
+    if coded is not None:
+        return LongLabels(*(Names(coded[c].values) for c in _LONG), *(coded[c].codes for c in _LONG))
+    tasks, workers, classes = Names(), Names(), Names()
+    item, worker, label = array("q"), array("q"), array("q")
     for line, values in table.rows():
-        task, worker, label = (table.text(line, values, c) for c in ("task", "worker", "label"))
-        if task is None or worker is None or label is None:
+        t, w, c = (table.text(line, values, name) for name in _LONG)
+        if t is None or w is None or c is None:
             continue
-        out.item.append(out.tasks.setdefault(task, len(out.tasks)))
-        out.worker.append(out.workers.setdefault(worker, len(out.workers)))
-        out.label.append(out.classes.setdefault(label, len(out.classes)))
-    return out
+        item.append(tasks.setdefault(t))
+        worker.append(workers.setdefault(w))
+        label.append(classes.setdefault(c))
+    return LongLabels(tasks, workers, classes, *(np.frombuffer(a, dtype=np.int64) for a in (item, worker, label)))
 
 
 def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | None = None,
@@ -190,9 +310,10 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
     errors: list[RowError] = []
     bad = [0]
     long = read_long_labels(labels, encoding, errors, bad)
-    tasks, classes, h_item, h_src, h_label = long.tasks, long.classes, long.item, long.worker, long.label
+    tasks, classes = long.tasks, long.classes
+    h_item, h_src, h_label = long.item_codes, long.worker_codes, long.label_codes
     sources: dict[tuple[str, str], int] = {(w, "human"): i for w, i in long.workers.items()}
-    if not h_item and not bad[0]:
+    if not h_item.size and not bad[0]:
         raise InputError(f"{labels}: no labels to resolve")
     order = _class_order(list(classes))
     remap = np.array([order.index(c) for c in classes], dtype=np.int64)
@@ -262,7 +383,7 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
         return np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)
 
     fit = _fit_categorical(
-        (ints(h_item), ints(h_src), remap[ints(h_label)] if len(h_label) else np.zeros(0, np.int64)),
+        (h_item.astype(np.int64, copy=False), h_src.astype(np.int64, copy=False), remap[h_label]),
         (ints(m_item), ints(m_src),
          np.frombuffer(m_rows, dtype=np.float64).reshape(-1, k) if len(m_rows) else np.zeros((0, k))),
         (ints(g_item), ints(g_label)),
@@ -270,12 +391,11 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
     )
     best = fit.posterior.argmax(axis=1)
     run = RunInfo(method, ENGINE_VERSION, {}, None, 0, True)
-    source_names = [run.label_source, "model", "gold"]
     return FileResolution(
-        tasks=list(tasks), labels=[order[i] for i in best.tolist()], confidence=fit.posterior.max(axis=1),
+        task_names=tasks, label_codes=best, confidence=fit.posterior.max(axis=1),
         classes=order, sources=list(sources), accuracy=fit.accuracy, n_claims=fit.n_claims, method=method,
-        n_iter=fit.n_iter, converged=fit.converged, n_labels=len(h_item), n_model_rows=len(m_item),
-        n_gold=len(g_item), label_source=[source_names[b] for b in fit.basis.tolist()],
+        n_iter=fit.n_iter, converged=fit.converged, n_labels=h_item.size, n_model_rows=len(m_item),
+        n_gold=len(g_item), basis=fit.basis, label_source_names=(run.label_source, "model", "gold"),
     )
 
 
@@ -293,9 +413,16 @@ def _write_atomic(path: Path, header: list[str], rows: Iterator[list[Any]]) -> N
 
 
 def write_labels(result: FileResolution, out: Path) -> None:
-    """``task,label,confidence`` per task, in the order tasks first appear in the inputs."""
-    _write_atomic(out, ["task", "label", "confidence"],
-                  ([t, label, round(c, 6)] for t, label, c in zip(result.tasks, result.labels, result.confidence.tolist())))
+    """``task,label,confidence`` per task, in the order tasks first appear in the inputs.
+
+    Written by whole columns (``veritag.io.columnar.write_csv``), byte for byte what ``csv.writer``
+    wrote row by row: the confidence rounded to 6 places as Python writes a float.
+    """
+    from ..io.columnar import csv_rounded, csv_text, int_array, strings, write_csv
+
+    labels = csv_text(strings(result.classes)).take(int_array(result.label_codes))
+    write_csv(out, ["task", "label", "confidence"],
+              [csv_text(result.task_names.to_arrow()), labels, csv_rounded(result.confidence)])
 
 
 def write_sources(rows: list[SourceRow], out: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import methodcaller
 from typing import Any
 
 import numpy as np
@@ -100,6 +102,40 @@ def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_
         cursor.close()
 
 
+def _code_texts(code: Callable[[str], int], texts: Sequence[str]) -> NDArray[np.int64]:
+    """``code(t)`` for every stored text, called once per distinct text.
+
+    ``dict.fromkeys`` finds the distinct texts (in first-seen order, so new open-ended values are
+    numbered as before) and ``map`` looks each claim up, both loops in C: no Python code runs per
+    claim.
+    """
+    known = {t: code(t) for t in dict.fromkeys(texts)}
+    return np.fromiter(map(known.__getitem__, texts), dtype=np.int64, count=len(texts))
+
+
+def _probability_rows(texts: Sequence[str], k: int) -> NDArray[np.float64]:
+    """Stored probability rows (JSON lists of ``k`` numbers) as an (n, k) array.
+
+    numpy's C parser reads them all from one joined string; ``json.loads`` per row is the
+    fallback for anything else (a row of another length, a value that is not a plain list),
+    and so raises as it always did.
+    """
+    n = len(texts)
+    joined = ",".join(texts)
+    if n and k and joined.count("[") == n == joined.count("]") and "{" not in joined:
+        commas = np.fromiter(map(methodcaller("count", ","), texts), dtype=np.int64, count=n)
+        if (commas == k - 1).all():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", DeprecationWarning)  # numpy < 2.3 warns where newer ones raise
+                    values = np.fromstring(joined.replace("[", "").replace("]", ""), dtype=np.float64, sep=",")
+            except (ValueError, DeprecationWarning):  # something that is not a number, such as a quoted one
+                values = np.zeros(0)
+            if values.size == n * k:
+                return values.reshape(n, k)
+    return np.array([json.loads(t) for t in texts], dtype=np.float64)
+
+
 def _newest_per_pair(ids: NDArray[np.int64], item: NDArray[np.int64], src: NDArray[np.int64]) -> NDArray[np.int64]:
     """Positions of the newest claim of each (item, source) pair.
 
@@ -170,12 +206,12 @@ def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark |
     for chunk in _claims(conn, project.id, mark):
         h_item.append(chunk.h_item)
         h_src.append(chunk.h_src)
-        h_code.append(np.array([codes.code(t) for t in chunk.h_text], dtype=np.int64))
+        h_code.append(_code_texts(codes.code, chunk.h_text))
         if chunk.m_text:
             m_item.append(chunk.m_item)
             m_src.append(chunk.m_src)
             m_id.append(chunk.m_id)
-            m_probs.append(np.array([json.loads(t) for t in chunk.m_text], dtype=np.float64))
+            m_probs.append(_probability_rows(chunk.m_text, k))
     probs = np.concatenate(m_probs) if m_probs else np.zeros((0, k))
     if probs.ndim != 2 or probs.shape[1] != k:
         raise VeritagError(f"stored model probabilities have {probs.shape[1]} columns, the schema has {k} classes")
@@ -195,7 +231,7 @@ def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark |
     hc = _cat(h_code)
     del h_code
     g_pos = np.searchsorted(item_ids, g_ids)
-    g_codes = np.array([codes.code(t) for t in g_texts], dtype=np.int64)
+    g_codes = _code_texts(codes.code, g_texts)
     return ProjectClaims((hi, hs, hc), (mi, ms, probs), (g_pos, g_codes), g_texts, item_ids, source_ids,
                          list(codes.classes), list(codes.values))
 
@@ -225,19 +261,24 @@ def _resolve_multilabel(conn: sa.Connection, project: Project, schema: MultiLabe
     names = list(schema.labels)
     n_labels = len(names)
     index = {name: j for j, name in enumerate(names)}
-    chosen_by_text: dict[str, list[int]] = {}
+    row_of: dict[str, int] = {}
+    seen: list[NDArray[np.bool_]] = []
+
+    def chosen_row(text: str) -> int:
+        row = np.zeros(n_labels, dtype=bool)
+        row[[index[label] for label in json.loads(text)]] = True
+        seen.append(row)
+        return len(seen) - 1
 
     def chosen(texts: list[str]) -> NDArray[np.bool_]:
-        rows, cols = [], []
-        for i, text in enumerate(texts):
-            picks = chosen_by_text.get(text)
-            if picks is None:
-                picks = chosen_by_text[text] = [index[label] for label in json.loads(text)]
-            rows.extend([i] * len(picks))
-            cols.extend(picks)
-        out = np.zeros((len(texts), n_labels), dtype=bool)
-        out[np.asarray(rows, np.int64), np.asarray(cols, np.int64)] = True
-        return out
+        """(claims, labels): which labels each stored text chose; each distinct text decoded once."""
+        for text in dict.fromkeys(texts):
+            if text not in row_of:
+                row_of[text] = chosen_row(text)
+        if not texts:
+            return np.zeros((0, n_labels), dtype=bool)
+        rows = np.fromiter(map(row_of.__getitem__, texts), dtype=np.int64, count=len(texts))
+        return np.stack(seen)[rows]
 
     h_item, h_src, h_mat = [], [], []
     for chunk in _claims(conn, project.id, mark):
@@ -283,7 +324,7 @@ def _resolve_open(conn: sa.Connection, project: Project, schema: BaseSchema, mar
     for chunk in _claims(conn, project.id, mark):
         h_item.append(chunk.h_item)
         h_src.append(chunk.h_src)
-        h_code.append(np.array([codes.code(t) for t in chunk.h_text], dtype=np.int64))
+        h_code.append(_code_texts(codes.code, chunk.h_text))
     g_ids, g_texts = _gold_rows(conn, project.id, mark)
     hi, hs, code = _cat(h_item), _cat(h_src), _cat(h_code)
     item_ids, source_ids = _dense(hi, g_ids), _dense(hs)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Claims"]
+__all__ = ["Claims", "check_gold", "first_appearance"]
 
 
 def _ints(values: ArrayLike | None, name: str) -> NDArray[np.int64]:
@@ -115,6 +115,8 @@ class Claims:
 
     def hard_only(self) -> Claims:
         """The same claims with each model row replaced by its argmax: what a voting method sees."""
+        if not self.prob_item.size:
+            return self
         return Claims(
             np.concatenate([self.item, self.prob_item]),
             np.concatenate([self.source, self.prob_source]),
@@ -131,3 +133,30 @@ def _size(given: int | None, *arrays: NDArray[np.int64]) -> int:
     if given < 0:
         raise ValueError("sizes must be non-negative")
     return int(given)
+
+
+def check_gold(claims: Claims, gold_items: ArrayLike | None,
+               gold_labels: ArrayLike | None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Gold items and labels as validated index arrays (empty when neither is given)."""
+    if gold_items is None and gold_labels is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if gold_items is None or gold_labels is None:
+        raise ValueError("gold_items and gold_labels must be given together")
+    gi = _ints(np.ravel(gold_items), "gold_items")
+    gl = _ints(np.ravel(gold_labels), "gold_labels")
+    if gi.shape != gl.shape:
+        raise ValueError("gold_items and gold_labels must have the same length")
+    _in_range(gi, claims.n_items, "gold_items", "n_items")
+    _in_range(gl, claims.n_classes, "gold_labels", "n_classes")
+    if np.unique(gi).size != gi.size:
+        raise ValueError("an item has more than one gold label")
+    return gi, gl
+
+
+def first_appearance(values: NDArray[np.int64], size: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The distinct values in order of first appearance, and each value's rank in it (-1: absent)."""
+    uniq, first = np.unique(values, return_index=True)
+    order = uniq[np.argsort(first, kind="stable")]
+    rank = np.full(size, -1, np.int64)
+    rank[order] = np.arange(order.size)
+    return order, rank

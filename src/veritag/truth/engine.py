@@ -32,8 +32,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from .choice import held_out_scores
-from .claims import Claims, _in_range, _ints
-from .faithful import FaithfulFit, fit_faithful
+from .claims import Claims, check_gold
+from .faithful import _BLOCK, FaithfulFit, _row_view, fit_faithful
 from .glad import fit_glad
 from .mace import fit_mace
 from .voting import majority_vote
@@ -178,22 +178,6 @@ def _design(claims: Claims, bins: int) -> _Design:
     )
 
 
-def _gold(claims: Claims, gold_items: ArrayLike | None, gold_labels: ArrayLike | None):
-    if gold_items is None and gold_labels is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if gold_items is None or gold_labels is None:
-        raise ValueError("gold_items and gold_labels must be given together")
-    gi = _ints(np.ravel(gold_items), "gold_items")
-    gl = _ints(np.ravel(gold_labels), "gold_labels")
-    if gi.shape != gl.shape:
-        raise ValueError("gold_items and gold_labels must have the same length")
-    _in_range(gi, claims.n_items, "gold_items", "n_items")
-    _in_range(gl, claims.n_classes, "gold_labels", "n_classes")
-    if np.unique(gi).size != gi.size:
-        raise ValueError("an item has more than one gold label")
-    return gi, gl
-
-
 def _pin(posterior: NDArray[np.float64], gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> None:
     posterior[gold_items] = 0.0
     posterior[gold_items, gold_labels] = 1.0
@@ -216,15 +200,6 @@ def _vote_posterior(claims: Claims, weights: NDArray[np.float64] | None) -> NDAr
     votes /= np.where(empty, 1.0, total)[:, None]
     votes[empty] = 1.0 / k
     return votes
-
-
-_BLOCK = 1 << 16  # rows per E-step block: its (rows x K) scratch stays in cache
-
-
-def _row_view(A: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
-    """Rows ``a:b`` of ``A`` sharing its data and indices (``A[a:b]`` would copy them)."""
-    lo, hi = A.indptr[a], A.indptr[b]
-    return sp.csr_matrix((A.data[lo:hi], A.indices[lo:hi], A.indptr[a:b + 1] - lo), shape=(b - a, A.shape[1]))
 
 
 class _EStep:
@@ -533,7 +508,7 @@ def fit_truth(
         raise ValueError("max_iter and bins must be >= 1 (max_iter >= 0 for crowd-kit's models); "
                          "tol and shrinkage >= 0")
     k = claims.n_classes
-    gi, gl = _gold(claims, gold_items, gold_labels)
+    gi, gl = check_gold(claims, gold_items, gold_labels)
     if method in _HARD_ONLY:
         return _glad_or_mace(claims, method, gi, gl, max_iter, tol, bins)
     if faithful:

@@ -23,6 +23,8 @@ its top class, since crowd-kit has no soft claims.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,13 +62,25 @@ class FaithfulFit:
     converged: bool
 
 
-def _vote_shares(A: sp.csr_matrix, col_class: NDArray[np.int64], k: int) -> NDArray[np.float64]:
-    """crowd-kit's MajorityVote probabilities: each item's answers counted and normalised."""
-    to_class = sp.csr_matrix((np.ones(col_class.size), (np.arange(col_class.size), col_class)),
-                             shape=(col_class.size, k))
-    votes = np.asarray((A @ to_class).todense())
-    total = votes.sum(axis=1, keepdims=True)
-    return np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0)
+_BLOCK = 1 << 16  # items per sweep block: its (items x K) temporaries stay in cache
+#: Threads per sweep: at most two (this project's machines), at most the cores we may use.
+_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+               int(os.environ.get("OMP_NUM_THREADS", "2") or 2))
+
+
+def _row_view(A: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
+    """Rows ``a:b`` of ``A`` sharing its data and indices (``A[a:b]`` would copy them)."""
+    lo, hi = A.indptr[a], A.indptr[b]
+    return sp.csr_matrix((A.data[lo:hi], A.indices[lo:hi], A.indptr[a:b + 1] - lo), shape=(b - a, A.shape[1]))
+
+
+def _by_item(item: NDArray[np.int64], col: NDArray[np.int64], n: int, n_cols: int) -> sp.csr_matrix:
+    """Claims as a CSR items x (source, answer) matrix straight from a stable sort by item (free
+    when claims come sorted); a repeated answer stays a separate entry, which products sum."""
+    order = None if np.all(item[1:] >= item[:-1]) else np.argsort(item, kind="stable")
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(item, minlength=n), out=indptr[1:])
+    return sp.csr_matrix((np.ones(item.size), col if order is None else col[order], indptr), shape=(n, n_cols))
 
 
 def _normalise(counts: NDArray[np.float64], present: NDArray[np.bool_], k: int) -> NDArray[np.float64]:
@@ -135,13 +149,13 @@ def fit_faithful(
     n, s, k = hard.n_items, hard.n_sources, hard.n_classes
     gi = np.zeros(0, np.int64) if gold_items is None else np.asarray(gold_items, np.int64)
     gl = np.zeros(0, np.int64) if gold_labels is None else np.asarray(gold_labels, np.int64)
-    A = sp.csr_matrix((np.ones(hard.item.size), (hard.item, hard.source * k + hard.label)), shape=(n, s * k))
-    A.sum_duplicates()
-    AT = A.T.tocsr()
+    A = _by_item(hard.item, hard.source * k + hard.label, n, s * k)
     col_class = np.tile(np.arange(k), s)
-    per_item = np.asarray(A.sum(axis=1)).ravel()
+    AT = A.T  # a CSC view, no copy: the M-step product scatters
+    per_item = np.diff(A.indptr).astype(np.float64)
     has = per_item > 0
-    present = np.asarray(A.sum(axis=0)).ravel() > 0
+    every = bool(has.all())
+    present = np.bincount(A.indices, minlength=s * k) > 0
     answered = np.bincount(hard.source, minlength=s).astype(np.float64)
 
     def pin(p: NDArray[np.float64], everywhere: bool = False) -> NDArray[np.float64]:
@@ -151,12 +165,16 @@ def fit_faithful(
         p[gi[keep], gl[keep]] = 1.0
         return p
 
+    weight = has / max(int(has.sum()), 1)
+
     def mean_prior(p: NDArray[np.float64]) -> NDArray[np.float64]:
-        return p[has].mean(axis=0) if has.any() else np.full(k, 1.0 / k)
+        """crowd-kit's ``probas.mean()`` over the items it knows (a BLAS product, not a reduce)."""
+        return weight @ p if has.any() else np.full(k, 1.0 / k)
 
     def skills_of(p: NDArray[np.float64]) -> NDArray[np.float64]:
         """Each source's mean posterior on the answers it gave: crowd-kit's one-coin skill."""
-        right = np.bincount(hard.source, weights=p[hard.item, hard.label], minlength=s)
+        counts = np.asarray(AT @ p)
+        right = counts[np.arange(s * k), col_class].reshape(s, k).sum(axis=1)
         return np.divide(right, answered, out=np.full(s, np.nan), where=answered > 0)
 
     def m_step(p: NDArray[np.float64], first: bool = False) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
@@ -167,40 +185,77 @@ def fit_faithful(
             counts, rows = _initial(counts, present, initial_error, initial_error_strategy, k)
         return _normalise(counts, rows, k), rows
 
-    def e_step(errors: NDArray[np.float64], prior: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
-        """Posterior and the log-likelihood of the claims under ``errors`` and ``prior``."""
-        log_e = np.log(np.where(errors > 0, errors, 1.0))
-        joint = np.asarray(A @ log_e) + np.log(np.maximum(prior, EPS))
-        top = joint.max(axis=1, keepdims=True)
-        joint -= top
-        np.exp(joint, out=joint)
-        total = joint.sum(axis=1, keepdims=True)
-        joint /= total
-        joint[~has] = prior
-        return joint, float((top[has, 0] + np.log(total[has, 0])).sum())
+    blocks = [(a, min(a + _BLOCK, n), _row_view(A, a, min(a + _BLOCK, n))) for a in range(0, n, _BLOCK)]
+    pool = ThreadPoolExecutor(_THREADS) if len(blocks) > 1 and _THREADS > 1 else None
+    ones = np.ones(k)
 
-    def lower_bound(p: NDArray[np.float64], prior: NDArray[np.float64], errors: NDArray[np.float64]) -> float:
-        log_e = np.log(np.where(errors > 0, errors, 1.0))
-        expected = float((np.asarray(A @ log_e) * p).sum())  # an item without claims adds 0
-        expected += float(per_item @ (p @ np.log(np.maximum(prior, EPS))))
-        clipped = np.maximum(p[has], EPS)
-        return (expected - float((clipped * np.log(clipped)).sum())) / max(hard.item.size, 1)
+    def sweep(errors: NDArray[np.float64], prior: NDArray[np.float64], p: NDArray[np.float64] | None,
+              out: NDArray[np.float64]) -> tuple[float, float]:
+        """One pass over blocks of items with ``errors`` and ``prior``: the E-step's posterior into
+        ``out`` and its log-likelihood, and (given the posterior ``p`` they were fit to) crowd-kit's
+        lower bound per claim, which uses the same errors. Blocks keep every temporary in cache.
 
-    posterior = pin(_vote_shares(A, col_class, k))
+        Every log joint is <= 0, so ``exp`` cannot overflow and crowd-kit's shift by the row
+        maximum (which changes nothing but rounding) is only needed where a whole row
+        underflows; those rows are redone with it.
+        """
+        log_e = np.log(np.where(errors > 0, errors, 1.0))
+        log_prior = np.log(np.maximum(prior, EPS))
+
+        def one(a: int, b: int, block: sp.csr_matrix) -> tuple[float, float, float]:
+            expected = entropy = 0.0
+            joint = np.asarray(block @ log_e)
+            if p is not None:
+                q = p[a:b]
+                expected = float(np.einsum("ik,ik->", joint, q))
+                clipped = np.maximum(q if every else q[has[a:b]], EPS)
+                entropy = -float(np.einsum("ik,ik->", clipped, np.log(clipped)))
+            joint += log_prior
+            np.exp(joint, out=joint)
+            total = joint @ ones
+            norm = np.log(np.maximum(total, 1e-300))
+            tiny = np.flatnonzero((total < 1e-280) & has[a:b])
+            if tiny.size:
+                redo = np.asarray(block[tiny] @ log_e) + log_prior
+                top = redo.max(axis=1, keepdims=True)
+                joint[tiny] = np.exp(redo - top)
+                total[tiny] = joint[tiny] @ ones
+                norm[tiny] = np.log(total[tiny]) + top[:, 0]
+            np.divide(joint, np.where(total > 0, total, 1.0)[:, None], out=out[a:b])
+            return float(norm.sum() if every else norm[has[a:b]].sum()), expected, entropy
+
+        # Blocks are independent and numpy and scipy release the GIL in them: two threads share
+        # the work; the sums are taken in block order, so the result does not depend on timing.
+        parts = list(pool.map(lambda blk: one(*blk), blocks)) if pool is not None else [one(*blk) for blk in blocks]
+        ll, expected, entropy = (float(sum(x)) for x in zip(*parts)) if parts else (0.0, 0.0, 0.0)
+        if not every:
+            out[~has] = prior
+        if p is None:
+            return float("nan"), ll
+        expected += float(per_item @ (p @ log_prior))  # crowd-kit counts the prior once per claim
+        return (expected + entropy) / max(hard.item.size, 1), ll
+
+    votes = np.bincount(hard.item * k + hard.label, minlength=n * k).reshape(n, k).astype(np.float64)
+    total = votes.sum(axis=1, keepdims=True)
+    posterior = pin(np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0))
     prior = mean_prior(posterior)
     errors, rows = m_step(posterior, first=True)
+    upcoming = np.empty((n, k))
+    _, ll_next = sweep(errors, prior, None, upcoming)
     history: list[float] = []
     loss, converged, it, ll = -np.inf, False, 0, float("nan")
     for it in range(1, n_iter + 1):
-        posterior, ll = e_step(errors, prior)
-        posterior = pin(posterior)
+        posterior, upcoming, ll = pin(upcoming), posterior, ll_next
         prior = mean_prior(posterior)
         errors, rows = m_step(posterior)
-        history.append(lower_bound(posterior, prior, errors))
+        bound, ll_next = sweep(errors, prior, posterior, upcoming)  # the next E-step, ahead of the check
+        history.append(bound)
         if history[-1] - loss < tol:
             converged = True
             break
         loss = history[-1]
+    if pool is not None:
+        pool.shutdown()
     posterior[~has] = prior
     pin(posterior, everywhere=True)
     return FaithfulFit(posterior, prior, errors, rows, skills_of(posterior), tuple(history), ll, it,

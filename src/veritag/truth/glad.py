@@ -72,7 +72,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
-from .claims import Claims, _in_range, _ints
+from .claims import Claims, check_gold, first_appearance
 
 __all__ = ["GladResult", "fit_glad"]
 
@@ -130,15 +130,6 @@ def _log_normal(d: NDArray[np.float64]) -> float:
         return float(np.log(np.exp(-(d**2) / 2.0) / _SQRT_2PI).sum())
 
 
-def _first_appearance(values: NDArray[np.int64], size: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The distinct values in order of first appearance, and each value's rank in it (-1: absent)."""
-    uniq, first = np.unique(values, return_index=True)
-    order = uniq[np.argsort(first, kind="stable")]
-    rank = np.full(size, -1, np.int64)
-    rank[order] = np.arange(order.size)
-    return order, rank
-
-
 def _prior_means(given: ArrayLike | None, size: int, name: str) -> NDArray[np.float64]:
     if given is None:
         return np.ones(size)
@@ -161,22 +152,6 @@ def _class_prior(labels_priors: ArrayLike | None, k: int) -> NDArray[np.float64]
     return prior / prior.sum()
 
 
-def _gold(claims: Claims, gold_items: ArrayLike | None,
-          gold_labels: ArrayLike | None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    if gold_items is None and gold_labels is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if gold_items is None or gold_labels is None:
-        raise ValueError("gold_items and gold_labels must be given together")
-    gi, gl = _ints(np.ravel(gold_items), "gold_items"), _ints(np.ravel(gold_labels), "gold_labels")
-    if gi.shape != gl.shape:
-        raise ValueError("gold_items and gold_labels must have the same length")
-    _in_range(gi, claims.n_items, "gold_items", "n_items")
-    _in_range(gl, claims.n_classes, "gold_labels", "n_classes")
-    if np.unique(gi).size != gi.size:
-        raise ValueError("an item has more than one gold label")
-    return gi, gl
-
-
 class _Glad:
     """The claims re-indexed onto the sources and items that have claims (crowd-kit's ``x`` layout:
     abilities of sources in order of first appearance, then difficulties of items likewise)."""
@@ -186,8 +161,8 @@ class _Glad:
         self.k = claims.n_classes
         self.log_prior = log_prior
         self.label = claims.label
-        self.sources, src_rank = _first_appearance(claims.source, claims.n_sources)
-        self.items, item_rank = _first_appearance(claims.item, claims.n_items)
+        self.sources, src_rank = first_appearance(claims.source, claims.n_sources)
+        self.items, item_rank = first_appearance(claims.item, claims.n_items)
         self.n_src, self.n_item = self.sources.size, self.items.size
         self.src = src_rank[claims.source]
         self.itm = item_rank[claims.item]
@@ -292,7 +267,7 @@ def fit_glad(
     prior = _class_prior(labels_priors, k)
     alpha_mean = _prior_means(alphas_priors_mean, claims.n_sources, "alphas_priors_mean")
     beta_mean = _prior_means(betas_priors_mean, claims.n_items, "betas_priors_mean")
-    gi, gl = _gold(claims, gold_items, gold_labels)
+    gi, gl = check_gold(claims, gold_items, gold_labels)
 
     posterior = np.tile(prior, (claims.n_items, 1))
     alpha = np.full(claims.n_sources, np.nan)

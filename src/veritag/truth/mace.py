@@ -64,7 +64,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import digamma, logsumexp
 
-from .claims import Claims
+from .claims import Claims, first_appearance
 
 __all__ = ["MaceResult", "fit_mace"]
 
@@ -110,15 +110,6 @@ class MaceResult:
         return self.posterior.argmax(axis=1)
 
 
-def _first_appearance(values: NDArray[np.int64], size: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The distinct values in order of first appearance, and each value's rank in it (-1: absent)."""
-    uniq, first = np.unique(values, return_index=True)
-    order = uniq[np.argsort(first, kind="stable")]
-    rank = np.full(size, -1, np.int64)
-    rank[order] = np.arange(order.size)
-    return order, rank
-
-
 def _normalize(x: NDArray[np.float64], smoothing: float) -> NDArray[np.float64]:
     """crowd-kit's ``normalize``: rows of ``x + smoothing`` over their sums (0 where a sum is ~0)."""
     norm = (x + smoothing).sum(axis=1)[:, None]
@@ -148,9 +139,9 @@ class _Mace:
 
     def __init__(self, claims: Claims, compat: bool) -> None:
         self.k = claims.n_classes
-        self.sources, src_rank = _first_appearance(claims.source, claims.n_sources)
-        self.items, item_rank = _first_appearance(claims.item, claims.n_items)
-        seen, _ = _first_appearance(claims.label, claims.n_classes)
+        self.sources, src_rank = first_appearance(claims.source, claims.n_sources)
+        self.items, item_rank = first_appearance(claims.item, claims.n_items)
+        seen, _ = first_appearance(claims.label, claims.n_classes)
         self.classes = np.concatenate([seen, np.setdiff1d(np.arange(self.k), seen)])  # compact -> class
         cls_rank = np.empty(self.k, np.int64)
         cls_rank[self.classes] = np.arange(self.k)
