@@ -28,7 +28,7 @@ from veritag.resolve import (
 from veritag.store import Claim, Store
 from veritag.store.models import Posterior, SourceReliability, TruthRun
 from veritag.store.queries import latest_truth_run
-from veritag.truth import ENGINE_VERSION
+from veritag.truth import ENGINE_VERSION, METHODS
 
 DS = f"ds@{ENGINE_VERSION}"
 
@@ -146,6 +146,18 @@ def test_current_resolution_with_a_method(sqlite_store: Store, tmp_path: Path) -
     assert current_resolution(sqlite_store, project, "ds")[0].run.run_id == ds.run.run_id
     with pytest.raises(VeritagError, match="unknown method 'em'"):
         current_resolution(sqlite_store, project, "em")
+
+
+def test_auto_records_the_method_it_chose(sqlite_store: Store, tmp_path: Path) -> None:
+    """``auto`` is stored as asked, with the candidate its held-out likelihood picked in the params;
+    file mode names the choice too."""
+    project = make_project(sqlite_store)
+    import_file(sqlite_store, project, LABELS)
+    auto, _ = current_resolution(sqlite_store, project, "auto")
+    assert auto.run.method == "auto" and auto.run.params["chosen"] in METHODS
+    assert auto.run.params["chosen"] != "auto"
+    done = resolve_files(LABELS, method="auto")
+    assert done.method == f"auto (chose {auto.run.params['chosen']})"
 
 
 # --- models as sources ------------------------------------------------------------------------

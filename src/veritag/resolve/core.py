@@ -181,6 +181,7 @@ class _Fit:
     log_likelihood: float | None
     n_iter: int
     converged: bool
+    chosen: str | None = None  # for ``auto``: the method its held-out likelihood picked
 
 
 def _fit_categorical(
@@ -211,11 +212,12 @@ def _fit_categorical(
         posterior = np.asarray(result.posterior, dtype=np.float64)  # ours to edit: no copy of (items x K)
         confusion, accuracy = np.asarray(result.confusion), np.array(result.accuracy, dtype=np.float64)
         ll = float(result.log_likelihood)
-        fit_info = (None if math.isnan(ll) else ll, int(result.n_iter), bool(result.converged))
+        fit_info = (None if math.isnan(ll) else ll, int(result.n_iter), bool(result.converged),
+                    result.method if method == "auto" else None)
     else:  # gold labels only
         posterior = np.full((n, k), 1.0 / k)
         confusion, accuracy = np.zeros((0, k, k)), np.zeros(0)
-        fit_info = (None, 0, True)
+        fit_info = (None, 0, True, None)
     face = has_model & ~anchored & ~reached
     if face.any():
         votes = np.zeros((n, k))

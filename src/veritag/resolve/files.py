@@ -393,7 +393,8 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
     run = RunInfo(method, ENGINE_VERSION, {}, None, 0, True)
     return FileResolution(
         task_names=tasks, label_codes=best, confidence=fit.posterior.max(axis=1),
-        classes=order, sources=list(sources), accuracy=fit.accuracy, n_claims=fit.n_claims, method=method,
+        classes=order, sources=list(sources), accuracy=fit.accuracy, n_claims=fit.n_claims,
+        method=method if fit.chosen is None else f"{method} (chose {fit.chosen})",
         n_iter=fit.n_iter, converged=fit.converged, n_labels=h_item.size, n_model_rows=len(m_item),
         n_gold=len(g_item), basis=fit.basis, label_source_names=(run.label_source, "model", "gold"),
     )

@@ -163,7 +163,8 @@ def _dense(*parts: NDArray[np.int64]) -> NDArray[np.int64]:
 
 def _run_info(method: str, mark: Watermark, fit: _Fit | None, tasks: str) -> RunInfo:
     ll, it, conv = (fit.log_likelihood, fit.n_iter, fit.converged) if fit is not None else (None, 0, True)
-    return RunInfo(method, ENGINE_VERSION, {**ENGINE_PARAMS, "tasks": tasks}, ll, it, conv,
+    chosen = {"chosen": fit.chosen} if fit is not None and fit.chosen else {}
+    return RunInfo(method, ENGINE_VERSION, {**ENGINE_PARAMS, "tasks": tasks, **chosen}, ll, it, conv,
                    mark.max_claim_id, mark.gold_count)
 
 
