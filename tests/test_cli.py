@@ -115,6 +115,58 @@ def test_end_to_end(runner: CliRunner, db_url: str, tmp_path: Path) -> None:
     assert "Projects" in table and "rte" in table and "8000" in table
 
 
+def test_export_csv_neutralises_formulas(runner: CliRunner, db_url: str, tmp_path: Path) -> None:
+    db = ("--db", db_url)
+    formulas = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", '=HYPERLINK("http://x","y")', "\tTAB"]
+    ok(runner, "init", "f", "--task", "classification", "--labels", "yes,no", *db)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"=i{n}", "text": t, "score": -1.5}) + "\n"
+                             for n, t in enumerate(formulas)), encoding="utf-8")
+    ok(runner, "import", "f", str(items), *db)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"task": f"=i{n}", "worker": "@w", "label": "yes"}) + "\n"
+                              for n in range(len(formulas))), encoding="utf-8")
+    ok(runner, "import", "f", str(labels), *db)
+    safe, raw = tmp_path / "safe.csv", tmp_path / "raw.csv"
+    ok(runner, "export", "f", str(safe), *db)
+    ok(runner, "export", "f", str(raw), "--csv-raw", *db)
+    assert [r["text"] for r in read_csv(safe)] == ["'" + t for t in formulas]
+    assert {r["score"] for r in read_csv(safe)} == {"-1.5"}, "numbers are never prefixed"
+    assert [r["text"] for r in read_csv(raw)] == formulas
+    safe_long, raw_long = tmp_path / "safe-long.csv", tmp_path / "raw-long.csv"
+    ok(runner, "export", "f", str(safe_long), "--format", "long", *db)
+    ok(runner, "export", "f", str(raw_long), "--format", "long", "--csv-raw", *db)
+    assert {(r["task"], r["worker"]) for r in read_csv(safe_long)} == {(f"'=i{n}", "'@w") for n in range(len(formulas))}
+    assert {(r["task"], r["worker"]) for r in read_csv(raw_long)} == {(f"=i{n}", "@w") for n in range(len(formulas))}
+    jsonl = tmp_path / "out.jsonl"
+    ok(runner, "export", "f", str(jsonl), *db)
+    assert [r["text"] for r in read_jsonl(jsonl)] == formulas
+
+def test_backup_and_restore(runner: CliRunner, db_url: str, tmp_path: Path) -> None:
+    db = ("--db", db_url)
+    ok(runner, "init", "b", "--task", "classification", "--labels", "0,1", *db)
+    ok(runner, "import", "b", str(LABELS), *db)
+    out = tmp_path / "veritag.backup"
+    assert "Backed up the" in ok(runner, "backup", str(out), *db)
+    assert out.is_file() and (tmp_path / "veritag.backup.meta.json").is_file()
+    labels = tmp_path / "more.csv"
+    labels.write_text("task,worker,label\nnew-item,new-worker,1\n", encoding="utf-8")
+    ok(runner, "import", "b", str(labels), *db)
+    refused = fails(runner, "restore", str(out), *db)
+    assert "newer than the backup" in str(refused.exception) and "--force" in str(refused.exception)
+    assert "Restored" in ok(runner, "restore", str(out), "--force", *db)
+    status = json.loads(runner.invoke(cli.app, ["status", "b", "--json", *db]).stdout)
+    assert (status["projects"][0]["claims"], status["projects"][0]["items"]) == (8000, 800)
+
+
+def test_backup_without_pg_tools(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veritag.store import backup
+
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(backup, "PG_BIN_GLOBS", ())
+    result = fails(runner, "backup", str(tmp_path / "pg.backup"), "--db", "postgresql+psycopg://u@127.0.0.1:1/x")
+    assert "pg_dump was not found on PATH" in str(result.exception)
+
 def test_status_without_projects(runner: CliRunner, tmp_path: Path) -> None:
     db = str(tmp_path / "v.db")
     assert "No projects yet" in ok(runner, "status", "--db", db)
@@ -385,8 +437,8 @@ def test_all_rows_skipped_is_not_reported_as_already_imported(runner: CliRunner,
 
 
 def test_project_name_with_brackets(runner: CliRunner, tmp_path: Path) -> None:
-    out = ok(runner, "init", "q[/b]", "--task", "rating", "--db", str(tmp_path / "v.db"))
-    assert "Created project q[/b]" in out
+    out = ok(runner, "init", "q[b]", "--task", "rating", "--db", str(tmp_path / "v.db"))
+    assert "Created project q[b]" in out
 
 
 # --- the real console script ------------------------------------------------------------------
@@ -572,3 +624,20 @@ def test_report_with_mv_and_bad_options(runner: CliRunner, tmp_path: Path) -> No
     assert "--top" in str(fails(runner, "report", "rte", "--top", "0", *db).exception)
     ok(runner, "init", "notes", "--task", "free_text", *db)
     assert "no fixed classes" in str(fails(runner, "report", "notes", *db).exception)
+
+
+def test_import_of_unstorable_text_is_one_error_line(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    run_main(monkeypatch, capsys, "init", "p", "--task", "free_text", "--db", db)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "n0", "text": "fine"}\n{"id": "n1", "text": "a\\u0000b"}\n{"id": "n2", "text": "\\ud800"}\n',
+                   encoding="utf-8")
+    code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)
+    assert code == 1
+    assert "Traceback" not in err
+    assert "Error:" in err
+    assert f"{bad}:2: field 'text'" in plain(err) and f"{bad}:3: field 'text'" in plain(err)
+    code, _, err = run_main(monkeypatch, capsys, "init", "a/b", "--task", "free_text", "--db", db)
+    assert code == 1
+    assert "project name" in one_error_line(err)

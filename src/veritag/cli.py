@@ -269,6 +269,8 @@ def export(
     project: Annotated[str, typer.Argument(help="Project name")],
     out: Annotated[Path, typer.Argument(help="Output file, or folder for --format hf")],
     format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(EXPORT_FORMATS)} [default: from the suffix]")] = None,
+    csv_raw: Annotated[bool, typer.Option("--csv-raw", help="CSV: write cells starting with = + - @ as they are, "
+                                          "without the ' that keeps spreadsheets from running them")] = False,
     db: Db = None,
 ) -> None:
     """Export items with resolved labels and confidence (or all labels with --format long)."""
@@ -280,11 +282,41 @@ def export(
     with _store(db) as store:
         proj = _project(store, project)
         with _progress() as bar:
-            result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"))
+            result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"), csv_raw=csv_raw)
     if result.resolved:
         console.print(f"No stored resolution covered every claim and gold label: resolved {result.items_resolved} "
                       f"items with {result.method} and stored it as run {result.run_id}.")
     console.print(f"Wrote {result.rows} rows to {escape(str(result.path))} ({fmt}).")
+
+
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Argument(help="Backup file to write (a .meta.json sidecar is written beside it)")],
+    db: Db = None,
+) -> None:
+    """Copy the database to OUT, consistently even while a server writes to it."""
+    from .config import database_url_for
+    from .store.backup import backup as take_backup
+    from .store.backup import describe, meta_path
+
+    info = take_backup(database_url_for(db), out)
+    console.print(f"Backed up the {info.dialect} database to {escape(str(out))} ({describe(info)}); "
+                  f"metadata in {escape(meta_path(out).name)}.")
+
+
+@app.command()
+def restore(
+    backup_file: Annotated[Path, typer.Argument(metavar="FILE", help="A file written by veritag backup")],
+    force: Annotated[bool, typer.Option("--force", help="Restore even over a newer database")] = False,
+    db: Db = None,
+) -> None:
+    """Replace the database with a backup; refuses one that holds newer data unless --force."""
+    from .config import database_url_for
+    from .store.backup import describe
+    from .store.backup import restore as do_restore
+
+    info = do_restore(database_url_for(db), backup_file, force=force)
+    console.print(f"Restored {escape(str(backup_file))} (taken {info.created_at}; {describe(info)}).")
 
 
 @app.command()

@@ -184,3 +184,18 @@ def test_the_arena_schema() -> None:
     with pytest.raises(LabelError, match="not one of the allowed values"):
         schema.normalize("left")
     assert type(parse_schema({"type": "pairwise"})) is PairwiseSchema
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\u0000b"])
+def test_unstorable_text_in_responses_is_named(store: Store, tmp_path: Path, bad: str) -> None:
+    project = arena(store)
+    rows = responses(2)
+    rows[1] = {**rows[1], "response": bad}
+    rows[3] = {**rows[3], "model": "m" + bad}
+    with pytest.raises(RowErrors) as caught:
+        import_responses(store, project, write_jsonl(tmp_path / "bad.jsonl", rows))
+    message = str(caught.value)
+    message.encode("utf-8")
+    assert f"{tmp_path / 'bad.jsonl'}:2: field 'response'" in message
+    assert f"{tmp_path / 'bad.jsonl'}:4: field 'model'" in message
+    assert items(store, project) == {}

@@ -388,3 +388,55 @@ def test_spans_imported_before_text_are_checked(sqlite_store: Store, tmp_path: P
     with pytest.raises(RowErrors):
         import_file(sqlite_store, project, spans)
         import_file(sqlite_store, project, texts)
+
+
+# --- text that no store can keep (issue 15) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\u0000b"])
+@pytest.mark.parametrize(("row", "field"), [
+    ({"id": "n1", "text": "{bad}"}, "text"),
+    ({"id": "n{bad}", "text": "t"}, "id"),
+    ({"id": "n1", "text": "t", "context": {"k": ["{bad}"]}}, "context"),
+    ({"id": "n1", "text": "t", "worker": "w{bad}", "label": "1"}, "worker"),
+])
+def test_unstorable_text_names_file_line_and_field(store: Store, tmp_path: Path, bad: str,
+                                                   row: dict[str, object], field: str) -> None:
+    project = make_project(store, "texts", {"type": "free_text"} if "worker" not in row else None)
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps(row).replace("{bad}", "fine").replace('"n1"', '"ok"')
+    path.write_text(good + "\n" + json.dumps(row).replace("{bad}", json.dumps(bad)[1:-1]) + "\n", encoding="utf-8")
+    err = refused_rows(store, project, path)
+    assert err.total == 1
+    assert (err.errors[0].line, err.errors[0].field) == (2, field)
+    assert f"{path}:2: field '{field}'" in str(err)
+    str(err).encode("utf-8")  # the message itself can be printed
+
+
+def test_unstorable_free_text_label_is_refused(store: Store, tmp_path: Path) -> None:
+    project = make_project(store, "free_labels", {"type": "free_text"})
+    path = tmp_path / "labels.jsonl"
+    path.write_text('{"id": "i", "worker": "w", "label": "x\\u0000y"}\n', encoding="utf-8")
+    err = refused_rows(store, project, path)
+    assert (err.errors[0].line, err.errors[0].field) == (1, "label")
+
+
+def test_oversized_text_ids_and_workers_are_refused(store: Store, tmp_path: Path) -> None:
+    from veritag import limits
+
+    project = make_project(store, "sizes")
+    rows = [{"id": "big", "text": "t" * (limits.MAX_ITEM_TEXT_LENGTH + 1)},
+            {"id": "i" * (limits.MAX_EXTERNAL_ID_LENGTH + 1), "text": "t"},
+            {"id": "edge", "text": "t" * limits.MAX_ITEM_TEXT_LENGTH}]
+    err = refused_rows(store, project, write_jsonl(tmp_path / "big.jsonl", rows))
+    assert [(e.line, e.field) for e in err.errors] == [(1, "text"), (2, "id")]
+    labels = [{"task": "a", "worker": "w" * (limits.MAX_SOURCE_NAME_LENGTH + 1), "label": "1"}]
+    err = refused_rows(store, project, write_jsonl(tmp_path / "labels.jsonl", labels))
+    assert (err.errors[0].line, err.errors[0].field) == (1, "worker")
+
+
+def test_unstorable_source_name_is_refused(store: Store, tmp_path: Path) -> None:
+    project = make_project(store, "src")
+    path = write_jsonl(tmp_path / "l.jsonl", [{"task": "a", "label": "1"}])
+    err = refused_input(store, project, path, ColumnMap(source="a\x00b"))
+    assert "--source" in str(err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +13,9 @@ import pytest
 
 from veritag.errors import InputError
 from veritag.io import EXPORT_FORMATS, ColumnMap, export_project, import_file
+from veritag.io.exporter import _cell
 from veritag.store import Store
+from veritag.store.models import Item
 from veritag.truth import ENGINE_VERSION
 from vt_helpers import (
     GT,
@@ -424,3 +427,77 @@ def test_fields_of_later_items_are_kept(sqlite_store: Store, tmp_path: Path, fmt
     out = export_project(sqlite_store, project, tmp_path / f"o.{fmt}", fmt).path
     records = read_csv(out) if fmt == "csv" else pq.read_table(out).to_pylist()
     assert {r["id"]: r.get("lang") for r in records}["2"] == "en"
+
+
+# --- CSV formula injection --------------------------------------------------------------------
+
+#: Item texts a spreadsheet would run as formulas (OWASP's CSV injection starts).
+FORMULAS = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", '=HYPERLINK("http://x","y")', "\tTAB"]
+
+
+def _formula_project(store: Store, tmp_path: Path) -> Any:
+    """Items whose text, field, id, worker and label all start like formulas, plus plain numbers."""
+    project = make_project(store, schema={"type": "classification", "labels": ["=1+1", "ok"]})
+    import_file(store, project, write_jsonl(tmp_path / "i.jsonl", [
+        {"id": f"=id{i}", "text": text, "note": f"@note{i}", "score": -3 - i} for i, text in enumerate(FORMULAS)
+    ]))
+    import_file(store, project, write_jsonl(tmp_path / "l.jsonl", [
+        {"task": f"=id{i}", "worker": "-w", "label": "=1+1"} for i in range(len(FORMULAS))
+    ]))
+    with store.session() as session:  # the importer turns a leading CR into a newline; store one as is
+        session.add(Item(project_id=project.id, external_id="cr", text="\rCR", data={"note": "\r", "score": 0}))
+    return project
+
+
+def test_cell_neutralises_every_formula_start() -> None:
+    for text in [*FORMULAS, "\rCR"]:
+        assert _cell(text) == "'" + text
+        assert _cell(text, raw=True) == text
+    assert _cell("plain") == "plain" and _cell("a=b") == "a=b" and _cell("") == ""
+    assert _cell(-2) == -2 and _cell(0.5) == 0.5 and _cell(None) == ""
+    assert _cell(["=x"]) == '["=x"]'
+
+
+def test_csv_neutralises_formula_cells(store: Store, tmp_path: Path) -> None:
+    project = _formula_project(store, tmp_path)
+    rows = read_csv(export_project(store, project, tmp_path / "o.csv", "csv").path)
+    assert [r["text"] for r in rows] == ["'" + t for t in [*FORMULAS, "\rCR"]]
+    assert [r["id"] for r in rows[:-1]] == [f"'=id{i}" for i in range(len(FORMULAS))]
+    assert [r["note"] for r in rows[:-1]] == [f"'@note{i}" for i in range(len(FORMULAS))]
+    assert rows[-1]["note"] == "'\r"
+    assert [r["score"] for r in rows] == [str(-3 - i) for i in range(len(FORMULAS))] + ["0"], "numbers stay numbers"
+    assert {r["label"] for r in rows[:-1]} == {"'=1+1"}
+    assert float(rows[0]["confidence"]) > 0
+
+    raw = read_csv(export_project(store, project, tmp_path / "raw.csv", "csv", csv_raw=True).path)
+    assert [r["text"] for r in raw] == [*FORMULAS, "\rCR"]
+    assert {r["label"] for r in raw[:-1]} == {"=1+1"}
+
+
+def test_csv_neutralises_a_formula_column_name(sqlite_store: Store, tmp_path: Path) -> None:
+    project = make_project(sqlite_store)
+    import_file(sqlite_store, project, write_jsonl(tmp_path / "i.jsonl", [{"id": "1", "text": "t", "=cmd": "v"}]))
+    out = export_project(sqlite_store, project, tmp_path / "o.csv", "csv").path
+    assert out.read_text(encoding="utf-8").splitlines()[0].startswith("id,text,'=cmd,")
+    raw = export_project(sqlite_store, project, tmp_path / "r.csv", "csv", csv_raw=True).path
+    assert raw.read_text(encoding="utf-8").splitlines()[0].startswith("id,text,=cmd,")
+
+
+def test_long_neutralises_formula_cells(store: Store, tmp_path: Path) -> None:
+    project = _formula_project(store, tmp_path)
+    rows = read_csv(export_project(store, project, tmp_path / "long.csv", "long").path)
+    assert [(r["task"], r["worker"], r["label"]) for r in rows] == [
+        (f"'=id{i}", "'-w", "'=1+1") for i in range(len(FORMULAS))]
+    raw = read_csv(export_project(store, project, tmp_path / "raw.csv", "long", csv_raw=True).path)
+    assert [(r["task"], r["worker"], r["label"]) for r in raw] == [
+        (f"=id{i}", "-w", "=1+1") for i in range(len(FORMULAS))]
+
+
+def test_jsonl_and_parquet_keep_formula_text(store: Store, tmp_path: Path) -> None:
+    project = _formula_project(store, tmp_path)
+    texts = [*FORMULAS, "\rCR"]
+    records = read_jsonl(export_project(store, project, tmp_path / "o.jsonl", "jsonl").path)
+    assert [r["text"] for r in records] == texts and records[0]["label"] == "=1+1"
+    table = pq.read_table(export_project(store, project, tmp_path / "o.parquet", "parquet").path)
+    assert table.column("text").to_pylist() == texts
+    assert table.column("id").to_pylist()[0] == "=id0"

@@ -440,3 +440,11 @@ def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> 
         assert lease is not None and runs() == fitted  # served from the stale run, no second fit
     assert routing.request_work(store, project, "bob", now=T0) is not None
     assert runs() == fitted + 1  # the next request refits
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\ud800", "t" * 101])
+def test_a_tutor_name_that_no_store_can_keep_is_refused(store: Store, name: str) -> None:
+    project = make_project(store, "names", SCHEMA)
+    with pytest.raises(VeritagError, match="username"):
+        routing.add_tutor(store, project, name)
+    assert routing.list_tutors(store, project) == []

@@ -176,6 +176,29 @@ def test_export_round_trip(world: World, monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert list(scratch.iterdir()) == []
 
 
+FORMULAS = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", '=HYPERLINK("http://x","y")', "\tTAB"]
+
+
+def test_csv_export_neutralises_formulas(world: World) -> None:
+    w = world
+    items = "".join(json.dumps({"id": f"=t{i}", "text": t}) + "\n" for i, t in enumerate(FORMULAS))
+    r = w.call("ana", "POST", "/projects/p/import", files={"file": ("items.jsonl", items.encode(), "application/x-ndjson")})
+    assert r.status_code == 200, r.text
+    labels = _csv(["task", "worker", "label"], [(f"=t{i}", "@ann", "yes") for i in range(len(FORMULAS))])
+    assert _upload(w, "ana", "p", "labels.csv", labels).status_code == 200
+    for raw in (False, True):
+        quote = "" if raw else "'"
+        c = w.call("rev", "GET", "/projects/p/export", params={"format": "csv", "csv_raw": str(raw).lower()})
+        rows = {row["id"]: row for row in csv.DictReader(io.StringIO(c.text))}
+        assert [rows[f"{quote}=t{i}"]["text"] for i in range(len(FORMULAS))] == [quote + t for t in FORMULAS]
+        assert float(rows[f"{quote}=t0"]["confidence"]) > 0.5  # a number, never prefixed
+        long = w.call("rev", "GET", "/projects/p/export", params={"format": "long", "csv_raw": str(raw).lower()})
+        triples = {tuple(row) for row in csv.reader(io.StringIO(long.text))}
+        assert (f"{quote}=t0", f"{quote}@ann", "yes") in triples
+    jsonl = w.call("rev", "GET", "/projects/p/export", params={"format": "jsonl"})
+    texts = {row["id"]: row["text"] for row in map(json.loads, jsonl.text.splitlines())}
+    assert [texts[f"=t{i}"] for i in range(len(FORMULAS))] == FORMULAS
+
 def test_status_and_resolve(world: World) -> None:
     w = world
     status = w.call("tut", "GET", "/projects/p/status")

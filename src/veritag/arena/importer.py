@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from ..errors import InputError, RowError, RowErrors
 from ..io.readers import open_rows
+from ..limits import MAX_ITEM_TEXT_LENGTH, json_problem
 from ..schema import ArenaSchema, canonical_json
 from ..store.engine import Store
 from ..store.models import Claim, ImportRecord, Item, Project
@@ -114,6 +115,11 @@ class _Rows:
                 self.rows += 1
                 if row.error is not None:
                     self.fail(row.line, None, row.error)
+                    continue
+                problem = next(((column, f"the value {found}") for column, value in row.values.items()
+                                if (found := json_problem(value, MAX_ITEM_TEXT_LENGTH, finite=False))), None)
+                if problem is not None:  # a NUL, a lone surrogate or an oversized cell: see veritag.limits
+                    self.fail(row.line, *problem)
                     continue
                 yield row
         finally:

@@ -3,7 +3,9 @@
 Items are streamed in id order in chunks, joined with their resolved label, and written to a
 temporary file that replaces the target only when complete. The labels come from the newest
 stored truth run while it still covers every claim and gold label; otherwise the project is
-resolved again (``resolve.current_resolution``) and the new run is stored first.
+resolved again (``resolve.current_resolution``) and the new run is stored first. CSV text cells
+that a spreadsheet would run as a formula are neutralised (see ``_cell``) unless the caller asks
+for raw output.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
 
 
 class _Exporter:
-    def __init__(self, store: Store, project: Project, chunk_rows: int, progress: ProgressFn | None) -> None:
+    def __init__(self, store: Store, project: Project, chunk_rows: int, progress: ProgressFn | None,
+                 csv_raw: bool = False) -> None:
         self.store = store
+        self.csv_raw = csv_raw
         self.project = project
         self.schema = project_schema(project)
         self.chunk_rows = chunk_rows
@@ -159,10 +163,12 @@ class _Exporter:
     def csv(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
         n = 0
         with _atomic(out) as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.columns(conn))
-            writer.writeheader()
+            columns = self.columns(conn)
+            writer = csv.writer(fh)
+            # Column names come from item fields, so the header is user text as well.
+            writer.writerow([_cell(c, self.csv_raw) for c in columns])
             for chunk in self.records(conn, resolution):
-                writer.writerows({k: _cell(v) for k, v in r.items()} for r in chunk)
+                writer.writerows([_cell(r.get(c), self.csv_raw) for c in columns] for r in chunk)
                 n += len(chunk)
         return n
 
@@ -232,7 +238,8 @@ class _Exporter:
             writer = csv.writer(fh)
             writer.writerow(["task", "worker", "label"])
             for part in conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt).partitions():
-                writer.writerows((task, worker, _cell(json.loads(value))) for task, worker, value in part)
+                writer.writerows((_cell(task, self.csv_raw), _cell(worker, self.csv_raw),
+                                  _cell(json.loads(value), self.csv_raw)) for task, worker, value in part)
                 n += len(part)
         return n
 
@@ -260,24 +267,39 @@ class _Exporter:
         return n
 
 
-def _cell(value: Any) -> Any:
-    """CSV holds text: lists and objects become JSON, None an empty cell."""
+#: How a text cell starts when a spreadsheet would evaluate it (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any, raw: bool = False) -> Any:
+    """CSV holds text: lists and objects become JSON, None an empty cell.
+
+    Item text, field values and labels come from users; opened in a spreadsheet, a cell such as
+    ``=HYPERLINK(...)`` would run. So unless ``raw``, a text cell that starts like a formula gets
+    a leading ``'``, which spreadsheets show as text. Numbers stay numbers: they never execute.
+    """
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
-    return "" if value is None else value
+    if value is None:
+        return ""
+    if not raw and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def export_project(store: Store, project: Project, out: Path, fmt: str, *, method: str | None = None,
-                   chunk_rows: int = 10_000, progress: ProgressFn | None = None) -> ExportResult:
+                   chunk_rows: int = 10_000, progress: ProgressFn | None = None,
+                   csv_raw: bool = False) -> ExportResult:
     """Write ``project`` to ``out`` in ``fmt`` (one of ``EXPORT_FORMATS``).
 
     Labels come from the newest stored run (of ``method``, if given) that still covers every
     claim and gold label; without one, the project is resolved with ``method`` (default ``ds``)
     and the run is stored. The ``long`` format holds raw claims and resolves nothing.
+    ``csv_raw`` writes CSV text cells as stored, formula-like starts included (see ``_cell``).
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    exporter = _Exporter(store, project, chunk_rows, progress)
+    exporter = _Exporter(store, project, chunk_rows, progress, csv_raw)
     result = ExportResult(Path(out), 0)
     resolution = None
     if fmt != "long":

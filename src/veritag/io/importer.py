@@ -25,6 +25,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import InputError, LabelError, RowError, RowErrors
+from ..limits import (
+    MAX_EXTERNAL_ID_LENGTH,
+    MAX_ITEM_TEXT_LENGTH,
+    MAX_SOURCE_NAME_LENGTH,
+    json_problem,
+    text_problem,
+)
 from ..schema import BaseSchema, SpanSchema, canonical_json
 from ..store.engine import Store
 from ..store.models import Claim, Gold, ImportRecord, Item, Project
@@ -165,6 +172,10 @@ class _Importer:
         self.path = path
         self.file = str(path)
         self.columns = columns
+        for flag, name in (("--source", columns.source), ("--model", columns.model)):
+            problem = None if name is None else text_problem(name, MAX_SOURCE_NAME_LENGTH)
+            if problem:
+                raise InputError(f"the source name given by {flag} {problem}")
         self.reader: RowReader = open_rows(path, fmt=fmt, encoding=encoding, batch_rows=batch_rows)
         self.skip_invalid = skip_invalid
         self.report_path = report or Path.cwd() / f"{path.name}.errors.csv"
@@ -227,6 +238,8 @@ class _Importer:
         elif b.worker is not None:
             self._fail(row.line, b.label, "the label is empty")
             return None
+        if not self._storable(row, external_id, text, worker):
+            return None
         return _Parsed(
             line=row.line,
             external_id=external_id,
@@ -238,6 +251,26 @@ class _Importer:
             probs=None if not b.probs or _blank(values.get(b.probs)) else values.get(b.probs),
             worker=worker,
         )
+
+    def _storable(self, row: Row, external_id: str, text: str | None, worker: str | None) -> bool:
+        """Whether every value of the row can be stored and shown again: no NUL, no lone
+        surrogate, nothing over the caps in ``veritag.limits``; else the row fails, naming the column."""
+        b = self.bound
+        assert b is not None
+        values = row.values
+        checks: list[tuple[str | None, Any, int | None]] = [
+            (b.id, external_id, MAX_EXTERNAL_ID_LENGTH), (b.text, text, MAX_ITEM_TEXT_LENGTH),
+            (b.worker, worker, MAX_SOURCE_NAME_LENGTH)]
+        checks += [(c, values.get(c), MAX_ITEM_TEXT_LENGTH) for c in (*b.fields, *b.meta)]
+        checks += [(c, values.get(c), None) for c in (b.label, b.gold, b.probs) if c is not None]
+        for column, value, cap in checks:
+            if value is None:
+                continue
+            problem = text_problem(value, cap) if type(value) is str else json_problem(value, cap, finite=False)
+            if problem:
+                self._fail(row.line, column, f"the value {problem}")
+                return False
+        return True
 
     def _normalize(self, rows: list[_Parsed], texts: dict[str, str | None]) -> list[_Parsed]:
         """Check labels against the schema; a row with any bad value is dropped whole."""

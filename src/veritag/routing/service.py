@@ -58,6 +58,7 @@ from numpy.typing import NDArray
 
 from ..errors import AlreadyExists, NotFound, VeritagError
 from ..labelers.base import Labeler
+from ..limits import check_username, refuse
 from ..resolve import current_resolution, load_project_claims, load_resolution
 from ..schema import ArenaSchema, BaseSchema, MultiLabelSchema
 from ..store.engine import Store
@@ -248,6 +249,7 @@ def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[st
         raise VeritagError(f"a tutor's cost per label must be a positive number; got {cost}")
     if not name.strip():
         raise VeritagError("a tutor needs a name")
+    refuse(check_username, name)  # a tutor labels under their username: the same caps
     with store.engine.begin() as conn:
         sid = source_ids(conn, project_id=project.id, kind="human", names={name})[name]
         if conn.scalar(sa.select(Tutor.id).where(Tutor.project_id == project.id, Tutor.source_id == sid)):

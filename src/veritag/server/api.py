@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 
 from ..automation.project import audit_keys
 from ..errors import NotFound, VeritagError
+from ..limits import Description, ProjectName, SafeJson, SafeText, Username
 from ..routing import service as routing
 from ..schema import PairwiseSchema, parse_schema
 from ..store.engine import Store
@@ -58,7 +59,7 @@ from .auth import (
     revoke_token,
     start_login,
 )
-from .common import json_ready, request_store
+from .common import Id, json_ready, request_store
 
 __all__ = ["router"]
 
@@ -80,8 +81,8 @@ def _project_json(project: Project, role: str, counts: dict[str, int] | None = N
 
 
 class LoginBody(BaseModel):
-    username: str
-    password: str
+    username: SafeText
+    password: SafeText
 
 
 @router.post("/login")
@@ -120,8 +121,8 @@ def me(user: Me, request: Request) -> dict[str, Any]:
 
 
 class UserBody(BaseModel):
-    username: str = Field(min_length=1, max_length=200)
-    password: str
+    username: Username
+    password: SafeText
     role: Role = "tutor"
 
 
@@ -133,7 +134,7 @@ def add_user(body: UserBody, admin: Admin, request: Request) -> dict[str, Any]:
 
 
 class TokenBody(BaseModel):
-    name: str = Field(default="token", max_length=200)
+    name: SafeText = Field(default="token", max_length=200)
 
 
 @router.post("/tokens", status_code=201)
@@ -157,7 +158,7 @@ def tokens(user: Me, request: Request) -> list[dict[str, Any]]:
 
 
 @router.delete("/tokens/{token_id}")
-def revoke(token_id: int, user: Me, request: Request) -> dict[str, Any]:
+def revoke(token_id: Id, user: Me, request: Request) -> dict[str, Any]:
     """Revoke one of the caller's tokens (a global admin may revoke anyone's); it stops working at once."""
     with request_store(request).session() as session:
         return _token_json(revoke_token(session, token_id, None if user.role == "admin" else user.id))
@@ -177,9 +178,9 @@ def projects(user: Me, request: Request) -> list[dict[str, Any]]:
 
 
 class ProjectBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: ProjectName
     schema_: dict[str, Any] = Field(alias="schema")
-    description: str = ""
+    description: Description = ""
 
 
 @router.post("/projects", status_code=201)
@@ -197,7 +198,7 @@ def project(name: str, user: Me, request: Request) -> dict[str, Any]:
 
 
 class MemberBody(BaseModel):
-    username: str
+    username: Username
     role: Role
 
 
@@ -219,9 +220,9 @@ def add_member(name: str, body: MemberBody, user: Me, request: Request, response
 
 
 class TutorBody(BaseModel):
-    username: str
-    domains: list[str] = []
-    cost: float = 1.0
+    username: Username
+    domains: list[SafeText] = []
+    cost: float = Field(default=1.0, allow_inf_nan=False)
 
 
 @router.post("/projects/{name}/tutors", status_code=201)
@@ -316,13 +317,13 @@ def _own_lease(store: Store, project: Project, lease: int, user: Principal) -> N
 
 
 class SubmitBody(BaseModel):
-    value: Any
+    value: SafeJson
     #: Seconds the tutor spent on the item (the page measures it), for speed scorecards.
     seconds: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
 
 
 @router.post("/projects/{name}/work/{lease}/submit")
-def submit(name: str, lease: int, body: SubmitBody, user: Me, request: Request) -> dict[str, Any]:
+def submit(name: str, lease: Id, body: SubmitBody, user: Me, request: Request) -> dict[str, Any]:
     """Answer a lease; the value is checked against the project's schema (422 with the reason).
     A pairwise answer may be ``left``/``right``/``tie`` as the lease showed the responses."""
     store = request_store(request)
@@ -335,11 +336,11 @@ def submit(name: str, lease: int, body: SubmitBody, user: Me, request: Request) 
 
 
 class ReleaseBody(BaseModel):
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: SafeText | None = Field(default=None, max_length=2000)
 
 
 @router.post("/projects/{name}/work/{lease}/release")
-def release(name: str, lease: int, user: Me, request: Request, body: ReleaseBody | None = None) -> dict[str, Any]:
+def release(name: str, lease: Id, user: Me, request: Request, body: ReleaseBody | None = None) -> dict[str, Any]:
     """Give a lease back unanswered (a skip, with the tutor's reason): the item returns to the pool,
     not to the caller."""
     store = request_store(request)
@@ -350,7 +351,7 @@ def release(name: str, lease: int, user: Me, request: Request, body: ReleaseBody
 
 
 @router.post("/projects/{name}/work/{lease}/undo")
-def undo(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
+def undo(name: str, lease: Id, user: Me, request: Request) -> dict[str, Any]:
     """Take back the caller's last answer while its lease holds (409 otherwise): the claim stays in
     the history with a retraction after it, and the lease runs again; ``previous`` is the answer."""
     store = request_store(request)
@@ -369,7 +370,7 @@ def undo(name: str, lease: int, user: Me, request: Request) -> dict[str, Any]:
 
 
 @router.get("/projects/{name}/items/{item_id}")
-def item(name: str, item_id: int, user: Me, request: Request) -> dict[str, Any]:
+def item(name: str, item_id: Id, user: Me, request: Request) -> dict[str, Any]:
     """An item as data. A tutor sees only an item leased to them right now (404 otherwise)."""
     with request_store(request).session() as session:
         proj, role = project_access(session, name, user)

@@ -43,6 +43,7 @@ from starlette.datastructures import UploadFile
 from ..errors import RowErrors, VeritagError
 from ..io import EXPORT_FORMATS, FORMATS, ColumnMap, export_project, import_file
 from ..labelers.registry import LABELER_NAMES
+from ..limits import SafeText
 from ..resolve import DEFAULT_METHOD, METHODS, OPEN_METHOD, project_source_rows, resolve_and_store
 from ..status import project_status
 from ..store.engine import Store
@@ -53,7 +54,7 @@ from ..store.queries import (
 from . import jobs
 from .api import Me
 from .auth import Principal, project_access
-from .common import json_ready, request_store
+from .common import OptionalId, json_ready, request_store
 
 __all__ = ["MAX_UPLOAD_BYTES", "REPORT_CSP", "router"]
 
@@ -106,17 +107,17 @@ class ImportOptions(BaseModel):
 
     format: Literal["csv", "tsv", "jsonl", "parquet"] | None = Field(
         default=None, description=f"One of {', '.join(FORMATS)} [default: from the file name]")
-    id: str | None = Field(default=None, description="Column with the item id [default: id, else task]")
-    text: str | None = Field(default=None, description="Column with the item text [default: text]")
-    field: list[str] | None = Field(default=None, description="Item field columns (repeat) [default: every unmapped column]")
-    meta: list[str] = Field(default=[], description="Metadata columns for slices, e.g. domain (repeat)")
-    gold: str | None = Field(default=None, description="Column with known-correct (gold) labels")
-    label: str | None = Field(default=None, description="Column with human labels [default: label, with a worker column]")
-    worker: str | None = Field(default=None, description="Column naming who gave each label [default: worker]")
-    source: str | None = Field(default=None, description="Annotator name for labels when there is no worker column")
-    probs: str | None = Field(default=None, description="Column with model probabilities (JSON list or object)")
-    model: str = Field(default="model", description="Name of the model that produced the probabilities")
-    encoding: str = Field(default="utf-8", description="Text encoding of CSV/JSONL files")
+    id: SafeText | None = Field(default=None, description="Column with the item id [default: id, else task]")
+    text: SafeText | None = Field(default=None, description="Column with the item text [default: text]")
+    field: list[SafeText] | None = Field(default=None, description="Item field columns (repeat) [default: every unmapped column]")
+    meta: list[SafeText] = Field(default=[], description="Metadata columns for slices, e.g. domain (repeat)")
+    gold: SafeText | None = Field(default=None, description="Column with known-correct (gold) labels")
+    label: SafeText | None = Field(default=None, description="Column with human labels [default: label, with a worker column]")
+    worker: SafeText | None = Field(default=None, description="Column naming who gave each label [default: worker]")
+    source: SafeText | None = Field(default=None, description="Annotator name for labels when there is no worker column")
+    probs: SafeText | None = Field(default=None, description="Column with model probabilities (JSON list or object)")
+    model: SafeText = Field(default="model", description="Name of the model that produced the probabilities")
+    encoding: SafeText = Field(default="utf-8", description="Text encoding of CSV/JSONL files")
     skip_invalid: bool = Field(default=False, description="Import the good rows and list the bad ones")
 
     def columns(self) -> ColumnMap:
@@ -252,6 +253,8 @@ async def import_upload(name: str, user: Me, request: Request) -> Any:
 def export(name: str, user: Me, request: Request,
            format: Annotated[str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}")] = "jsonl",
            method: Annotated[str | None, Query(description="Resolve with this method if no stored run is current")] = None,
+           csv_raw: Annotated[bool, Query(description="CSV: keep cells starting with = + - @ as they are, "
+                                                      "not prefixed with ' against formula injection")] = False,
            ) -> FileResponse:
     """The project as a file download, as ``veritag export`` writes it (``hf``: the folder, zipped)."""
     store = request_store(request)
@@ -266,7 +269,7 @@ def export(name: str, user: Me, request: Request,
     folder = Path(tempfile.mkdtemp(prefix="veritag-export-"))
     try:
         out = folder / ("hf" if format == "hf" else download)
-        result = export_project(store, proj, out, format, method=method)
+        result = export_project(store, proj, out, format, method=method, csv_raw=csv_raw)
         if format == "hf":
             out = Path(shutil.make_archive(str(folder / "hf-zip"), "zip", root_dir=out))
     except BaseException:
@@ -327,7 +330,7 @@ def _started(response: Response, job: jobs.Job) -> dict[str, Any]:
 
 class AutolabelBody(BaseModel):
     labeler: str = Field(default="minilm", description=f"One of {', '.join(LABELER_NAMES)}")
-    fields: list[str] = Field(default=[], description="Item fields appended to the text, e.g. a hypothesis")
+    fields: list[SafeText] = Field(default=[], description="Item fields appended to the text, e.g. a hypothesis")
     folds: int = Field(default=5, ge=2, le=50, description="Folds for the out-of-fold probabilities")
     seed: int = 0
 
@@ -354,8 +357,8 @@ def autolabel(name: str, body: AutolabelBody, user: Me, request: Request, respon
 class AutomateBody(BaseModel):
     target: float = Field(default=0.98, gt=0, lt=1, description="Accuracy the auto-accepted labels must reach")
     delta: float = Field(default=0.05, gt=0, lt=1, description="Allowed probability that they do not")
-    model: str | None = Field(default=None, description="Model source whose labels to accept [default: the newest]")
-    slice: str | None = Field(default=None, description="Item metadata field: one threshold per value")
+    model: SafeText | None = Field(default=None, description="Model source whose labels to accept [default: the newest]")
+    slice: SafeText | None = Field(default=None, description="Item metadata field: one threshold per value")
     audit_rate: float | None = Field(default=None, gt=0, le=1, description="Share of items in the human audit "
                                      "[default: the project's last rate, else 10% and at least 200 items]")
     min_audit: int = Field(default=0, ge=0, description="Fewest audited items above a threshold")
@@ -395,7 +398,7 @@ def job(job_id: str, user: Me, request: Request) -> dict[str, Any]:
 @router.get("/projects/{name}/queue")
 def queue(name: str, user: Me, request: Request,
           limit: Annotated[int, Query(ge=1, le=100_000, description="Most items to list")] = 1000,
-          run: Annotated[int | None, Query(description="Automation run id [default: the newest]")] = None,
+          run: OptionalId = None,
           ) -> dict[str, Any]:
     """The items that still need a human after an automation run, audit first (``--queue-out``)."""
     from ..automation.project import latest_automation_run, queue_rows
@@ -429,7 +432,7 @@ Format = Annotated[Literal["html", "json"], Query(description="html: the self-co
 @router.get("/projects/{name}/reports/quality", response_model=None)
 def quality_report(name: str, user: Me, request: Request, format: Format = "html",
                    method: str = DEFAULT_METHOD,
-                   domain: Annotated[str | None, Query(description="Item metadata field to break reliability down by")] = None,
+                   domain: Annotated[SafeText | None, Query(description="Item metadata field to break reliability down by")] = None,
                    top: Annotated[int, Query(ge=1, le=10_000, description="How many suspected errors to list")] = 20,
                    ) -> HTMLResponse | dict[str, Any]:
     """Per-source reliability, agreement and the labels most likely wrong (``veritag report``)."""
@@ -447,7 +450,7 @@ def quality_report(name: str, user: Me, request: Request, format: Format = "html
 
 @router.get("/projects/{name}/reports/automation", response_model=None)
 def automation_report(name: str, user: Me, request: Request, format: Format = "html",
-                      run: Annotated[int | None, Query(description="Automation run id [default: the newest]")] = None,
+                      run: OptionalId = None,
                       ) -> HTMLResponse | dict[str, Any]:
     """The audit of an automation run: calibration, rate against accuracy, bias per slice (``veritag audit``)."""
     from ..report.automation import build_automation_report, render_automation_html

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -15,6 +17,7 @@ from .api import router
 from .api_ops import router as ops_router
 from .arena import pages_router as arena_pages_router
 from .arena import router as arena_router
+from .common import encodable
 from .pages import STATIC_DIR
 from .pages import router as pages_router
 from .review import pages_router as review_pages_router
@@ -43,7 +46,13 @@ def create_app(store: Store) -> FastAPI:
 
     @app.exception_handler(VeritagError)
     async def _mistake(_request: Request, exc: VeritagError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=error_status(exc))
+        return JSONResponse({"detail": encodable(str(exc))}, status_code=error_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 (``detail``: one entry per problem, with ``loc`` naming the field), with the
+        echoed input made encodable: NaN, 1e400 or a lone surrogate in a body must not turn it into a 500."""
+        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -30,6 +30,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
+from ..limits import text_problem
 from ..store.models import ApiToken, LoginSession, Membership, Project, User
 from ..store.queries import ROLES, verify_password
 from .common import request_store
@@ -193,9 +194,10 @@ def project_access(session: Session, name: str, user: Principal, roles: tuple[st
     """The project and the user's role in it, if that role is one of ``roles``.
 
     A global admin is admin of every project. Anyone else must be a member; a project they are
-    not a member of is refused with 403 whether it exists or not, so names do not leak.
+    not a member of is refused with 403 whether it exists or not, so names do not leak. A name no
+    project can have (a NUL, a lone surrogate) is not looked up: PostgreSQL would refuse the query.
     """
-    project = session.scalar(sa.select(Project).where(Project.name == name))
+    project = None if text_problem(name) else session.scalar(sa.select(Project).where(Project.name == name))
     if user.role == "admin":
         if project is None:
             raise HTTPException(status_code=404, detail=f"no project named {name!r}")

@@ -5,13 +5,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 
+from ..limits import MAX_ID
 from ..store.engine import Store
 
-__all__ = ["json_ready", "request_store"]
+__all__ = ["Id", "OptionalId", "encodable", "json_ready", "request_store"]
+
+#: An integer id in a path, within what an id column holds (``limits.MAX_ID``): a 422, never a 500.
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+#: An optional integer id in the query string, bounded as ``Id``.
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Automation run id [default: the newest]")]
 
 
 def request_store(request: Request) -> Store:
@@ -31,4 +37,19 @@ def json_ready(value: Any) -> Any:
         return None
     if isinstance(value, datetime):
         return value.isoformat()
+    return value
+
+
+def encodable(value: Any) -> Any:
+    """``value`` made safe to send as strict UTF-8 JSON: non-finite numbers become their repr and
+    text that is not valid Unicode (lone surrogates) has them escaped, so an error answer that
+    echoes bad input can always be written."""
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
 from ..errors import VeritagError
+from ..limits import text_problem
 from ..routing import service as routing
 from ..schema import ArenaSchema, PairwiseSchema, parse_schema
 from ..store.engine import Store
@@ -133,6 +134,8 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(login_csrf.encode("utf-8"), expected.encode("utf-8")):
         return _login_form(request, "The form expired; please try again.", username, 403)
+    if text_problem(username) or text_problem(password):
+        return _login_form(request, "The username or password holds a character that is not allowed.", "", 422)
     with request_store(request).session() as session:
         user = authenticate(session, username, password)
         if user is None:

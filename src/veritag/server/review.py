@@ -36,6 +36,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from ..errors import LabelError, VeritagError
+from ..limits import SafeJson
 from ..resolve import current_resolution, load_project_claims, load_resolution
 from ..resolve.core import BASES
 from ..schema import BaseSchema, canonical_json
@@ -52,7 +53,7 @@ from ..store.queries import (
 from ..truth import claim_issues, item_issues, source_reliability
 from . import dashboard_data
 from .auth import Principal, current_user, project_access
-from .common import json_ready, request_store
+from .common import Id, json_ready, request_store
 from .pages import project_page, render_page
 
 __all__ = ["UNCERTAIN", "QueueEntry", "pages_router", "review_item", "review_queue", "router"]
@@ -329,11 +330,11 @@ def queue(name: str, user: Me, request: Request,
 
 class ReviewBody(BaseModel):
     action: Literal["accept", "correct"]
-    value: Any = None
+    value: SafeJson = None
 
 
 @router.post("/projects/{name}/review/{item_id}", status_code=201)
-def review(name: str, item_id: int, body: ReviewBody, user: Me, request: Request) -> dict[str, Any]:
+def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request) -> dict[str, Any]:
     """Accept the resolved label or correct it: a new claim by the reviewer and a review row."""
     store = request_store(request)
     proj, _ = _reader_project(store, name, user)

@@ -11,7 +11,8 @@ from argon2 import PasswordHasher
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from ..errors import AlreadyExists, NotFound, VeritagError
+from ..errors import AlreadyExists, InputError, NotFound, VeritagError
+from ..limits import check_description, check_project_name, check_schema, check_username, refuse, text_problem
 from ..schema import BaseSchema, parse_schema
 from .models import (
     Claim,
@@ -84,11 +85,15 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, index: list[str]) -> Any
 
 
 def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str, Any], description: str = "") -> Project:
+    """A new project; its name, description and schema are held to the caps in ``veritag.limits``."""
     if not name.strip():
         raise VeritagError("a project needs a name")
+    refuse(check_project_name, name)
+    refuse(check_description, description)
     if session.scalar(sa.select(Project.id).where(Project.name == name)) is not None:
         raise AlreadyExists(f"project {name!r} already exists")
     task = schema if isinstance(schema, BaseSchema) else parse_schema(schema)
+    refuse(check_schema, task.model_dump())
     project = Project(name=name, task_schema=task.model_dump(), description=description)
     session.add(project)
     session.flush()
@@ -96,7 +101,7 @@ def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str
 
 
 def get_project(session: Session, *, name: str) -> Project:
-    project = session.scalar(sa.select(Project).where(Project.name == name))
+    project = None if text_problem(name) else session.scalar(sa.select(Project).where(Project.name == name))
     if project is None:
         known = list_projects(session)
         hint = f"; projects here: {', '.join(p.name for p in known)}" if known else "; create it with 'veritag init'"
@@ -247,6 +252,9 @@ def create_user(session: Session, *, username: str, password: str, role: str = "
         raise VeritagError(f"role {role!r} is not one of {list(ROLES)}")
     if len(password) < 8:
         raise VeritagError("a password needs at least 8 characters")
+    refuse(check_username, username)
+    if problem := text_problem(password):
+        raise InputError(f"the password {problem}")
     if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise AlreadyExists(f"user {username!r} already exists")
     user = User(username=username, password_hash=_hasher.hash(password), role=role)
