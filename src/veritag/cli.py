@@ -975,6 +975,25 @@ def user_add(
     console.print(f"User {escape(user.username)} added with role {user.role}.")
 
 
+@user_app.command("unlock")
+def user_unlock(
+    username: Annotated[str, typer.Argument(help="The user whose failed logins and lockout to clear")],
+    db: Db = None,
+) -> None:
+    """Clear a user's failed logins and login lockout (as POST /api/v1/users/{name}/unlock does)."""
+    import sqlalchemy as sa
+
+    from .errors import NotFound
+    from .server.throttle import unlock_account
+    from .store.models import User
+
+    with _store(db) as store, store.session() as session:
+        if session.scalar(sa.select(User.id).where(User.username == username)) is None:
+            raise NotFound(f"no user named {username!r}")
+        cleared = unlock_account(session, username)
+    console.print(f"User {escape(username)} unlocked." if cleared else f"User {escape(username)} was not locked.")
+
+
 arena_app = typer.Typer(help="Arena projects: model responses, battles and the leaderboard.", no_args_is_help=True)
 app.add_typer(arena_app, name="arena")
 

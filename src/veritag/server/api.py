@@ -9,6 +9,7 @@ GET /me, /tokens; POST /tokens  anyone logged in (a token is always for oneself)
 DELETE /tokens/{id}             its owner, or a global admin
 GET  /projects                  anyone; lists only the projects they can see
 POST /projects, POST /users     global admin
+POST /users/{name}/unlock       global admin (clears a login lockout, see ``throttle``)
 GET  /projects/{name}           a member (any role) or a global admin
 POST .../members, .../tutors    admin of the project (global admins are admin everywhere)
 POST .../work[...]              tutor member, who must also be a routing tutor of that name
@@ -40,7 +41,7 @@ from pydantic import BaseModel, Field
 
 from ..automation.project import audit_keys
 from ..errors import NotFound, VeritagError
-from ..limits import Description, ProjectName, SafeJson, SafeText, Username
+from ..limits import Description, ProjectName, SafeJson, SafeText, Username, text_problem
 from ..routing import service as routing
 from ..schema import PairwiseSchema, parse_schema
 from ..store.engine import Store
@@ -59,6 +60,7 @@ from .auth import (
     revoke_token,
     start_login,
 )
+from . import throttle
 from .common import Id, json_ready, request_store
 
 __all__ = ["router"]
@@ -88,11 +90,19 @@ class LoginBody(BaseModel):
 @router.post("/login")
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     """Check the password; set the session cookie and return the CSRF token for ``X-CSRF-Token``."""
-    with request_store(request).session() as session:
+    store, address = request_store(request), throttle.client_address(request)
+    with store.session() as session:
+        try:
+            throttle.check(session, body.username, address)
+        except throttle.Throttled as exc:
+            raise exc.http() from None
         user = authenticate(session, body.username, body.password)
-        if user is None:
-            raise HTTPException(status_code=401, detail="wrong username or password")
-        secret, csrf, expires = start_login(session, user)
+        if user is not None:
+            throttle.record_success(session, body.username)
+            secret, csrf, expires = start_login(session, user)
+    if user is None:
+        throttle.failed(store, body.username, address)
+        raise HTTPException(status_code=401, detail="wrong username or password")
     response.set_cookie(COOKIE, secret, httponly=True, samesite="lax", secure=request.url.scheme == "https",
                         expires=expires, path="/")
     return {"username": user.username, "role": user.role, "csrf_token": csrf, "expires_at": expires.isoformat()}
@@ -131,6 +141,17 @@ def add_user(body: UserBody, admin: Admin, request: Request) -> dict[str, Any]:
     with request_store(request).session() as session:
         user = create_user(session, username=body.username, password=body.password, role=body.role)
         return {"id": user.id, "username": user.username, "role": user.role}
+
+
+@router.post("/users/{name}/unlock")
+def unlock_user(name: str, admin: Admin, request: Request) -> dict[str, Any]:
+    """Clear an account's failed logins and lockout (see ``throttle``); global admin only."""
+    with request_store(request).session() as session:
+        user = None if text_problem(name) else session.scalar(sa.select(User).where(User.username == name))
+        if user is None:
+            raise HTTPException(status_code=404, detail=f"no user named {name!r}")
+        cleared = throttle.unlock_account(session, name)
+    return {"username": name, "cleared": cleared}
 
 
 class TokenBody(BaseModel):

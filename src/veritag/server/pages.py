@@ -8,7 +8,8 @@ files (no inline script or style at all).
 Sessions are the API's (``auth.start_login``): the labeling page carries the session's CSRF token
 in ``<meta name="csrf-token">`` for the ``X-CSRF-Token`` header of its API calls, and the HTML
 forms that post with the cookie (``/logout``) carry it in a hidden ``csrf_token`` field. The login
-form is protected against login CSRF with a double-submit cookie.
+form is protected against login CSRF with a double-submit cookie, and throttled like
+``POST /api/v1/login`` (see ``throttle``): a locked account or address gets the form back with 429.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .auth import (
     project_access,
     start_login,
 )
+from . import throttle
 from .common import request_store
 
 __all__ = ["CSP", "STATIC_DIR", "project_page", "render_page", "router"]
@@ -136,11 +138,22 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
         return _login_form(request, "The form expired; please try again.", username, 403)
     if text_problem(username) or text_problem(password):
         return _login_form(request, "The username or password holds a character that is not allowed.", "", 422)
-    with request_store(request).session() as session:
+    store, address = request_store(request), throttle.client_address(request)
+    with store.session() as session:
+        try:
+            throttle.check(session, username, address)
+        except throttle.Throttled as exc:
+            out = _login_form(request, f"Too many failed logins; try again in {exc.retry_after} seconds.",
+                              username, 429)
+            out.headers["Retry-After"] = str(exc.retry_after)
+            return out
         user = authenticate(session, username, password)
-        if user is None:
-            return _login_form(request, "Wrong username or password.", username, 401)
-        secret, _csrf, expires = start_login(session, user)
+        if user is not None:
+            throttle.record_success(session, username)
+            secret, _csrf, expires = start_login(session, user)
+    if user is None:
+        throttle.failed(store, username, address)
+        return _login_form(request, "Wrong username or password.", username, 401)
     out = RedirectResponse("/", status_code=303)
     out.set_cookie(COOKIE, secret, httponly=True, samesite="lax", secure=request.url.scheme == "https",
                    expires=expires, path="/")

@@ -28,6 +28,7 @@ __all__ = [
     "Item",
     "ItemDomain",
     "Job",
+    "LoginFailure",
     "LoginSession",
     "Membership",
     "Posterior",
@@ -424,3 +425,16 @@ class Job(Base):
     created_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """Failed logins of one account or client address (migration 0009): ``key`` is the SHA-256 of
+    ``user:<name>`` or ``addr:<address>``. Mutable bookkeeping of the login throttle, deleted on a
+    successful login (the account's) or an admin's unlock, not append-only history."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(sa.Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
