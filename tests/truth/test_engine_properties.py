@@ -239,3 +239,14 @@ def test_a_perfect_source_in_a_noisy_crowd_recovers_the_truth(method: str, case)
     truth, claims = case
     r = _fit(claims, method)
     np.testing.assert_array_equal(r.labels(), truth)
+
+
+@pytest.mark.parametrize("method", ["ds", "onecoin"])
+def test_one_class_with_an_unclaimed_item_stays_a_distribution(method: str) -> None:
+    """Found by hypothesis: nine items answered, one not, one class. The prior is a mean of nine
+    ones and must come out exactly 1 (summing 1/9 shares rounded it just above)."""
+    claims = Claims.from_arrays(np.arange(9), np.zeros(9, np.int64), np.zeros(9, np.int64), n_items=10,
+                                n_sources=1, n_classes=1)
+    r = _fit(claims, method)
+    _assert_sane(r, claims)
+    assert np.all(r.posterior == 1.0)

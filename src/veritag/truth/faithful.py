@@ -165,11 +165,12 @@ def fit_faithful(
         p[gi[keep], gl[keep]] = 1.0
         return p
 
-    weight = has / max(int(has.sum()), 1)
+    has_weight, n_has = has.astype(np.float64), max(int(has.sum()), 1)
 
     def mean_prior(p: NDArray[np.float64]) -> NDArray[np.float64]:
-        """crowd-kit's ``probas.mean()`` over the items it knows (a BLAS product, not a reduce)."""
-        return weight @ p if has.any() else np.full(k, 1.0 / k)
+        """crowd-kit's ``probas.mean()`` over the items it knows: a BLAS sum, then one division
+        (summing ``1/n`` shares instead can round a certain class's prior to just above 1)."""
+        return (has_weight @ p) / n_has if has.any() else np.full(k, 1.0 / k)
 
     def skills_of(p: NDArray[np.float64]) -> NDArray[np.float64]:
         """Each source's mean posterior on the answers it gave: crowd-kit's one-coin skill."""
