@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .choice import held_out_scores
 from .claims import Claims, check_gold
-from .faithful import _BLOCK, FaithfulFit, _row_view, fit_faithful
+from .faithful import _BLOCK, FaithfulFit, _row_view, fit_faithful, posterior_rows
 from .glad import fit_glad
 from .mace import fit_mace
 from .voting import majority_vote
@@ -219,29 +219,13 @@ class _EStep:
         self.ones = np.ones(k)
 
     def __call__(self, log_theta: NDArray[np.float64], prior: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
-        """Posterior (the shared buffer) and log-likelihood, by logsumexp over each item's classes.
-
-        Every log joint is <= 0 (log probabilities summed), so ``exp`` cannot overflow, and the
-        usual shift by the row maximum is needed only where every class underflows: items with
-        hundreds of vague claims. Those rows are redone with the shift; the rest skip two passes.
-        """
+        """Posterior (the shared buffer) and log-likelihood, block by block (``posterior_rows``)."""
         log_prior = np.log(prior)
         ll = 0.0
         norm_gold = np.empty(self.gold_items.size)
         for a, b, block in self.blocks:
-            joint = np.asarray(block @ log_theta)
-            joint += log_prior
-            np.exp(joint, out=joint)
-            total = joint @ self.ones
-            norm = np.log(np.maximum(total, 1e-300))
-            tiny = np.flatnonzero(total < 1e-280)
-            if tiny.size:
-                redo = np.asarray(block[tiny] @ log_theta) + log_prior
-                top = redo.max(axis=1, keepdims=True)
-                joint[tiny] = np.exp(redo - top)
-                total[tiny] = joint[tiny].sum(axis=1)
-                norm[tiny] = np.log(total[tiny]) + top[:, 0]
-            np.divide(joint, total[:, None], out=self.out[a:b])
+            norm = posterior_rows(np.asarray(block @ log_theta), block, log_theta, log_prior, self.ones,
+                                  self.out[a:b])
             ll += float(norm.sum())
             if self.gold_items.size:
                 inside = (self.gold_items >= a) & (self.gold_items < b)

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from .claims import Claims
+from .claims import Claims, check_gold
 
 __all__ = ["EPS", "FaithfulFit", "fit_faithful"]
 
@@ -72,6 +72,32 @@ def _row_view(A: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
     """Rows ``a:b`` of ``A`` sharing its data and indices (``A[a:b]`` would copy them)."""
     lo, hi = A.indptr[a], A.indptr[b]
     return sp.csr_matrix((A.data[lo:hi], A.indices[lo:hi], A.indptr[a:b + 1] - lo), shape=(b - a, A.shape[1]))
+
+
+def posterior_rows(joint: NDArray[np.float64], block: sp.csr_matrix, log_theta: NDArray[np.float64],
+                   log_prior: NDArray[np.float64], ones: NDArray[np.float64],
+                   out: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The E-step on one block of items: ``joint`` (``block @ log_theta``, overwritten) plus the
+    prior, normalised into ``out``; returns each item's log-likelihood.
+
+    Every log joint is <= 0 (log probabilities summed), so ``exp`` cannot overflow, and the usual
+    shift by the row maximum (which changes nothing but rounding) is needed only where every
+    class underflows: items with hundreds of vague claims. Those rows are redone with the
+    shift; the rest skip two passes.
+    """
+    joint += log_prior
+    np.exp(joint, out=joint)
+    total = joint @ ones
+    norm = np.log(np.maximum(total, 1e-300))
+    tiny = np.flatnonzero(total < 1e-280)
+    if tiny.size:
+        redo = np.asarray(block[tiny] @ log_theta) + log_prior
+        top = redo.max(axis=1, keepdims=True)
+        joint[tiny] = np.exp(redo - top)
+        total[tiny] = joint[tiny].sum(axis=1)
+        norm[tiny] = np.log(total[tiny]) + top[:, 0]
+    np.divide(joint, total[:, None], out=out)
+    return norm
 
 
 def _by_item(item: NDArray[np.int64], col: NDArray[np.int64], n: int, n_cols: int) -> sp.csr_matrix:
@@ -147,8 +173,7 @@ def fit_faithful(
         raise ValueError("n_iter must be >= 0")
     hard = claims.hard_only()
     n, s, k = hard.n_items, hard.n_sources, hard.n_classes
-    gi = np.zeros(0, np.int64) if gold_items is None else np.asarray(gold_items, np.int64)
-    gl = np.zeros(0, np.int64) if gold_labels is None else np.asarray(gold_labels, np.int64)
+    gi, gl = check_gold(hard, gold_items, gold_labels)
     A = _by_item(hard.item, hard.source * k + hard.label, n, s * k)
     col_class = np.tile(np.arange(k), s)
     AT = A.T  # a CSC view, no copy: the M-step product scatters
@@ -195,10 +220,6 @@ def fit_faithful(
         """One pass over blocks of items with ``errors`` and ``prior``: the E-step's posterior into
         ``out`` and its log-likelihood, and (given the posterior ``p`` they were fit to) crowd-kit's
         lower bound per claim, which uses the same errors. Blocks keep every temporary in cache.
-
-        Every log joint is <= 0, so ``exp`` cannot overflow and crowd-kit's shift by the row
-        maximum (which changes nothing but rounding) is only needed where a whole row
-        underflows; those rows are redone with it.
         """
         log_e = np.log(np.where(errors > 0, errors, 1.0))
         log_prior = np.log(np.maximum(prior, EPS))
@@ -211,18 +232,7 @@ def fit_faithful(
                 expected = float(np.einsum("ik,ik->", joint, q))
                 clipped = np.maximum(q if every else q[has[a:b]], EPS)
                 entropy = -float(np.einsum("ik,ik->", clipped, np.log(clipped)))
-            joint += log_prior
-            np.exp(joint, out=joint)
-            total = joint @ ones
-            norm = np.log(np.maximum(total, 1e-300))
-            tiny = np.flatnonzero((total < 1e-280) & has[a:b])
-            if tiny.size:
-                redo = np.asarray(block[tiny] @ log_e) + log_prior
-                top = redo.max(axis=1, keepdims=True)
-                joint[tiny] = np.exp(redo - top)
-                total[tiny] = joint[tiny] @ ones
-                norm[tiny] = np.log(total[tiny]) + top[:, 0]
-            np.divide(joint, np.where(total > 0, total, 1.0)[:, None], out=out[a:b])
+            norm = posterior_rows(joint, block, log_e, log_prior, ones, out[a:b])
             return float(norm.sum() if every else norm[has[a:b]].sum()), expected, entropy
 
         # Blocks are independent and numpy and scipy release the GIL in them: two threads share
@@ -236,27 +246,29 @@ def fit_faithful(
         expected += float(per_item @ (p @ log_prior))  # crowd-kit counts the prior once per claim
         return (expected + entropy) / max(hard.item.size, 1), ll
 
-    votes = np.bincount(hard.item * k + hard.label, minlength=n * k).reshape(n, k).astype(np.float64)
-    total = votes.sum(axis=1, keepdims=True)
-    posterior = pin(np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0))
-    prior = mean_prior(posterior)
-    errors, rows = m_step(posterior, first=True)
-    upcoming = np.empty((n, k))
-    _, ll_next = sweep(errors, prior, None, upcoming)
-    history: list[float] = []
-    loss, converged, it, ll = -np.inf, False, 0, float("nan")
-    for it in range(1, n_iter + 1):
-        posterior, upcoming, ll = pin(upcoming), posterior, ll_next
+    try:
+        votes = np.bincount(hard.item * k + hard.label, minlength=n * k).reshape(n, k).astype(np.float64)
+        total = votes.sum(axis=1, keepdims=True)
+        posterior = pin(np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0))
         prior = mean_prior(posterior)
-        errors, rows = m_step(posterior)
-        bound, ll_next = sweep(errors, prior, posterior, upcoming)  # the next E-step, ahead of the check
-        history.append(bound)
-        if history[-1] - loss < tol:
-            converged = True
-            break
-        loss = history[-1]
-    if pool is not None:
-        pool.shutdown()
+        errors, rows = m_step(posterior, first=True)
+        upcoming = np.empty((n, k))
+        _, ll_next = sweep(errors, prior, None, upcoming)
+        history: list[float] = []
+        loss, converged, it, ll = -np.inf, False, 0, float("nan")
+        for it in range(1, n_iter + 1):
+            posterior, upcoming, ll = pin(upcoming), posterior, ll_next
+            prior = mean_prior(posterior)
+            errors, rows = m_step(posterior)
+            bound, ll_next = sweep(errors, prior, posterior, upcoming)  # the next E-step, ahead of the check
+            history.append(bound)
+            if history[-1] - loss < tol:
+                converged = True
+                break
+            loss = history[-1]
+    finally:  # the sweep's threads end with the fit, whatever happens in it
+        if pool is not None:
+            pool.shutdown()
     posterior[~has] = prior
     pin(posterior, everywhere=True)
     return FaithfulFit(posterior, prior, errors, rows, skills_of(posterior), tuple(history), ll, it,
