@@ -16,6 +16,7 @@ from vt_helpers import GT, LABELS, TEXTS, read_csv, read_jsonl, triples
 
 from veritag import cli
 from veritag.errors import AlreadyExists, InputError, NotFound, SchemaError, VeritagError
+from veritag.truth import METHODS
 
 VERITAG = Path(sys.executable).parent / "veritag"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -522,6 +523,17 @@ def test_resolve_file_mode(runner: CliRunner, tmp_path: Path) -> None:
     # ds by default, and without --workers no table
     text = ok(runner, "resolve", str(labels), "-o", str(out))
     assert "with ds" in text and "Workers by" not in text
+
+
+def test_resolve_auto_says_what_it_chose(runner: CliRunner, tmp_path: Path) -> None:
+    text = ok(runner, "resolve", str(LABELS), "--method", "auto", "-o", str(tmp_path / "out.csv"))
+    chosen = re.search(r"with auto \(chose ([\w-]+)\)", text)
+    assert chosen is not None and chosen.group(1) in METHODS and chosen.group(1) != "auto"
+    db = ("--db", str(tmp_path / "v.db"))
+    ok(runner, "init", "rte", "--task", "classification", "--labels", "0,1", *db)
+    ok(runner, "import", "rte", str(LABELS), *db)
+    text = ok(runner, "resolve", "--project", "rte", "--method", "auto", *db)
+    assert f"with auto (chose {chosen.group(1)}) (veritag-truth/2)" in text
 
 
 def test_resolve_project_mode_and_export_status(runner: CliRunner, tmp_path: Path) -> None:

@@ -418,7 +418,8 @@ def resolve(
             rows = project_source_rows(resolution, source_names(conn, ids=resolution.source_ids()))
     run = resolution.run
     assert run is not None
-    how = f"{run.method} ({run.engine_version})"
+    chosen = run.params.get("chosen")  # what ``auto`` picked
+    how = f"{run.method}{f' (chose {chosen})' if chosen else ''} ({run.engine_version})"
     if run.method == OPEN_METHOD:
         how = f"majority vote over exact matches ({kind} labels have no fixed classes; --method does not apply)"
     counts = resolution.basis_counts()
@@ -854,7 +855,7 @@ def _resolve_files(labels: Path, method: str, gold: Path | None, model_probs: Pa
         inputs += f", {result.n_model_rows} model rows"
     if result.n_gold:
         inputs += f", {result.n_gold} gold labels"
-    console.print(f"Resolved {result.n_tasks} tasks from {inputs} with {method}{fit}.")
+    console.print(f"Resolved {result.n_tasks} tasks from {inputs} with {result.method}{fit}.")
     console.print(f"Wrote {result.n_tasks} rows to {escape(str(out))} (task,label,confidence).")
     rows = result.source_rows()
     if workers:
