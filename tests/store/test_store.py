@@ -60,7 +60,7 @@ def test_open_store_migrates(db_url: str) -> None:
         assert "alembic_version" in names
         assert store.is_current()
         with store.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0010"
     finally:
         store.close()
 

@@ -346,6 +346,8 @@ class Assignment(Base):
     seconds: Mapped[float | None] = mapped_column(sa.Float)
     #: Why the tutor gave the lease back unanswered.
     skip_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: ``host:pid:tag`` of the server process that last handed the lease out (migration 0010).
+    served_by: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 class ApiToken(Base):
@@ -438,3 +440,30 @@ class LoginFailure(Base):
     failures: Mapped[int] = mapped_column(sa.Integer)
     last_failed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One security-relevant action (migration 0010): a login that failed or succeeded, a user,
+    role, membership, token or setting changed, an export. Append-only like claims (triggers)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.Index("ix_audit_log_at", "at"),
+        sa.Index("ix_audit_log_action", "action"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: What happened, e.g. ``login``, ``user.create``, ``token.revoke``, ``export``.
+    action: Mapped[str] = mapped_column(sa.String(40))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    #: The acting user's name (or the name tried, for a failed login).
+    actor: Mapped[str | None] = mapped_column(sa.String(200))
+    #: The client's address as the server saw it.
+    client: Mapped[str | None] = mapped_column(sa.String(100))
+    project: Mapped[str | None] = mapped_column(sa.String(200))
+    #: What the action was done to: a user name, a token id, a setting.
+    target: Mapped[str | None] = mapped_column(sa.String(200))
+    #: ``ok``, ``refused`` or ``locked``.
+    outcome: Mapped[str] = mapped_column(sa.String(20))
+    detail: Mapped[Any | None] = mapped_column(JSONType)
