@@ -451,3 +451,20 @@ def test_fractional_gold_indices_are_refused_not_truncated() -> None:
     c = Claims.from_arrays([0, 1], [0, 0], [1, 0])
     with pytest.raises(ValueError, match="gold_items must hold integer indices"):
         fit_truth(c, gold_items=[0.5], gold_labels=[1])
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("glad", "mace")])
+def test_one_rule_for_models_nothing_checked(method: str) -> None:
+    """Model 1 meets the human on items 0-5; model 2 only ever speaks alone (items 6-9) and
+    model 3 shares items 10-11 with model 2 but no human: both are unchecked, and their items
+    take the mean of their rows whatever the method."""
+    rng = np.random.default_rng(5)
+    rows = rng.dirichlet(np.ones(3), 14)
+    c = Claims.from_arrays(np.arange(6), np.zeros(6, np.int64), np.arange(6) % 3, n_items=12, n_sources=4,
+                           n_classes=3, prob_item=np.r_[np.arange(6), np.arange(6, 12), 10, 11],
+                           prob_source=np.r_[np.full(6, 1), np.full(6, 2), 3, 3], probs=rows)
+    r = _fit(c, method)
+    np.testing.assert_array_equal(r.unchecked, [False, False, True, True])
+    np.testing.assert_allclose(r.posterior[6:10], rows[6:10])
+    np.testing.assert_allclose(r.posterior[10:12], (rows[10:12] + rows[12:14]) / 2)
+    np.testing.assert_allclose(r.posterior.sum(axis=1), 1.0)

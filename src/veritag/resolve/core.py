@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from ..errors import VeritagError
 from ..schema import BaseSchema, MultiLabelSchema, canonical_json
 from ..truth import METHODS, Claims, ConvergenceWarning, fit_truth
-from .defaults import DEFAULT_METHOD, OPEN_METHOD
+from .defaults import DEFAULT_METHOD, OPEN_METHOD  # noqa: F401 (re-exported: resolve.core.DEFAULT_METHOD)
 
 #: Engine settings every run uses; stored with the run. ``tol=None``: each method's own (crowd-kit's 1e-5
 #: on its lower bound for ``ds``/``onecoin``, see ``veritag.truth.engine.DEFAULT_TOL``).
@@ -195,22 +195,14 @@ def _fit_categorical(
     s_item, s_src, s_probs = soft
     g_item, g_label = gold
     n, k = n_items, n_classes
-    has_human = np.bincount(h_item, minlength=n) > 0
-    is_gold = np.zeros(n, dtype=bool)
-    is_gold[g_item] = True
-    anchored = has_human | is_gold
-    # A model is measured where it claims on an item a human or a gold label also speaks to.
-    measured = np.bincount(s_src, weights=anchored[s_item].astype(float), minlength=n_sources) > 0
-    reached = np.bincount(s_item, weights=measured[s_src].astype(float), minlength=n) > 0
-    has_model = np.bincount(s_item, minlength=n) > 0
     n_claims = np.bincount(np.concatenate([h_src, s_src]), minlength=n_sources).astype(np.int64)
-
     if h_item.size or s_item.size:
         claims = Claims.from_arrays(h_item, h_src, h_label, n_items=n, n_sources=n_sources, n_classes=k,
                                     prob_item=s_item, prob_source=s_src, probs=s_probs)
         result = _quiet_fit(claims, method, g_item, g_label)
         posterior = np.asarray(result.posterior, dtype=np.float64)  # ours to edit: no copy of (items x K)
         confusion, accuracy = np.asarray(result.confusion), np.array(result.accuracy, dtype=np.float64)
+        accuracy[result.unchecked] = np.nan  # stored as "not measured"
         ll = float(result.log_likelihood)
         fit_info = (None if math.isnan(ll) else ll, int(result.n_iter), bool(result.converged),
                     result.method if method == "auto" else None)
@@ -218,19 +210,11 @@ def _fit_categorical(
         posterior = np.full((n, k), 1.0 / k)
         confusion, accuracy = np.zeros((0, k, k)), np.zeros(0)
         fit_info = (None, 0, True, None)
-    face = has_model & ~anchored & ~reached
-    if face.any():
-        votes = np.zeros((n, k))
-        for c in range(k):
-            votes[:, c] = np.bincount(s_item, weights=s_probs[:, c], minlength=n)
-        posterior[face] = votes[face] / votes[face].sum(axis=1, keepdims=True)
     posterior[g_item] = 0.0
     posterior[g_item, g_label] = 1.0
-    is_model = np.bincount(s_src, minlength=n_sources) > 0
-    accuracy[is_model & ~measured] = np.nan
     basis = np.full(n, _CLAIMS, dtype=np.int8)
-    basis[~has_human] = _MODEL
-    basis[is_gold] = _GOLD
+    basis[np.bincount(h_item, minlength=n) == 0] = _MODEL
+    basis[g_item] = _GOLD
     return _Fit(posterior, basis, accuracy, n_claims, confusion, *fit_info)
 
 

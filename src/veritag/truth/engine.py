@@ -86,6 +86,9 @@ class TruthResult:
     scores : dict
         For ``auto``: each candidate's held-out log-likelihood per claim; ``method`` is the one
         chosen.
+    unchecked : ndarray of bool, shape (n_sources,)
+        Model sources that no human claim or gold label ever met: their ``accuracy`` is only
+        their agreement with themselves (see ``fit_truth``); None before that rule ran.
     """
 
     posterior: NDArray[np.float64]
@@ -99,6 +102,7 @@ class TruthResult:
     method: str
     loss_history: tuple[float, ...] = field(default=())
     scores: dict[str, float] = field(default_factory=dict)
+    unchecked: NDArray[np.bool_] | None = None
 
     def labels(self) -> NDArray[np.int64]:
         """The most probable class per item (ties go to the smallest class index)."""
@@ -486,6 +490,37 @@ def fit_truth(
         chosen = max(scores, key=scores.__getitem__)
         r = fit_truth(claims, chosen, gold_items=gold_items, gold_labels=gold_labels, **settings)  # type: ignore[arg-type]
         return replace(r, scores=scores)
+    result = _fit_method(claims, method, gold_items, gold_labels, prior, max_iter, tol, shrinkage, bins)
+    return _unchecked_models(claims, check_gold(claims, gold_items, gold_labels)[0], result)
+
+
+def _unchecked_models(claims: Claims, gold_items: NDArray[np.int64], result: TruthResult) -> TruthResult:
+    """The one rule for models that nothing checked, whatever the method.
+
+    A model is *measured* where it speaks to an item that a human claim or a gold label also
+    speaks to; one that never does cannot be told apart from noise (``unchecked``), and an item
+    whose only claims come from such models takes them at face value: the mean of their
+    probability rows (one model: its own row), not a posterior the fit pulled toward the prior
+    or toward whatever the models agree on. Items a measured model reached are read through
+    what the fit learned about it (an inverted model gets inverted)."""
+    n, s = claims.n_items, claims.n_sources
+    if not claims.prob_item.size:
+        return replace(result, unchecked=np.zeros(s, dtype=bool))
+    anchored = np.bincount(claims.item, minlength=n) > 0
+    anchored[gold_items] = True
+    measured = np.bincount(claims.prob_source, weights=anchored[claims.prob_item], minlength=s) > 0
+    reached = np.bincount(claims.prob_item, weights=measured[claims.prob_source], minlength=n) > 0
+    face = (np.bincount(claims.prob_item, minlength=n) > 0) & ~anchored & ~reached
+    unmeasured = (np.bincount(claims.prob_source, minlength=s) > 0) & ~measured
+    if face.any():
+        result.posterior[face] = _vote_posterior(claims, None)[face]
+    return replace(result, unchecked=unmeasured)
+
+
+def _fit_method(claims: Claims, method: str, gold_items: ArrayLike | None, gold_labels: ArrayLike | None,
+                prior: ArrayLike | None, max_iter: int, tol: float | None, shrinkage: float,
+                bins: int) -> TruthResult:
+    """``fit_truth`` for one method (not ``auto``), before the rule for unchecked models."""
     faithful = method in ("ds", "onecoin") and not claims.prob_item.size and prior is None
     tol = DEFAULT_TOL.get(method, 1e-5 if method == "glad" else 1e-6) if tol is None else tol
     if max_iter < (0 if faithful else 1) or tol < 0 or shrinkage < 0 or bins < 1:
@@ -500,7 +535,7 @@ def fit_truth(
                            gold_labels=gl)
         result = from_faithful(fit, claims, method)
         if max_iter and not result.converged:
-            warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
+            warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=3)
         return result
     learn_prior = prior is None
     fixed = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
@@ -536,12 +571,7 @@ def fit_truth(
         _, log_theta, _, _, _, _ = fit.run(_design(hard, bins), _start(hard), _measurable(hard, gi))
         humans = log_theta
     posterior, _, class_prior, ll, it, converged = fit.run(d, _start(claims), rows, humans)
-    if not claims.item.size and not rows.any():
-        # Models alone, each item answered once, no gold: nothing can measure them, so their
-        # probabilities are taken at face value rather than flattened to the prior.
-        posterior = _vote_posterior(claims, None)
-        _pin(posterior, gi, gl)
     if not converged:
-        warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=3)
     confusion, accuracy, n_claims = _summaries(d, claims, posterior)
     return TruthResult(posterior, confusion, class_prior, accuracy, n_claims, ll, it, converged, method)
