@@ -26,7 +26,14 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from postgres_server import fresh_database, running_postgres
+
+# Property tests draw the same examples on every run ("ci", the default), so a red run is a
+# change in the code, never the luck of the draw; VERITAG_HYPOTHESIS=explore draws new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("VERITAG_HYPOTHESIS", "ci"))
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Before numpy, scipy or onnxruntime load: their thread pools size themselves from these,

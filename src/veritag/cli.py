@@ -33,6 +33,7 @@ from typer.core import TyperCommand
 from . import __version__
 from .errors import VeritagError
 from .io.formats import EXPORT_FORMATS, FORMATS
+from .limits import MAX_SEED
 from .resolve.defaults import DEFAULT_METHOD, OPEN_METHOD
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from .io import ImportResult
     from .resolve import SourceRow
     from .store import Project, Store
+    from .store.audit import Actor
 
 #: Placeholders in option help, and the module and name of the list each stands for. The lists
 #: live in modules that are slow to import (the engine, the schemas) and change there (the engine
@@ -130,13 +132,26 @@ def _project(store: Store, name: str) -> Project:
         return get_project(session, name=name)
 
 
+def _actor() -> Actor:
+    """Who a command acts as in the audit log: the OS user who ran it (``cli:<user>``)."""
+    from .store.audit import Actor
+
+    return Actor.cli()
+
+
 @contextmanager
 def _progress(quiet: bool = False) -> Iterator[Callable[[str], Callable[[int, int], None] | None]]:
     """A factory of progress callbacks, one bar per step; silent when output is not a terminal."""
     if quiet or not err.is_terminal:
         yield lambda _label: None
         return
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
@@ -180,7 +195,7 @@ def init(
             return
         spec = _schema_spec(task, labels, scale, schema)
         with store.session() as session:
-            created = create_project(session, name=project, schema=spec, description=description)
+            created = create_project(session, name=project, schema=spec, description=description, actor=_actor())
             kind = project_schema(created).type
         where = store.engine.url.render_as_string(hide_password=True)
         console.print(f"Created project [bold]{escape(project)}[/] ({kind}) in {escape(where)}")
@@ -278,11 +293,14 @@ def export(
     if fmt is None:
         raise VeritagError(f"cannot tell the export format from {out.name!r}; pass --format ({', '.join(EXPORT_FORMATS)})")
     from .io.exporter import export_project
+    from .store import audit
 
     with _store(db) as store:
         proj = _project(store, project)
         with _progress() as bar:
             result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"), csv_raw=csv_raw)
+        audit.record(store, "export", actor=_actor(), project=proj.name, target=fmt,
+                     detail={"rows": result.rows, "run_id": result.run_id, "file": str(result.path)})
     if result.resolved:
         console.print(f"No stored resolution covered every claim and gold label: resolved {result.items_resolved} "
                       f"items with {result.method} and stored it as run {result.run_id}.")
@@ -495,7 +513,7 @@ def autolabel(
     labeler: Annotated[str, typer.Option(help="Labeler to train: minilm (bundled sentence embeddings + logistic regression) or tfidf")] = "minilm",
     field: Annotated[list[str] | None, typer.Option("--field", help="Item field to append to the text (repeatable), e.g. a hypothesis or a response")] = None,
     folds: Annotated[int, typer.Option(help="Folds for the out-of-fold probabilities of labeled items")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of the folds")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the folds")] = 0,
     db: Db = None,
 ) -> None:
     """Train a model on the human labels and store its probabilities for every item with text."""
@@ -530,7 +548,7 @@ def automate(
     simulate: Annotated[tuple[Path, Path] | None, typer.Option("--simulate", help="TEXTS.csv GT.csv: replay automation on a labeled text file (task,text and task,label)")] = None,
     audit_size: Annotated[int | None, typer.Option("--audit-size", help="With --simulate: items in the audit [default: 10%, at least 200]")] = None,
     labeler: Annotated[str, typer.Option(help="With --simulate: labeler giving the probabilities (minilm or tfidf)")] = "minilm",
-    seed: Annotated[int, typer.Option(help="Seed of the audit draw (and of the folds with --simulate)")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the audit draw (and of the folds with --simulate)")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
     db: Db = None,
 ) -> None:
@@ -646,10 +664,10 @@ def tutor(
         proj = _project(store, project)
         known = {t.name for t in routing.list_tutors(store, proj)}
         if name in known and active is not None:
-            profile = routing.set_tutor_active(store, proj, name, active)
+            profile = routing.set_tutor_active(store, proj, name, active, actor=_actor())
         else:
             profile = routing.add_tutor(store, proj, name, domains=_split(domains), cost=cost,
-                                        active=True if active is None else active)
+                                        active=True if active is None else active, actor=_actor())
     state = "active" if profile.active else "inactive"
     console.print(f"Tutor {escape(profile.name)} of {escape(project)}: {state}, cost {profile.cost:g} per label, "
                   f"domains {', '.join(profile.domains) or '(none declared)'}.")
@@ -683,7 +701,7 @@ def route(
     with _store(db) as store:
         proj = _project(store, project)
         if any(v is not None for v in given.values()):
-            routing.configure(store, proj, **{k: v for k, v in given.items() if v is not None})
+            routing.configure(store, proj, actor=_actor(), **{k: v for k, v in given.items() if v is not None})
         if best is not None:
             ranked = routing.best_tutors(store, proj, best, k=10)
             if as_json:
@@ -766,7 +784,7 @@ def simulate_routing_cmd(
     max_labels: Annotated[int, typer.Option("--max-labels", help="Most human labels per item")] = 10,
     budget: Annotated[float | None, typer.Option(help="Most human labels in all [default: no limit]")] = None,
     labeler: Annotated[str, typer.Option(help="With --texts: labeler giving the model claims (tfidf or minilm)")] = "tfidf",
-    seed: Annotated[int, typer.Option(help="Seed of every random draw: the same seed gives the same run")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of every random draw: the same seed gives the same run")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write accuracy against human labels spent to this PNG")] = None,
 ) -> None:
@@ -972,7 +990,7 @@ def user_add(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with _store(db) as store, store.session() as session:
-        user = create_user(session, username=username, password=password, role=role)
+        user = create_user(session, username=username, password=password, role=role, actor=_actor())
     console.print(f"User {escape(user.username)} added with role {user.role}.")
 
 
@@ -991,7 +1009,7 @@ def user_unlock(
     with _store(db) as store, store.session() as session:
         if session.scalar(sa.select(User.id).where(User.username == username)) is None:
             raise NotFound(f"no user named {username!r}")
-        cleared = unlock_account(session, username)
+        cleared = unlock_account(session, username, _actor())
     console.print(f"User {escape(username)} unlocked." if cleared else f"User {escape(username)} was not locked.")
 
 
@@ -1004,7 +1022,7 @@ def arena_import(
     project: Annotated[str, typer.Argument(help="An arena project (veritag init NAME --task arena)")],
     file: Annotated[Path, typer.Argument(help="Responses: prompt_id, prompt, model, response[, domain] per row (.jsonl, .csv, .parquet)")],
     max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="At most this many model pairs per prompt [default: all]")] = None,
-    seed: Annotated[int, typer.Option(help="Salts the coin that picks each battle's model A, and the pairs drawn")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Salts the coin that picks each battle's model A, and the pairs drawn")] = 0,
     format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
     db: Db = None,
 ) -> None:
@@ -1023,7 +1041,7 @@ def arena_battles(
     project: Annotated[str, typer.Argument(help="An arena project")],
     file: Annotated[Path, typer.Argument(help="Judged battles: question_id, model_a, model_b, winner[, judge] per row")],
     source: Annotated[str | None, typer.Option(help="Who voted, for rows without a judge column [default: the file's name]")] = None,
-    seed: Annotated[int, typer.Option(help="Salts the coin that picks a new battle's model A")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Salts the coin that picks a new battle's model A")] = 0,
     format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
     db: Db = None,
 ) -> None:
@@ -1107,7 +1125,7 @@ def token(
         if user is None:
             raise VeritagError(f"no user named {username!r}; add one with 'veritag user add'")
         if revoke is not None:
-            revoke_token(session, revoke, user.id)
+            revoke_token(session, revoke, user.id, _actor())
             err.print(f"revoked token {revoke} of {escape(username)}")
             return
         if list_:
@@ -1118,7 +1136,7 @@ def token(
                               "yes" if t.revoked else "no")
             console.print(table)
             return
-        _, secret = new_token(session, user, name)
+        _, secret = new_token(session, user, name, _actor())
     err.print(f"API token {escape(name)!r} for {escape(username)} (shown once; only its hash is stored):")
     print(secret)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ConfigError
-
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
 
 __all__ = ["DEFAULT_DATABASE", "Settings", "database_url_for", "load_settings"]
 
@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         default=5000,
         ge=1,
         description="Rows written per database round trip while importing; bounds memory.",
+    )
+    orphan_lease_seconds: float = Field(
+        default=120,
+        ge=0,
+        description="When a server process starts, leases handed out by a process of the same host that "
+        "died expire within this many seconds instead of their full lease time; a tutor still working "
+        "asks again meanwhile and gets the lease back.",
     )
 
 

@@ -24,21 +24,27 @@ _T = TypeVar("_T")
 
 __all__ = [
     "MAX_DESCRIPTION_LENGTH",
+    "MAX_DOMAINS",
+    "MAX_DOMAIN_LENGTH",
     "MAX_EXTERNAL_ID_LENGTH",
     "MAX_ID",
     "MAX_ITEM_TEXT_LENGTH",
     "MAX_LABELS",
     "MAX_LABEL_LENGTH",
     "MAX_PROJECT_NAME_LENGTH",
+    "MAX_SEED",
     "MAX_SOURCE_NAME_LENGTH",
     "MAX_USERNAME_LENGTH",
     "PROJECT_NAME_PATTERN",
     "Description",
+    "Domain",
     "ProjectName",
     "SafeJson",
     "SafeText",
+    "Seed",
     "Username",
     "check_description",
+    "check_domains",
     "check_json",
     "check_labels",
     "check_project_name",
@@ -72,6 +78,13 @@ MAX_ITEM_TEXT_LENGTH = 1_000_000
 #: query above it can name no row and is refused (422) before any query (PostgreSQL and SQLite's
 #: 64-bit limit would answer a larger one with an error, not "not found").
 MAX_ID = 2**31 - 1
+#: Characters in a routing domain's name (the ``item_domains.domain`` column holds 100), and domains
+#: in one project's routing settings or one tutor's declared list.
+MAX_DOMAIN_LENGTH = 100
+MAX_DOMAINS = 100
+#: The largest random seed: numpy's generators take any non-negative integer, and 32 bits is what
+#: every seeded step (folds, audit draws, battle coins) needs to be reproducible.
+MAX_SEED = 2**32 - 1
 
 _NAME = re.compile(PROJECT_NAME_PATTERN)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -170,6 +183,17 @@ def check_labels(labels: list[str], field: str = "labels") -> list[str]:
     return labels
 
 
+def check_domains(domains: list[str]) -> list[str]:
+    """Routing domain names within the caps on count and length; ``ValueError`` otherwise."""
+    if len(domains) > MAX_DOMAINS:
+        raise ValueError(f"{len(domains):,} domains; at most {MAX_DOMAINS:,} are allowed")
+    for i, domain in enumerate(domains):
+        problem = text_problem(domain, MAX_DOMAIN_LENGTH)
+        if problem:
+            raise ValueError(f"domains[{i}]: the domain name {problem}")
+    return domains
+
+
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A task schema (as a dict) whose labels and instructions are within the caps and whose text
     can be stored."""
@@ -201,3 +225,5 @@ SafeJson = Annotated[Any, AfterValidator(check_json)]
 ProjectName = Annotated[str, Field(max_length=MAX_PROJECT_NAME_LENGTH), AfterValidator(check_project_name)]
 Username = Annotated[str, Field(max_length=MAX_USERNAME_LENGTH), AfterValidator(check_username)]
 Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH), AfterValidator(check_description)]
+Domain = Annotated[str, Field(max_length=MAX_DOMAIN_LENGTH), AfterValidator(check_text)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Seed of the random draws: the same seed, the same run")]

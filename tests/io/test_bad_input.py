@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from vt_helpers import counts, make_project, write_csv, write_jsonl
 
 from veritag.errors import InputError, RowError, RowErrors, VeritagError
 from veritag.io import ColumnMap, import_file
 from veritag.store import Gold, ImportRecord, Item, Store
-from vt_helpers import counts, make_project, write_csv, write_jsonl
 
 
 def refused_rows(store: Store, project, path: Path, columns: ColumnMap | None = None, **kw) -> RowErrors:

@@ -10,13 +10,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from veritag.errors import InputError
-from veritag.io import EXPORT_FORMATS, ColumnMap, export_project, import_file
-from veritag.io.exporter import _cell
-from veritag.store import Store
-from veritag.store.models import Item
-from veritag.truth import ENGINE_VERSION
 from vt_helpers import (
     GT,
     LABELS,
@@ -30,6 +23,13 @@ from vt_helpers import (
     write_csv,
     write_jsonl,
 )
+
+from veritag.errors import InputError
+from veritag.io import EXPORT_FORMATS, ColumnMap, export_project, import_file
+from veritag.io.exporter import _cell
+from veritag.store import Store
+from veritag.store.models import Item
+from veritag.truth import ENGINE_VERSION
 
 COLUMNS = ["id", "text", "hypothesis", "rte_subtask", "label", "confidence", "n_labels", "label_source"]
 # Tests that compare with a majority vote counted by hand export with method="mv"; the default is ds.

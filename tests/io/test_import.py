@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from vt_helpers import LABELS, TEXTS, counts, make_project, read_csv, write_csv, write_jsonl
 
 from veritag.io import ColumnMap, ImportResult, import_file
 from veritag.store import Claim, Gold, ImportRecord, Item, Source, Store
-from vt_helpers import LABELS, TEXTS, counts, make_project, read_csv, write_csv, write_jsonl
 
 
 def items_by_id(store: Store, project) -> dict[str, Item]:

@@ -106,7 +106,8 @@ def test_budget_counts_running_leases(store: Store) -> None:
     first = routing.request_work(store, project, "ann", now=T0)
     second = routing.request_work(store, project, "bob", now=T0)
     assert first is not None and second is not None
-    assert routing.request_work(store, project, "ann", now=T0) is None  # 1 + 2 reserved of 3
+    assert routing.request_work(store, project, "ann", now=T0).resumed  # type: ignore[union-attr]
+    assert routing.request_work(store, project, "ann", now=T0, resume=False) is None  # 1 + 2 reserved of 3
     routing.submit(store, project, first.id, "b", now=T0)
     assert routing.request_work(store, project, "ann", now=T0) is None  # 1 spent + 2 reserved
     routing.release(store, project, second.id, now=T0)
@@ -122,9 +123,9 @@ _OPS = st.lists(st.tuples(st.sampled_from(["request", "submit", "release", "wait
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=_OPS, budget=st.sampled_from([2.0, 3.5, 6.0]))
+@given(ops=_OPS, budget=st.sampled_from([2.0, 3.5, 6.0]), resume=st.booleans())
 def test_budget_cap_and_uniqueness_hold_under_any_sequence(store: Store, ops: list[tuple[str, int, str]],
-                                                           budget: float) -> None:
+                                                           budget: float, resume: bool) -> None:
     project = _project(store, {f"i{i}": ("finance", "medicine", "")[i % 3] for i in range(4)}, budget=budget,
                        max_labels=2, target=0.999, lease_seconds=100)
     tutors = ["t0", "t1", "t2"]
@@ -133,8 +134,8 @@ def test_budget_cap_and_uniqueness_hold_under_any_sequence(store: Store, ops: li
     now, leases = T0, []
     for op, who, value in ops:
         if op == "request":
-            lease = routing.request_work(store, project, tutors[who], now=now)
-            if lease is not None:
+            lease = routing.request_work(store, project, tutors[who], now=now, resume=resume)
+            if lease is not None and not lease.resumed:
                 leases.append(lease)
         elif op == "wait":
             now += timedelta(seconds=60)
@@ -158,6 +159,8 @@ def test_budget_cap_and_uniqueness_hold_under_any_sequence(store: Store, ops: li
         assert spent + sum(r.cost for r in live) <= budget + 1e-9
         pairs = [(r.item_id, r.tutor_id) for r in rows]
         assert len(pairs) == len(set(pairs))
+        holders = [r.tutor_id for r in live]
+        assert not resume or len(holders) == len(set(holders))  # one running lease per tutor
         labels = dict(claims)
         for item in {r.item_id for r in rows}:
             assert labels.get(item, 0) + sum(r.item_id == item for r in live) <= 2
@@ -436,9 +439,9 @@ def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> 
     fitted = runs()
     lock = routing._refit_lock(store, project)
     with lock:  # another request is refitting right now
-        lease = routing.request_work(store, project, "bob", now=T0)
+        lease = routing.request_work(store, project, "bob", now=T0, resume=False)
         assert lease is not None and runs() == fitted  # served from the stale run, no second fit
-    assert routing.request_work(store, project, "bob", now=T0) is not None
+    assert routing.request_work(store, project, "bob", now=T0, resume=False) is not None
     assert runs() == fitted + 1  # the next request refits
 
 
@@ -448,3 +451,66 @@ def test_a_tutor_name_that_no_store_can_keep_is_refused(store: Store, name: str)
     with pytest.raises(VeritagError, match="username"):
         routing.add_tutor(store, project, name)
     assert routing.list_tutors(store, project) == []
+
+
+def test_a_tutor_asking_again_gets_their_running_lease_back_renewed(store: Store) -> None:
+    project = _project(store, {f"i{i}": "" for i in range(4)}, lease_seconds=600)
+    routing.add_tutor(store, project, "ann")
+    routing.add_tutor(store, project, "bob")
+    first = routing.request_work(store, project, "ann", now=T0)
+    assert first is not None and not first.resumed
+    later = T0 + timedelta(seconds=500)
+    again = routing.request_work(store, project, "ann", now=later)
+    assert again is not None and again.resumed
+    assert (again.id, again.item_id, again.leased_at) == (first.id, first.item_id, first.leased_at)
+    assert again.expires_at == later + timedelta(seconds=600)
+    other = routing.request_work(store, project, "bob", now=later)
+    assert other is not None and not other.resumed and other.id != first.id
+    routing.submit(store, project, first.id, "a", now=later + timedelta(seconds=400))  # past the first expiry
+    nxt = routing.request_work(store, project, "ann", now=later + timedelta(seconds=401))
+    assert nxt is not None and not nxt.resumed and nxt.item_id not in (first.item_id,)
+    expired = routing.request_work(store, project, "ann", now=later + timedelta(seconds=2000))
+    assert expired is not None and not expired.resumed and expired.id != nxt.id  # a lapsed lease is not resumed
+
+
+def test_orphaned_leases_of_a_dead_process_expire_within_the_grace(store: Store) -> None:
+    project = _project(store, {f"i{i}": "" for i in range(6)}, lease_seconds=1800)
+    for name in ("ann", "bob", "cy", "dee"):
+        routing.add_tutor(store, project, name)
+    served = {"ann": "h1:100:aa", "bob": "h1:200:bb", "cy": "h2:100:cc", "dee": None}
+    leases = {n: routing.request_work(store, project, n, now=T0, served_by=s) for n, s in served.items()}
+    assert all(lease is not None for lease in leases.values())
+    now = T0 + timedelta(seconds=60)
+    cut = routing.release_orphaned_leases(store, "h1", lambda pid: pid == 200, grace_seconds=30, now=now)
+    assert cut == 1  # ann's process (pid 100 on h1) is gone; bob's runs; cy's host and dee's process unknown
+    with store.engine.connect() as conn:
+        expires = dict(conn.execute(sa.select(Assignment.id, Assignment.expires_at)).all())
+    ends = {n: expires[lease.id].replace(tzinfo=UTC) for n, lease in leases.items()}  # type: ignore[union-attr]
+    assert ends["ann"] == now + timedelta(seconds=30)
+    assert ends["bob"] == ends["cy"] == ends["dee"] == T0 + timedelta(seconds=1800)
+    back = routing.request_work(store, project, "ann", now=now + timedelta(seconds=10))
+    assert back is not None and back.resumed  # a tutor still working asks within the grace: kept
+    assert routing.release_orphaned_leases(store, "h1", lambda pid: False, 0, now=now) == 1  # bob's
+    gone = routing.request_work(store, project, "bob", now=now + timedelta(seconds=1))
+    assert gone is not None and not gone.resumed and gone.item_id != leases["bob"].item_id  # type: ignore[union-attr]
+
+
+def test_two_requests_of_one_tutor_at_once_share_one_lease(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    project = _project(store, {f"i{i}": "" for i in range(20)})
+    routing.add_tutor(store, project, "ann")
+    for round_ in range(3):
+        gate = Barrier(2)
+
+        def ask(_: int) -> int:
+            gate.wait()
+            lease = routing.request_work(store, project, "ann", now=T0)
+            assert lease is not None
+            return lease.id
+
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(ask, range(2))
+        assert first == second, round_
+        routing.submit(store, project, first, "a", now=T0)

@@ -8,10 +8,7 @@ tests that need it are marked ``needs_chromium`` and skipped without it. Screens
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import PASSWORD
+from server_helpers import PASSWORD, serve_app
 
 from veritag.server import create_app
 from veritag.store import Store
@@ -39,31 +36,11 @@ class Live:
     url: str
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(store: Store) -> Iterator[Live]:
     """The app over ``store`` under uvicorn in a background thread on a free local port."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield Live(store, f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_app(create_app(store), lifespan="off") as url:
+        yield Live(store, url)
 
 
 @contextmanager

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from veritag.store import Store
@@ -30,11 +40,76 @@ class World:
         return self.client.request(method, "/api/v1" + path, headers=headers, **kw)
 
 
-def form_login(client: TestClient, who: str) -> None:
-    """Log ``client`` in as ``who`` through the login page's form (its cookie then rides along)."""
+def post_login_form(client: TestClient, who: str, password: str = PASSWORD) -> Any:
+    """Submit the login page's form as ``who`` (with the page's CSRF token); the answer."""
     page = client.get("/login")
     token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
     assert token
-    r = client.post("/login", data={"username": who, "password": PASSWORD, "login_csrf": token.group(1)},
-                    follow_redirects=False)
-    assert r.status_code == 303
+    return client.post("/login", data={"username": who, "password": password, "login_csrf": token.group(1)},
+                       follow_redirects=False)
+
+
+def form_login(client: TestClient, who: str) -> None:
+    """Log ``client`` in as ``who`` through the login page's form (its cookie then rides along)."""
+    assert post_login_form(client, who).status_code == 303
+
+
+@contextmanager
+def serve_app(app: Any, *, lifespan: str = "on") -> Iterator[str]:
+    """``app`` under uvicorn in a background thread on a free loopback port; its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+# --- ``veritag serve`` as a subprocess (test_serve.py, test_fault.py) ---------------------------
+
+VERITAG = Path(sys.executable).with_name("veritag")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_serve(db: str, port: int, *args: str, env: dict[str, str] | None = None,
+                log: Path | None = None) -> subprocess.Popen[bytes]:
+    """``veritag serve --db DB --port PORT ARGS`` in its own process group (``os.killpg`` ends it
+    and its workers), with our environment less ``VERITAG_DATABASE_URL`` plus ``env``; its output
+    is appended to ``log`` (else a pipe)."""
+    environ = {k: v for k, v in os.environ.items() if k != "VERITAG_DATABASE_URL"} | (env or {})
+    out = log.open("ab") if log is not None else subprocess.PIPE
+    try:
+        return subprocess.Popen([str(VERITAG), "serve", "--db", db, "--port", str(port), "--log-level", "warning",
+                                 *args], env=environ, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        if log is not None:
+            out.close()  # type: ignore[union-attr]
+
+
+def wait_until_serving(proc: subprocess.Popen[bytes], url: str, timeout: float = 150) -> None:
+    """Wait until ``url``/login answers 200. Each uvicorn worker imports the whole app (seconds of
+    CPU); with the suite on two xdist workers they share two cores with the other worker's tests,
+    so the default gives them time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from server_helpers import World
 
 from veritag.routing import service as routing
+from veritag.server.app import create_app
 from veritag.store.models import Assignment, Claim, Item, Membership, Project, User
 
 PAIR = {"type": "pairwise"}
@@ -132,3 +141,50 @@ def test_a_tutor_member_who_is_no_routing_tutor_gets_no_work(world: World) -> No
     assert r.status_code == 403 and "not a routing tutor" in r.json()["detail"]
     assert w.call("ana", "POST", "/projects/p/tutors", json={"username": "out"}).status_code == 201
     assert w.call("out", "POST", "/projects/p/work").status_code == 200
+
+
+def test_asking_again_hands_back_the_running_lease_with_the_same_sides(world: World) -> None:
+    w = world
+    _pairwise_project(w, n=3)
+    first = w.call("tut", "POST", "/projects/pw/work").json()
+    again = w.call("tut", "POST", "/projects/pw/work")
+    assert again.status_code == 200 and not first["resumed"] and again.json()["resumed"]
+    assert {k: again.json()[k] for k in ("lease", "item_id", "pair")} == {k: first[k] for k in ("lease", "item_id", "pair")}
+    assert again.json()["expires_at"] >= first["expires_at"]
+    with w.store.session() as session:  # the process that handed it out is recorded
+        served = session.scalar(sa.select(Assignment.served_by).where(Assignment.id == first["lease"]))
+    assert served is not None and served.split(":")[1] == str(os.getpid())
+
+
+def test_a_restarted_server_releases_the_leases_of_its_dead_predecessor(world: World, monkeypatch: Any) -> None:
+    w = world
+    _pairwise_project(w, n=2)
+    lease = w.call("tut", "POST", "/projects/pw/work").json()
+    child = subprocess.Popen(["true"])  # a pid that has exited (and was reaped)
+    child.wait()
+    with w.store.engine.begin() as conn:
+        conn.execute(sa.update(Assignment).where(Assignment.id == lease["lease"])
+                     .values(served_by=f"{socket.gethostname()}:{child.pid}:dead"))
+    monkeypatch.setenv("VERITAG_ORPHAN_LEASE_SECONDS", "0")
+    with TestClient(create_app(w.store)):  # its start-up runs, as a restarted `veritag serve` would
+        pass
+    with w.store.session() as session:
+        row = session.execute(sa.select(Assignment.state, Assignment.expires_at)
+                              .where(Assignment.id == lease["lease"])).one()
+    assert row.expires_at.replace(tzinfo=UTC) <= datetime.now(UTC)
+    nxt = w.call("tut", "POST", "/projects/pw/work").json()
+    assert not nxt["resumed"] and nxt["lease"] != lease["lease"]
+
+
+def test_a_zombie_process_counts_as_dead() -> None:
+    from veritag.server.common import pid_alive
+
+    child = subprocess.Popen(["true"])
+    for _ in range(200):  # exited, not yet reaped: a zombie
+        with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
+            if stat.read().rpartition(")")[2].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    assert not pid_alive(child.pid)
+    child.wait()
+    assert not pid_alive(child.pid) and pid_alive(os.getpid())

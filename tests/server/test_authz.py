@@ -59,6 +59,7 @@ MATRIX = [
      _expect(ana=201, rev=403, tut=403, out=403)),
     ("POST", "/users/tut/unlock", None, _expect(ana=200, rev=403, tut=403, out=403)),
     ("POST", "/users/nobody/unlock", None, _expect(ana=404, rev=403, tut=403, out=403)),
+    ("GET", "/audit", None, _expect(ana=200, rev=403, tut=403, out=403)),
     ("POST", "/tokens", None, _expect(ana=201, rev=201, tut=201, out=201)),
     ("GET", "/tokens", None, _expect(ana=200, rev=200, tut=200, out=200)),
     ("DELETE", "/tokens/999999", None, _expect(ana=404, rev=404, tut=404, out=404)),

@@ -12,6 +12,7 @@ import pytest
 from server_helpers import PASSWORD, SCHEMA, World
 
 from veritag import limits
+from veritag.errors import InputError
 from veritag.routing import service as routing
 from veritag.store.models import Item, Membership, User
 from veritag.store.queries import create_project
@@ -160,5 +161,27 @@ def test_readme_lists_the_caps() -> None:
     section = readme.split("#### Limits", 1)[1].split("\n### ", 1)[0]
     for cap in (limits.MAX_PROJECT_NAME_LENGTH, limits.MAX_DESCRIPTION_LENGTH, limits.MAX_LABELS,
                 limits.MAX_LABEL_LENGTH, limits.MAX_USERNAME_LENGTH, limits.MAX_SOURCE_NAME_LENGTH,
-                limits.MAX_EXTERNAL_ID_LENGTH, limits.MAX_ITEM_TEXT_LENGTH, limits.MAX_ID):
+                limits.MAX_EXTERNAL_ID_LENGTH, limits.MAX_ITEM_TEXT_LENGTH, limits.MAX_ID, limits.MAX_DOMAINS,
+                limits.MAX_DOMAIN_LENGTH, limits.MAX_SEED):
         assert f"{cap:,}" in section, cap
+
+
+@pytest.mark.parametrize("seed", [-1, limits.MAX_SEED + 1, 2**70])
+@pytest.mark.parametrize("job", ["autolabel", "automate"])
+def test_seeds_out_of_range_are_a_422(world: World, job: str, seed: int) -> None:
+    assert_refused(world.call("ana", "POST", f"/projects/p/{job}", json={"seed": seed}), "seed")
+
+
+def test_routing_domain_names_are_capped(world: World) -> None:
+    store = world.store
+    with store.session() as session:
+        proj = create_project(session, name="dom", schema=SCHEMA)
+    for bad in (["x" * (limits.MAX_DOMAIN_LENGTH + 1)], ["a\x00b"], [f"d{i}" for i in range(limits.MAX_DOMAINS + 1)]):
+        with pytest.raises(InputError, match="domain"):
+            routing.configure(store, proj, domains=bad)
+    with pytest.raises(InputError, match="domain_field"):
+        routing.configure(store, proj, domain_field="\ud800")
+    edge = ["y" * limits.MAX_DOMAIN_LENGTH] + [f"d{i}" for i in range(limits.MAX_DOMAINS - 1)]
+    assert routing.configure(store, proj, domains=edge).domains == tuple(edge)
+    r = world.call("ana", "POST", "/projects/dom/tutors", json={"username": "tut", "domains": ["z" * 101]})
+    assert_refused(r, "domains")

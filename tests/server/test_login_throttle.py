@@ -3,12 +3,11 @@ growing lockouts, reset on success, an admin's unlock; the API and the HTML form
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import PASSWORD, World
+from server_helpers import PASSWORD, World, post_login_form
 
 from veritag.server import throttle
 from veritag.store.models import LoginFailure
@@ -102,27 +101,19 @@ def test_an_admin_unlocks_an_account(world: World) -> None:
     assert w.call("ana", "POST", "/users/nobody/unlock").status_code == 404
 
 
-def _form(client: TestClient, who: str, password: str) -> object:
-    page = client.get("/login")
-    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
-    assert token
-    return client.post("/login", data={"username": who, "password": password, "login_csrf": token.group(1)},
-                       follow_redirects=False)
-
-
 def test_the_login_form_is_throttled_too(world: World) -> None:
     w = world
     browser = _other(w, "10.0.0.3")
     for _ in range(throttle.ACCOUNT_LIMIT):
-        assert _form(browser, "tut", WRONG).status_code == 401  # type: ignore[attr-defined]
-    r = _form(browser, "tut", PASSWORD)
+        assert post_login_form(browser, "tut", WRONG).status_code == 401  # type: ignore[attr-defined]
+    r = post_login_form(browser, "tut", PASSWORD)
     _assert_throttled(r)
     assert "Too many failed logins" in r.text  # type: ignore[attr-defined]
     # The form and the API share one counter.
     _assert_throttled(_login(w.client, "tut", PASSWORD))
-    assert _form(_other(w, "10.0.0.3"), "rev", PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    assert post_login_form(_other(w, "10.0.0.3"), "rev", PASSWORD).status_code == 303  # type: ignore[attr-defined]
     assert w.call("ana", "POST", "/users/tut/unlock").status_code == 200
-    assert _form(browser, "tut", PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    assert post_login_form(browser, "tut", PASSWORD).status_code == 303  # type: ignore[attr-defined]
 
 
 def test_lockouts_double_up_to_the_cap_and_quiet_counters_are_forgotten(world: World) -> None:

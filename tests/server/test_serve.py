@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
+from server_helpers import free_port, start_serve, wait_until_serving
 
 from veritag.server.auth import new_token
 from veritag.store import open_store
 from veritag.store.queries import create_user
-
-VERITAG = Path(sys.executable).with_name("veritag")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_serve_with_two_workers(tmp_path: Path) -> None:
@@ -32,24 +21,11 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
         token = new_token(session, create_user(session, username="ana", password="long enough pw", role="admin"),
                           "t")[1]
     store.close()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "VERITAG_DATABASE_URL"}
-    proc = subprocess.Popen([str(VERITAG), "serve", "--db", db, "--port", str(port), "--workers", "2",
-                             "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    port = free_port()
+    proc = start_serve(db, port, "--workers", "2")
     try:
         url = f"http://127.0.0.1:{port}"
-        # Each uvicorn worker imports the whole app (seconds of CPU); with the suite on two xdist
-        # workers they share two cores with the other worker's tests, so give them time.
-        deadline = time.monotonic() + 150
-        while True:
-            try:
-                if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.3)
+        wait_until_serving(proc, url)
         auth = {"Authorization": f"Bearer {token}"}
         made = httpx.post(f"{url}/api/v1/projects", headers=auth, timeout=10,
                           json={"name": "w", "schema": {"type": "classification", "labels": ["a", "b"]}})

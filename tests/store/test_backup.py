@@ -92,6 +92,29 @@ def test_restore_refuses_a_newer_database(store: Store, migrated_url: str, tmp_p
     assert _add_claim(store, ids) > kept, "the store goes on writing after a restore"
 
 
+def test_restore_leaves_nothing_of_a_newer_schema(store: Store, migrated_url: str, backend: str,
+                                                  tmp_path: Path) -> None:
+    _seed(store)
+    out = tmp_path / "veritag.backup"
+    backup(migrated_url, out)
+    engine = sa.create_engine(migrated_url)
+    try:
+        with engine.begin() as conn:  # what a later migration would add
+            conn.execute(sa.text("CREATE TABLE newer_things (id INTEGER PRIMARY KEY)"))
+            if backend == "postgresql":
+                conn.execute(sa.text("CREATE FUNCTION veritag_newer() RETURNS integer AS 'SELECT 1' LANGUAGE sql"))
+        restore(migrated_url, out, force=True)
+        with engine.connect() as conn:
+            assert "newer_things" not in sa.inspect(conn).get_table_names()
+            assert "claims" in sa.inspect(conn).get_table_names()
+            if backend == "postgresql":
+                assert conn.scalar(sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'veritag_newer'")) == 0
+                assert conn.scalar(sa.text("SELECT count(*) FROM pg_proc WHERE proname = "
+                                           "'veritag_claims_append_only'")) == 1  # the dump's own are kept
+    finally:
+        engine.dispose()
+
+
 def test_backup_is_consistent_while_claims_are_written(store: Store, migrated_url: str, backend: str,
                                                        request: pytest.FixtureRequest, tmp_path: Path) -> None:
     ids = _seed(store)

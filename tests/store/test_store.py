@@ -38,7 +38,10 @@ TABLES = {"users", "projects", "items", "sources", "claims", "gold", "imports"}
 def _one_claim(store: Store) -> int:
     """A project with one item, one source and one claim; returns the claim id."""
     with store.session() as session:
-        project = create_project(session, name="p", schema={"type": "classification", "labels": ["a", "b"]})
+        # Rows, not create_project (which also writes the audit log of 0010): a store may be at 0001 here.
+        project = Project(name="p", task_schema={"type": "classification", "labels": ["a", "b"]}, description="")
+        session.add(project)
+        session.flush()
         item = Item(project_id=project.id, external_id="i1", text="hello")
         source = Source(project_id=project.id, kind="human", name="w1")
         session.add_all([item, source])
@@ -209,7 +212,7 @@ def test_create_and_get_project(store: Store) -> None:
 
 def test_create_project_from_schema_object(store: Store) -> None:
     with store.session() as session:
-        project = create_project(session, name="stars", schema=RatingSchema(min=0, max=3))
+        create_project(session, name="stars", schema=RatingSchema(min=0, max=3))
     with store.session() as session:
         assert project_schema(get_project(session, name="stars")) == RatingSchema(min=0, max=3)
 

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from ..errors import InputError, NotFound, VeritagError
+from ..keys import item_keys
 from ..resolve import HumanLabels, ProjectClaims, human_labels, load_project_claims
 from ..schema import MultiLabelSchema, canonical_json
 from ..store.engine import Store
@@ -64,17 +65,11 @@ MISSING_SLICE = "(missing)"
 ALL_SLICE = "all"
 DECISIONS = ("auto", "audit", "human")
 _BATCH = 10_000
-_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
 def audit_keys(project_id: int, item_ids: NDArray[np.int64], seed: int = 0) -> NDArray[np.float64]:
-    """A uniform [0, 1) key per item (splitmix64 of the item id, salted by project and seed)."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(item_ids, dtype=np.uint64) + np.uint64((project_id << 20) + seed) * _MIX[0] + _MIX[0]
-        z = (z ^ (z >> np.uint64(30))) * _MIX[1]
-        z = (z ^ (z >> np.uint64(27))) * _MIX[2]
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    """The key per item that decides the audit sample (``keys.item_keys``): below the audit rate is audited."""
+    return item_keys(project_id, item_ids, seed)
 
 
 @dataclass(frozen=True)

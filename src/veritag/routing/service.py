@@ -14,7 +14,10 @@ is never leased to more tutors at once than it still needs (``max(min_labels - l
 within the cap). No tutor is shown an item twice (labeled, or leased in any state). A lease
 reserves its tutor's cost from the budget until it is submitted (spent), released or expires:
 ``spent + reserved + cost <= budget`` holds at every lease. Stale leases are expired first,
-which returns their items to the pool.
+which returns their items to the pool. A tutor holds one running lease per project: asking again
+hands the same lease back, renewed, so a crash or a lost answer never strands an item; a server
+process that starts after another on its host died cuts the dead one's leases short
+(``release_orphaned_leases``).
 
 Skill (``routing.skill``) is each tutor's per-domain confusion from ``truth.source_reliability``
 against the stored truth run's posterior, with the item domains as groups, shrunk into a prior
@@ -56,11 +59,12 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from ..errors import AlreadyExists, NotFound, VeritagError
+from ..errors import AlreadyExists, InputError, NotFound, VeritagError
 from ..labelers.base import Labeler
-from ..limits import check_username, refuse
+from ..limits import MAX_SOURCE_NAME_LENGTH, check_domains, check_username, refuse, text_problem
 from ..resolve import current_resolution, load_project_claims, load_resolution
 from ..schema import ArenaSchema, BaseSchema, MultiLabelSchema
+from ..store import audit
 from ..store.engine import Store
 from ..store.models import Assignment as AssignmentRow
 from ..store.models import (
@@ -105,6 +109,7 @@ __all__ = [
     "item_domains",
     "list_tutors",
     "release",
+    "release_orphaned_leases",
     "request_work",
     "routing_status",
     "set_tutor_active",
@@ -139,8 +144,11 @@ class Settings:
     lease_seconds: int = 1800
 
     def __post_init__(self) -> None:
+        refuse(check_domains, list(self.domains))
         if not self.domains or len(set(self.domains)) != len(self.domains) or not all(self.domains):
             raise VeritagError(f"domains must be distinct, non-empty names; got {list(self.domains)}")
+        if problem := text_problem(self.domain_field, MAX_SOURCE_NAME_LENGTH):
+            raise InputError(f"domain_field: the field name {problem}")
         if self.lease_seconds <= 0:
             raise VeritagError(f"lease_seconds must be positive; got {self.lease_seconds}")
         try:
@@ -182,11 +190,11 @@ def get_settings(store: Store, project: Project) -> Settings:
     return _settings_of(row) if row is not None else Settings()
 
 
-def configure(store: Store, project: Project, **settings: Any) -> Settings:
+def configure(store: Store, project: Project, *, actor: audit.Actor | None = None, **settings: Any) -> Settings:
     """Change some routing settings (the rest keep their value); returns them all.
 
     Changing ``domains`` or ``domain_field`` forgets the stored item domains, which are then
-    classified again.
+    classified again. The change is recorded in the audit log as done by ``actor``.
     """
     unknown = sorted(set(settings) - set(_SETTING_NAMES))
     if unknown:
@@ -202,6 +210,8 @@ def configure(store: Store, project: Project, **settings: Any) -> Settings:
             conn.execute(sa.insert(RoutingSettings).values(project_id=project.id, **row))
         if (new.domains, new.domain_field) != (old.domains, old.domain_field):
             conn.execute(sa.delete(ItemDomain).where(ItemDomain.project_id == project.id))
+        audit.record(conn, "routing.configure", actor=actor, project=project.name,
+                     detail={n: {"from": getattr(old, n), "to": getattr(new, n)} for n in sorted(settings)})
     return new
 
 
@@ -238,8 +248,9 @@ def _tutor(tutors: Sequence[TutorProfile], project: Project, name: str) -> Tutor
 
 
 def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[str] = (), cost: float = 1.0,
-              active: bool = True) -> TutorProfile:
-    """Make ``name`` a tutor of the project (creating the human source if needed)."""
+              active: bool = True, actor: audit.Actor | None = None) -> TutorProfile:
+    """Make ``name`` a tutor of the project (creating the human source if needed); recorded in
+    the audit log as done by ``actor``."""
     declared = tuple(dict.fromkeys(domains))
     allowed = get_settings(store, project).domains
     unknown = [d for d in declared if d not in allowed]
@@ -256,14 +267,20 @@ def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[st
             raise AlreadyExists(f"{name!r} is already a tutor of project {project.name!r}")
         tid = conn.execute(sa.insert(Tutor).values(project_id=project.id, source_id=sid, domains=list(declared),
                                                    cost=float(cost), active=active)).inserted_primary_key[0]
+        audit.record(conn, "tutor.add", actor=actor, project=project.name, target=name,
+                     detail={"domains": list(declared), "cost": float(cost), "active": active})
     return TutorProfile(int(tid), name, sid, declared, float(cost), active)
 
 
-def set_tutor_active(store: Store, project: Project, name: str, active: bool) -> TutorProfile:
-    """Make a tutor available or not; an inactive tutor gets no work and is never suggested."""
+def set_tutor_active(store: Store, project: Project, name: str, active: bool,
+                     actor: audit.Actor | None = None) -> TutorProfile:
+    """Make a tutor available or not; an inactive tutor gets no work and is never suggested.
+    Recorded in the audit log as done by ``actor``."""
     tutor = _tutor(list_tutors(store, project), project, name)
     with store.engine.begin() as conn:
         conn.execute(sa.update(Tutor).where(Tutor.id == tutor.id).values(active=active))
+        audit.record(conn, "tutor.active", actor=actor, project=project.name, target=name,
+                     detail={"active": active, "was": tutor.active})
     return replace(tutor, active=active)
 
 
@@ -690,6 +707,8 @@ class Assignment:
     gain: float
     leased_at: datetime
     expires_at: datetime
+    #: Whether this is the tutor's running lease handed back to them (see ``request_work``).
+    resumed: bool = False
 
 
 def _live(project: Project, now: datetime) -> Any:
@@ -785,10 +804,47 @@ def _lock(conn: sa.Connection, ids: NDArray[np.int64]) -> NDArray[np.int64]:
     return ids[np.isin(ids, np.array(got, dtype=np.int64))]
 
 
-def request_work(store: Store, project: Project, tutor_name: str, now: datetime | None = None) -> Assignment | None:
+def _renew_held(conn: sa.Connection, project: Project, tutor: Any, now: datetime, lease_seconds: int,
+                served_by: str | None) -> Assignment | None:
+    """Inside a write transaction: the oldest running lease of ``tutor`` (a ``Tutor.id`` or a
+    subquery of it) in the project, renewed for ``lease_seconds``; None if they hold none."""
+    mine = sa.and_(_live(project, now), AssignmentRow.tutor_id.in_(tutor) if isinstance(tutor, sa.Select)
+                   else AssignmentRow.tutor_id == tutor)
+    held = conn.scalar(sa.select(AssignmentRow.id).where(mine).order_by(AssignmentRow.id).limit(1))
+    if held is None:
+        return None
+    conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == held)
+                 .values(expires_at=now + timedelta(seconds=lease_seconds), served_by=served_by))
+    return _stored_lease(conn, held, resumed=True)
+
+
+def _resume(store: Store, project: Project, tutor_name: str, now: datetime, served_by: str | None) -> Assignment | None:
+    """The fast path of ``request_work`` for a tutor who holds a running lease: no evidence read."""
+    tutor = (sa.select(Tutor.id).join(Source, Source.id == Tutor.source_id)
+             .where(Tutor.project_id == project.id, Source.name == tutor_name))
+    with store.engine.connect() as conn:
+        if conn.scalar(sa.select(AssignmentRow.id).where(_live(project, now), AssignmentRow.tutor_id.in_(tutor))
+                       .limit(1)) is None:
+            return None
+    lease_seconds = get_settings(store, project).lease_seconds
+    with store.begin_write() as conn:
+        return _renew_held(conn, project, tutor, now, lease_seconds, served_by)
+
+
+def request_work(store: Store, project: Project, tutor_name: str, now: datetime | None = None, *,
+                 resume: bool = True, served_by: str | None = None) -> Assignment | None:
     """Lease the tutor the item where their next label is worth most; None when nothing is left
-    for them or the budget cannot pay for one more label at their cost (see the module docstring)."""
+    for them or the budget cannot pay for one more label at their cost (see the module docstring).
+
+    A tutor who already holds a running lease in the project gets it back (``resumed``, renewed)
+    instead of a second one: a client whose answer to the last request was lost with a crashed
+    server or a dropped connection picks up where it was, and no item stays leased to someone who
+    is not looking at it. ``resume=False`` leases another item anyway (a client that works on
+    several at once). ``served_by`` names the server process handing the lease out, so a process
+    that starts after it died can release it early (``release_orphaned_leases``)."""
     now = _utc(now)
+    if resume and (held := _resume(store, project, tutor_name, now, served_by)) is not None:
+        return held
     ev = _evidence(store, project)
     me = ev.tutors.index(_tutor(ev.tutors, project, tutor_name))
     tutor = ev.tutors[me]
@@ -799,6 +855,11 @@ def request_work(store: Store, project: Project, tutor_name: str, now: datetime 
     settings = ev.settings
     with store.begin_write() as conn:
         _expire(conn, project, now)  # first statement writes: on SQLite the transaction now holds the lock
+        if resume:  # two requests of one tutor at once: the second waits here and gets the first's lease
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(Tutor.id).where(Tutor.id == tutor.id).with_for_update())
+            if (held := _renew_held(conn, project, tutor.id, now, settings.lease_seconds, served_by)) is not None:
+                return held
         if settings.budget is not None:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(RoutingSettings.project_id).where(RoutingSettings.project_id == project.id)
@@ -830,7 +891,8 @@ def request_work(store: Store, project: Project, tutor_name: str, now: datetime 
         expires = now + timedelta(seconds=settings.lease_seconds)
         lease_id = conn.execute(sa.insert(AssignmentRow).values(
             project_id=project.id, item_id=int(ev.item_ids[chosen]), tutor_id=tutor.id, is_gold=is_gold,
-            cost=tutor.cost, leased_at=now, expires_at=expires, state="leased")).inserted_primary_key[0]
+            cost=tutor.cost, leased_at=now, expires_at=expires, state="leased",
+            served_by=served_by)).inserted_primary_key[0]
         item = conn.execute(sa.select(Item.external_id, Item.text, Item.data)
                             .where(Item.id == int(ev.item_ids[chosen]))).one()
     return Assignment(int(lease_id), int(ev.item_ids[chosen]), item[0], item[1], item[2],
@@ -943,14 +1005,21 @@ def undo(store: Store, project: Project, assignment_id: int, now: datetime | Non
         value = conn.scalar(sa.select(Claim.value).where(Claim.id == row.claim_id))
         conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=row.item_id, source_id=row.source_id,
                                              retracts=row.claim_id))
-        lease = conn.execute(sa.select(AssignmentRow.is_gold, AssignmentRow.cost, AssignmentRow.leased_at,
-                                       Item.external_id, Item.data, ItemDomain.domain)
-                             .join(Item, Item.id == AssignmentRow.item_id)
-                             .outerjoin(ItemDomain, ItemDomain.item_id == AssignmentRow.item_id)
-                             .where(AssignmentRow.id == row.id)).one()
-    return Assignment(row.id, row.item_id, lease.external_id, row.text, lease.data, lease.domain or "general", row.name,
-                      bool(lease.is_gold), float(lease.cost), 0.0, _utc(lease.leased_at),
-                      _utc(row.expires_at)), value
+        return _stored_lease(conn, row.id), value
+
+
+def _stored_lease(conn: sa.Connection, assignment_id: int, *, resumed: bool = False) -> Assignment:
+    """A lease as stored, for handing it out again (undo, resume); its gain is not re-estimated (0)."""
+    lease = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.item_id, AssignmentRow.is_gold, AssignmentRow.cost,
+                                   AssignmentRow.leased_at, AssignmentRow.expires_at, Item.external_id, Item.text,
+                                   Item.data, ItemDomain.domain, Source.name)
+                         .join(Item, Item.id == AssignmentRow.item_id)
+                         .join(Tutor, Tutor.id == AssignmentRow.tutor_id).join(Source, Source.id == Tutor.source_id)
+                         .outerjoin(ItemDomain, ItemDomain.item_id == AssignmentRow.item_id)
+                         .where(AssignmentRow.id == assignment_id)).one()
+    return Assignment(lease.id, lease.item_id, lease.external_id, lease.text, lease.data, lease.domain or "general",
+                      lease.name, bool(lease.is_gold), float(lease.cost), 0.0, _utc(lease.leased_at),
+                      _utc(lease.expires_at), resumed)
 
 
 def release(store: Store, project: Project, assignment_id: int, now: datetime | None = None, *,
@@ -968,6 +1037,33 @@ def release(store: Store, project: Project, assignment_id: int, now: datetime | 
             .values(state="released", skip_reason=(reason or "").strip() or None))
         if done.rowcount != 1:
             _refuse(_lease_row(conn, project, assignment_id), tutor, now)
+
+
+def release_orphaned_leases(store: Store, host: str, alive: Callable[[int], bool], grace_seconds: float,
+                            now: datetime | None = None) -> int:
+    """Cut short the running leases last handed out by server processes of ``host`` that are gone
+    (``served_by`` is ``host:pid:tag``; ``alive(pid)`` says whether a pid runs): they now expire
+    within ``grace_seconds``, not ``lease_seconds`` after they were handed out. A tutor who is
+    still working asks again within the grace and gets the lease back renewed (``request_work``);
+    the items of requests that died with the process go back to the pool. Returns how many leases
+    were cut short. Leases of other hosts are left alone: whether their process runs is unknown here."""
+    now = _utc(now)
+    prefix = f"{host}:"
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.served_by).where(
+            AssignmentRow.state == "leased", AssignmentRow.expires_at > now,
+            AssignmentRow.served_by.startswith(prefix, autoescape=True))).all()
+    pids = {r.served_by: r.served_by[len(prefix):].split(":")[0] for r in rows}
+    dead = [r.id for r in rows if not (pids[r.served_by].isdigit() and alive(int(pids[r.served_by])))]
+    if not dead:
+        return 0
+    until = now + timedelta(seconds=max(grace_seconds, 0.0))
+    with store.begin_write() as conn:
+        for start in range(0, len(dead), 500):
+            conn.execute(sa.update(AssignmentRow).where(
+                AssignmentRow.id.in_(dead[start:start + 500]), AssignmentRow.state == "leased",
+                AssignmentRow.expires_at > until).values(expires_at=until))
+    return len(dead)
 
 
 # --- push and status -----------------------------------------------------------------------------

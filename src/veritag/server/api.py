@@ -39,14 +39,26 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from ..automation.project import audit_keys
 from ..errors import NotFound, VeritagError
-from ..limits import Description, ProjectName, SafeJson, SafeText, Username, text_problem
+from ..keys import item_keys
+from ..limits import (
+    MAX_DOMAINS,
+    Description,
+    Domain,
+    ProjectName,
+    SafeJson,
+    SafeText,
+    Username,
+    text_problem,
+)
 from ..routing import service as routing
 from ..schema import PairwiseSchema, parse_schema
+from ..store import audit
 from ..store.engine import Store
 from ..store.models import ApiToken, Assignment, Item, Membership, Project, Source, Tutor, User
 from ..store.queries import create_project, create_user, list_projects, project_counts
+from . import throttle
+from .audit import request_actor
 from .auth import (
     COOKIE,
     Principal,
@@ -60,8 +72,26 @@ from .auth import (
     revoke_token,
     start_login,
 )
-from . import throttle
-from .common import Id, json_ready, request_store
+from .common import Id, json_ready, process_name, request_store
+from .openapi import TaskSchemaJson, errors
+from .responses import (
+    ItemOut,
+    LeaseOut,
+    LoginOut,
+    MemberOut,
+    MeOut,
+    NewTokenOut,
+    ProjectDetailOut,
+    ProjectOut,
+    ReleaseOut,
+    RoutingOut,
+    SubmitOut,
+    TokenOut,
+    TutorOut,
+    UndoOut,
+    UnlockOut,
+    UserOut,
+)
 
 __all__ = ["router"]
 
@@ -87,7 +117,7 @@ class LoginBody(BaseModel):
     password: SafeText
 
 
-@router.post("/login")
+@router.post("/login", response_model=LoginOut, responses=errors(400, 401, 422, 429))
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     """Check the password; set the session cookie and return the CSRF token for ``X-CSRF-Token``."""
     store, address = request_store(request), throttle.client_address(request)
@@ -95,11 +125,12 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
         try:
             throttle.check(session, body.username, address)
         except throttle.Throttled as exc:
+            throttle.locked_out(store, body.username, address, exc)
             raise exc.http() from None
         user = authenticate(session, body.username, body.password)
         if user is not None:
             throttle.record_success(session, body.username)
-            secret, csrf, expires = start_login(session, user)
+            secret, csrf, expires = start_login(session, user, client=address)
     if user is None:
         throttle.failed(store, body.username, address)
         raise HTTPException(status_code=401, detail="wrong username or password")
@@ -108,11 +139,11 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     return {"username": user.username, "role": user.role, "csrf_token": csrf, "expires_at": expires.isoformat()}
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=errors(401, 403))
 def logout(user: Me, request: Request, response: Response) -> Response:
     """End the cookie's session (a bearer token stays valid; revoke tokens separately)."""
     with request_store(request).session() as session:
-        end_login(session, request.cookies.get(COOKIE))
+        end_login(session, request.cookies.get(COOKIE), request_actor(request, user))
     out = Response(status_code=204)
     out.delete_cookie(COOKIE, path="/")
     return out
@@ -121,7 +152,7 @@ def logout(user: Me, request: Request, response: Response) -> Response:
 # --- users and tokens ----------------------------------------------------------------------------
 
 
-@router.get("/me")
+@router.get("/me", response_model=MeOut, responses=errors(401))
 def me(user: Me, request: Request) -> dict[str, Any]:
     with request_store(request).session() as session:
         rows = session.execute(sa.select(Project.name, Membership.role).join(Membership, Membership.project_id == Project.id)
@@ -136,21 +167,22 @@ class UserBody(BaseModel):
     role: Role = "tutor"
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=UserOut, responses=errors(400, 401, 403, 409, 422))
 def add_user(body: UserBody, admin: Admin, request: Request) -> dict[str, Any]:
     with request_store(request).session() as session:
-        user = create_user(session, username=body.username, password=body.password, role=body.role)
+        user = create_user(session, username=body.username, password=body.password, role=body.role,
+                           actor=request_actor(request, admin))
         return {"id": user.id, "username": user.username, "role": user.role}
 
 
-@router.post("/users/{name}/unlock")
+@router.post("/users/{name}/unlock", response_model=UnlockOut, responses=errors(401, 403, 404))
 def unlock_user(name: str, admin: Admin, request: Request) -> dict[str, Any]:
     """Clear an account's failed logins and lockout (see ``throttle``); global admin only."""
     with request_store(request).session() as session:
         user = None if text_problem(name) else session.scalar(sa.select(User).where(User.username == name))
         if user is None:
             raise HTTPException(status_code=404, detail=f"no user named {name!r}")
-        cleared = throttle.unlock_account(session, name)
+        cleared = throttle.unlock_account(session, name, request_actor(request, admin))
     return {"username": name, "cleared": cleared}
 
 
@@ -158,11 +190,12 @@ class TokenBody(BaseModel):
     name: SafeText = Field(default="token", max_length=200)
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, response_model=NewTokenOut, responses=errors(400, 401, 403, 422))
 def add_token(user: Me, request: Request, body: TokenBody | None = None) -> dict[str, Any]:
     """A new API token for the caller; the secret is in this answer only."""
     with request_store(request).session() as session:
-        row, secret = new_token(session, session.get_one(User, user.id), (body or TokenBody()).name)
+        row, secret = new_token(session, session.get_one(User, user.id), (body or TokenBody()).name,
+                                request_actor(request, user))
         return {"id": row.id, "name": row.name, "token": secret}
 
 
@@ -171,24 +204,25 @@ def _token_json(row: ApiToken) -> dict[str, Any]:
             "last_used_at": json_ready(row.last_used_at), "revoked": row.revoked}
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=list[TokenOut], responses=errors(401))
 def tokens(user: Me, request: Request) -> list[dict[str, Any]]:
     """The caller's API tokens (names and use, never secrets)."""
     with request_store(request).session() as session:
         return [_token_json(t) for t in list_tokens(session, user.id)]
 
 
-@router.delete("/tokens/{token_id}")
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses=errors(401, 403, 404, 422))
 def revoke(token_id: Id, user: Me, request: Request) -> dict[str, Any]:
     """Revoke one of the caller's tokens (a global admin may revoke anyone's); it stops working at once."""
     with request_store(request).session() as session:
-        return _token_json(revoke_token(session, token_id, None if user.role == "admin" else user.id))
+        return _token_json(revoke_token(session, token_id, None if user.role == "admin" else user.id,
+                                        request_actor(request, user)))
 
 
 # --- projects and members ------------------------------------------------------------------------
 
 
-@router.get("/projects")
+@router.get("/projects", response_model=list[ProjectOut], responses=errors(401))
 def projects(user: Me, request: Request) -> list[dict[str, Any]]:
     with request_store(request).session() as session:
         if user.role == "admin":
@@ -200,18 +234,19 @@ def projects(user: Me, request: Request) -> list[dict[str, Any]]:
 
 class ProjectBody(BaseModel):
     name: ProjectName
-    schema_: dict[str, Any] = Field(alias="schema")
+    schema_: Annotated[dict[str, Any], TaskSchemaJson] = Field(alias="schema")
     description: Description = ""
 
 
-@router.post("/projects", status_code=201)
+@router.post("/projects", status_code=201, response_model=ProjectOut, responses=errors(400, 401, 403, 409, 422))
 def add_project(body: ProjectBody, admin: Admin, request: Request) -> dict[str, Any]:
     with request_store(request).session() as session:
-        project = create_project(session, name=body.name, schema=body.schema_, description=body.description)
+        project = create_project(session, name=body.name, schema=body.schema_, description=body.description,
+                                 actor=request_actor(request, admin))
         return _project_json(project, "admin")
 
 
-@router.get("/projects/{name}")
+@router.get("/projects/{name}", response_model=ProjectDetailOut, responses=errors(401, 403, 404))
 def project(name: str, user: Me, request: Request) -> dict[str, Any]:
     with request_store(request).session() as session:
         proj, role = project_access(session, name, user)
@@ -223,7 +258,8 @@ class MemberBody(BaseModel):
     role: Role
 
 
-@router.post("/projects/{name}/members")
+@router.post("/projects/{name}/members", response_model=MemberOut,
+             responses={201: {"model": MemberOut, "description": "Added"}, **errors(400, 401, 403, 404, 422)})
 def add_member(name: str, body: MemberBody, user: Me, request: Request, response: Response) -> dict[str, Any]:
     """Make a user a member of the project with a role (or change their role)."""
     with request_store(request).session() as session:
@@ -232,21 +268,25 @@ def add_member(name: str, body: MemberBody, user: Me, request: Request, response
         if member is None:
             raise HTTPException(status_code=404, detail=f"no user named {body.username!r}")
         row = session.get(Membership, (proj.id, member.id))
+        was = None if row is None else row.role
         if row is None:
             session.add(Membership(project_id=proj.id, user_id=member.id, role=body.role))
             response.status_code = 201
         else:
             row.role = body.role
+        audit.record(session, "member.add" if was is None else "member.role", actor=request_actor(request, user),
+                     project=proj.name, target=body.username, detail={"role": body.role, "was": was})
     return {"project": name, "username": body.username, "role": body.role}
 
 
 class TutorBody(BaseModel):
     username: Username
-    domains: list[SafeText] = []
+    domains: list[Domain] = Field(default=[], max_length=MAX_DOMAINS)
     cost: float = Field(default=1.0, allow_inf_nan=False)
 
 
-@router.post("/projects/{name}/tutors", status_code=201)
+@router.post("/projects/{name}/tutors", status_code=201, response_model=TutorOut,
+             responses=errors(400, 401, 403, 404, 409, 422))
 def add_tutor(name: str, body: TutorBody, user: Me, request: Request) -> dict[str, Any]:
     """Make a tutor member a routing tutor (declared domains, cost per label); they label under their username."""
     store = request_store(request)
@@ -257,7 +297,8 @@ def add_tutor(name: str, body: TutorBody, user: Me, request: Request) -> dict[st
     if role != "tutor":
         raise HTTPException(status_code=422, detail=f"{body.username!r} is not a tutor member of project {name!r}; "
                                                     "add them with POST /projects/{name}/members first")
-    profile = routing.add_tutor(store, proj, body.username, domains=body.domains, cost=body.cost)
+    profile = routing.add_tutor(store, proj, body.username, domains=body.domains, cost=body.cost,
+                                actor=request_actor(request, user))
     return {"username": profile.name, "domains": list(profile.domains), "cost": profile.cost, "active": profile.active}
 
 
@@ -273,7 +314,7 @@ def _tutor_project(store: Store, name: str, user: Principal) -> Project:
 def _swapped(project: Project, lease: int) -> bool:
     """Whether a pairwise lease shows response B on the left: a fair coin per lease (a hash of its
     id), so position bias averages out and the same lease always looks the same."""
-    return bool(audit_keys(project.id, np.array([lease], np.int64), seed=1)[0] < 0.5)
+    return bool(item_keys(project.id, np.array([lease], np.int64), seed=1)[0] < 0.5)
 
 
 def _blind(out: dict[str, Any], project: Project, schema: PairwiseSchema, lease: int,
@@ -308,17 +349,20 @@ def _lease_json(project: Project, lease: routing.Assignment) -> dict[str, Any]:
     schema = parse_schema(project.task_schema)
     out = {"lease": lease.id, "item_id": lease.item_id, "external_id": lease.external_id, "text": lease.text,
            "data": lease.data, "domain": lease.domain, "cost": lease.cost, "type": schema.type,
-           "leased_at": lease.leased_at.isoformat(), "expires_at": lease.expires_at.isoformat()}
+           "leased_at": lease.leased_at.isoformat(), "expires_at": lease.expires_at.isoformat(),
+           "resumed": lease.resumed}
     return _blind(out, project, schema, lease.id, lease.data) if isinstance(schema, PairwiseSchema) else out
 
 
-@router.post("/projects/{name}/work", response_model=None)
+@router.post("/projects/{name}/work", response_model=LeaseOut, response_model_exclude_unset=True,
+             responses={204: {"description": "Nothing left for the caller to label"}, **errors(400, 401, 403, 404)})
 def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Response:
-    """Lease the item the caller should label next; 204 when nothing is left for them."""
+    """Lease the item the caller should label next; 204 when nothing is left for them. A caller
+    who already holds a running lease in the project gets that one back, renewed (``resumed``)."""
     store = request_store(request)
     proj = _tutor_project(store, name, user)
     try:
-        lease = routing.request_work(store, proj, user.username)
+        lease = routing.request_work(store, proj, user.username, served_by=process_name())
     except NotFound:  # the project exists (checked above): the caller is no routing tutor of it
         raise HTTPException(status_code=403, detail=f"you are not a routing tutor of project {name!r}; "
                                                     "an admin adds you with POST /projects/{name}/tutors") from None
@@ -343,7 +387,8 @@ class SubmitBody(BaseModel):
     seconds: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
 
 
-@router.post("/projects/{name}/work/{lease}/submit")
+@router.post("/projects/{name}/work/{lease}/submit", response_model=SubmitOut,
+             responses=errors(400, 401, 403, 404, 422))
 def submit(name: str, lease: Id, body: SubmitBody, user: Me, request: Request) -> dict[str, Any]:
     """Answer a lease; the value is checked against the project's schema (422 with the reason).
     A pairwise answer may be ``left``/``right``/``tie`` as the lease showed the responses."""
@@ -360,7 +405,8 @@ class ReleaseBody(BaseModel):
     reason: SafeText | None = Field(default=None, max_length=2000)
 
 
-@router.post("/projects/{name}/work/{lease}/release")
+@router.post("/projects/{name}/work/{lease}/release", response_model=ReleaseOut,
+             responses=errors(400, 401, 403, 404, 422))
 def release(name: str, lease: Id, user: Me, request: Request, body: ReleaseBody | None = None) -> dict[str, Any]:
     """Give a lease back unanswered (a skip, with the tutor's reason): the item returns to the pool,
     not to the caller."""
@@ -371,7 +417,8 @@ def release(name: str, lease: Id, user: Me, request: Request, body: ReleaseBody 
     return {"lease": lease, "state": "released"}
 
 
-@router.post("/projects/{name}/work/{lease}/undo")
+@router.post("/projects/{name}/work/{lease}/undo", response_model=UndoOut, response_model_exclude_unset=True,
+             responses=errors(401, 403, 404, 409, 422))
 def undo(name: str, lease: Id, user: Me, request: Request) -> dict[str, Any]:
     """Take back the caller's last answer while its lease holds (409 otherwise): the claim stays in
     the history with a retraction after it, and the lease runs again; ``previous`` is the answer."""
@@ -390,7 +437,8 @@ def undo(name: str, lease: Id, user: Me, request: Request) -> dict[str, Any]:
 # --- items and routing ---------------------------------------------------------------------------
 
 
-@router.get("/projects/{name}/items/{item_id}")
+@router.get("/projects/{name}/items/{item_id}", response_model=ItemOut, response_model_exclude_unset=True,
+            responses=errors(401, 403, 404, 422))
 def item(name: str, item_id: Id, user: Me, request: Request) -> dict[str, Any]:
     """An item as data. A tutor sees only an item leased to them right now (404 otherwise)."""
     with request_store(request).session() as session:
@@ -415,7 +463,7 @@ def item(name: str, item_id: Id, user: Me, request: Request) -> dict[str, Any]:
         return out
 
 
-@router.get("/projects/{name}/routing")
+@router.get("/projects/{name}/routing", response_model=RoutingOut, responses=errors(400, 401, 403, 404))
 def routing_status(name: str, user: Me, request: Request) -> dict[str, Any]:
     """Where routing stands: items done and pending, leases, budget, each tutor's skill per domain."""
     store = request_store(request)

@@ -18,7 +18,8 @@ GET  /jobs/{job_id}                          where a job stands                 
 ===========================================  =========================================  ================
 
 A global admin is admin of every project and sees every job. Jobs run one at a time per
-server process and are kept in its memory (see ``jobs``).
+server process; their records are kept in the database, so any process answers a poll and a
+restart keeps them (see ``jobs``).
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ from starlette.datastructures import UploadFile
 from ..errors import RowErrors, VeritagError
 from ..io import EXPORT_FORMATS, FORMATS, ColumnMap, export_project, import_file
 from ..labelers.registry import LABELER_NAMES
-from ..limits import SafeText
+from ..limits import SafeText, Seed
 from ..resolve import DEFAULT_METHOD, METHODS, OPEN_METHOD, project_source_rows, resolve_and_store
 from ..status import project_status
+from ..store import audit
 from ..store.engine import Store
 from ..store.models import ImportRecord, Project
 from ..store.queries import (
@@ -53,8 +55,20 @@ from ..store.queries import (
 )
 from . import jobs
 from .api import Me
+from .audit import request_actor
 from .auth import Principal, project_access
 from .common import OptionalId, json_ready, request_store
+from .openapi import error_body, errors
+from .responses import (
+    AutomationReportOut,
+    ImportOut,
+    JobOut,
+    JobStartedOut,
+    QualityReportOut,
+    QueueOut,
+    ResolveOut,
+    StatusOut,
+)
 
 __all__ = ["MAX_UPLOAD_BYTES", "REPORT_CSP", "router"]
 
@@ -77,6 +91,24 @@ STALE_AUDIT = ("claims or gold labels were added since this run; the audit repla
 _EXPORT_FILES = {"jsonl": (".jsonl", "application/x-ndjson"), "csv": (".csv", "text/csv; charset=utf-8"),
                  "parquet": (".parquet", "application/vnd.apache.parquet"), "hf": ("-hf.zip", "application/zip"),
                  "long": ("-long.csv", "text/csv; charset=utf-8"), "dpo": ("-dpo.jsonl", "application/x-ndjson")}
+
+
+#: The OpenAPI of a 200 that is a report page or, with ``format=json``, its data.
+_HTML_DOC = {"description": "The report: a self-contained HTML page, or its data (format=json)",
+             "content": {"text/html": {"schema": {"type": "string"}}}}
+#: The OpenAPI of a 202 that started a job.
+_STARTED_DOC = {"description": "Started; poll the job at Location",
+                "headers": {"Location": {"description": "The job's status URL", "schema": {"type": "string"}}}}
+
+
+def _download_doc() -> dict[str, Any]:
+    """The OpenAPI of an export: one file, of the media type of its format."""
+    media = sorted({m.split(";")[0] for _, m in _EXPORT_FILES.values()} | {"application/octet-stream"})
+    integer = {"schema": {"type": "integer"}}
+    return {"description": "The export as a file download",
+            "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in media},
+            "headers": {"X-Veritag-Rows": {"description": "Rows written", **integer},
+                        "X-Veritag-Run": {"description": "The truth run the labels come from", **integer}}}
 
 
 def _access(store: Store, name: str, user: Principal, roles: tuple[str, ...]) -> Project:
@@ -203,12 +235,13 @@ def _run_import(store: Store, proj: Project, upload: UploadFile, filename: str,
 class _RowErrorsResponse(Exception):
     """Bad rows of an upload: answered as 422 with the message and each row's file and line."""
 
-    def __init__(self, message: str, errors: list[dict[str, Any]], total: int) -> None:
+    def __init__(self, message: str, rows: list[dict[str, Any]], total: int) -> None:
         super().__init__(message)
-        self.body = {"detail": message, "errors": errors, "total": total}
+        self.body = error_body(message, errors=rows, total=total)
 
 
-@router.post("/projects/{name}/import", openapi_extra={"requestBody": {
+@router.post("/projects/{name}/import", response_model=ImportOut, responses=errors(400, 401, 403, 404, 413, 422),
+             openapi_extra={"requestBody": {
     "required": True, "content": {"multipart/form-data": {"schema": _upload_schema()}}}})
 async def import_upload(name: str, user: Me, request: Request) -> Any:
     """Import one uploaded file (``multipart/form-data``: ``file`` plus the options of ``veritag import``).
@@ -249,7 +282,8 @@ async def import_upload(name: str, user: Me, request: Request) -> Any:
 # --- export and status ---------------------------------------------------------------------------
 
 
-@router.get("/projects/{name}/export", response_class=FileResponse)
+@router.get("/projects/{name}/export", response_class=FileResponse,
+            responses={200: _download_doc(), **errors(400, 401, 403, 404, 422)})
 def export(name: str, user: Me, request: Request,
            format: Annotated[str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}")] = "jsonl",
            method: Annotated[str | None, Query(description="Resolve with this method if no stored run is current")] = None,
@@ -272,6 +306,8 @@ def export(name: str, user: Me, request: Request,
         result = export_project(store, proj, out, format, method=method, csv_raw=csv_raw)
         if format == "hf":
             out = Path(shutil.make_archive(str(folder / "hf-zip"), "zip", root_dir=out))
+        audit.record(store, "export", actor=request_actor(request, user), project=proj.name, target=format,
+                     detail={"rows": result.rows, "run_id": result.run_id})
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -282,7 +318,7 @@ def export(name: str, user: Me, request: Request,
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
 
 
-@router.get("/projects/{name}/status")
+@router.get("/projects/{name}/status", response_model=StatusOut, responses=errors(401, 403, 404))
 def status(name: str, user: Me, request: Request) -> dict[str, Any]:
     """What ``veritag status NAME --json`` prints: counts, imports, the latest resolution and automation."""
     with request_store(request).session() as session:
@@ -299,7 +335,8 @@ class ResolveBody(BaseModel):
     method: str = Field(default=DEFAULT_METHOD, description=f"One of {', '.join(METHODS)} (ds: Dawid-Skene)")
 
 
-@router.post("/projects/{name}/resolve", status_code=201)
+@router.post("/projects/{name}/resolve", status_code=201, response_model=ResolveOut,
+             responses=errors(400, 401, 403, 404, 422))
 def resolve(name: str, user: Me, request: Request, body: ResolveBody | None = None) -> dict[str, Any]:
     """Resolve one label per item from all claims and store the run (``veritag resolve --project``)."""
     method = (body or ResolveBody()).method
@@ -332,10 +369,11 @@ class AutolabelBody(BaseModel):
     labeler: str = Field(default="minilm", description=f"One of {', '.join(LABELER_NAMES)}")
     fields: list[SafeText] = Field(default=[], description="Item fields appended to the text, e.g. a hypothesis")
     folds: int = Field(default=5, ge=2, le=50, description="Folds for the out-of-fold probabilities")
-    seed: int = 0
+    seed: Seed = 0
 
 
-@router.post("/projects/{name}/autolabel", status_code=202)
+@router.post("/projects/{name}/autolabel", status_code=202, response_model=JobStartedOut,
+             responses={202: _STARTED_DOC, **errors(400, 401, 403, 404, 422)})
 def autolabel(name: str, body: AutolabelBody, user: Me, request: Request, response: Response) -> dict[str, Any]:
     """Train a labeler on the human labels and store its probabilities for every item (a job)."""
     from ..automation.autolabel import autolabel_project
@@ -363,10 +401,11 @@ class AutomateBody(BaseModel):
                                      "[default: the project's last rate, else 10% and at least 200 items]")
     min_audit: int = Field(default=0, ge=0, description="Fewest audited items above a threshold")
     simultaneous: bool = Field(default=False, description="Split delta over the slices")
-    seed: int = 0
+    seed: Seed = 0
 
 
-@router.post("/projects/{name}/automate", status_code=202)
+@router.post("/projects/{name}/automate", status_code=202, response_model=JobStartedOut,
+             responses={202: _STARTED_DOC, **errors(400, 401, 403, 404, 422)})
 def automate(name: str, body: AutomateBody, user: Me, request: Request, response: Response) -> dict[str, Any]:
     """Decide which model labels to accept on audit evidence and store the run (a job; result as
     ``veritag automate --json``)."""
@@ -385,17 +424,17 @@ def automate(name: str, body: AutomateBody, user: Me, request: Request, response
     return _started(response, job)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_unset=True, responses=errors(401, 404))
 def job(job_id: str, user: Me, request: Request) -> dict[str, Any]:
     """Where a job stands; only its starter (or a global admin) may see it, others get 404."""
     found = jobs.job_runner(request.app).get(job_id)
     if found is None or (found.owner != user.id and user.role != "admin"):
-        raise HTTPException(status_code=404, detail=f"no job {job_id!r} of yours (jobs live in one server "
-                                                    "process's memory and are gone after a restart)")
+        raise HTTPException(status_code=404, detail=f"no job {job_id!r} of yours: the id is unknown or the "
+                                                    "job was started by another user")
     return found.to_json()
 
 
-@router.get("/projects/{name}/queue")
+@router.get("/projects/{name}/queue", response_model=QueueOut, responses=errors(400, 401, 403, 404, 422))
 def queue(name: str, user: Me, request: Request,
           limit: Annotated[int, Query(ge=1, le=100_000, description="Most items to list")] = 1000,
           run: OptionalId = None,
@@ -429,7 +468,8 @@ def render_page(html: str) -> HTMLResponse:
 Format = Annotated[Literal["html", "json"], Query(description="html: the self-contained page; json: its data")]
 
 
-@router.get("/projects/{name}/reports/quality", response_model=None)
+@router.get("/projects/{name}/reports/quality", response_model=QualityReportOut,
+            responses={200: _HTML_DOC, **errors(400, 401, 403, 404, 422)})
 def quality_report(name: str, user: Me, request: Request, format: Format = "html",
                    method: str = DEFAULT_METHOD,
                    domain: Annotated[SafeText | None, Query(description="Item metadata field to break reliability down by")] = None,
@@ -448,7 +488,8 @@ def quality_report(name: str, user: Me, request: Request, format: Format = "html
     return render_page(render_html(built, title=f"veritag report: {proj.name}"))
 
 
-@router.get("/projects/{name}/reports/automation", response_model=None)
+@router.get("/projects/{name}/reports/automation", response_model=AutomationReportOut,
+            responses={200: _HTML_DOC, **errors(400, 401, 403, 404, 422)})
 def automation_report(name: str, user: Me, request: Request, format: Format = "html",
                       run: OptionalId = None,
                       ) -> HTMLResponse | dict[str, Any]:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from .. import __version__
 from ..errors import AlreadyExists, InputError, LabelError, NotFound, SchemaError, VeritagError
@@ -17,13 +24,18 @@ from .api import router
 from .api_ops import router as ops_router
 from .arena import pages_router as arena_pages_router
 from .arena import router as arena_router
-from .common import encodable
+from .audit import pages_router as audit_pages_router
+from .audit import router as audit_router
+from .common import pid_alive
+from .openapi import error_body, install, validation_body
 from .pages import STATIC_DIR
 from .pages import router as pages_router
 from .review import pages_router as review_pages_router
 from .review import router as review_router
 
 __all__ = ["app_from_env", "create_app", "error_status"]
+
+log = logging.getLogger(__name__)
 
 
 def error_status(exc: VeritagError) -> int:
@@ -37,22 +49,55 @@ def error_status(exc: VeritagError) -> int:
     return 400
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """The ``Allow`` header of a path: every method some route takes there (Starlette's 405 names
+    only the first matching route's, so ``PUT /projects`` hid ``POST``). Mounted apps (static
+    files) answer their own 405s and are left out."""
+    routes = [r for r in app.router.routes if not isinstance(r, Mount)]
+    return ", ".join(m for m in _METHODS if any(r.matches({**scope, "method": m})[0] is Match.FULL for r in routes))
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On start, release what a crashed process of this host left leased (``release_orphaned_leases``)."""
+    from ..config import load_settings
+    from ..routing.service import release_orphaned_leases
+
+    grace = load_settings().orphan_lease_seconds
+    cut = await asyncio.to_thread(release_orphaned_leases, app.state.store, socket.gethostname(), pid_alive, grace)
+    if cut:
+        log.warning("%d leases of server processes that stopped on this host now expire within %g s", cut, grace)
+    yield
+
+
 def create_app(store: Store) -> FastAPI:
     """The server over ``store``: the JSON API under ``/api/v1`` (OpenAPI at ``/api/v1/openapi.json``)
     and the web UI (``/login``, ``/``, ``/p/{project}/label``, ``/p/{project}/dashboard``)."""
     app = FastAPI(title="veritag", version=__version__, openapi_url="/api/v1/openapi.json",
-                  docs_url="/api/v1/docs", redoc_url=None)
+                  docs_url="/api/v1/docs", redoc_url=None, lifespan=_lifespan)
     app.state.store = store
 
     @app.exception_handler(VeritagError)
     async def _mistake(_request: Request, exc: VeritagError) -> JSONResponse:
-        return JSONResponse({"detail": encodable(str(exc))}, status_code=error_status(exc))
+        return JSONResponse(error_body(str(exc)), status_code=error_status(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        """FastAPI's 422 (``detail``: one entry per problem, with ``loc`` naming the field), with the
-        echoed input made encodable: NaN, 1e400 or a lone surrogate in a body must not turn it into a 500."""
-        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+        """A 422 listing each problem (``loc`` names the field) without echoing the input back."""
+        return JSONResponse(validation_body(exc), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _refused(request: Request, exc: StarletteHTTPException) -> Response:
+        """An ``HTTPException`` as an ``ApiError``; a 405 names every method its path takes."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request.app, request.scope) or headers.get("Allow", "")
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=headers)
+        return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=headers)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -68,10 +113,13 @@ def create_app(store: Store) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(review_router)
     app.include_router(arena_router)
+    app.include_router(audit_router)
     app.include_router(arena_pages_router)  # before review's /p/{name}/plots/{plot}.svg, which it narrows
     app.include_router(pages_router)
     app.include_router(review_pages_router)
+    app.include_router(audit_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install(app)
     return app
 
 

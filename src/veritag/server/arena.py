@@ -23,7 +23,9 @@ from ..errors import VeritagError
 from ..store.models import Project
 from .auth import Principal, current_user, project_access
 from .common import json_ready, request_store
+from .openapi import errors
 from .pages import project_page, render_page
+from .responses import LeaderboardOut
 
 __all__ = ["interval_svg", "pages_router", "router"]
 
@@ -48,7 +50,8 @@ def _board(request: Request, proj: Project, domain: str | None, ties: str, inter
             "interval": board.interval, "weighted": weighted, "tie_param": board.tie_param, "models": board.rows()}
 
 
-@router.get("/projects/{name}/arena/leaderboard")
+@router.get("/projects/{name}/arena/leaderboard", response_model=LeaderboardOut,
+            responses=errors(400, 401, 403, 404, 422))
 def leaderboard(name: str, user: Me, request: Request, domain: str | None = None, ties: Ties = "half",
                 interval: Interval = "bootstrap", rounds: Annotated[int, Query(ge=2, le=2000)] = 100,
                 weighted: bool = True) -> dict[str, Any]:

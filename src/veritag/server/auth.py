@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import NotFound
 from ..limits import text_problem
+from ..store import audit
 from ..store.models import ApiToken, LoginSession, Membership, Project, User
 from ..store.queries import ROLES, verify_password
 from .common import request_store
@@ -87,12 +88,14 @@ def _unauthorized(detail: str = "authentication required: log in or send 'Author
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def new_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
-    """Make an API token for ``user``; returns the row and the secret (shown once, never stored)."""
+def new_token(session: Session, user: User, name: str, actor: audit.Actor | None = None) -> tuple[ApiToken, str]:
+    """Make an API token for ``user``; returns the row and the secret (shown once, never stored,
+    not even in the audit log, which names the token by id and name)."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, name=name or "token", token_hash=hash_secret(secret), revoked=False)
     session.add(row)
     session.flush()
+    audit.record(session, "token.create", actor=actor, target=row.id, detail={"name": row.name, "user": user.username})
     return row, secret
 
 
@@ -101,12 +104,15 @@ def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
     return list(session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())))
 
 
-def revoke_token(session: Session, token_id: int, user_id: int | None = None) -> ApiToken:
+def revoke_token(session: Session, token_id: int, user_id: int | None = None,
+                 actor: audit.Actor | None = None) -> ApiToken:
     """Revoke a token for good (of ``user_id`` only, when given); the row stays as a record."""
     row = session.get(ApiToken, token_id)
     if row is None or (user_id is not None and row.user_id != user_id):
         raise NotFound(f"no API token {token_id}" + ("" if user_id is None else " of yours"))
     row.revoked = True
+    owner = session.scalar(sa.select(User.username).where(User.id == row.user_id))
+    audit.record(session, "token.revoke", actor=actor, target=row.id, detail={"name": row.name, "user": owner})
     return row
 
 
@@ -117,9 +123,12 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user if ok and user is not None else None
 
 
-def start_login(session: Session, user: User, now: datetime | None = None) -> tuple[str, str, datetime]:
-    """Open a browser session: returns the cookie secret, the CSRF token and the expiry."""
+def start_login(session: Session, user: User, now: datetime | None = None,
+                client: str | None = None) -> tuple[str, str, datetime]:
+    """Open a browser session: returns the cookie secret, the CSRF token and the expiry. The
+    login is recorded in the audit log with the client's address."""
     now = now or datetime.now(UTC)
+    audit.record(session, "login", actor=audit.Actor(user.username, user.id, client))
     secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = now + SESSION_TTL
     session.execute(sa.delete(LoginSession).where(LoginSession.user_id == user.id, LoginSession.expires_at <= now))
@@ -127,9 +136,13 @@ def start_login(session: Session, user: User, now: datetime | None = None) -> tu
     return secret, csrf, expires
 
 
-def end_login(session: Session, cookie: str | None) -> None:
+def end_login(session: Session, cookie: str | None, actor: audit.Actor | None = None) -> None:
+    """End the cookie's session (if any) and record the logout in the audit log."""
+    ended = False
     if cookie:
-        session.execute(sa.delete(LoginSession).where(LoginSession.id == hash_secret(cookie)))
+        result = session.execute(sa.delete(LoginSession).where(LoginSession.id == hash_secret(cookie)))
+        ended = bool(result.rowcount)  # type: ignore[attr-defined]
+    audit.record(session, "logout", actor=actor, detail={"session_ended": ended})
 
 
 def _bearer(session: Session, header: str, now: datetime) -> Principal:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import secrets
+import socket
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,12 +15,40 @@ from fastapi import Path, Query, Request
 from ..limits import MAX_ID
 from ..store.engine import Store
 
-__all__ = ["Id", "OptionalId", "encodable", "json_ready", "request_store"]
+__all__ = ["Id", "OptionalId", "encodable", "json_ready", "pid_alive", "process_name", "request_store"]
 
 #: An integer id in a path, within what an id column holds (``limits.MAX_ID``): a 422, never a 500.
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 #: An optional integer id in the query string, bounded as ``Id``.
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Automation run id [default: the newest]")]
+
+
+_names: dict[int, str] = {}
+
+
+def process_name() -> str:
+    """``host:pid:tag`` of this server process (the tag tells apart a later process that reuses
+    the pid): what leases and jobs record so a process starting after a crash finds the orphans."""
+    pid = os.getpid()
+    if pid not in _names:
+        _names[pid] = f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}"
+    return _names[pid]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (one we may not signal counts as running;
+    a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS) or the process just ended
+        return True
 
 
 def request_store(request: Request) -> Store:

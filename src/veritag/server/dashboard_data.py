@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from ..automation.project import latest_automation_run, run_summary
 from ..errors import VeritagError
 from ..resolve import current_resolution, load_resolution
 from ..routing import service as routing
@@ -178,6 +177,10 @@ def _finite(x: float | None) -> float | None:
 def progress(store: Store, project: Project, status: routing.RoutingStatus | None = None,
              note: str | None = None) -> Progress:
     """Counts of the project with routing's done/pending (pass ``status`` to reuse one)."""
+    from ..automation.project import (
+        latest_automation_run,  # scikit-learn: loaded on first use, not at start
+    )
+
     with store.session() as session:
         counts = project_counts(session, project_id=project.id)
         reviews = session.scalar(sa.select(sa.func.count()).select_from(Review).where(Review.project_id == project.id))
@@ -194,6 +197,8 @@ def progress(store: Store, project: Project, status: routing.RoutingStatus | Non
 
 def automation_view(store: Store, project: Project) -> AutomationView | None:
     """The newest automation run with its guarantee per slice, or None before any run."""
+    from ..automation.project import latest_automation_run, run_summary
+
     with store.engine.connect() as conn:
         run = latest_automation_run(conn, project.id)
         if run is None:

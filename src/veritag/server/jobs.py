@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from ..errors import VeritagError
 from ..store.engine import Store
 from ..store.models import Job as JobRow
+from .common import pid_alive
 
 __all__ = ["Job", "JobRunner", "JobState", "job_runner", "lifespan"]
 
@@ -73,16 +74,6 @@ class Job:
         for name in ("created_at", "started_at", "finished_at"):
             out[name] = _iso(getattr(self, name))
         return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 class JobRunner:
@@ -143,7 +134,7 @@ class JobRunner:
         with self._store.engine.connect() as conn:
             rows = conn.execute(sa.select(JobRow.id, JobRow.runner).where(
                 JobRow.state.in_(("queued", "running")), JobRow.runner.startswith(host, autoescape=True))).all()
-        dead = [r.id for r in rows if not _pid_alive(int(r.runner[len(host):].split(":")[0]))]
+        dead = [r.id for r in rows if not pid_alive(int(r.runner[len(host):].split(":")[0]))]
         if dead:
             self._set(JobRow.id.in_(dead), state="failed", finished_at=_now(),
                       error="the server process running this job stopped; start it again")

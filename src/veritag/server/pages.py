@@ -29,9 +29,11 @@ from ..errors import VeritagError
 from ..limits import text_problem
 from ..routing import service as routing
 from ..schema import ArenaSchema, PairwiseSchema, parse_schema
+from ..store import audit
 from ..store.engine import Store
 from ..store.models import Claim, LoginSession, Membership, Project, Source, User
 from ..store.queries import list_projects, standing_claims
+from . import throttle
 from .auth import (
     COOKIE,
     Principal,
@@ -41,10 +43,9 @@ from .auth import (
     project_access,
     start_login,
 )
-from . import throttle
 from .common import request_store
 
-__all__ = ["CSP", "STATIC_DIR", "project_page", "render_page", "router"]
+__all__ = ["CSP", "STATIC_DIR", "admin_page", "project_page", "render_page", "router"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -111,6 +112,18 @@ def project_page(request: Request, name: str, roles: tuple[str, ...]) -> Respons
     return user, csrf, store, proj
 
 
+def admin_page(request: Request) -> Response | tuple[Principal, str]:
+    """What a global admin's page starts with: the user and their CSRF token, or the response
+    that ends the request (to the login page, or a 403 page for anyone but a global admin)."""
+    who = _session_user(request)
+    if who is None:
+        return _to_login()
+    user, csrf = who
+    if user.role != "admin":
+        return _error(user, csrf, HTTPException(status_code=403, detail="this page is for global admins"))
+    return user, csrf
+
+
 # --- login and logout ----------------------------------------------------------------------------
 
 
@@ -143,6 +156,7 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
         try:
             throttle.check(session, username, address)
         except throttle.Throttled as exc:
+            throttle.locked_out(store, username, address, exc)
             out = _login_form(request, f"Too many failed logins; try again in {exc.retry_after} seconds.",
                               username, 429)
             out.headers["Retry-After"] = str(exc.retry_after)
@@ -150,7 +164,7 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
         user = authenticate(session, username, password)
         if user is not None:
             throttle.record_success(session, username)
-            secret, _csrf, expires = start_login(session, user)
+            secret, _csrf, expires = start_login(session, user, client=address)
     if user is None:
         throttle.failed(store, username, address)
         return _login_form(request, "Wrong username or password.", username, 401)
@@ -167,7 +181,8 @@ def logout_submit(request: Request, csrf_token: str = Form("")) -> Response:
     if who is not None:
         _check_form_csrf(csrf_token, who[1])
         with request_store(request).session() as session:
-            end_login(session, request.cookies.get(COOKIE))
+            end_login(session, request.cookies.get(COOKIE),
+                      audit.Actor(who[0].username, who[0].id, throttle.client_address(request)))
     out = _to_login()
     out.delete_cookie(COOKIE, path="/")
     return out

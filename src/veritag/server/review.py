@@ -54,7 +54,9 @@ from ..truth import claim_issues, item_issues, source_reliability
 from . import dashboard_data
 from .auth import Principal, current_user, project_access
 from .common import Id, json_ready, request_store
+from .openapi import errors
 from .pages import project_page, render_page
+from .responses import DashboardOut, ReviewOut, ReviewQueueOut
 
 __all__ = ["UNCERTAIN", "QueueEntry", "pages_router", "review_item", "review_queue", "router"]
 
@@ -318,7 +320,7 @@ def _reader_project(store: Store, name: str, user: Principal) -> tuple[Project, 
 # --- the JSON API --------------------------------------------------------------------------------
 
 
-@router.get("/projects/{name}/review/queue")
+@router.get("/projects/{name}/review/queue", response_model=ReviewQueueOut, responses=errors(400, 401, 403, 404, 422))
 def queue(name: str, user: Me, request: Request,
           limit: Annotated[int, Query(ge=1, le=500, description="How many items to return")] = 20) -> dict[str, Any]:
     """Suspected errors and disagreements, most suspicious first (reviewer or admin)."""
@@ -333,7 +335,8 @@ class ReviewBody(BaseModel):
     value: SafeJson = None
 
 
-@router.post("/projects/{name}/review/{item_id}", status_code=201)
+@router.post("/projects/{name}/review/{item_id}", status_code=201, response_model=ReviewOut,
+             responses=errors(400, 401, 403, 404, 422))
 def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request) -> dict[str, Any]:
     """Accept the resolved label or correct it: a new claim by the reviewer and a review row."""
     store = request_store(request)
@@ -341,7 +344,7 @@ def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request)
     return json_ready(review_item(store, proj, item_id, user, body.action, body.value))  # type: ignore[no-any-return]
 
 
-@router.get("/projects/{name}/dashboard")
+@router.get("/projects/{name}/dashboard", response_model=DashboardOut, responses=errors(400, 401, 403, 404))
 def dashboard(name: str, user: Me, request: Request) -> dict[str, Any]:
     """What the dashboard page shows, as data (reviewers get no members list)."""
     store = request_store(request)

@@ -23,6 +23,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from ..store import audit
 from ..store.engine import Store
 from ..store.models import LoginFailure
 
@@ -37,6 +38,7 @@ __all__ = [
     "client_address",
     "failed",
     "forget_quiet",
+    "locked_out",
     "record_failure",
     "record_success",
     "unlock_account",
@@ -143,10 +145,12 @@ def forget_quiet(session: Session, now: datetime | None = None) -> None:
 
 
 def failed(store: Store, username: str, address: str) -> None:
-    """Record a failed login in its own transaction (the request's is rolled back), then tidy the
-    table in another: a clash of two processes tidying at once costs nothing but the tidying."""
+    """Record a failed login, counted and in the audit log (with the name tried, never the
+    password), in its own transaction (the request's is rolled back), then tidy the table in
+    another: a clash of two processes tidying at once costs nothing but the tidying."""
     with store.session() as session:
         record_failure(session, username, address)
+        audit.record(session, "login", actor=audit.Actor(username, client=address), outcome="refused")
     try:
         with store.session() as session:
             forget_quiet(session)
@@ -154,12 +158,21 @@ def failed(store: Store, username: str, address: str) -> None:
         pass
 
 
+def locked_out(store: Store, username: str, address: str, exc: Throttled) -> None:
+    """Put a login refused for a lockout in the audit log, in a transaction of its own (the
+    request's is rolled back): whoever keeps knocking on a locked account shows there."""
+    audit.record(store, "login", actor=audit.Actor(username, client=address), outcome="locked",
+                 detail={"retry_after": exc.retry_after})
+
+
 def record_success(session: Session, username: str) -> None:
     """A successful login: the account's counter starts again from nothing."""
     session.execute(sa.delete(LoginFailure).where(LoginFailure.key == _key("user", username)))
 
 
-def unlock_account(session: Session, username: str) -> bool:
-    """Clear an account's failures and lockout; True if it had any."""
+def unlock_account(session: Session, username: str, actor: audit.Actor | None = None) -> bool:
+    """Clear an account's failures and lockout; True if it had any. Recorded in the audit log."""
     result = session.execute(sa.delete(LoginFailure).where(LoginFailure.key == _key("user", username)))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    cleared = bool(result.rowcount)  # type: ignore[attr-defined]
+    audit.record(session, "user.unlock", actor=actor, target=username, detail={"cleared": cleared})
+    return cleared

@@ -9,7 +9,9 @@ Beside each backup lies a small JSON sidecar (``<backup>.meta.json``) with the b
 high-water marks: the largest id of each append-only table (claims, items, gold, ...), read in
 the same snapshot as the copy. A database is *newer* than a backup when any of those tables
 holds an id beyond the backup's mark, that is when it holds work the backup lacks; ``restore``
-refuses to overwrite such a database unless forced, since that work would be lost.
+refuses to overwrite such a database unless forced, since that work would be lost. The audit log
+counts too: a restore that would silently drop its newer entries (a login, a token revoked since
+the backup) is refused like one that would drop claims.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ __all__ = [
 
 #: Tables that only ever grow, with an integer id: their largest ids say how far a database got.
 MARK_TABLES = ("projects", "items", "sources", "claims", "gold", "imports", "truth_runs", "automation_runs",
-               "reviews", "users")
+               "reviews", "users", "audit_log")
 #: Where Debian and Ubuntu install PostgreSQL's client programs, one folder per major version.
 PG_BIN_GLOBS = ("/usr/lib/postgresql/*/bin",)
 FORMAT = "veritag-backup"
@@ -300,7 +302,8 @@ def _libpq(parsed: URL) -> tuple[str, dict[str, str]]:
     return uri, env
 
 
-def _run_pg(cmd: list[str], env: dict[str, str], what: str) -> None:
+def _run_pg(cmd: list[str], env: dict[str, str], what: str) -> str:
+    """Run a PostgreSQL tool; its standard output, or a ``VeritagError`` with what it printed."""
     try:
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=_PG_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
@@ -308,6 +311,7 @@ def _run_pg(cmd: list[str], env: dict[str, str], what: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()
         raise VeritagError(f"{what} failed (exit code {result.returncode}): {detail}")
+    return result.stdout
 
 
 def _pg_engine(parsed: URL) -> sa.Engine:
@@ -358,6 +362,35 @@ def _restore_postgres(parsed: URL, backup_file: Path, info: BackupInfo | None, f
     # One transaction: a failed restore leaves the database as it was.
     _run_pg([pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
              "--exit-on-error", f"--dbname={uri}", str(backup_file)], env, "pg_restore")
+    _drop_newer_objects(parsed, _run_pg([pg_restore, "--list", str(backup_file)], env, "pg_restore --list"))
+
+
+#: A table or function of schema public in ``pg_restore --list``: ``215; 1259 16386 TABLE public claims owner``.
+_TOC_ENTRY = re.compile(r"^\d+; \d+ \d+ (TABLE|FUNCTION) public (\w+)", re.MULTILINE)
+
+
+def _drop_newer_objects(parsed: URL, toc: str) -> None:
+    """Drop the tables and veritag functions that a newer schema added and the backup does not hold.
+
+    ``pg_restore --clean`` replaces only what the dump holds: restoring an older backup would
+    otherwise leave, say, a newer migration's table and trigger function behind, and the next
+    ``alembic upgrade`` would fail creating them again. Runs after the restore committed, so a
+    failed restore never loses them."""
+    dumped = {(kind, name) for kind, name in _TOC_ENTRY.findall(toc)}
+    engine = _pg_engine(parsed)
+    try:
+        with engine.begin() as conn:
+            tables = conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
+            functions = conn.execute(sa.text(
+                "SELECT p.proname, p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+                "ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.proname LIKE 'veritag\\_%'")).all()
+            for table in [t for t in tables if ("TABLE", t) not in dumped]:
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
+            for name, signature in functions:
+                if ("FUNCTION", name) not in dumped:
+                    conn.execute(sa.text(f"DROP FUNCTION IF EXISTS {signature} CASCADE"))
+    finally:
+        engine.dispose()
 
 
 def describe(info: BackupInfo) -> str:

@@ -12,8 +12,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import AlreadyExists, InputError, NotFound, VeritagError
-from ..limits import check_description, check_project_name, check_schema, check_username, refuse, text_problem
+from ..limits import (
+    check_description,
+    check_project_name,
+    check_schema,
+    check_username,
+    refuse,
+    text_problem,
+)
 from ..schema import BaseSchema, parse_schema
+from . import audit
 from .models import (
     Claim,
     Gold,
@@ -84,8 +92,10 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, index: list[str]) -> Any
     return dialect_insert(conn, table).on_conflict_do_nothing(index_elements=index)
 
 
-def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str, Any], description: str = "") -> Project:
-    """A new project; its name, description and schema are held to the caps in ``veritag.limits``."""
+def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str, Any], description: str = "",
+                   actor: audit.Actor | None = None) -> Project:
+    """A new project; its name, description and schema are held to the caps in ``veritag.limits``.
+    Recorded in the audit log as done by ``actor``."""
     if not name.strip():
         raise VeritagError("a project needs a name")
     refuse(check_project_name, name)
@@ -97,6 +107,7 @@ def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str
     project = Project(name=name, task_schema=task.model_dump(), description=description)
     session.add(project)
     session.flush()
+    audit.record(session, "project.create", actor=actor, project=name, target=name, detail={"type": task.type})
     return project
 
 
@@ -246,8 +257,10 @@ def source_names(conn: sa.Connection | Session, *, ids: Iterable[int]) -> dict[i
     return out
 
 
-def create_user(session: Session, *, username: str, password: str, role: str = "tutor") -> User:
-    """A user with an argon2 hash of their password; the password itself is never stored."""
+def create_user(session: Session, *, username: str, password: str, role: str = "tutor",
+                actor: audit.Actor | None = None) -> User:
+    """A user with an argon2 hash of their password; the password itself is never stored.
+    Recorded in the audit log as done by ``actor``."""
     if role not in ROLES:
         raise VeritagError(f"role {role!r} is not one of {list(ROLES)}")
     if len(password) < 8:
@@ -260,6 +273,7 @@ def create_user(session: Session, *, username: str, password: str, role: str = "
     user = User(username=username, password_hash=_hasher.hash(password), role=role)
     session.add(user)
     session.flush()
+    audit.record(session, "user.create", actor=actor, target=username, detail={"role": role})
     return user
 
 

@@ -9,11 +9,9 @@
   const csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   const api = "/api/v1";
 
+  // Every API error is {detail: "text", errors?: [...]}: detail alone says what went wrong.
   function detail(body, status) {
     if (body && typeof body.detail === "string") return body.detail;
-    if (body && Array.isArray(body.detail)) {
-      return body.detail.map((d) => (d.loc ? d.loc.slice(1).join(".") + ": " : "") + d.msg).join("; ");
-    }
     return "request failed (HTTP " + status + ")";
   }
 

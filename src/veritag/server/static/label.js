@@ -56,12 +56,10 @@
     return node;
   }
 
+  // Every API error is {detail: "text", errors?: [...]}: detail alone says what went wrong.
   function errorText(body, status) {
     var d = body && body.detail;
     if (typeof d === "string") { return d; }
-    if (Array.isArray(d)) {
-      return d.map(function (e) { return e && e.msg ? e.msg : JSON.stringify(e); }).join("; ");
-    }
     return "request failed (" + status + ")";
   }
 

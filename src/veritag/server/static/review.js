@@ -127,8 +127,7 @@
       });
       const answer = await response.json();
       if (!response.ok) {
-        const detail = typeof answer.detail === "string" ? answer.detail : JSON.stringify(answer.detail);
-        status("Not saved: " + detail, true);
+        status("Not saved: " + (answer.detail || "request failed (HTTP " + response.status + ")"), true);
         return false;
       }
       done.add(entry.item_id);
