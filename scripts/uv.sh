@@ -15,9 +15,10 @@ ensure_uv() {
     fi
 }
 
-# Install exactly uv.lock into .venv: veritag (editable) with its test extra and the bundled
-# model's weights. --frozen: never re-resolve, fail if the lock lacks something; --inexact: keep
-# pip and anything else that was there (uv itself, for one).
+# Install exactly uv.lock into .venv: veritag (editable) with its test extra, the bundled
+# model's weights and the docs site's tools (mkdocs-material; tests/test_docs.py builds the site).
+# --frozen: never re-resolve, fail if the lock lacks something; --inexact: keep pip and anything
+# else that was there (uv itself, for one).
 sync_locked() {
-    UV_PYTHON_DOWNLOADS=never "$UV" sync --quiet --frozen --inexact --extra test --group model
+    UV_PYTHON_DOWNLOADS=never "$UV" sync --quiet --frozen --inexact --extra test --group model --group docs
 }

@@ -51,7 +51,7 @@ def test_a_changed_requirement_fails_the_check(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path(sys.prefix, "bin", "uv").exists() or sys.prefix != str(ROOT / ".venv"),
                     reason="the tests do not run in the repository's .venv that scripts/test syncs")
 def test_this_environment_holds_exactly_the_locked_versions() -> None:
-    result = run_uv("sync", "--frozen", "--inexact", "--extra", "test", "--group", "model", "--check", "--offline")
+    result = run_uv("sync", "--frozen", "--inexact", "--extra", "test", "--group", "model", "--group", "docs", "--check", "--offline")
     assert result.returncode == 0, f".venv differs from uv.lock (run scripts/test):\n{result.stderr}"
 
 

@@ -744,8 +744,15 @@ def work(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     db: Db = None,
 ) -> None:
-    """Lease the next item a tutor should label (pull), answer a lease, or give one back."""
+    """Lease the next item a tutor should label (pull), answer a lease, or give one back.
+
+    A pairwise (or arena) lease shows its two responses as left and right, in the order the web
+    page shows them and without the models' names, and takes left, right or tie back.
+    """
+    from .routing import pairwise
     from .routing import service as routing
+    from .schema import PairwiseSchema
+    from .store.queries import project_schema
 
     with _store(db) as store:
         proj = _project(store, project)
@@ -762,16 +769,24 @@ def work(
         console.print(f"Nothing to label for {escape(tutor_name)}: every item is done or leased, or the budget "
                       "cannot pay for another label.")
         return
+    schema = project_schema(proj)
+    shown = dataclasses.asdict(lease)
+    answer = "LABEL"
+    if isinstance(schema, PairwiseSchema):  # blind as on the web: the models stay hidden
+        shown |= {"data": None, "external_id": None, "pair": pairwise.pair_view(schema, proj.id, lease.id, lease.data)}
+        answer = "|".join(pairwise.answers(schema))
     if as_json:
-        console.print_json(json.dumps(dataclasses.asdict(lease), default=str))
+        console.print_json(json.dumps(shown, default=str))
         return
-    console.print(f"Lease {lease.id} for {escape(tutor_name)} until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC: item "
-                  f"{escape(lease.external_id)} ({escape(lease.domain)}{', gold check' if lease.is_gold else ''}).")
-    if lease.text:
+    item = "a pair" if "pair" in shown else f"item {escape(lease.external_id)}"
+    console.print(f"Lease {lease.id} for {escape(tutor_name)} until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC: "
+                  f"{item} ({escape(lease.domain)}{', gold check' if lease.is_gold else ''}).")
+    if lease.text and "pair" not in shown:
         console.print(escape(lease.text))
-    for key, value in (lease.data or {}).items():
+    for key, value in (shown.get("pair") or shown["data"] or {}).items():
         console.print(f"{escape(str(key))}: {escape(str(value))}")
-    console.print(f"Answer with: veritag work {escape(project)} --tutor {escape(tutor_name)} --submit {lease.id} LABEL")
+    console.print(f"Answer with: veritag work {escape(project)} --tutor {escape(tutor_name)} --submit {lease.id} "
+                  f"{escape(answer)}")
 
 
 @app.command("simulate")

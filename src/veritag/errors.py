@@ -21,6 +21,8 @@ from dataclasses import dataclass
 __all__ = [
     "AlreadyExists",
     "ConfigError",
+    "Conflict",
+    "Forbidden",
     "InputError",
     "LabelError",
     "NotFound",
@@ -32,7 +34,8 @@ __all__ = [
 
 
 class VeritagError(Exception):
-    """A mistake in what the user asked for, with a message meant for them."""
+    """A mistake in what the user asked for, with a message meant for them. ``status`` is the
+    HTTP status the server answers it with (the command line prints the message instead)."""
 
     status: int = 400
 
@@ -47,6 +50,18 @@ class NotFound(VeritagError):
 
 class AlreadyExists(VeritagError):
     status = 409
+
+
+class Conflict(VeritagError):
+    """The request is fine but the state it meets is not (a lease no longer held, nothing resolved yet)."""
+
+    status = 409
+
+
+class Forbidden(VeritagError):
+    """The caller may not do this (a role or a membership is missing)."""
+
+    status = 403
 
 
 class SchemaError(VeritagError):
@@ -65,7 +80,7 @@ class LabelError(VeritagError):
 
 
 class InputError(VeritagError):
-    status = 400
+    status = 422
 
 
 @dataclass(frozen=True)

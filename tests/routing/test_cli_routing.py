@@ -7,10 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from veritag import cli
 from veritag.errors import VeritagError
+from veritag.store import Claim, open_store
+from veritag.store.models import Assignment
 
 ITEMS = [("a1", "Stocks fell sharply on the earnings report", "finance"),
          ("a2", "The patient shows symptoms of diabetes", "medicine"),
@@ -54,3 +57,42 @@ def test_tutor_route_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert "Nothing to label" in run("work", "p", "--tutor", "ann")  # the budget cannot pay for 2 more
     dup = runner.invoke(cli.app, ["tutor", "p", "ann"])
     assert dup.exit_code == 1 and "already a tutor" in str(dup.exception)
+
+
+def test_pairwise_work_from_the_command_line_speaks_left_and_right(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``veritag work`` shows a pairwise lease as the web API does (left/right, models hidden) and
+    takes left/right back, stored as A/B (``routing.pairwise``)."""
+    monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    (tmp_path / "pairs.csv").write_text("id,prompt,response_a,response_b,model_a\n"
+                                        + "".join(f"c{i},question {i},A-answer {i},B-answer {i},gpt-x\n"
+                                                  for i in range(6)))
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli.app, list(args))
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result.stdout
+
+    run("init", "pw", "--task", "pairwise")
+    run("import", "pw", "pairs.csv")
+    run("route", "pw", "--gold-rate", "0", "--max-labels", "1", "--target", "0.5")
+    run("tutor", "pw", "ann")
+    stored = []
+    for _ in range(6):
+        shown = run("work", "pw", "--tutor", "ann")
+        assert "gpt-x" not in shown and "response_a" not in shown and "left|right|tie" in shown
+        lease = json.loads(run("work", "pw", "--tutor", "ann", "--json"))  # the same lease, resumed
+        assert lease["data"] is None and lease["external_id"] is None
+        left = lease["pair"]["left"]
+        assert f"left: {left}" in shown
+        run("work", "pw", "--tutor", "ann", "--submit", str(lease["id"]), "left")
+        stored.append((left[0], lease["id"]))
+    store = open_store(f"sqlite:///{tmp_path / 'veritag.db'}")
+    with store.engine.connect() as conn:
+        values = {i: v for i, v in conn.execute(sa.select(Assignment.id, Claim.value)
+                                                .join(Claim, Claim.id == Assignment.claim_id))}
+    store.close()
+    assert {lease: side for side, lease in stored} == values  # "left" became whichever response was on the left
+    assert {side for side, _ in stored} == {"A", "B"}  # both orders occurred

@@ -16,6 +16,7 @@ from vt_helpers import make_project
 from veritag.errors import AlreadyExists, LabelError, NotFound, VeritagError
 from veritag.labelers.tfidf import TfidfLabeler
 from veritag.resolve import human_labels
+from veritag.resolve.current import REFIT_CLAIMS, _refit_lock
 from veritag.routing import service as routing
 from veritag.store import Store
 from veritag.store.models import Assignment, Claim, Gold, Item, ItemDomain, Project, Source
@@ -412,11 +413,11 @@ def test_a_request_folds_in_new_labels_and_resolves_after_many(store: Store) -> 
             return int(conn.scalar(sa.select(sa.func.count()).select_from(TruthRun)
                                    .where(TruthRun.project_id == project.id)))
 
-    for step in range(routing.REFRESH_CLAIMS + 2):
+    for step in range(REFIT_CLAIMS + 2):
         lease = routing.request_work(store, project, "ann", now=T0)
         assert lease is not None
         routing.submit(store, project, lease.id, "a", now=T0)
-        assert runs() == (1 if step <= routing.REFRESH_CLAIMS else 2)
+        assert runs() == (1 if step <= REFIT_CLAIMS else 2)
 
 
 def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> None:
@@ -432,12 +433,12 @@ def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> 
                                    .where(TruthRun.project_id == project.id)))
 
     assert routing.request_work(store, project, "bob", now=T0) is not None  # the first run: fitted once
-    for _ in range(routing.REFRESH_CLAIMS + 1):
+    for _ in range(REFIT_CLAIMS + 1):
         lease = routing.request_work(store, project, "ann", now=T0)
         assert lease is not None
         routing.submit(store, project, lease.id, "a", now=T0)
     fitted = runs()
-    lock = routing._refit_lock(store, project)
+    lock = _refit_lock(store, project)
     with lock:  # another request is refitting right now
         lease = routing.request_work(store, project, "bob", now=T0, resume=False)
         assert lease is not None and runs() == fitted  # served from the stale run, no second fit

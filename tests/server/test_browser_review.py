@@ -14,6 +14,7 @@ from browser_helpers import ARTIFACTS, Live, chromium, login, needs_chromium, se
 from server_helpers import PASSWORD
 from test_dashboard import seed_automation
 
+from veritag.resolve import resolve_and_store
 from veritag.routing import service as routing
 from veritag.store import Store
 from veritag.store.models import Assignment, Claim, Item, Membership, Project, Review, Source, User
@@ -57,6 +58,7 @@ def review_live(sqlite_store: Store) -> Iterator[Live]:
              "cost": 1.0, "leased_at": now - timedelta(hours=1), "expires_at": now - timedelta(minutes=30),
              "state": "released" if reason else "submitted", "seconds": seconds, "skip_reason": reason}
             for j, (t, seconds, reason) in enumerate(leases)])
+    resolve_and_store(store, project)  # the run the review page and the dashboard read
     with serve(store) as running:
         yield running
 

@@ -55,6 +55,7 @@ def test_bad_free_text_answer_is_refused_and_not_stored(world: World, bad: str) 
     assert_refused(r, "value")
     assert world.call("ana", "GET", "/projects/ft/dashboard").status_code == 200
     assert world.call("ana", "GET", "/projects/ft/review/queue").status_code == 200
+    assert world.call("ana", "POST", "/projects/ft/resolve", json={}).status_code == 201
     assert world.call("ana", "GET", "/projects/ft/export?format=jsonl").status_code == 200
     ok = post_raw(world, "tut", f"/projects/ft/work/{lease}/submit", json.dumps({"value": "fine"}))
     assert ok.status_code == 200, ok.text
@@ -156,9 +157,9 @@ def test_caps_on_sizes(world: World) -> None:
         assert world.call("ana", "GET", "/projects/" + name).status_code == 200
 
 
-def test_readme_lists_the_caps() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("#### Limits", 1)[1].split("\n### ", 1)[0]
+def test_the_server_guide_lists_the_caps() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "guide" / "server.md").read_text(encoding="utf-8")
+    section = guide.split("#### Limits", 1)[1].split("\n### ", 1)[0]
     for cap in (limits.MAX_PROJECT_NAME_LENGTH, limits.MAX_DESCRIPTION_LENGTH, limits.MAX_LABELS,
                 limits.MAX_LABEL_LENGTH, limits.MAX_USERNAME_LENGTH, limits.MAX_SOURCE_NAME_LENGTH,
                 limits.MAX_EXTERNAL_ID_LENGTH, limits.MAX_ITEM_TEXT_LENGTH, limits.MAX_ID, limits.MAX_DOMAINS,

@@ -41,11 +41,12 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from ..resolve import current_resolution, load_resolution
+from ..resolve import current_truth, load_truth
+from ..resolve.current import Refit
 from ..schema import ArenaSchema
 from ..store.engine import Store
 from ..store.models import Claim, Item, Project, Source
-from ..store.queries import claims_watermark, latest_truth_run, standing_claims
+from ..store.queries import claims_watermark, standing_claims
 from ..truth import arena as arena_math
 from .importer import arena_schema
 
@@ -149,22 +150,21 @@ def _loo_kappa(battles: Battles, source_ids: NDArray[np.int64], confusion: NDArr
     return out
 
 
-def _measured_kappa(store: Store, project: Project, battles: Battles | None = None
+def _measured_kappa(store: Store, project: Project, battles: Battles | None = None, refit: Refit = "stale"
                     ) -> tuple[list[int], dict[int, float]]:
     """The project's human source ids, and the chance-corrected agreement of those that battles
-    with a second vote measured (``_loo_kappa`` under the stored ``ds`` run); none without a run."""
+    with a second vote measured (``_loo_kappa`` under the ``ds`` run ``current_truth`` gives with
+    ``refit``); none without a run."""
     schema = arena_schema(project)
-    resolution, _ = current_resolution(store, project, "ds")
-    stats = resolution.sources
+    truth = current_truth(store, project, method="ds", refit=refit)
+    resolution = load_truth(store, truth, with_sources=True) if truth.run is not None else None
+    stats = resolution.sources if resolution is not None else None
     with store.engine.connect() as conn:
         humans = list(conn.scalars(sa.select(Source.id)
                                    .where(Source.project_id == project.id, Source.kind == "human")))
-        if stats is None or stats.confusion is None:
-            run = latest_truth_run(conn, project_id=project.id, method="ds")
-            stats = load_resolution(conn, run, with_sources=True).sources if run is not None else None
         if battles is None:
             battles = load_battles(conn, project, schema)
-    if stats is None or stats.confusion is None or not humans:
+    if resolution is None or stats is None or stats.confusion is None or not humans:
         return humans, {}
     classes = list(schema.classes())
     counts = np.array([np.sum(resolution.labels == c) for c in classes], dtype=np.float64)
@@ -173,9 +173,11 @@ def _measured_kappa(store: Store, project: Project, battles: Battles | None = No
     return humans, _loo_kappa(battles, stats.source_ids[usable], stats.confusion[usable], prior, classes)
 
 
-def tutor_weights(store: Store, project: Project, battles: Battles | None = None) -> dict[int, float]:
-    """A weight in [0, 1] per human source id of the project (see the module docstring)."""
-    humans, measured = _measured_kappa(store, project, battles)
+def tutor_weights(store: Store, project: Project, battles: Battles | None = None,
+                  refit: Refit = "stale") -> dict[int, float]:
+    """A weight in [0, 1] per human source id of the project (see the module docstring); ``refit``
+    as for ``resolve.current_truth`` (a GET reads the stored run and never fits)."""
+    humans, measured = _measured_kappa(store, project, battles, refit)
     if len(measured) < 2 or max(measured.values()) == 0.0:
         return {sid: 1.0 for sid in humans}
     fallback = float(np.mean(list(measured.values())))
@@ -184,7 +186,7 @@ def tutor_weights(store: Store, project: Project, battles: Battles | None = None
 
 def project_leaderboard(store: Store, project: Project, *, domain: str | None = None, ties: str = "half",
                         interval: str = "bootstrap", rounds: int = 100, weighted: bool = True,
-                        both_bad: str = "tie", seed: int = 0) -> arena_math.Leaderboard:
+                        both_bad: str = "tie", seed: int = 0, refit: Refit = "stale") -> arena_math.Leaderboard:
     """The leaderboard of an arena project's models from its standing human votes.
 
     Parameters
@@ -203,7 +205,7 @@ def project_leaderboard(store: Store, project: Project, *, domain: str | None = 
     schema = arena_schema(project)
     with store.engine.connect() as conn:
         mark = claims_watermark(conn, project_id=project.id)
-    key = (str(store.engine.url), project.id, mark, domain, ties, interval, rounds, weighted, both_bad, seed)
+    key = (str(store.engine.url), project.id, mark, domain, ties, interval, rounds, weighted, both_bad, seed, refit)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -217,7 +219,7 @@ def project_leaderboard(store: Store, project: Project, *, domain: str | None = 
         raise InputError(f"project {project.name!r} has no votes{where} yet to rank models by")
     weights = None
     if weighted:
-        by_source = tutor_weights(store, project, every)  # reliability is measured on every battle
+        by_source = tutor_weights(store, project, every, refit)  # reliability is measured on every battle
         weights = np.array([by_source.get(int(s), 1.0) for s in battles.source_ids], dtype=np.float64)
     try:
         board = arena_math.leaderboard(battles.model_a, battles.model_b, battles.outcome, weights=weights,

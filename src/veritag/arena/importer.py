@@ -26,6 +26,7 @@ from ..errors import InputError, RowError, RowErrors
 from ..io.readers import open_rows
 from ..limits import MAX_ITEM_TEXT_LENGTH, json_problem
 from ..schema import ArenaSchema, canonical_json
+from ..store.claims import ClaimRow, add_claims, claim_row
 from ..store.engine import Store
 from ..store.models import Claim, ImportRecord, Item, Project
 from ..store.queries import insert_ignore, project_schema, source_ids
@@ -337,21 +338,19 @@ def import_battles(store: Store, project: Project, path: Path, *, source_name: s
         items = _existing(conn, project.id, list(new))
         sources = source_ids(conn, project_id=project.id, kind="human", names={v["judge"] for v in votes})
         seen: Counter[tuple[str, str, str]] = Counter()
-        claims = []
+        claims: list[ClaimRow] = []
         for vote in votes:
             item_id, data = items[vote["ext"]]
             outcome = vote["outcome"]
             if outcome in ("A", "B") and (data or {}).get(schema.model_a_field) != vote["model_a"]:
                 outcome = "B" if outcome == "A" else "A"  # the item holds the row's models the other way round
             key = (vote["ext"], vote["judge"], outcome)
-            claims.append({"project_id": project.id, "item_id": item_id, "source_id": sources[vote["judge"]],
-                           "value": outcome, "probs": None,
-                           "dedup_key": f"arena:{seen[key]}:{canonical_json(outcome)}"})
+            # The n-th equal vote of a judge on a battle is a claim of its own (a log repeats votes).
+            claims.append(claim_row(project.id, item_id, sources[vote["judge"]], value=canonical_json(outcome),
+                                    scope=f"arena:{seen[key]}"))
             seen[key] += 1
         before = _count(conn, Claim.__table__, project.id)
-        stmt = insert_ignore(conn, Claim.__table__, ["item_id", "source_id", "dedup_key"])
-        for start in range(0, len(claims), _CHUNK):
-            conn.execute(stmt, claims[start:start + _CHUNK])
+        add_claims(conn, claims, chunk=_CHUNK)
         result.claims_added = _count(conn, Claim.__table__, project.id) - before
         _record(conn, project, path, result)
     return result

@@ -30,10 +30,11 @@ from ..labelers import Labeler, out_of_fold_proba
 from ..labelers.registry import DEFAULT_LABELER, LABELER_NAMES, labeler_factory
 from ..resolve import human_labels
 from ..schema import MultiLabelSchema, canonical_json
+from ..store.claims import add_claims, claim_row
 from ..store.embeddings import StoreEmbeddingCache
 from ..store.engine import Store
 from ..store.models import Claim, Item, Project, Source
-from ..store.queries import execute_many, insert_ignore, project_schema, source_ids
+from ..store.queries import project_schema, source_ids
 
 __all__ = ["AutolabelResult", "autolabel_project", "labeler_text"]
 
@@ -125,7 +126,7 @@ def autolabel_project(store: Store, project: Project, *, labeler: str | Callable
     accuracy = float(np.mean(np.array(classes, dtype=object)[oof.argmax(axis=1)] == y))
     name, version = model.name, str(model.version)
     key = f"autolabel:{version}:{_digest(ids[train], y, fields)}"
-    with store.engine.begin() as conn:
+    with store.begin_write() as conn:
         sid = _model_source(conn, project.id, name, version)
 
         def count() -> int:
@@ -133,10 +134,9 @@ def autolabel_project(store: Store, project: Project, *, labeler: str | Callable
                 Claim.project_id == project.id, Claim.source_id == sid)) or 0)
 
         before = count()
-        claims = [{"project_id": project.id, "item_id": int(item), "source_id": sid, "value": None,
-                   "probs": canonical_json(row), "dedup_key": key}
-                  for item, row in zip(ids.tolist(), probs.tolist())]
-        execute_many(conn, insert_ignore(conn, Claim.__table__, ["item_id", "source_id", "dedup_key"]), claims)
+        # One fit's claims share a key: refitting on the same labels adds nothing.
+        add_claims(conn, [claim_row(project.id, int(item), sid, probs=canonical_json(row), scope=key)
+                          for item, row in zip(ids.tolist(), probs.tolist())])
         added = count() - before
     return AutolabelResult(trained=int(train.size), predicted=int(rest.size), claims_added=added,
                            source=f"{name}@{version}", accuracy=accuracy)

@@ -2,8 +2,8 @@
 
 Items are streamed in id order in chunks, joined with their resolved label, and written to a
 temporary file that replaces the target only when complete. The labels come from the newest
-stored truth run while it still covers every claim and gold label; otherwise the project is
-resolved again (``resolve.current_resolution``) and the new run is stored first. CSV text cells
+stored truth run (``resolve.current_truth``; a command resolves again first when a claim came
+since, the API's GET exports what is stored). CSV text cells
 that a spreadsheet would run as a formula are neutralised (see ``_cell``) unless the caller asks
 for raw output.
 """
@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from ..errors import InputError, VeritagError
-from ..resolve import Resolution, current_resolution
+from ..resolve import Resolution, current_truth, load_truth
+from ..resolve.current import Refit
 from ..schema import BaseSchema, PairwiseSchema
 from ..store.engine import Store
 from ..store.models import AutomationItem, AutomationRun, Claim, Item, Project, Source
@@ -50,6 +51,8 @@ class ExportResult:
     method: str | None = None
     resolved: bool = False
     items_resolved: int = 0
+    #: Claims added after the run the labels come from (only with ``refit="never"``).
+    claims_since: int = 0
 
 
 def _label_type(schema: BaseSchema) -> pa.DataType:
@@ -289,12 +292,14 @@ def _cell(value: Any, raw: bool = False) -> Any:
 
 def export_project(store: Store, project: Project, out: Path, fmt: str, *, method: str | None = None,
                    chunk_rows: int = 10_000, progress: ProgressFn | None = None,
-                   csv_raw: bool = False) -> ExportResult:
+                   csv_raw: bool = False, refit: Refit = "stale") -> ExportResult:
     """Write ``project`` to ``out`` in ``fmt`` (one of ``EXPORT_FORMATS``).
 
-    Labels come from the newest stored run (of ``method``, if given) that still covers every
-    claim and gold label; without one, the project is resolved with ``method`` (default ``ds``)
-    and the run is stored. The ``long`` format holds raw claims and resolves nothing.
+    Labels come from the newest stored run (of ``method``, if given). With ``refit="stale"`` (a
+    command) a run that misses a claim or gold label is replaced first: the project is resolved
+    with ``method`` (default ``ds``) and the run is stored. With ``refit="never"`` (a GET) the
+    stored run is exported as it is (``claims_since`` says what it misses) and a project never
+    resolved is ``NotResolved``. The ``long`` format holds raw claims and resolves nothing.
     ``csv_raw`` writes CSV text cells as stored, formula-like starts included (see ``_cell``).
     """
     if fmt not in EXPORT_FORMATS:
@@ -303,7 +308,8 @@ def export_project(store: Store, project: Project, out: Path, fmt: str, *, metho
     result = ExportResult(Path(out), 0)
     resolution = None
     if fmt != "long":
-        resolution, result.resolved = current_resolution(store, project, method)
+        truth = current_truth(store, project, method=method, refit=refit)
+        resolution, result.resolved, result.claims_since = load_truth(store, truth), truth.refitted, truth.new_claims
         if resolution.run is not None:
             result.run_id, result.method = resolution.run.run_id, resolution.run.method
         result.items_resolved = int(resolution.item_ids.size)

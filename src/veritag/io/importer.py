@@ -33,6 +33,7 @@ from ..limits import (
     text_problem,
 )
 from ..schema import BaseSchema, SpanSchema, canonical_json
+from ..store.claims import ClaimRow, add_claims, claim_row
 from ..store.engine import Store
 from ..store.models import Claim, Gold, ImportRecord, Item, Project
 from ..store.queries import dialect_insert, execute_many, insert_ignore, project_schema, source_ids
@@ -331,7 +332,7 @@ class _Importer:
         if not any(r.label is not None or r.gold is not None or r.probs is not None for r in rows):
             return
         ids = self._item_ids(conn, list({r.external_id for r in rows}))
-        claims = []
+        claims: list[ClaimRow] = []
         humans = {r.worker for r in rows if r.label is not None} - {n for k, n in self.sources if k == "human"}
         for name, sid in source_ids(conn, project_id=pid, kind="human", names=humans).items():
             self.sources["human", name] = sid
@@ -340,14 +341,10 @@ class _Importer:
         for r in rows:
             item_id = ids[r.external_id]
             if r.label is not None:
-                value = canonical_json(r.label)
-                claims.append({"project_id": pid, "item_id": item_id, "source_id": self.sources["human", r.worker],
-                               "value": value, "probs": None, "dedup_key": value})
+                claims.append(claim_row(pid, item_id, self.sources["human", r.worker], value=canonical_json(r.label)))
             if r.probs is not None:
-                probs = canonical_json(r.probs)
-                claims.append({"project_id": pid, "item_id": item_id, "source_id": self.sources["model", b.model],
-                               "value": None, "probs": probs, "dedup_key": "probs:" + probs})
-        execute_many(conn, insert_ignore(conn, Claim.__table__, ["item_id", "source_id", "dedup_key"]), claims)
+                claims.append(claim_row(pid, item_id, self.sources["model", b.model], probs=canonical_json(r.probs)))
+        add_claims(conn, claims)
         gold: dict[int, _Parsed] = {}
         for r in rows:
             if r.gold is None:
@@ -403,58 +400,57 @@ class _Importer:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
         sha = digest.hexdigest()
-        conn = self.store.engine.connect()
-        trans = conn.begin()
         try:
-            pid = self.project.id
-            result.imported_before = conn.scalar(
-                sa.select(sa.func.min(ImportRecord.created_at)).where(
-                    ImportRecord.project_id == pid, ImportRecord.sha256 == sha
-                )
-            )
-            before = self._counts(conn)
-            batch: list[_Parsed] = []
-            for row in self.reader:
-                result.rows += 1
-                parsed = self._parse(row)
-                if parsed is not None:
-                    batch.append(parsed)
-                if len(batch) >= self.batch_rows:
-                    self._flush(conn, batch)
-                    batch = []
-                    if self.progress:
-                        self.progress(self.reader.bytes_read, self.reader.total_bytes)
-            if batch:
-                self._flush(conn, batch)
-            if self.bound is None and result.rows == 0:
-                raise InputError(f"{self.file}: no rows to import")
-            self._duplicate_ids()
-            if self.progress:
-                self.progress(self.reader.total_bytes, self.reader.total_bytes)
-            if self.error_count and not self.skip_invalid:
-                raise RowErrors(sorted(self.errors, key=lambda e: e.line), self.error_count)
-            after = self._counts(conn)
-            result.items_added, result.claims_added, result.gold_added, described = (
-                a - b for a, b in zip(after, before)
-            )
-            # Items first seen as bare ids in a labels file that this file described.
-            new_described = result.items_added if self.bound is not None and self.bound.describes_items else 0
-            result.items_filled = max(0, described - new_described)
-            result.rows_skipped = self.error_count
-            result.report = self.report_path if self.error_count else None
-            conn.execute(sa.insert(ImportRecord).values(
-                project_id=pid, path=self.file, sha256=sha, rows=result.rows, items_added=result.items_added,
-                claims_added=result.claims_added, gold_added=result.gold_added, rows_skipped=result.rows_skipped,
-            ))
-            trans.commit()
+            with self.store.begin_write() as conn:  # claims are written under the store's writer lock
+                self._run(conn, result, sha)
         finally:
-            if trans.is_active:
-                trans.rollback()
-            conn.close()
             self.reader.close()
             if self._report is not None:
                 self._report.close()
         return result
+
+    def _run(self, conn: sa.Connection, result: ImportResult, sha: str) -> None:
+        """Read, check and write every row in one transaction; raising rolls it all back."""
+        pid = self.project.id
+        result.imported_before = conn.scalar(
+            sa.select(sa.func.min(ImportRecord.created_at)).where(
+                ImportRecord.project_id == pid, ImportRecord.sha256 == sha
+            )
+        )
+        before = self._counts(conn)
+        batch: list[_Parsed] = []
+        for row in self.reader:
+            result.rows += 1
+            parsed = self._parse(row)
+            if parsed is not None:
+                batch.append(parsed)
+            if len(batch) >= self.batch_rows:
+                self._flush(conn, batch)
+                batch = []
+                if self.progress:
+                    self.progress(self.reader.bytes_read, self.reader.total_bytes)
+        if batch:
+            self._flush(conn, batch)
+        if self.bound is None and result.rows == 0:
+            raise InputError(f"{self.file}: no rows to import")
+        self._duplicate_ids()
+        if self.progress:
+            self.progress(self.reader.total_bytes, self.reader.total_bytes)
+        if self.error_count and not self.skip_invalid:
+            raise RowErrors(sorted(self.errors, key=lambda e: e.line), self.error_count)
+        after = self._counts(conn)
+        result.items_added, result.claims_added, result.gold_added, described = (
+            a - b for a, b in zip(after, before)
+        )
+        # Items first seen as bare ids in a labels file that this file described.
+        new_described = result.items_added if self.bound is not None and self.bound.describes_items else 0
+        result.items_filled = max(0, described - new_described)
+        result.rows_skipped = self.error_count
+        result.report = self.report_path if self.error_count else None
+        conn.execute(sa.insert(ImportRecord).values(
+            project_id=pid, path=self.file, sha256=sha, rows=result.rows, items_added=result.items_added,
+            claims_added=result.claims_added, gold_added=result.gold_added, rows_skipped=result.rows_skipped,
+        ))
 
     def _counts(self, conn: sa.Connection) -> tuple[int, int, int, int]:
         """Items, claims, gold labels, and items with any text, fields or metadata."""

@@ -24,9 +24,10 @@ through what the engine learned about it (an inverted model gets inverted).
 
 A resolution can be stored as a *run* (``save_resolution``): one ``truth_runs`` row with the
 method, engine version and the newest claim id and gold count it covered, plus a ``posteriors``
-row per item and a ``source_reliability`` row per source. Runs are append-only history;
-``current_resolution`` reuses the newest run while it still covers every claim and gold label
-and otherwise resolves again and stores a new run.
+row per item and a ``source_reliability`` row per source. Runs are append-only history.
+``current_truth`` (module ``current``) is the one owner of which run is current: every reader
+asks it, a GET with ``refit="never"`` (read the newest run, say how stale it is, never fit), a
+command with ``refit="stale"`` (``current_resolution``: fit again on any new claim).
 
 ``human_labels`` resolves from human claims and gold only: the reference a model is graded
 against by the auto-labeler and by automation, which must not include the model itself.
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         SourceStats,
         effective_method,
     )
+    from .current import CurrentTruth, NotResolved, current_resolution, current_truth, load_truth
     from .files import (
         FileResolution,
         SourceRow,
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     )
     from .human import HumanLabels, human_labels
     from .project import ProjectClaims, load_project_claims, resolve_project
-    from .runs import current_resolution, load_resolution, resolve_and_store, save_resolution
+    from .runs import load_resolution, resolve_and_store, save_resolution
 
 #: Where each public name lives. Imported on first use: file mode needs neither the store nor
 #: SQLAlchemy, and ``veritag resolve labels.csv`` should not pay for importing them.
@@ -74,13 +76,15 @@ _HOMES = {
                      "write_labels", "write_sources"), ".files"),
     **dict.fromkeys(("HumanLabels", "human_labels"), ".human"),
     **dict.fromkeys(("ProjectClaims", "load_project_claims", "resolve_project"), ".project"),
-    **dict.fromkeys(("current_resolution", "load_resolution", "resolve_and_store", "save_resolution"), ".runs"),
+    **dict.fromkeys(("CurrentTruth", "NotResolved", "current_resolution", "current_truth", "load_truth"), ".current"),
+    **dict.fromkeys(("load_resolution", "resolve_and_store", "save_resolution"), ".runs"),
 }
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "ENGINE_PARAMS", "OPEN_METHOD", "Resolution", "RunInfo", "SourceStats",
            "effective_method", "FileResolution", "SourceRow", "project_source_rows", "rank_sources", "resolve_files",
            "write_labels", "write_sources", "HumanLabels", "human_labels", "ProjectClaims", "load_project_claims",
-           "resolve_project", "current_resolution", "load_resolution", "resolve_and_store", "save_resolution"]
+           "resolve_project", "CurrentTruth", "NotResolved", "current_resolution", "current_truth", "load_truth",
+           "load_resolution", "resolve_and_store", "save_resolution"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

@@ -1,4 +1,4 @@
-"""Stored runs: append a resolution, load one, and reuse the newest while it is current."""
+"""Stored runs: append a resolution and load one (``current`` decides which run is current)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,7 @@ from ..errors import VeritagError
 from ..schema import canonical_json
 from ..store.engine import Store
 from ..store.models import Posterior, Project, SourceReliability, TruthRun
-from ..store.queries import (
-    insert_truth_run,
-    latest_truth_run,
-    project_schema,
-    run_is_current,
-)
+from ..store.queries import insert_truth_run
 from .core import (
     _CHUNK,
     _WRITE_BATCH,
@@ -32,7 +27,6 @@ from .core import (
     _cat,
     _objects,
     _resolution,
-    effective_method,
 )
 from .project import resolve_project
 
@@ -157,19 +151,3 @@ def resolve_and_store(store: Store, project: Project, method: str = DEFAULT_METH
         created = conn.scalar(sa.select(TruthRun.created_at).where(TruthRun.id == run_id))
     assert resolution.run is not None
     return replace(resolution, run=replace(resolution.run, run_id=run_id, created_at=created))
-
-
-def current_resolution(store: Store, project: Project, method: str | None = None) -> tuple[Resolution, bool]:
-    """The newest stored run (of ``method``, if given) while it covers every claim and gold label.
-
-    Otherwise resolve with ``method`` (default ``ds``) and store a new run. Returns the
-    resolution and whether it had to be computed.
-    """
-    wanted = None if method is None else effective_method(project_schema(project), method)
-    with store.engine.connect() as conn:
-        run = latest_truth_run(conn, project_id=project.id, method=wanted)
-        if run is not None and run_is_current(conn, run):
-            return load_resolution(conn, run), False
-    return resolve_and_store(store, project, wanted or DEFAULT_METHOD), True
-
-

@@ -24,13 +24,13 @@ against the stored truth run's posterior, with the item domains as groups, shrun
 that favours the tutor's declared domains.
 
 Cost of a request: the posterior comes from the project's newest stored truth run
-(``resolve.current_resolution``). Human claims made since that run are folded in by Bayes'
-rule with the claiming source's confusion (``gain.posterior_after``), so a request after each
-label does not refit the engine; once more than ``max(REFRESH_CLAIMS, REFRESH_SHARE x items)``
-claims (or any gold label, or any undo) arrived since, the request resolves again (one EM fit
-over all claims) and stores a new run; requests that find the run stale meanwhile go on with
-it and fold the new claims in, instead of starting their own fit (one refit at a time per
-project and process). The run's
+(``resolve.current_truth`` with ``refit="due"``). Human claims made since that run are folded in
+by Bayes' rule with the claiming source's confusion (``gain.posterior_after``), so a request
+after each label does not refit the engine; once more than ``max(REFIT_CLAIMS, REFIT_SHARE x
+items)`` claims (or any gold label, or any undo) arrived since, the request resolves again (one
+EM fit over all claims) and stores a new run; requests that find the run stale meanwhile go on
+with it and fold the new claims in, instead of starting their own fit (one refit at a time per
+project, kept by ``resolve.current``). The run's
 posteriors and the skills measured against it (one pass over the claims) are read once per run
 and kept in memory (a few runs), and so are the item ids, gold flags and item domains while a
 one-row version (counts and newest ids) holds; between refreshes a request reads that version,
@@ -62,9 +62,11 @@ from numpy.typing import NDArray
 from ..errors import AlreadyExists, InputError, NotFound, VeritagError
 from ..labelers.base import Labeler
 from ..limits import MAX_SOURCE_NAME_LENGTH, check_domains, check_username, refuse, text_problem
-from ..resolve import current_resolution, load_project_claims, load_resolution
-from ..schema import ArenaSchema, BaseSchema, MultiLabelSchema
+from ..resolve import current_truth, load_project_claims, load_resolution
+from ..resolve.current import Refit
+from ..schema import ArenaSchema, BaseSchema, MultiLabelSchema, PairwiseSchema
 from ..store import audit
+from ..store.claims import add_claim
 from ..store.engine import Store
 from ..store.models import Assignment as AssignmentRow
 from ..store.models import (
@@ -80,23 +82,21 @@ from ..store.models import (
 )
 from ..store.queries import (
     Watermark,
-    claims_watermark,
     insert_ignore,
-    latest_truth_run,
     project_schema,
     source_ids,
     standing_claims,
 )
 from ..truth.reliability import source_reliability
+from . import pairwise
 from .domains import DEFAULT_DOMAINS, classify_domains
 from .gain import expected_gain, posterior_after
 from .policy import RoutingConfig, item_done
 from .skill import blend_skill, domain_accuracy, prior_confusion
 
 __all__ = [
-    "REFRESH_CLAIMS",
-    "REFRESH_SHARE",
     "Assignment",
+    "NotYourLease",
     "RoutingStatus",
     "Settings",
     "TutorProfile",
@@ -117,9 +117,6 @@ __all__ = [
     "undo",
 ]
 
-#: Claims since the stored truth run that a request folds in by Bayes' rule before it resolves again.
-REFRESH_CLAIMS = 25
-REFRESH_SHARE = 0.05
 #: Candidate items locked per round trip while leasing.
 _LOCK_BATCH = 32
 #: A tutor whose answer cannot move even an undecided item (gain below this) is not asked in a domain.
@@ -410,15 +407,6 @@ _RUN_CACHE_SIZE = 4
 _RUN_CACHE_LOCK = threading.Lock()
 
 
-def _stale(conn: sa.Connection, project: Project, run: Any, mark: Watermark, n_items: int) -> bool:
-    if run is None or run.gold_count != mark.gold_count:
-        return True
-    since, undone = conn.execute(sa.select(sa.func.count(), sa.func.count(Claim.retracts)).select_from(Claim)
-                                 .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)).one()
-    # A retraction cannot be folded out of a posterior: refit.
-    return bool(undone) or (since or 0) > max(REFRESH_CLAIMS, REFRESH_SHARE * n_items)
-
-
 def _run_row(conn: sa.Connection, run_id: int) -> Any:
     return conn.execute(sa.select(*TruthRun.__table__.c).where(TruthRun.id == run_id)).one()
 
@@ -545,43 +533,18 @@ def _label_counts(conn: sa.Connection, project: Project, item_ids: NDArray[np.in
     return labels
 
 
-#: One refit at a time per project in this process: a request that finds the run stale while
-#: another refits goes on with the stale run and the claims since folded in (it waits only when
-#: there is no run at all), so a refit delays one request, not every tutor's.
-_REFIT_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+def _current_run(store: Store, project: Project, n_items: int, refit: Refit) -> tuple[Any, Watermark]:
+    """The stored truth run a request reads: fitted again once due (``resolve.current_truth``),
+    else the claims since are folded in by the request; None before the first run with
+    ``refit="never"``."""
+    truth = current_truth(store, project, refit=refit, n_items=n_items)
+    return truth.run, truth.mark
 
 
-def _refit_lock(store: Store, project: Project) -> threading.Lock:
-    with _RUN_CACHE_LOCK:
-        return _REFIT_LOCKS.setdefault((str(store.engine.url), project.id), threading.Lock())
-
-
-def _current_run(store: Store, project: Project, n_items: int) -> tuple[Any, Watermark]:
-    """The stored truth run a request reads, refitting when it is stale (see ``_REFIT_LOCKS``)."""
-    with store.engine.connect() as conn:
-        mark = claims_watermark(conn, project_id=project.id)
-        run = latest_truth_run(conn, project_id=project.id)
-        if not _stale(conn, project, run, mark, n_items):
-            return run, mark
-    lock = _refit_lock(store, project)
-    if not lock.acquire(blocking=run is None):
-        return run, mark  # another request is refitting: the stale run plus folding in will do
-    try:
-        with store.engine.connect() as conn:  # someone may have refitted while this one waited
-            mark = claims_watermark(conn, project_id=project.id)
-            run = latest_truth_run(conn, project_id=project.id)
-            if not _stale(conn, project, run, mark, n_items):
-                return run, mark
-        resolution, _ = current_resolution(store, project)
-        assert resolution.run is not None and resolution.run.run_id is not None
-        with store.engine.connect() as conn:
-            return _run_row(conn, resolution.run.run_id), claims_watermark(conn, project_id=project.id)
-    finally:
-        lock.release()
-
-
-def _evidence(store: Store, project: Project) -> _Evidence:
-    """Read everything a routing decision needs (see the module docstring for the cost)."""
+def _evidence(store: Store, project: Project, refit: Refit = "due") -> _Evidence:
+    """Read everything a routing decision needs (see the module docstring for the cost); a reader
+    that may not fit (``refit="never"``, a GET) folds every claim into a uniform posterior
+    before the first run."""
     schema = project_schema(project)
     settings = get_settings(store, project)
     layout = _layout(store, project, settings)
@@ -595,18 +558,20 @@ def _evidence(store: Store, project: Project) -> _Evidence:
                          np.ones((len(tutors), n_dom, 1, 1)), np.zeros((len(tutors), n_dom), np.int64),
                          _declared([t.domains for t in tutors], settings.domains), single=False,
                          priority=_arena_priority(store, project, schema, item_ids))
-    run, mark = _current_run(store, project, int(item_ids.size))
+    run, mark = _current_run(store, project, int(item_ids.size), refit)
     with store.engine.connect() as conn:
         tutors = _profiles(conn, project)
         labels = _label_counts(conn, project, item_ids)
         human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
         new = conn.execute(sa.select(Claim.item_id, Claim.source_id, Claim.value).where(
-            Claim.project_id == project.id, Claim.id > run.max_claim_id, Claim.source_id.in_(human),
-            Claim.value.is_not(None), standing_claims()).order_by(Claim.id)).all()
+            Claim.project_id == project.id, Claim.id > (run.max_claim_id if run is not None else 0),
+            Claim.source_id.in_(human), Claim.value.is_not(None), standing_claims()).order_by(Claim.id)).all()
         classes = schema.classes()
         k, n_dom = len(classes), len(settings.domains)
-        view = _run_view(store, conn, project, run, mark, item_ids, domain, n_dom,
-                         (settings.domains, layout.n_domains))
+        view = (_run_view(store, conn, project, run, mark, item_ids, domain, n_dom,
+                          (settings.domains, layout.n_domains)) if run is not None else
+                _RunView(np.zeros(0, np.int64), None, np.zeros(0, np.int64), np.zeros((0, n_dom, k, k)),
+                         np.zeros((0, n_dom), np.int64)))
     posterior = np.full((item_ids.size, k), 1.0 / k)
     if view.probs is not None and view.item_ids.size:
         pos = np.minimum(np.searchsorted(view.item_ids, item_ids), view.item_ids.size - 1)
@@ -919,7 +884,16 @@ def _first_lockable(conn: sa.Connection, item_ids: NDArray[np.int64], ranked: ND
     return None
 
 
-def _lease_row(conn: sa.Connection, project: Project, assignment_id: int) -> Any:
+class NotYourLease(VeritagError):
+    """A tutor named a lease leased to someone else (the API answers it as it answers no lease)."""
+
+
+def _lease_row(conn: sa.Connection, project: Project, assignment_id: int, tutor: str | None = None) -> Any:
+    """The lease with its tutor's source and the item's text, read once per call.
+
+    The one ownership check of submit, undo and release: ``NotFound`` outside ``project``,
+    ``NotYourLease`` when ``tutor`` is given and holds someone else's lease (in any state).
+    """
     row = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.item_id, AssignmentRow.state, AssignmentRow.expires_at,
                                  AssignmentRow.project_id, AssignmentRow.tutor_id, AssignmentRow.claim_id,
                                  Tutor.source_id, Source.name, Item.text)
@@ -927,13 +901,13 @@ def _lease_row(conn: sa.Connection, project: Project, assignment_id: int) -> Any
                        .join(Item, Item.id == AssignmentRow.item_id).where(AssignmentRow.id == assignment_id)).first()
     if row is None or row.project_id != project.id:
         raise NotFound(f"project {project.name!r} has no assignment {assignment_id}")
+    if tutor is not None and row.name != tutor:
+        raise NotYourLease(f"assignment {row.id} is leased to {row.name!r}, not {tutor!r}")
     return row
 
 
-def _refuse(row: Any, tutor: str | None, now: datetime) -> None:
-    """Say why a lease cannot be used, if it cannot."""
-    if tutor is not None and row.name != tutor:
-        raise VeritagError(f"assignment {row.id} is leased to {row.name!r}, not {tutor!r}")
+def _refuse(row: Any, now: datetime) -> None:
+    """Say why a running lease cannot be used, if it cannot (its owner is checked by ``_lease_row``)."""
     if row.state != "leased":
         raise VeritagError(f"assignment {row.id} is {row.state}; request new work")
     expires = _utc(row.expires_at)
@@ -946,30 +920,32 @@ def submit(store: Store, project: Project, assignment_id: int, value: Any, now: 
     """Write the tutor's label for a running lease as a claim; returns the claim id.
 
     The value is checked against the project's schema first (a bad one leaves the lease as it
-    was). An expired, released or already submitted lease is refused, and so is another
-    tutor's when ``tutor`` names who is submitting. ``seconds`` is the time the tutor spent on
-    the item, kept with the lease for speed scorecards.
+    was); a pairwise answer may name the side the lease showed (``left``/``right``, see
+    ``routing.pairwise``). An expired, released or already submitted lease is refused, and so
+    is another tutor's when ``tutor`` names who is submitting. ``seconds`` is the time the
+    tutor spent on the item, kept with the lease for speed scorecards.
     """
     now = _utc(now)
     if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
         raise VeritagError(f"seconds must be a non-negative number; got {seconds}")
     schema = project_schema(project)
-    with store.engine.connect() as conn:
-        row = _lease_row(conn, project, assignment_id)
-    _refuse(row, tutor, now)
+    with store.engine.connect() as conn:  # read outside the writer lock, which the update below rechecks
+        row = _lease_row(conn, project, assignment_id, tutor)
+    _refuse(row, now)
+    if isinstance(schema, PairwiseSchema):
+        value = pairwise.from_sides(project.id, assignment_id, value)
     label = schema.normalize(value, item_text=row.text)
     with store.begin_write() as conn:
         taken = conn.execute(sa.update(AssignmentRow).where(
             AssignmentRow.id == assignment_id, AssignmentRow.state == "leased", AssignmentRow.expires_at > now)
             .values(state="submitted"))
         if taken.rowcount != 1:  # another call got there first: say what it did
-            _refuse(_lease_row(conn, project, assignment_id), tutor, now)
+            _refuse(_lease_row(conn, project, assignment_id), now)
             raise VeritagError(f"assignment {assignment_id} cannot be submitted")
-        claim_id = conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=row.item_id,
-                                                        source_id=row.source_id, value=label)).inserted_primary_key[0]
+        claim_id = add_claim(conn, project.id, row.item_id, row.source_id, value=label)
         conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == assignment_id)
                      .values(claim_id=claim_id, seconds=seconds))
-    return int(claim_id)
+    return claim_id
 
 
 def undo(store: Store, project: Project, assignment_id: int, now: datetime | None = None, *,
@@ -984,9 +960,7 @@ def undo(store: Store, project: Project, assignment_id: int, now: datetime | Non
     """
     now = _utc(now)
     with store.begin_write() as conn:
-        row = _lease_row(conn, project, assignment_id)
-        if tutor is not None and row.name != tutor:
-            raise VeritagError(f"assignment {row.id} is leased to {row.name!r}, not {tutor!r}")
+        row = _lease_row(conn, project, assignment_id, tutor)
         if row.state != "submitted":
             raise VeritagError(f"assignment {row.id} is {row.state}: only a submitted answer can be undone")
         if _utc(row.expires_at) <= now:
@@ -1003,8 +977,7 @@ def undo(store: Store, project: Project, assignment_id: int, now: datetime | Non
         if taken.rowcount != 1:
             raise VeritagError(f"assignment {row.id} changed meanwhile; try again")
         value = conn.scalar(sa.select(Claim.value).where(Claim.id == row.claim_id))
-        conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=row.item_id, source_id=row.source_id,
-                                             retracts=row.claim_id))
+        add_claim(conn, project.id, row.item_id, row.source_id, retracts=row.claim_id)
         return _stored_lease(conn, row.id), value
 
 
@@ -1036,7 +1009,7 @@ def release(store: Store, project: Project, assignment_id: int, now: datetime | 
               if tutor is not None else []))
             .values(state="released", skip_reason=(reason or "").strip() or None))
         if done.rowcount != 1:
-            _refuse(_lease_row(conn, project, assignment_id), tutor, now)
+            _refuse(_lease_row(conn, project, assignment_id, tutor), now)
 
 
 def release_orphaned_leases(store: Store, host: str, alive: Callable[[int], bool], grace_seconds: float,
@@ -1139,10 +1112,12 @@ class RoutingStatus:
     tutors: list[TutorStatus] = field(default_factory=list)
 
 
-def routing_status(store: Store, project: Project, now: datetime | None = None) -> RoutingStatus:
-    """Items done and pending, labels spent, budget left, and each tutor's counts and skill."""
+def routing_status(store: Store, project: Project, now: datetime | None = None, *,
+                   refit: Refit = "due") -> RoutingStatus:
+    """Items done and pending, labels spent, budget left, and each tutor's counts and skill
+    (``refit`` as for ``resolve.current_truth``: a GET passes ``never``)."""
     now = _utc(now)
-    ev = _evidence(store, project)
+    ev = _evidence(store, project, refit)
     with store.engine.connect() as conn:
         spent, reserved = _spending(conn, project, now)
         live = sa.case((_live(project, now), "leased"),

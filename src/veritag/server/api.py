@@ -31,16 +31,16 @@ checks every route against every role.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from ..errors import NotFound, VeritagError
-from ..keys import item_keys
 from ..limits import (
     MAX_DOMAINS,
     Description,
@@ -51,6 +51,7 @@ from ..limits import (
     Username,
     text_problem,
 )
+from ..routing import pairwise
 from ..routing import service as routing
 from ..schema import PairwiseSchema, parse_schema
 from ..store import audit
@@ -311,38 +312,11 @@ def _tutor_project(store: Store, name: str, user: Principal) -> Project:
     return proj
 
 
-def _swapped(project: Project, lease: int) -> bool:
-    """Whether a pairwise lease shows response B on the left: a fair coin per lease (a hash of its
-    id), so position bias averages out and the same lease always looks the same."""
-    return bool(item_keys(project.id, np.array([lease], np.int64), seed=1)[0] < 0.5)
-
-
 def _blind(out: dict[str, Any], project: Project, schema: PairwiseSchema, lease: int,
            data: dict[str, Any] | None) -> dict[str, Any]:
-    """A tutor's view of a pairwise item: the prompt and the two responses as left and right.
-    Which one is A, the item's other fields and its external id (either may name the models)
-    stay on the server."""
-    data = data or {}
-    a, b = data.get(schema.a_field), data.get(schema.b_field)
-    left, right = (b, a) if _swapped(project, lease) else (a, b)
-    return out | {"data": None, "external_id": None,
-                  "pair": {"prompt": data.get(schema.prompt_field), "left": left, "right": right}}
-
-
-_SIDES = {"left": 0, "right": 1}
-
-
-def _from_sides(project: Project, lease: int, value: Any) -> Any:
-    """A pairwise answer given as ``left``/``right`` becomes ``A``/``B`` for this lease."""
-    if isinstance(value, str) and value.strip().lower() in _SIDES:
-        return "AB"[_SIDES[value.strip().lower()] ^ _swapped(project, lease)]
-    return value
-
-
-def _to_sides(project: Project, lease: int, value: Any) -> Any:
-    if value in ("A", "B"):
-        return ("left", "right")["AB".index(value) ^ _swapped(project, lease)]
-    return value
+    """A tutor's view of a pairwise item (``routing.pairwise``): the prompt and the two responses
+    as left and right; the item's other fields and its external id stay on the server."""
+    return out | {"data": None, "external_id": None, "pair": pairwise.pair_view(schema, project.id, lease, data)}
 
 
 def _lease_json(project: Project, lease: routing.Assignment) -> dict[str, Any]:
@@ -371,14 +345,14 @@ def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Resp
     return _lease_json(proj, lease)
 
 
-def _own_lease(store: Store, project: Project, lease: int, user: Principal) -> None:
-    """404 unless ``lease`` is a lease of this project to the caller (in any state)."""
-    with store.engine.connect() as conn:
-        owner = conn.scalar(sa.select(Source.name).select_from(Assignment)
-                            .join(Tutor, Tutor.id == Assignment.tutor_id).join(Source, Source.id == Tutor.source_id)
-                            .where(Assignment.id == lease, Assignment.project_id == project.id))
-    if owner != user.username:
-        raise HTTPException(status_code=404, detail=f"you hold no lease {lease} in project {project.name!r}")
+@contextmanager
+def _own_lease(project: Project, lease: int) -> Iterator[None]:
+    """404 unless ``lease`` is a lease of this project to the caller (in any state): the routing
+    call checks it, once, and either refusal reads here as no such lease."""
+    try:
+        yield
+    except (NotFound, routing.NotYourLease):
+        raise HTTPException(status_code=404, detail=f"you hold no lease {lease} in project {project.name!r}") from None
 
 
 class SubmitBody(BaseModel):
@@ -394,10 +368,8 @@ def submit(name: str, lease: Id, body: SubmitBody, user: Me, request: Request) -
     A pairwise answer may be ``left``/``right``/``tie`` as the lease showed the responses."""
     store = request_store(request)
     proj = _tutor_project(store, name, user)
-    _own_lease(store, proj, lease, user)
-    pairwise = isinstance(parse_schema(proj.task_schema), PairwiseSchema)
-    value = _from_sides(proj, lease, body.value) if pairwise else body.value
-    claim = routing.submit(store, proj, lease, value, tutor=user.username, seconds=body.seconds)
+    with _own_lease(proj, lease):
+        claim = routing.submit(store, proj, lease, body.value, tutor=user.username, seconds=body.seconds)
     return {"lease": lease, "claim_id": claim}
 
 
@@ -412,8 +384,8 @@ def release(name: str, lease: Id, user: Me, request: Request, body: ReleaseBody 
     not to the caller."""
     store = request_store(request)
     proj = _tutor_project(store, name, user)
-    _own_lease(store, proj, lease, user)
-    routing.release(store, proj, lease, tutor=user.username, reason=(body or ReleaseBody()).reason)
+    with _own_lease(proj, lease):
+        routing.release(store, proj, lease, tutor=user.username, reason=(body or ReleaseBody()).reason)
     return {"lease": lease, "state": "released"}
 
 
@@ -424,13 +396,15 @@ def undo(name: str, lease: Id, user: Me, request: Request) -> dict[str, Any]:
     the history with a retraction after it, and the lease runs again; ``previous`` is the answer."""
     store = request_store(request)
     proj = _tutor_project(store, name, user)
-    _own_lease(store, proj, lease, user)
-    try:
-        back, value = routing.undo(store, proj, lease, tutor=user.username)
-    except VeritagError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+    with _own_lease(proj, lease):
+        try:
+            back, value = routing.undo(store, proj, lease, tutor=user.username)
+        except (NotFound, routing.NotYourLease):
+            raise
+        except VeritagError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
     if isinstance(parse_schema(proj.task_schema), PairwiseSchema):
-        value = _to_sides(proj, lease, value)
+        value = pairwise.to_sides(proj.id, lease, value)
     return _lease_json(proj, back) | {"previous": value}
 
 
@@ -469,4 +443,4 @@ def routing_status(name: str, user: Me, request: Request) -> dict[str, Any]:
     store = request_store(request)
     with store.session() as session:
         proj, _ = project_access(session, name, user, ("reviewer", "admin"))
-    return json_ready(routing.routing_status(store, proj))  # type: ignore[no-any-return]
+    return json_ready(routing.routing_status(store, proj, refit="never"))  # type: ignore[no-any-return]

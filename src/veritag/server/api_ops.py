@@ -45,7 +45,14 @@ from ..errors import RowErrors, VeritagError
 from ..io import EXPORT_FORMATS, FORMATS, ColumnMap, export_project, import_file
 from ..labelers.registry import LABELER_NAMES
 from ..limits import SafeText, Seed
-from ..resolve import DEFAULT_METHOD, METHODS, OPEN_METHOD, project_source_rows, resolve_and_store
+from ..resolve import (
+    DEFAULT_METHOD,
+    METHODS,
+    OPEN_METHOD,
+    current_truth,
+    project_source_rows,
+    resolve_and_store,
+)
 from ..status import project_status
 from ..store import audit
 from ..store.engine import Store
@@ -108,7 +115,9 @@ def _download_doc() -> dict[str, Any]:
     return {"description": "The export as a file download",
             "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in media},
             "headers": {"X-Veritag-Rows": {"description": "Rows written", **integer},
-                        "X-Veritag-Run": {"description": "The truth run the labels come from", **integer}}}
+                        "X-Veritag-Run": {"description": "The stored truth run the labels come from", **integer},
+                        "X-Veritag-Claims-Since": {"description": "Claims added after that run (0: it covers "
+                                                   "them all; POST .../resolve to fit again)", **integer}}}
 
 
 def _access(store: Store, name: str, user: Principal, roles: tuple[str, ...]) -> Project:
@@ -206,8 +215,6 @@ def _bad_rows(report: Path, tmp: str, filename: str) -> list[dict[str, Any]]:
 def _run_import(store: Store, proj: Project, upload: UploadFile, filename: str,
                 options: ImportOptions) -> dict[str, Any]:
     """Write the upload to a temporary folder under its own name, import it, and speak of it by that name."""
-    from .app import error_status
-
     with tempfile.TemporaryDirectory(prefix="veritag-upload-") as folder:
         path = Path(folder) / filename
         size = _save_upload(upload, path, MAX_UPLOAD_BYTES)
@@ -221,11 +228,13 @@ def _run_import(store: Store, proj: Project, upload: UploadFile, filename: str,
             errors = [{**dataclasses.asdict(e), "file": filename} for e in exc.errors]
             raise _RowErrorsResponse(message, errors, exc.total) from None
         except VeritagError as exc:
-            raise HTTPException(status_code=error_status(exc), detail=str(exc).replace(tmp, filename)) from None
+            raise HTTPException(status_code=exc.status, detail=str(exc).replace(tmp, filename)) from None
         with store.engine.begin() as conn:  # the record names the upload, not the temporary file
             conn.execute(sa.update(ImportRecord).where(ImportRecord.project_id == proj.id, ImportRecord.path == tmp)
                          .values(path=filename))
         bad = _bad_rows(report, tmp, filename) if result.rows_skipped else []
+    if result.claims_added or result.gold_added:  # a write: fit again once due, so GETs read fresh labels
+        current_truth(store, proj, refit="due")
     return {"file": filename, "bytes": size, "rows": result.rows, "items_added": result.items_added,
             "items_filled": result.items_filled, "claims_added": result.claims_added, "gold_added": result.gold_added,
             "rows_skipped": result.rows_skipped, "errors": bad,
@@ -245,6 +254,8 @@ class _RowErrorsResponse(Exception):
     "required": True, "content": {"multipart/form-data": {"schema": _upload_schema()}}}})
 async def import_upload(name: str, user: Me, request: Request) -> Any:
     """Import one uploaded file (``multipart/form-data``: ``file`` plus the options of ``veritag import``).
+    Labels or gold imported past the refit threshold (``resolve.current``) resolve the project
+    again before the answer, so the GETs that follow read labels that include them.
 
     The caller is checked before the body is read, and a Content-Length over the limit is refused
     unread (413). A file with bad rows is refused whole (422, each row's file and line) unless
@@ -283,14 +294,17 @@ async def import_upload(name: str, user: Me, request: Request) -> Any:
 
 
 @router.get("/projects/{name}/export", response_class=FileResponse,
-            responses={200: _download_doc(), **errors(400, 401, 403, 404, 422)})
+            responses={200: _download_doc(), **errors(400, 401, 403, 404, 409, 422)})
 def export(name: str, user: Me, request: Request,
            format: Annotated[str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}")] = "jsonl",
-           method: Annotated[str | None, Query(description="Resolve with this method if no stored run is current")] = None,
+           method: Annotated[str | None, Query(description="Labels of the newest stored run of this method "
+                                                           "[default: the newest run]")] = None,
            csv_raw: Annotated[bool, Query(description="CSV: keep cells starting with = + - @ as they are, "
                                                       "not prefixed with ' against formula injection")] = False,
            ) -> FileResponse:
-    """The project as a file download, as ``veritag export`` writes it (``hf``: the folder, zipped)."""
+    """The project as a file download, as ``veritag export`` writes it (``hf``: the folder, zipped),
+    with the labels of the newest stored truth run: a GET never fits, so 409 before the project
+    was first resolved, and ``X-Veritag-Claims-Since`` says how many claims came after the run."""
     store = request_store(request)
     proj = _access(store, name, user, READERS)
     if format not in EXPORT_FORMATS:
@@ -303,7 +317,7 @@ def export(name: str, user: Me, request: Request,
     folder = Path(tempfile.mkdtemp(prefix="veritag-export-"))
     try:
         out = folder / ("hf" if format == "hf" else download)
-        result = export_project(store, proj, out, format, method=method, csv_raw=csv_raw)
+        result = export_project(store, proj, out, format, method=method, csv_raw=csv_raw, refit="never")
         if format == "hf":
             out = Path(shutil.make_archive(str(folder / "hf-zip"), "zip", root_dir=out))
         audit.record(store, "export", actor=request_actor(request, user), project=proj.name, target=format,
@@ -314,6 +328,7 @@ def export(name: str, user: Me, request: Request,
     headers = {"X-Veritag-Rows": str(result.rows)}
     if result.run_id is not None:
         headers["X-Veritag-Run"] = str(result.run_id)
+        headers["X-Veritag-Claims-Since"] = str(result.claims_since)
     return FileResponse(out, media_type=media, filename=download, headers=headers,
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
 

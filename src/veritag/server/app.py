@@ -18,7 +18,7 @@ from starlette.routing import Match, Mount
 from starlette.types import Scope
 
 from .. import __version__
-from ..errors import AlreadyExists, InputError, LabelError, NotFound, SchemaError, VeritagError
+from ..errors import VeritagError
 from ..store.engine import Store
 from .api import router
 from .api_ops import router as ops_router
@@ -33,20 +33,9 @@ from .pages import router as pages_router
 from .review import pages_router as review_pages_router
 from .review import router as review_router
 
-__all__ = ["app_from_env", "create_app", "error_status"]
+__all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger(__name__)
-
-
-def error_status(exc: VeritagError) -> int:
-    """The HTTP status of a user's mistake: 404 missing, 409 taken, 422 refused input, else 400."""
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, AlreadyExists):
-        return 409
-    if isinstance(exc, LabelError | SchemaError | InputError):
-        return 422
-    return 400
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -82,7 +71,7 @@ def create_app(store: Store) -> FastAPI:
 
     @app.exception_handler(VeritagError)
     async def _mistake(_request: Request, exc: VeritagError) -> JSONResponse:
-        return JSONResponse(error_body(str(exc)), status_code=error_status(exc))
+        return JSONResponse(error_body(str(exc)), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

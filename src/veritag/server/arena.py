@@ -45,7 +45,7 @@ def _board(request: Request, proj: Project, domain: str | None, ties: str, inter
     store = request_store(request)
     domain = domain or None
     board = project_leaderboard(store, proj, domain=domain, ties=ties, interval=interval, rounds=rounds,
-                                weighted=weighted)
+                                weighted=weighted, refit="never")  # a GET weighs by the stored run, never fits
     return {"project": proj.name, "domain": domain, "domains": project_domains(store, proj), "ties": board.ties,
             "interval": board.interval, "weighted": weighted, "tie_param": board.tie_param, "models": board.rows()}
 

@@ -21,7 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from ..errors import VeritagError
-from ..resolve import current_resolution, load_resolution
+from ..resolve import current_truth, load_truth
 from ..routing import service as routing
 from ..schema import BaseSchema, canonical_json
 from ..store.engine import Store
@@ -32,7 +32,6 @@ from ..store.models import (
     Project,
     Review,
     Source,
-    TruthRun,
     Tutor,
     User,
 )
@@ -255,11 +254,9 @@ def scorecards(store: Store, project: Project, status: routing.RoutingStatus | N
         last[(item, source)] = value
     resolved: dict[int, Any] = {}
     accuracy: dict[int, float] = {}
-    if last:
-        resolution, _ = current_resolution(store, project)
-        with store.engine.connect() as conn:
-            run = conn.execute(sa.select(*TruthRun.__table__.c).where(TruthRun.id == resolution.run.run_id)).one()  # type: ignore[union-attr]
-            res = load_resolution(conn, run, with_sources=True)
+    truth = current_truth(store, project)  # the stored run: a dashboard never fits
+    if last and truth.run is not None:
+        res = load_truth(store, truth, with_sources=True)
         resolved = dict(zip(res.item_ids.tolist(), res.labels.tolist(), strict=True))
         if res.sources is not None:
             accuracy = {s: a for s, a in zip(res.sources.source_ids.tolist(), res.sources.accuracy.tolist(),
@@ -329,7 +326,7 @@ def gather(store: Store, project: Project, *, with_members: bool, status: routin
     note = routing_note
     if status is None and note is None:
         try:
-            status = routing.routing_status(store, project)
+            status = routing.routing_status(store, project, refit="never")
         except VeritagError as exc:  # e.g. a task type that routing does not handle
             note = str(exc)
     notes = [f"routing: {note}"] if note else []

@@ -261,7 +261,7 @@ def dashboard(name: str, request: Request) -> Response:
         _, role = project_access(session, name, user, ("reviewer", "admin"))
     note = None
     try:
-        status = routing.routing_status(store, proj)
+        status = routing.routing_status(store, proj, refit="never")
     except VeritagError as exc:  # e.g. a task type that routing does not handle: the rest still shows
         status, note = None, str(exc)
     data = dashboard_data.gather(store, proj, with_members=role == "admin", status=status, routing_note=note)

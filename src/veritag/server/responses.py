@@ -247,10 +247,21 @@ class AutomationReportOut(Out):
     warnings: list[str]
 
 
+class TruthOut(Out):
+    """The stored truth run a GET read (a GET never fits): None before the first run; ``stale``
+    when claims or gold labels came after it (``claims_since`` of them)."""
+
+    run: int | None
+    stale: bool
+    claims_since: int
+    refitted: bool
+
+
 class ReviewQueueOut(Out):
     project: str
     total: int
     items: list[JsonObject]
+    truth: TruthOut
 
 
 class ReviewOut(Out):

@@ -37,11 +37,19 @@ from pydantic import BaseModel
 
 from ..errors import LabelError, VeritagError
 from ..limits import SafeJson
-from ..resolve import current_resolution, load_project_claims, load_resolution
+from ..resolve import (
+    CurrentTruth,
+    Resolution,
+    current_resolution,
+    current_truth,
+    load_project_claims,
+    load_truth,
+)
 from ..resolve.core import BASES
 from ..schema import BaseSchema, canonical_json
+from ..store.claims import add_claim
 from ..store.engine import Store
-from ..store.models import Claim, Item, Project, Review, Source, TruthRun
+from ..store.models import Claim, Gold, Item, Project, Review, Source
 from ..store.queries import (
     Watermark,
     claims_watermark,
@@ -101,13 +109,11 @@ class _Signals:
         self.score = max(self.score, score)
 
 
-def _run_of(store: Store, project: Project) -> tuple[Any, Any]:
-    """The current truth run (resolving again if a claim came since) and its posteriors."""
-    resolution, _ = current_resolution(store, project)
-    assert resolution.run is not None and resolution.run.run_id is not None
-    with store.engine.connect() as conn:
-        run = conn.execute(sa.select(*TruthRun.__table__.c).where(TruthRun.id == resolution.run.run_id)).one()
-        return run, load_resolution(conn, run, with_probs=True)
+def _run_of(store: Store, project: Project) -> tuple[CurrentTruth, Any]:
+    """The newest stored truth run and its posteriors (None before the first run): a GET reads
+    what is stored and never fits (``resolve.current_truth``)."""
+    truth = current_truth(store, project)
+    return truth, load_truth(store, truth, with_probs=True) if truth.run is not None else None
 
 
 def _human_votes(conn: sa.Connection, project: Project, schema: BaseSchema) -> dict[int, dict[int, str]]:
@@ -201,14 +207,18 @@ def _claims_of(conn: sa.Connection, item_ids: list[int]) -> dict[int, list[dict[
 
 
 def review_queue(store: Store, project: Project, *, limit: int = 20,
-                 uncertain: float = UNCERTAIN) -> tuple[list[QueueEntry], int]:
-    """The items most worth a reviewer's look, most suspicious first, and how many there are in all."""
+                 uncertain: float = UNCERTAIN) -> tuple[list[QueueEntry], int, CurrentTruth]:
+    """The items most worth a reviewer's look, most suspicious first, how many there are in all,
+    and the stored run they were judged by (before the first run: tutors' disagreements only)."""
     schema = project_schema(project)
-    run, res = _run_of(store, project)
+    truth, res = _run_of(store, project)
     with store.engine.connect() as conn:
         votes = _human_votes(conn, project, schema)
         reviewed = _reviewed(conn, project)
     signals: dict[int, _Signals] = {}
+    if res is None:
+        res = Resolution(np.zeros(0, np.int64), np.empty(0, object), np.zeros(0), np.zeros(0, np.int64),
+                         np.empty(0, object))
     basis = res.basis if res.basis is not None else np.zeros(res.item_ids.size, np.int8)
     for item, conf, b in zip(res.item_ids.tolist(), res.confidence.tolist(), basis.tolist(), strict=True):
         if conf < uncertain and b != _GOLD:
@@ -221,9 +231,11 @@ def review_queue(store: Store, project: Project, *, limit: int = 20,
             said = ", ".join(f"{_shown(key)} ×{n}" for key, n in counted)
             signals.setdefault(item, _Signals()).add(
                 "disagreement", f"tutors disagree: {said}", 1.0 - counted[0][1] / len(by_source))
-    _engine_doubts(store, project, run, res, schema, signals)
+    if truth.run is not None:
+        _engine_doubts(store, project, truth.run, res, schema, signals)
     pos_of = {item: i for i, item in enumerate(res.item_ids.tolist())}
-    gold = {item for item, i in pos_of.items() if basis[i] == _GOLD}
+    with store.engine.connect() as conn:  # gold as it stands, also where the run predates it
+        gold = set(conn.scalars(sa.select(Gold.item_id).where(Gold.project_id == project.id)))
     ranked = sorted(((s.score, item) for item, s in signals.items() if item not in reviewed and item not in gold),
                     key=lambda pair: (-pair[0], pair[1]))
     chosen = [item for _, item in ranked[:max(limit, 0)]]
@@ -241,7 +253,7 @@ def review_queue(store: Store, project: Project, *, limit: int = 20,
             probability=float(res.confidence[i]) if i is not None else None,
             basis=BASES[int(basis[i])] if i is not None else None,
             score=round(signals[item].score, 4), reasons=signals[item].reasons, claims=claims[item]))
-    return out, len(ranked)
+    return out, len(ranked), truth
 
 
 def _resolved_label(store: Store, project: Project, item_id: int) -> Any:
@@ -302,10 +314,9 @@ def review_item(store: Store, project: Project, item_id: int, user: Principal, a
         label = _backing_claim(store, project, schema, item_id, raw, text[0])
         if label is None:
             raise LabelError("label", f"the resolved label cannot be accepted as is ({exc}); correct it instead") from None
-    with store.engine.begin() as conn:
+    with store.begin_write() as conn:  # the writer lock tutors' submits queue on
         sid = source_ids(conn, project_id=project.id, kind="human", names={user.username})[user.username]
-        claim_id = int(conn.execute(sa.insert(Claim).values(project_id=project.id, item_id=item_id, source_id=sid,
-                                                            value=label)).inserted_primary_key[0])
+        claim_id = add_claim(conn, project.id, item_id, sid, value=label)
         review_id = int(conn.execute(sa.insert(Review).values(project_id=project.id, item_id=item_id, user_id=user.id,
                                                               action=action, claim_id=claim_id))
                         .inserted_primary_key[0])
@@ -326,8 +337,8 @@ def queue(name: str, user: Me, request: Request,
     """Suspected errors and disagreements, most suspicious first (reviewer or admin)."""
     store = request_store(request)
     proj, _ = _reader_project(store, name, user)
-    entries, total = review_queue(store, proj, limit=limit)
-    return {"project": proj.name, "total": total, "items": json_ready(entries)}
+    entries, total, truth = review_queue(store, proj, limit=limit)
+    return {"project": proj.name, "total": total, "items": json_ready(entries), "truth": truth.to_json()}
 
 
 class ReviewBody(BaseModel):

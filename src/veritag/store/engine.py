@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return cfg
 
 
+#: Key of ``Connection.info`` set while a ``Store.begin_write`` transaction runs.
+WRITING = "veritag.begin_write"
+
 #: One write lock per SQLite file in this process (see ``Store.begin_write``).
 _SQLITE_WRITERS: dict[str, threading.Lock] = {}
 _SQLITE_WRITERS_LOCK = threading.Lock()
@@ -65,13 +68,16 @@ class Store:
         busy timeout), so under many concurrent tutors a write can wait far longer than the
         writes ahead of it take. Threads of this process therefore queue on a lock instead; other
         processes still meet SQLite's own locking. PostgreSQL needs no such lock.
+
+        The connection is marked (``WRITING`` in its ``info``) while the transaction runs, so
+        that writers which must hold the lock (``store.claims``) can refuse any other connection.
         """
-        if self._writer is None:
-            with self.engine.begin() as conn:
+        with self._writer or nullcontext(), self.engine.begin() as conn:
+            conn.info[WRITING] = True
+            try:
                 yield conn
-            return
-        with self._writer, self.engine.begin() as conn:
-            yield conn
+            finally:
+                conn.info.pop(WRITING, None)  # ``info`` outlives the checkout: the pool reuses it
 
     @property
     def dialect(self) -> str:

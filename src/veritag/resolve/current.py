@@ -1,0 +1,134 @@
+"""The one owner of a project's derived truth: which stored run is current, how stale it is, and
+when to fit again.
+
+Every reader of resolved labels asks ``current_truth``; what it may do is the caller's to say:
+
+* ``refit="never"``: read the newest stored run and say how stale it is. What a GET does: it
+  never runs EM and never appends a row, and before the first run there is nothing to read.
+* ``refit="due"``: fit again once the claims since the run pass ``max(REFIT_CLAIMS,
+  REFIT_SHARE x items)``, or a gold label or a retraction came (a request that can fold the few
+  new claims in by itself, as routing does, uses this).
+* ``refit="stale"``: fit again on any new claim or gold label (a command that exports or shows
+  labels and must cover every claim).
+
+One fit at a time per project: a caller that finds a fit running goes on with the stale run,
+and waits only when there is none yet. The lock is per process (``_REFIT_LOCKS``); it lives here
+alone, so a multi-host deployment replaces it in one place.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from ..errors import Conflict
+from ..store.engine import Store
+from ..store.models import Claim, Project
+from ..store.queries import Watermark, claims_watermark, latest_truth_run, project_schema
+from .core import DEFAULT_METHOD, Resolution, effective_method
+from .runs import load_resolution, resolve_and_store
+
+__all__ = ["REFIT_CLAIMS", "REFIT_SHARE", "CurrentTruth", "NotResolved", "Refit", "current_resolution", "current_truth",
+           "load_truth"]
+
+#: Claims since the stored run that a ``refit="due"`` reader folds in before it fits again.
+REFIT_CLAIMS = 25
+REFIT_SHARE = 0.05
+
+Refit = Literal["never", "due", "stale"]
+
+
+class NotResolved(Conflict):
+    """A reader that may not fit found no stored run: someone must resolve the project first."""
+
+
+@dataclass(frozen=True)
+class CurrentTruth:
+    """The newest stored run (a ``truth_runs`` row, None before the first) and what came since."""
+
+    run: Any
+    mark: Watermark
+    new_claims: int
+    retractions: int
+    refitted: bool
+
+    @property
+    def stale(self) -> bool:
+        """Whether claims or gold labels came after the run (or there is no run)."""
+        return self.run is None or self.new_claims > 0 or self.run.gold_count != self.mark.gold_count
+
+    def due(self, n_items: int) -> bool:
+        """Whether a ``refit="due"`` reader fits again (see the module docstring)."""
+        if self.run is None or self.run.gold_count != self.mark.gold_count or self.retractions:
+            return True  # a gold label or a retraction cannot be folded into a posterior
+        return self.new_claims > max(REFIT_CLAIMS, REFIT_SHARE * n_items)
+
+    def to_json(self) -> dict[str, Any]:
+        """What a GET reports about the labels it shows."""
+        return {"run": None if self.run is None else int(self.run.id), "stale": self.stale,
+                "claims_since": self.new_claims, "refitted": self.refitted}
+
+
+_REFIT_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _refit_lock(store: Store, project: Project) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _REFIT_LOCKS.setdefault((str(store.engine.url), project.id), threading.Lock())
+
+
+def _read(store: Store, project: Project, method: str | None) -> CurrentTruth:
+    with store.engine.connect() as conn:
+        mark = claims_watermark(conn, project_id=project.id)
+        run = latest_truth_run(conn, project_id=project.id, method=method)
+        since = retracts = 0
+        if run is not None and run.max_claim_id < mark.max_claim_id:
+            since, retracts = conn.execute(
+                sa.select(sa.func.count(), sa.func.count(Claim.retracts)).select_from(Claim)
+                .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)).one()
+    return CurrentTruth(run, mark, int(since or 0), int(retracts or 0), False)
+
+
+def current_truth(store: Store, project: Project, *, method: str | None = None, refit: Refit = "never",
+                  n_items: int | None = None) -> CurrentTruth:
+    """The project's current stored run (of ``method``, if given), fitting again as ``refit``
+    allows (see the module docstring); ``n_items`` sizes the ``due`` threshold (default: the
+    run's item count)."""
+    wanted = None if method is None else effective_method(project_schema(project), method)
+    truth = _read(store, project, wanted)
+    size = n_items if n_items is not None else int(truth.run.n_items) if truth.run is not None else 0
+    if refit == "never" or not (truth.stale if refit == "stale" else truth.due(size)):
+        return truth
+    lock = _refit_lock(store, project)
+    if not lock.acquire(blocking=truth.run is None):
+        return truth  # another caller is fitting: the stale run will do meanwhile
+    try:
+        truth = _read(store, project, wanted)  # someone may have fitted while this one waited
+        if not (truth.stale if refit == "stale" else truth.due(size)):
+            return truth
+        resolve_and_store(store, project, wanted or DEFAULT_METHOD)
+        fitted = _read(store, project, wanted)
+        return CurrentTruth(fitted.run, fitted.mark, fitted.new_claims, fitted.retractions, True)
+    finally:
+        lock.release()
+
+
+def load_truth(store: Store, truth: CurrentTruth, *, with_probs: bool = False,
+               with_sources: bool = False) -> Resolution:
+    """The run of ``truth`` as a ``Resolution``; ``NotResolved`` before the first run."""
+    if truth.run is None:
+        raise NotResolved("the project has no resolved labels yet: run `veritag resolve --project NAME` "
+                          "or POST /api/v1/projects/{name}/resolve first")
+    with store.engine.connect() as conn:
+        return load_resolution(conn, truth.run, with_probs=with_probs, with_sources=with_sources)
+
+
+def current_resolution(store: Store, project: Project, method: str | None = None) -> tuple[Resolution, bool]:
+    """For a command that must cover every claim: the current run as a ``Resolution``, fitted
+    again (and stored) first if any claim or gold label came since; and whether it was."""
+    truth = current_truth(store, project, method=method, refit="stale")
+    return load_truth(store, truth), truth.refitted
