@@ -16,7 +16,7 @@ from vt_helpers import GT, LABELS, make_project, read_csv, read_jsonl, write_csv
 
 from veritag.errors import InputError, VeritagError
 from veritag.io import ColumnMap, export_project, import_file
-from veritag.resolve import core as resolve_module
+from veritag.resolve import fit as resolve_module
 from veritag.resolve import (
     current_resolution,
     load_resolution,

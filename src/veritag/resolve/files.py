@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 from ..errors import InputError, RowError, VeritagError
 from ..truth import ENGINE_VERSION, METHODS
-from .core import DEFAULT_METHOD, SHOWN_ERRORS, Resolution, RunInfo, _fit_categorical
+from .core import DEFAULT_METHOD, SHOWN_ERRORS, Resolution, RunInfo
+from .fit import fit_categorical
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -382,7 +383,7 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
     def ints(values: array[int]) -> NDArray[np.int64]:
         return np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)
 
-    fit = _fit_categorical(
+    fit = fit_categorical(
         (h_item.astype(np.int64, copy=False), h_src.astype(np.int64, copy=False), remap[h_label]),
         (ints(m_item), ints(m_src),
          np.frombuffer(m_rows, dtype=np.float64).reshape(-1, k) if len(m_rows) else np.zeros((0, k))),

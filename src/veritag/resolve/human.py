@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from ..store.models import Project
-from .core import DEFAULT_METHOD, _fit_categorical
+from .core import DEFAULT_METHOD
+from .fit import fit_categorical
 from .project import ProjectClaims, load_project_claims
 
 __all__ = ["HumanLabels", "human_labels", "one_claim_correct"]
@@ -84,7 +85,7 @@ def human_labels(conn: sa.Connection, project: Project, *, method: str = DEFAULT
     keep = np.zeros(n, dtype=bool)
     keep[hi] = True
     keep[g_pos] = True
-    fit = _fit_categorical((hi, hs, hc), (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k))),
+    fit = fit_categorical((hi, hs, hc), (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k))),
                            (g_pos, g_codes), n_items=n, n_sources=pc.source_ids.size, n_classes=k, method=method)
     correct = one_claim_correct(hi, hc, g_pos, g_codes, n_items=n, n_classes=k)
     post = fit.posterior[keep]

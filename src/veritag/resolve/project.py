@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from ..errors import VeritagError
-from ..schema import BaseSchema, MultiLabelSchema
+from ..schema import BaseSchema, MultiLabelSchema, canonical_json
 from ..store.models import Claim, Gold, Project, Source
 from ..store.queries import (
     Watermark,
@@ -34,15 +34,39 @@ from .core import (
     RunInfo,
     SourceStats,
     _cat,
-    _Codes,
-    _Fit,
-    _fit_categorical,
     _objects,
     _resolution,
     effective_method,
 )
+from .fit import CategoricalFit, fit_categorical
 
 # --- reading a project's claims ---------------------------------------------------------------
+
+
+class _Codes:
+    """Maps stored JSON text to a small int per distinct value, decoding each text only once."""
+
+    def __init__(self, schema: BaseSchema) -> None:
+        self.schema = schema
+        self.classes = schema.classes()
+        self.values: list[Any] = [schema.class_value(c) for c in self.classes]
+        self._index = {canonical_json(c): i for i, c in enumerate(self.classes)}
+        self._by_text: dict[str, int] = {}
+
+    def code(self, text: str) -> int:
+        code = self._by_text.get(text)
+        if code is None:
+            value = self.schema.vote_key(json.loads(text))
+            key = canonical_json(str(value) if self.classes else value)
+            code = self._index.get(key)
+            if code is None:
+                if self.classes:
+                    raise VeritagError(f"a stored label {text} is not one of the schema's classes {self.classes}")
+                code = self._index[key] = len(self.values)
+                self.values.append(value)
+            self._by_text[text] = code
+        return code
+
 
 
 @dataclass
@@ -161,7 +185,7 @@ def _dense(*parts: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
-def _run_info(method: str, mark: Watermark, fit: _Fit | None, tasks: str) -> RunInfo:
+def _run_info(method: str, mark: Watermark, fit: CategoricalFit | None, tasks: str) -> RunInfo:
     ll, it, conv = (fit.log_likelihood, fit.n_iter, fit.converged) if fit is not None else (None, 0, True)
     chosen = {"chosen": fit.chosen} if fit is not None and fit.chosen else {}
     return RunInfo(method, ENGINE_VERSION, {**ENGINE_PARAMS, "tasks": tasks, **chosen}, ll, it, conv,
@@ -244,7 +268,7 @@ def _resolve_categorical(conn: sa.Connection, project: Project, schema: BaseSche
     (g_pos, g_codes), g_texts, item_ids, source_ids = pc.gold, pc.gold_texts, pc.item_ids, pc.source_ids
     k = len(pc.classes)
     n = item_ids.size
-    fit = _fit_categorical((hi, hs, hc), (mi, ms, probs), (g_pos, g_codes),
+    fit = fit_categorical((hi, hs, hc), (mi, ms, probs), (g_pos, g_codes),
                            n_items=n, n_sources=source_ids.size, n_classes=k, method=method)
     labels = _objects(pc.values)[fit.posterior.argmax(axis=1)] if n else np.empty(0, object)
     labels[g_pos] = _objects([json.loads(t) for t in g_texts])  # gold keeps its own value (e.g. evidence)
@@ -293,7 +317,7 @@ def _resolve_multilabel(conn: sa.Connection, project: Project, schema: MultiLabe
     n, pos, src = item_ids.size, np.searchsorted(item_ids, hi), np.searchsorted(source_ids, hs)
     g_pos = np.searchsorted(item_ids, g_ids)
     sub = np.arange(n_labels)
-    fit = _fit_categorical(
+    fit = fit_categorical(
         ((pos[:, None] * n_labels + sub).ravel(), np.repeat(src, n_labels), matrix.ravel().astype(np.int64)),
         (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2))),
         ((g_pos[:, None] * n_labels + sub).ravel(), chosen(g_texts).ravel().astype(np.int64)),
