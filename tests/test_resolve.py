@@ -16,7 +16,6 @@ from vt_helpers import GT, LABELS, make_project, read_csv, read_jsonl, write_csv
 
 from veritag.errors import InputError, VeritagError
 from veritag.io import ColumnMap, export_project, import_file
-from veritag.resolve import fit as resolve_module
 from veritag.resolve import (
     current_resolution,
     load_resolution,
@@ -25,6 +24,7 @@ from veritag.resolve import (
     resolve_project,
     write_labels,
 )
+from veritag.resolve import fit as resolve_module
 from veritag.store import Claim, Store
 from veritag.store.models import Posterior, SourceReliability, TruthRun
 from veritag.store.queries import latest_truth_run

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from ..errors import NotFound, VeritagError
@@ -55,25 +55,22 @@ from ..routing import pairwise
 from ..routing import service as routing
 from ..schema import PairwiseSchema, parse_schema
 from ..store import audit
-from ..store.engine import Store
 from ..store.models import ApiToken, Assignment, Item, Membership, Project, Source, Tutor, User
 from ..store.queries import create_project, create_user, list_projects, project_counts
 from . import throttle
 from .audit import request_actor
 from .auth import (
     COOKIE,
-    Principal,
     authenticate,
-    current_user,
     end_login,
     list_tokens,
     new_token,
     project_access,
-    require_role,
     revoke_token,
     start_login,
 )
 from .common import Id, json_ready, process_name, request_store
+from .deps import Admin, Me, project_for
 from .openapi import TaskSchemaJson, errors
 from .responses import (
     ItemOut,
@@ -98,8 +95,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
 
-Me = Annotated[Principal, Depends(current_user)]
-Admin = Annotated[Principal, Depends(require_role("admin"))]
 Role = Literal["admin", "reviewer", "tutor"]
 
 
@@ -306,12 +301,6 @@ def add_tutor(name: str, body: TutorBody, user: Me, request: Request) -> dict[st
 # --- the tutor's loop ----------------------------------------------------------------------------
 
 
-def _tutor_project(store: Store, name: str, user: Principal) -> Project:
-    with store.session() as session:
-        proj, _ = project_access(session, name, user, ("tutor",))
-    return proj
-
-
 def _blind(out: dict[str, Any], project: Project, schema: PairwiseSchema, lease: int,
            data: dict[str, Any] | None) -> dict[str, Any]:
     """A tutor's view of a pairwise item (``routing.pairwise``): the prompt and the two responses
@@ -334,7 +323,7 @@ def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Resp
     """Lease the item the caller should label next; 204 when nothing is left for them. A caller
     who already holds a running lease in the project gets that one back, renewed (``resumed``)."""
     store = request_store(request)
-    proj = _tutor_project(store, name, user)
+    proj = project_for(store, name, user, ("tutor",))
     try:
         lease = routing.request_work(store, proj, user.username, served_by=process_name())
     except NotFound:  # the project exists (checked above): the caller is no routing tutor of it
@@ -367,7 +356,7 @@ def submit(name: str, lease: Id, body: SubmitBody, user: Me, request: Request) -
     """Answer a lease; the value is checked against the project's schema (422 with the reason).
     A pairwise answer may be ``left``/``right``/``tie`` as the lease showed the responses."""
     store = request_store(request)
-    proj = _tutor_project(store, name, user)
+    proj = project_for(store, name, user, ("tutor",))
     with _own_lease(proj, lease):
         claim = routing.submit(store, proj, lease, body.value, tutor=user.username, seconds=body.seconds)
     return {"lease": lease, "claim_id": claim}
@@ -383,7 +372,7 @@ def release(name: str, lease: Id, user: Me, request: Request, body: ReleaseBody 
     """Give a lease back unanswered (a skip, with the tutor's reason): the item returns to the pool,
     not to the caller."""
     store = request_store(request)
-    proj = _tutor_project(store, name, user)
+    proj = project_for(store, name, user, ("tutor",))
     with _own_lease(proj, lease):
         routing.release(store, proj, lease, tutor=user.username, reason=(body or ReleaseBody()).reason)
     return {"lease": lease, "state": "released"}
@@ -395,7 +384,7 @@ def undo(name: str, lease: Id, user: Me, request: Request) -> dict[str, Any]:
     """Take back the caller's last answer while its lease holds (409 otherwise): the claim stays in
     the history with a retraction after it, and the lease runs again; ``previous`` is the answer."""
     store = request_store(request)
-    proj = _tutor_project(store, name, user)
+    proj = project_for(store, name, user, ("tutor",))
     with _own_lease(proj, lease):
         try:
             back, value = routing.undo(store, proj, lease, tutor=user.username)

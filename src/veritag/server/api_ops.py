@@ -61,10 +61,10 @@ from ..store.queries import (
     source_names,
 )
 from . import jobs
-from .api import Me
 from .audit import request_actor
-from .auth import Principal, project_access
+from .auth import project_access
 from .common import OptionalId, json_ready, request_store
+from .deps import READERS, Me, project_for
 from .openapi import error_body, errors
 from .responses import (
     AutomationReportOut,
@@ -91,7 +91,6 @@ SHOWN_BAD_ROWS = 1000
 REPORT_CSP = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "font-src 'none'; connect-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; "
               "frame-ancestors 'none'")
-READERS = ("reviewer", "admin")
 STALE_AUDIT = ("claims or gold labels were added since this run; the audit replays the run's thresholds on the "
                "current labels (automate again to decide anew)")
 #: Download name suffix and media type per export format (``hf`` is a folder, sent zipped).
@@ -118,12 +117,6 @@ def _download_doc() -> dict[str, Any]:
                         "X-Veritag-Run": {"description": "The stored truth run the labels come from", **integer},
                         "X-Veritag-Claims-Since": {"description": "Claims added after that run (0: it covers "
                                                    "them all; POST .../resolve to fit again)", **integer}}}
-
-
-def _access(store: Store, name: str, user: Principal, roles: tuple[str, ...]) -> Project:
-    with store.session() as session:
-        proj, _ = project_access(session, name, user, roles)
-    return proj
 
 
 def _check_method(method: str) -> None:
@@ -262,7 +255,7 @@ async def import_upload(name: str, user: Me, request: Request) -> Any:
     ``skip_invalid`` keeps the good ones and lists the bad.
     """
     store = request_store(request)
-    proj = await run_in_threadpool(_access, store, name, user, ("admin",))
+    proj = await run_in_threadpool(project_for, store, name, user, ("admin",))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + _FORM_OVERHEAD:
         raise HTTPException(status_code=413, detail=f"the upload is larger than {MAX_UPLOAD_BYTES:,} bytes")
@@ -306,7 +299,7 @@ def export(name: str, user: Me, request: Request,
     with the labels of the newest stored truth run: a GET never fits, so 409 before the project
     was first resolved, and ``X-Veritag-Claims-Since`` says how many claims came after the run."""
     store = request_store(request)
-    proj = _access(store, name, user, READERS)
+    proj = project_for(store, name, user, READERS)
     if format not in EXPORT_FORMATS:
         raise HTTPException(status_code=422, detail=f"unknown export format {format!r}; "
                                                     f"choose one of {', '.join(EXPORT_FORMATS)}")
@@ -357,7 +350,7 @@ def resolve(name: str, user: Me, request: Request, body: ResolveBody | None = No
     method = (body or ResolveBody()).method
     _check_method(method)
     store = request_store(request)
-    proj = _access(store, name, user, READERS)
+    proj = project_for(store, name, user, READERS)
     resolution = resolve_and_store(store, proj, method)
     with store.engine.connect() as conn:
         rows = project_source_rows(resolution, source_names(conn, ids=resolution.source_ids()))
@@ -397,7 +390,7 @@ def autolabel(name: str, body: AutolabelBody, user: Me, request: Request, respon
         raise HTTPException(status_code=422, detail=f"unknown labeler {body.labeler!r}; "
                                                     f"choose one of {', '.join(LABELER_NAMES)}")
     store = request_store(request)
-    proj = _access(store, name, user, ("admin",))
+    proj = project_for(store, name, user, ("admin",))
 
     def work() -> Any:
         return json_ready(autolabel_project(store, proj, labeler=body.labeler, fields=body.fields, folds=body.folds,
@@ -427,7 +420,7 @@ def automate(name: str, body: AutomateBody, user: Me, request: Request, response
     from ..automation.project import automate_project
 
     store = request_store(request)
-    proj = _access(store, name, user, ("admin",))
+    proj = project_for(store, name, user, ("admin",))
 
     def work() -> Any:
         result = automate_project(store, proj, target=body.target, delta=body.delta, model=body.model,
@@ -458,7 +451,7 @@ def queue(name: str, user: Me, request: Request,
     from ..automation.project import latest_automation_run, queue_rows
 
     store = request_store(request)
-    proj = _access(store, name, user, READERS)
+    proj = project_for(store, name, user, READERS)
     if run is None:
         with store.engine.connect() as conn:
             latest = latest_automation_run(conn, proj.id)
@@ -496,7 +489,7 @@ def quality_report(name: str, user: Me, request: Request, format: Format = "html
 
     _check_method(method)
     store = request_store(request)
-    proj = _access(store, name, user, READERS)
+    proj = project_for(store, name, user, READERS)
     built, warned = project_report(store, proj, method=method, domain=domain, top=top)
     if format == "json":
         return {"report": built.to_dict(), "warnings": warned}
@@ -513,7 +506,7 @@ def automation_report(name: str, user: Me, request: Request, format: Format = "h
     from ..report.project import automation_audit_data
 
     store = request_store(request)
-    proj = _access(store, name, user, READERS)
+    proj = project_for(store, name, user, READERS)
     data, current = automation_audit_data(store, proj, run_id=run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn chatter while cross-fitting calibrators on few items

@@ -17,12 +17,13 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from ..errors import VeritagError
 from ..store.models import Project
-from .auth import Principal, current_user, project_access
+from .auth import current_user, project_access
 from .common import json_ready, request_store
+from .deps import READERS, Me
 from .openapi import errors
 from .pages import project_page, render_page
 from .responses import LeaderboardOut
@@ -32,8 +33,6 @@ __all__ = ["interval_svg", "pages_router", "router"]
 router = APIRouter(prefix="/api/v1")
 pages_router = APIRouter(include_in_schema=False)
 
-Me = Annotated[Principal, Depends(current_user)]
-READERS = ("reviewer", "admin")
 Ties = Literal["half", "davidson"]
 Interval = Literal["bootstrap", "sandwich", "none"]
 

@@ -13,14 +13,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
 from ..limits import MAX_ID
 from ..store import audit
-from .auth import Principal, require_role
+from .auth import Principal
 from .common import request_store
+from .deps import Admin
 from .openapi import Out, errors
 from .pages import admin_page, render_page
 from .throttle import client_address
@@ -63,7 +64,7 @@ class AuditPage(Out):
 
 
 @router.get("/audit", response_model=AuditPage, responses=errors(401, 403, 422))
-def read_log(request: Request, _admin: Annotated[Principal, Depends(require_role("admin"))],
+def read_log(request: Request, _admin: Admin,
              action: Annotated[str | None, Query(max_length=40, description="An action, or a family: "
                                                  "user matches user.create and user.unlock")] = None,
              actor: Annotated[str | None, Query(max_length=200)] = None,

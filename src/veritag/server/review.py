@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from ..errors import LabelError, VeritagError
@@ -60,8 +60,9 @@ from ..store.queries import (
 )
 from ..truth import claim_issues, item_issues, source_reliability
 from . import dashboard_data
-from .auth import Principal, current_user, project_access
+from .auth import Principal, current_user
 from .common import Id, json_ready, request_store
+from .deps import READERS, Me, project_and_role
 from .openapi import errors
 from .pages import project_page, render_page
 from .responses import DashboardOut, ReviewOut, ReviewQueueOut
@@ -71,8 +72,6 @@ __all__ = ["UNCERTAIN", "QueueEntry", "pages_router", "review_item", "review_que
 router = APIRouter(prefix="/api/v1")
 pages_router = APIRouter(include_in_schema=False)
 
-Me = Annotated[Principal, Depends(current_user)]
-READERS = ("reviewer", "admin")
 #: A resolved label less probable than this is ``uncertain``.
 UNCERTAIN = 0.8
 #: A claim or a majority label less probable than this (own vote left out) is suspect.
@@ -323,11 +322,6 @@ def review_item(store: Store, project: Project, item_id: int, user: Principal, a
     return {"item_id": item_id, "action": action, "value": label, "claim_id": claim_id, "review_id": review_id}
 
 
-def _reader_project(store: Store, name: str, user: Principal) -> tuple[Project, str]:
-    with store.session() as session:
-        return project_access(session, name, user, READERS)
-
-
 # --- the JSON API --------------------------------------------------------------------------------
 
 
@@ -336,7 +330,7 @@ def queue(name: str, user: Me, request: Request,
           limit: Annotated[int, Query(ge=1, le=500, description="How many items to return")] = 20) -> dict[str, Any]:
     """Suspected errors and disagreements, most suspicious first (reviewer or admin)."""
     store = request_store(request)
-    proj, _ = _reader_project(store, name, user)
+    proj, _ = project_and_role(store, name, user, READERS)
     entries, total, truth = review_queue(store, proj, limit=limit)
     return {"project": proj.name, "total": total, "items": json_ready(entries), "truth": truth.to_json()}
 
@@ -351,7 +345,7 @@ class ReviewBody(BaseModel):
 def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request) -> dict[str, Any]:
     """Accept the resolved label or correct it: a new claim by the reviewer and a review row."""
     store = request_store(request)
-    proj, _ = _reader_project(store, name, user)
+    proj, _ = project_and_role(store, name, user, READERS)
     return json_ready(review_item(store, proj, item_id, user, body.action, body.value))  # type: ignore[no-any-return]
 
 
@@ -359,7 +353,7 @@ def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request)
 def dashboard(name: str, user: Me, request: Request) -> dict[str, Any]:
     """What the dashboard page shows, as data (reviewers get no members list)."""
     store = request_store(request)
-    proj, role = _reader_project(store, name, user)
+    proj, role = project_and_role(store, name, user, READERS)
     data = dashboard_data.gather(store, proj, with_members=role == "admin")
     return json_ready(data)  # type: ignore[no-any-return]
 
@@ -397,7 +391,7 @@ def plot_image(name: str, plot: str, request: Request) -> Response:
         raise HTTPException(status_code=404, detail=f"no plot named {plot!r}")
     user = current_user(request)
     store = request_store(request)
-    proj, _ = _reader_project(store, name, user)
+    proj, _ = project_and_role(store, name, user, READERS)
     try:
         svg = dashboard_data.plot_svg(store, proj, plot)
     except VeritagError as exc:
