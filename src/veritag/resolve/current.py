@@ -19,7 +19,7 @@ alone, so a multi-host deployment replaces it in one place.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -54,6 +54,9 @@ class CurrentTruth:
     new_claims: int
     retractions: int
     refitted: bool
+    #: The resolution this call fitted and stored as ``run``, kept so a reader does not load back
+    #: what it just wrote (None when the run was read, not fitted here).
+    fitted: Resolution | None = field(default=None, repr=False, compare=False)
 
     @property
     def stale(self) -> bool:
@@ -110,16 +113,21 @@ def current_truth(store: Store, project: Project, *, method: str | None = None, 
         truth = _read(store, project, wanted)  # someone may have fitted while this one waited
         if not (truth.stale if refit == "stale" else truth.due(size)):
             return truth
-        resolve_and_store(store, project, wanted or DEFAULT_METHOD)
+        made = resolve_and_store(store, project, wanted or DEFAULT_METHOD)
         fitted = _read(store, project, wanted)
-        return CurrentTruth(fitted.run, fitted.mark, fitted.new_claims, fitted.retractions, True)
+        mine = made.run is not None and fitted.run is not None and made.run.run_id == fitted.run.id
+        return CurrentTruth(fitted.run, fitted.mark, fitted.new_claims, fitted.retractions, True,
+                            made if mine else None)
     finally:
         lock.release()
 
 
 def load_truth(store: Store, truth: CurrentTruth, *, with_probs: bool = False,
                with_sources: bool = False) -> Resolution:
-    """The run of ``truth`` as a ``Resolution``; ``NotResolved`` before the first run."""
+    """The run of ``truth`` as a ``Resolution``; ``NotResolved`` before the first run. A run this
+    process just fitted is returned as fitted (it holds the probabilities and sources already)."""
+    if truth.fitted is not None:
+        return truth.fitted
     if truth.run is None:
         raise NotResolved("the project has no resolved labels yet: run `veritag resolve --project NAME` "
                           "or POST /api/v1/projects/{name}/resolve first")
