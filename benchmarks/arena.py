@@ -45,8 +45,17 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SHARED = HERE.parents[1] / "shared" / "data" / "arena" / "prd_vicuna80_human" / "battles.jsonl"
-REFERENCE = {"gpt4": 1134, "claude": 1129, "guanaco-65b": 994, "guanaco-33b": 992, "guanaco-7b": 986,
-             "vicuna-13b": 972, "guanaco-13b": 964, "gpt35": 919, "bard": 909}
+REFERENCE = {
+    "gpt4": 1134,
+    "claude": 1129,
+    "guanaco-65b": 994,
+    "guanaco-33b": 992,
+    "guanaco-7b": 986,
+    "vicuna-13b": 972,
+    "guanaco-13b": 964,
+    "gpt35": 919,
+    "bard": 909,
+}
 CHOIX_VERSION = "0.4.1"
 SCALE, BASE = 400.0, 1000.0
 
@@ -56,9 +65,21 @@ def table(headers: list[str], rows: list[list]) -> str:
     width = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(r: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, width))) + " |"
+        return (
+            "| "
+            + " | ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, width))
+            )
+            + " |"
+        )
 
-    sep = "|" + "|".join(("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(width)) + "|"
+    sep = (
+        "|"
+        + "|".join(
+            ("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(width)
+        )
+        + "|"
+    )
     return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
 
 
@@ -82,8 +103,12 @@ def fastchat_preprocess(model_a, model_b, outcome):
     schedule[(o == "model_a") | (o == "A"), 2] = 2
     schedule[(o == "model_b") | (o == "B"), 2] = 0
     matchups_outcomes, weights = np.unique(schedule, return_counts=True, axis=0)
-    return (matchups_outcomes[:, [0, 1]], matchups_outcomes[:, 2].astype(np.float64) / 2.0,
-            list(models), weights.astype(np.float64))
+    return (
+        matchups_outcomes[:, [0, 1]],
+        matchups_outcomes[:, 2].astype(np.float64) / 2.0,
+        list(models),
+        weights.astype(np.float64),
+    )
 
 
 def _bt_loss_and_grad(ratings, matchups, outcomes, weights, alpha):
@@ -102,8 +127,14 @@ def _bt_loss_and_grad(ratings, matchups, outcomes, weights, alpha):
 def fastchat_fit(matchups, outcomes, weights, n_models, tol=1e-6):
     from scipy.optimize import minimize
 
-    result = minimize(fun=_bt_loss_and_grad, x0=np.zeros(n_models), args=(matchups, outcomes, weights, math.log(10.0)),
-                      jac=True, method="L-BFGS-B", options={"maxiter": 100, "gtol": tol})
+    result = minimize(
+        fun=_bt_loss_and_grad,
+        x0=np.zeros(n_models),
+        args=(matchups, outcomes, weights, math.log(10.0)),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 100, "gtol": tol},
+    )
     return result["x"]
 
 
@@ -120,10 +151,19 @@ def fastchat_bootstrap(model_a, model_b, outcome, rounds: int, seed: int = 0) ->
     t1 = time.perf_counter()
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n=int(weights.sum()), pvals=weights / weights.sum(), size=rounds)
-    boot = np.array([to_elo(fastchat_fit(matchups, outcomes, d.astype(np.float64), len(models))) for d in draws])
+    boot = np.array(
+        [to_elo(fastchat_fit(matchups, outcomes, d.astype(np.float64), len(models))) for d in draws]
+    )
     t2 = time.perf_counter()
     lo, hi = np.quantile(boot, [0.025, 0.975], axis=0) if rounds else (point, point)
-    return {"models": models, "rating": point, "lower": lo, "upper": hi, "fit_s": t1 - t0, "total_s": t2 - t0}
+    return {
+        "models": models,
+        "rating": point,
+        "lower": lo,
+        "upper": hi,
+        "fit_s": t1 - t0,
+        "total_s": t2 - t0,
+    }
 
 
 # --------------------------------------------------------------------------- part 1
@@ -132,7 +172,10 @@ def fastchat_bootstrap(model_a, model_b, outcome, rounds: int, seed: int = 0) ->
 def part_reference(out: dict) -> None:
     from veritag.truth import leaderboard
 
-    print("\n## 1. prd_vicuna80_human: ratings against the reference, intervals side by side\n", flush=True)
+    print(
+        "\n## 1. prd_vicuna80_human: ratings against the reference, intervals side by side\n",
+        flush=True,
+    )
     if not SHARED.is_file():
         print(f"skipped: {SHARED} is not here")
         return
@@ -159,26 +202,63 @@ def part_reference(out: dict) -> None:
     fc_rating = dict(zip(fit["models"], fit["rating"]))
     ours = boards["none"]
     rating = dict(zip(ours.models, ours.rating))
-    width = {k: dict(zip(bd.models, bd.upper - bd.lower)) for k, bd in boards.items() if k != "none"}
+    width = {
+        k: dict(zip(bd.models, bd.upper - bd.lower)) for k, bd in boards.items() if k != "none"
+    }
     rows = []
     for m in ours.models:
-        rows.append([m, REFERENCE[m], f"{rating[m]:.1f}", f"{rating[m] - REFERENCE[m]:+.1f}", f"{fc_rating[m]:.1f}",
-                     f"{width['bootstrap'][m]:.1f}", f"{width['sandwich'][m]:.1f}", f"{plain_w[m]:.1f}",
-                     int(boards['bootstrap'].rank[boards['bootstrap'].models.index(m)])])
-    print(table(["model", "reference", "veritag", "diff", "FastChat-style", "width: veritag bootstrap",
-                 "veritag sandwich", "plain bootstrap", "rank (bootstrap)"], rows))
+        rows.append(
+            [
+                m,
+                REFERENCE[m],
+                f"{rating[m]:.1f}",
+                f"{rating[m] - REFERENCE[m]:+.1f}",
+                f"{fc_rating[m]:.1f}",
+                f"{width['bootstrap'][m]:.1f}",
+                f"{width['sandwich'][m]:.1f}",
+                f"{plain_w[m]:.1f}",
+                int(boards["bootstrap"].rank[boards["bootstrap"].models.index(m)]),
+            ]
+        )
+    print(
+        table(
+            [
+                "model",
+                "reference",
+                "veritag",
+                "diff",
+                "FastChat-style",
+                "width: veritag bootstrap",
+                "veritag sandwich",
+                "plain bootstrap",
+                "rank (bootstrap)",
+            ],
+            rows,
+        )
+    )
     max_diff = max(abs(rating[m] - REFERENCE[m]) for m in ours.models)
-    print(f"\nmax |veritag - reference| = {max_diff:.2f} points (target <= 1); "
-          f"max |veritag - FastChat-style| = {max(abs(rating[m] - fc_rating[m]) for m in ours.models):.2f}")
-    print(f"time: veritag point {times['none'] * 1e3:.1f} ms, sandwich {times['sandwich'] * 1e3:.1f} ms, "
-          f"bootstrap (100) {times['bootstrap'] * 1e3:.1f} ms; plain bootstrap (100 scipy refits) {plain_s:.2f} s")
-    out["reference"] = {"max_abs_diff": max_diff, "rows": rows, "times_s": times, "plain_bootstrap_s": plain_s}
+    print(
+        f"\nmax |veritag - reference| = {max_diff:.2f} points (target <= 1); "
+        f"max |veritag - FastChat-style| = {max(abs(rating[m] - fc_rating[m]) for m in ours.models):.2f}"
+    )
+    print(
+        f"time: veritag point {times['none'] * 1e3:.1f} ms, sandwich {times['sandwich'] * 1e3:.1f} ms, "
+        f"bootstrap (100) {times['bootstrap'] * 1e3:.1f} ms; plain bootstrap (100 scipy refits) {plain_s:.2f} s"
+    )
+    out["reference"] = {
+        "max_abs_diff": max_diff,
+        "rows": rows,
+        "times_s": times,
+        "plain_bootstrap_s": plain_s,
+    }
 
 
 # --------------------------------------------------------------------------- part 2
 
 
-def synthetic(n_battles: int, n_models: int = 100, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+def synthetic(
+    n_battles: int, n_models: int = 100, seed: int = 0
+) -> tuple[list[str], list[str], list[str]]:
     rng = np.random.default_rng(seed)
     theta = rng.normal(0.0, 1.0, n_models)
     names = np.array([f"model-{k:03d}" for k in range(n_models)])
@@ -247,7 +327,10 @@ def choix_runner(data: Path, rounds: int, out: Path) -> None:
 def part_speed(out: dict, n_battles: int, choix_rounds: int) -> None:
     from veritag.truth import leaderboard
 
-    print(f"\n## 2. Speed: {n_battles:,} synthetic battles, 100 models, 100 bootstrap rounds\n", flush=True)
+    print(
+        f"\n## 2. Speed: {n_battles:,} synthetic battles, 100 models, 100 bootstrap rounds\n",
+        flush=True,
+    )
     a, b, o = synthetic(n_battles)
 
     def timed(**kw):  # median of 3: this shared machine's timings wander from run to run
@@ -261,32 +344,74 @@ def part_speed(out: dict, n_battles: int, choix_rounds: int) -> None:
     point, ours_point, _ = timed(interval="none")
     sandwich, ours_sandwich, _ = timed(interval="sandwich")
     boot, ours_boot, boot_runs = timed(interval="bootstrap", rounds=100)
-    print("veritag fit + 100 bootstrap rounds, 3 runs: " + ", ".join(f"{x:.2f} s" for x in boot_runs))
+    print(
+        "veritag fit + 100 bootstrap rounds, 3 runs: " + ", ".join(f"{x:.2f} s" for x in boot_runs)
+    )
     fc = fastchat_bootstrap(a, b, o, rounds=100)
     ours = dict(zip(point.models, point.rating))
     fc_diff = max(abs(ours[m] - r) for m, r in zip(fc["models"], fc["rating"]))
     width_ours = float(np.mean(boot.upper - boot.lower))
     width_fc = float(np.mean(fc["upper"] - fc["lower"]))
     width_sw = float(np.mean(sandwich.upper - sandwich.lower))
-    rows = [["veritag leaderboard", f"{ours_point:.2f}", f"{ours_boot:.2f}", "1.0x", "0", f"{width_ours:.1f}"],
-            ["veritag sandwich interval", f"{ours_sandwich:.2f}", "", "", "0", f"{width_sw:.1f}"],
-            ["FastChat-style (L-BFGS, refit per round)", f"{fc['fit_s']:.2f}", f"{fc['total_s']:.2f}",
-             f"{fc['total_s'] / ours_boot:.1f}x", f"{fc_diff:.2f}", f"{width_fc:.1f}"]]
-    result = {"veritag_point_s": ours_point, "veritag_sandwich_s": ours_sandwich, "veritag_boot_s": ours_boot,
-              "fastchat_fit_s": fc["fit_s"], "fastchat_total_s": fc["total_s"], "fastchat_max_diff": fc_diff,
-              "ratio_fastchat": fc["total_s"] / ours_boot}
+    rows = [
+        [
+            "veritag leaderboard",
+            f"{ours_point:.2f}",
+            f"{ours_boot:.2f}",
+            "1.0x",
+            "0",
+            f"{width_ours:.1f}",
+        ],
+        ["veritag sandwich interval", f"{ours_sandwich:.2f}", "", "", "0", f"{width_sw:.1f}"],
+        [
+            "FastChat-style (L-BFGS, refit per round)",
+            f"{fc['fit_s']:.2f}",
+            f"{fc['total_s']:.2f}",
+            f"{fc['total_s'] / ours_boot:.1f}x",
+            f"{fc_diff:.2f}",
+            f"{width_fc:.1f}",
+        ],
+    ]
+    result = {
+        "veritag_point_s": ours_point,
+        "veritag_sandwich_s": ours_sandwich,
+        "veritag_boot_s": ours_boot,
+        "fastchat_fit_s": fc["fit_s"],
+        "fastchat_total_s": fc["total_s"],
+        "fastchat_max_diff": fc_diff,
+        "ratio_fastchat": fc["total_s"] / ours_boot,
+    }
     try:
         python = ensure_choix()
         names = {m: k for k, m in enumerate(point.models)}
         code = {"model_a": 0, "model_b": 1, "tie": 2}
         with tempfile.TemporaryDirectory(prefix="arena-choix-") as tmp:
             work = Path(tmp)
-            np.savez(work / "data.npz", i=np.array([names[m] for m in a]), j=np.array([names[m] for m in b]),
-                     o=np.array([code[x] for x in o]), n=len(names))
+            np.savez(
+                work / "data.npz",
+                i=np.array([names[m] for m in a]),
+                j=np.array([names[m] for m in b]),
+                o=np.array([code[x] for x in o]),
+                n=len(names),
+            )
             t = time.perf_counter()
-            proc = subprocess.run([str(python), "-I", str(Path(__file__).resolve()), "--choix-runner", str(work / "data.npz"),
-                                   "--choix-rounds", str(choix_rounds), "--out", str(work)],
-                                  capture_output=True, text=True, timeout=1800, check=False)
+            proc = subprocess.run(
+                [
+                    str(python),
+                    "-I",
+                    str(Path(__file__).resolve()),
+                    "--choix-runner",
+                    str(work / "data.npz"),
+                    "--choix-rounds",
+                    str(choix_rounds),
+                    "--out",
+                    str(work),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=False,
+            )
             wall = time.perf_counter() - t
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-2000:])
@@ -303,17 +428,51 @@ def part_speed(out: dict, n_battles: int, choix_rounds: int) -> None:
         list_total = res["list_fit_s"] + res["list_boot_s"] * 100 / max(res["list_boot_rounds"], 1)
         dense_total = res["dense_fit_s"] + res["dense_boot_s"]
         label = f"choix ilsr_pairwise (list; bootstrap: {res['list_boot_rounds']} rounds, scaled to 100)"
-        rows.append([label, f"{res['list_fit_s']:.2f}", f"{list_total:.1f}",
-                     f"{list_total / ours_boot:.0f}x", f"{list_diff:.2f}", ""])
-        rows.append(["choix ilsr_pairwise_dense (count matrix)", f"{res['dense_fit_s']:.3f}", f"{dense_total:.2f}",
-                     f"{dense_total / ours_boot:.1f}x", f"{dense_diff:.2f}", f"{float(np.mean(dhi - dlo)):.1f}"])
-        result.update({"choix": {k: v for k, v in res.items() if not k.endswith(("params", "boot"))},
-                       "choix_wall_s": wall, "choix_list_total_s": list_total, "choix_dense_total_s": dense_total,
-                       "choix_list_max_diff": list_diff, "choix_dense_max_diff": dense_diff})
+        rows.append(
+            [
+                label,
+                f"{res['list_fit_s']:.2f}",
+                f"{list_total:.1f}",
+                f"{list_total / ours_boot:.0f}x",
+                f"{list_diff:.2f}",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "choix ilsr_pairwise_dense (count matrix)",
+                f"{res['dense_fit_s']:.3f}",
+                f"{dense_total:.2f}",
+                f"{dense_total / ours_boot:.1f}x",
+                f"{dense_diff:.2f}",
+                f"{float(np.mean(dhi - dlo)):.1f}",
+            ]
+        )
+        result.update(
+            {
+                "choix": {k: v for k, v in res.items() if not k.endswith(("params", "boot"))},
+                "choix_wall_s": wall,
+                "choix_list_total_s": list_total,
+                "choix_dense_total_s": dense_total,
+                "choix_list_max_diff": list_diff,
+                "choix_dense_max_diff": dense_diff,
+            }
+        )
     except Exception as err:  # noqa: BLE001  (a failing peer must not fail veritag's benchmark)
         print(f"choix: not run ({type(err).__name__}: {str(err)[:500]})")
-    print(table(["engine", "point fit s", "fit + 100 bootstrap s", "vs veritag", "max |rating diff|",
-                 "mean 95% width"], rows))
+    print(
+        table(
+            [
+                "engine",
+                "point fit s",
+                "fit + 100 bootstrap s",
+                "vs veritag",
+                "max |rating diff|",
+                "mean 95% width",
+            ],
+            rows,
+        )
+    )
     print(f"\nveritag vs FastChat-style: {result['ratio_fastchat']:.1f}x faster (target >= 10x)")
     out["speed"] = result
 
@@ -321,7 +480,9 @@ def part_speed(out: dict, n_battles: int, choix_rounds: int) -> None:
 # --------------------------------------------------------------------------- part 3
 
 
-def part_active(out: dict, seeds: int, batch: int = 20, start: int = 2, target: float = 0.9) -> None:
+def part_active(
+    out: dict, seeds: int, batch: int = 20, start: int = 2, target: float = 0.9
+) -> None:
     from scipy.stats import kendalltau
 
     from veritag.truth import leaderboard, pair_priority
@@ -341,7 +502,9 @@ def part_active(out: dict, seeds: int, batch: int = 20, start: int = 2, target: 
     t0 = time.perf_counter()
 
     def tau(chosen: list[int]) -> float:
-        bd = leaderboard([a[k] for k in chosen], [b[k] for k in chosen], [o[k] for k in chosen], interval="none")
+        bd = leaderboard(
+            [a[k] for k in chosen], [b[k] for k in chosen], [o[k] for k in chosen], interval="none"
+        )
         r = dict(zip(bd.models, bd.rating))
         got = [r.get(m, -np.inf) for m in names]
         return float(kendalltau(got, full_rating).statistic), bd
@@ -395,18 +558,44 @@ def part_active(out: dict, seeds: int, batch: int = 20, start: int = 2, target: 
     for kind in ("uniform", "active"):
         first = [r[0] for r in results[kind]]
         stay = [r[1] for r in results[kind]]
-        rows.append([kind, f"{np.median(first):.0f}", f"{np.mean(first):.0f}", f"{np.median(stay):.0f}",
-                     f"{np.mean(stay):.0f}"])
-    print(table(["selection", "battles to tau>=0.9 (median)", "(mean)", "to stay >= 0.9 (median)", "(mean)"], rows))
-    ratio_first = np.mean([r[0] for r in results["uniform"]]) / np.mean([r[0] for r in results["active"]])
-    ratio_stay = np.mean([r[1] for r in results["uniform"]]) / np.mean([r[1] for r in results["active"]])
-    print(f"\nuniform / active: {ratio_first:.2f} (first reached), {ratio_stay:.2f} (for good); "
-          f"{seeds} seeds, {time.perf_counter() - t0:.0f} s")
+        rows.append(
+            [
+                kind,
+                f"{np.median(first):.0f}",
+                f"{np.mean(first):.0f}",
+                f"{np.median(stay):.0f}",
+                f"{np.mean(stay):.0f}",
+            ]
+        )
+    print(
+        table(
+            [
+                "selection",
+                "battles to tau>=0.9 (median)",
+                "(mean)",
+                "to stay >= 0.9 (median)",
+                "(mean)",
+            ],
+            rows,
+        )
+    )
+    ratio_first = np.mean([r[0] for r in results["uniform"]]) / np.mean(
+        [r[0] for r in results["active"]]
+    )
+    ratio_stay = np.mean([r[1] for r in results["uniform"]]) / np.mean(
+        [r[1] for r in results["active"]]
+    )
+    print(
+        f"\nuniform / active: {ratio_first:.2f} (first reached), {ratio_stay:.2f} (for good); "
+        f"{seeds} seeds, {time.perf_counter() - t0:.0f} s"
+    )
     out["active"] = {"results": results, "ratio_first": ratio_first, "ratio_stay": ratio_stay}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--parts", default="1,2,3")
     parser.add_argument("--battles", type=int, default=10**6)
     parser.add_argument("--seeds", type=int, default=20)
@@ -429,7 +618,9 @@ def main() -> None:
         part_active(out, args.seeds)
     print(f"\nwhole run: {time.perf_counter() - t:.0f} s")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x)))
+    args.json.write_text(
+        json.dumps(out, indent=1, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x))
+    )
 
 
 if __name__ == "__main__":

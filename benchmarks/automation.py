@@ -30,12 +30,18 @@ from veritag.labelers.registry import DEFAULT_LABELER, LABELER_NAMES, labeler_fa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--draws", type=int, default=20, help="random audits per data set and target")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--draws", type=int, default=20, help="random audits per data set and target"
+    )
     parser.add_argument("--labeler", default=DEFAULT_LABELER, choices=LABELER_NAMES)
     args = parser.parse_args()
-    print("| data set | items | labeler accuracy | target | automation rate | realised accuracy (mean / worst) "
-          "| draws meeting target |")
+    print(
+        "| data set | items | labeler accuracy | target | automation rate | realised accuracy (mean / worst) "
+        "| draws meeting target |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in NAMES:
         texts, labels = load(name)
@@ -44,20 +50,30 @@ def main() -> None:
         make = labeler_factory(args.labeler)
         probs = out_of_fold_proba(make, texts, np.asarray(labels, dtype=object), classes=classes)
         seconds = time.perf_counter() - t
-        correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == np.asarray(labels, dtype=object)
+        correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == np.asarray(
+            labels, dtype=object
+        )
         conf = probs.max(axis=1)
         audit = min(len(texts), max(200, len(texts) // 10))
         for target in (0.95, 0.98):
-            runs = [simulate(conf, correct, audit_size=audit, target=target, delta=0.05, rng=seed)
-                    for seed in range(args.draws)]
+            runs = [
+                simulate(conf, correct, audit_size=audit, target=target, delta=0.05, rng=seed)
+                for seed in range(args.draws)
+            ]
             rate = np.mean([r["automation_rate"] for r in runs])
             accs = [r["realized_accuracy"] for r in runs if r["realized_accuracy"] is not None]
-            met = np.mean([r["realized_accuracy"] is None or r["realized_accuracy"] >= target for r in runs])
+            met = np.mean(
+                [r["realized_accuracy"] is None or r["realized_accuracy"] >= target for r in runs]
+            )
             acc = f"{np.mean(accs):.3f} / {min(accs):.3f}" if accs else "- (nothing automated)"
-            print(f"| {name} | {len(texts):,} | {correct.mean():.3f} | {target} | {rate:.1%} | {acc} | {met:.0%} |",
-                  flush=True)
-        print(f"<!-- {name}: {make().name}@{make().version}, out-of-fold probabilities in {seconds:.1f} s -->",
-              flush=True)
+            print(
+                f"| {name} | {len(texts):,} | {correct.mean():.3f} | {target} | {rate:.1%} | {acc} | {met:.0%} |",
+                flush=True,
+            )
+        print(
+            f"<!-- {name}: {make().name}@{make().version}, out-of-fold probabilities in {seconds:.1f} s -->",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ def run_step(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Run one veritag command; return (seconds, peak RSS in MB of that child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "veritag", *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "veritag", *args], env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"step {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -69,7 +71,9 @@ def run_step_own(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Like run_step, but the peak RSS is that child's own (os.wait4), not the max over all children."""
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "veritag", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "veritag", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -84,7 +88,9 @@ def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None
     folder.mkdir()
     items, claims = generate(folder, n_items, per_item)
     n_claims = n_items * per_item
-    print(f"\n== peer comparison: {n_items:,} items, {n_claims:,} claims ({per_item} per item), same files ==")
+    print(
+        f"\n== peer comparison: {n_items:,} items, {n_claims:,} claims ({per_item} per item), same files =="
+    )
 
     env = {**os.environ, "VERITAG_DATABASE_URL": f"sqlite:///{folder / 'peer.db'}"}
     run_step_own(["init", "bench", "--task", "classification", "--labels", ",".join(CLASSES)], env)
@@ -98,10 +104,15 @@ def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None
         sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
         import label_studio  # noqa: PLC0415  (a plain module next to this file)
 
-        print(f"Label Studio {label_studio.VERSION}: preparing its venv ({label_studio.DEFAULT_VENV}) ...", flush=True)
+        print(
+            f"Label Studio {label_studio.VERSION}: preparing its venv ({label_studio.DEFAULT_VENV}) ...",
+            flush=True,
+        )
         exe = label_studio.ensure_label_studio()
         print("Label Studio: starting on 127.0.0.1 and measuring ...", flush=True)
-        ls = label_studio.measure(exe, n_items, per_item, folder, items_csv=items, claims_csv=claims)
+        ls = label_studio.measure(
+            exe, n_items, per_item, folder, items_csv=items, claims_csv=claims
+        )
     except Exception as err:  # noqa: BLE001  (any failure of the peer must not fail veritag's benchmark)
         why = f"{type(err).__name__}: {err}"
     if ls is not None:
@@ -113,15 +124,21 @@ def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None
         rows.append(("Label Studio", ls["import_seconds"], ls["export_seconds"], rss, note))
 
     import_rows = n_items + n_claims
-    print(f"{'system':<14}{'items':>9}{'claims':>9}{'import s':>10}{'import rows/s':>15}{'export s':>10}{'export items/s':>16}{'peak RSS MB':>13}")
+    print(
+        f"{'system':<14}{'items':>9}{'claims':>9}{'import s':>10}{'import rows/s':>15}{'export s':>10}{'export items/s':>16}{'peak RSS MB':>13}"
+    )
     for name, imp, exp, rss, _ in rows:
         rss_s = f"{rss:.0f}" if rss is not None else "n/a"
         print(
             f"{name:<14}{n_items:>9,}{n_claims:>9,}{imp:>10.2f}{import_rows / imp:>15,.0f}"
             f"{exp:>10.2f}{n_items / exp:>16,.0f}{rss_s:>13}"
         )
-    print("(import rows = items + claims; veritag times whole CLI processes, Label Studio only its HTTP requests;")
-    print(" veritag RSS = its largest step, Label Studio RSS = server process tree during import and export)")
+    print(
+        "(import rows = items + claims; veritag times whole CLI processes, Label Studio only its HTTP requests;"
+    )
+    print(
+        " veritag RSS = its largest step, Label Studio RSS = server process tree during import and export)"
+    )
     if ls is None:
         first, _, rest = why.strip().partition("\n")
         print(f"Label Studio: NOT MEASURED: {first}")
@@ -137,11 +154,15 @@ def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--claims-per-item", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
-    parser.add_argument("--peer-items", type=int, default=20_000, help="items in the Label Studio comparison")
+    parser.add_argument(
+        "--peer-items", type=int, default=20_000, help="items in the Label Studio comparison"
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip the Label Studio comparison")
     args = parser.parse_args()
 
@@ -151,14 +172,24 @@ def main() -> None:
         t = time.perf_counter()
         items, claims = generate(folder, args.items, args.claims_per_item)
         n_claims = args.items * args.claims_per_item
-        print(f"generated {args.items:,} items and {n_claims:,} claims in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {args.items:,} items and {n_claims:,} claims in {time.perf_counter() - t:.1f} s"
+        )
         steps = [
-            ("init", ["init", "bench", "--task", "classification", "--labels", ",".join(CLASSES)], 0),
+            (
+                "init",
+                ["init", "bench", "--task", "classification", "--labels", ",".join(CLASSES)],
+                0,
+            ),
             ("import items", ["import", "bench", str(items), "--meta", "domain"], args.items),
             ("import claims", ["import", "bench", str(claims)], n_claims),
             ("export jsonl", ["export", "bench", str(folder / "out.jsonl")], args.items),
             ("export parquet", ["export", "bench", str(folder / "out.parquet")], args.items),
-            ("export long", ["export", "bench", str(folder / "out.csv"), "--format", "long"], n_claims),
+            (
+                "export long",
+                ["export", "bench", str(folder / "out.csv"), "--format", "long"],
+                n_claims,
+            ),
         ]
         print(f"{'step':<16}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>14}")
         results = {}
@@ -169,7 +200,9 @@ def main() -> None:
             print(f"{name:<16}{rows:>12,}{seconds:>10.1f}{rate:>12}{peak:>14.0f}")
         items_rate = args.items / results["import items"][1]
         peak = max(r[2] for r in results.values())
-        print(f"\nitems imported/s: {items_rate:,.0f} (target >= 50,000: {'met' if items_rate >= 50_000 else 'MISSED'})")
+        print(
+            f"\nitems imported/s: {items_rate:,.0f} (target >= 50,000: {'met' if items_rate >= 50_000 else 'MISSED'})"
+        )
         print(f"peak RSS: {peak:.0f} MB (target < 500 MB: {'met' if peak < 500 else 'MISSED'})")
         if not args.no_peer and args.peer_items > 0:
             compare_with_label_studio(folder / "peer", args.peer_items, args.claims_per_item)

@@ -70,7 +70,11 @@ print(t1 - t0, spent[0], t2 - t1 - spent[0], t3 - t2)
 
 
 def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "PYTHONHOME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "PYTHONHOME")
+    }
     env["PYTHONPYCACHEPREFIX"] = str(OUT / "pycache")
     return env
 
@@ -79,14 +83,22 @@ def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None 
     """One whole process: wall seconds from start to exit, and its own peak RSS."""
     start = time.perf_counter()
     with (cwd or OUT).joinpath("child.log").open("w") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env or child_env(), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env or child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n"
-                           + (cwd or OUT).joinpath("child.log").read_text(errors="replace")[-3000:])
+        raise RuntimeError(
+            f"{' '.join(argv)} exited {proc.returncode}:\n"
+            + (cwd or OUT).joinpath("child.log").read_text(errors="replace")[-3000:]
+        )
     return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
@@ -112,20 +124,30 @@ def crowdkit_python(given: Path | None) -> Path:
         return given
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_veritag_bench_peer_crowdkit", HERE / "peers" / "crowdkit.py")
+    spec = importlib.util.spec_from_file_location(
+        "_veritag_bench_peer_crowdkit", HERE / "peers" / "crowdkit.py"
+    )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.ensure_crowdkit()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--items", type=int, default=10**6, help="synthetic items (5 claims each)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each process (median kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs of each process (median kept)"
+    )
     parser.add_argument("--methods", default="ds", help="veritag methods to time, comma-separated")
     parser.add_argument("--no-peer", action="store_true", help="veritag only")
-    parser.add_argument("--crowdkit-python", type=Path, default=None,
-                        help="python of a venv with crowd-kit 1.4.2 [default: benchmarks/out/crowdkit-venv, made if missing]")
+    parser.add_argument(
+        "--crowdkit-python",
+        type=Path,
+        default=None,
+        help="python of a venv with crowd-kit 1.4.2 [default: benchmarks/out/crowdkit-venv, made if missing]",
+    )
     parser.add_argument("--json", type=Path, default=None, help="where to write the numbers")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
@@ -134,24 +156,31 @@ def main() -> None:
     report: dict = {"items": args.items, "repeat": args.repeat, "cpus": os.cpu_count()}
     try:
         t = time.perf_counter()
-        data = td.synthetic(n_items=args.items, claims_per_item=5, n_classes=5, n_workers=1000, seed=0)
+        data = td.synthetic(
+            n_items=args.items, claims_per_item=5, n_classes=5, n_workers=1000, seed=0
+        )
         labels_csv = td.write_claims_csv(scratch / "labels.csv", data.item, data.worker, data.label)
         import pyarrow.csv as pcsv
         import pyarrow.parquet as pq
 
         labels_parquet = scratch / "labels.parquet"
         pq.write_table(pcsv.read_csv(labels_csv), labels_parquet)
-        print(f"# Resolve end to end: {data.n_items:,} items x 5 claims, {data.n_workers:,} workers, "
-              f"{data.n_classes} classes ({labels_csv.stat().st_size / 2**20:.0f} MB CSV, "
-              f"{labels_parquet.stat().st_size / 2**20:.0f} MB Parquet; generated in {time.perf_counter() - t:.0f} s)\n",
-              flush=True)
+        print(
+            f"# Resolve end to end: {data.n_items:,} items x 5 claims, {data.n_workers:,} workers, "
+            f"{data.n_classes} classes ({labels_csv.stat().st_size / 2**20:.0f} MB CSV, "
+            f"{labels_parquet.stat().st_size / 2**20:.0f} MB Parquet; generated in {time.perf_counter() - t:.0f} s)\n",
+            flush=True,
+        )
 
         jobs: dict[str, tuple[list[str], Path, Path | None]] = {}
         for m in methods:
             for kind, path in (("CSV", labels_csv), ("Parquet", labels_parquet)):
                 out = scratch / f"veritag-{m}-{kind}.csv"
                 jobs[f"veritag resolve --method {m} ({kind})"] = (
-                    [str(VERITAG), "resolve", str(path), "--method", m, "-o", str(out)], out, None)
+                    [str(VERITAG), "resolve", str(path), "--method", m, "-o", str(out)],
+                    out,
+                    None,
+                )
         ck_key = None
         if not args.no_peer:
             try:
@@ -159,8 +188,23 @@ def main() -> None:
                 ck_dir = scratch / "crowdkit"
                 ck_dir.mkdir()
                 ck_key = "crowd-kit 1.4.2 DawidSkene(n_iter=100) (CSV)"
-                jobs[ck_key] = ([str(python), "-I", str(RUNNER), "--labels", str(labels_csv), "--methods", "ds",
-                                 "--n-iter", "100", "--out", str(ck_dir)], ck_dir / "pred_ds.csv", ck_dir)
+                jobs[ck_key] = (
+                    [
+                        str(python),
+                        "-I",
+                        str(RUNNER),
+                        "--labels",
+                        str(labels_csv),
+                        "--methods",
+                        "ds",
+                        "--n-iter",
+                        "100",
+                        "--out",
+                        str(ck_dir),
+                    ],
+                    ck_dir / "pred_ds.csv",
+                    ck_dir,
+                )
             except Exception as err:  # noqa: BLE001
                 report["crowdkit_error"] = f"{type(err).__name__}: {err}"
                 print(f"crowd-kit: NOT MEASURED: {report['crowdkit_error']}", flush=True)
@@ -171,29 +215,66 @@ def main() -> None:
         for i in range(args.repeat):
             for key, (argv, _, cwd) in jobs.items():
                 runs[key].append(run(argv, cwd=cwd))
-                print(f"run {i + 1}/{args.repeat} {key}: {runs[key][-1]['seconds']:.2f} s, "
-                      f"{runs[key][-1]['peak_rss_mb']:.0f} MB", flush=True)
-        results = {k: {**median_run(r), "accuracy": accuracy(jobs[k][1], data.truth)} for k, r in runs.items()}
+                print(
+                    f"run {i + 1}/{args.repeat} {key}: {runs[key][-1]['seconds']:.2f} s, "
+                    f"{runs[key][-1]['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
+        results = {
+            k: {**median_run(r), "accuracy": accuracy(jobs[k][1], data.truth)}
+            for k, r in runs.items()
+        }
         phases = {}
         for m in methods:
-            done = subprocess.run([sys.executable, "-c", PHASES, str(labels_csv), m, str(scratch / "phases.csv")],
-                                  env=child_env(), capture_output=True, text=True, check=True)
-            phases[m] = dict(zip(("imports", "read_and_code", "fit", "write"),
-                                 map(float, done.stdout.split()[-4:])))
+            done = subprocess.run(
+                [sys.executable, "-c", PHASES, str(labels_csv), m, str(scratch / "phases.csv")],
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            phases[m] = dict(
+                zip(
+                    ("imports", "read_and_code", "fit", "write"),
+                    map(float, done.stdout.split()[-4:]),
+                )
+            )
         report.update(results=results, phases=phases)
 
         ck = results.get(ck_key) if ck_key else None
-        headers = ["process", "whole process s (median)", "runs s", "peak RSS MB", "accuracy",
-                   "crowd-kit / this (time)"]
-        rows = [[k, f"{r['seconds']:.2f}", " / ".join(f"{s:.2f}" for s in r["all_seconds"]),
-                 f"{r['peak_rss_mb']:.0f}", f"{r['accuracy']:.4f}",
-                 f"{ck['seconds'] / r['seconds']:.1f}x" if ck and k != ck_key else ""] for k, r in results.items()]
+        headers = [
+            "process",
+            "whole process s (median)",
+            "runs s",
+            "peak RSS MB",
+            "accuracy",
+            "crowd-kit / this (time)",
+        ]
+        rows = [
+            [
+                k,
+                f"{r['seconds']:.2f}",
+                " / ".join(f"{s:.2f}" for s in r["all_seconds"]),
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['accuracy']:.4f}",
+                f"{ck['seconds'] / r['seconds']:.1f}x" if ck and k != ck_key else "",
+            ]
+            for k, r in results.items()
+        ]
         print()
         print(table(headers, rows))
-        print("\nveritag's file mode by phase (one more process per method, the same calls the command makes):\n")
-        print(table(["method", "imports s", "read + code s", "fit s", "write s"],
-                    [[m, *(f"{p[k]:.2f}" for k in ("imports", "read_and_code", "fit", "write"))]
-                     for m, p in phases.items()]))
+        print(
+            "\nveritag's file mode by phase (one more process per method, the same calls the command makes):\n"
+        )
+        print(
+            table(
+                ["method", "imports s", "read + code s", "fit s", "write s"],
+                [
+                    [m, *(f"{p[k]:.2f}" for k in ("imports", "read_and_code", "fit", "write"))]
+                    for m, p in phases.items()
+                ],
+            )
+        )
     finally:
         path = args.json or OUT / "resolve_e2e.json"
         path.write_text(json.dumps(report, indent=2, default=float))

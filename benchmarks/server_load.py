@@ -86,7 +86,20 @@ def load_items(n: int) -> tuple[list[str], list[str], str]:
     except (OSError, ValueError):
         pass
     rng = random.Random(0)
-    words = ["the", "model", "labels", "what", "it", "is", "sure", "of", "and", "specialists", "label", "rest"]
+    words = [
+        "the",
+        "model",
+        "labels",
+        "what",
+        "it",
+        "is",
+        "sure",
+        "of",
+        "and",
+        "specialists",
+        "label",
+        "rest",
+    ]
     labels = [rng.choice(["ham", "spam"]) for _ in range(n)]
     return [" ".join(rng.choices(words, k=14)) for _ in range(n)], labels, "synthetic"
 
@@ -136,7 +149,9 @@ def _answer(rng: random.Random, truth: str, classes: list[str]) -> str:
     return rng.choice([c for c in classes if c != truth] or classes)
 
 
-def _tutor(peer: Peer, i: int, seconds: float, start: threading.Barrier, t0: list[float], tally: Tally) -> None:
+def _tutor(
+    peer: Peer, i: int, seconds: float, start: threading.Barrier, t0: list[float], tally: Tally
+) -> None:
     rng = random.Random(1000 + i)
     with httpx.Client(base_url=peer.base, headers=peer.headers[i], timeout=120.0) as client:
 
@@ -213,8 +228,12 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
     cpu0: list[float | None] = [None]
     me0 = [0.0]
     barrier = threading.Barrier(tutors, action=started)
-    threads = [threading.Thread(target=_tutor, args=(peer, i, seconds, barrier, t0, tallies[i]), daemon=True)
-               for i in range(tutors)]
+    threads = [
+        threading.Thread(
+            target=_tutor, args=(peer, i, seconds, barrier, t0, tallies[i]), daemon=True
+        )
+        for i in range(tutors)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -222,10 +241,16 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
     cpu1 = _cpu_seconds(peer.server_pids())
     me = time.process_time() - me0[0]
     elapsed = max(t.end for t in tallies) - t0[0]
-    every = {kind: [x for t in tallies for x in getattr(t, kind)] for kind in ("next_s", "submit_s", "cycle_s")}
+    every = {
+        kind: [x for t in tallies for x in getattr(t, kind)]
+        for kind in ("next_s", "submit_s", "cycle_s")
+    }
     cycles = len(every["cycle_s"])
     res = {
-        "system": peer.name, "tutors": tutors, "seconds": elapsed, "cycles": cycles,
+        "system": peer.name,
+        "tutors": tutors,
+        "seconds": elapsed,
+        "cycles": cycles,
         "cycles_per_s": cycles / elapsed if elapsed > 0 else 0.0,
         "errors": sum(t.errors for t in tallies),
         "error_samples": [s for t in tallies for s in t.error_samples][:5],
@@ -235,8 +260,13 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
     }
     for kind, values in every.items():
         name = kind[:-2]
-        res[name] = {"p50_ms": _pct(values, 50), "p90_ms": _pct(values, 90), "p99_ms": _pct(values, 99),
-                     "max_ms": _pct(values, 100), "mean_ms": float(np.mean(values) * 1000) if values else None}
+        res[name] = {
+            "p50_ms": _pct(values, 50),
+            "p90_ms": _pct(values, 90),
+            "p99_ms": _pct(values, 99),
+            "max_ms": _pct(values, 100),
+            "mean_ms": float(np.mean(values) * 1000) if values else None,
+        }
     if res["server_cpu_s"] is not None and cycles:
         res["server_cpu_ms_per_cycle"] = res["server_cpu_s"] / cycles * 1000
     return res
@@ -245,7 +275,9 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
 # --- veritag ---------------------------------------------------------------------------------------
 
 
-def build_store(db: Path, texts: list[str], labels: list[str], tutors: int, per_item: int, gold_rate: float) -> dict[str, str]:
+def build_store(
+    db: Path, texts: list[str], labels: list[str], tutors: int, per_item: int, gold_rate: float
+) -> dict[str, str]:
     """A fresh SQLite store with the project, its items and ``tutors`` tutors; their tokens by name."""
     from veritag.routing import service as routing
     from veritag.server.auth import new_token
@@ -257,17 +289,36 @@ def build_store(db: Path, texts: list[str], labels: list[str], tutors: int, per_
     tokens: dict[str, str] = {}
     try:
         with store.session() as session:
-            project = create_project(session, name=PROJECT, schema={"type": "classification", "labels": sorted(set(labels))})
-            session.add_all([Item(project_id=project.id, external_id=f"item-{i}", text=t, meta={"domain": "general"})
-                             for i, t in enumerate(texts)])
+            project = create_project(
+                session,
+                name=PROJECT,
+                schema={"type": "classification", "labels": sorted(set(labels))},
+            )
+            session.add_all(
+                [
+                    Item(
+                        project_id=project.id,
+                        external_id=f"item-{i}",
+                        text=t,
+                        meta={"domain": "general"},
+                    )
+                    for i, t in enumerate(texts)
+                ]
+            )
             for i in range(tutors):
-                user = create_user(session, username=f"tutor{i:02d}", password=PASSWORD, role="tutor")
+                user = create_user(
+                    session, username=f"tutor{i:02d}", password=PASSWORD, role="tutor"
+                )
                 tokens[user.username] = new_token(session, user, "load")[1]
                 session.add(Membership(project_id=project.id, user_id=user.id, role="tutor"))
-        routing.configure(store, project, gold_rate=gold_rate, min_labels=per_item, max_labels=per_item)
+        routing.configure(
+            store, project, gold_rate=gold_rate, min_labels=per_item, max_labels=per_item
+        )
         for name in tokens:
             routing.add_tutor(store, project, name)
-        routing.item_domains(store, project, labeler=None)  # from the metadata; done before the clock starts
+        routing.item_domains(
+            store, project, labeler=None
+        )  # from the metadata; done before the clock starts
     finally:
         store.close()
     return tokens
@@ -284,22 +335,45 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_veritag(db: Path, port: int, token: str, log: Path, workers: int = 1) -> Iterator[subprocess.Popen]:
+def running_veritag(
+    db: Path, port: int, token: str, log: Path, workers: int = 1
+) -> Iterator[subprocess.Popen]:
     """``veritag serve`` on 127.0.0.1:``port`` in its own process; yields once the API answers."""
     exe = Path(sys.executable).with_name("veritag")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "veritag"]
     with log.open("wb") as fh:
-        proc = subprocess.Popen([*cmd, "serve", "--db", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", str(workers), "--log-level", "warning"],
-                                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                *cmd,
+                "serve",
+                "--db",
+                f"sqlite:///{db}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"veritag serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+                raise RuntimeError(
+                    f"veritag serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+                )
             with contextlib.suppress(httpx.HTTPError):
-                r = httpx.get(f"http://127.0.0.1:{port}/api/v1/projects", headers={"Authorization": f"Bearer {token}"},
-                              timeout=5)
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/projects",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=5,
+                )
                 if r.status_code == 200:
                     break
             if time.monotonic() > deadline:
@@ -310,7 +384,9 @@ def running_veritag(db: Path, port: int, token: str, log: Path, workers: int = 1
         _stop(proc)
 
 
-def measure_veritag(folder: Path, texts: list[str], labels: list[str], args: argparse.Namespace) -> dict:
+def measure_veritag(
+    folder: Path, texts: list[str], labels: list[str], args: argparse.Namespace
+) -> dict:
     from label_studio import free_port
 
     db = folder / "veritag.db"
@@ -336,17 +412,30 @@ def measure_veritag(folder: Path, texts: list[str], labels: list[str], args: arg
     first = next(iter(tokens.values()))
     LOGS.mkdir(parents=True, exist_ok=True)
     with running_veritag(db, port, first, LOGS / "veritag-serve.log", args.workers) as proc:
-        peer = Peer("veritag", f"http://127.0.0.1:{port}",
-                    [{"Authorization": f"Bearer {tok}"} for tok in tokens.values()],
-                    next_item, submit, classes, lambda: [proc.pid])
+        peer = Peer(
+            "veritag",
+            f"http://127.0.0.1:{port}",
+            [{"Authorization": f"Bearer {tok}"} for tok in tokens.values()],
+            next_item,
+            submit,
+            classes,
+            lambda: [proc.pid],
+        )
         res = drive(peer, args.tutors, args.seconds)
     res["setup_s"] = setup
-    res["server"] = f"veritag serve (uvicorn, {args.workers} process{'es' if args.workers > 1 else ''}), SQLite"
-    with contextlib.closing(sqlite3.connect(db)) as conn:  # what the run left: labels, and truth runs fitted
+    res["server"] = (
+        f"veritag serve (uvicorn, {args.workers} process{'es' if args.workers > 1 else ''}), SQLite"
+    )
+    with contextlib.closing(
+        sqlite3.connect(db)
+    ) as conn:  # what the run left: labels, and truth runs fitted
         res["stored_claims"], res["truth_runs"] = conn.execute(
-            "SELECT (SELECT count(*) FROM claims), (SELECT count(*) FROM truth_runs)").fetchone()
+            "SELECT (SELECT count(*) FROM claims), (SELECT count(*) FROM truth_runs)"
+        ).fetchone()
         res["items_over_cap"] = conn.execute(
-            "SELECT count(*) FROM (SELECT item_id FROM claims GROUP BY item_id HAVING count(*) > ?)", (args.labels,)).fetchone()[0]
+            "SELECT count(*) FROM (SELECT item_id FROM claims GROUP BY item_id HAVING count(*) > ?)",
+            (args.labels,),
+        ).fetchone()[0]
     return res
 
 
@@ -357,16 +446,27 @@ def _signup(base: str, email: str) -> str:
     """Sign a user up through Label Studio's form (it joins the one organization); return their token."""
     with httpx.Client(base_url=base, timeout=60) as c:
         c.get("/user/signup/")
-        r = c.post("/user/signup/", data={"email": email, "password": PASSWORD, "csrfmiddlewaretoken": c.cookies["csrftoken"]},
-                   headers={"Referer": base + "/user/signup/"})
+        r = c.post(
+            "/user/signup/",
+            data={
+                "email": email,
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": c.cookies["csrftoken"],
+            },
+            headers={"Referer": base + "/user/signup/"},
+        )
         if r.status_code != 302:
-            raise RuntimeError(f"Label Studio signup of {email} -> HTTP {r.status_code}: {r.text[:500]}")
+            raise RuntimeError(
+                f"Label Studio signup of {email} -> HTTP {r.status_code}: {r.text[:500]}"
+            )
         r = c.get("/api/current-user/token")
         r.raise_for_status()
         return r.json()["token"]
 
 
-def measure_label_studio(folder: Path, texts: list[str], labels: list[str], args: argparse.Namespace) -> dict:
+def measure_label_studio(
+    folder: Path, texts: list[str], labels: list[str], args: argparse.Namespace
+) -> dict:
     import label_studio as ls_peer
 
     exe = ls_peer.ensure_label_studio()
@@ -382,13 +482,28 @@ def measure_label_studio(folder: Path, texts: list[str], labels: list[str], args
             shutil.copy(folder / "ls-data.server.log", LOGS / "label-studio.log")
 
 
-def _drive_label_studio(ls_peer, exe: Path, data_dir: Path, classes: list[str], texts: list[str], labels: list[str],
-                        args: argparse.Namespace, t: float) -> dict:
+def _drive_label_studio(
+    ls_peer,
+    exe: Path,
+    data_dir: Path,
+    classes: list[str],
+    texts: list[str],
+    labels: list[str],
+    args: argparse.Namespace,
+    t: float,
+) -> dict:
     with ls_peer.running_label_studio(exe, data_dir, ls_peer.free_port()) as ls:
         start_s = time.perf_counter() - t
         t = time.perf_counter()
-        project = ls.call("POST", "/api/projects", {"title": "veritag-load", "label_config": ls_peer._label_config(classes),
-                                                    "maximum_annotations": args.labels})
+        project = ls.call(
+            "POST",
+            "/api/projects",
+            {
+                "title": "veritag-load",
+                "label_config": ls_peer._label_config(classes),
+                "maximum_annotations": args.labels,
+            },
+        )
         pid = project["id"]
         tasks = [{"text": text, "item_id": f"item-{i}"} for i, text in enumerate(texts)]
         resp = ls.call("POST", f"/api/projects/{pid}/import", tasks, expect=(201,))
@@ -406,15 +521,33 @@ def _drive_label_studio(ls_peer, exe: Path, data_dir: Path, classes: list[str], 
             return 200, task["id"], truth.get(task["data"].get("item_id")), ""
 
         def submit(client: httpx.Client, task: object, label: str) -> tuple[int, str]:
-            body = {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
-                    "project": pid}
+            body = {
+                "result": [
+                    {
+                        "from_name": "label",
+                        "to_name": "text",
+                        "type": "choices",
+                        "value": {"choices": [label]},
+                    }
+                ],
+                "project": pid,
+            }
             r = client.post(f"/api/tasks/{task}/annotations/", json=body)
             return r.status_code, r.text[:300] if r.status_code != 201 else ""
 
-        peer = Peer(f"Label Studio {ls_peer.VERSION}", ls.base, [{"Authorization": f"Token {tok}"} for tok in tokens],
-                    next_item, submit, classes, lambda: [ls.proc.pid])
+        peer = Peer(
+            f"Label Studio {ls_peer.VERSION}",
+            ls.base,
+            [{"Authorization": f"Token {tok}"} for tok in tokens],
+            next_item,
+            submit,
+            classes,
+            lambda: [ls.proc.pid],
+        )
         res = drive(peer, args.tutors, args.seconds)
-        status, raw = ls.request("GET", f"/api/projects/{pid}/export?exportType=JSON")  # annotated tasks only
+        status, raw = ls.request(
+            "GET", f"/api/projects/{pid}/export?exportType=JSON"
+        )  # annotated tasks only
         if status == 200:
             per_task = [len(task.get("annotations", [])) for task in json.loads(raw)]
             res["stored_annotations"] = sum(per_task)
@@ -455,7 +588,13 @@ def profile(folder: Path, texts: list[str], labels: list[str], args: argparse.Na
             b = time.perf_counter()
             if lease is None:
                 return
-            routing.submit(store, project, lease.id, _answer(rng, truth[lease.external_id], classes), tutor=name)
+            routing.submit(
+                store,
+                project,
+                lease.id,
+                _answer(rng, truth[lease.external_id], classes),
+                tutor=name,
+            )
             c = time.perf_counter()
             times["request_work"].append(b - a)
             times["submit"].append(c - b)
@@ -472,12 +611,19 @@ def profile(folder: Path, texts: list[str], labels: list[str], args: argparse.Na
     n = len(times["request_work"])
     print(f"\nin-process, 1 thread, {n} cycles (cProfile on; {path}):")
     for kind, values in times.items():
-        print(f"  {kind:13} mean {np.mean(values) * 1000:6.2f} ms  p50 {_pct(values, 50):6.2f}  p99 {_pct(values, 99):6.2f}")
+        print(
+            f"  {kind:13} mean {np.mean(values) * 1000:6.2f} ms  p50 {_pct(values, 50):6.2f}  p99 {_pct(values, 99):6.2f}"
+        )
     stats = pstats.Stats(prof)
     stats.sort_stats("cumulative").print_stats(40)
     stats.sort_stats("tottime").print_stats(25)
-    return {"cycles": n, **{k: {"mean_ms": float(np.mean(v) * 1000), "p50_ms": _pct(v, 50), "p99_ms": _pct(v, 99)}
-                            for k, v in times.items()}}
+    return {
+        "cycles": n,
+        **{
+            k: {"mean_ms": float(np.mean(v) * 1000), "p50_ms": _pct(v, 50), "p99_ms": _pct(v, 99)}
+            for k, v in times.items()
+        },
+    }
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -488,39 +634,53 @@ def _ms(value: float | None) -> str:
 
 
 def report(rows: list[dict], items: int, per_item: int) -> dict:
-    print(f"\n{'system':20}{'cycles':>8}{'cycles/s':>10}{'ratio':>8}"
-          f"{'next p50/p99':>19}{'submit p50/p99':>19}{'cycle p50/p99':>19}{'errors':>8}{'srv CPU ms/cycle':>18}")
+    print(
+        f"\n{'system':20}{'cycles':>8}{'cycles/s':>10}{'ratio':>8}"
+        f"{'next p50/p99':>19}{'submit p50/p99':>19}{'cycle p50/p99':>19}{'errors':>8}{'srv CPU ms/cycle':>18}"
+    )
     base = rows[-1]["cycles_per_s"] if len(rows) > 1 else None
     for r in rows:
         ratio = f"{r['cycles_per_s'] / base:.1f}x" if base else "-"
         cpu = r.get("server_cpu_ms_per_cycle")
-        print(f"{r['system']:20}{r['cycles']:>8,}{r['cycles_per_s']:>10.1f}{ratio:>8}"
-              f"{_ms(r['next']['p50_ms']) + ' / ' + _ms(r['next']['p99_ms']):>19}"
-              f"{_ms(r['submit']['p50_ms']) + ' / ' + _ms(r['submit']['p99_ms']):>19}"
-              f"{_ms(r['cycle']['p50_ms']) + ' / ' + _ms(r['cycle']['p99_ms']):>19}"
-              f"{r['errors']:>8}{_ms(cpu):>18}")
+        print(
+            f"{r['system']:20}{r['cycles']:>8,}{r['cycles_per_s']:>10.1f}{ratio:>8}"
+            f"{_ms(r['next']['p50_ms']) + ' / ' + _ms(r['next']['p99_ms']):>19}"
+            f"{_ms(r['submit']['p50_ms']) + ' / ' + _ms(r['submit']['p99_ms']):>19}"
+            f"{_ms(r['cycle']['p50_ms']) + ' / ' + _ms(r['cycle']['p99_ms']):>19}"
+            f"{r['errors']:>8}{_ms(cpu):>18}"
+        )
         for s in r["error_samples"]:
             print(f"    error: {s}")
         if r.get("truth_runs") is not None:
-            print(f"    {r['stored_claims']:,} labels stored, {r['truth_runs']} truth runs fitted and stored by requests")
+            print(
+                f"    {r['stored_claims']:,} labels stored, {r['truth_runs']} truth runs fitted and stored by requests"
+            )
         if r.get("items_over_cap"):
             print(f"    {r['items_over_cap']} items got more than {per_item} labels (the cap)")
         if r["exhausted_tutors"]:
-            print(f"    {r['exhausted_tutors']} tutors ran out of work before the end (pool: {items * per_item:,} labels)")
+            print(
+                f"    {r['exhausted_tutors']} tutors ran out of work before the end (pool: {items * per_item:,} labels)"
+            )
     vt = rows[0]
     verdict = {}
     p99 = max(vt["next"]["p99_ms"] or 0, vt["submit"]["p99_ms"] or 0)
     verdict["p99_ms"] = p99
     verdict["p99_met"] = bool(vt["cycles"]) and not vt["errors"] and p99 < TARGET_P99_MS
-    print(f"\ntarget p99 < {TARGET_P99_MS:.0f} ms per request (veritag): {'PASS' if verdict['p99_met'] else 'MISS'} "
-          f"(next {_ms(vt['next']['p99_ms'])}, submit {_ms(vt['submit']['p99_ms'])}, whole cycle {_ms(vt['cycle']['p99_ms'])} ms)")
+    print(
+        f"\ntarget p99 < {TARGET_P99_MS:.0f} ms per request (veritag): {'PASS' if verdict['p99_met'] else 'MISS'} "
+        f"(next {_ms(vt['next']['p99_ms'])}, submit {_ms(vt['submit']['p99_ms'])}, whole cycle {_ms(vt['cycle']['p99_ms'])} ms)"
+    )
     if base:
         verdict["ratio"] = vt["cycles_per_s"] / base
         verdict["ratio_met"] = verdict["ratio"] >= TARGET_RATIO
-        print(f"target >= {TARGET_RATIO:.0f}x Label Studio's throughput: {'PASS' if verdict['ratio_met'] else 'MISS'} "
-              f"({verdict['ratio']:.1f}x)")
+        print(
+            f"target >= {TARGET_RATIO:.0f}x Label Studio's throughput: {'PASS' if verdict['ratio_met'] else 'MISS'} "
+            f"({verdict['ratio']:.1f}x)"
+        )
     if vt["cycles"] > 0.8 * items * per_item:
-        print(f"warning: veritag used {vt['cycles']:,} of {items * per_item:,} labels in the pool; raise --items")
+        print(
+            f"warning: veritag used {vt['cycles']:,} of {items * per_item:,} labels in the pool; raise --items"
+        )
     return verdict
 
 
@@ -531,12 +691,26 @@ def main() -> None:
     ap.add_argument("--tutors", type=int, default=16)
     ap.add_argument("--items", type=int, default=5000)
     ap.add_argument("--labels", type=int, default=3, help="labels each item takes (both systems)")
-    ap.add_argument("--gold-rate", type=float, default=0.0, help="veritag's routing gold_rate (no gold items are loaded)")
+    ap.add_argument(
+        "--gold-rate",
+        type=float,
+        default=0.0,
+        help="veritag's routing gold_rate (no gold items are loaded)",
+    )
     ap.add_argument("--no-peer", action="store_true", help="skip Label Studio")
-    ap.add_argument("--workers", type=int, default=1, help="veritag serve --workers (server processes)")
-    ap.add_argument("--profile", type=int, default=0, metavar="N",
-                    help="instead of the load test: cProfile N in-process cycles of request_work + submit")
-    ap.add_argument("--json", type=Path, default=OUT / "server_load.json", help="write the results here")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="veritag serve --workers (server processes)"
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the load test: cProfile N in-process cycles of request_work + submit",
+    )
+    ap.add_argument(
+        "--json", type=Path, default=OUT / "server_load.json", help="write the results here"
+    )
     args = ap.parse_args()
     if args.quick:
         args.seconds = 10.0
@@ -548,17 +722,30 @@ def main() -> None:
         if args.profile:
             profile(folder, texts, labels, args)
             return
-        res: dict = {"items": len(texts), "data": source, "labels_per_item": args.labels, "tutors": args.tutors,
-                     "gold_rate": args.gold_rate, "seconds": args.seconds, "cores": os.cpu_count(),
-                     "load_avg_before": os.getloadavg()[0]}
-        print(f"{len(texts):,} {source} items x {args.labels} labels, {args.tutors} tutors, {args.seconds:.0f} s per system, "
-              f"load average {res['load_avg_before']:.2f}", flush=True)
+        res: dict = {
+            "items": len(texts),
+            "data": source,
+            "labels_per_item": args.labels,
+            "tutors": args.tutors,
+            "gold_rate": args.gold_rate,
+            "seconds": args.seconds,
+            "cores": os.cpu_count(),
+            "load_avg_before": os.getloadavg()[0],
+        }
+        print(
+            f"{len(texts):,} {source} items x {args.labels} labels, {args.tutors} tutors, {args.seconds:.0f} s per system, "
+            f"load average {res['load_avg_before']:.2f}",
+            flush=True,
+        )
         print("veritag: building the store and starting `veritag serve` ...", flush=True)
         rows = [measure_veritag(folder, texts, labels, args)]
         print(f"veritag: {rows[0]['cycles_per_s']:.1f} cycles/s", flush=True)
         if not args.no_peer:
             try:
-                print("Label Studio: preparing its venv, starting it on 127.0.0.1 (first start migrates, ~30 s) ...", flush=True)
+                print(
+                    "Label Studio: preparing its venv, starting it on 127.0.0.1 (first start migrates, ~30 s) ...",
+                    flush=True,
+                )
                 rows.append(measure_label_studio(folder, texts, labels, args))
             except Exception as err:  # noqa: BLE001  (the peer failing must not lose veritag's figures)
                 res["label_studio_error"] = f"{type(err).__name__}: {err}"
@@ -566,7 +753,9 @@ def main() -> None:
         res["load_avg_after"] = os.getloadavg()[0]
         res["results"] = rows
         res["verdict"] = report(rows, len(texts), args.labels)
-        print(f"load average before / after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}")
+        print(
+            f"load average before / after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(res, indent=2))
 

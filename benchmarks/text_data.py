@@ -15,15 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(os.environ.get("VERITAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = Path(
+    os.environ.get("VERITAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 NAMES = ("financial_phrasebank", "sms_spam", "medical_abstracts", "snow_rte")
 
 
 def _pairs(name: str) -> list[tuple[str, str]]:
     text = SHARED / "text"
     if name == "sms_spam":
-        with (text / name / "SMSSpamCollection.tsv").open(newline="", encoding="utf-8", errors="replace") as fh:
-            return [(r[1], r[0]) for r in list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]]
+        with (text / name / "SMSSpamCollection.tsv").open(
+            newline="", encoding="utf-8", errors="replace"
+        ) as fh:
+            return [
+                (r[1], r[0])
+                for r in list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+            ]
     if name == "financial_phrasebank":
         lines = (text / name / "Sentences_AllAgree.txt").read_text(encoding="utf-8").splitlines()
         return [(p[0], p[1]) for p in (line.rsplit("@", 1) for line in lines if "@" in line)]
@@ -44,6 +51,10 @@ def load(name: str, n: int | None = None, seed: int = 0) -> tuple[list[str], lis
     """(texts, labels) of one data set; see the module docstring for ``n``."""
     pairs = _pairs(name)
     if n and n < len(pairs):
-        keep = range(n) if name == "sms_spam" else sorted(np.random.default_rng(seed).choice(len(pairs), n, replace=False))
+        keep = (
+            range(n)
+            if name == "sms_spam"
+            else sorted(np.random.default_rng(seed).choice(len(pairs), n, replace=False))
+        )
         pairs = [pairs[i] for i in keep]
     return [t for t, _ in pairs], [label for _, label in pairs]

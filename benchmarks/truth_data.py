@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-SHARED_DATA = Path(os.environ.get("VERITAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("VERITAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 CROWD_DIR = SHARED_DATA / "crowd"
 TEXT_DATASETS = ("snow_rte", "product")
 
@@ -86,7 +88,11 @@ class CrowdData:
 
 
 def crowd_names() -> list[str]:
-    return sorted(p.name for p in CROWD_DIR.iterdir() if (p / "labels.csv").exists() and (p / "gt.csv").exists())
+    return sorted(
+        p.name
+        for p in CROWD_DIR.iterdir()
+        if (p / "labels.csv").exists() and (p / "gt.csv").exists()
+    )
 
 
 def _read_columns(path: Path, columns: tuple[str, ...]) -> list[NDArray[np.str_]]:
@@ -122,7 +128,16 @@ def load_crowd(name: str) -> CrowdData:
     gt[gt_item] = [code[v] for v in gt_label.tolist()]
     if np.unique(gt_item).size != gt_item.size:
         raise ValueError(f"{folder / 'gt.csv'} has a task twice")
-    return CrowdData(name, item.astype(np.int64), worker_code.astype(np.int64), label_code, gt, task_ids, worker_ids, classes)
+    return CrowdData(
+        name,
+        item.astype(np.int64),
+        worker_code.astype(np.int64),
+        label_code,
+        gt,
+        task_ids,
+        worker_ids,
+        classes,
+    )
 
 
 # --------------------------------------------------------------------------- synthetic crowd
@@ -264,9 +279,13 @@ def subsample_per_item(item: IntArray, k: int, seed: int = 0) -> IntArray:
     return np.sort(order[rank < k])
 
 
-def majority_labels(item: IntArray, label: IntArray, n_items: int, n_classes: int, seed: int = 0) -> IntArray:
+def majority_labels(
+    item: IntArray, label: IntArray, n_items: int, n_classes: int, seed: int = 0
+) -> IntArray:
     """The most voted class per item; ties broken uniformly at random (seeded); -1 for no votes."""
-    votes = np.bincount(np.asarray(item) * n_classes + np.asarray(label), minlength=n_items * n_classes)
+    votes = np.bincount(
+        np.asarray(item) * n_classes + np.asarray(label), minlength=n_items * n_classes
+    )
     votes = votes.reshape(n_items, n_classes).astype(np.float64)
     jitter = np.random.default_rng(seed).random(votes.shape) * 0.5  # < 1: only breaks ties
     out = (votes + jitter).argmax(axis=1).astype(np.int64)
@@ -276,7 +295,21 @@ def majority_labels(item: IntArray, label: IntArray, n_items: int, n_classes: in
 
 # --------------------------------------------------------------------------- text model
 
-_NEGATIONS = frozenset(["no", "not", "never", "none", "nobody", "nothing", "neither", "nor", "n't", "without", "cannot"])
+_NEGATIONS = frozenset(
+    [
+        "no",
+        "not",
+        "never",
+        "none",
+        "nobody",
+        "nothing",
+        "neither",
+        "nor",
+        "n't",
+        "without",
+        "cannot",
+    ]
+)
 
 
 def _tokens(texts) -> list[list[str]]:
@@ -325,7 +358,9 @@ def _price(values) -> NDArray[np.float64]:
     return out
 
 
-def _pair_fields(name: str, df) -> tuple[list[str], list[str], list[str], list[str], NDArray[np.float64]]:
+def _pair_fields(
+    name: str, df
+) -> tuple[list[str], list[str], list[str], list[str], NDArray[np.float64]]:
     """(short a, short b, long a, long b, extra dense features) for one dataset's texts.csv."""
     if name == "snow_rte":
         # Premise and hypothesis; the short and long forms are the same text.
@@ -338,8 +373,12 @@ def _pair_fields(name: str, df) -> tuple[list[str], list[str], list[str], list[s
         lb = (df["name_b"] + " " + df["desc_b"]).tolist()
         pa, pb = _price(df["price_a"].tolist()), _price(df["price_b"].tolist())
         both = np.isfinite(pa) & np.isfinite(pb) & (pa > 0) & (pb > 0)
-        ratio = np.where(both, np.abs(np.log(np.where(both, pa, 1.0) / np.where(both, pb, 1.0))), 0.0)
-        extra = np.column_stack([both.astype(float), ratio, both & (ratio < 0.1), both & (ratio > 0.7)])
+        ratio = np.where(
+            both, np.abs(np.log(np.where(both, pa, 1.0) / np.where(both, pb, 1.0))), 0.0
+        )
+        extra = np.column_stack(
+            [both.astype(float), ratio, both & (ratio < 0.1), both & (ratio > 0.7)]
+        )
         return na, nb, la, lb, extra.astype(float)
     raise ValueError(f"no text features defined for {name!r}; texts exist for {TEXT_DATASETS}")
 
@@ -359,20 +398,29 @@ def _fold_features(name: str, df, train: IntArray, test: IntArray):
 
     words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     words.fit(pick(la, train) + pick(lb, train))
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True, max_features=200_000)
+    chars = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True, max_features=200_000
+    )
     chars.fit(pick(sa, train) + pick(sb, train))
 
     def build(idx):
         wa_s, wb_s = words.transform(pick(sa, idx)), words.transform(pick(sb, idx))
         wa_l, wb_l = words.transform(pick(la, idx)), words.transform(pick(lb, idx))
         ca, cb = chars.transform(pick(sa, idx)), chars.transform(pick(sb, idx))
-        dense = np.column_stack([
-            _rowwise_cosine(wa_s, wb_s), _rowwise_cosine(wa_l, wb_l), _rowwise_cosine(ca, cb),
-            _rowwise_cosine(wa_s, wb_l), _rowwise_cosine(wa_l, wb_s),
-            _overlap(pick(ta, idx), pick(tb, idx)), _overlap(pick(lta, idx), pick(ltb, idx)),
-            np.log1p([len(t) for t in pick(tb, idx)]), np.log1p([len(t) for t in pick(ta, idx)]),
-            extra[idx],
-        ])
+        dense = np.column_stack(
+            [
+                _rowwise_cosine(wa_s, wb_s),
+                _rowwise_cosine(wa_l, wb_l),
+                _rowwise_cosine(ca, cb),
+                _rowwise_cosine(wa_s, wb_l),
+                _rowwise_cosine(wa_l, wb_s),
+                _overlap(pick(ta, idx), pick(tb, idx)),
+                _overlap(pick(lta, idx), pick(ltb, idx)),
+                np.log1p([len(t) for t in pick(tb, idx)]),
+                np.log1p([len(t) for t in pick(ta, idx)]),
+                extra[idx],
+            ]
+        )
         # Sparse blocks: which terms the two sides share (element-wise product), and side b alone
         # (a hypothesis's own words; the second product's own name).
         return dense, sp.hstack([wa_l.multiply(wb_l), wb_s]).tocsr()
@@ -385,7 +433,9 @@ def _fold_features(name: str, df, train: IntArray, test: IntArray):
     return x_train, x_test
 
 
-def oof_text_probs(data: CrowdData, train_labels: IntArray, *, folds: int = 5, seed: int = 0) -> NDArray[np.float64]:
+def oof_text_probs(
+    data: CrowdData, train_labels: IntArray, *, folds: int = 5, seed: int = 0
+) -> NDArray[np.float64]:
     """Out-of-fold class probabilities of a TF-IDF + logistic-regression model, one row per item.
 
     ``train_labels[i]`` is the label the model may learn item i from: in truth.py it is the
@@ -411,7 +461,9 @@ def oof_text_probs(data: CrowdData, train_labels: IntArray, *, folds: int = 5, s
     k = data.n_classes
     probs = np.full((data.n_items, k), np.nan)
     strat = np.where(y >= 0, y, k)  # unlabeled items are spread over the folds too
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(data.n_items), strat):
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
+        np.zeros(data.n_items), strat
+    ):
         train = train[y[train] >= 0]
         x_train, x_test = _fold_features(data.name, df, train, test)
         clf = LogisticRegression(C=1.0, max_iter=5000)

@@ -31,8 +31,10 @@ REGENERATE = "`.venv/bin/python scripts/gen_reference.py`"
 
 
 def _banner(source: str) -> str:
-    return (f"<!-- Generated from {source} by scripts/gen_reference.py; do not edit by hand: "
-            f"run {REGENERATE}. -->\n")
+    return (
+        f"<!-- Generated from {source} by scripts/gen_reference.py; do not edit by hand: "
+        f"run {REGENERATE}. -->\n"
+    )
 
 
 def _cell(text: object) -> str:
@@ -101,7 +103,9 @@ def _command_section(path: list[str], command: Any, lines: list[str]) -> None:
         for sub_name in sorted(subcommands):
             sub = subcommands[sub_name]
             first = _fill(sub.help).split("\n\n")[0]
-            lines.append(f"| [`{name} {sub_name}`](#{_slug(name + ' ' + sub_name)}) | {_cell(first)} |")
+            lines.append(
+                f"| [`{name} {sub_name}`](#{_slug(name + ' ' + sub_name)}) | {_cell(first)} |"
+            )
         lines.append("")
     params = [p for p in command.params if not getattr(p, "hidden", False)]
     if params:
@@ -116,7 +120,9 @@ def _command_section(path: list[str], command: Any, lines: list[str]) -> None:
             if getattr(param, "multiple", False):
                 kind += ", repeatable"
             default = "required" if param.required and is_option else _default(param.default)
-            lines.append(f"| {names} | {kind} | {default} | {_cell(_fill(getattr(param, 'help', '')))} |")
+            lines.append(
+                f"| {names} | {kind} | {default} | {_cell(_fill(getattr(param, 'help', '')))} |"
+            )
         lines.append("")
     for sub_name in sorted(subcommands or {}):
         _command_section([*path, sub_name], subcommands[sub_name], lines)
@@ -135,12 +141,17 @@ def cli_reference() -> str:
 
     group = typer.main.get_command(app)
     lines = [_banner("the typer app `veritag.cli.app`"), "# Command-line reference", ""]
-    lines += [_fill(group.help), "",
-              "Every command that opens a database takes `--db PATH_OR_URL` (default: "
-              "`$VERITAG_DATABASE_URL`, else `./veritag.db`). A user mistake prints one `Error:` line "
-              "and exits with code 1. The guides explain each command with examples; this page lists "
-              "what `--help` says.", "",
-              "| command | does |", "| --- | --- |"]
+    lines += [
+        _fill(group.help),
+        "",
+        "Every command that opens a database takes `--db PATH_OR_URL` (default: "
+        "`$VERITAG_DATABASE_URL`, else `./veritag.db`). A user mistake prints one `Error:` line "
+        "and exits with code 1. The guides explain each command with examples; this page lists "
+        "what `--help` says.",
+        "",
+        "| command | does |",
+        "| --- | --- |",
+    ]
     commands = group.commands  # type: ignore[attr-defined]
     for name in commands:
         first = _fill(commands[name].help).split("\n\n")[0]
@@ -153,26 +164,36 @@ def cli_reference() -> str:
 
 # ----------------------------------------------------------------------------------------- settings
 
+
 def settings_reference() -> str:
     from veritag.config import Settings
 
     prefix = Settings.model_config.get("env_prefix", "")
-    lines = [_banner("`veritag.config.Settings`"), "# Settings reference", "",
-             _cell(Settings.__doc__ or ""), "",
-             "| variable | type | default | constraints | meaning |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        _banner("`veritag.config.Settings`"),
+        "# Settings reference",
+        "",
+        _cell(Settings.__doc__ or ""),
+        "",
+        "| variable | type | default | constraints | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, field in Settings.model_fields.items():
         constraints = []
         for item in field.metadata:
             for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
                 if getattr(item, attr, None) is not None:
                     constraints.append(f"{sign} {getattr(item, attr)}")
-        lines.append(f"| `{prefix}{name.upper()}` | {_type_name(field.annotation)} | "
-                     f"{_default(field.default) or 'none'} | {', '.join(constraints)} | "
-                     f"{_cell(field.description or '')} |")
+        lines.append(
+            f"| `{prefix}{name.upper()}` | {_type_name(field.annotation)} | "
+            f"{_default(field.default) or 'none'} | {', '.join(constraints)} | "
+            f"{_cell(field.description or '')} |"
+        )
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 # ----------------------------------------------------------------------------------------- HTTP API
+
 
 def _schema_name(schema: dict[str, Any] | None) -> str:
     if not schema:
@@ -191,13 +212,17 @@ def http_api_reference() -> str:
     from veritag.server.app import create_app
 
     document = create_app(None).openapi()  # type: ignore[arg-type]  # the schema needs no store
-    lines = [_banner("the server's OpenAPI document (`veritag.server.app.create_app`)"),
-             "# HTTP API reference", "",
-             "Every route of the JSON API, with the statuses the OpenAPI document says it answers. "
-             "The live document is served at `/api/v1/openapi.json` and browsable at `/api/v1/docs`; "
-             "every error body is an `ApiError` (see [the server guide](../guide/server.md)).", "",
-             "| method | path | summary | parameters | body | statuses |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        _banner("the server's OpenAPI document (`veritag.server.app.create_app`)"),
+        "# HTTP API reference",
+        "",
+        "Every route of the JSON API, with the statuses the OpenAPI document says it answers. "
+        "The live document is served at `/api/v1/openapi.json` and browsable at `/api/v1/docs`; "
+        "every error body is an `ApiError` (see [the server guide](../guide/server.md)).",
+        "",
+        "| method | path | summary | parameters | body | statuses |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for path, operations in document["paths"].items():
         for method, op in operations.items():
             if method not in ("get", "post", "put", "patch", "delete"):
@@ -210,8 +235,10 @@ def http_api_reference() -> str:
                 body = f"{name} ({media})" if name else media
                 break
             statuses = ", ".join(sorted(op.get("responses", {})))
-            lines.append(f"| {method.upper()} | `{path}` | {_cell(op.get('summary', ''))} | "
-                         f"{' '.join(params)} | {_cell(body)} | {statuses} |")
+            lines.append(
+                f"| {method.upper()} | `{path}` | {_cell(op.get('summary', ''))} | "
+                f"{' '.join(params)} | {_cell(body)} | {statuses} |"
+            )
     lines.append("")
     schemas = document.get("components", {}).get("schemas", {})
     if schemas:
@@ -227,6 +254,7 @@ def http_api_reference() -> str:
 
 # -------------------------------------------------------------------------------------------- index
 
+
 def index_page() -> str:
     """README.md as the site's home page: links into docs/ lose their ``docs/`` prefix, other
     relative links point one folder up (the site build turns those into plain text, see
@@ -238,7 +266,7 @@ def index_page() -> str:
         if target.startswith("#") or re.match(r"^[a-z][a-z0-9+.-]*:", target):
             return match.group(0)
         if target.startswith("docs/"):
-            return f"{text}({target[len('docs/'):]})"
+            return f"{text}({target[len('docs/') :]})"
         return f"{text}(../{target})"
 
     body = re.sub(r"(!?\[[^\]]*\])\(([^)\s]+)\)", relink, readme)
@@ -266,15 +294,24 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.check:
             stale.append(rel)
-            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), f"docs/{rel} (committed)",
-                                        f"docs/{rel} (from the code)", lineterm="", n=1)
+            diff = difflib.unified_diff(
+                current.splitlines(),
+                text.splitlines(),
+                f"docs/{rel} (committed)",
+                f"docs/{rel} (from the code)",
+                lineterm="",
+                n=1,
+            )
             print("\n".join(list(diff)[:40]), file=sys.stderr)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             print(f"wrote docs/{rel}")
     if stale:
-        print(f"stale: {', '.join('docs/' + s for s in stale)}; regenerate with {REGENERATE}", file=sys.stderr)
+        print(
+            f"stale: {', '.join('docs/' + s for s in stale)}; regenerate with {REGENERATE}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -31,7 +31,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         if resolved.is_relative_to(docs_dir):
             return match.group(0)
         if not resolved.is_relative_to(root) or not resolved.exists():
-            log.warning("%s links to %s, which is not in the repository", page.file.src_path, target)
+            log.warning(
+                "%s links to %s, which is not in the repository", page.file.src_path, target
+            )
             return match.group(0)
         rel = resolved.relative_to(root).as_posix()
         if repo_url:

@@ -109,8 +109,10 @@ def migrated_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     if backend == "sqlite":
         yield migrated_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "test.db")
     else:
-        with fresh_database(request.getfixturevalue("postgres_url"),
-                            template=request.getfixturevalue("postgres_template")) as url:
+        with fresh_database(
+            request.getfixturevalue("postgres_url"),
+            template=request.getfixturevalue("postgres_template"),
+        ) as url:
             yield url
 
 

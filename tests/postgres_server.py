@@ -56,9 +56,7 @@ def find_bin_dir() -> Path:
         version = Path(bin_dir).parent.name  # /usr/lib/postgresql/15/bin
         return tuple(int(part) for part in re.findall(r"\d+", version))
 
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=version_key, reverse=True
-    )
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version_key, reverse=True)
     on_path = shutil.which("pg_ctl")
     if on_path:
         candidates.append(str(Path(on_path).resolve().parent))
@@ -163,9 +161,7 @@ def running_postgres() -> Iterator[str]:
     bin_dir = find_bin_dir()
     runner = _Runner()
     base_dir = Path(
-        tempfile.mkdtemp(
-            prefix="veritag-pg-", dir="/tmp" if os.path.isdir("/tmp") else None
-        )
+        tempfile.mkdtemp(prefix="veritag-pg-", dir="/tmp" if os.path.isdir("/tmp") else None)
     )
     data_dir = base_dir / "data"
     log_file = base_dir / "server.log"
@@ -177,10 +173,14 @@ def running_postgres() -> Iterator[str]:
         result = runner.run(
             [
                 str(bin_dir / "initdb"),
-                "--pgdata", str(data_dir),
-                "--username", SUPERUSER,
-                "--auth", "trust",
-                "--encoding", "UTF8",
+                "--pgdata",
+                str(data_dir),
+                "--username",
+                SUPERUSER,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
                 "--no-locale",
                 "--no-sync",
             ],
@@ -211,11 +211,15 @@ def running_postgres() -> Iterator[str]:
                 [
                     str(bin_dir / "pg_ctl"),
                     "start",
-                    "--pgdata", str(data_dir),
-                    "--log", str(log_file),
+                    "--pgdata",
+                    str(data_dir),
+                    "--log",
+                    str(log_file),
                     "--wait",
-                    "--timeout", "60",
-                    "-o", f"-p {port}",
+                    "--timeout",
+                    "60",
+                    "-o",
+                    f"-p {port}",
                 ],
                 cwd=base_dir,
             )
@@ -236,9 +240,12 @@ def running_postgres() -> Iterator[str]:
         result = runner.run(
             [
                 str(createdb),
-                "--host", HOST,
-                "--port", str(port),
-                "--username", SUPERUSER,
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--username",
+                SUPERUSER,
                 DATABASE,
             ],
             cwd=base_dir,
@@ -257,8 +264,10 @@ def running_postgres() -> Iterator[str]:
                     [
                         str(bin_dir / "pg_ctl"),
                         "stop",
-                        "--pgdata", str(data_dir),
-                        "--mode", "immediate",
+                        "--pgdata",
+                        str(data_dir),
+                        "--mode",
+                        "immediate",
                         "--wait",
                     ],
                     cwd=base_dir,
@@ -270,7 +279,9 @@ def running_postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fresh_database(server_url: str, prefix: str = "veritag_test", template: str | None = None) -> Iterator[str]:
+def fresh_database(
+    server_url: str, prefix: str = "veritag_test", template: str | None = None
+) -> Iterator[str]:
     """Create a uniquely named database on the server; yield its URL; drop it.
 
     ``server_url`` must log in as a role allowed to create databases, such as

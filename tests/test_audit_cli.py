@@ -19,13 +19,25 @@ def _ok(runner: CliRunner, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def test_cli_changes_are_recorded_as_the_os_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cli_changes_are_recorded_as_the_os_user(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
     monkeypatch.setattr(getpass, "getuser", lambda: "operator")
     runner = CliRunner()
     db = ("--db", str(tmp_path / "v.db"))
     _ok(runner, "init", "p", "--task", "classification", "--labels", "yes,no", *db)
-    _ok(runner, "user", "add", "kim", "--role", "admin", "--password-stdin", *db, stdin="a long password\n")
+    _ok(
+        runner,
+        "user",
+        "add",
+        "kim",
+        "--role",
+        "admin",
+        "--password-stdin",
+        *db,
+        stdin="a long password\n",
+    )
     _ok(runner, "user", "unlock", "kim", *db)
     secret = _ok(runner, "token", "kim", "--name", "ci", *db).strip().splitlines()[-1]
     _ok(runner, "token", "kim", "--revoke", "1", *db)
@@ -39,12 +51,32 @@ def test_cli_changes_are_recorded_as_the_os_user(monkeypatch: pytest.MonkeyPatch
         entries = list(reversed(audit.read(store)))
     finally:
         store.close()
-    assert [e.action for e in entries] == ["project.create", "user.create", "user.unlock", "token.create",
-                                           "token.revoke", "routing.configure", "tutor.add", "tutor.active", "export"]
-    assert {(e.actor, e.actor_id, e.client, e.outcome) for e in entries} == {("cli:operator", None, None, "ok")}
+    assert [e.action for e in entries] == [
+        "project.create",
+        "user.create",
+        "user.unlock",
+        "token.create",
+        "token.revoke",
+        "routing.configure",
+        "tutor.add",
+        "tutor.active",
+        "export",
+    ]
+    assert {(e.actor, e.actor_id, e.client, e.outcome) for e in entries} == {
+        ("cli:operator", None, None, "ok")
+    }
     by = {e.action: e for e in entries}
     assert (by["user.create"].target, by["user.create"].detail) == ("kim", {"role": "admin"})
-    assert (by["token.create"].target, by["token.create"].detail) == ("1", {"name": "ci", "user": "kim"})
+    assert (by["token.create"].target, by["token.create"].detail) == (
+        "1",
+        {"name": "ci", "user": "kim"},
+    )
     assert by["routing.configure"].detail["max_labels"]["to"] == 2
-    assert (by["export"].project, by["export"].target, by["export"].detail["rows"]) == ("p", "csv", 0)
-    assert secret.startswith("vt_") and not any(secret in repr(e) or "a long password" in repr(e) for e in entries)
+    assert (by["export"].project, by["export"].target, by["export"].detail["rows"]) == (
+        "p",
+        "csv",
+        0,
+    )
+    assert secret.startswith("vt_") and not any(
+        secret in repr(e) or "a long password" in repr(e) for e in entries
+    )

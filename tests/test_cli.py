@@ -46,7 +46,9 @@ def fails(runner: CliRunner, *args: str) -> Result:
     return result
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
     """Run the console entry point in this process: (exit code, stdout, stderr)."""
     monkeypatch.setattr(sys, "argv", ["veritag", *args])
     with pytest.raises(SystemExit) as info:
@@ -102,14 +104,28 @@ def test_end_to_end(runner: CliRunner, db_url: str, tmp_path: Path) -> None:
     assert (hf / "README.md").is_file()
 
     status = json.loads(runner.invoke(cli.app, ["status", "--json", *db]).stdout)
-    assert status == {"projects": [{
-        "project": "rte", "task": "classification", "items": 800, "claims": 8000, "human_claims": 8000,
-        "labeled_items": 800, "sources": 164, "gold": 0, "imports": 3,
-    }]}
+    assert status == {
+        "projects": [
+            {
+                "project": "rte",
+                "task": "classification",
+                "items": 800,
+                "claims": 8000,
+                "human_claims": 8000,
+                "labeled_items": 800,
+                "sources": 164,
+                "gold": 0,
+                "imports": 3,
+            }
+        ]
+    }
     detail = json.loads(runner.invoke(cli.app, ["status", "rte", "--json", *db]).stdout)
     assert detail["projects"][0]["items"] == 800
     assert [(i["rows"], i["items"], i["claims"], i["skipped"]) for i in detail["imports"]] == [
-        (800, 800, 0, 0), (8000, 0, 8000, 0), (8000, 0, 0, 0)]
+        (800, 800, 0, 0),
+        (8000, 0, 8000, 0),
+        (8000, 0, 0, 0),
+    ]
     assert detail["imports"][0]["file"] == str(TEXTS)
 
     table = ok(runner, "status", *db)
@@ -121,12 +137,22 @@ def test_export_csv_neutralises_formulas(runner: CliRunner, db_url: str, tmp_pat
     formulas = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", '=HYPERLINK("http://x","y")', "\tTAB"]
     ok(runner, "init", "f", "--task", "classification", "--labels", "yes,no", *db)
     items = tmp_path / "items.jsonl"
-    items.write_text("".join(json.dumps({"id": f"=i{n}", "text": t, "score": -1.5}) + "\n"
-                             for n, t in enumerate(formulas)), encoding="utf-8")
+    items.write_text(
+        "".join(
+            json.dumps({"id": f"=i{n}", "text": t, "score": -1.5}) + "\n"
+            for n, t in enumerate(formulas)
+        ),
+        encoding="utf-8",
+    )
     ok(runner, "import", "f", str(items), *db)
     labels = tmp_path / "labels.jsonl"
-    labels.write_text("".join(json.dumps({"task": f"=i{n}", "worker": "@w", "label": "yes"}) + "\n"
-                              for n in range(len(formulas))), encoding="utf-8")
+    labels.write_text(
+        "".join(
+            json.dumps({"task": f"=i{n}", "worker": "@w", "label": "yes"}) + "\n"
+            for n in range(len(formulas))
+        ),
+        encoding="utf-8",
+    )
     ok(runner, "import", "f", str(labels), *db)
     safe, raw = tmp_path / "safe.csv", tmp_path / "raw.csv"
     ok(runner, "export", "f", str(safe), *db)
@@ -137,11 +163,16 @@ def test_export_csv_neutralises_formulas(runner: CliRunner, db_url: str, tmp_pat
     safe_long, raw_long = tmp_path / "safe-long.csv", tmp_path / "raw-long.csv"
     ok(runner, "export", "f", str(safe_long), "--format", "long", *db)
     ok(runner, "export", "f", str(raw_long), "--format", "long", "--csv-raw", *db)
-    assert {(r["task"], r["worker"]) for r in read_csv(safe_long)} == {(f"'=i{n}", "'@w") for n in range(len(formulas))}
-    assert {(r["task"], r["worker"]) for r in read_csv(raw_long)} == {(f"=i{n}", "@w") for n in range(len(formulas))}
+    assert {(r["task"], r["worker"]) for r in read_csv(safe_long)} == {
+        (f"'=i{n}", "'@w") for n in range(len(formulas))
+    }
+    assert {(r["task"], r["worker"]) for r in read_csv(raw_long)} == {
+        (f"=i{n}", "@w") for n in range(len(formulas))
+    }
     jsonl = tmp_path / "out.jsonl"
     ok(runner, "export", "f", str(jsonl), *db)
     assert [r["text"] for r in read_jsonl(jsonl)] == formulas
+
 
 def test_backup_and_restore(runner: CliRunner, db_url: str, tmp_path: Path) -> None:
     db = ("--db", db_url)
@@ -160,18 +191,29 @@ def test_backup_and_restore(runner: CliRunner, db_url: str, tmp_path: Path) -> N
     assert (status["projects"][0]["claims"], status["projects"][0]["items"]) == (8000, 800)
 
 
-def test_backup_without_pg_tools(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backup_without_pg_tools(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from veritag.store import backup
 
     monkeypatch.setenv("PATH", "")
     monkeypatch.setattr(backup, "PG_BIN_GLOBS", ())
-    result = fails(runner, "backup", str(tmp_path / "pg.backup"), "--db", "postgresql+psycopg://u@127.0.0.1:1/x")
+    result = fails(
+        runner,
+        "backup",
+        str(tmp_path / "pg.backup"),
+        "--db",
+        "postgresql+psycopg://u@127.0.0.1:1/x",
+    )
     assert "pg_dump was not found on PATH" in str(result.exception)
+
 
 def test_status_without_projects(runner: CliRunner, tmp_path: Path) -> None:
     db = str(tmp_path / "v.db")
     assert "No projects yet" in ok(runner, "status", "--db", db)
-    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout) == {"projects": []}
+    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout) == {
+        "projects": []
+    }
 
 
 def test_init_without_a_name_creates_the_database(runner: CliRunner, tmp_path: Path) -> None:
@@ -181,7 +223,9 @@ def test_init_without_a_name_creates_the_database(runner: CliRunner, tmp_path: P
     assert db.is_file()
 
 
-def test_relative_db_path(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_db_path(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     ok(runner, "init", "p", "--task", "pairwise", "--db", "rel.db")
     assert (tmp_path / "rel.db").is_file()
@@ -189,7 +233,9 @@ def test_relative_db_path(runner: CliRunner, tmp_path: Path, monkeypatch: pytest
     assert (tmp_path / "veritag.db").is_file(), "the default database is ./veritag.db"
 
 
-def test_database_url_env_var(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_url_env_var(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "from-env.db"
     monkeypatch.setenv("VERITAG_DATABASE_URL", f"sqlite:///{target}")
@@ -202,26 +248,54 @@ def test_database_url_env_var(runner: CliRunner, tmp_path: Path, monkeypatch: py
     # --db beats the environment
     other = tmp_path / "other.db"
     ok(runner, "init", "--db", str(other))
-    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", str(other)]).stdout) == {"projects": []}
+    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", str(other)]).stdout) == {
+        "projects": []
+    }
 
 
 def test_init_with_schema_file(runner: CliRunner, tmp_path: Path) -> None:
     db = str(tmp_path / "v.db")
     schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps({"type": "multilabel", "labels": ["a", "b"], "max_labels": 1}), encoding="utf-8")
+    schema.write_text(
+        json.dumps({"type": "multilabel", "labels": ["a", "b"], "max_labels": 1}), encoding="utf-8"
+    )
     assert "(multilabel)" in ok(runner, "init", "m", "--schema", str(schema), "--db", db)
-    assert "(fact_check)" in ok(runner, "init", "f", "--task", "fact_check", "--labels", "yes,no", "--db", db)
+    assert "(fact_check)" in ok(
+        runner, "init", "f", "--task", "fact_check", "--labels", "yes,no", "--db", db
+    )
     status = json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout)
-    assert [(p["project"], p["task"]) for p in status["projects"]] == [("m", "multilabel"), ("f", "fact_check")]
+    assert [(p["project"], p["task"]) for p in status["projects"]] == [
+        ("m", "multilabel"),
+        ("f", "fact_check"),
+    ]
 
 
 def test_import_options(runner: CliRunner, tmp_path: Path) -> None:
     db = ("--db", str(tmp_path / "v.db"))
     ok(runner, "init", "p", "--task", "classification", "--labels", "neg,pos", *db)
     data = tmp_path / "data.txt"
-    data.write_text("key\tbody\tgt\tp\n1\thi\tpos\t[0.2,0.8]\n2\tyo\t\t[0.9,0.1]\n", encoding="utf-8")
-    out = ok(runner, "import", "p", str(data), "--format", "tsv", "--id", "key", "--text", "body",
-             "--gold", "gt", "--probs", "p", "--model", "clf", *db)
+    data.write_text(
+        "key\tbody\tgt\tp\n1\thi\tpos\t[0.2,0.8]\n2\tyo\t\t[0.9,0.1]\n", encoding="utf-8"
+    )
+    out = ok(
+        runner,
+        "import",
+        "p",
+        str(data),
+        "--format",
+        "tsv",
+        "--id",
+        "key",
+        "--text",
+        "body",
+        "--gold",
+        "gt",
+        "--probs",
+        "p",
+        "--model",
+        "clf",
+        *db,
+    )
     assert "2 rows, 2 new items, 2 new claims, 1 new gold labels" in out
     out_file = tmp_path / "o.jsonl"
     ok(runner, "export", "p", str(out_file), *db)
@@ -236,7 +310,9 @@ def test_skip_invalid_from_the_cli(runner: CliRunner, tmp_path: Path) -> None:
     data = tmp_path / "l.csv"
     data.write_text("task,worker,label\n1,w,1\n2,w,9\n", encoding="utf-8")
     report = tmp_path / "report.csv"
-    result = runner.invoke(cli.app, ["import", "p", str(data), "--skip-invalid", "--report", str(report), *db])
+    result = runner.invoke(
+        cli.app, ["import", "p", str(data), "--skip-invalid", "--report", str(report), *db]
+    )
     assert result.exit_code == 0
     assert "1 new claims" in plain(result.stdout)
     assert "Skipped 1 bad row(s)" in plain(result.stderr)
@@ -258,20 +334,33 @@ def test_quickstart(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.Monke
     assert int(match.group(2)) == 800
     assert "Wrote 800 resolved items" in out
     # the bundled model labels the sample, and automation refuses what the audit cannot prove
-    model = re.search(r"Labeler (minilm-logreg@\S+): trained on 800 items \(out-of-fold accuracy ([0-9.]+)", out)
+    model = re.search(
+        r"Labeler (minilm-logreg@\S+): trained on 800 items \(out-of-fold accuracy ([0-9.]+)", out
+    )
     assert model, out
-    assert 0.4 <= float(model.group(2)) <= 0.7  # entailment is beyond a sentence-embedding classifier
+    assert (
+        0.4 <= float(model.group(2)) <= 0.7
+    )  # entailment is beyond a sentence-embedding classifier
     assert "0 of 800 items automated" in " ".join(out.split()) and "Nothing automated" in out
     page = (folder / "automation_audit.html").read_text(encoding="utf-8")
     assert 'id="calibration"' in page and "<svg" in page
-    accounts = dict(line.split(" ", 1) for line in (folder / "demo-accounts.txt").read_text().splitlines())
-    assert set(accounts) == {"admin", "reviewer", "tutor"} and all(p in out for p in accounts.values())
+    accounts = dict(
+        line.split(" ", 1) for line in (folder / "demo-accounts.txt").read_text().splitlines()
+    )
+    assert set(accounts) == {"admin", "reviewer", "tutor"} and all(
+        p in out for p in accounts.values()
+    )
     assert (folder / "demo-accounts.txt").stat().st_mode & 0o077 == 0
     assert re.search(r"\d+ uncertain items are routed to tutors", out)
     # a second run reuses the database and adds nothing, then serves the UI: the demo tutor labels at once
     served: list[tuple[Any, str, int]] = []
-    monkeypatch.setattr(cli, "_run_server", lambda store, host, port, log_level="warning": served.append(
-        (_demo_tutor_labels(store, accounts["tutor"]), host, port)))
+    monkeypatch.setattr(
+        cli,
+        "_run_server",
+        lambda store, host, port, log_level="warning": served.append(
+            (_demo_tutor_labels(store, accounts["tutor"]), host, port)
+        ),
+    )
     again = ok(runner, "quickstart", "--dir", str(folder), "--port", "8765")
     assert again.count("Nothing new") == 2
     assert match.group(1) in again
@@ -291,8 +380,11 @@ def _demo_tutor_labels(store: Any, password: str) -> int:
         headers = {"X-CSRF-Token": login.json()["csrf_token"]}
         lease = client.post("/api/v1/projects/snow_rte/work", headers=headers)
         assert lease.status_code == 200, lease.text
-        done = client.post(f"/api/v1/projects/snow_rte/work/{lease.json()['lease']}/submit", headers=headers,
-                           json={"value": "1", "seconds": 5})
+        done = client.post(
+            f"/api/v1/projects/snow_rte/work/{lease.json()['lease']}/submit",
+            headers=headers,
+            json={"value": "1", "seconds": 5},
+        )
         return done.status_code
 
 
@@ -317,24 +409,33 @@ def test_version(runner: CliRunner) -> None:
         ((), VeritagError, "a project needs a task type"),
     ],
 )
-def test_init_with_bad_schema(runner: CliRunner, tmp_path: Path, args: tuple[str, ...], error: type, named: str) -> None:
+def test_init_with_bad_schema(
+    runner: CliRunner, tmp_path: Path, args: tuple[str, ...], error: type, named: str
+) -> None:
     db = str(tmp_path / "v.db")
     result = fails(runner, "init", "p", *args, "--db", db)
     assert isinstance(result.exception, error)
     assert named in str(result.exception)
-    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout) == {"projects": []}
+    assert json.loads(runner.invoke(cli.app, ["status", "--json", "--db", db]).stdout) == {
+        "projects": []
+    }
 
 
 def test_init_schema_file_mistakes(runner: CliRunner, tmp_path: Path) -> None:
     db = str(tmp_path / "v.db")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
-    assert "cannot read schema file" in str(fails(runner, "init", "p", "--schema", str(bad), "--db", db).exception)
     assert "cannot read schema file" in str(
-        fails(runner, "init", "p", "--schema", str(tmp_path / "missing.json"), "--db", db).exception)
+        fails(runner, "init", "p", "--schema", str(bad), "--db", db).exception
+    )
+    assert "cannot read schema file" in str(
+        fails(runner, "init", "p", "--schema", str(tmp_path / "missing.json"), "--db", db).exception
+    )
     good = tmp_path / "good.json"
     good.write_text('{"type": "rating"}', encoding="utf-8")
-    assert "not both" in str(fails(runner, "init", "p", "--schema", str(good), "--task", "rating", "--db", db).exception)
+    assert "not both" in str(
+        fails(runner, "init", "p", "--schema", str(good), "--task", "rating", "--db", db).exception
+    )
 
 
 def test_other_mistakes(runner: CliRunner, tmp_path: Path) -> None:
@@ -342,9 +443,13 @@ def test_other_mistakes(runner: CliRunner, tmp_path: Path) -> None:
     ok(runner, "init", "p", "--task", "classification", "--labels", "0,1", *db)
     assert isinstance(fails(runner, "init", "p", "--task", "rating", *db).exception, AlreadyExists)
     assert isinstance(fails(runner, "import", "nope", str(LABELS), *db).exception, NotFound)
-    assert isinstance(fails(runner, "export", "nope", str(tmp_path / "o.jsonl"), *db).exception, NotFound)
+    assert isinstance(
+        fails(runner, "export", "nope", str(tmp_path / "o.jsonl"), *db).exception, NotFound
+    )
     assert isinstance(fails(runner, "status", "nope", *db).exception, NotFound)
-    assert isinstance(fails(runner, "import", "p", str(tmp_path / "missing.csv"), *db).exception, InputError)
+    assert isinstance(
+        fails(runner, "import", "p", str(tmp_path / "missing.csv"), *db).exception, InputError
+    )
     result = fails(runner, "export", "p", str(tmp_path / "o.xlsx"), *db)
     assert "--format" in str(result.exception)
     result = fails(runner, "export", "p", str(tmp_path / "o.jsonl"), "--format", "dpo", *db)
@@ -353,17 +458,24 @@ def test_other_mistakes(runner: CliRunner, tmp_path: Path) -> None:
     assert "does not exist" in str(result.exception)
 
 
-def test_main_prints_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                    tmp_path: Path) -> None:
+def test_main_prints_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     db = str(tmp_path / "v.db")
-    code, out, _ = run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
+    code, out, _ = run_main(
+        monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db
+    )
     assert code == 0 and "Created project p" in out
 
-    code, _, err = run_main(monkeypatch, capsys, "import", "p", str(tmp_path / "missing.csv"), "--db", db)
+    code, _, err = run_main(
+        monkeypatch, capsys, "import", "p", str(tmp_path / "missing.csv"), "--db", db
+    )
     assert code == 1
     assert "missing.csv: no such file" in one_error_line(err)
 
-    code, _, err = run_main(monkeypatch, capsys, "init", "q", "--task", "classification", "--labels", "x", "--db", db)
+    code, _, err = run_main(
+        monkeypatch, capsys, "init", "q", "--task", "classification", "--labels", "x", "--db", db
+    )
     assert code == 1
     assert "invalid task schema" in one_error_line(err)
 
@@ -372,19 +484,23 @@ def test_main_prints_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert one_error_line(err).startswith("Error: no project named 'nope'; projects here: p")
 
 
-def _import_bad_labels(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                       rows: str) -> tuple[Path, int, str]:
+def _import_bad_labels(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, rows: str
+) -> tuple[Path, int, str]:
     """Import ``rows`` (a task,worker,label body) into a fresh 0/1 project through ``main``."""
     db = str(tmp_path / "v.db")
-    run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
+    run_main(
+        monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("task,worker,label\n" + rows, encoding="utf-8")
     code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)
     return bad, code, err
 
 
-def test_main_lists_each_bad_row(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                 tmp_path: Path) -> None:
+def test_main_lists_each_bad_row(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     bad, code, err = _import_bad_labels(monkeypatch, capsys, tmp_path, "a,w1,7\na,w2,1\nb,w1,8\n")
     assert code == 1
     assert "2 bad row(s); nothing was written" in one_error_line(err)
@@ -392,15 +508,17 @@ def test_main_lists_each_bad_row(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert f"{bad}:4: field 'label': '8'" in err
 
 
-def test_error_messages_with_brackets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                      tmp_path: Path) -> None:
+def test_error_messages_with_brackets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     _, code, err = _import_bad_labels(monkeypatch, capsys, tmp_path, "a,w1,[/x]\n")
     assert code == 1
     assert "'[/x]' is not one of the allowed values" in one_error_line(err) + err
 
 
-def test_bad_setting_is_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                       tmp_path: Path) -> None:
+def test_bad_setting_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     monkeypatch.setenv("VERITAG_IMPORT_BATCH_ROWS", "0")
     code, _, err = run_main(monkeypatch, capsys, "status", "--db", str(tmp_path / "v.db"))
     assert code == 1
@@ -408,10 +526,13 @@ def test_bad_setting_is_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: 
 
 
 @pytest.mark.parametrize("case", ["export-to-folder", "hf-to-file", "report-in-missing-folder"])
-def test_unwritable_outputs_are_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                               tmp_path: Path, case: str) -> None:
+def test_unwritable_outputs_are_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str
+) -> None:
     db = str(tmp_path / "v.db")
-    run_main(monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db)
+    run_main(
+        monkeypatch, capsys, "init", "p", "--task", "classification", "--labels", "0,1", "--db", db
+    )
     run_main(monkeypatch, capsys, "import", "p", str(LABELS), "--db", db)
     if case == "export-to-folder":
         (tmp_path / "out.jsonl").mkdir()
@@ -422,18 +543,29 @@ def test_unwritable_outputs_are_one_error_line(monkeypatch: pytest.MonkeyPatch, 
     else:
         bad = tmp_path / "bad.csv"
         bad.write_text("task,worker,label\na,w,9\n", encoding="utf-8")
-        args = ["import", "p", str(bad), "--skip-invalid", "--report", str(tmp_path / "no" / "r.csv")]
+        args = [
+            "import",
+            "p",
+            str(bad),
+            "--skip-invalid",
+            "--report",
+            str(tmp_path / "no" / "r.csv"),
+        ]
     code, _, err = run_main(monkeypatch, capsys, *args, "--db", db)
     assert code == 1
     one_error_line(err)
 
 
-def test_all_rows_skipped_is_not_reported_as_already_imported(runner: CliRunner, tmp_path: Path) -> None:
+def test_all_rows_skipped_is_not_reported_as_already_imported(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     db = ("--db", str(tmp_path / "v.db"))
     ok(runner, "init", "p", "--task", "classification", "--labels", "0,1", *db)
     bad = tmp_path / "bad.csv"
     bad.write_text("task,worker,label\na,w,9\nb,w,8\n", encoding="utf-8")
-    out = ok(runner, "import", "p", str(bad), "--skip-invalid", "--report", str(tmp_path / "r.csv"), *db)
+    out = ok(
+        runner, "import", "p", str(bad), "--skip-invalid", "--report", str(tmp_path / "r.csv"), *db
+    )
     assert "already imported" not in out
 
 
@@ -445,16 +577,22 @@ def test_project_name_with_brackets(runner: CliRunner, tmp_path: Path) -> None:
 # --- the real console script ------------------------------------------------------------------
 
 
-def _script(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _script(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     assert VERITAG.is_file(), f"console script not installed at {VERITAG}"
     full_env = {k: v for k, v in os.environ.items() if k != "VERITAG_DATABASE_URL"}
     full_env.update(env or {})
-    return subprocess.run([str(VERITAG), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(VERITAG), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_console_script_user_mistakes(tmp_path: Path) -> None:
     db = str(tmp_path / "v.db")
-    created = _script("init", "p", "--task", "classification", "--labels", "0,1", "--db", db, cwd=tmp_path)
+    created = _script(
+        "init", "p", "--task", "classification", "--labels", "0,1", "--db", db, cwd=tmp_path
+    )
     assert created.returncode == 0, created.stderr
     assert "Created project p (classification)" in created.stdout
 
@@ -466,14 +604,23 @@ def test_console_script_user_mistakes(tmp_path: Path) -> None:
     assert "ambiguous" in line and "--gold label" in line
     assert result.stdout == ""
 
-    result = _script("init", "q", "--task", "classification", "--labels", "only", "--db", db, cwd=tmp_path)
+    result = _script(
+        "init", "q", "--task", "classification", "--labels", "only", "--db", db, cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "invalid task schema" in one_error_line(result.stderr)
 
 
 def test_console_script_honours_env_database_url(tmp_path: Path) -> None:
     target = tmp_path / "env.db"
-    result = _script("init", "e", "--task", "pairwise", cwd=tmp_path, env={"VERITAG_DATABASE_URL": f"sqlite:///{target}"})
+    result = _script(
+        "init",
+        "e",
+        "--task",
+        "pairwise",
+        cwd=tmp_path,
+        env={"VERITAG_DATABASE_URL": f"sqlite:///{target}"},
+    )
     assert result.returncode == 0, result.stderr
     assert target.is_file()
     assert not (tmp_path / "veritag.db").exists()
@@ -494,9 +641,15 @@ def test_console_script_is_quiet_on_success(tmp_path: Path) -> None:
 def _small_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     """Three tasks labeled by three workers (w3 always wrong), gold for one, a model for a fourth."""
     labels = tmp_path / "labels.csv"
-    labels.write_text("task,worker,label\n" + "".join(
-        f"{t},{w},{v}\n" for t, truth in (("t1", "1"), ("t2", "0"), ("t3", "1"))
-        for w, v in (("w1", truth), ("w2", truth), ("w3", "0" if truth == "1" else "1"))), encoding="utf-8")
+    labels.write_text(
+        "task,worker,label\n"
+        + "".join(
+            f"{t},{w},{v}\n"
+            for t, truth in (("t1", "1"), ("t2", "0"), ("t3", "1"))
+            for w, v in (("w1", truth), ("w2", truth), ("w3", "0" if truth == "1" else "1"))
+        ),
+        encoding="utf-8",
+    )
     gold = tmp_path / "gold.csv"
     gold.write_text("task,label\nt2,0\n", encoding="utf-8")
     probs = tmp_path / "probs.csv"
@@ -507,11 +660,32 @@ def _small_files(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_resolve_file_mode(runner: CliRunner, tmp_path: Path) -> None:
     labels, gold, probs = _small_files(tmp_path)
     out, table = tmp_path / "out.csv", tmp_path / "workers.csv"
-    text = ok(runner, "resolve", str(labels), "--gold", str(gold), "--model-probs", str(probs), "--method", "mv",
-              "-o", str(out), "--workers", "--workers-out", str(table))
-    assert "Resolved 4 tasks from 9 labels by 3 workers, 1 model rows, 1 gold labels with mv" in text
+    text = ok(
+        runner,
+        "resolve",
+        str(labels),
+        "--gold",
+        str(gold),
+        "--model-probs",
+        str(probs),
+        "--method",
+        "mv",
+        "-o",
+        str(out),
+        "--workers",
+        "--workers-out",
+        str(table),
+    )
+    assert (
+        "Resolved 4 tasks from 9 labels by 3 workers, 1 model rows, 1 gold labels with mv" in text
+    )
     rows = read_csv(out)
-    assert [(r["task"], r["label"]) for r in rows] == [("t1", "1"), ("t2", "0"), ("t3", "1"), ("t4", "1")]
+    assert [(r["task"], r["label"]) for r in rows] == [
+        ("t1", "1"),
+        ("t2", "0"),
+        ("t3", "1"),
+        ("t4", "1"),
+    ]
     assert [float(r["confidence"]) for r in rows] == pytest.approx([2 / 3, 1.0, 2 / 3, 0.8])
     assert "Workers by estimated accuracy" in text
     assert text.index("w1") < text.index("w3") and "clf" in text
@@ -519,7 +693,9 @@ def test_resolve_file_mode(runner: CliRunner, tmp_path: Path) -> None:
     assert list(workers[0]) == ["worker", "kind", "n_claims", "accuracy"]
     assert [(w["worker"], w["kind"], w["n_claims"]) for w in workers][-1] == ("clf", "model", "1")
     assert workers[-1]["accuracy"] == ""  # nothing checked the model
-    assert float(workers[0]["accuracy"]) > float(next(w for w in workers if w["worker"] == "w3")["accuracy"])
+    assert float(workers[0]["accuracy"]) > float(
+        next(w for w in workers if w["worker"] == "w3")["accuracy"]
+    )
     # ds by default, and without --workers no table
     text = ok(runner, "resolve", str(labels), "-o", str(out))
     assert "with ds" in text and "Workers by" not in text
@@ -547,7 +723,11 @@ def test_resolve_project_mode_and_export_status(runner: CliRunner, tmp_path: Pat
     assert "Most accurate sources" in text and "Least accurate sources" in text
     detail = json.loads(runner.invoke(cli.app, ["status", "rte", "--json", *db]).stdout)
     assert {k: detail["resolution"][k] for k in ("run", "method", "items", "stale")} == {
-        "run": 1, "method": "ds", "items": 800, "stale": False}
+        "run": 1,
+        "method": "ds",
+        "items": 800,
+        "stale": False,
+    }
     out = ok(runner, "export", "rte", str(tmp_path / "a.jsonl"), *db)
     assert "resolved" not in out and "Wrote 800 rows" in out
     more = tmp_path / "more.csv"
@@ -557,43 +737,77 @@ def test_resolve_project_mode_and_export_status(runner: CliRunner, tmp_path: Pat
     out = ok(runner, "export", "rte", str(tmp_path / "b.jsonl"), *db)
     assert "resolved 800 items with ds and stored it as run 2" in out
     assert {r["label_source"] for r in read_jsonl(tmp_path / "b.jsonl")} == {"ds@veritag-truth/2"}
-    text = ok(runner, "resolve", "--project", "rte", "--method", "mv", "--workers",
-              "--workers-out", str(tmp_path / "w.csv"), *db)
-    assert "with mv" in text and "Stored as run 3" in text and "Sources by estimated accuracy" in text
+    text = ok(
+        runner,
+        "resolve",
+        "--project",
+        "rte",
+        "--method",
+        "mv",
+        "--workers",
+        "--workers-out",
+        str(tmp_path / "w.csv"),
+        *db,
+    )
+    assert (
+        "with mv" in text and "Stored as run 3" in text and "Sources by estimated accuracy" in text
+    )
     assert len(read_csv(tmp_path / "w.csv")) == 165
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    ((), "either a labels file"),
-    (("LABELS", "--project", "p"), "not both or neither"),
-    (("LABELS",), "needs -o OUT.csv"),
-    (("LABELS", "-o", "out.csv", "--method", "em"), "unknown method 'em'"),
-    (("LABELS", "-o", "out.csv", "--db", "x.db"), "file mode uses no database"),
-    (("--project", "p", "--gold", "g.csv"), "--gold is for file mode"),
-    (("--project", "nope"), "no project named 'nope'"),
-])
-def test_resolve_mistakes_are_one_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                             tmp_path: Path, args: tuple[str, ...], named: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((), "either a labels file"),
+        (("LABELS", "--project", "p"), "not both or neither"),
+        (("LABELS",), "needs -o OUT.csv"),
+        (("LABELS", "-o", "out.csv", "--method", "em"), "unknown method 'em'"),
+        (("LABELS", "-o", "out.csv", "--db", "x.db"), "file mode uses no database"),
+        (("--project", "p", "--gold", "g.csv"), "--gold is for file mode"),
+        (("--project", "nope"), "no project named 'nope'"),
+    ],
+)
+def test_resolve_mistakes_are_one_error_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    args: tuple[str, ...],
+    named: str,
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
     labels, _, _ = _small_files(tmp_path)
-    code, _, err = run_main(monkeypatch, capsys, "resolve", *(str(labels) if a == "LABELS" else a for a in args))
+    code, _, err = run_main(
+        monkeypatch, capsys, "resolve", *(str(labels) if a == "LABELS" else a for a in args)
+    )
     assert code == 1
     assert named in one_error_line(err)
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_resolve_bad_rows_name_file_and_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                             tmp_path: Path) -> None:
+def test_resolve_bad_rows_name_file_and_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     labels, _, _ = _small_files(tmp_path)
     gold = tmp_path / "bad-gold.csv"
     gold.write_text("task,label\nt1,1\nt2,maybe\n", encoding="utf-8")
     broken = tmp_path / "broken.csv"
     broken.write_text("task,worker,label\nt1,w1,1\nt2,w2\n", encoding="utf-8")
-    code, _, err = run_main(monkeypatch, capsys, "resolve", str(labels), "--gold", str(gold), "-o", str(tmp_path / "o.csv"))
+    code, _, err = run_main(
+        monkeypatch,
+        capsys,
+        "resolve",
+        str(labels),
+        "--gold",
+        str(gold),
+        "-o",
+        str(tmp_path / "o.csv"),
+    )
     assert code == 1 and "1 bad row(s); nothing was resolved" in one_error_line(err)
     assert f"{gold}:3: field 'label': 'maybe' is not among the labels" in err
-    code, _, err = run_main(monkeypatch, capsys, "resolve", str(broken), "-o", str(tmp_path / "o.csv"))
+    code, _, err = run_main(
+        monkeypatch, capsys, "resolve", str(broken), "-o", str(tmp_path / "o.csv")
+    )
     assert code == 1 and f"{broken}:3: expected 3 columns, found 2" in err
     assert not (tmp_path / "o.csv").exists()
 
@@ -614,8 +828,20 @@ def test_report_prints_sources_agreement_and_suspects_and_writes_html_and_json(
 ) -> None:
     db = _sample_db(runner, tmp_path)
     page, data = tmp_path / "report.html", tmp_path / "report.json"
-    out = ok(runner, "report", "rte", "--domain", "rte_subtask", "--top", "7", "--html", str(page),
-             "--json", str(data), *db)
+    out = ok(
+        runner,
+        "report",
+        "rte",
+        "--domain",
+        "rte_subtask",
+        "--top",
+        "7",
+        "--html",
+        str(page),
+        "--json",
+        str(data),
+        *db,
+    )
     assert "Fleiss' kappa" in out and "Human claims most likely wrong" in out
     assert "ds, " in out and "converged" in out
     report = json.loads(data.read_text(encoding="utf-8"))
@@ -638,13 +864,16 @@ def test_report_with_mv_and_bad_options(runner: CliRunner, tmp_path: Path) -> No
     assert "no fixed classes" in str(fails(runner, "report", "notes", *db).exception)
 
 
-def test_import_of_unstorable_text_is_one_error_line(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_import_of_unstorable_text_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     db = str(tmp_path / "v.db")
     run_main(monkeypatch, capsys, "init", "p", "--task", "free_text", "--db", db)
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "n0", "text": "fine"}\n{"id": "n1", "text": "a\\u0000b"}\n{"id": "n2", "text": "\\ud800"}\n',
-                   encoding="utf-8")
+    bad.write_text(
+        '{"id": "n0", "text": "fine"}\n{"id": "n1", "text": "a\\u0000b"}\n{"id": "n2", "text": "\\ud800"}\n',
+        encoding="utf-8",
+    )
     code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)
     assert code == 1
     assert "Traceback" not in err

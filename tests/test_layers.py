@@ -15,15 +15,28 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "veritag"
 #: and anything on a lower floor, never a higher one. ``truth`` (arrays in, arrays out) sits low
 #: and imports nothing of ours at all.
 FLOORS = {
-    "errors": 0, "lazy": 0, "keys": 0,
-    "limits": 1, "config": 1, "schema": 1,
-    "truth": 2, "labelers": 2,
+    "errors": 0,
+    "lazy": 0,
+    "keys": 0,
+    "limits": 1,
+    "config": 1,
+    "schema": 1,
+    "truth": 2,
+    "labelers": 2,
     "store": 3,
     "resolve": 4,
     "io": 5,
-    "automation": 6, "arena": 6, "routing": 6,
-    "report": 7, "status": 7,
-    "quickstart": 8, "demo": 8, "server": 8, "cli": 8, "__main__": 9, "__init__": 0,
+    "automation": 6,
+    "arena": 6,
+    "routing": 6,
+    "report": 7,
+    "status": 7,
+    "quickstart": 8,
+    "demo": 8,
+    "server": 8,
+    "cli": 8,
+    "__main__": 9,
+    "__init__": 0,
 }
 
 
@@ -47,21 +60,36 @@ def _imports(path: Path) -> set[tuple[str, ...]]:
             else:
                 continue
             names = [a.name for a in node.names]
-            subs = {target + (n,) for n in names if (PACKAGE.joinpath(*target, n + ".py").exists()
-                                                    or PACKAGE.joinpath(*target, n).is_dir())}
+            subs = {
+                target + (n,)
+                for n in names
+                if (
+                    PACKAGE.joinpath(*target, n + ".py").exists()
+                    or PACKAGE.joinpath(*target, n).is_dir()
+                )
+            }
             out |= subs or {target}
         elif isinstance(node, ast.Import):
-            out |= {tuple(a.name.split(".")[1:]) for a in node.names if a.name.split(".")[0] == "veritag"}
+            out |= {
+                tuple(a.name.split(".")[1:])
+                for a in node.names
+                if a.name.split(".")[0] == "veritag"
+            }
     return {t for t in out if t != here}
 
 
 def _graph() -> dict[tuple[str, ...], set[tuple[str, ...]]]:
-    return {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts}
+    return {
+        _module_name(p): _imports(p) for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts
+    }
 
 
 def test_every_top_level_module_has_a_floor() -> None:
-    tops = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-            if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
+    tops = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+    }
     assert tops - {"__init__"} <= set(FLOORS), sorted(tops - set(FLOORS))
 
 
@@ -89,7 +117,9 @@ def test_no_import_cycle() -> None:
     for module, targets in graph.items():
         for t in targets:
             r = resolve(t)
-            if r is not None and r != module and r != module[: len(r)]:  # a package's own __init__ is not an edge back
+            if (
+                r is not None and r != module and r != module[: len(r)]
+            ):  # a package's own __init__ is not an edge back
                 edges[module].add(r)
     state: dict[tuple[str, ...], int] = {}
     cycles: list[str] = []
@@ -98,7 +128,7 @@ def test_no_import_cycle() -> None:
         state[node] = 1
         for nxt in edges[node]:
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(".".join(m) for m in [*path[path.index(nxt):], nxt]))
+                cycles.append(" -> ".join(".".join(m) for m in [*path[path.index(nxt) :], nxt]))
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2

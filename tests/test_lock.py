@@ -24,7 +24,9 @@ def uv() -> str:
 
 
 def run_uv(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([uv(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [uv(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def locked_version(name: str) -> str:
@@ -35,7 +37,9 @@ def locked_version(name: str) -> str:
 
 def test_the_lock_matches_pyproject() -> None:
     result = run_uv("lock", "--check", "--offline")
-    assert result.returncode == 0, f"uv.lock is stale (run `uv lock`, or scripts/upgrade):\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"uv.lock is stale (run `uv lock`, or scripts/upgrade):\n{result.stderr}"
+    )
 
 
 def test_a_changed_requirement_fails_the_check(tmp_path: Path) -> None:
@@ -48,11 +52,27 @@ def test_a_changed_requirement_fails_the_check(tmp_path: Path) -> None:
     assert run_uv("lock", "--check", "--offline", cwd=tmp_path).returncode != 0
 
 
-@pytest.mark.skipif(not Path(sys.prefix, "bin", "uv").exists() or sys.prefix != str(ROOT / ".venv"),
-                    reason="the tests do not run in the repository's .venv that scripts/test syncs")
+@pytest.mark.skipif(
+    not Path(sys.prefix, "bin", "uv").exists() or sys.prefix != str(ROOT / ".venv"),
+    reason="the tests do not run in the repository's .venv that scripts/test syncs",
+)
 def test_this_environment_holds_exactly_the_locked_versions() -> None:
-    result = run_uv("sync", "--frozen", "--inexact", "--extra", "test", "--group", "model", "--group", "docs", "--check", "--offline")
-    assert result.returncode == 0, f".venv differs from uv.lock (run scripts/test):\n{result.stderr}"
+    result = run_uv(
+        "sync",
+        "--frozen",
+        "--inexact",
+        "--extra",
+        "test",
+        "--group",
+        "model",
+        "--group",
+        "docs",
+        "--check",
+        "--offline",
+    )
+    assert result.returncode == 0, (
+        f".venv differs from uv.lock (run scripts/test):\n{result.stderr}"
+    )
 
 
 def test_every_install_command_pins_the_locked_uv() -> None:

@@ -64,9 +64,13 @@ def _run(
     else:
         thr = np.asarray(thresholds, dtype=float)
         decisions = {
-            j: choose_threshold(confidence[audit & (slices == j)],
-                                model_right[audit & (slices == j)], target=0.5, delta=0.05,
-                                candidates=[thr[j]])
+            j: choose_threshold(
+                confidence[audit & (slices == j)],
+                model_right[audit & (slices == j)],
+                target=0.5,
+                delta=0.05,
+                candidates=[thr[j]],
+            )
             for j in range(s)
         }
     auto = (confidence >= thr[slices]) & ~audit
@@ -95,8 +99,7 @@ def _run(
 
 @pytest.fixture(scope="module")
 def mixed() -> tuple[AutomationData, AutomationReport, np.ndarray]:
-    data, auto = _run((1.0, 4.0), names=("good", SCRIPT), thresholds=(0.75, 0.75),
-                      human_error=0.15)
+    data, auto = _run((1.0, 4.0), names=("good", SCRIPT), thresholds=(0.75, 0.75), human_error=0.15)
     return data, build_automation_report(data), auto
 
 
@@ -143,8 +146,7 @@ def test_policy_thresholds_are_reported():
     assert r.summary.automated == auto.sum() > 0
     for d in r.slices:
         dec = data.decisions[d.code]
-        assert (d.threshold, d.audit_size, d.tested) == (dec.threshold, dec.audit_size,
-                                                          dec.tested)
+        assert (d.threshold, d.audit_size, d.tested) == (dec.threshold, dec.audit_size, dec.tested)
         assert d.bound == dec.bound >= data.target
 
 
@@ -160,8 +162,7 @@ def test_curves(mixed):
     overall = r.curves[0]
     conf = data.probs.max(1)
     t = overall.threshold[len(overall.threshold) // 2]
-    assert overall.automation_rate[len(overall.threshold) // 2] == pytest.approx(
-        (conf >= t).mean())
+    assert overall.automation_rate[len(overall.threshold) // 2] == pytest.approx((conf >= t).mean())
     assert overall.chosen.automation_rate == pytest.approx((conf >= 0.75).mean())
     # The calibrated slice is more accurate at its threshold than the overconfident one.
     assert r.curves[1].chosen.accuracy > r.curves[2].chosen.accuracy + 0.1
@@ -221,16 +222,33 @@ def test_text_renderer(mixed):
 # --- degenerate input -------------------------------------------------------------------------
 
 
-def _degenerate(n: int, k: int, s: int, *, audit: bool = True, labeled: bool = True,
-                slice_code: int = 0, threshold: float = 0.0) -> AutomationData:
+def _degenerate(
+    n: int,
+    k: int,
+    s: int,
+    *,
+    audit: bool = True,
+    labeled: bool = True,
+    slice_code: int = 0,
+    threshold: float = 0.0,
+) -> AutomationData:
     probs = np.full((n, k), 1.0 / k)
     return AutomationData(
-        project="p", labeler="m@1", classes=tuple(f"c{i}" for i in range(k)), target=0.9,
-        delta=0.1, slice_field=None, slice_names=tuple(f"s{j}" for j in range(s)), probs=probs,
-        slices=np.full(n, slice_code), audit=np.full(n, audit),
+        project="p",
+        labeler="m@1",
+        classes=tuple(f"c{i}" for i in range(k)),
+        target=0.9,
+        delta=0.1,
+        slice_field=None,
+        slice_names=tuple(f"s{j}" for j in range(s)),
+        probs=probs,
+        slices=np.full(n, slice_code),
+        audit=np.full(n, audit),
         human_label=np.full(n, 0 if labeled else -1),
         human_correct=np.full(n, 1.0 if labeled else np.nan),
-        thresholds=np.full(s, threshold), decisions={}, created_at="now",
+        thresholds=np.full(s, threshold),
+        decisions={},
+        created_at="now",
     )
 
 
@@ -268,8 +286,7 @@ def test_malformed_input_raises():
     with pytest.raises(ValueError, match="thresholds"):
         build_automation_report(AutomationData(**{**data.__dict__, "thresholds": np.zeros(2)}))
     with pytest.raises(ValueError, match="human_label"):
-        build_automation_report(AutomationData(**{**data.__dict__,
-                                                  "human_label": np.full(5, 3)}))
+        build_automation_report(AutomationData(**{**data.__dict__, "human_label": np.full(5, 3)}))
     with pytest.raises(ValueError, match="sum to 1"):
         build_automation_report(AutomationData(**{**data.__dict__, "probs": data.probs * 2}))
 
@@ -282,12 +299,20 @@ def test_random_small_runs_never_crash(n, k, s, seed):
     audit = rng.random(n) < 0.5
     labeled = rng.random(n) < 0.7
     data = AutomationData(
-        project="p", labeler="m@1", classes=tuple(f"c{i}" for i in range(k)), target=0.8,
-        delta=0.1, slice_field="f", slice_names=tuple(f"s{j}" for j in range(s)), probs=probs,
-        slices=rng.integers(-1, s, n), audit=audit,
+        project="p",
+        labeler="m@1",
+        classes=tuple(f"c{i}" for i in range(k)),
+        target=0.8,
+        delta=0.1,
+        slice_field="f",
+        slice_names=tuple(f"s{j}" for j in range(s)),
+        probs=probs,
+        slices=rng.integers(-1, s, n),
+        audit=audit,
         human_label=np.where(labeled, rng.integers(0, k, n), -1),
         human_correct=np.where(labeled, (rng.random(n) < 0.9).astype(float), np.nan),
-        thresholds=np.where(rng.random(s) < 0.3, np.inf, rng.random(s)), decisions={},
+        thresholds=np.where(rng.random(s) < 0.3, np.inf, rng.random(s)),
+        decisions={},
         created_at="now",
     )
     r = build_automation_report(data)

@@ -39,13 +39,20 @@ def assert_same(fast: FileResolution, slow: FileResolution, tmp_path: Path) -> N
     assert fast.sources == slow.sources and np.array_equal(fast.n_claims, slow.n_claims)
     assert np.array_equal(fast.accuracy, slow.accuracy, equal_nan=True)
     assert (fast.n_iter, fast.converged, fast.n_labels, fast.n_gold, fast.n_model_rows) == (
-        slow.n_iter, slow.converged, slow.n_labels, slow.n_gold, slow.n_model_rows)
+        slow.n_iter,
+        slow.converged,
+        slow.n_labels,
+        slow.n_gold,
+        slow.n_model_rows,
+    )
     assert fast.label_source == slow.label_source
     for name, result in (("fast", fast), ("slow", slow)):
         write_labels(result, tmp_path / f"{name}.csv")
         write_sources(result.source_rows(), tmp_path / f"{name}-workers.csv")
     assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
-    assert (tmp_path / "fast-workers.csv").read_bytes() == (tmp_path / "slow-workers.csv").read_bytes()
+    assert (tmp_path / "fast-workers.csv").read_bytes() == (
+        tmp_path / "slow-workers.csv"
+    ).read_bytes()
 
 
 def old_write_labels(result: FileResolution, out: Path) -> None:
@@ -53,15 +60,22 @@ def old_write_labels(result: FileResolution, out: Path) -> None:
     with out.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["task", "label", "confidence"])
-        writer.writerows([t, label, round(c, 6)] for t, label, c in
-                         zip(result.tasks, result.labels, result.confidence.tolist()))
+        writer.writerows(
+            [t, label, round(c, 6)]
+            for t, label, c in zip(result.tasks, result.labels, result.confidence.tolist())
+        )
 
 
 @pytest.mark.parametrize("method", ["ds", "mv"])
-def test_the_sample_resolves_the_same_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+def test_the_sample_resolves_the_same_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
     gt = {r["task"]: r["label"] for r in read_csv(GT)}
-    model = write_csv(tmp_path / "m.csv", ["task", "model", "0", "1"],
-                      [(t, "m", 0.3, 0.7) if label == "1" else (t, "m", 0.7, 0.3) for t, label in gt.items()])
+    model = write_csv(
+        tmp_path / "m.csv",
+        ["task", "model", "0", "1"],
+        [(t, "m", 0.3, 0.7) if label == "1" else (t, "m", 0.7, 0.3) for t, label in gt.items()],
+    )
     gold = write_csv(tmp_path / "g.csv", ["task", "label"], list(gt.items())[:50])
     runs = [{}, {"gold": gold, "model_probs": model}]
     fast = [resolve_files(LABELS, method=method, **kw) for kw in runs]
@@ -76,8 +90,16 @@ def test_the_sample_resolves_the_same_both_ways(tmp_path: Path, monkeypatch: pyt
 
 def test_parquet_resolves_like_the_csv_it_came_from(tmp_path: Path) -> None:
     parquet = tmp_path / "labels.parquet"
-    pq.write_table(pcsv.read_csv(LABELS, convert_options=pcsv.ConvertOptions(
-        column_types={c: pa.string() for c in ("task", "worker", "label")})), parquet, row_group_size=1000)
+    pq.write_table(
+        pcsv.read_csv(
+            LABELS,
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in ("task", "worker", "label")}
+            ),
+        ),
+        parquet,
+        row_group_size=1000,
+    )
     (tmp_path / "csv").mkdir()
     assert_same(resolve_files(parquet), resolve_files(LABELS), tmp_path / "csv")
     # integer columns are read as the text the row reader makes of them
@@ -89,7 +111,9 @@ def test_parquet_resolves_like_the_csv_it_came_from(tmp_path: Path) -> None:
 def test_bad_rows_are_still_named_by_file_and_line(tmp_path: Path) -> None:
     """Past a quoted cell holding a line break, the fast path steps aside; the row reader counts
     physical lines, as it always did."""
-    lines = ["task,worker,label", '"t\n0",w0,a'] + [f"t{i},w{i % 7},{'ab'[i % 2]}" for i in range(1, 3000)]
+    lines = ["task,worker,label", '"t\n0",w0,a'] + [
+        f"t{i},w{i % 7},{'ab'[i % 2]}" for i in range(1, 3000)
+    ]
     lines[2500] = "t2500,,a"
     labels = tmp_path / "l.csv"
     labels.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -99,14 +123,29 @@ def test_bad_rows_are_still_named_by_file_and_line(tmp_path: Path) -> None:
     assert "1 bad row(s); nothing was resolved" in str(info.value)
 
 
-_NAME = st.text(alphabet=st.sampled_from(list("ab ,\"é🙂\u00a0")), min_size=1, max_size=3)
+_NAME = st.text(alphabet=st.sampled_from(list('ab ,"é🙂\u00a0')), min_size=1, max_size=3)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(_NAME, st.sampled_from(["w1", "w2", " w3", "w3", "é"]),
-                               st.sampled_from(["1", "2", "10", " 2", "x,y", '"q"'])), min_size=1, max_size=30),
-       crlf=st.booleans(), bom=st.booleans(), method=st.sampled_from(["ds", "mv", "onecoin"]))
-def test_small_files_resolve_the_same_both_ways(tmp_path: Path, rows, crlf: bool, bom: bool, method: str) -> None:
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            _NAME,
+            st.sampled_from(["w1", "w2", " w3", "w3", "é"]),
+            st.sampled_from(["1", "2", "10", " 2", "x,y", '"q"']),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    crlf=st.booleans(),
+    bom=st.booleans(),
+    method=st.sampled_from(["ds", "mv", "onecoin"]),
+)
+def test_small_files_resolve_the_same_both_ways(
+    tmp_path: Path, rows, crlf: bool, bom: bool, method: str
+) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n" if crlf else "\n")
     writer.writerows([("task", "worker", "label"), *rows, *rows[:2]])  # duplicate rows count twice
@@ -163,7 +202,10 @@ def test_probability_rows_parse_like_json(k: int, n: int, data: st.DataObject) -
 
 def test_probability_rows_fall_back_to_json_for_anything_else() -> None:
     assert _probability_rows(['["0.25", 0.75]', "[1, 0]"], 2).tolist() == [[0.25, 0.75], [1.0, 0.0]]
-    assert _probability_rows(["[0.5, 0.5, 0]"], 2).shape == (1, 3)  # refused by the caller, as before
+    assert _probability_rows(["[0.5, 0.5, 0]"], 2).shape == (
+        1,
+        3,
+    )  # refused by the caller, as before
     with pytest.raises(ValueError):
         _probability_rows(["[0.5, 0.5]", "[1]"], 2)
 
@@ -172,9 +214,17 @@ def test_probability_rows_fall_back_to_json_for_anything_else() -> None:
 
 
 def _modules_after(code: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\n"
-                           f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport sys, json\n"
+            f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -183,8 +233,17 @@ def test_importing_the_command_line_imports_nothing_heavy() -> None:
 
 
 def test_file_mode_imports_nothing_heavy(tmp_path: Path) -> None:
-    args = ["resolve", str(LABELS), "-o", str(tmp_path / "out.csv"), "--workers-out", str(tmp_path / "w.csv")]
-    assert _modules_after(f"from veritag.cli import app\napp({args!r}, standalone_mode=False)") == []
+    args = [
+        "resolve",
+        str(LABELS),
+        "-o",
+        str(tmp_path / "out.csv"),
+        "--workers-out",
+        str(tmp_path / "w.csv"),
+    ]
+    assert (
+        _modules_after(f"from veritag.cli import app\napp({args!r}, standalone_mode=False)") == []
+    )
     assert len(read_csv(tmp_path / "out.csv")) == 800
 
 

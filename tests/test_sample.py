@@ -18,5 +18,8 @@ def test_bundled_sample_matches_shared_data(name: str) -> None:
 
 
 def test_bundled_sample_sizes() -> None:
-    lines = {name: (sample_dir() / name).read_text(encoding="utf-8").count("\n") for name in ("labels.csv", "gt.csv")}
+    lines = {
+        name: (sample_dir() / name).read_text(encoding="utf-8").count("\n")
+        for name in ("labels.csv", "gt.csv")
+    }
     assert lines == {"labels.csv": 8001, "gt.csv": 801}

@@ -60,7 +60,9 @@ ANIMALS = ClassificationSchema(labels=["cat", "dog", "bird"])
         (ClassificationSchema(labels=["true", "false"]), False, "false"),
     ],
 )
-def test_classification_accepts_in_canonical_form(schema: ClassificationSchema, raw: Any, expected: str) -> None:
+def test_classification_accepts_in_canonical_form(
+    schema: ClassificationSchema, raw: Any, expected: str
+) -> None:
     value = schema.normalize(raw)
     assert value == expected
     assert type(value) is str
@@ -174,7 +176,9 @@ def test_rating_negative_scale() -> None:
 PAIR = PairwiseSchema()
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("A", "A"), ("a", "A"), (" b ", "B"), ("TIE", "tie"), ("Tie", "tie")])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("A", "A"), ("a", "A"), (" b ", "B"), ("TIE", "tie"), ("Tie", "tie")]
+)
 def test_pairwise_accepts_a_b_tie(raw: str, expected: str) -> None:
     assert PAIR.normalize(raw) == expected
 
@@ -196,13 +200,18 @@ TEXT = "Alice works at Acme"  # 19 characters
 
 
 def test_span_accepts_and_sorts() -> None:
-    raw = [{"start": 15, "end": 19, "label": "ORG"}, {"start": 0, "end": 5, "label": "PER", "text": "Alice"}]
+    raw = [
+        {"start": 15, "end": 19, "label": "ORG"},
+        {"start": 0, "end": 5, "label": "PER", "text": "Alice"},
+    ]
     expected = [{"start": 0, "end": 5, "label": "PER"}, {"start": 15, "end": 19, "label": "ORG"}]
     assert NER.normalize(raw, item_text=TEXT) == expected
     assert NER.normalize(json.dumps(raw), item_text=TEXT) == expected
     assert NER.normalize([], item_text=TEXT) == []
     # "1" and 1 are the same offset
-    assert NER.normalize([{"start": "0", "end": "5", "label": "PER"}], item_text=TEXT) == expected[:1]
+    assert (
+        NER.normalize([{"start": "0", "end": "5", "label": "PER"}], item_text=TEXT) == expected[:1]
+    )
 
 
 @pytest.mark.parametrize(
@@ -211,7 +220,10 @@ def test_span_accepts_and_sorts() -> None:
         ([{"start": -1, "end": 3, "label": "PER"}], "spans[0]"),
         ([{"start": 3, "end": 3, "label": "PER"}], "spans[0]"),
         ([{"start": 4, "end": 2, "label": "PER"}], "spans[0]"),
-        ([{"start": 0, "end": 5, "label": "PER"}, {"start": 15, "end": 20, "label": "ORG"}], "spans[1]"),
+        (
+            [{"start": 0, "end": 5, "label": "PER"}, {"start": 15, "end": 20, "label": "ORG"}],
+            "spans[1]",
+        ),
     ],
 )
 def test_span_refuses_bad_offsets(spans: list[dict[str, Any]], field: str) -> None:
@@ -295,12 +307,20 @@ def test_fact_check_accepts_verdict_with_evidence(raw: Any) -> None:
 def test_fact_check_without_required_evidence() -> None:
     lax = FactCheckSchema(require_evidence=False)
     assert lax.normalize("refuted") == {"verdict": "refuted", "evidence": ""}
-    assert lax.normalize({"verdict": "not_enough_info"}) == {"verdict": "not_enough_info", "evidence": ""}
+    assert lax.normalize({"verdict": "not_enough_info"}) == {
+        "verdict": "not_enough_info",
+        "evidence": "",
+    }
 
 
 def test_fact_check_refusals() -> None:
-    assert_names(refused(FACT, {"verdict": "maybe", "evidence": "x"}), "verdict",
-                 "'supported'", "'refuted'", "'not_enough_info'")
+    assert_names(
+        refused(FACT, {"verdict": "maybe", "evidence": "x"}),
+        "verdict",
+        "'supported'",
+        "'refuted'",
+        "'not_enough_info'",
+    )
     assert_names(refused(FACT, "supported"), "evidence", "required")
     assert_names(refused(FACT, {"verdict": "supported", "evidence": "  "}), "evidence", "required")
     assert refused(FACT, {"verdict": "supported", "evidence": 3}).field == "evidence"
@@ -310,7 +330,9 @@ def test_fact_check_refusals() -> None:
 
 
 def test_fact_check_custom_verdicts() -> None:
-    schema = parse_schema({"type": "fact_check", "verdicts": ["true", "false"], "require_evidence": False})
+    schema = parse_schema(
+        {"type": "fact_check", "verdicts": ["true", "false"], "require_evidence": False}
+    )
     assert schema.classes() == ["true", "false"]
     assert_names(refused(schema, "supported"), "verdict", "'true'", "'false'")
 
@@ -340,8 +362,11 @@ def test_parse_schema_round_trips(spec: dict[str, Any]) -> None:
 
 
 def test_every_task_type_parses() -> None:
-    minimal = {"classification": {"labels": ["a", "b"]}, "multilabel": {"labels": ["a", "b"]},
-               "span": {"labels": ["a"]}}
+    minimal = {
+        "classification": {"labels": ["a", "b"]},
+        "multilabel": {"labels": ["a", "b"]},
+        "span": {"labels": ["a"]},
+    }
     for kind in TASK_TYPES:
         assert parse_schema({"type": kind, **minimal.get(kind, {})}).type == kind
 
@@ -357,7 +382,10 @@ def test_every_task_type_parses() -> None:
         ({"type": "classification", "labels": ["a", " "]}, "blank"),
         ({"type": "classification", "labels": "a,b"}, "labels"),
         ({"type": "classification", "labels": ["a", "b"], "colour": "red"}, "colour"),
-        ({"type": "multilabel", "labels": ["a", "b"], "min_labels": 2, "max_labels": 1}, "max_labels is below min_labels"),
+        (
+            {"type": "multilabel", "labels": ["a", "b"], "min_labels": 2, "max_labels": 1},
+            "max_labels is below min_labels",
+        ),
         ({"type": "multilabel", "labels": ["a", "b"], "min_labels": -1}, "min_labels"),
         ({"type": "rating", "min": 5, "max": 5}, "must be above min"),
         ({"type": "rating", "min": 5, "max": 1}, "must be above min"),
@@ -453,13 +481,22 @@ def test_non_categorical_schemas_take_no_probs(schema: BaseSchema) -> None:
 
 # --- properties -------------------------------------------------------------------------------
 
-label_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8).map(str.strip).filter(bool)
+label_text = (
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8)
+    .map(str.strip)
+    .filter(bool)
+)
 label_lists = st.lists(label_text, min_size=2, max_size=6, unique=True)
 
 
 @settings(max_examples=200)
-@given(labels=label_lists, raw=st.one_of(label_text, st.integers(-3, 12), st.floats(allow_nan=False),
-                                         st.booleans(), st.none()), pad=st.sampled_from(["", " ", "\t", "  \n"]))
+@given(
+    labels=label_lists,
+    raw=st.one_of(
+        label_text, st.integers(-3, 12), st.floats(allow_nan=False), st.booleans(), st.none()
+    ),
+    pad=st.sampled_from(["", " ", "\t", "  \n"]),
+)
 def test_classification_normalize_is_idempotent(labels: list[str], raw: Any, pad: str) -> None:
     schema = ClassificationSchema(labels=labels)
     for candidate in (raw, pad + raw + pad if isinstance(raw, str) else raw):

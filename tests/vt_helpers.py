@@ -49,7 +49,9 @@ def write_csv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> P
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
@@ -76,7 +78,10 @@ def majority_by_hand(path: Path) -> dict[str, tuple[str, float, int]]:
     return out
 
 
-SPAM_WORDS = {"spam": ["win", "prize", "cash", "free", "claim"], "ham": ["meet", "lunch", "tomorrow", "home", "call"]}
+SPAM_WORDS = {
+    "spam": ["win", "prize", "cash", "free", "claim"],
+    "ham": ["meet", "lunch", "tomorrow", "home", "call"],
+}
 
 
 def spam_corpus(n: int, seed: int = 0, noise: float = 0.1) -> tuple[list[str], np.ndarray]:
@@ -86,6 +91,9 @@ def spam_corpus(n: int, seed: int = 0, noise: float = 0.1) -> tuple[list[str], n
     texts = []
     for y in labels:
         other = "ham" if y == "spam" else "spam"
-        words = [rng.choice(SPAM_WORDS[other] if rng.random() < noise else SPAM_WORDS[y]) for _ in range(6)]
+        words = [
+            rng.choice(SPAM_WORDS[other] if rng.random() < noise else SPAM_WORDS[y])
+            for _ in range(6)
+        ]
         texts.append(" ".join(words))
     return texts, labels

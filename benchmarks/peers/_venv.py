@@ -32,7 +32,9 @@ def installed_version(python: Path, dist: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def ensure_venv(venv: Path, requirements: list[str], dist: str, version: str, *, timeout: float = 1800) -> Path:
+def ensure_venv(
+    venv: Path, requirements: list[str], dist: str, version: str, *, timeout: float = 1800
+) -> Path:
     """Create ``venv`` and ``pip install`` ``requirements`` unless ``dist==version`` is already there."""
     venv = Path(venv).resolve()
     if venv == Path(sys.prefix).resolve():
@@ -42,7 +44,9 @@ def ensure_venv(venv: Path, requirements: list[str], dist: str, version: str, *,
         return python
     if not python.exists():
         base = getattr(sys, "_base_executable", None) or sys.executable
-        proc = subprocess.run([base, "-m", "venv", str(venv)], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [base, "-m", "venv", str(venv)], capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"could not create {venv}: {proc.stderr.strip()[-2000:]}")
     log = venv / "pip-install.log"
@@ -56,11 +60,15 @@ def ensure_venv(venv: Path, requirements: list[str], dist: str, version: str, *,
     got = installed_version(python, dist)
     if proc.returncode != 0 or got != version:
         tail = log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"pip install {' '.join(requirements)} failed (exit {proc.returncode}, {dist} {got}):\n{tail}")
+        raise RuntimeError(
+            f"pip install {' '.join(requirements)} failed (exit {proc.returncode}, {dist} {got}):\n{tail}"
+        )
     return python
 
 
-def run_script(python: Path, script: Path, args: list[str], workdir: Path, *, timeout: float = 3600) -> tuple[float, dict]:
+def run_script(
+    python: Path, script: Path, args: list[str], workdir: Path, *, timeout: float = 3600
+) -> tuple[float, dict]:
     """Run ``python -I script args`` in ``workdir``; return (process wall seconds, workdir/result.json).
 
     The script must write ``result.json`` into its --out folder (``workdir``); its stdout/stderr go
@@ -68,7 +76,9 @@ def run_script(python: Path, script: Path, args: list[str], workdir: Path, *, ti
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
     env["VIRTUAL_ENV"] = str(Path(python).parents[1])
     log = workdir / "runner.log"
     start = time.perf_counter()

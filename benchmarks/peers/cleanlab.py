@@ -71,8 +71,14 @@ def run_cleanlab(
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         labels_csv, probs_npy = workdir / "labels.csv", workdir / "pred_probs.npy"
-        np.savetxt(labels_csv, np.column_stack([item, worker, label]), fmt="%d", delimiter=",",
-                   header="task,worker,label", comments="")
+        np.savetxt(
+            labels_csv,
+            np.column_stack([item, worker, label]),
+            fmt="%d",
+            delimiter=",",
+            header="task,worker,label",
+            comments="",
+        )
         np.save(probs_npy, pred_probs)
         args = ["--labels", str(labels_csv), "--pred-probs", str(probs_npy)]
         wall, result = run_script(python, RUNNER, args, workdir, timeout=timeout)
@@ -96,4 +102,6 @@ if __name__ == "__main__":  # quick manual check on random data
     lab = np.where(rng.random(it.size) < 0.7, truth[it], rng.integers(0, k, it.size))
     pp = rng.dirichlet(np.ones(k), n) * 0.5 + np.eye(k)[truth] * 0.5
     res = run_cleanlab(it, wk, lab, pp)
-    print({k_: v for k_, v in res.items() if k_ != "pred"}, "accuracy", (res["pred"] == truth).mean())
+    print(
+        {k_: v for k_, v in res.items() if k_ != "pred"}, "accuracy", (res["pred"] == truth).mean()
+    )

@@ -81,7 +81,9 @@ def main() -> None:
         "fit_seconds": fit_s,
         "rss_before_fit_mb": rss0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "warnings": sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught}),
+        "warnings": sorted(
+            {f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught}
+        ),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
 

@@ -66,7 +66,14 @@ def run_crowdkit(
     own_tmp = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="crowdkit-")) if own_tmp else Path(workdir)
     try:
-        args = ["--labels", str(Path(labels_csv).resolve()), "--methods", ",".join(methods), "--n-iter", str(n_iter)]
+        args = [
+            "--labels",
+            str(Path(labels_csv).resolve()),
+            "--methods",
+            ",".join(methods),
+            "--n-iter",
+            str(n_iter),
+        ]
         wall, result = run_script(python, RUNNER, args, workdir, timeout=timeout)
         result["process_seconds"] = wall
         for name in methods:
@@ -91,7 +98,9 @@ def _read_pred(path: Path, n_items: int | None):
 
 
 if __name__ == "__main__":  # quick manual check: python crowdkit.py LABELS.csv [mv,ds]
-    res = run_crowdkit(Path(sys.argv[1]), sys.argv[2].split(",") if len(sys.argv) > 2 else ("mv", "ds"))
+    res = run_crowdkit(
+        Path(sys.argv[1]), sys.argv[2].split(",") if len(sys.argv) > 2 else ("mv", "ds")
+    )
     for m, r in res["methods"].items():
         print(m, {k: v for k, v in r.items() if k != "pred"}, "predictions:", len(r["pred"]))
     print({k: v for k, v in res.items() if k != "methods"})

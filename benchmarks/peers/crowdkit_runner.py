@@ -68,7 +68,9 @@ def main() -> None:
             t = time.perf_counter()
             pred = est.fit_predict(df)
             fit_s = time.perf_counter() - t
-        pred.rename("label").rename_axis("task").reset_index().to_csv(out / f"pred_{name}.csv", index=False)
+        pred.rename("label").rename_axis("task").reset_index().to_csv(
+            out / f"pred_{name}.csv", index=False
+        )
         if name == "ds":  # the posteriors too, tasks and labels in code order, to compare to 1e-6
             probas = est.probas_.sort_index()
             np.save(out / "proba_ds.npy", probas.reindex(columns=sorted(probas.columns)).to_numpy())
@@ -78,7 +80,9 @@ def main() -> None:
             "n_iter": len(history) if history is not None else None,
             "rss_before_fit_mb": rss0,
             "peak_rss_mb": peak_mb(),
-            "warnings": sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught}),
+            "warnings": sorted(
+                {f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught}
+            ),
         }
     result["peak_rss_mb"] = peak_mb()
     (out / "result.json").write_text(json.dumps(result, indent=2))

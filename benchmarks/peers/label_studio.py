@@ -53,7 +53,9 @@ _QUIET = {
 
 
 def _ls_env(venv_bin: Path, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    }
     # Without this, settings import creates ~/.local/share/label-studio before --data-dir is read.
     quiet = {**_QUIET, "BASE_DATA_DIR": str(data_dir)}
     for key, value in quiet.items():
@@ -80,7 +82,9 @@ def ensure_label_studio(venv: Path = DEFAULT_VENV) -> Path:
     """Install label-studio==VERSION into ``venv`` (its own venv) unless it is there; return the CLI path."""
     venv = Path(venv).resolve()
     if venv == Path(sys.prefix).resolve():
-        raise RuntimeError(f"refusing to install Label Studio into the running interpreter's venv {venv}")
+        raise RuntimeError(
+            f"refusing to install Label Studio into the running interpreter's venv {venv}"
+        )
     exe = venv / "bin" / "label-studio"
     if exe.exists() and _installed_version(venv) == VERSION:
         return exe
@@ -92,14 +96,23 @@ def ensure_label_studio(venv: Path = DEFAULT_VENV) -> Path:
     log = venv / "pip-install.log"
     with log.open("w") as fh:
         proc = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", f"label-studio=={VERSION}"],
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                f"label-studio=={VERSION}",
+            ],
             stdout=fh,
             stderr=subprocess.STDOUT,
             timeout=1800,
         )
     if proc.returncode != 0 or not exe.exists():
         tail = log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"pip install label-studio=={VERSION} failed (exit {proc.returncode}):\n{tail}")
+        raise RuntimeError(
+            f"pip install label-studio=={VERSION} failed (exit {proc.returncode}):\n{tail}"
+        )
     return exe
 
 
@@ -117,7 +130,9 @@ class LabelStudio:
         self.proc = proc
         self.log = log
 
-    def request(self, method: str, path: str, body=None, timeout: float = 900.0) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body=None, timeout: float = 900.0
+    ) -> tuple[int, bytes]:
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("Authorization", f"Token {TOKEN}")
@@ -132,7 +147,9 @@ class LabelStudio:
     def call(self, method: str, path: str, body=None, expect=(200, 201), timeout: float = 900.0):
         status, raw = self.request(method, path, body, timeout)
         if status not in expect:
-            raise RuntimeError(f"{method} {path} -> HTTP {status}: {raw[:1000].decode(errors='replace')}")
+            raise RuntimeError(
+                f"{method} {path} -> HTTP {status}: {raw[:1000].decode(errors='replace')}"
+            )
         return json.loads(raw) if raw else None
 
     def tree_rss_mb(self) -> float | None:
@@ -213,7 +230,9 @@ def running_label_studio(exe: Path, data_dir: Path, port: int) -> Iterator[Label
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"Label Studio exited with code {proc.returncode} while starting; log:\n{_log_tail(log)}")
+                raise RuntimeError(
+                    f"Label Studio exited with code {proc.returncode} while starting; log:\n{_log_tail(log)}"
+                )
             try:
                 status, _ = client.request("GET", "/api/projects?page_size=1", timeout=5)
                 if status == 200:
@@ -221,7 +240,9 @@ def running_label_studio(exe: Path, data_dir: Path, port: int) -> Iterator[Label
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"Label Studio did not answer on port {port} within {START_TIMEOUT_S:.0f} s; log:\n{_log_tail(log)}")
+                raise RuntimeError(
+                    f"Label Studio did not answer on port {port} within {START_TIMEOUT_S:.0f} s; log:\n{_log_tail(log)}"
+                )
             time.sleep(1)
         yield client
     finally:
@@ -252,7 +273,9 @@ class _PeakRss:
         self._thread.join()
 
 
-def _rows_from_csv(items_csv: Path, claims_csv: Path) -> Iterator[tuple[dict, list[tuple[str, str]]]]:
+def _rows_from_csv(
+    items_csv: Path, claims_csv: Path
+) -> Iterator[tuple[dict, list[tuple[str, str]]]]:
     """Yield (item row, [(worker, label), ...]) per item; claims.csv lists each item's claims together."""
     with Path(items_csv).open(newline="") as fi, Path(claims_csv).open(newline="") as fc:
         claims = csv.DictReader(fc)
@@ -264,17 +287,25 @@ def _rows_from_csv(items_csv: Path, claims_csv: Path) -> Iterator[tuple[dict, li
                 pending = next(claims, None)
             yield item, mine
         if pending is not None:
-            raise ValueError(f"claim for unknown or out-of-order item {pending['task']!r} in {claims_csv}")
+            raise ValueError(
+                f"claim for unknown or out-of-order item {pending['task']!r} in {claims_csv}"
+            )
 
 
-def _rows_generated(n_items: int, per_item: int, seed: int = 0) -> Iterator[tuple[dict, list[tuple[str, str]]]]:
+def _rows_generated(
+    n_items: int, per_item: int, seed: int = 0
+) -> Iterator[tuple[dict, list[tuple[str, str]]]]:
     """Same recipe as benchmarks/import_export.py's generate(), in memory."""
     words = "the model labels what it is sure of and specialists label the rest with measured quality".split()
     domains = ["stem", "finance", "medicine", "security", "child_safety", "general"]
     rng = random.Random(seed)
     workers = [f"w{i:04d}" for i in range(2000)]
     for i in range(n_items):
-        item = {"id": f"item-{i}", "text": " ".join(rng.choices(words, k=12)), "domain": rng.choice(domains)}
+        item = {
+            "id": f"item-{i}",
+            "text": " ".join(rng.choices(words, k=12)),
+            "domain": rng.choice(domains),
+        }
         truth = rng.randrange(len(CLASSES))
         mine = []
         for w in rng.sample(workers, per_item):
@@ -322,13 +353,21 @@ def measure(
     t0 = time.perf_counter()
     with running_label_studio(exe, data_dir, port or free_port()) as ls:
         result["start_seconds"] = time.perf_counter() - t0
-        project = ls.call("POST", "/api/projects", {"title": "veritag-bench", "label_config": _label_config(classes)})
+        project = ls.call(
+            "POST",
+            "/api/projects",
+            {"title": "veritag-bench", "label_config": _label_config(classes)},
+        )
         pid = project["id"]
 
         t = time.perf_counter()
         user_ids = {}
         for w in workers:
-            user = ls.call("POST", "/api/users/", {"email": f"{w}@bench.invalid", "username": w, "first_name": w})
+            user = ls.call(
+                "POST",
+                "/api/users/",
+                {"email": f"{w}@bench.invalid", "username": w, "first_name": w},
+            )
             user_ids[w] = user["id"]
         result["users"] = len(user_ids)
         result["users_seconds"] = time.perf_counter() - t
@@ -337,15 +376,33 @@ def measure(
             batch, n_ann = [], 0
             for item, mine in rows():
                 if len(mine) != claims_per_item:
-                    raise ValueError(f"{item['id']} has {len(mine)} claims, expected {claims_per_item}")
+                    raise ValueError(
+                        f"{item['id']} has {len(mine)} claims, expected {claims_per_item}"
+                    )
                 anns = [
                     {
-                        "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
+                        "result": [
+                            {
+                                "from_name": "label",
+                                "to_name": "text",
+                                "type": "choices",
+                                "value": {"choices": [label]},
+                            }
+                        ],
                         "completed_by": user_ids[w],
                     }
                     for w, label in mine
                 ]
-                batch.append({"data": {"text": item["text"], "item_id": item["id"], "domain": item["domain"]}, "annotations": anns})
+                batch.append(
+                    {
+                        "data": {
+                            "text": item["text"],
+                            "item_id": item["id"],
+                            "domain": item["domain"],
+                        },
+                        "annotations": anns,
+                    }
+                )
                 n_ann += len(anns)
                 if len(batch) == chunk:
                     yield json.dumps(batch).encode(), len(batch), n_ann
@@ -361,17 +418,23 @@ def measure(
                 import_s += time.perf_counter() - t
                 requests += 1
                 if resp.get("task_count") != n_tasks or resp.get("annotation_count") != n_ann:
-                    raise RuntimeError(f"import chunk of {n_tasks} tasks/{n_ann} annotations answered {resp}")
+                    raise RuntimeError(
+                        f"import chunk of {n_tasks} tasks/{n_ann} annotations answered {resp}"
+                    )
                 got_tasks += n_tasks
                 got_anns += n_ann
             if got_tasks != n_items:
                 raise RuntimeError(f"imported {got_tasks} tasks, expected {n_items}")
 
             t = time.perf_counter()
-            status, raw = ls.request("GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true")
+            status, raw = ls.request(
+                "GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true"
+            )
             export_s = time.perf_counter() - t
             if status != 200:
-                raise RuntimeError(f"export -> HTTP {status}: {raw[:1000].decode(errors='replace')}")
+                raise RuntimeError(
+                    f"export -> HTTP {status}: {raw[:1000].decode(errors='replace')}"
+                )
 
         exported = json.loads(raw)
         n_exp_tasks = len(exported)

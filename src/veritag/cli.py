@@ -49,7 +49,10 @@ if TYPE_CHECKING:
 #: Placeholders in option help, and the module and name of the list each stands for. The lists
 #: live in modules that are slow to import (the engine, the schemas) and change there (the engine
 #: gains methods), so help fills them in only when it is shown (see ``_choices``).
-_CHOICES = {"{METHODS}": ("veritag.truth.engine", "METHODS"), "{TASK_TYPES}": ("veritag.schema", "TASK_TYPES")}
+_CHOICES = {
+    "{METHODS}": ("veritag.truth.engine", "METHODS"),
+    "{TASK_TYPES}": ("veritag.schema", "TASK_TYPES"),
+}
 
 
 def _choices(module: str, name: str) -> tuple[str, ...]:
@@ -63,7 +66,9 @@ def _choices(module: str, name: str) -> tuple[str, ...]:
     source = Path(__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
     try:
         for node in ast.parse(source.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets
+            ):
                 value = ast.literal_eval(node.value)
                 if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
                     return value
@@ -108,7 +113,10 @@ err = Console(stderr=True, soft_wrap=True)
 
 Db = Annotated[
     str | None,
-    typer.Option("--db", help="Database file or SQLAlchemy URL [default: $VERITAG_DATABASE_URL, else ./veritag.db]"),
+    typer.Option(
+        "--db",
+        help="Database file or SQLAlchemy URL [default: $VERITAG_DATABASE_URL, else ./veritag.db]",
+    ),
 ]
 
 
@@ -153,8 +161,14 @@ def _progress(quiet: bool = False) -> Iterator[Callable[[str], Callable[[int, in
         TimeRemainingColumn,
     )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
 
         def make(label: str) -> Callable[[int, int], None]:
             task = bar.add_task(label, total=None)
@@ -171,7 +185,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """veritag: import, auto-label, route, resolve, audit and export labeled data."""
 
@@ -180,9 +196,16 @@ def _root(
 def init(
     project: Annotated[str | None, typer.Argument(help="Name of the project to create")] = None,
     task: Annotated[str | None, typer.Option(help="Task type: {TASK_TYPES}")] = None,
-    labels: Annotated[str | None, typer.Option(help="Comma-separated labels (classification, multilabel, span) or verdicts (fact_check)")] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated labels (classification, multilabel, span) or verdicts (fact_check)"
+        ),
+    ] = None,
     scale: Annotated[str | None, typer.Option(help="Rating scale as MIN-MAX, e.g. 1-5")] = None,
-    schema: Annotated[Path | None, typer.Option(help="A JSON file with the full task schema")] = None,
+    schema: Annotated[
+        Path | None, typer.Option(help="A JSON file with the full task schema")
+    ] = None,
     description: Annotated[str, typer.Option(help="What the project is about")] = "",
     db: Db = None,
 ) -> None:
@@ -191,17 +214,23 @@ def init(
 
     with _store(db) as store:
         if project is None:
-            console.print(f"Database ready: [bold]{escape(store.engine.url.render_as_string(hide_password=True))}[/]")
+            console.print(
+                f"Database ready: [bold]{escape(store.engine.url.render_as_string(hide_password=True))}[/]"
+            )
             return
         spec = _schema_spec(task, labels, scale, schema)
         with store.session() as session:
-            created = create_project(session, name=project, schema=spec, description=description, actor=_actor())
+            created = create_project(
+                session, name=project, schema=spec, description=description, actor=_actor()
+            )
             kind = project_schema(created).type
         where = store.engine.url.render_as_string(hide_password=True)
         console.print(f"Created project [bold]{escape(project)}[/] ({kind}) in {escape(where)}")
 
 
-def _schema_spec(task: str | None, labels: str | None, scale: str | None, schema: Path | None) -> dict:
+def _schema_spec(
+    task: str | None, labels: str | None, scale: str | None, schema: Path | None
+) -> dict:
     from .schema import TASK_TYPES, parse_schema
 
     if schema is not None:
@@ -212,7 +241,9 @@ def _schema_spec(task: str | None, labels: str | None, scale: str | None, schema
         except (OSError, json.JSONDecodeError) as exc:
             raise VeritagError(f"cannot read schema file {schema}: {exc}") from None
     if task is None:
-        raise VeritagError(f"a project needs a task type: --task {{{','.join(TASK_TYPES)}}} or --schema FILE.json")
+        raise VeritagError(
+            f"a project needs a task type: --task {{{','.join(TASK_TYPES)}}} or --schema FILE.json"
+        )
     spec: dict = {"type": task}
     if labels:
         names = [part.strip() for part in labels.split(",")]
@@ -231,34 +262,85 @@ def _schema_spec(task: str | None, labels: str | None, scale: str | None, schema
 def import_(
     project: Annotated[str, typer.Argument(help="Project name")],
     file: Annotated[Path, typer.Argument(help="A .csv, .tsv, .jsonl or .parquet file")],
-    format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
-    id: Annotated[str | None, typer.Option("--id", help="Column with the item id [default: id, else task]")] = None,
-    text: Annotated[str | None, typer.Option(help="Column with the item text [default: text]")] = None,
-    field: Annotated[list[str] | None, typer.Option("--field", help="Item field column (repeat) [default: every unmapped column]")] = None,
-    meta: Annotated[list[str] | None, typer.Option("--meta", help="Metadata column for slices, e.g. domain (repeat)")] = None,
-    gold: Annotated[str | None, typer.Option(help="Column with known-correct (gold) labels")] = None,
-    label: Annotated[str | None, typer.Option(help="Column with human labels [default: label, with a worker column]")] = None,
-    worker: Annotated[str | None, typer.Option(help="Column naming who gave each label [default: worker]")] = None,
-    source: Annotated[str | None, typer.Option(help="Annotator name for labels when there is no worker column")] = None,
-    probs: Annotated[str | None, typer.Option(help="Column with model probabilities (JSON list or object)")] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]"),
+    ] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="Column with the item id [default: id, else task]")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(help="Column with the item text [default: text]")
+    ] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="Item field column (repeat) [default: every unmapped column]"),
+    ] = None,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option("--meta", help="Metadata column for slices, e.g. domain (repeat)"),
+    ] = None,
+    gold: Annotated[
+        str | None, typer.Option(help="Column with known-correct (gold) labels")
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(help="Column with human labels [default: label, with a worker column]"),
+    ] = None,
+    worker: Annotated[
+        str | None, typer.Option(help="Column naming who gave each label [default: worker]")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Annotator name for labels when there is no worker column")
+    ] = None,
+    probs: Annotated[
+        str | None, typer.Option(help="Column with model probabilities (JSON list or object)")
+    ] = None,
     model: Annotated[str, typer.Option(help="Name of the model that produced --probs")] = "model",
     encoding: Annotated[str, typer.Option(help="Text encoding of CSV/JSONL files")] = "utf-8",
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the good rows and write the bad ones to a report")] = False,
-    report: Annotated[Path | None, typer.Option(help="Where --skip-invalid writes bad rows [default: ./FILE.errors.csv]")] = None,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid", help="Import the good rows and write the bad ones to a report"
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Where --skip-invalid writes bad rows [default: ./FILE.errors.csv]"),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Import items, human labels, gold labels or model probabilities from one file."""
     from .config import load_settings
     from .io.importer import ColumnMap, import_file
 
-    columns = ColumnMap(id=id, text=text, fields=field or None, meta=meta or [], gold=gold, label=label,
-                        worker=worker, source=source, probs=probs, model=model)
+    columns = ColumnMap(
+        id=id,
+        text=text,
+        fields=field or None,
+        meta=meta or [],
+        gold=gold,
+        label=label,
+        worker=worker,
+        source=source,
+        probs=probs,
+        model=model,
+    )
     with _store(db) as store:
         proj = _project(store, project)
         with _progress() as bar:
-            result = import_file(store, proj, file, columns, fmt=format, encoding=encoding,
-                                 skip_invalid=skip_invalid, report=report,
-                                 batch_rows=load_settings().import_batch_rows, progress=bar(f"import {file.name}"))
+            result = import_file(
+                store,
+                proj,
+                file,
+                columns,
+                fmt=format,
+                encoding=encoding,
+                skip_invalid=skip_invalid,
+                report=report,
+                batch_rows=load_settings().import_batch_rows,
+                progress=bar(f"import {file.name}"),
+            )
     _print_import(result)
 
 
@@ -267,49 +349,87 @@ def _print_import(result: ImportResult) -> None:
     if result.rows_skipped and result.rows_skipped == result.rows:
         console.print(f"Nothing imported from {path}: all {result.rows} rows were bad.")
     elif result.added_nothing and not result.rows_skipped:
-        when = f" (this file was first imported {result.imported_before:%Y-%m-%d %H:%M})" if result.imported_before else ""
+        when = (
+            f" (this file was first imported {result.imported_before:%Y-%m-%d %H:%M})"
+            if result.imported_before
+            else ""
+        )
         console.print(f"Nothing new in {path}: all {result.rows} rows were already imported{when}.")
     else:
-        filled = f", {result.items_filled} items given their text and fields" if result.items_filled else ""
+        filled = (
+            f", {result.items_filled} items given their text and fields"
+            if result.items_filled
+            else ""
+        )
         console.print(
             f"Imported {path}: {result.rows} rows, {result.items_added} new items{filled}, "
             f"{result.claims_added} new claims, {result.gold_added} new gold labels."
         )
     if result.rows_skipped:
-        err.print(f"[yellow]Skipped {result.rows_skipped} bad row(s); see {escape(str(result.report))}[/]")
+        err.print(
+            f"[yellow]Skipped {result.rows_skipped} bad row(s); see {escape(str(result.report))}[/]"
+        )
 
 
 @app.command()
 def export(
     project: Annotated[str, typer.Argument(help="Project name")],
     out: Annotated[Path, typer.Argument(help="Output file, or folder for --format hf")],
-    format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(EXPORT_FORMATS)} [default: from the suffix]")] = None,
-    csv_raw: Annotated[bool, typer.Option("--csv-raw", help="CSV: write cells starting with = + - @ as they are, "
-                                          "without the ' that keeps spreadsheets from running them")] = False,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help=f"One of {', '.join(EXPORT_FORMATS)} [default: from the suffix]"
+        ),
+    ] = None,
+    csv_raw: Annotated[
+        bool,
+        typer.Option(
+            "--csv-raw",
+            help="CSV: write cells starting with = + - @ as they are, "
+            "without the ' that keeps spreadsheets from running them",
+        ),
+    ] = False,
     db: Db = None,
 ) -> None:
     """Export items with resolved labels and confidence (or all labels with --format long)."""
-    fmt = format or {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(out.suffix.lower())
+    fmt = format or {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(
+        out.suffix.lower()
+    )
     if fmt is None:
-        raise VeritagError(f"cannot tell the export format from {out.name!r}; pass --format ({', '.join(EXPORT_FORMATS)})")
+        raise VeritagError(
+            f"cannot tell the export format from {out.name!r}; pass --format ({', '.join(EXPORT_FORMATS)})"
+        )
     from .io.exporter import export_project
     from .store import audit
 
     with _store(db) as store:
         proj = _project(store, project)
         with _progress() as bar:
-            result = export_project(store, proj, out, fmt, progress=bar(f"export {out.name}"), csv_raw=csv_raw)
-        audit.record(store, "export", actor=_actor(), project=proj.name, target=fmt,
-                     detail={"rows": result.rows, "run_id": result.run_id, "file": str(result.path)})
+            result = export_project(
+                store, proj, out, fmt, progress=bar(f"export {out.name}"), csv_raw=csv_raw
+            )
+        audit.record(
+            store,
+            "export",
+            actor=_actor(),
+            project=proj.name,
+            target=fmt,
+            detail={"rows": result.rows, "run_id": result.run_id, "file": str(result.path)},
+        )
     if result.resolved:
-        console.print(f"No stored resolution covered every claim and gold label: resolved {result.items_resolved} "
-                      f"items with {result.method} and stored it as run {result.run_id}.")
+        console.print(
+            f"No stored resolution covered every claim and gold label: resolved {result.items_resolved} "
+            f"items with {result.method} and stored it as run {result.run_id}."
+        )
     console.print(f"Wrote {result.rows} rows to {escape(str(result.path))} ({fmt}).")
 
 
 @app.command()
 def backup(
-    out: Annotated[Path, typer.Argument(help="Backup file to write (a .meta.json sidecar is written beside it)")],
+    out: Annotated[
+        Path,
+        typer.Argument(help="Backup file to write (a .meta.json sidecar is written beside it)"),
+    ],
     db: Db = None,
 ) -> None:
     """Copy the database to OUT, consistently even while a server writes to it."""
@@ -318,14 +438,20 @@ def backup(
     from .store.backup import describe, meta_path
 
     info = take_backup(database_url_for(db), out)
-    console.print(f"Backed up the {info.dialect} database to {escape(str(out))} ({describe(info)}); "
-                  f"metadata in {escape(meta_path(out).name)}.")
+    console.print(
+        f"Backed up the {info.dialect} database to {escape(str(out))} ({describe(info)}); "
+        f"metadata in {escape(meta_path(out).name)}."
+    )
 
 
 @app.command()
 def restore(
-    backup_file: Annotated[Path, typer.Argument(metavar="FILE", help="A file written by veritag backup")],
-    force: Annotated[bool, typer.Option("--force", help="Restore even over a newer database")] = False,
+    backup_file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A file written by veritag backup")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore even over a newer database")
+    ] = False,
     db: Db = None,
 ) -> None:
     """Replace the database with a backup; refuses one that holds newer data unless --force."""
@@ -334,12 +460,16 @@ def restore(
     from .store.backup import restore as do_restore
 
     info = do_restore(database_url_for(db), backup_file, force=force)
-    console.print(f"Restored {escape(str(backup_file))} (taken {info.created_at}; {describe(info)}).")
+    console.print(
+        f"Restored {escape(str(backup_file))} (taken {info.created_at}; {describe(info)})."
+    )
 
 
 @app.command()
 def status(
-    project: Annotated[str | None, typer.Argument(help="Project name [default: all projects]")] = None,
+    project: Annotated[
+        str | None, typer.Argument(help="Project name [default: all projects]")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
     db: Db = None,
 ) -> None:
@@ -354,19 +484,31 @@ def status(
         if project:
             detail = project_status(session, projects[0])
             automation = detail.automation
-            latest = None if detail.resolution is None else {
-                **detail.resolution, "at": f"{detail.resolution['at']:%Y-%m-%d %H:%M}"}
+            latest = (
+                None
+                if detail.resolution is None
+                else {**detail.resolution, "at": f"{detail.resolution['at']:%Y-%m-%d %H:%M}"}
+            )
             imports = [{**r, "at": f"{r['at']:%Y-%m-%d %H:%M}"} for r in detail.imports]
     if as_json:
-        detail = {"projects": rows, "imports": imports, "resolution": latest, "automation": automation}
+        detail = {
+            "projects": rows,
+            "imports": imports,
+            "resolution": latest,
+            "automation": automation,
+        }
         console.print_json(json.dumps(detail if project else {"projects": rows}))
         return
     if not rows:
-        console.print("No projects yet. Create one with: veritag init NAME --task classification --labels a,b")
+        console.print(
+            "No projects yet. Create one with: veritag init NAME --task classification --labels a,b"
+        )
         return
     table = Table(title="Projects")
     for column in rows[0]:
-        table.add_column(column.replace("_", " "), justify="left" if column in ("project", "task") else "right")
+        table.add_column(
+            column.replace("_", " "), justify="left" if column in ("project", "task") else "right"
+        )
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
@@ -381,48 +523,99 @@ def status(
         if latest is None:
             console.print("Not resolved yet: veritag resolve --project NAME (export resolves too).")
         else:
-            state = ("stale: claims or gold labels were added since; export will resolve again"
-                     if latest["stale"] else "covers every claim and gold label")
-            console.print(f"Latest resolution: run {latest['run']}, {latest['method']} ({latest['engine_version']}), "
-                          f"{latest['items']} items, {latest['at']}; {state}.")
+            state = (
+                "stale: claims or gold labels were added since; export will resolve again"
+                if latest["stale"]
+                else "covers every claim and gold label"
+            )
+            console.print(
+                f"Latest resolution: run {latest['run']}, {latest['method']} ({latest['engine_version']}), "
+                f"{latest['items']} items, {latest['at']}; {state}."
+            )
         if automation is not None:
-            bound = "" if automation["overall_bound"] is None else f", pooled bound {automation['overall_bound']:.4f}"
-            console.print(f"Latest automation: run {automation['run']}, {automation['automated']} of "
-                          f"{automation['items']} items automated ({automation['automation_rate']:.1%}) at target "
-                          f"{automation['target']}, delta {automation['delta']}{bound}; audit "
-                          f"{automation['audit_labeled']} of {automation['audit']} labeled (veritag audit for more).")
+            bound = (
+                ""
+                if automation["overall_bound"] is None
+                else f", pooled bound {automation['overall_bound']:.4f}"
+            )
+            console.print(
+                f"Latest automation: run {automation['run']}, {automation['automated']} of "
+                f"{automation['items']} items automated ({automation['automation_rate']:.1%}) at target "
+                f"{automation['target']}, delta {automation['delta']}{bound}; audit "
+                f"{automation['audit_labeled']} of {automation['audit']} labeled (veritag audit for more)."
+            )
 
 
 @app.command(cls=_LazyHelp)
 def resolve(
-    labels: Annotated[Path | None, typer.Argument(help="File mode: a long task,worker,label file (.csv, .tsv, .jsonl, .parquet)")] = None,
-    project: Annotated[str | None, typer.Option("--project", help="Project mode: resolve this project and store the run")] = None,
-    method: Annotated[str, typer.Option(help="One of {METHODS} (ds: Dawid-Skene)")] = DEFAULT_METHOD,
-    gold: Annotated[Path | None, typer.Option(help="File mode: known-correct labels, task,label")] = None,
-    model_probs: Annotated[Path | None, typer.Option("--model-probs", help="File mode: model probabilities, task[,model],<one column per class>")] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="File mode: where to write task,label,confidence (CSV)")] = None,
-    workers: Annotated[bool, typer.Option("--workers", help="Print every worker's (and model's) estimated accuracy and claim count")] = False,
-    workers_out: Annotated[Path | None, typer.Option("--workers-out", help="Write the per-worker table as CSV: worker,kind,n_claims,accuracy")] = None,
-    encoding: Annotated[str, typer.Option(help="File mode: text encoding of CSV/JSONL inputs")] = "utf-8",
+    labels: Annotated[
+        Path | None,
+        typer.Argument(
+            help="File mode: a long task,worker,label file (.csv, .tsv, .jsonl, .parquet)"
+        ),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", help="Project mode: resolve this project and store the run"),
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="One of {METHODS} (ds: Dawid-Skene)")
+    ] = DEFAULT_METHOD,
+    gold: Annotated[
+        Path | None, typer.Option(help="File mode: known-correct labels, task,label")
+    ] = None,
+    model_probs: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-probs",
+            help="File mode: model probabilities, task[,model],<one column per class>",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="File mode: where to write task,label,confidence (CSV)"),
+    ] = None,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers",
+            help="Print every worker's (and model's) estimated accuracy and claim count",
+        ),
+    ] = False,
+    workers_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--workers-out", help="Write the per-worker table as CSV: worker,kind,n_claims,accuracy"
+        ),
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option(help="File mode: text encoding of CSV/JSONL inputs")
+    ] = "utf-8",
     db: Db = None,
 ) -> None:
     """Resolve one label per item from all claims: a labels file (file mode) or a project (--project)."""
     if (labels is None) == (project is None):
-        raise VeritagError("give either a labels file (file mode) or --project NAME (project mode), not both or neither")
+        raise VeritagError(
+            "give either a labels file (file mode) or --project NAME (project mode), not both or neither"
+        )
     methods = _methods()
     if method not in methods:
         raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
     if labels is not None:
         if db is not None:
-            raise VeritagError("file mode uses no database; drop --db, or resolve a project with --project")
+            raise VeritagError(
+                "file mode uses no database; drop --db, or resolve a project with --project"
+            )
         if out is None:
             raise VeritagError("file mode needs -o OUT.csv for the resolved labels")
         _resolve_files(labels, method, gold, model_probs, out, workers, workers_out, encoding)
         return
     for flag, value in (("--gold", gold), ("--model-probs", model_probs), ("-o/--out", out)):
         if value is not None:
-            raise VeritagError(f"{flag} is for file mode; a project takes gold labels and model "
-                               "probabilities with 'veritag import' and writes files with 'veritag export'")
+            raise VeritagError(
+                f"{flag} is for file mode; a project takes gold labels and model "
+                "probabilities with 'veritag import' and writes files with 'veritag export'"
+            )
     assert project is not None
     from .resolve.files import project_source_rows, write_sources
     from .resolve.runs import resolve_and_store
@@ -441,12 +634,22 @@ def resolve(
     if run.method == OPEN_METHOD:
         how = f"majority vote over exact matches ({kind} labels have no fixed classes; --method does not apply)"
     counts = resolution.basis_counts()
-    fit = "" if run.method == OPEN_METHOD or run.method in ("mv", "wmv") else (
-        f", {run.n_iter} iterations, " + ("converged" if run.converged else "[yellow]did not converge[/]"))
-    console.print(f"Resolved {resolution.item_ids.size} items of [bold]{escape(project)}[/] with {how}{fit}. "
-                  f"Stored as run {run.run_id}.")
-    console.print(f"From human claims: {counts.get('claims', 0)}, from model claims only: {counts.get('model', 0)}, "
-                  f"gold: {counts.get('gold', 0)}.")
+    fit = (
+        ""
+        if run.method == OPEN_METHOD or run.method in ("mv", "wmv")
+        else (
+            f", {run.n_iter} iterations, "
+            + ("converged" if run.converged else "[yellow]did not converge[/]")
+        )
+    )
+    console.print(
+        f"Resolved {resolution.item_ids.size} items of [bold]{escape(project)}[/] with {how}{fit}. "
+        f"Stored as run {run.run_id}."
+    )
+    console.print(
+        f"From human claims: {counts.get('claims', 0)}, from model claims only: {counts.get('model', 0)}, "
+        f"gold: {counts.get('gold', 0)}."
+    )
     if workers:
         _print_sources("Sources by estimated accuracy", rows)
     elif rows:
@@ -465,10 +668,17 @@ def resolve(
 def report(
     project: Annotated[str, typer.Argument(help="Project name (categorical task types)")],
     method: Annotated[str, typer.Option(help="One of {METHODS}")] = DEFAULT_METHOD,
-    domain: Annotated[str | None, typer.Option(help="Item metadata field to break reliability down by, e.g. domain")] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(help="Item metadata field to break reliability down by, e.g. domain"),
+    ] = None,
     top: Annotated[int, typer.Option(help="How many suspected errors to list")] = 20,
-    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML page with plots")] = None,
-    as_json: Annotated[Path | None, typer.Option("--json", help="Also write the whole report as JSON")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML page with plots")
+    ] = None,
+    as_json: Annotated[
+        Path | None, typer.Option("--json", help="Also write the whole report as JSON")
+    ] = None,
     db: Db = None,
 ) -> None:
     """Per-source reliability, agreement between tutors, and the labels most likely wrong."""
@@ -486,11 +696,14 @@ def report(
     for message in warned:
         err.print(f"Warning: {escape(message)}")
     render_text(built, console, max_rows=top)
-    _write_pages(html, lambda: render_html(built, title=f"veritag report: {project}"), as_json, built.to_dict)
+    _write_pages(
+        html, lambda: render_html(built, title=f"veritag report: {project}"), as_json, built.to_dict
+    )
 
 
-def _write_pages(html: Path | None, page: Callable[[], str], as_json: Path | None,
-                 data: Callable[[], dict]) -> None:
+def _write_pages(
+    html: Path | None, page: Callable[[], str], as_json: Path | None, data: Callable[[], dict]
+) -> None:
     """Write the HTML page and the JSON a report command was asked for, and say so."""
     if html is not None:
         _write_text(html, page())
@@ -509,10 +722,25 @@ def _write_text(path: Path, text: str) -> None:
 
 @app.command()
 def autolabel(
-    project: Annotated[str, typer.Argument(help="Project name (single-label categorical task types)")],
-    labeler: Annotated[str, typer.Option(help="Labeler to train: minilm (bundled sentence embeddings + logistic regression) or tfidf")] = "minilm",
-    field: Annotated[list[str] | None, typer.Option("--field", help="Item field to append to the text (repeatable), e.g. a hypothesis or a response")] = None,
-    folds: Annotated[int, typer.Option(help="Folds for the out-of-fold probabilities of labeled items")] = 5,
+    project: Annotated[
+        str, typer.Argument(help="Project name (single-label categorical task types)")
+    ],
+    labeler: Annotated[
+        str,
+        typer.Option(
+            help="Labeler to train: minilm (bundled sentence embeddings + logistic regression) or tfidf"
+        ),
+    ] = "minilm",
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="Item field to append to the text (repeatable), e.g. a hypothesis or a response",
+        ),
+    ] = None,
+    folds: Annotated[
+        int, typer.Option(help="Folds for the out-of-fold probabilities of labeled items")
+    ] = 5,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the folds")] = 0,
     db: Db = None,
 ) -> None:
@@ -522,33 +750,88 @@ def autolabel(
     with _store(db) as store:
         proj = _project(store, project)
         with console.status(f"training {labeler} and labeling {project}..."):
-            result = autolabel_project(store, proj, labeler=labeler, fields=field or (), folds=folds, seed=seed)
+            result = autolabel_project(
+                store, proj, labeler=labeler, fields=field or (), folds=folds, seed=seed
+            )
     _print_autolabel(result)
 
 
 def _print_autolabel(result: AutolabelResult) -> None:
-    console.print(f"Labeler {result.source}: trained on {result.trained} items (out-of-fold accuracy "
-                  f"{result.accuracy:.3f} against the human labels), predicted {result.predicted} more.")
-    console.print(f"Added {result.claims_added} new model claims"
-                  + (" (this labeler had labeled every item from these human labels already)."
-                     if not result.claims_added else "."))
+    console.print(
+        f"Labeler {result.source}: trained on {result.trained} items (out-of-fold accuracy "
+        f"{result.accuracy:.3f} against the human labels), predicted {result.predicted} more."
+    )
+    console.print(
+        f"Added {result.claims_added} new model claims"
+        + (
+            " (this labeler had labeled every item from these human labels already)."
+            if not result.claims_added
+            else "."
+        )
+    )
 
 
 @app.command()
 def automate(
-    project: Annotated[str | None, typer.Argument(help="Project to automate (not with --simulate)")] = None,
-    target: Annotated[float, typer.Option(help="Accuracy the auto-accepted labels must reach")] = 0.98,
+    project: Annotated[
+        str | None, typer.Argument(help="Project to automate (not with --simulate)")
+    ] = None,
+    target: Annotated[
+        float, typer.Option(help="Accuracy the auto-accepted labels must reach")
+    ] = 0.98,
     delta: Annotated[float, typer.Option(help="Allowed probability that they do not")] = 0.05,
-    model: Annotated[str | None, typer.Option(help="Model source whose labels to accept [default: the newest]")] = None,
-    slice_: Annotated[str | None, typer.Option("--slice", help="Item metadata field: one threshold per value, and a slice without enough audit evidence is not automated")] = None,
-    audit_rate: Annotated[float | None, typer.Option("--audit-rate", help="Share of items in the random human audit [default: the project's last rate, else 10% and at least 200 items]")] = None,
-    min_audit: Annotated[int, typer.Option("--min-audit", help="Fewest audited items above a threshold")] = 0,
-    simultaneous: Annotated[bool, typer.Option(help="Split delta over the slices, so all of them hold at once")] = False,
-    queue_out: Annotated[Path | None, typer.Option("--queue-out", help="Write the items that still need a human to this CSV (audit first)")] = None,
-    simulate: Annotated[tuple[Path, Path] | None, typer.Option("--simulate", help="TEXTS.csv GT.csv: replay automation on a labeled text file (task,text and task,label)")] = None,
-    audit_size: Annotated[int | None, typer.Option("--audit-size", help="With --simulate: items in the audit [default: 10%, at least 200]")] = None,
-    labeler: Annotated[str, typer.Option(help="With --simulate: labeler giving the probabilities (minilm or tfidf)")] = "minilm",
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the audit draw (and of the folds with --simulate)")] = 0,
+    model: Annotated[
+        str | None, typer.Option(help="Model source whose labels to accept [default: the newest]")
+    ] = None,
+    slice_: Annotated[
+        str | None,
+        typer.Option(
+            "--slice",
+            help="Item metadata field: one threshold per value, and a slice without enough audit evidence is not automated",
+        ),
+    ] = None,
+    audit_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--audit-rate",
+            help="Share of items in the random human audit [default: the project's last rate, else 10% and at least 200 items]",
+        ),
+    ] = None,
+    min_audit: Annotated[
+        int, typer.Option("--min-audit", help="Fewest audited items above a threshold")
+    ] = 0,
+    simultaneous: Annotated[
+        bool, typer.Option(help="Split delta over the slices, so all of them hold at once")
+    ] = False,
+    queue_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--queue-out", help="Write the items that still need a human to this CSV (audit first)"
+        ),
+    ] = None,
+    simulate: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(
+            "--simulate",
+            help="TEXTS.csv GT.csv: replay automation on a labeled text file (task,text and task,label)",
+        ),
+    ] = None,
+    audit_size: Annotated[
+        int | None,
+        typer.Option(
+            "--audit-size", help="With --simulate: items in the audit [default: 10%, at least 200]"
+        ),
+    ] = None,
+    labeler: Annotated[
+        str,
+        typer.Option(help="With --simulate: labeler giving the probabilities (minilm or tfidf)"),
+    ] = "minilm",
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0, max=MAX_SEED, help="Seed of the audit draw (and of the folds with --simulate)"
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
     db: Db = None,
 ) -> None:
@@ -559,13 +842,25 @@ def automate(
         _simulate(simulate, target, delta, audit_size, labeler, seed, as_json)
         return
     if project is None:
-        raise VeritagError("give a PROJECT to automate, or --simulate TEXTS.csv GT.csv to replay a labeled file")
+        raise VeritagError(
+            "give a PROJECT to automate, or --simulate TEXTS.csv GT.csv to replay a labeled file"
+        )
     from .automation.project import automate_project, queue_rows
 
     with _store(db) as store:
         proj = _project(store, project)
-        result = automate_project(store, proj, target=target, delta=delta, model=model, slice_field=slice_,
-                                  audit_rate=audit_rate, min_audit=min_audit, simultaneous=simultaneous, seed=seed)
+        result = automate_project(
+            store,
+            proj,
+            target=target,
+            delta=delta,
+            model=model,
+            slice_field=slice_,
+            audit_rate=audit_rate,
+            min_audit=min_audit,
+            simultaneous=simultaneous,
+            seed=seed,
+        )
         queue = queue_rows(store, proj, result.run_id) if queue_out is not None else []
     if queue_out is not None:
         _write_queue(queue_out, queue)
@@ -576,7 +871,9 @@ def automate(
         return
     _print_automation(result)
     if queue_out is not None:
-        console.print(f"Wrote the {len(queue)} items that need a human to {escape(str(queue_out))}.")
+        console.print(
+            f"Wrote the {len(queue)} items that need a human to {escape(str(queue_out))}."
+        )
 
 
 def _write_queue(path: Path, rows: list[tuple[str, str, float, str | None]]) -> None:
@@ -590,60 +887,108 @@ def _write_queue(path: Path, rows: list[tuple[str, str, float, str | None]]) -> 
 
 def _print_automation(result: AutomationResult) -> None:
     if result.source is None:
-        console.print(f"No model has labeled this project yet, so nothing is automated. Run {result.run_id} drew "
-                      f"the audit: {result.n_audit} of {result.n_items} items (rate {result.audit_rate:.3f}), "
-                      f"{result.n_audit_labeled} of them labeled. Have humans label the audit (--queue-out "
-                      "writes it), import the labels, run `veritag autolabel`, then automate again.")
+        console.print(
+            f"No model has labeled this project yet, so nothing is automated. Run {result.run_id} drew "
+            f"the audit: {result.n_audit} of {result.n_items} items (rate {result.audit_rate:.3f}), "
+            f"{result.n_audit_labeled} of them labeled. Have humans label the audit (--queue-out "
+            "writes it), import the labels, run `veritag autolabel`, then automate again."
+        )
         return
-    table = Table(title=f"Automation of {result.source} at target {result.target}, delta {result.delta}")
-    for name, right in (("slice", False), ("items", True), ("automated", True), ("audit", True),
-                        ("awaiting labels", True), ("threshold", True), ("bound", True), ("audited above", True)):
+    table = Table(
+        title=f"Automation of {result.source} at target {result.target}, delta {result.delta}"
+    )
+    for name, right in (
+        ("slice", False),
+        ("items", True),
+        ("automated", True),
+        ("audit", True),
+        ("awaiting labels", True),
+        ("threshold", True),
+        ("bound", True),
+        ("audited above", True),
+    ):
         table.add_column(name, justify="right" if right else "left")
     for s in result.slices:
-        table.add_row(escape(s.name), str(s.n_items), f"{s.n_auto} ({s.n_auto / s.n_items:.0%})" if s.n_items else "0",
-                      str(s.audit_drawn), str(s.audit_waiting) if s.audit_waiting else "-",
-                      "-" if s.threshold is None else f"{s.threshold:.4f}",
-                      "-" if s.bound is None else f"{s.bound:.4f}", str(s.audit_above))
+        table.add_row(
+            escape(s.name),
+            str(s.n_items),
+            f"{s.n_auto} ({s.n_auto / s.n_items:.0%})" if s.n_items else "0",
+            str(s.audit_drawn),
+            str(s.audit_waiting) if s.audit_waiting else "-",
+            "-" if s.threshold is None else f"{s.threshold:.4f}",
+            "-" if s.bound is None else f"{s.bound:.4f}",
+            str(s.audit_above),
+        )
     console.print(table)
-    bound = "" if result.overall_bound is None else f" (pooled audit lower bound {result.overall_bound:.4f})"
-    console.print(f"Run {result.run_id}: {result.n_auto} of {result.n_items} items automated "
-                  f"({result.automation_rate:.1%}){bound}; audit rate {result.audit_rate:.3f}: "
-                  f"{result.n_audit_labeled} of {result.n_audit} audited items labeled.")
+    bound = (
+        ""
+        if result.overall_bound is None
+        else f" (pooled audit lower bound {result.overall_bound:.4f})"
+    )
+    console.print(
+        f"Run {result.run_id}: {result.n_auto} of {result.n_items} items automated "
+        f"({result.automation_rate:.1%}){bound}; audit rate {result.audit_rate:.3f}: "
+        f"{result.n_audit_labeled} of {result.n_audit} audited items labeled."
+    )
     if not result.n_auto and result.n_audit_labeled:
-        console.print(f"Nothing automated: in no slice do the audited items prove the model reaches {result.target} "
-                      f"(1 - {result.delta} sure), so every item stays with humans. A better model, or more audit "
-                      "evidence, moves the threshold; `veritag audit` shows how far off it is.")
+        console.print(
+            f"Nothing automated: in no slice do the audited items prove the model reaches {result.target} "
+            f"(1 - {result.delta} sure), so every item stays with humans. A better model, or more audit "
+            "evidence, moves the threshold; `veritag audit` shows how far off it is."
+        )
     waiting = result.n_audit - result.n_audit_labeled
     if waiting:
-        console.print(f"[yellow]{waiting} audited items await a human label[/]; slices with any are not automated "
-                      "until they are labeled (import the labels, then run automate again).")
+        console.print(
+            f"[yellow]{waiting} audited items await a human label[/]; slices with any are not automated "
+            "until they are labeled (import the labels, then run automate again)."
+        )
     console.print(f"{result.human_todo} items still need a human label (--queue-out writes them).")
 
 
-def _simulate(files: tuple[Path, Path], target: float, delta: float, audit_size: int | None, labeler: str,
-              seed: int, as_json: bool) -> None:
+def _simulate(
+    files: tuple[Path, Path],
+    target: float,
+    delta: float,
+    audit_size: int | None,
+    labeler: str,
+    seed: int,
+    as_json: bool,
+) -> None:
     from .automation.replay import simulate_files
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn convergence chatter on tiny folds
         try:
-            result = simulate_files(files[0], files[1], target=target, delta=delta, audit_size=audit_size,
-                                    labeler=labeler, seed=seed)
+            result = simulate_files(
+                files[0],
+                files[1],
+                target=target,
+                delta=delta,
+                audit_size=audit_size,
+                labeler=labeler,
+                seed=seed,
+            )
         except ValueError as exc:
             raise VeritagError(str(exc)) from exc
     if as_json:
         console.print_json(json.dumps(result))
         return
     rate, acc = result["automation_rate"], result["realized_accuracy"]
-    console.print(f"{result['items']} items, labeler {result['labeler']} (out-of-fold accuracy "
-                  f"{result['model_accuracy']:.3f}), audit of {result['audit_drawn']} items.")
+    console.print(
+        f"{result['items']} items, labeler {result['labeler']} (out-of-fold accuracy "
+        f"{result['model_accuracy']:.3f}), audit of {result['audit_drawn']} items."
+    )
     if result["threshold"] is None:
-        console.print(f"Nothing can be automated at target {target} with delta {delta}: no threshold's "
-                      "audited items prove it. Every item goes to humans.")
+        console.print(
+            f"Nothing can be automated at target {target} with delta {delta}: no threshold's "
+            "audited items prove it. Every item goes to humans."
+        )
         return
-    console.print(f"Automate {rate:.1%} of items: confidence >= {result['threshold']:.4f}, lower bound "
-                  f"{result['bound']:.4f} from {result['audit_size']} audited items above it "
-                  f"(target {target}, delta {delta}).")
+    console.print(
+        f"Automate {rate:.1%} of items: confidence >= {result['threshold']:.4f}, lower bound "
+        f"{result['bound']:.4f} from {result['audit_size']} audited items above it "
+        f"(target {target}, delta {delta})."
+    )
     if acc is not None:
         console.print(f"Realised accuracy of auto-accepted items outside the audit: {acc:.4f}.")
 
@@ -651,10 +996,22 @@ def _simulate(files: tuple[Path, Path], target: float, delta: float, audit_size:
 @app.command()
 def tutor(
     project: Annotated[str, typer.Argument(help="Project name")],
-    name: Annotated[str, typer.Argument(help="Tutor name (the human source their labels come from)")],
-    domains: Annotated[str | None, typer.Option(help="Comma-separated domains the tutor declares, e.g. medicine,stem")] = None,
-    cost: Annotated[float, typer.Option(help="Cost of one label from this tutor, in budget units")] = 1.0,
-    active: Annotated[bool | None, typer.Option("--active/--inactive", help="Make an existing tutor available for work, or not")] = None,
+    name: Annotated[
+        str, typer.Argument(help="Tutor name (the human source their labels come from)")
+    ],
+    domains: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated domains the tutor declares, e.g. medicine,stem"),
+    ] = None,
+    cost: Annotated[
+        float, typer.Option(help="Cost of one label from this tutor, in budget units")
+    ] = 1.0,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Make an existing tutor available for work, or not"
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Add a tutor to a project (declared domains, cost per label), or switch one on or off."""
@@ -666,11 +1023,20 @@ def tutor(
         if name in known and active is not None:
             profile = routing.set_tutor_active(store, proj, name, active, actor=_actor())
         else:
-            profile = routing.add_tutor(store, proj, name, domains=_split(domains), cost=cost,
-                                        active=True if active is None else active, actor=_actor())
+            profile = routing.add_tutor(
+                store,
+                proj,
+                name,
+                domains=_split(domains),
+                cost=cost,
+                active=True if active is None else active,
+                actor=_actor(),
+            )
     state = "active" if profile.active else "inactive"
-    console.print(f"Tutor {escape(profile.name)} of {escape(project)}: {state}, cost {profile.cost:g} per label, "
-                  f"domains {', '.join(profile.domains) or '(none declared)'}.")
+    console.print(
+        f"Tutor {escape(profile.name)} of {escape(project)}: {state}, cost {profile.cost:g} per label, "
+        f"domains {', '.join(profile.domains) or '(none declared)'}."
+    )
 
 
 def _split(value: str | None) -> list[str]:
@@ -681,27 +1047,56 @@ def _split(value: str | None) -> list[str]:
 def route(
     project: Annotated[str, typer.Argument(help="Project name")],
     target: Annotated[float | None, typer.Option(help="Posterior at which an item is done")] = None,
-    max_labels: Annotated[int | None, typer.Option("--max-labels", help="Human labels per item at most")] = None,
-    min_labels: Annotated[int | None, typer.Option("--min-labels", help="Human labels an item gets before the target may stop it")] = None,
-    gold_rate: Annotated[float | None, typer.Option("--gold-rate", help="Share of a tutor's leases that are gold checks")] = None,
-    budget: Annotated[float | None, typer.Option(help="Total cost units for labels (spent plus reserved)")] = None,
-    lease_seconds: Annotated[int | None, typer.Option("--lease-seconds", help="How long a lease runs before it expires")] = None,
-    domains: Annotated[str | None, typer.Option(help="Comma-separated domains of the project")] = None,
-    domain_field: Annotated[str | None, typer.Option("--domain-field", help="Item metadata field naming the domain")] = None,
-    best: Annotated[str | None, typer.Option(help="Item id: rank the tutors who should label it next (push)")] = None,
+    max_labels: Annotated[
+        int | None, typer.Option("--max-labels", help="Human labels per item at most")
+    ] = None,
+    min_labels: Annotated[
+        int | None,
+        typer.Option(
+            "--min-labels", help="Human labels an item gets before the target may stop it"
+        ),
+    ] = None,
+    gold_rate: Annotated[
+        float | None,
+        typer.Option("--gold-rate", help="Share of a tutor's leases that are gold checks"),
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="Total cost units for labels (spent plus reserved)")
+    ] = None,
+    lease_seconds: Annotated[
+        int | None, typer.Option("--lease-seconds", help="How long a lease runs before it expires")
+    ] = None,
+    domains: Annotated[
+        str | None, typer.Option(help="Comma-separated domains of the project")
+    ] = None,
+    domain_field: Annotated[
+        str | None, typer.Option("--domain-field", help="Item metadata field naming the domain")
+    ] = None,
+    best: Annotated[
+        str | None, typer.Option(help="Item id: rank the tutors who should label it next (push)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     db: Db = None,
 ) -> None:
     """Set a project's routing (target, label cap, budget, gold rate, leases) and show where it stands."""
     from .routing import service as routing
 
-    given = {"target": target, "max_labels": max_labels, "min_labels": min_labels, "gold_rate": gold_rate,
-             "budget": budget, "lease_seconds": lease_seconds, "domain_field": domain_field,
-             "domains": _split(domains) if domains is not None else None}
+    given = {
+        "target": target,
+        "max_labels": max_labels,
+        "min_labels": min_labels,
+        "gold_rate": gold_rate,
+        "budget": budget,
+        "lease_seconds": lease_seconds,
+        "domain_field": domain_field,
+        "domains": _split(domains) if domains is not None else None,
+    }
     with _store(db) as store:
         proj = _project(store, project)
         if any(v is not None for v in given.values()):
-            routing.configure(store, proj, actor=_actor(), **{k: v for k, v in given.items() if v is not None})
+            routing.configure(
+                store, proj, actor=_actor(), **{k: v for k, v in given.items() if v is not None}
+            )
         if best is not None:
             ranked = routing.best_tutors(store, proj, best, k=10)
             if as_json:
@@ -718,28 +1113,46 @@ def route(
     if as_json:
         console.print_json(json.dumps(dataclasses.asdict(status), default=str))
         return
-    st, left = status.settings, "unlimited" if status.budget_left is None else f"{status.budget_left:g}"
-    console.print(f"Routing of {escape(project)}: target {st.target}, {st.min_labels}-{st.max_labels} labels per item, "
-                  f"gold rate {st.gold_rate}, leases {st.lease_seconds} s, domains {', '.join(st.domains)}.")
-    console.print(f"{status.done} of {status.items} items done, {status.pending} pending, {status.in_flight} leased; "
-                  f"{status.labels_spent} labels spent ({status.spent:g} units, {status.reserved:g} reserved), "
-                  f"budget left {left}.")
+    st, left = (
+        status.settings,
+        "unlimited" if status.budget_left is None else f"{status.budget_left:g}",
+    )
+    console.print(
+        f"Routing of {escape(project)}: target {st.target}, {st.min_labels}-{st.max_labels} labels per item, "
+        f"gold rate {st.gold_rate}, leases {st.lease_seconds} s, domains {', '.join(st.domains)}."
+    )
+    console.print(
+        f"{status.done} of {status.items} items done, {status.pending} pending, {status.in_flight} leased; "
+        f"{status.labels_spent} labels spent ({status.spent:g} units, {status.reserved:g} reserved), "
+        f"budget left {left}."
+    )
     if status.tutors:
         table = Table(title="Tutors")
         for column in ("tutor", "active", "cost", "domains", "spent", "gold", "skill by domain"):
             table.add_column(column)
         for t in status.tutors:
             skill = ", ".join(f"{d} {a:.2f} ({t.measured.get(d, 0)})" for d, a in t.skill.items())
-            table.add_row(escape(t.name), "yes" if t.active else "no", f"{t.cost:g}", ", ".join(t.domains) or "-",
-                          f"{t.spent:g}", str(t.gold), escape(skill))
+            table.add_row(
+                escape(t.name),
+                "yes" if t.active else "no",
+                f"{t.cost:g}",
+                ", ".join(t.domains) or "-",
+                f"{t.spent:g}",
+                str(t.gold),
+                escape(skill),
+            )
         console.print(table)
 
 
 @app.command()
 def work(
     project: Annotated[str, typer.Argument(help="Project name")],
-    tutor_name: Annotated[str, typer.Option("--tutor", help="The tutor asking for work or answering")],
-    submit: Annotated[tuple[int, str] | None, typer.Option(help="LEASE LABEL: answer a lease")] = None,
+    tutor_name: Annotated[
+        str, typer.Option("--tutor", help="The tutor asking for work or answering")
+    ],
+    submit: Annotated[
+        tuple[int, str] | None, typer.Option(help="LEASE LABEL: answer a lease")
+    ] = None,
     release: Annotated[int | None, typer.Option(help="LEASE: give a lease back unanswered")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     db: Db = None,
@@ -766,42 +1179,82 @@ def work(
             return
         lease = routing.request_work(store, proj, tutor_name)
     if lease is None:
-        console.print(f"Nothing to label for {escape(tutor_name)}: every item is done or leased, or the budget "
-                      "cannot pay for another label.")
+        console.print(
+            f"Nothing to label for {escape(tutor_name)}: every item is done or leased, or the budget "
+            "cannot pay for another label."
+        )
         return
     schema = project_schema(proj)
     shown = dataclasses.asdict(lease)
     answer = "LABEL"
     if isinstance(schema, PairwiseSchema):  # blind as on the web: the models stay hidden
-        shown |= {"data": None, "external_id": None, "pair": pairwise.pair_view(schema, proj.id, lease.id, lease.data)}
+        shown |= {
+            "data": None,
+            "external_id": None,
+            "pair": pairwise.pair_view(schema, proj.id, lease.id, lease.data),
+        }
         answer = "|".join(pairwise.answers(schema))
     if as_json:
         console.print_json(json.dumps(shown, default=str))
         return
     item = "a pair" if "pair" in shown else f"item {escape(lease.external_id)}"
-    console.print(f"Lease {lease.id} for {escape(tutor_name)} until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC: "
-                  f"{item} ({escape(lease.domain)}{', gold check' if lease.is_gold else ''}).")
+    console.print(
+        f"Lease {lease.id} for {escape(tutor_name)} until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC: "
+        f"{item} ({escape(lease.domain)}{', gold check' if lease.is_gold else ''})."
+    )
     if lease.text and "pair" not in shown:
         console.print(escape(lease.text))
     for key, value in (shown.get("pair") or shown["data"] or {}).items():
         console.print(f"{escape(str(key))}: {escape(str(value))}")
-    console.print(f"Answer with: veritag work {escape(project)} --tutor {escape(tutor_name)} --submit {lease.id} "
-                  f"{escape(answer)}")
+    console.print(
+        f"Answer with: veritag work {escape(project)} --tutor {escape(tutor_name)} --submit {lease.id} "
+        f"{escape(answer)}"
+    )
 
 
 @app.command("simulate")
 def simulate_routing_cmd(
-    labels: Annotated[Path, typer.Argument(help="LABELS.csv: every recorded answer (task,worker,label)")],
-    truth: Annotated[Path, typer.Argument(help="GT.csv: the true label of some or all tasks (task,label)")],
-    texts: Annotated[Path | None, typer.Option("--texts", help="TEXTS.csv (task and text columns): add the auto-labeler's claims as a source")] = None,
-    policy: Annotated[str, typer.Option(help="adaptive (gain-driven routing) or fixed (k random workers per item)")] = "adaptive",
-    target: Annotated[float, typer.Option(help="Posterior at which an item needs no more labels")] = 0.95,
-    max_labels: Annotated[int, typer.Option("--max-labels", help="Most human labels per item")] = 10,
-    budget: Annotated[float | None, typer.Option(help="Most human labels in all [default: no limit]")] = None,
-    labeler: Annotated[str, typer.Option(help="With --texts: labeler giving the model claims (tfidf or minilm)")] = "tfidf",
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of every random draw: the same seed gives the same run")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object")] = False,
-    plot: Annotated[Path | None, typer.Option(help="Write accuracy against human labels spent to this PNG")] = None,
+    labels: Annotated[
+        Path, typer.Argument(help="LABELS.csv: every recorded answer (task,worker,label)")
+    ],
+    truth: Annotated[
+        Path, typer.Argument(help="GT.csv: the true label of some or all tasks (task,label)")
+    ],
+    texts: Annotated[
+        Path | None,
+        typer.Option(
+            "--texts",
+            help="TEXTS.csv (task and text columns): add the auto-labeler's claims as a source",
+        ),
+    ] = None,
+    policy: Annotated[
+        str,
+        typer.Option(help="adaptive (gain-driven routing) or fixed (k random workers per item)"),
+    ] = "adaptive",
+    target: Annotated[
+        float, typer.Option(help="Posterior at which an item needs no more labels")
+    ] = 0.95,
+    max_labels: Annotated[
+        int, typer.Option("--max-labels", help="Most human labels per item")
+    ] = 10,
+    budget: Annotated[
+        float | None, typer.Option(help="Most human labels in all [default: no limit]")
+    ] = None,
+    labeler: Annotated[
+        str, typer.Option(help="With --texts: labeler giving the model claims (tfidf or minilm)")
+    ] = "tfidf",
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0, max=MAX_SEED, help="Seed of every random draw: the same seed gives the same run"
+        ),
+    ] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object")
+    ] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write accuracy against human labels spent to this PNG")
+    ] = None,
 ) -> None:
     """Replay a routing policy on a real crowd: accuracy and human labels, against asking everyone."""
     from .routing import RoutingConfig, simulate_routing
@@ -812,8 +1265,15 @@ def simulate_routing_cmd(
         raise VeritagError(str(exc)) from exc
     if policy not in ("adaptive", "fixed"):
         raise VeritagError(f"unknown policy {policy!r}; choose adaptive or fixed")
-    result = simulate_routing(labels, truth, texts=texts, policy=policy, config=config,  # type: ignore[arg-type]
-                              labeler=labeler, seed=seed)
+    result = simulate_routing(
+        labels,
+        truth,
+        texts=texts,
+        policy=policy,
+        config=config,  # type: ignore[arg-type]
+        labeler=labeler,
+        seed=seed,
+    )
     if plot is not None:
         from .routing.plot import plot_result
 
@@ -821,25 +1281,39 @@ def simulate_routing_cmd(
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return
-    model = f", with {result.model_claims} model claims ({result.labeler})" if result.model_claims else ""
-    console.print(f"{result.policy} routing{model}: accuracy [bold]{result.accuracy:.3f}[/] on "
-                  f"{result.scored_items} items with ground truth, {result.human_labels} human labels "
-                  f"({result.human_labels / max(result.items, 1):.2f} per item).")
+    model = (
+        f", with {result.model_claims} model claims ({result.labeler})"
+        if result.model_claims
+        else ""
+    )
+    console.print(
+        f"{result.policy} routing{model}: accuracy [bold]{result.accuracy:.3f}[/] on "
+        f"{result.scored_items} items with ground truth, {result.human_labels} human labels "
+        f"({result.human_labels / max(result.items, 1):.2f} per item)."
+    )
     for name, what in (("mv_all", "majority vote"), ("ds_all", "Dawid-Skene")):
         b = result.baselines[name]
         share = result.human_labels / b["human_labels"] if b["human_labels"] else 0.0
-        console.print(f"{what} over all {b['human_labels']} recorded labels: accuracy {b['accuracy']:.3f} "
-                      f"(routing used {share:.0%} of its labels).")
+        console.print(
+            f"{what} over all {b['human_labels']} recorded labels: accuracy {b['accuracy']:.3f} "
+            f"(routing used {share:.0%} of its labels)."
+        )
     if plot is not None:
         console.print(f"Wrote the curve to {escape(str(plot))}.")
 
 
 @app.command()
 def audit(
-    project: Annotated[str, typer.Argument(help="Project with an automation run (veritag automate)")],
+    project: Annotated[
+        str, typer.Argument(help="Project with an automation run (veritag automate)")
+    ],
     run: Annotated[int | None, typer.Option(help="Automation run id [default: the newest]")] = None,
-    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML page with plots")] = None,
-    as_json: Annotated[Path | None, typer.Option("--json", help="Also write the whole audit as JSON")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML page with plots")
+    ] = None,
+    as_json: Annotated[
+        Path | None, typer.Option("--json", help="Also write the whole audit as JSON")
+    ] = None,
     db: Db = None,
 ) -> None:
     """Audit an automation run: calibration, automation rate vs accuracy, errors and bias per slice."""
@@ -854,14 +1328,22 @@ def audit(
         proj = _project(store, project)
         data, current = automation_audit_data(store, proj, run_id=run)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-learn chatter while cross-fitting calibrators on few items
+        warnings.simplefilter(
+            "ignore"
+        )  # scikit-learn chatter while cross-fitting calibrators on few items
         built = build_automation_report(data)
     if not current:
-        err.print("Warning: claims or gold labels were added since this run; the audit replays the run's "
-                  "thresholds on the current labels. Run `veritag automate` again to decide anew.")
+        err.print(
+            "Warning: claims or gold labels were added since this run; the audit replays the run's "
+            "thresholds on the current labels. Run `veritag automate` again to decide anew."
+        )
     render_automation_text(built, console)
-    _write_pages(html, lambda: render_automation_html(built, title=f"veritag automation audit: {project}"),
-                 as_json, built.to_dict)
+    _write_pages(
+        html,
+        lambda: render_automation_html(built, title=f"veritag automation audit: {project}"),
+        as_json,
+        built.to_dict,
+    )
 
 
 def _print_sources(title: str, rows: list[SourceRow], who: str = "source") -> None:
@@ -875,14 +1357,30 @@ def _print_sources(title: str, rows: list[SourceRow], who: str = "source") -> No
     console.print(table)
 
 
-def _resolve_files(labels: Path, method: str, gold: Path | None, model_probs: Path | None, out: Path,
-                   workers: bool, workers_out: Path | None, encoding: str) -> None:
+def _resolve_files(
+    labels: Path,
+    method: str,
+    gold: Path | None,
+    model_probs: Path | None,
+    out: Path,
+    workers: bool,
+    workers_out: Path | None,
+    encoding: str,
+) -> None:
     from .resolve.files import resolve_files, write_labels, write_sources
 
-    result = resolve_files(labels, method=method, gold=gold, model_probs=model_probs, encoding=encoding)
+    result = resolve_files(
+        labels, method=method, gold=gold, model_probs=model_probs, encoding=encoding
+    )
     write_labels(result, out)
-    fit = "" if method in ("mv", "wmv") else (
-        f", {result.n_iter} iterations, " + ("converged" if result.converged else "[yellow]did not converge[/]"))
+    fit = (
+        ""
+        if method in ("mv", "wmv")
+        else (
+            f", {result.n_iter} iterations, "
+            + ("converged" if result.converged else "[yellow]did not converge[/]")
+        )
+    )
     inputs = f"{result.n_labels} labels by {sum(k == 'human' for _, k in result.sources)} workers"
     if result.n_model_rows:
         inputs += f", {result.n_model_rows} model rows"
@@ -900,8 +1398,12 @@ def _resolve_files(labels: Path, method: str, gold: Path | None, model_probs: Pa
 
 @app.command()
 def quickstart(
-    folder: Annotated[Path, typer.Option("--dir", help="Where to put the database and exports")] = Path("veritag-quickstart"),
-    serve_ui: Annotated[bool, typer.Option("--serve/--no-serve", help="End by serving the web UI")] = True,
+    folder: Annotated[
+        Path, typer.Option("--dir", help="Where to put the database and exports")
+    ] = Path("veritag-quickstart"),
+    serve_ui: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="End by serving the web UI")
+    ] = True,
     port: Annotated[int, typer.Option(help="Port of the web UI (on 127.0.0.1)")] = 8000,
 ) -> None:
     """Run the whole job on the bundled sample (800 RTE items with 8000 real crowd labels), then
@@ -924,11 +1426,17 @@ def quickstart(
     if result.automation is not None:
         _print_automation(result.automation)
     else:
-        console.print(f"Automation run {result.automation_run} still covers every claim; nothing decided anew.")
+        console.print(
+            f"Automation run {result.automation_run} still covers every claim; nothing decided anew."
+        )
     if result.automated_accuracy is not None:
-        console.print(f"Accuracy of the auto-accepted labels against ground truth: {result.automated_accuracy:.3f}.")
+        console.print(
+            f"Accuracy of the auto-accepted labels against ground truth: {result.automated_accuracy:.3f}."
+        )
     if result.audit_page is not None:
-        console.print(f"Automation audit (calibration, rate vs accuracy, bias per slice): {result.audit_page}")
+        console.print(
+            f"Automation audit (calibration, rate vs accuracy, bias per slice): {result.audit_page}"
+        )
     console.print(f"Database: {result.database}. Try: veritag status --db {result.database}")
     _demo(result.database, folder, serve_ui, port)
 
@@ -944,15 +1452,24 @@ def _demo(database: Path, folder: Path, serve_ui: bool, port: int) -> None:
         project = _project(store, PROJECT)
         accounts = setup_demo(store, project, folder)
         pending = routing.routing_status(store, project).pending
-        table = Table("user", "password", "role", title=f"Demo accounts (saved in {folder / 'demo-accounts.txt'})")
+        table = Table(
+            "user",
+            "password",
+            "role",
+            title=f"Demo accounts (saved in {folder / 'demo-accounts.txt'})",
+        )
         for a in accounts:
             table.add_row(a.username, a.password, a.role)
         console.print(table)
-        console.print(f"{pending} uncertain items are routed to tutors (another label is asked for below 99% sure).")
+        console.print(
+            f"{pending} uncertain items are routed to tutors (another label is asked for below 99% sure)."
+        )
         if not serve_ui:
             console.print(f"Serve the UI with: veritag serve --db {db}")
             return
-        console.print(f"Open http://127.0.0.1:{port}/login and log in as tutor to label (Ctrl+C stops the server).")
+        console.print(
+            f"Open http://127.0.0.1:{port}/login and log in as tutor to label (Ctrl+C stops the server)."
+        )
         _run_server(store, "127.0.0.1", port)
 
 
@@ -966,15 +1483,23 @@ def _run_server(store: Store, host: str, port: int, log_level: str = "warning") 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; put TLS in front)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface; put TLS in front)")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    log_level: Annotated[str, typer.Option(help="uvicorn's log level (warning: no line per request)")] = "info",
-    workers: Annotated[int, typer.Option(min=1, help="Server processes (each with its own database connections)")] = 1,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn's log level (warning: no line per request)")
+    ] = "info",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (each with its own database connections)")
+    ] = 1,
     db: Db = None,
 ) -> None:
     """Run the server: the web UI and the JSON API under /api/v1 (docs at /api/v1/docs)."""
     with _store(db) as store:  # migrates the database once, before any worker starts
-        console.print(f"veritag server on http://{host}:{port}/ (API docs at /api/v1/docs; Ctrl+C stops it)")
+        console.print(
+            f"veritag server on http://{host}:{port}/ (API docs at /api/v1/docs; Ctrl+C stops it)"
+        )
         if workers == 1:
             _run_server(store, host, port, log_level)
             return
@@ -982,8 +1507,14 @@ def serve(
     import uvicorn
 
     os.environ["VERITAG_DATABASE_URL"] = url  # what each worker's app_from_env opens
-    uvicorn.run("veritag.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+    uvicorn.run(
+        "veritag.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
 
 
 user_app = typer.Typer(help="Manage the server's users.", no_args_is_help=True)
@@ -994,7 +1525,9 @@ app.add_typer(user_app, name="user")
 def user_add(
     username: Annotated[str, typer.Argument(help="Login name (a tutor labels under this name)")],
     role: Annotated[str, typer.Option(help="admin, reviewer or tutor")] = "tutor",
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
     db: Db = None,
 ) -> None:
     """Add a user with a role; the password is prompted for (twice) unless --password-stdin."""
@@ -1011,7 +1544,9 @@ def user_add(
 
 @user_app.command("unlock")
 def user_unlock(
-    username: Annotated[str, typer.Argument(help="The user whose failed logins and lockout to clear")],
+    username: Annotated[
+        str, typer.Argument(help="The user whose failed logins and lockout to clear")
+    ],
     db: Db = None,
 ) -> None:
     """Clear a user's failed logins and login lockout (as POST /api/v1/users/{name}/unlock does)."""
@@ -1025,51 +1560,103 @@ def user_unlock(
         if session.scalar(sa.select(User.id).where(User.username == username)) is None:
             raise NotFound(f"no user named {username!r}")
         cleared = unlock_account(session, username, _actor())
-    console.print(f"User {escape(username)} unlocked." if cleared else f"User {escape(username)} was not locked.")
+    console.print(
+        f"User {escape(username)} unlocked."
+        if cleared
+        else f"User {escape(username)} was not locked."
+    )
 
 
-arena_app = typer.Typer(help="Arena projects: model responses, battles and the leaderboard.", no_args_is_help=True)
+arena_app = typer.Typer(
+    help="Arena projects: model responses, battles and the leaderboard.", no_args_is_help=True
+)
 app.add_typer(arena_app, name="arena")
 
 
 @arena_app.command("import")
 def arena_import(
-    project: Annotated[str, typer.Argument(help="An arena project (veritag init NAME --task arena)")],
-    file: Annotated[Path, typer.Argument(help="Responses: prompt_id, prompt, model, response[, domain] per row (.jsonl, .csv, .parquet)")],
-    max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="At most this many model pairs per prompt [default: all]")] = None,
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Salts the coin that picks each battle's model A, and the pairs drawn")] = 0,
-    format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
+    project: Annotated[
+        str, typer.Argument(help="An arena project (veritag init NAME --task arena)")
+    ],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Responses: prompt_id, prompt, model, response[, domain] per row (.jsonl, .csv, .parquet)"
+        ),
+    ],
+    max_pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pairs", min=1, help="At most this many model pairs per prompt [default: all]"
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_SEED,
+            help="Salts the coin that picks each battle's model A, and the pairs drawn",
+        ),
+    ] = 0,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]"),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Import model responses as battles: one item per prompt and pair of its models (idempotent)."""
     from .arena import import_responses
 
     with _store(db) as store:
-        result = import_responses(store, _project(store, project), file, max_pairs=max_pairs, seed=seed, fmt=format)
-    console.print(f"{escape(str(file))}: {result.rows} rows, {result.prompts} prompts, {result.models} models: "
-                  f"{result.items_added} battles added, {result.items_filled} given their responses"
-                  + (" (nothing new)" if result.added_nothing else ""))
+        result = import_responses(
+            store, _project(store, project), file, max_pairs=max_pairs, seed=seed, fmt=format
+        )
+    console.print(
+        f"{escape(str(file))}: {result.rows} rows, {result.prompts} prompts, {result.models} models: "
+        f"{result.items_added} battles added, {result.items_filled} given their responses"
+        + (" (nothing new)" if result.added_nothing else "")
+    )
 
 
 @arena_app.command("battles")
 def arena_battles(
     project: Annotated[str, typer.Argument(help="An arena project")],
-    file: Annotated[Path, typer.Argument(help="Judged battles: question_id, model_a, model_b, winner[, judge] per row")],
-    source: Annotated[str | None, typer.Option(help="Who voted, for rows without a judge column [default: the file's name]")] = None,
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Salts the coin that picks a new battle's model A")] = 0,
-    format: Annotated[str | None, typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Judged battles: question_id, model_a, model_b, winner[, judge] per row"
+        ),
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option(help="Who voted, for rows without a judge column [default: the file's name]"),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(min=0, max=MAX_SEED, help="Salts the coin that picks a new battle's model A"),
+    ] = 0,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help=f"One of {', '.join(FORMATS)} [default: from the suffix]"),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Import existing battles (winner: model_a, model_b, tie or both_bad) as votes (idempotent)."""
     from .arena import import_battles
 
     with _store(db) as store:
-        result = import_battles(store, _project(store, project), file, source_name=source, seed=seed, fmt=format)
-    console.print(f"{escape(str(file))}: {result.rows} rows: {result.items_added} battles added, "
-                  f"{result.claims_added} votes added" + (" (nothing new)" if result.added_nothing else ""))
+        result = import_battles(
+            store, _project(store, project), file, source_name=source, seed=seed, fmt=format
+        )
+    console.print(
+        f"{escape(str(file))}: {result.rows} rows: {result.items_added} battles added, "
+        f"{result.claims_added} votes added" + (" (nothing new)" if result.added_nothing else "")
+    )
 
 
-def _interval_bar(lower: float | None, rating: float, upper: float | None, lo: float, hi: float, width: int = 30) -> str:
+def _interval_bar(
+    lower: float | None, rating: float, upper: float | None, lo: float, hi: float, width: int = 30
+) -> str:
     """The interval as a text bar on the board's common axis: ``─`` the interval, ``●`` the rating."""
     span = max(hi - lo, 1e-9)
 
@@ -1087,44 +1674,84 @@ def _interval_bar(lower: float | None, rating: float, upper: float | None, lo: f
 @arena_app.command("leaderboard")
 def arena_leaderboard(
     project: Annotated[str, typer.Argument(help="An arena project")],
-    domain: Annotated[str | None, typer.Option(help="Only battles on prompts of this domain")] = None,
+    domain: Annotated[
+        str | None, typer.Option(help="Only battles on prompts of this domain")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the board as JSON")] = False,
     ties: Annotated[str, typer.Option(help="half (a tie is half a win each) or davidson")] = "half",
     interval: Annotated[str, typer.Option(help="bootstrap, sandwich or none")] = "bootstrap",
     rounds: Annotated[int, typer.Option(help="Bootstrap rounds")] = 100,
-    unweighted: Annotated[bool, typer.Option("--unweighted", help="Count every vote 1 (default: weigh by tutor reliability)")] = False,
+    unweighted: Annotated[
+        bool,
+        typer.Option(
+            "--unweighted", help="Count every vote 1 (default: weigh by tutor reliability)"
+        ),
+    ] = False,
     db: Db = None,
 ) -> None:
     """Rank the project's models (Bradley-Terry, 95% intervals) from its tutors' standing votes."""
     from .arena import project_leaderboard
 
     with _store(db) as store:
-        board = project_leaderboard(store, _project(store, project), domain=domain, ties=ties, interval=interval,
-                                    rounds=rounds, weighted=not unweighted)
+        board = project_leaderboard(
+            store,
+            _project(store, project),
+            domain=domain,
+            ties=ties,
+            interval=interval,
+            rounds=rounds,
+            weighted=not unweighted,
+        )
     rows = board.rows()
     if as_json:
-        print(json.dumps({"project": project, "domain": domain, "ties": board.ties, "interval": board.interval,
-                          "weighted": not unweighted, "tie_param": board.tie_param, "models": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "project": project,
+                    "domain": domain,
+                    "ties": board.ties,
+                    "interval": board.interval,
+                    "weighted": not unweighted,
+                    "tie_param": board.tie_param,
+                    "models": rows,
+                },
+                indent=2,
+            )
+        )
         return
     known = [x for r in rows for x in (r["lower"], r["upper"], r["rating"]) if x is not None]
     lo, hi = min(known), max(known)
-    title = f"Arena leaderboard of {escape(project)}" + (f", domain {escape(domain)}" if domain else "")
-    table = Table("rank", "model", "rating", "95% interval", "battles", f"{lo:.0f} … {hi:.0f}", title=title)
+    title = f"Arena leaderboard of {escape(project)}" + (
+        f", domain {escape(domain)}" if domain else ""
+    )
+    table = Table(
+        "rank", "model", "rating", "95% interval", "battles", f"{lo:.0f} … {hi:.0f}", title=title
+    )
     for r in rows:
         bounds = "-" if r["lower"] is None else f"{r['lower']:.0f} – {r['upper']:.0f}"
-        table.add_row(str(r["rank"]), escape(r["model"]), f"{r['rating']:.0f}", bounds, str(r["battles"]),
-                      _interval_bar(r["lower"], r["rating"], r["upper"], lo, hi))
+        table.add_row(
+            str(r["rank"]),
+            escape(r["model"]),
+            f"{r['rating']:.0f}",
+            bounds,
+            str(r["battles"]),
+            _interval_bar(r["lower"], r["rating"], r["upper"], lo, hi),
+        )
     console.print(table)
     weights = "votes unweighted" if unweighted else "votes weighted by tutor reliability"
-    console.print(f"Bradley-Terry, ties {board.ties}, {board.interval} intervals, {weights}; models whose "
-                  "intervals overlap share a rank.")
+    console.print(
+        f"Bradley-Terry, ties {board.ties}, {board.interval} intervals, {weights}; models whose "
+        "intervals overlap share a rank."
+    )
 
 
 @app.command()
 def token(
     username: Annotated[str, typer.Argument(help="The user the token acts as")],
     name: Annotated[str, typer.Option(help="What the token is for, to tell tokens apart")] = "cli",
-    list_: Annotated[bool, typer.Option("--list", help="List the user's tokens instead of making one")] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the user's tokens instead of making one")
+    ] = False,
     revoke: Annotated[int | None, typer.Option(help="Revoke the user's token with this id")] = None,
     db: Db = None,
 ) -> None:
@@ -1144,15 +1771,28 @@ def token(
             err.print(f"revoked token {revoke} of {escape(username)}")
             return
         if list_:
-            table = Table("id", "name", "created", "last used", "revoked", title=f"API tokens of {escape(username)}")
+            table = Table(
+                "id",
+                "name",
+                "created",
+                "last used",
+                "revoked",
+                title=f"API tokens of {escape(username)}",
+            )
             for t in list_tokens(session, user.id):
-                table.add_row(str(t.id), escape(t.name), f"{t.created_at:%Y-%m-%d %H:%M}",
-                              "-" if t.last_used_at is None else f"{t.last_used_at:%Y-%m-%d %H:%M}",
-                              "yes" if t.revoked else "no")
+                table.add_row(
+                    str(t.id),
+                    escape(t.name),
+                    f"{t.created_at:%Y-%m-%d %H:%M}",
+                    "-" if t.last_used_at is None else f"{t.last_used_at:%Y-%m-%d %H:%M}",
+                    "yes" if t.revoked else "no",
+                )
             console.print(table)
             return
         _, secret = new_token(session, user, name, _actor())
-    err.print(f"API token {escape(name)!r} for {escape(username)} (shown once; only its hash is stored):")
+    err.print(
+        f"API token {escape(name)!r} for {escape(username)} (shown once; only its hash is stored):"
+    )
     print(secret)
 
 
@@ -1165,8 +1805,12 @@ def main() -> None:
         sys.exit(1)
     except OSError as exc:  # a path the user gave that cannot be written or read
         where = f" {exc.filename}" if exc.filename else ""
-        err.print(f"[red]Error:[/] {escape(exc.strerror or str(exc))}:{escape(where)}", highlight=False)
+        err.print(
+            f"[red]Error:[/] {escape(exc.strerror or str(exc))}:{escape(where)}", highlight=False
+        )
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("[red]Interrupted.[/] Work not finished was rolled back; nothing acknowledged was lost.")
+        err.print(
+            "[red]Interrupted.[/] Work not finished was rolled back; nothing acknowledged was lost."
+        )
         sys.exit(130)

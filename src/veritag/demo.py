@@ -24,7 +24,11 @@ __all__ = ["DEMO_ROUTING", "DemoAccount", "setup_demo"]
 
 #: Routing for the demo: ask for another label where the crowd's answer is below 99% sure.
 DEMO_ROUTING = {"target": 0.99, "max_labels": 12, "min_labels": 1, "gold_rate": 0.0}
-_ACCOUNTS = (("admin", "admin", None), ("reviewer", "reviewer", "reviewer"), ("tutor", "tutor", "tutor"))
+_ACCOUNTS = (
+    ("admin", "admin", None),
+    ("reviewer", "reviewer", "reviewer"),
+    ("tutor", "tutor", "tutor"),
+)
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,16 @@ class RowError:
     unit: str = "line"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.unit == "line" else f"{self.file} {self.unit} {self.line}"
-        return f"{where}: field '{self.field}': {self.message}" if self.field else f"{where}: {self.message}"
+        where = (
+            f"{self.file}:{self.line}"
+            if self.unit == "line"
+            else f"{self.file} {self.unit} {self.line}"
+        )
+        return (
+            f"{where}: field '{self.field}': {self.message}"
+            if self.field
+            else f"{where}: {self.message}"
+        )
 
 
 class RowErrors(InputError):

@@ -101,8 +101,10 @@ def text_problem(value: str, max_length: int | None = None) -> str | None:
     if not value.isascii():
         found = _SURROGATE.search(value)
         if found is not None:
-            return (f"contains a lone surrogate (U+{ord(found.group()):04X}) at position {found.start()}, "
-                    "not valid Unicode text")
+            return (
+                f"contains a lone surrogate (U+{ord(found.group()):04X}) at position {found.start()}, "
+                "not valid Unicode text"
+            )
     return None
 
 
@@ -149,8 +151,10 @@ def check_project_name(name: str) -> str:
     if problem:
         raise ValueError(f"the project name {problem}")
     if not (_NAME.fullmatch(name) and name.isprintable()):
-        raise ValueError(f"the project name {name!r} must be printable characters without spaces or any of "
-                         "/ \\ ? # %, and must not start with '.'")
+        raise ValueError(
+            f"the project name {name!r} must be printable characters without spaces or any of "
+            "/ \\ ? # %, and must not start with '.'"
+        )
     return name
 
 
@@ -202,8 +206,10 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
             check_labels(schema[key], key)
     instructions = schema.get("instructions")
     if isinstance(instructions, str) and len(instructions) > MAX_DESCRIPTION_LENGTH:
-        raise ValueError(f"instructions: {len(instructions):,} characters; at most {MAX_DESCRIPTION_LENGTH:,} "
-                         "are allowed")
+        raise ValueError(
+            f"instructions: {len(instructions):,} characters; at most {MAX_DESCRIPTION_LENGTH:,} "
+            "are allowed"
+        )
     problem = json_problem(schema)
     if problem:
         raise ValueError(f"the task schema {problem}")
@@ -222,8 +228,15 @@ def refuse(check: Callable[[_T], _T], value: _T) -> _T:
 SafeText = Annotated[str, AfterValidator(check_text)]
 SafeJson = Annotated[Any, AfterValidator(check_json)]
 #: The caps also appear as ``maxLength`` in the API's OpenAPI schema.
-ProjectName = Annotated[str, Field(max_length=MAX_PROJECT_NAME_LENGTH), AfterValidator(check_project_name)]
+ProjectName = Annotated[
+    str, Field(max_length=MAX_PROJECT_NAME_LENGTH), AfterValidator(check_project_name)
+]
 Username = Annotated[str, Field(max_length=MAX_USERNAME_LENGTH), AfterValidator(check_username)]
-Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH), AfterValidator(check_description)]
+Description = Annotated[
+    str, Field(max_length=MAX_DESCRIPTION_LENGTH), AfterValidator(check_description)
+]
 Domain = Annotated[str, Field(max_length=MAX_DOMAIN_LENGTH), AfterValidator(check_text)]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Seed of the random draws: the same seed, the same run")]
+Seed = Annotated[
+    int,
+    Field(ge=0, le=MAX_SEED, description="Seed of the random draws: the same seed, the same run"),
+]

@@ -60,7 +60,9 @@ class QuickstartResult:
     audit_page: Path | None = None
 
 
-def run_quickstart(folder: Path, *, progress: Callable[[str], Callable[[int, int], None] | None] | None = None) -> QuickstartResult:
+def run_quickstart(
+    folder: Path, *, progress: Callable[[str], Callable[[int, int], None] | None] | None = None
+) -> QuickstartResult:
     """Create (or reuse) the sample project in ``folder``, import it, auto-label and automate it,
     then resolve (the model is one more source) and export it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,19 +73,28 @@ def run_quickstart(folder: Path, *, progress: Callable[[str], Callable[[int, int
         with store.session() as session:
             project = session.scalar(sa.select(Project).where(Project.name == PROJECT))
             if project is None:
-                project = create_project(session, name=PROJECT, schema=SCHEMA,
-                                         description="Recognizing textual entailment, Snow et al. 2008 (MTurk)")
+                project = create_project(
+                    session,
+                    name=PROJECT,
+                    schema=SCHEMA,
+                    description="Recognizing textual entailment, Snow et al. 2008 (MTurk)",
+                )
         data = sample_dir()
-        steps = [(data / "texts.csv", ColumnMap(meta=["rte_subtask"])), (data / "labels.csv", ColumnMap())]
+        steps = [
+            (data / "texts.csv", ColumnMap(meta=["rte_subtask"])),
+            (data / "labels.csv", ColumnMap()),
+        ]
         for path, columns in steps:
             cb = progress(f"import {path.name}") if progress else None
             result.imports.append(import_file(store, project, path, columns, progress=cb))
         with data.joinpath("gt.csv").open(encoding="utf-8") as fh:
             truth = {row["task"]: row["label"] for row in csv.DictReader(fh)}
         with store.engine.connect() as conn:
-            external = dict(conn.execute(
-                sa.select(Item.id, Item.external_id).where(Item.project_id == project.id)
-            ).all())
+            external = dict(
+                conn.execute(
+                    sa.select(Item.id, Item.external_id).where(Item.project_id == project.id)
+                ).all()
+            )
         _automate(store, project, folder, truth, external, result)
         for name, fmt in (("snow_rte.jsonl", "jsonl"), ("snow_rte.parquet", "parquet")):
             cb = progress(f"export {name}") if progress else None
@@ -91,7 +102,9 @@ def run_quickstart(folder: Path, *, progress: Callable[[str], Callable[[int, int
         resolution, _ = current_resolution(store, project)  # the run the exports used
         with store.engine.connect() as conn:
             crowd = human_labels(conn, project, method="mv")
-        result.accuracy, result.items_scored = _accuracy(resolution.item_ids, resolution.labels, truth, external)
+        result.accuracy, result.items_scored = _accuracy(
+            resolution.item_ids, resolution.labels, truth, external
+        )
         crowd_labels = [crowd.values[c] for c in crowd.label]
         result.majority_accuracy, _ = _accuracy(crowd.item_ids, crowd_labels, truth, external)
         if resolution.run is not None:
@@ -101,8 +114,14 @@ def run_quickstart(folder: Path, *, progress: Callable[[str], Callable[[int, int
     return result
 
 
-def _automate(store: Store, project: Project, folder: Path, truth: dict[str, str], external: dict[int, str],
-              result: QuickstartResult) -> None:
+def _automate(
+    store: Store,
+    project: Project,
+    folder: Path,
+    truth: dict[str, str],
+    external: dict[int, str],
+    result: QuickstartResult,
+) -> None:
     """Auto-label with the bundled model, automate at TARGET/DELTA unless the newest run is still
     current, score the auto-accepted labels against ground truth and write the audit page."""
     from .report.automation import build_automation_report, render_automation_html
@@ -118,22 +137,33 @@ def _automate(store: Store, project: Project, folder: Path, truth: dict[str, str
     else:
         result.automation_run = last.id
     with store.engine.connect() as conn:
-        auto = conn.execute(sa.select(AutomationItem.item_id, AutomationItem.label).where(
-            AutomationItem.run_id == result.automation_run, AutomationItem.decision == "auto")).all()
+        auto = conn.execute(
+            sa.select(AutomationItem.item_id, AutomationItem.label).where(
+                AutomationItem.run_id == result.automation_run, AutomationItem.decision == "auto"
+            )
+        ).all()
     if auto:
-        result.automated_accuracy = sum(str(label) == truth[external[i]] for i, label in auto) / len(auto)
+        result.automated_accuracy = sum(
+            str(label) == truth[external[i]] for i, label in auto
+        ) / len(auto)
     data, _ = automation_audit_data(store, project, run_id=result.automation_run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn chatter while cross-fitting calibrators
-        page = render_automation_html(build_automation_report(data), title="veritag automation audit: snow_rte")
+        page = render_automation_html(
+            build_automation_report(data), title="veritag automation audit: snow_rte"
+        )
     result.audit_page = folder / "automation_audit.html"
     tmp = result.audit_page.with_name(f".{result.audit_page.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(result.audit_page)
 
 
-def _accuracy(item_ids: Iterable[int], labels: Sequence[Any], truth: dict[str, str],
-              external: dict[int, str]) -> tuple[float, int]:
-    scored = [labels[i] == truth[external[int(item)]]
-              for i, item in enumerate(item_ids) if external[int(item)] in truth]
+def _accuracy(
+    item_ids: Iterable[int], labels: Sequence[Any], truth: dict[str, str], external: dict[int, str]
+) -> tuple[float, int]:
+    scored = [
+        labels[i] == truth[external[int(item)]]
+        for i, item in enumerate(item_ids)
+        if external[int(item)] in truth
+    ]
     return (sum(scored) / len(scored) if scored else 0.0), len(scored)

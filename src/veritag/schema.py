@@ -99,7 +99,9 @@ class BaseSchema(BaseModel):
         else:
             raise LabelError("probs", "expected a list or an object of class probabilities")
         if len(row) != len(classes):
-            raise LabelError("probs", f"expected {len(classes)} probabilities for {classes}, got {len(row)}")
+            raise LabelError(
+                "probs", f"expected {len(classes)} probabilities for {classes}, got {len(row)}"
+            )
         try:
             probs = [float(p) for p in row]
         except (TypeError, ValueError):
@@ -238,7 +240,13 @@ class ArenaSchema(PairwiseSchema):
     def normalize(self, raw: Any, *, item_text: str | None = None) -> str:
         if isinstance(raw, str):
             key = raw.strip().lower().replace(" ", "_").replace("-", "_")
-            raw = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both_bad", "bothbad": "both_bad"}.get(key, raw)
+            raw = {
+                "a": "A",
+                "b": "B",
+                "tie": "tie",
+                "both_bad": "both_bad",
+                "bothbad": "both_bad",
+            }.get(key, raw)
         return _as_label(raw, self.classes(), "preference")
 
 
@@ -268,7 +276,9 @@ class SpanSchema(BaseSchema):
             limit = len(item_text) if item_text is not None else None
             if start < 0 or end <= start or (limit is not None and end > limit):
                 bound = f" within the text's {limit} characters" if limit is not None else ""
-                raise LabelError(field, f"offsets [{start}, {end}) must satisfy 0 <= start < end{bound}")
+                raise LabelError(
+                    field, f"offsets [{start}, {end}) must satisfy 0 <= start < end{bound}"
+                )
             spans.append({"start": start, "end": end, "label": label})
         return sorted(spans, key=lambda s: (s["start"], s["end"], s["label"]))
 
@@ -292,7 +302,9 @@ class FreeTextSchema(BaseSchema):
     @model_validator(mode="after")
     def _check(self) -> FreeTextSchema:
         if self.max_length < self.min_length:
-            raise ValueError(f"max_length ({self.max_length}) is below min_length ({self.min_length})")
+            raise ValueError(
+                f"max_length ({self.max_length}) is below min_length ({self.min_length})"
+            )
         return self
 
     def normalize(self, raw: Any, *, item_text: str | None = None) -> str:
@@ -330,11 +342,17 @@ class FactCheckSchema(BaseSchema):
         return {"verdict": cls}
 
     def normalize(self, raw: Any, *, item_text: str | None = None) -> dict[str, str]:
-        raw = _decode_json_cell(raw, "verdict") if isinstance(raw, str) and raw.lstrip().startswith("{") else raw
+        raw = (
+            _decode_json_cell(raw, "verdict")
+            if isinstance(raw, str) and raw.lstrip().startswith("{")
+            else raw
+        )
         if isinstance(raw, dict):
             unknown = sorted(set(raw) - {"verdict", "evidence"})
             if unknown:
-                raise LabelError(unknown[0], "unknown field; a fact-check claim has verdict and evidence")
+                raise LabelError(
+                    unknown[0], "unknown field; a fact-check claim has verdict and evidence"
+                )
             verdict, evidence = raw.get("verdict"), raw.get("evidence", "")
         else:
             verdict, evidence = raw, ""
@@ -359,7 +377,16 @@ TaskSchema = Annotated[
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(TaskSchema)
 
-TASK_TYPES = ("classification", "multilabel", "rating", "pairwise", "span", "free_text", "fact_check", "arena")
+TASK_TYPES = (
+    "classification",
+    "multilabel",
+    "rating",
+    "pairwise",
+    "span",
+    "free_text",
+    "fact_check",
+    "arena",
+)
 
 
 def parse_schema(data: dict[str, Any] | str) -> BaseSchema:
@@ -372,6 +399,6 @@ def parse_schema(data: dict[str, Any] | str) -> BaseSchema:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'schema'}: {e['msg']}" for e in exc.errors()
         )
-        raise SchemaError(f"invalid task schema: {problems} (task types: {', '.join(TASK_TYPES)})") from None
-
-
+        raise SchemaError(
+            f"invalid task schema: {problems} (task types: {', '.join(TASK_TYPES)})"
+        ) from None

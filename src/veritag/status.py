@@ -33,19 +33,47 @@ class ProjectStatus:
 
 def project_row(session: Session, project: Project) -> dict[str, Any]:
     """The project's name, task type and counts (items, claims, sources, gold, imports)."""
-    return {"project": project.name, "task": project_schema(project).type,
-            **project_counts(session, project_id=project.id)}
+    return {
+        "project": project.name,
+        "task": project_schema(project).type,
+        **project_counts(session, project_id=project.id),
+    }
 
 
 def project_status(session: Session, project: Project) -> ProjectStatus:
     auto_run = latest_automation_run(session.connection(), project.id)
     run = latest_truth_run(session, project_id=project.id)
-    resolution = None if run is None else {
-        "run": run.id, "method": run.method, "engine_version": run.engine_version, "items": run.n_items,
-        "at": run.created_at, "stale": not run_is_current(session, run)}
-    imports = [{"file": r.path, "rows": r.rows, "items": r.items_added, "claims": r.claims_added,
-                "gold": r.gold_added, "skipped": r.rows_skipped, "at": r.created_at}
-               for r in session.scalars(sa.select(ImportRecord).where(ImportRecord.project_id == project.id)
-                                        .order_by(ImportRecord.id))]
-    return ProjectStatus(project_row(session, project), imports, resolution,
-                         None if auto_run is None else run_summary(auto_run))
+    resolution = (
+        None
+        if run is None
+        else {
+            "run": run.id,
+            "method": run.method,
+            "engine_version": run.engine_version,
+            "items": run.n_items,
+            "at": run.created_at,
+            "stale": not run_is_current(session, run),
+        }
+    )
+    imports = [
+        {
+            "file": r.path,
+            "rows": r.rows,
+            "items": r.items_added,
+            "claims": r.claims_added,
+            "gold": r.gold_added,
+            "skipped": r.rows_skipped,
+            "at": r.created_at,
+        }
+        for r in session.scalars(
+            sa.select(ImportRecord)
+            .where(ImportRecord.project_id == project.id)
+            .order_by(ImportRecord.id)
+        )
+    ]
+    return ProjectStatus(
+        project_row(session, project),
+        imports,
+        resolution,
+        None if auto_run is None else run_summary(auto_run),
+    )

@@ -31,20 +31,36 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def responses(n_prompts: int = 4, models: tuple[str, ...] = MODELS) -> list[dict[str, Any]]:
-    return [{"prompt_id": f"q{p}", "prompt": f"Question {p}?", "model": m, "response": f"{m} says {p}",
-             "domain": "math" if p % 2 else "code"} for p in range(n_prompts) for m in models]
+    return [
+        {
+            "prompt_id": f"q{p}",
+            "prompt": f"Question {p}?",
+            "model": m,
+            "response": f"{m} says {p}",
+            "domain": "math" if p % 2 else "code",
+        }
+        for p in range(n_prompts)
+        for m in models
+    ]
 
 
 def items(store: Store, project: Project) -> dict[str, Item]:
     with store.session() as session:
-        return {i.external_id: i for i in session.scalars(sa.select(Item).where(Item.project_id == project.id))}
+        return {
+            i.external_id: i
+            for i in session.scalars(sa.select(Item).where(Item.project_id == project.id))
+        }
 
 
 def votes(store: Store, project: Project) -> list[tuple[str, str, str]]:
     """(external id, source name, value) of every claim."""
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(Item.external_id, Source.name, Claim.value).join(Item, Item.id == Claim.item_id)
-                            .join(Source, Source.id == Claim.source_id).where(Claim.project_id == project.id))
+        rows = conn.execute(
+            sa.select(Item.external_id, Source.name, Claim.value)
+            .join(Item, Item.id == Claim.item_id)
+            .join(Source, Source.id == Claim.source_id)
+            .where(Claim.project_id == project.id)
+        )
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
@@ -53,16 +69,24 @@ def test_responses_become_one_item_per_prompt_and_pair(store: Store, tmp_path: P
     result = import_responses(store, project, write_jsonl(tmp_path / "r.jsonl", responses()))
     assert (result.rows, result.prompts, result.models, result.items_added) == (12, 4, 3, 12)
     found = items(store, project)
-    assert sorted(found) == sorted(battle_id(f"q{p}", x, y) for p in range(4)
-                                   for x, y in (("m-alpha", "m-beta"), ("m-alpha", "m-gamma"), ("m-beta", "m-gamma")))
+    assert sorted(found) == sorted(
+        battle_id(f"q{p}", x, y)
+        for p in range(4)
+        for x, y in (("m-alpha", "m-beta"), ("m-alpha", "m-gamma"), ("m-beta", "m-gamma"))
+    )
     first = found["q1:m-alpha:m-beta"]
     data = first.data
     assert {data["model_a"], data["model_b"]} == {"m-alpha", "m-beta"}
-    assert data["response_a"] == f"{data['model_a']} says 1" and data["response_b"] == f"{data['model_b']} says 1"
+    assert (
+        data["response_a"] == f"{data['model_a']} says 1"
+        and data["response_b"] == f"{data['model_b']} says 1"
+    )
     assert data["prompt"] == first.text == "Question 1?"
     assert first.meta == {"domain": "math", "prompt_id": "q1"}
     # the coin puts the alphabetically first model on either side
-    sides = Counter(i.data["model_a"] == min(i.data["model_a"], i.data["model_b"]) for i in found.values())
+    sides = Counter(
+        i.data["model_a"] == min(i.data["model_a"], i.data["model_b"]) for i in found.values()
+    )
     assert sides[True] and sides[False]
 
     again = import_responses(store, project, tmp_path / "r.jsonl")
@@ -71,7 +95,9 @@ def test_responses_become_one_item_per_prompt_and_pair(store: Store, tmp_path: P
         assert conn.scalar(sa.select(sa.func.count()).select_from(ImportRecord)) == 2
 
 
-def test_max_pairs_caps_the_pairs_of_each_prompt_the_same_way_each_time(store: Store, tmp_path: Path) -> None:
+def test_max_pairs_caps_the_pairs_of_each_prompt_the_same_way_each_time(
+    store: Store, tmp_path: Path
+) -> None:
     project = arena(store)
     path = write_jsonl(tmp_path / "r.jsonl", responses(3, ("a1", "b2", "c3", "d4", "e5")))
     assert import_responses(store, project, path, max_pairs=4).items_added == 12
@@ -84,7 +110,9 @@ def test_max_pairs_caps_the_pairs_of_each_prompt_the_same_way_each_time(store: S
 def test_csv_responses_and_a_bad_row_named_by_file_and_line(store: Store, tmp_path: Path) -> None:
     project = arena(store)
     good = tmp_path / "r.csv"
-    good.write_text("prompt_id,prompt,model,response\n1,Hi?,x,hello\n1,Hi?,y,hey\n", encoding="utf-8")
+    good.write_text(
+        "prompt_id,prompt,model,response\n1,Hi?,x,hello\n1,Hi?,y,hey\n", encoding="utf-8"
+    )
     assert import_responses(store, project, good).items_added == 1
     assert set(items(store, project)) == {"1:x:y"}
 
@@ -95,7 +123,10 @@ def test_csv_responses_and_a_bad_row_named_by_file_and_line(store: Store, tmp_pa
     with pytest.raises(RowErrors) as caught:
         import_responses(store, project, bad)
     message = str(caught.value)
-    assert f"{bad}:3: field 'model': a second response of 'm-alpha' to prompt 'q0' (first on line 1)" in message
+    assert (
+        f"{bad}:3: field 'model': a second response of 'm-alpha' to prompt 'q0' (first on line 1)"
+        in message
+    )
     assert f"{bad}:6: field 'response': the value is empty" in message
     assert "nothing was written" in message and "--skip-invalid" not in message
     assert set(items(store, project)) == {"1:x:y"}
@@ -109,31 +140,73 @@ def test_a_classification_project_refuses_arena_files(store: Store, tmp_path: Pa
 
 def test_battles_become_claims_relative_to_the_items_models(store: Store, tmp_path: Path) -> None:
     project = arena(store)
-    path = write_jsonl(tmp_path / "b.jsonl", [
-        {"question_id": 7, "model_a": "zed", "model_b": "amy", "winner": "model_a", "judge": "j1"},
-        {"question_id": 7, "model_a": "amy", "model_b": "zed", "winner": "model_a", "judge": "j2"},
-        {"question_id": 7, "model_a": "zed", "model_b": "amy", "winner": "tie", "judge": "j1"},
-        {"question_id": 7, "model_a": "zed", "model_b": "amy", "winner": "model_a", "judge": "j1"},
-        {"question_id": 8, "model_a": "zed", "model_b": "amy", "winner": "both_bad", "domain": "poetry"},
-    ])
+    path = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {
+                "question_id": 7,
+                "model_a": "zed",
+                "model_b": "amy",
+                "winner": "model_a",
+                "judge": "j1",
+            },
+            {
+                "question_id": 7,
+                "model_a": "amy",
+                "model_b": "zed",
+                "winner": "model_a",
+                "judge": "j2",
+            },
+            {"question_id": 7, "model_a": "zed", "model_b": "amy", "winner": "tie", "judge": "j1"},
+            {
+                "question_id": 7,
+                "model_a": "zed",
+                "model_b": "amy",
+                "winner": "model_a",
+                "judge": "j1",
+            },
+            {
+                "question_id": 8,
+                "model_a": "zed",
+                "model_b": "amy",
+                "winner": "both_bad",
+                "domain": "poetry",
+            },
+        ],
+    )
     result = import_battles(store, project, path)
     assert (result.items_added, result.claims_added) == (2, 5)
     found = items(store, project)
     item = found["7:amy:zed"]
     zed = "A" if item.data["model_a"] == "zed" else "B"
     amy = "B" if zed == "A" else "A"
-    assert Counter(votes(store, project)) == Counter({
-        ("7:amy:zed", "j1", zed): 2, ("7:amy:zed", "j1", "tie"): 1, ("7:amy:zed", "j2", amy): 1,
-        ("8:amy:zed", "b", "both_bad"): 1})
-    assert item.data.keys() == {"model_a", "model_b"} and item.meta == {"domain": None, "prompt_id": "7"}
+    assert Counter(votes(store, project)) == Counter(
+        {
+            ("7:amy:zed", "j1", zed): 2,
+            ("7:amy:zed", "j1", "tie"): 1,
+            ("7:amy:zed", "j2", amy): 1,
+            ("8:amy:zed", "b", "both_bad"): 1,
+        }
+    )
+    assert item.data.keys() == {"model_a", "model_b"} and item.meta == {
+        "domain": None,
+        "prompt_id": "7",
+    }
     assert found["8:amy:zed"].meta["domain"] == "poetry"
     assert import_battles(store, project, path).added_nothing
 
 
 def test_responses_fill_items_that_battles_created(store: Store, tmp_path: Path) -> None:
     project = arena(store)
-    import_battles(store, project, write_jsonl(tmp_path / "b.jsonl", [
-        {"question_id": "q0", "model_a": "m-beta", "model_b": "m-alpha", "winner": "model_b"}]), source_name="crowd")
+    import_battles(
+        store,
+        project,
+        write_jsonl(
+            tmp_path / "b.jsonl",
+            [{"question_id": "q0", "model_a": "m-beta", "model_b": "m-alpha", "winner": "model_b"}],
+        ),
+        source_name="crowd",
+    )
     before = items(store, project)["q0:m-alpha:m-beta"].data
     result = import_responses(store, project, write_jsonl(tmp_path / "r.jsonl", responses(1)))
     assert (result.items_added, result.items_filled) == (2, 1)
@@ -146,12 +219,15 @@ def test_responses_fill_items_that_battles_created(store: Store, tmp_path: Path)
 
 def test_bad_battle_rows_are_named(store: Store, tmp_path: Path) -> None:
     project = arena(store)
-    path = write_jsonl(tmp_path / "b.jsonl", [
-        {"question_id": 1, "model_a": "x", "model_b": "y", "winner": "model_a"},
-        {"question_id": 1, "model_a": "x", "model_b": "y", "winner": "model_c"},
-        {"question_id": 1, "model_a": "x", "model_b": "x", "winner": "tie"},
-        {"model_a": "x", "model_b": "y", "winner": "tie"},
-    ])
+    path = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {"question_id": 1, "model_a": "x", "model_b": "y", "winner": "model_a"},
+            {"question_id": 1, "model_a": "x", "model_b": "y", "winner": "model_c"},
+            {"question_id": 1, "model_a": "x", "model_b": "x", "winner": "tie"},
+            {"model_a": "x", "model_b": "y", "winner": "tie"},
+        ],
+    )
     with pytest.raises(RowErrors) as caught:
         import_battles(store, project, path)
     message = str(caught.value)
@@ -166,9 +242,13 @@ def test_the_prd_vicuna80_sample(store: Store) -> None:
     raw = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
     result = import_battles(store, project, SAMPLE, source_name="prd-humans")
     assert result.rows == len(raw) and result.claims_added == len(raw)
-    assert result.items_added == len({(r["question_id"], *sorted((r["model_a"], r["model_b"]))) for r in raw})
+    assert result.items_added == len(
+        {(r["question_id"], *sorted((r["model_a"], r["model_b"]))) for r in raw}
+    )
     assert {name for _, name, _ in votes(store, project)} == {"prd-humans"}
-    assert Counter(v for _, _, v in votes(store, project))["tie"] == sum(r["winner"] == "tie" for r in raw)
+    assert Counter(v for _, _, v in votes(store, project))["tie"] == sum(
+        r["winner"] == "tie" for r in raw
+    )
     assert import_battles(store, project, SAMPLE, source_name="prd-humans").added_nothing
 
 
@@ -177,10 +257,15 @@ def test_the_arena_schema() -> None:
     from veritag.schema import TASK_TYPES, ArenaSchema, PairwiseSchema, parse_schema
 
     schema = parse_schema({"type": "arena"})
-    assert isinstance(schema, ArenaSchema) and isinstance(schema, PairwiseSchema) and "arena" in TASK_TYPES
+    assert (
+        isinstance(schema, ArenaSchema)
+        and isinstance(schema, PairwiseSchema)
+        and "arena" in TASK_TYPES
+    )
     assert schema.classes() == ["A", "B", "tie", "both_bad"]
-    assert [schema.normalize(v) for v in ("a", " B ", "Tie", "both bad", "both-bad", "BOTH_BAD")] == [
-        "A", "B", "tie", "both_bad", "both_bad", "both_bad"]
+    assert [
+        schema.normalize(v) for v in ("a", " B ", "Tie", "both bad", "both-bad", "BOTH_BAD")
+    ] == ["A", "B", "tie", "both_bad", "both_bad", "both_bad"]
     with pytest.raises(LabelError, match="not one of the allowed values"):
         schema.normalize("left")
     assert type(parse_schema({"type": "pairwise"})) is PairwiseSchema

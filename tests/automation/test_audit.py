@@ -28,8 +28,7 @@ def _slice(rng, n, model_err, human_err, *, audit=0.1, above=0.7, unknown=0.3):
     return audited, would, auto, model_ok, human
 
 
-def _population(seed=0, sizes=(6000, 6000, 150), rates=((0.15, 0.02), (0.05, 0.05),
-                                                          (0.3, 0.01))):
+def _population(seed=0, sizes=(6000, 6000, 150), rates=((0.15, 0.02), (0.05, 0.05), (0.3, 0.01))):
     """Slice 0: model far worse than humans; 1: equal; 2: too small an audit to tell."""
     rng = np.random.default_rng(seed)
     parts = [_slice(rng, n, *r) for n, r in zip(sizes, rates, strict=True)]
@@ -44,6 +43,7 @@ def _run(pop, **kw) -> BiasAudit:
 
 
 # -- the flag ---------------------------------------------------------------------------------
+
 
 def test_flags_worse_slice_only():
     res = _run(_population(), slice_names=["worse", "equal", "tiny"])
@@ -77,14 +77,18 @@ def test_min_evidence_controls_none():
 
 # -- estimates equal direct computations ------------------------------------------------------
 
+
 def _direct(codes, auto, audited, model_ok, would, human, code):
     sel = np.ones(codes.size, bool) if code is None else codes == code
     ev = sel & audited & would
     hk = sel & ~auto & ~np.isnan(human)
     return {
-        "n": sel.sum(), "n_auto": (sel & auto).sum(),
-        "auto_audit_size": ev.sum(), "auto_errors": (~model_ok[ev].astype(bool)).sum(),
-        "human_size": hk.sum(), "human_errors": (human[hk] == 0).sum(),
+        "n": sel.sum(),
+        "n_auto": (sel & auto).sum(),
+        "auto_audit_size": ev.sum(),
+        "auto_errors": (~model_ok[ev].astype(bool)).sum(),
+        "human_size": hk.sum(),
+        "human_errors": (human[hk] == 0).sum(),
     }
 
 
@@ -140,6 +144,7 @@ def test_error_bounds_trivial_without_trials():
 
 # -- label shift ------------------------------------------------------------------------------
 
+
 def test_tv_zero_for_identical_and_hand_example():
     assert label_shift([2, 4, 6], [1, 2, 3])[0] == 0.0
     # p = (.5, .5, 0), q = (.25, .25, .5): TV = (.25 + .25 + .5) / 2 = 0.5
@@ -151,12 +156,14 @@ def test_chi2_detects_planted_shift_only():
     n = 4000
     codes = np.repeat([0, 1], n)
     auto = np.tile(np.arange(n) < n // 2, 2)
-    shifted = np.where(auto[:n], rng.choice(3, n, p=[0.6, 0.3, 0.1]),
-                       rng.choice(3, n, p=[0.3, 0.3, 0.4]))
+    shifted = np.where(
+        auto[:n], rng.choice(3, n, p=[0.6, 0.3, 0.1]), rng.choice(3, n, p=[0.3, 0.3, 0.4])
+    )
     same = rng.choice(3, n, p=[0.5, 0.3, 0.2])
     labels = np.concatenate([shifted, same])
-    res = bias_audit(codes, auto, np.zeros(2 * n, bool), np.ones(2 * n, bool),
-                     would_auto=auto, labels=labels)
+    res = bias_audit(
+        codes, auto, np.zeros(2 * n, bool), np.ones(2 * n, bool), would_auto=auto, labels=labels
+    )
     assert res.by_code(0).chi2_p < 1e-6 and res.by_code(0).tv_distance > 0.2
     assert res.by_code(1).chi2_p > 0.01 and res.by_code(1).tv_distance < 0.05
     assert res.n_classes == 3
@@ -170,14 +177,22 @@ def test_label_shift_untestable_is_nan():
 
 # -- edge cases -------------------------------------------------------------------------------
 
+
 def test_edge_slices_no_warnings():
     # slice 0: no automated items; 1: single class; 2: named only (empty); 3: one item.
     codes = np.array([0, 0, 0, 1, 1, 1, 3])
     auto = np.array([False, False, False, True, True, False, False])
     audited = np.array([True, False, False, False, False, True, False])
     labels = np.array([0, 1, 2, 1, 1, 1, 2])
-    res = bias_audit(codes, auto, audited, np.ones(7, bool), would_auto=auto | audited,
-                     labels=labels, slice_names={2: "empty"})
+    res = bias_audit(
+        codes,
+        auto,
+        audited,
+        np.ones(7, bool),
+        would_auto=auto | audited,
+        labels=labels,
+        slice_names={2: "empty"},
+    )
     s0, s1, s2, s3 = res.slices
     assert s0.automation_rate == 0.0 and math.isnan(s0.tv_distance) and math.isnan(s0.chi2_p)
     assert s1.tv_distance == 0.0 and math.isnan(s1.chi2_p)
@@ -194,31 +209,40 @@ def test_empty_input():
 
 # -- bad input --------------------------------------------------------------------------------
 
+
 def _ok():
     codes = np.array([0, 1, -1])
     b = np.array([False, True, False])
     return codes, b, ~b, np.ones(3, bool)
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda a: {**a, "auto": a["auto"][:2]}, "shape"),
-    (lambda a: {**a, "audit_mask": a["audit_mask"].astype(int)}, "boolean"),
-    (lambda a: {**a, "would_auto": a["would_auto"].astype(float)}, "boolean"),
-    (lambda a: {**a, "slices": np.array([0, -2, 1])}, "slice codes"),
-    (lambda a: {**a, "slices": np.array([0.0, 1.0, 1.0])}, "integer"),
-    (lambda a: {**a, "model_correct": np.array([0.5, 1, 1])}, "0/1"),
-    (lambda a: {**a, "model_correct": np.array([np.nan, 1, 1])}, "known"),
-    (lambda a: {**a, "human_correct": np.ones(4)}, "shape"),
-    (lambda a: {**a, "labels": np.array([0, 1, -1])}, ">= 0"),
-    (lambda a: {**a, "labels": np.array([0, 1, 4]), "n_classes": 3}, "too small"),
-    (lambda a: {**a, "n_classes": 3}, "only meaningful"),
-    (lambda a: {**a, "delta": 1.0}, "delta"),
-    (lambda a: {**a, "auto": np.array([True, True, False])}, "audited"),
-    (lambda a: {**a, "would_auto": np.zeros(3, bool)}, "would_auto"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda a: {**a, "auto": a["auto"][:2]}, "shape"),
+        (lambda a: {**a, "audit_mask": a["audit_mask"].astype(int)}, "boolean"),
+        (lambda a: {**a, "would_auto": a["would_auto"].astype(float)}, "boolean"),
+        (lambda a: {**a, "slices": np.array([0, -2, 1])}, "slice codes"),
+        (lambda a: {**a, "slices": np.array([0.0, 1.0, 1.0])}, "integer"),
+        (lambda a: {**a, "model_correct": np.array([0.5, 1, 1])}, "0/1"),
+        (lambda a: {**a, "model_correct": np.array([np.nan, 1, 1])}, "known"),
+        (lambda a: {**a, "human_correct": np.ones(4)}, "shape"),
+        (lambda a: {**a, "labels": np.array([0, 1, -1])}, ">= 0"),
+        (lambda a: {**a, "labels": np.array([0, 1, 4]), "n_classes": 3}, "too small"),
+        (lambda a: {**a, "n_classes": 3}, "only meaningful"),
+        (lambda a: {**a, "delta": 1.0}, "delta"),
+        (lambda a: {**a, "auto": np.array([True, True, False])}, "audited"),
+        (lambda a: {**a, "would_auto": np.zeros(3, bool)}, "would_auto"),
+    ],
+)
 def test_bad_input(change, match):
     codes, auto, audited, ok = _ok()
-    args = {"slices": codes, "auto": auto, "audit_mask": audited, "model_correct": ok,
-            "would_auto": np.ones(3, bool)}
+    args = {
+        "slices": codes,
+        "auto": auto,
+        "audit_mask": audited,
+        "model_correct": ok,
+        "would_auto": np.ones(3, bool),
+    }
     with pytest.raises(ValueError, match=match):
         bias_audit(**change(args))

@@ -29,7 +29,9 @@ def model_claims(store: Store, project: Project) -> list[tuple[int, list[float],
             .join(Source, Source.id == Claim.source_id)
             .where(Claim.project_id == project.id, Source.kind == "model")
         ).all()
-    return [(r[0], r[1] if isinstance(r[1], list) else json.loads(r[1]), f"{r[2]}@{r[3]}") for r in rows]
+    return [
+        (r[0], r[1] if isinstance(r[1], list) else json.loads(r[1]), f"{r[2]}@{r[3]}") for r in rows
+    ]
 
 
 def test_autolabel_rte_is_idempotent_and_resolvable(store: Store, rte: Project) -> None:
@@ -51,7 +53,9 @@ def test_autolabel_rte_is_idempotent_and_resolvable(store: Store, rte: Project) 
     resolution = resolve_and_store(store, rte)
     assert resolution.item_ids.size == 800
     with store.engine.connect() as conn:
-        model_id = conn.scalar(sa.select(Source.id).where(Source.project_id == rte.id, Source.kind == "model"))
+        model_id = conn.scalar(
+            sa.select(Source.id).where(Source.project_id == rte.id, Source.kind == "model")
+        )
     stats = resolution.sources
     assert stats is not None and model_id in stats.source_ids.tolist()
     accuracy = stats.accuracy[stats.source_ids.tolist().index(model_id)]
@@ -61,10 +65,22 @@ def test_autolabel_rte_is_idempotent_and_resolvable(store: Store, rte: Project) 
 def _spam_project(store: Store, tmp_path: Path, labeled: int, n: int = 60) -> Project:
     project = make_project(store, "spam", {"type": "classification", "labels": ["ham", "spam"]})
     texts, labels = spam_corpus(n, seed=1)
-    import_file(store, project, write_csv(tmp_path / "items.csv", ["id", "text"],
-                                          [(f"t{i}", t) for i, t in enumerate(texts)]))
-    import_file(store, project, write_csv(tmp_path / "labels.csv", ["task", "worker", "label"],
-                                          [(f"t{i}", "ann", labels[i]) for i in range(labeled)]))
+    import_file(
+        store,
+        project,
+        write_csv(
+            tmp_path / "items.csv", ["id", "text"], [(f"t{i}", t) for i, t in enumerate(texts)]
+        ),
+    )
+    import_file(
+        store,
+        project,
+        write_csv(
+            tmp_path / "labels.csv",
+            ["task", "worker", "label"],
+            [(f"t{i}", "ann", labels[i]) for i in range(labeled)],
+        ),
+    )
     return project
 
 
@@ -81,14 +97,28 @@ def test_unlabeled_items_get_predictions(store: Store, tmp_path: Path) -> None:
     assert (again.trained, again.predicted, again.claims_added) == (40, 20, 0)
 
 
-def test_new_human_labels_retrain_and_replace_the_models_claims(store: Store, tmp_path: Path) -> None:
+def test_new_human_labels_retrain_and_replace_the_models_claims(
+    store: Store, tmp_path: Path
+) -> None:
     project = _spam_project(store, tmp_path, labeled=30)
     first = autolabel_project(store, project, labeler="tfidf")
     _, labels = spam_corpus(60, seed=1)
-    import_file(store, project, write_csv(tmp_path / "more.csv", ["task", "worker", "label"],
-                                          [(f"t{i}", "ann", labels[i]) for i in range(30, 50)]))
+    import_file(
+        store,
+        project,
+        write_csv(
+            tmp_path / "more.csv",
+            ["task", "worker", "label"],
+            [(f"t{i}", "ann", labels[i]) for i in range(30, 50)],
+        ),
+    )
     second = autolabel_project(store, project, labeler="tfidf")
-    assert (first.trained, second.trained, second.predicted, second.claims_added) == (30, 50, 10, 60)
+    assert (first.trained, second.trained, second.predicted, second.claims_added) == (
+        30,
+        50,
+        10,
+        60,
+    )
     assert len(model_claims(store, project)) == 120  # history kept
     resolution = resolve_and_store(store, project)
     assert int(resolution.n_claims.sum()) == 50 + 60  # one model claim per item counts: the newest
@@ -109,10 +139,22 @@ def test_errors(store: Store, tmp_path: Path) -> None:
 
 def test_one_class_is_an_error(sqlite_store: Store, tmp_path: Path) -> None:
     project = make_project(sqlite_store, "one", {"type": "classification", "labels": ["a", "b"]})
-    import_file(sqlite_store, project, write_csv(tmp_path / "items.csv", ["id", "text"],
-                                                 [(f"t{i}", f"text {i}") for i in range(8)]))
-    import_file(sqlite_store, project, write_csv(tmp_path / "labels.csv", ["task", "worker", "label"],
-                                                 [(f"t{i}", "ann", "a") for i in range(8)]))
+    import_file(
+        sqlite_store,
+        project,
+        write_csv(
+            tmp_path / "items.csv", ["id", "text"], [(f"t{i}", f"text {i}") for i in range(8)]
+        ),
+    )
+    import_file(
+        sqlite_store,
+        project,
+        write_csv(
+            tmp_path / "labels.csv",
+            ["task", "worker", "label"],
+            [(f"t{i}", "ann", "a") for i in range(8)],
+        ),
+    )
     with pytest.raises(VeritagError, match="two classes"):
         autolabel_project(sqlite_store, project, labeler="tfidf")
 
@@ -121,11 +163,15 @@ def test_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
     runner = CliRunner()
     db = ("--db", str(tmp_path / "v.db"))
-    for args in (["init", "rte", "--task", "classification", "--labels", "0,1", *db],
-                 ["import", "rte", str(TEXTS), "--meta", "rte_subtask", *db],
-                 ["import", "rte", str(LABELS), *db]):
+    for args in (
+        ["init", "rte", "--task", "classification", "--labels", "0,1", *db],
+        ["import", "rte", str(TEXTS), "--meta", "rte_subtask", *db],
+        ["import", "rte", str(LABELS), *db],
+    ):
         assert runner.invoke(cli.app, args).exit_code == 0
-    result = runner.invoke(cli.app, ["autolabel", "rte", "--labeler", "tfidf", "--folds", "3", "--seed", "1", *db])
+    result = runner.invoke(
+        cli.app, ["autolabel", "rte", "--labeler", "tfidf", "--folds", "3", "--seed", "1", *db]
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     out = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", result.stdout).split())
     assert "tfidf-logreg@1" in out and "800 new model claims" in out and "trained on 800" in out

@@ -60,8 +60,9 @@ def test_clopper_pearson_edges_and_vectorised():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 500), frac=st.floats(0, 1), d1=st.floats(0.001, 0.5),
-       d2=st.floats(0.001, 0.5))
+@given(
+    n=st.integers(1, 500), frac=st.floats(0, 1), d1=st.floats(0.001, 0.5), d2=st.floats(0.001, 0.5)
+)
 def test_clopper_pearson_is_monotone(n, frac, d1, d2):
     k = round(frac * n)
     lo = clopper_pearson_lower(k, n, min(d1, d2))
@@ -141,17 +142,26 @@ def _audit(seed=3, m=2000):
 def test_higher_target_or_smaller_delta_never_automates_more():
     conf, correct, mask = _audit()
     for kw in ({}, {"candidates": 20}, {"candidates": np.linspace(0, 1, 41)}):
-        counts = [automate(conf, mask, correct, target=t, delta=DELTA, **kw).auto.sum()
-                  for t in (0.8, 0.9, 0.95, 0.97, 0.99)]
+        counts = [
+            automate(conf, mask, correct, target=t, delta=DELTA, **kw).auto.sum()
+            for t in (0.8, 0.9, 0.95, 0.97, 0.99)
+        ]
         assert counts == sorted(counts, reverse=True) and counts[0] > 0
-        counts = [automate(conf, mask, correct, target=TARGET, delta=d, **kw).auto.sum()
-                  for d in (0.3, 0.1, 0.05, 0.01, 0.001)]
+        counts = [
+            automate(conf, mask, correct, target=TARGET, delta=d, **kw).auto.sum()
+            for d in (0.3, 0.1, 0.05, 0.01, 0.001)
+        ]
         assert counts == sorted(counts, reverse=True) and counts[0] > 0
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), t1=st.floats(0.5, 0.99), t2=st.floats(0.5, 0.99),
-       d1=st.floats(0.01, 0.3), d2=st.floats(0.01, 0.3))
+@given(
+    seed=st.integers(0, 10_000),
+    t1=st.floats(0.5, 0.99),
+    t2=st.floats(0.5, 0.99),
+    d1=st.floats(0.01, 0.3),
+    d2=st.floats(0.01, 0.3),
+)
 def test_monotone_in_target_and_delta_property(seed, t1, t2, d1, d2):
     rng = np.random.default_rng(seed)
     conf = rng.uniform(0, 1, 400)
@@ -251,21 +261,24 @@ def test_each_slice_is_decided_on_its_own_audited_items():
     for s, d in plan.decisions.items():
         sel = mask & (slices == s)
         assert d == choose_threshold(conf[sel], correct[sel], target=0.8, delta=0.1)
-        np.testing.assert_array_equal(plan.auto[slices == s],
-                                      (conf >= d.threshold)[slices == s] & ~mask[slices == s])
+        np.testing.assert_array_equal(
+            plan.auto[slices == s], (conf >= d.threshold)[slices == s] & ~mask[slices == s]
+        )
     assert sorted(plan.decisions) == [3, 7, 11] and plan.auto.any()
 
 
 def test_simultaneous_splits_delta_and_min_audit_raises_the_bar():
     conf, correct, mask, slices = _sliced()
     loose = automate(conf, mask, correct, target=0.95, delta=0.05, slices=slices)
-    strict = automate(conf, mask, correct, target=0.95, delta=0.05, slices=slices,
-                      simultaneous=True)
+    strict = automate(
+        conf, mask, correct, target=0.95, delta=0.05, slices=slices, simultaneous=True
+    )
     assert strict.delta_per_slice == pytest.approx(0.05 / 3)
     assert strict.family_delta == pytest.approx(0.05)
     assert strict.auto.sum() <= loose.auto.sum()
-    huge = automate(conf, mask, correct, target=0.95, delta=0.05, slices=slices,
-                    min_audit=int(mask.sum()) + 1)
+    huge = automate(
+        conf, mask, correct, target=0.95, delta=0.05, slices=slices, min_audit=int(mask.sum()) + 1
+    )
     assert not huge.auto.any() and math.isnan(huge.overall_bound)
 
 

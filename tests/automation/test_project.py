@@ -32,21 +32,34 @@ def _project(store: Store, tmp_path: Path) -> tuple[Project, dict[str, str]]:
     project = make_project(store, "spam", {"type": "classification", "labels": ["ham", "spam"]})
     texts, labels = spam_corpus(N, seed=3)
     rows = [(f"t{i}", t, "a" if i % 2 else "b") for i, t in enumerate(texts)]
-    import_file(store, project, write_csv(tmp_path / "items.csv", ["id", "text", "channel"], rows),
-                ColumnMap(meta=["channel"]))
+    import_file(
+        store,
+        project,
+        write_csv(tmp_path / "items.csv", ["id", "text", "channel"], rows),
+        ColumnMap(meta=["channel"]),
+    )
     return project, {f"t{i}": str(y) for i, y in enumerate(labels)}
 
 
-def _label(store: Store, project: Project, tmp_path: Path, ids: list[str], truth: dict[str, str], name: str) -> None:
-    import_file(store, project, write_csv(tmp_path / name, ["task", "worker", "label"],
-                                          [(i, "tutor", truth[i]) for i in ids]))
+def _label(
+    store: Store, project: Project, tmp_path: Path, ids: list[str], truth: dict[str, str], name: str
+) -> None:
+    import_file(
+        store,
+        project,
+        write_csv(
+            tmp_path / name, ["task", "worker", "label"], [(i, "tutor", truth[i]) for i in ids]
+        ),
+    )
 
 
 def _decisions(store: Store, run_id: int) -> dict[str, tuple[str, str | None]]:
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(Item.external_id, AutomationItem.decision, AutomationItem.label)
-                            .join(Item, Item.id == AutomationItem.item_id)
-                            .where(AutomationItem.run_id == run_id)).all()
+        rows = conn.execute(
+            sa.select(Item.external_id, AutomationItem.decision, AutomationItem.label)
+            .join(Item, Item.id == AutomationItem.item_id)
+            .where(AutomationItem.run_id == run_id)
+        ).all()
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
@@ -62,7 +75,9 @@ def test_audit_first_then_automate_meets_the_target(store: Store, tmp_path: Path
     trained = autolabel_project(store, project, labeler="tfidf")
     assert trained.trained == len(audit) and trained.predicted == N - len(audit)
     result = automate_project(store, project, target=0.95, delta=0.05)
-    assert result.audit_rate == first.audit_rate and result.n_audit == first.n_audit  # the same audit
+    assert (
+        result.audit_rate == first.audit_rate and result.n_audit == first.n_audit
+    )  # the same audit
     assert result.n_audit_labeled == result.n_audit
     assert result.automation_rate > 0.5
     (only,) = result.slices
@@ -89,20 +104,28 @@ def test_audit_first_then_automate_meets_the_target(store: Store, tmp_path: Path
         conn.execute(sa.delete(AutomationItem))
 
 
-def test_a_slice_with_unlabeled_audit_items_is_not_automated(sqlite_store: Store, tmp_path: Path) -> None:
+def test_a_slice_with_unlabeled_audit_items_is_not_automated(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
     store = sqlite_store
     project, truth = _project(store, tmp_path)
     first = automate_project(store, project, target=0.9, delta=0.1, slice_field="channel")
     audit = [row[0] for row in queue_rows(store, project, first.run_id)]
     with store.engine.connect() as conn:
-        channel = dict(conn.execute(sa.select(Item.external_id, Item.meta["channel"].as_string())).all())
+        channel = dict(
+            conn.execute(sa.select(Item.external_id, Item.meta["channel"].as_string())).all()
+        )
     labeled = [i for i in audit if channel[i] == "a"] + [i for i in audit if channel[i] == "b"][:5]
     _label(store, project, tmp_path, labeled, truth, "audit.csv")
     autolabel_project(store, project, labeler="tfidf")
     result = automate_project(store, project, target=0.9, delta=0.1, slice_field="channel")
     by_name = {s.name: s for s in result.slices}
     assert by_name["a"].n_auto > 0 and by_name["a"].audit_waiting == 0
-    assert by_name["b"].n_auto == 0 and by_name["b"].threshold is None and by_name["b"].audit_waiting > 0
+    assert (
+        by_name["b"].n_auto == 0
+        and by_name["b"].threshold is None
+        and by_name["b"].audit_waiting > 0
+    )
     assert result.n_audit - result.n_audit_labeled == by_name["b"].audit_waiting
 
 
@@ -153,19 +176,29 @@ def test_cli_flow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with (tmp_path / "audit.csv").open() as fh:
         audit = [row["id"] for row in csv.DictReader(fh)]
     assert 150 <= len(audit) <= 260  # a Bernoulli sample at rate 200/600
-    write_csv(tmp_path / "labels.csv", ["task", "worker", "label"], [(i, "tutor", truth[i]) for i in audit])
+    write_csv(
+        tmp_path / "labels.csv",
+        ["task", "worker", "label"],
+        [(i, "tutor", truth[i]) for i in audit],
+    )
     run("import", "spam", "labels.csv")
     assert f"trained on {len(audit)} items" in run("autolabel", "spam", "--labeler", "tfidf")
     out = run("automate", "spam", "--target", "0.9", "--delta", "0.1", "--queue-out", "todo.csv")
     assert f"{len(audit)} of {len(audit)} audited items labeled" in out
     with (tmp_path / "todo.csv").open() as fh:
         todo = list(csv.DictReader(fh))
-    assert todo and {r["reason"] for r in todo} == {"human"} and not set(audit) & {r["id"] for r in todo}
+    assert (
+        todo
+        and {r["reason"] for r in todo} == {"human"}
+        and not set(audit) & {r["id"] for r in todo}
+    )
     bad = runner.invoke(cli.app, ["automate"])
     assert bad.exit_code == 1 and "give a PROJECT" in str(bad.exception)
 
 
-def test_audit_replays_the_run(sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audit_replays_the_run(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from veritag.report.automation import build_automation_report
     from veritag.report.project import automation_audit_data
 
@@ -176,7 +209,14 @@ def test_audit_replays_the_run(sqlite_store: Store, tmp_path: Path, monkeypatch:
     first = automate_project(store, project, target=0.95, delta=0.05, slice_field="channel")
     with pytest.raises(VeritagError, match="only drew the audit"):
         automation_audit_data(store, project)
-    _label(store, project, tmp_path, [r[0] for r in queue_rows(store, project, first.run_id)], truth, "a.csv")
+    _label(
+        store,
+        project,
+        tmp_path,
+        [r[0] for r in queue_rows(store, project, first.run_id)],
+        truth,
+        "a.csv",
+    )
     autolabel_project(store, project, labeler="tfidf")
     result = automate_project(store, project, target=0.95, delta=0.05, slice_field="channel")
     data, current = automation_audit_data(store, project)
@@ -189,8 +229,19 @@ def test_audit_replays_the_run(sqlite_store: Store, tmp_path: Path, monkeypatch:
         assert data.thresholds[code] == by_name[name].threshold
 
     url = str(store.engine.url)
-    out = CliRunner().invoke(cli.app, ["audit", "spam", "--html", str(tmp_path / "a.html"),
-                                       "--json", str(tmp_path / "a.json"), "--db", url])
+    out = CliRunner().invoke(
+        cli.app,
+        [
+            "audit",
+            "spam",
+            "--html",
+            str(tmp_path / "a.html"),
+            "--json",
+            str(tmp_path / "a.json"),
+            "--db",
+            url,
+        ],
+    )
     assert out.exit_code == 0, (out.output, out.exception)
     page = (tmp_path / "a.html").read_text()
     assert "<svg" in page and "<script" not in page
@@ -213,7 +264,14 @@ def test_export_says_which_labels_were_automated(sqlite_store: Store, tmp_path: 
     export_project(store, project, tmp_path / "before.jsonl", "jsonl")
     assert "automation" not in json.loads((tmp_path / "before.jsonl").read_text().splitlines()[0])
     first = automate_project(store, project, target=0.95, delta=0.05)
-    _label(store, project, tmp_path, [r[0] for r in queue_rows(store, project, first.run_id)], truth, "a.csv")
+    _label(
+        store,
+        project,
+        tmp_path,
+        [r[0] for r in queue_rows(store, project, first.run_id)],
+        truth,
+        "a.csv",
+    )
     autolabel_project(store, project, labeler="tfidf")
     result = automate_project(store, project, target=0.95, delta=0.05)
     decisions = _decisions(store, result.run_id)

@@ -38,18 +38,38 @@ def test_simulation_meets_the_target_outside_the_audit(tmp_path: Path) -> None:
     assert r["realized_accuracy"] >= 0.95
     # An unreachable target automates nothing.
     none = simulate_files(texts, gt, target=0.9999, delta=0.01, audit_size=100)
-    assert none["threshold"] is None and none["automation_rate"] == 0.0 and none["realized_accuracy"] is None
+    assert (
+        none["threshold"] is None
+        and none["automation_rate"] == 0.0
+        and none["realized_accuracy"] is None
+    )
 
 
 def test_cli_prints_the_json_the_issue_names(tmp_path: Path) -> None:
     texts, gt = write_files(tmp_path, n=800)
-    result = CliRunner().invoke(cli.app, ["automate", "--simulate", str(texts), str(gt), "--target", "0.95",
-                                          "--delta", "0.05", "--audit-size", "300", "--json"])
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "automate",
+            "--simulate",
+            str(texts),
+            str(gt),
+            "--target",
+            "0.95",
+            "--delta",
+            "0.05",
+            "--audit-size",
+            "300",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {"automation_rate", "threshold", "bound", "audit_size", "realized_accuracy"} <= set(data)
-    text = CliRunner().invoke(cli.app, ["automate", "--simulate", str(texts), str(gt), "--target", "0.95",
-                                        "--audit-size", "300"])
+    text = CliRunner().invoke(
+        cli.app,
+        ["automate", "--simulate", str(texts), str(gt), "--target", "0.95", "--audit-size", "300"],
+    )
     assert text.exit_code == 0 and "Realised accuracy" in text.stdout
 
 
@@ -62,6 +82,8 @@ def test_bad_files_name_their_line(tmp_path: Path) -> None:
     texts, gt = write_files(tmp_path, n=50)
     with pytest.raises(InputError, match="unknown labeler"):
         simulate_files(texts, gt, target=0.9, delta=0.1, labeler="gpt")
-    result = CliRunner().invoke(cli.app, ["automate", "--simulate", str(texts), str(gt), "--target", "1.5"])
+    result = CliRunner().invoke(
+        cli.app, ["automate", "--simulate", str(texts), str(gt), "--target", "1.5"]
+    )
     assert result.exit_code == 1 and "target" in str(result.exception)
     assert CliRunner().invoke(cli.app, ["automate"]).exit_code == 1

@@ -16,7 +16,9 @@ from veritag.io import ColumnMap, import_file
 from veritag.store import Gold, ImportRecord, Item, Store
 
 
-def refused_rows(store: Store, project, path: Path, columns: ColumnMap | None = None, **kw) -> RowErrors:
+def refused_rows(
+    store: Store, project, path: Path, columns: ColumnMap | None = None, **kw
+) -> RowErrors:
     before = counts(store, project)
     with pytest.raises(RowErrors) as info:
         import_file(store, project, path, columns, **kw)
@@ -27,7 +29,9 @@ def refused_rows(store: Store, project, path: Path, columns: ColumnMap | None = 
     return err
 
 
-def refused_input(store: Store, project, path: Path, columns: ColumnMap | None = None, **kw) -> InputError:
+def refused_input(
+    store: Store, project, path: Path, columns: ColumnMap | None = None, **kw
+) -> InputError:
     before = counts(store, project)
     with pytest.raises(InputError) as info:
         import_file(store, project, path, columns, **kw)
@@ -40,7 +44,9 @@ def refused_input(store: Store, project, path: Path, columns: ColumnMap | None =
 
 def test_truncated_jsonl(store: Store, rte, tmp_path: Path) -> None:
     path = tmp_path / "cut.jsonl"
-    good = "".join(json.dumps({"task": "754", "worker": f"new{i}", "label": "1"}) + "\n" for i in range(3))
+    good = "".join(
+        json.dumps({"task": "754", "worker": f"new{i}", "label": "1"}) + "\n" for i in range(3)
+    )
     path.write_text(good + '{"task": "754", "worker": "new9", "lab', encoding="utf-8")
     err = refused_rows(store, rte, path)
     assert err.total == 1
@@ -52,7 +58,9 @@ def test_truncated_jsonl(store: Store, rte, tmp_path: Path) -> None:
     assert f"{path}:4:" in str(err)
 
 
-def test_truncated_jsonl_skip_invalid_keeps_the_complete_lines(store: Store, tmp_path: Path) -> None:
+def test_truncated_jsonl_skip_invalid_keeps_the_complete_lines(
+    store: Store, tmp_path: Path
+) -> None:
     project = make_project(store)
     path = tmp_path / "cut.jsonl"
     path.write_text('{"id": "a", "text": "x"}\n{"id": "b", "te', encoding="utf-8")
@@ -160,7 +168,11 @@ def test_label_column_needs_a_worker(store: Store, tmp_path: Path) -> None:
 
 def test_empty_ids_workers_and_labels(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "l.csv", ["task", "worker", "label"], [("", "w", "1"), ("1", " ", "1"), ("2", "w", "")])
+    path = write_csv(
+        tmp_path / "l.csv",
+        ["task", "worker", "label"],
+        [("", "w", "1"), ("1", " ", "1"), ("2", "w", "")],
+    )
     err = refused_rows(store, project, path)
     assert [(e.line, e.field) for e in err.errors] == [(2, "task"), (3, "worker"), (4, "label")]
     assert "the item id is empty" in str(err)
@@ -170,11 +182,17 @@ def test_empty_ids_workers_and_labels(store: Store, tmp_path: Path) -> None:
 
 
 def test_label_outside_the_schema(store: Store, rte, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "more.csv", ["task", "worker", "label"],
-                     [("754", "x1", "1"), ("754", "x2", "yes"), ("822", "x1", "2")])
+    path = write_csv(
+        tmp_path / "more.csv",
+        ["task", "worker", "label"],
+        [("754", "x1", "1"), ("754", "x2", "yes"), ("822", "x1", "2")],
+    )
     err = refused_rows(store, rte, path)
     assert err.total == 2
-    assert [(e.file, e.line, e.field) for e in err.errors] == [(str(path), 3, "label"), (str(path), 4, "label")]
+    assert [(e.file, e.line, e.field) for e in err.errors] == [
+        (str(path), 3, "label"),
+        (str(path), 4, "label"),
+    ]
     text = str(err)
     assert f"{path}:3: field 'label': 'yes' is not one of the allowed values ['0', '1']" in text
     assert f"{path}:4: field 'label'" in text
@@ -193,8 +211,11 @@ def test_bad_label_in_parquet_names_the_row(store: Store, tmp_path: Path) -> Non
 
 def test_bad_gold_and_probs_name_their_columns(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "x.csv", ["id", "text", "truth", "p"],
-                     [("1", "a", "3", ""), ("2", "b", "", "[0.5, 0.6]"), ("3", "c", "", '{"2": 1}')])
+    path = write_csv(
+        tmp_path / "x.csv",
+        ["id", "text", "truth", "p"],
+        [("1", "a", "3", ""), ("2", "b", "", "[0.5, 0.6]"), ("3", "c", "", '{"2": 1}')],
+    )
     err = refused_rows(store, project, path, ColumnMap(gold="truth", probs="p"))
     assert [(e.line, e.field) for e in err.errors] == [(2, "truth"), (3, "p"), (4, "p")]
     text = str(err)
@@ -205,11 +226,16 @@ def test_bad_gold_and_probs_name_their_columns(store: Store, tmp_path: Path) -> 
 
 def test_span_offsets_checked_against_stored_text(store: Store, tmp_path: Path) -> None:
     project = make_project(store, schema={"type": "span", "labels": ["PER"]})
-    import_file(store, project, write_csv(tmp_path / "items.csv", ["id", "text"], [("1", "Ada Lovelace")]))
-    spans = write_jsonl(tmp_path / "spans.jsonl", [
-        {"task": "1", "worker": "w", "label": [{"start": 0, "end": 3, "label": "PER"}]},
-        {"task": "1", "worker": "v", "label": [{"start": 4, "end": 40, "label": "PER"}]},
-    ])
+    import_file(
+        store, project, write_csv(tmp_path / "items.csv", ["id", "text"], [("1", "Ada Lovelace")])
+    )
+    spans = write_jsonl(
+        tmp_path / "spans.jsonl",
+        [
+            {"task": "1", "worker": "w", "label": [{"start": 0, "end": 3, "label": "PER"}]},
+            {"task": "1", "worker": "v", "label": [{"start": 4, "end": 40, "label": "PER"}]},
+        ],
+    )
     err = refused_rows(store, project, spans)
     assert err.errors[0].line == 2
     assert "12 characters" in str(err)
@@ -217,7 +243,9 @@ def test_span_offsets_checked_against_stored_text(store: Store, tmp_path: Path) 
 
 def test_many_bad_rows_are_summarised(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "bad.csv", ["task", "worker", "label"], [(str(i), "w", "x") for i in range(50)])
+    path = write_csv(
+        tmp_path / "bad.csv", ["task", "worker", "label"], [(str(i), "w", "x") for i in range(50)]
+    )
     err = refused_rows(store, project, path)
     assert err.total == 50
     assert len(err.errors) == 20
@@ -231,8 +259,11 @@ def test_many_bad_rows_are_summarised(store: Store, tmp_path: Path) -> None:
 @pytest.mark.parametrize("batch_rows", [5000, 2])
 def test_duplicate_ids_in_an_items_file(store: Store, tmp_path: Path, batch_rows: int) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "items.csv", ["id", "text"],
-                     [("a", "x"), ("b", "y"), ("c", "z"), ("a", "again"), ("b", "b2"), ("a", "third")])
+    path = write_csv(
+        tmp_path / "items.csv",
+        ["id", "text"],
+        [("a", "x"), ("b", "y"), ("c", "z"), ("a", "again"), ("b", "b2"), ("a", "third")],
+    )
     err = refused_rows(store, project, path, batch_rows=batch_rows)
     assert err.total == 3
     assert [(e.line, e.field) for e in err.errors] == [(5, "id"), (6, "id"), (7, "id")]
@@ -262,13 +293,20 @@ def test_conflicting_gold_across_files(store: Store, tmp_path: Path) -> None:
     assert [(e.line, e.field) for e in err.errors] == [(3, "gold")]
     assert "item '1' already has gold label '0'" in str(err)
     with store.engine.connect() as conn:
-        assert dict(conn.execute(sa.select(Item.external_id, Gold.value).join(Item, Item.id == Gold.item_id)).all()) \
-            == {"1": "0", "2": "1"}
+        assert dict(
+            conn.execute(
+                sa.select(Item.external_id, Gold.value).join(Item, Item.id == Gold.item_id)
+            ).all()
+        ) == {"1": "0", "2": "1"}
 
 
 def test_conflicting_gold_within_one_file(sqlite_store: Store, tmp_path: Path) -> None:
     project = make_project(sqlite_store)
-    path = write_csv(tmp_path / "g.csv", ["task", "worker", "label", "gold"], [("q", "w1", "0", "0"), ("q", "w2", "1", "1")])
+    path = write_csv(
+        tmp_path / "g.csv",
+        ["task", "worker", "label", "gold"],
+        [("q", "w1", "0", "0"), ("q", "w2", "1", "1")],
+    )
     with pytest.raises(RowErrors):
         import_file(sqlite_store, project, path, ColumnMap(gold="gold"))
 
@@ -321,7 +359,9 @@ def test_wrong_encoding_csv_names_the_bad_line(sqlite_store: Store, tmp_path: Pa
 def test_unknown_encoding(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
     path = write_csv(tmp_path / "x.csv", ["id", "text"], [("1", "a")])
-    assert "unknown encoding 'klingon'" in str(refused_input(store, project, path, encoding="klingon"))
+    assert "unknown encoding 'klingon'" in str(
+        refused_input(store, project, path, encoding="klingon")
+    )
 
 
 def test_jsonl_with_byte_order_mark(sqlite_store: Store, tmp_path: Path) -> None:
@@ -381,9 +421,12 @@ def test_errors_are_veritag_errors() -> None:
 
 def test_spans_imported_before_text_are_checked(sqlite_store: Store, tmp_path: Path) -> None:
     project = make_project(sqlite_store, schema={"type": "span", "labels": ["PER"]})
-    spans = write_jsonl(tmp_path / "spans.jsonl", [
-        {"task": "1", "worker": "w", "label": [{"start": 4, "end": 40, "label": "PER"}]},
-    ])
+    spans = write_jsonl(
+        tmp_path / "spans.jsonl",
+        [
+            {"task": "1", "worker": "w", "label": [{"start": 4, "end": 40, "label": "PER"}]},
+        ],
+    )
     texts = write_csv(tmp_path / "items.csv", ["id", "text"], [("1", "Ada Lovelace")])
     with pytest.raises(RowErrors):
         import_file(sqlite_store, project, spans)
@@ -394,18 +437,25 @@ def test_spans_imported_before_text_are_checked(sqlite_store: Store, tmp_path: P
 
 
 @pytest.mark.parametrize("bad", ["\ud800", "a\u0000b"])
-@pytest.mark.parametrize(("row", "field"), [
-    ({"id": "n1", "text": "{bad}"}, "text"),
-    ({"id": "n{bad}", "text": "t"}, "id"),
-    ({"id": "n1", "text": "t", "context": {"k": ["{bad}"]}}, "context"),
-    ({"id": "n1", "text": "t", "worker": "w{bad}", "label": "1"}, "worker"),
-])
-def test_unstorable_text_names_file_line_and_field(store: Store, tmp_path: Path, bad: str,
-                                                   row: dict[str, object], field: str) -> None:
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"id": "n1", "text": "{bad}"}, "text"),
+        ({"id": "n{bad}", "text": "t"}, "id"),
+        ({"id": "n1", "text": "t", "context": {"k": ["{bad}"]}}, "context"),
+        ({"id": "n1", "text": "t", "worker": "w{bad}", "label": "1"}, "worker"),
+    ],
+)
+def test_unstorable_text_names_file_line_and_field(
+    store: Store, tmp_path: Path, bad: str, row: dict[str, object], field: str
+) -> None:
     project = make_project(store, "texts", {"type": "free_text"} if "worker" not in row else None)
     path = tmp_path / "bad.jsonl"
     good = json.dumps(row).replace("{bad}", "fine").replace('"n1"', '"ok"')
-    path.write_text(good + "\n" + json.dumps(row).replace("{bad}", json.dumps(bad)[1:-1]) + "\n", encoding="utf-8")
+    path.write_text(
+        good + "\n" + json.dumps(row).replace("{bad}", json.dumps(bad)[1:-1]) + "\n",
+        encoding="utf-8",
+    )
     err = refused_rows(store, project, path)
     assert err.total == 1
     assert (err.errors[0].line, err.errors[0].field) == (2, field)
@@ -425,9 +475,11 @@ def test_oversized_text_ids_and_workers_are_refused(store: Store, tmp_path: Path
     from veritag import limits
 
     project = make_project(store, "sizes")
-    rows = [{"id": "big", "text": "t" * (limits.MAX_ITEM_TEXT_LENGTH + 1)},
-            {"id": "i" * (limits.MAX_EXTERNAL_ID_LENGTH + 1), "text": "t"},
-            {"id": "edge", "text": "t" * limits.MAX_ITEM_TEXT_LENGTH}]
+    rows = [
+        {"id": "big", "text": "t" * (limits.MAX_ITEM_TEXT_LENGTH + 1)},
+        {"id": "i" * (limits.MAX_EXTERNAL_ID_LENGTH + 1), "text": "t"},
+        {"id": "edge", "text": "t" * limits.MAX_ITEM_TEXT_LENGTH},
+    ]
     err = refused_rows(store, project, write_jsonl(tmp_path / "big.jsonl", rows))
     assert [(e.line, e.field) for e in err.errors] == [(1, "text"), (2, "id")]
     labels = [{"task": "a", "worker": "w" * (limits.MAX_SOURCE_NAME_LENGTH + 1), "label": "1"}]

@@ -30,7 +30,11 @@ def coded(path: Path, encoding: str = "utf-8") -> dict[str, tuple[list[str], lis
         got = columnar.read_coded(reader, COLUMNS)
     finally:
         reader.close()
-    return None if got is None else {c: (v.values.to_pylist(), v.codes.tolist()) for c, v in got.items()}
+    return (
+        None
+        if got is None
+        else {c: (v.values.to_pylist(), v.codes.tolist()) for c, v in got.items()}
+    )
 
 
 def by_rows(path: Path, encoding: str = "utf-8") -> dict[str, tuple[list[str], list[int]]]:
@@ -51,16 +55,20 @@ def by_rows(path: Path, encoding: str = "utf-8") -> dict[str, tuple[list[str], l
 
 
 def test_whitespace_is_what_str_strip_strips() -> None:
-    assert set(columnar.PY_WHITESPACE) == {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+    assert set(columnar.PY_WHITESPACE) == {
+        chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()
+    }
 
 
-def test_a_plain_csv_takes_the_fast_path_with_quotes_unicode_crlf_bom_and_blank_lines(tmp_path: Path) -> None:
+def test_a_plain_csv_takes_the_fast_path_with_quotes_unicode_crlf_bom_and_blank_lines(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "l.csv"
     path.write_bytes(
         "\ufefftask , worker,label\r\n"
         '"t,1",w1,"a ""b"""\r\n'
         "\r\n"
-        "  t\u00e9 \u3000,w2,\u00a0a \"b\"\r\n"  # stripped like str.strip: the same task and label as above
+        '  t\u00e9 \u3000,w2,\u00a0a "b"\r\n'  # stripped like str.strip: the same task and label as above
         "t\u00e9,w1,c\r\n"
         "t\u00e9,w1,c\r\n".encode()  # a duplicate row stays a second claim
     )
@@ -71,18 +79,21 @@ def test_a_plain_csv_takes_the_fast_path_with_quotes_unicode_crlf_bom_and_blank_
     assert got["label"] == (['a "b"', "c"], [0, 0, 1, 1])
 
 
-@pytest.mark.parametrize(("name", "body"), [
-    ("empty cell", b"task,worker,label\nx,,1\n"),
-    ("blank cell", b"task,worker,label\nx, \t,1\n"),
-    ("short row", b"task,worker,label\nx,w,1\ny,w\n"),
-    ("every row wider than the header", b"task,worker,label\nx,w,1,extra\ny,w,1,extra\n"),
-    ("line break in a quoted cell", b'task,worker,label\n"x\ny",w,1\n'),
-    ("lone carriage return", b"task,worker,label\nx,w,1\ry,w,1\n"),
-    ("not UTF-8 in a column nobody asked for", b"task,worker,label,note\nx,w,1,caf\xe9\n"),
-    ("unterminated quote", b'task,worker,label\nx,w,"1\n'),
-    ("header only", b"task,worker,label\n"),
-    ("header spanning two lines", b'task,worker,"label\n"\nx,w,1\n'),
-])
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("empty cell", b"task,worker,label\nx,,1\n"),
+        ("blank cell", b"task,worker,label\nx, \t,1\n"),
+        ("short row", b"task,worker,label\nx,w,1\ny,w\n"),
+        ("every row wider than the header", b"task,worker,label\nx,w,1,extra\ny,w,1,extra\n"),
+        ("line break in a quoted cell", b'task,worker,label\n"x\ny",w,1\n'),
+        ("lone carriage return", b"task,worker,label\nx,w,1\ry,w,1\n"),
+        ("not UTF-8 in a column nobody asked for", b"task,worker,label,note\nx,w,1,caf\xe9\n"),
+        ("unterminated quote", b'task,worker,label\nx,w,"1\n'),
+        ("header only", b"task,worker,label\n"),
+        ("header spanning two lines", b'task,worker,"label\n"\nx,w,1\n'),
+    ],
+)
 def test_anything_unusual_goes_to_the_row_reader(tmp_path: Path, name: str, body: bytes) -> None:
     path = tmp_path / "l.csv"
     path.write_bytes(body)
@@ -91,14 +102,29 @@ def test_anything_unusual_goes_to_the_row_reader(tmp_path: Path, name: str, body
     except Exception:  # the row reader refuses the header itself: nothing for the fast path to do
         return
     try:
-        assert columnar.read_coded(reader, [c for c in COLUMNS if c in (reader.columns or [])]) is None, name
+        assert (
+            columnar.read_coded(reader, [c for c in COLUMNS if c in (reader.columns or [])]) is None
+        ), name
     finally:
         reader.close()
 
 
-@pytest.mark.parametrize("row", [b'"ab"c,w,l', b'a"b,w,l', b' "a",w,l', b'"a" ,w,l', b'"a"b"c,w,l', b'"a""b",w,l',
-                                 b"a\x00b,w,l", b"\xef\xbb\xbfa,w,l"])
-def test_quotes_where_csv_does_not_expect_them_read_as_the_row_reader_reads_them(tmp_path: Path, row: bytes) -> None:
+@pytest.mark.parametrize(
+    "row",
+    [
+        b'"ab"c,w,l',
+        b'a"b,w,l',
+        b' "a",w,l',
+        b'"a" ,w,l',
+        b'"a"b"c,w,l',
+        b'"a""b",w,l',
+        b"a\x00b,w,l",
+        b"\xef\xbb\xbfa,w,l",
+    ],
+)
+def test_quotes_where_csv_does_not_expect_them_read_as_the_row_reader_reads_them(
+    tmp_path: Path, row: bytes
+) -> None:
     path = tmp_path / "l.csv"
     path.write_bytes(b"task,worker,label\n" + row + b"\nz,w,l\n")
     got = coded(path)
@@ -117,28 +143,43 @@ def test_other_encodings_and_jsonl_go_to_the_row_reader(tmp_path: Path) -> None:
 
 def test_many_blocks_keep_first_seen_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(3)
-    rows = [(f"t{rng.integers(0, 400)}", f"w{rng.integers(0, 30)}", str(rng.integers(0, 4))) for _ in range(3000)]
+    rows = [
+        (f"t{rng.integers(0, 400)}", f"w{rng.integers(0, 30)}", str(rng.integers(0, 4)))
+        for _ in range(3000)
+    ]
     path = tmp_path / "l.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerows([COLUMNS, *rows])
-    monkeypatch.setattr(columnar, "BLOCK_SIZE", 512)  # dozens of blocks, each with its own dictionary
+    monkeypatch.setattr(
+        columnar, "BLOCK_SIZE", 512
+    )  # dozens of blocks, each with its own dictionary
     got = coded(path)
     assert got is not None and got == by_rows(path)
 
 
 _PAD = st.text(alphabet=st.sampled_from(list(" \t\u00a0\u3000,\"'é🙂ab")), max_size=3)
 #: A cell with something to keep: quotes, commas, unicode and whitespace to strip around it.
-_CELL = st.builds(lambda a, core, b: a + core + b, _PAD, st.sampled_from(["a", "b", "é", "🙂", '"', "x,y"]), _PAD)
+_CELL = st.builds(
+    lambda a, core, b: a + core + b, _PAD, st.sampled_from(["a", "b", "é", "🙂", '"', "x,y"]), _PAD
+)
 #: Now and then a cell the fast path must refuse: empty, blank, or with a line break.
 _ODD = st.sampled_from(["", " ", "\u3000", "a\nb", "a\r\nb", "a\rb"])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(_CELL, _CELL, _CELL), min_size=1, max_size=12),
-       odd=st.one_of(st.none(), st.tuples(st.integers(0, 11), st.integers(0, 2), _ODD)),
-       crlf=st.booleans(), bom=st.booleans(), blank=st.booleans(), note=st.booleans())
-def test_fast_path_reads_what_the_row_reader_reads(tmp_path: Path, rows, odd, crlf: bool, bom: bool, blank: bool,
-                                                   note: bool) -> None:
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(_CELL, _CELL, _CELL), min_size=1, max_size=12),
+    odd=st.one_of(st.none(), st.tuples(st.integers(0, 11), st.integers(0, 2), _ODD)),
+    crlf=st.booleans(),
+    bom=st.booleans(),
+    blank=st.booleans(),
+    note=st.booleans(),
+)
+def test_fast_path_reads_what_the_row_reader_reads(
+    tmp_path: Path, rows, odd, crlf: bool, bom: bool, blank: bool, note: bool
+) -> None:
     rows = [list(r) for r in rows]
     if odd is not None:
         rows[odd[0] % len(rows)][odd[1]] = odd[2]
@@ -153,14 +194,24 @@ def test_fast_path_reads_what_the_row_reader_reads(tmp_path: Path, rows, odd, cr
     path.write_bytes(("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8"))
     got = coded(path)
     event("fast path" if got is not None else "row reader")
-    if got is not None:  # the fast path vouched for the file: it must read exactly what the row reader reads
+    if (
+        got is not None
+    ):  # the fast path vouched for the file: it must read exactly what the row reader reads
         assert got == by_rows(path)
 
 
 def test_parquet_text_integers_and_row_groups_in_another_order(tmp_path: Path) -> None:
     path = tmp_path / "l.parquet"
-    first = pa.table({"task": ["b", "a", "b"], "worker": pa.array([2, 1, 2], pa.int64()), "label": [" y", "x", "y"]})
-    second = pa.table({"task": ["c", "a"], "worker": pa.array([3, 2], pa.int64()), "label": ["z", "x"]})
+    first = pa.table(
+        {
+            "task": ["b", "a", "b"],
+            "worker": pa.array([2, 1, 2], pa.int64()),
+            "label": [" y", "x", "y"],
+        }
+    )
+    second = pa.table(
+        {"task": ["c", "a"], "worker": pa.array([3, 2], pa.int64()), "label": ["z", "x"]}
+    )
     with pq.ParquetWriter(path, first.schema) as writer:
         writer.write_table(first)
         writer.write_table(second)
@@ -170,12 +221,19 @@ def test_parquet_text_integers_and_row_groups_in_another_order(tmp_path: Path) -
     assert got["worker"] == (["2", "1", "3"], [0, 1, 0, 2, 0])
 
 
-@pytest.mark.parametrize("table", [
-    pa.table({"task": ["a", None], "worker": ["w", "w"], "label": ["x", "y"]}),
-    pa.table({"task": ["a", "b"], "worker": ["w", "w"], "label": [1.0, 2.0]}),  # the row reader writes 1.0
-    pa.table({"task": ["a", "b"], "worker": ["w", "w"], "label": [True, False]}),
-])
-def test_parquet_nulls_and_other_types_go_to_the_row_reader(tmp_path: Path, table: pa.Table) -> None:
+@pytest.mark.parametrize(
+    "table",
+    [
+        pa.table({"task": ["a", None], "worker": ["w", "w"], "label": ["x", "y"]}),
+        pa.table(
+            {"task": ["a", "b"], "worker": ["w", "w"], "label": [1.0, 2.0]}
+        ),  # the row reader writes 1.0
+        pa.table({"task": ["a", "b"], "worker": ["w", "w"], "label": [True, False]}),
+    ],
+)
+def test_parquet_nulls_and_other_types_go_to_the_row_reader(
+    tmp_path: Path, table: pa.Table
+) -> None:
     path = tmp_path / "l.parquet"
     pq.write_table(table, path)
     assert coded(path) is None
@@ -186,11 +244,33 @@ def test_parquet_nulls_and_other_types_go_to_the_row_reader(tmp_path: Path, tabl
 
 def test_csv_rounded_writes_what_repr_of_round_writes() -> None:
     rng = np.random.default_rng(0)
-    values = np.concatenate([
-        rng.random(20000), rng.random(2000) ** 8, [0.0, 1.0, 0.5, 1e-4, 9.9e-5, 5e-5, 1e-7, 0.0078125, 0.9999995,
-                                                   0.1234565, 0.0001, 1 / 3, 2 / 3, 1.5, -0.25, math.nan, math.inf],
-        np.arange(0, 1_000_001, 997) / 1e6, (np.arange(2000) + 0.5) / 1e6,
-    ])
+    values = np.concatenate(
+        [
+            rng.random(20000),
+            rng.random(2000) ** 8,
+            [
+                0.0,
+                1.0,
+                0.5,
+                1e-4,
+                9.9e-5,
+                5e-5,
+                1e-7,
+                0.0078125,
+                0.9999995,
+                0.1234565,
+                0.0001,
+                1 / 3,
+                2 / 3,
+                1.5,
+                -0.25,
+                math.nan,
+                math.inf,
+            ],
+            np.arange(0, 1_000_001, 997) / 1e6,
+            (np.arange(2000) + 0.5) / 1e6,
+        ]
+    )
     got = columnar.csv_rounded(values).to_pylist()
     assert got == [repr(round(v, 6)) for v in values.tolist()]
 
@@ -200,7 +280,10 @@ def test_csv_rounded_writes_what_repr_of_round_writes() -> None:
 def test_csv_text_quotes_as_csv_writer_does(cells: list[str]) -> None:
     buf = io.StringIO()
     csv.writer(buf).writerows([c] for c in cells)
-    assert "".join(f"{c}\r\n" for c in columnar.csv_text(columnar.strings(cells)).to_pylist()) == buf.getvalue()
+    assert (
+        "".join(f"{c}\r\n" for c in columnar.csv_text(columnar.strings(cells)).to_pylist())
+        == buf.getvalue()
+    )
 
 
 def test_write_csv_is_byte_for_byte_csv_writer(tmp_path: Path) -> None:
@@ -208,9 +291,16 @@ def test_write_csv_is_byte_for_byte_csv_writer(tmp_path: Path) -> None:
     labels = ["x", "y,z", "x", "w", "x", "y"]
     conf = np.array([1.0, 0.5, 1 / 3, 0.9999996, 2e-5, 0.25])
     out = tmp_path / "o.csv"
-    columnar.write_csv(out, ["task", "label", "confidence"],
-                       [columnar.csv_text(columnar.strings(tasks)), columnar.csv_text(columnar.strings(labels)),
-                        columnar.csv_rounded(conf)], chunk_rows=4)
+    columnar.write_csv(
+        out,
+        ["task", "label", "confidence"],
+        [
+            columnar.csv_text(columnar.strings(tasks)),
+            columnar.csv_text(columnar.strings(labels)),
+            columnar.csv_rounded(conf),
+        ],
+        chunk_rows=4,
+    )
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["task", "label", "confidence"])
@@ -238,9 +328,16 @@ def test_reading_and_writing_never_import_pandas(tmp_path: Path) -> None:
 
 def test_parquet_dictionary_columns_as_pandas_writes_categoricals(tmp_path: Path) -> None:
     path = tmp_path / "l.parquet"
-    pq.write_table(pa.table({"task": pa.array(["b", "a", "b"]).dictionary_encode(),
-                             "worker": pa.array(["w", "v", "w"]).dictionary_encode(),
-                             "label": pa.array(["1", " 2", "2"]).dictionary_encode()}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "task": pa.array(["b", "a", "b"]).dictionary_encode(),
+                "worker": pa.array(["w", "v", "w"]).dictionary_encode(),
+                "label": pa.array(["1", " 2", "2"]).dictionary_encode(),
+            }
+        ),
+        path,
+    )
     got = coded(path)
     assert got is not None and got == by_rows(path)
     assert got["label"] == (["1", "2"], [0, 1, 1])

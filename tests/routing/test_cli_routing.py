@@ -15,16 +15,20 @@ from veritag.errors import VeritagError
 from veritag.store import Claim, open_store
 from veritag.store.models import Assignment
 
-ITEMS = [("a1", "Stocks fell sharply on the earnings report", "finance"),
-         ("a2", "The patient shows symptoms of diabetes", "medicine"),
-         ("a3", "Bond yields rose after the central bank decision", "finance")]
+ITEMS = [
+    ("a1", "Stocks fell sharply on the earnings report", "finance"),
+    ("a2", "The patient shows symptoms of diabetes", "medicine"),
+    ("a3", "Bond yields rose after the central bank decision", "finance"),
+]
 
 
 def test_tutor_route_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    (tmp_path / "items.csv").write_text("id,text,domain\n" + "".join(f"{i},{t},{d}\n" for i, t, d in ITEMS))
+    (tmp_path / "items.csv").write_text(
+        "id,text,domain\n" + "".join(f"{i},{t},{d}\n" for i, t, d in ITEMS)
+    )
 
     def run(*args: str) -> str:
         result = runner.invoke(cli.app, list(args))
@@ -33,19 +37,27 @@ def test_tutor_route_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
     run("init", "p", "--task", "classification", "--labels", "yes,no")
     run("import", "p", "items.csv", "--meta", "domain")
-    assert "budget left 3" in run("route", "p", "--budget", "3", "--gold-rate", "0", "--target", "0.9")
-    assert "cost 2 per label, domains finance" in run("tutor", "p", "ann", "--domains", "finance", "--cost", "2")
+    assert "budget left 3" in run(
+        "route", "p", "--budget", "3", "--gold-rate", "0", "--target", "0.9"
+    )
+    assert "cost 2 per label, domains finance" in run(
+        "tutor", "p", "ann", "--domains", "finance", "--cost", "2"
+    )
     run("tutor", "p", "bob")
     lease = json.loads(run("work", "p", "--tutor", "ann", "--json"))
     assert lease["domain"] in ("finance", "medicine") and lease["cost"] == 2.0
     assert "claim" in run("work", "p", "--tutor", "ann", "--submit", str(lease["id"]), "yes")
-    again = runner.invoke(cli.app, ["work", "p", "--tutor", "ann", "--submit", str(lease["id"]), "yes"])
+    again = runner.invoke(
+        cli.app, ["work", "p", "--tutor", "ann", "--submit", str(lease["id"]), "yes"]
+    )
     assert again.exit_code == 1 and isinstance(again.exception, VeritagError)
     bad = runner.invoke(cli.app, ["work", "p", "--tutor", "bob"])
     assert bad.exit_code == 0
     second = re.search(r"Lease (\d+) for bob", " ".join(bad.stdout.split()))
     assert second, bad.stdout
-    refused = runner.invoke(cli.app, ["work", "p", "--tutor", "bob", "--submit", second.group(1), "maybe"])
+    refused = runner.invoke(
+        cli.app, ["work", "p", "--tutor", "bob", "--submit", second.group(1), "maybe"]
+    )
     assert refused.exit_code == 1 and "maybe" in str(refused.exception)
     assert "given back" in run("work", "p", "--tutor", "bob", "--release", second.group(1))
     status = json.loads(run("route", "p", "--json"))
@@ -54,21 +66,25 @@ def test_tutor_route_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     ranked = json.loads(run("route", "p", "--best", "a2", "--json"))
     assert {r["tutor"] for r in ranked} <= {"ann", "bob"}
     assert "inactive" in run("tutor", "p", "bob", "--inactive")
-    assert "Nothing to label" in run("work", "p", "--tutor", "ann")  # the budget cannot pay for 2 more
+    assert "Nothing to label" in run(
+        "work", "p", "--tutor", "ann"
+    )  # the budget cannot pay for 2 more
     dup = runner.invoke(cli.app, ["tutor", "p", "ann"])
     assert dup.exit_code == 1 and "already a tutor" in str(dup.exception)
 
 
-def test_pairwise_work_from_the_command_line_speaks_left_and_right(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pairwise_work_from_the_command_line_speaks_left_and_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``veritag work`` shows a pairwise lease as the web API does (left/right, models hidden) and
     takes left/right back, stored as A/B (``routing.pairwise``)."""
     monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    (tmp_path / "pairs.csv").write_text("id,prompt,response_a,response_b,model_a\n"
-                                        + "".join(f"c{i},question {i},A-answer {i},B-answer {i},gpt-x\n"
-                                                  for i in range(6)))
+    (tmp_path / "pairs.csv").write_text(
+        "id,prompt,response_a,response_b,model_a\n"
+        + "".join(f"c{i},question {i},A-answer {i},B-answer {i},gpt-x\n" for i in range(6))
+    )
 
     def run(*args: str) -> str:
         result = runner.invoke(cli.app, list(args))
@@ -91,8 +107,14 @@ def test_pairwise_work_from_the_command_line_speaks_left_and_right(tmp_path: Pat
         stored.append((left[0], lease["id"]))
     store = open_store(f"sqlite:///{tmp_path / 'veritag.db'}")
     with store.engine.connect() as conn:
-        values = {i: v for i, v in conn.execute(sa.select(Assignment.id, Claim.value)
-                                                .join(Claim, Claim.id == Assignment.claim_id))}
+        values = {
+            i: v
+            for i, v in conn.execute(
+                sa.select(Assignment.id, Claim.value).join(Claim, Claim.id == Assignment.claim_id)
+            )
+        }
     store.close()
-    assert {lease: side for side, lease in stored} == values  # "left" became whichever response was on the left
+    assert {
+        lease: side for side, lease in stored
+    } == values  # "left" became whichever response was on the left
     assert {side for side, _ in stored} == {"A", "B"}  # both orders occurred

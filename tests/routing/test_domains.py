@@ -8,22 +8,37 @@ import pytest
 from veritag.labelers.tfidf import TfidfLabeler
 from veritag.routing.domains import DEFAULT_DOMAINS, classify_domains, keyword_domains
 
-SPACE = ["the telescope found a distant galaxy", "an orbit around the red planet", "the comet passed the moon",
-         "astronomers saw a nebula through the telescope", "the planet has three moons"]
-WARD = ["the nurse changed the bandage on the ward", "she waited in the ward for the nurse",
-        "the bandage was fresh after the nurse came", "the ward round started with the nurse"]
+SPACE = [
+    "the telescope found a distant galaxy",
+    "an orbit around the red planet",
+    "the comet passed the moon",
+    "astronomers saw a nebula through the telescope",
+    "the planet has three moons",
+]
+WARD = [
+    "the nurse changed the bandage on the ward",
+    "she waited in the ward for the nurse",
+    "the bandage was fresh after the nurse came",
+    "the ward round started with the nurse",
+]
 
 
 def test_metadata_wins_and_unknown_values_fall_through() -> None:
-    guess = classify_domains(["stock prices fell", "stock prices fell", "hello there"],
-                             known=["medicine", "law", None])
+    guess = classify_domains(
+        ["stock prices fell", "stock prices fell", "hello there"], known=["medicine", "law", None]
+    )
     assert guess.domains == ["medicine", "finance", "general"]
     assert guess.origins == ["metadata", "keywords", "fallback"]
 
 
 def test_keywords_whole_words_plurals_phrases_and_ties() -> None:
-    texts = ["Two patients got the vaccine", "a taxi ride", "interest rates and mortgages",
-             "malware hit the hospital", "The kids and other children played"]
+    texts = [
+        "Two patients got the vaccine",
+        "a taxi ride",
+        "interest rates and mortgages",
+        "malware hit the hospital",
+        "The kids and other children played",
+    ]
     codes = keyword_domains(texts, DEFAULT_DOMAINS)
     names = [DEFAULT_DOMAINS[c] if c >= 0 else None for c in codes]
     # "taxi" is not "tax"; one hit each for security and medicine is a tie, so no answer
@@ -32,8 +47,11 @@ def test_keywords_whole_words_plurals_phrases_and_ties() -> None:
 
 def test_keywords_can_be_overridden_and_custom_domains_have_none() -> None:
     domains = ("space", "finance", "general")
-    guess = classify_domains(["a galaxy far away", "a bank loan"], domains=domains,
-                             keywords={"space": ["galaxy"], "finance": ["crowdfunding"]})
+    guess = classify_domains(
+        ["a galaxy far away", "a bank loan"],
+        domains=domains,
+        keywords={"space": ["galaxy"], "finance": ["crowdfunding"]},
+    )
     assert guess.domains == ["space", "general"]
     assert guess.origins == ["keywords", "fallback"]
 
@@ -45,7 +63,7 @@ def test_model_learns_from_items_with_metadata_and_examples() -> None:
     guess = classify_domains(texts, known=known, examples=examples, labeler=TfidfLabeler)
     assert guess.domains[-2:] == ["stem", "medicine"]
     assert guess.origins[-2:] == ["model", "model"]
-    assert guess.origins[:len(SPACE)] == ["metadata"] * len(SPACE)
+    assert guess.origins[: len(SPACE)] == ["metadata"] * len(SPACE)
 
 
 def test_no_model_from_one_domain_or_without_a_labeler() -> None:

@@ -31,11 +31,15 @@ def test_per_domain_matrices_follow_each_items_domain() -> None:
     gain = expected_gain(p, conf, domains)
     np.testing.assert_allclose(gain[domains == 1, 0], 0.0, atol=1e-12)
     np.testing.assert_allclose(gain[domains == 0, 1], 0.0, atol=1e-12)
-    np.testing.assert_allclose(gain[domains == 0, 0], expected_gain(p[domains == 0], skilled[None])[:, 0])
+    np.testing.assert_allclose(
+        gain[domains == 0, 0], expected_gain(p[domains == 0], skilled[None])[:, 0]
+    )
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 30), t=st.integers(1, 5), k=st.integers(2, 5), seed=st.integers(0, 2**31 - 1))
+@given(
+    n=st.integers(1, 30), t=st.integers(1, 5), k=st.integers(2, 5), seed=st.integers(0, 2**31 - 1)
+)
 def test_gain_is_between_zero_and_the_perfect_tutors(n: int, t: int, k: int, seed: int) -> None:
     p = _simplex(n, k, seed)
     conf = np.random.default_rng(seed + 1).dirichlet(np.ones(k), size=(t, k))

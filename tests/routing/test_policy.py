@@ -34,7 +34,12 @@ def test_gain_prefers_the_tutor_skilled_in_the_items_domain() -> None:
     # A cheaper tutor wins once its gain per unit cost is higher.
     flat = np.stack([coin(0.95), coin(0.8)])
     assert choose_tutors(post, flat, np.ones((4, 2), bool)).tolist() == [0, 0, 0, 0]
-    assert choose_tutors(post, flat, np.ones((4, 2), bool), cost=[3.0, 1.0]).tolist() == [1, 1, 1, 1]
+    assert choose_tutors(post, flat, np.ones((4, 2), bool), cost=[3.0, 1.0]).tolist() == [
+        1,
+        1,
+        1,
+        1,
+    ]
 
 
 def test_unavailable_and_done_items_get_no_tutor() -> None:
@@ -106,7 +111,9 @@ def test_a_batch_never_exceeds_the_budget(n: int, size: int, budget: float, seed
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 12), st.integers(1, 5), st.integers(2, 4), st.integers(0, 2**32 - 1))
-def test_the_chosen_tutor_is_available_and_has_the_best_gain(n: int, t: int, k: int, seed: int) -> None:
+def test_the_chosen_tutor_is_available_and_has_the_best_gain(
+    n: int, t: int, k: int, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     post = rng.dirichlet(np.ones(k), n)
     conf = rng.dirichlet(np.ones(k), (t, k)) + 2 * np.eye(k)

@@ -27,16 +27,33 @@ T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 _names = itertools.count()
 
 
-def _project(store: Store, items: dict[str, str], *, gold: dict[str, str] | None = None,
-             text: str = "item {}", name: str | None = None, **settings: Any) -> Project:
+def _project(
+    store: Store,
+    items: dict[str, str],
+    *,
+    gold: dict[str, str] | None = None,
+    text: str = "item {}",
+    name: str | None = None,
+    **settings: Any,
+) -> Project:
     """A project with ``items`` (external id -> metadata domain, "" for none) and gold labels."""
     project = make_project(store, name or f"route{next(_names)}", SCHEMA)
     with store.session() as session:
-        rows = {ext: Item(project_id=project.id, external_id=ext, text=text.format(ext),
-                          meta={"domain": d} if d else {}) for ext, d in items.items()}
+        rows = {
+            ext: Item(
+                project_id=project.id,
+                external_id=ext,
+                text=text.format(ext),
+                meta={"domain": d} if d else {},
+            )
+            for ext, d in items.items()
+        }
         session.add_all(rows.values())
         session.flush()
-        session.add_all(Gold(project_id=project.id, item_id=rows[ext].id, value=v) for ext, v in (gold or {}).items())
+        session.add_all(
+            Gold(project_id=project.id, item_id=rows[ext].id, value=v)
+            for ext, v in (gold or {}).items()
+        )
     routing.configure(store, project, **{"gold_rate": 0.0, **settings})
     return project
 
@@ -44,10 +61,18 @@ def _project(store: Store, items: dict[str, str], *, gold: dict[str, str] | None
 def _claims(store: Store, project: Project, source: str, labels: dict[str, str]) -> None:
     """Claims made outside routing (an imported history)."""
     with store.session() as session:
-        sid = session.scalar(sa.select(Source.id).where(Source.project_id == project.id, Source.name == source))
-        ids = dict(session.execute(sa.select(Item.external_id, Item.id).where(Item.project_id == project.id)).all())
-        session.add_all(Claim(project_id=project.id, item_id=ids[ext], source_id=sid, value=v)
-                        for ext, v in labels.items())
+        sid = session.scalar(
+            sa.select(Source.id).where(Source.project_id == project.id, Source.name == source)
+        )
+        ids = dict(
+            session.execute(
+                sa.select(Item.external_id, Item.id).where(Item.project_id == project.id)
+            ).all()
+        )
+        session.add_all(
+            Claim(project_id=project.id, item_id=ids[ext], source_id=sid, value=v)
+            for ext, v in labels.items()
+        )
 
 
 def _work(store: Store, project: Project, tutor: str, now: datetime = T0) -> str | None:
@@ -62,12 +87,16 @@ def test_leases_expire_and_return_the_item(store: Store) -> None:
     lease = routing.request_work(store, project, "ann", now=T0)
     assert lease is not None and lease.external_id == "i0" and lease.domain == "finance"
     assert lease.expires_at == T0 + timedelta(seconds=600) and not lease.is_gold and lease.gain > 0
-    assert routing.request_work(store, project, "bob", now=T0 + timedelta(seconds=599)) is None  # leased to ann
+    assert (
+        routing.request_work(store, project, "bob", now=T0 + timedelta(seconds=599)) is None
+    )  # leased to ann
     late = T0 + timedelta(seconds=601)
     again = routing.request_work(store, project, "bob", now=late)
     assert again is not None and again.external_id == "i0"
     with store.engine.connect() as conn:
-        assert conn.scalar(sa.select(Assignment.state).where(Assignment.id == lease.id)) == "expired"
+        assert (
+            conn.scalar(sa.select(Assignment.state).where(Assignment.id == lease.id)) == "expired"
+        )
     with pytest.raises(VeritagError, match=f"assignment {lease.id} is expired"):
         routing.submit(store, project, lease.id, "a", now=late)
     assert routing.request_work(store, project, "ann", now=late) is None  # she saw it; bob holds it
@@ -75,7 +104,12 @@ def test_leases_expire_and_return_the_item(store: Store) -> None:
     assert status.in_flight == 1 and status.pending == 1
     assert status.tutors[0].leases == {"leased": 0, "submitted": 0, "expired": 1, "released": 0}
     # a lease past its time counts as expired in the status before anyone expires it
-    assert routing.routing_status(store, project, now=late + timedelta(hours=1)).tutors[1].leases["expired"] == 1
+    assert (
+        routing.routing_status(store, project, now=late + timedelta(hours=1))
+        .tutors[1]
+        .leases["expired"]
+        == 1
+    )
 
 
 def test_no_tutor_sees_an_item_twice(store: Store) -> None:
@@ -108,7 +142,9 @@ def test_budget_counts_running_leases(store: Store) -> None:
     second = routing.request_work(store, project, "bob", now=T0)
     assert first is not None and second is not None
     assert routing.request_work(store, project, "ann", now=T0).resumed  # type: ignore[union-attr]
-    assert routing.request_work(store, project, "ann", now=T0, resume=False) is None  # 1 + 2 reserved of 3
+    assert (
+        routing.request_work(store, project, "ann", now=T0, resume=False) is None
+    )  # 1 + 2 reserved of 3
     routing.submit(store, project, first.id, "b", now=T0)
     assert routing.request_work(store, project, "ann", now=T0) is None  # 1 spent + 2 reserved
     routing.release(store, project, second.id, now=T0)
@@ -116,19 +152,40 @@ def test_budget_counts_running_leases(store: Store) -> None:
     assert third is not None
     assert routing.request_work(store, project, "bob", now=T0) is None  # 2 + 2 > 3
     status = routing.routing_status(store, project, now=T0)
-    assert (status.spent, status.reserved, status.budget_left, status.labels_spent) == (1.0, 1.0, 1.0, 1)
+    assert (status.spent, status.reserved, status.budget_left, status.labels_spent) == (
+        1.0,
+        1.0,
+        1.0,
+        1,
+    )
 
 
-_OPS = st.lists(st.tuples(st.sampled_from(["request", "submit", "release", "wait"]), st.integers(0, 2),
-                          st.sampled_from(["a", "b"])), min_size=1, max_size=14)
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["request", "submit", "release", "wait"]),
+        st.integers(0, 2),
+        st.sampled_from(["a", "b"]),
+    ),
+    min_size=1,
+    max_size=14,
+)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=_OPS, budget=st.sampled_from([2.0, 3.5, 6.0]), resume=st.booleans())
-def test_budget_cap_and_uniqueness_hold_under_any_sequence(store: Store, ops: list[tuple[str, int, str]],
-                                                           budget: float, resume: bool) -> None:
-    project = _project(store, {f"i{i}": ("finance", "medicine", "")[i % 3] for i in range(4)}, budget=budget,
-                       max_labels=2, target=0.999, lease_seconds=100)
+def test_budget_cap_and_uniqueness_hold_under_any_sequence(
+    store: Store, ops: list[tuple[str, int, str]], budget: float, resume: bool
+) -> None:
+    project = _project(
+        store,
+        {f"i{i}": ("finance", "medicine", "")[i % 3] for i in range(4)},
+        budget=budget,
+        max_labels=2,
+        target=0.999,
+        lease_seconds=100,
+    )
     tutors = ["t0", "t1", "t2"]
     for name, cost in zip(tutors, (1.0, 1.5, 0.5), strict=True):
         routing.add_tutor(store, project, name, cost=cost, domains=["finance"] if cost > 1 else [])
@@ -150,11 +207,20 @@ def test_budget_cap_and_uniqueness_hold_under_any_sequence(store: Store, ops: li
             except VeritagError as exc:
                 assert "expired" in str(exc) and lease.expires_at <= now
         with store.engine.connect() as conn:
-            rows = conn.execute(sa.select(Assignment.item_id, Assignment.tutor_id, Assignment.state,
-                                          Assignment.cost, Assignment.expires_at)
-                                .where(Assignment.project_id == project.id)).all()
-            claims = conn.execute(sa.select(Claim.item_id, sa.func.count()).where(Claim.project_id == project.id)
-                                  .group_by(Claim.item_id)).all()
+            rows = conn.execute(
+                sa.select(
+                    Assignment.item_id,
+                    Assignment.tutor_id,
+                    Assignment.state,
+                    Assignment.cost,
+                    Assignment.expires_at,
+                ).where(Assignment.project_id == project.id)
+            ).all()
+            claims = conn.execute(
+                sa.select(Claim.item_id, sa.func.count())
+                .where(Claim.project_id == project.id)
+                .group_by(Claim.item_id)
+            ).all()
         live = [r for r in rows if r.state == "leased" and r.expires_at.replace(tzinfo=UTC) > now]
         spent = sum(r.cost for r in rows if r.state == "submitted")
         assert spent + sum(r.cost for r in live) <= budget + 1e-9
@@ -169,26 +235,37 @@ def test_budget_cap_and_uniqueness_hold_under_any_sequence(store: Store, ops: li
 
 def test_routing_follows_measured_skill_per_domain(store: Store) -> None:
     gold = {f"g{i}": "ab"[i % 2] for i in range(8)}
-    project = _project(store, {**dict.fromkeys(gold, "finance"), "f0": "finance", "x0": "general"}, gold=gold)
+    project = _project(
+        store, {**dict.fromkeys(gold, "finance"), "f0": "finance", "x0": "general"}, gold=gold
+    )
     routing.add_tutor(store, project, "ann", domains=["finance"])
     routing.add_tutor(store, project, "bob", domains=["finance"])
     _claims(store, project, "ann", gold)
-    _claims(store, project, "bob", {g: "a" for g in gold})  # right on half of them: a coin in finance
+    _claims(
+        store, project, "bob", {g: "a" for g in gold}
+    )  # right on half of them: a coin in finance
     ranked = routing.best_tutors(store, project, "f0", now=T0)
     assert [r.tutor for r in ranked] == ["ann", "bob"] and ranked[0].gain > ranked[1].gain
     status = routing.routing_status(store, project, now=T0)
     ann, bob = status.tutors
     assert ann.measured["finance"] == bob.measured["finance"] == 8
     assert ann.skill["finance"] > 0.9 and bob.skill["finance"] < 0.75
-    assert ann.skill["medicine"] == bob.skill["medicine"] == pytest.approx(0.7)  # the prior, undeclared
+    assert (
+        ann.skill["medicine"] == bob.skill["medicine"] == pytest.approx(0.7)
+    )  # the prior, undeclared
     assert _work(store, project, "bob") == "x0"  # the finance item is left to the specialist
     assert _work(store, project, "ann") == "f0"
 
 
 def test_gold_items_are_mixed_in_at_the_rate(store: Store) -> None:
     gold = {"g0": "a", "g1": "b", "g2": "a"}
-    project = _project(store, {**dict.fromkeys(gold, ""), **{f"i{i}": "" for i in range(10)}}, gold=gold,
-                       gold_rate=0.25, target=0.999)
+    project = _project(
+        store,
+        {**dict.fromkeys(gold, ""), **{f"i{i}": "" for i in range(10)}},
+        gold=gold,
+        gold_rate=0.25,
+        target=0.999,
+    )
     routing.add_tutor(store, project, "ann")
     kinds = []
     for step in range(9):
@@ -216,7 +293,9 @@ def test_an_item_stops_at_the_target_or_the_cap(store: Store) -> None:
     first = routing.request_work(store, capped, "ann", now=T0)
     second = routing.request_work(store, capped, "bob", now=T0)  # min_labels 2: two leases at once
     assert first is not None and second is not None
-    assert routing.request_work(store, capped, "cy", now=T0) is None  # the cap counts leases in flight
+    assert (
+        routing.request_work(store, capped, "cy", now=T0) is None
+    )  # the cap counts leases in flight
     routing.submit(store, capped, first.id, "a", now=T0)
     routing.submit(store, capped, second.id, "b", now=T0)
     assert routing.request_work(store, capped, "cy", now=T0) is None
@@ -263,10 +342,15 @@ def test_submit_checks_the_value_and_the_lease(store: Store) -> None:
     with pytest.raises(NotFound, match="no assignment"):
         routing.submit(store, other, lease.id, "a", now=T0)
     with store.engine.connect() as conn:
-        claim = conn.execute(sa.select(Claim.value, Source.name).join(Source, Source.id == Claim.source_id)
-                             .where(Claim.id == claim_id)).one()
+        claim = conn.execute(
+            sa.select(Claim.value, Source.name)
+            .join(Source, Source.id == Claim.source_id)
+            .where(Claim.id == claim_id)
+        ).one()
         assert tuple(claim) == ("a", "ann")
-        assert conn.scalar(sa.select(Assignment.claim_id).where(Assignment.id == lease.id)) == claim_id
+        assert (
+            conn.scalar(sa.select(Assignment.claim_id).where(Assignment.id == lease.id)) == claim_id
+        )
 
 
 def test_tutors_and_settings_are_checked(store: Store) -> None:
@@ -290,11 +374,15 @@ def test_tutors_and_settings_are_checked(store: Store) -> None:
     assert routing.get_settings(store, project).domains == ("law", "general")
 
 
-def test_tasks_without_classes_take_min_labels_each_from_declared_domains_first(store: Store) -> None:
+def test_tasks_without_classes_take_min_labels_each_from_declared_domains_first(
+    store: Store,
+) -> None:
     project = make_project(store, "free", {"type": "free_text"})
     with store.session() as session:
-        session.add_all(Item(project_id=project.id, external_id=ext, text=f"text {ext}", meta={"domain": d})
-                        for ext, d in [("f0", "general"), ("f1", "medicine"), ("f2", "general")])
+        session.add_all(
+            Item(project_id=project.id, external_id=ext, text=f"text {ext}", meta={"domain": d})
+            for ext, d in [("f0", "general"), ("f1", "medicine"), ("f2", "general")]
+        )
     routing.configure(store, project, gold_rate=0.0, min_labels=2)
     routing.add_tutor(store, project, "doc", domains=["medicine"])
     routing.add_tutor(store, project, "gen")
@@ -310,12 +398,16 @@ def test_tasks_without_classes_take_min_labels_each_from_declared_domains_first(
     assert got == ["f0", "f1", "f2"]  # one label each from gen; f1 now has its two
     status = routing.routing_status(store, project, now=T0)
     assert (status.done, status.pending) == (1, 2)
-    assert all(math.isnan(v) for t in status.tutors for v in t.skill.values())  # no skill without classes
+    assert all(
+        math.isnan(v) for t in status.tutors for v in t.skill.values()
+    )  # no skill without classes
     assert [t.tutor for t in routing.best_tutors(store, project, "f0", now=T0)] == ["doc"]
 
 
 def test_undo_retracts_the_last_answer_while_the_lease_holds(store: Store) -> None:
-    project = _project(store, {"i0": "", "i1": "", "i2": ""}, min_labels=1, max_labels=1, target=0.5)
+    project = _project(
+        store, {"i0": "", "i1": "", "i2": ""}, min_labels=1, max_labels=1, target=0.5
+    )
     routing.add_tutor(store, project, "ann")
     routing.add_tutor(store, project, "bob")
     lease = routing.request_work(store, project, "ann", now=T0)
@@ -337,12 +429,16 @@ def test_undo_retracts_the_last_answer_while_the_lease_holds(store: Store) -> No
         assert lease.item_id not in set(human_labels(conn, project).item_ids.tolist())
     second = routing.submit(store, project, lease.id, "b", now=T0, tutor="ann", seconds=2.0)
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(Claim.id, Claim.value, Claim.retracts).where(Claim.item_id == lease.item_id)
-                            .order_by(Claim.id)).all()
+        rows = conn.execute(
+            sa.select(Claim.id, Claim.value, Claim.retracts)
+            .where(Claim.item_id == lease.item_id)
+            .order_by(Claim.id)
+        ).all()
         assert [(r.value, r.retracts) for r in rows] == [("a", None), (None, first), ("b", None)]
         assert rows[2].id == second
-        assert conn.execute(sa.select(Assignment.seconds, Assignment.claim_id)
-                            .where(Assignment.id == lease.id)).one() == (2.0, second)
+        assert conn.execute(
+            sa.select(Assignment.seconds, Assignment.claim_id).where(Assignment.id == lease.id)
+        ).one() == (2.0, second)
     # Only the newest answer can be undone, and not once the lease has ended.
     other = routing.request_work(store, project, "ann", now=T0)
     assert other is not None
@@ -362,27 +458,60 @@ def test_a_skip_keeps_its_reason(store: Store) -> None:
     assert lease is not None
     routing.release(store, project, lease.id, now=T0, tutor="ann", reason="  outside my field ")
     with store.engine.connect() as conn:
-        assert conn.execute(sa.select(Assignment.state, Assignment.skip_reason)
-                            .where(Assignment.id == lease.id)).one() == ("released", "outside my field")
+        assert conn.execute(
+            sa.select(Assignment.state, Assignment.skip_reason).where(Assignment.id == lease.id)
+        ).one() == ("released", "outside my field")
 
 
 def test_item_domains_from_metadata_keywords_and_model(store: Store) -> None:
-    items = {"m0": "stem", "m1": "stem", "m2": "medicine", "m3": "medicine", "k0": "", "u0": "", "u1": ""}
+    items = {
+        "m0": "stem",
+        "m1": "stem",
+        "m2": "medicine",
+        "m3": "medicine",
+        "k0": "",
+        "u0": "",
+        "u1": "",
+    }
     project = make_project(store, "domains", SCHEMA)
-    texts = {"m0": "the telescope found a galaxy", "m1": "a planet and its moon in orbit",
-             "m2": "the nurse changed the bandage", "m3": "the nurse on the ward round",
-             "k0": "malware and phishing everywhere", "u0": "a galaxy seen through a telescope",
-             "u1": "the ward nurse and a bandage"}
+    texts = {
+        "m0": "the telescope found a galaxy",
+        "m1": "a planet and its moon in orbit",
+        "m2": "the nurse changed the bandage",
+        "m3": "the nurse on the ward round",
+        "k0": "malware and phishing everywhere",
+        "u0": "a galaxy seen through a telescope",
+        "u1": "the ward nurse and a bandage",
+    }
     with store.session() as session:
-        session.add_all(Item(project_id=project.id, external_id=ext, text=texts[ext], meta={"domain": d} if d else None)
-                        for ext, d in items.items())
+        session.add_all(
+            Item(
+                project_id=project.id,
+                external_id=ext,
+                text=texts[ext],
+                meta={"domain": d} if d else None,
+            )
+            for ext, d in items.items()
+        )
     got = routing.item_domains(store, project, labeler=TfidfLabeler)
     with store.engine.connect() as conn:
-        rows = {r[0]: (r[1], r[2]) for r in conn.execute(
-            sa.select(Item.external_id, ItemDomain.domain, ItemDomain.origin).join(Item, Item.id == ItemDomain.item_id))}
-    assert rows == {"m0": ("stem", "metadata"), "m1": ("stem", "metadata"), "m2": ("medicine", "metadata"),
-                    "m3": ("medicine", "metadata"), "k0": ("security", "keywords"), "u0": ("stem", "model"),
-                    "u1": ("medicine", "model")}
+        rows = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                sa.select(Item.external_id, ItemDomain.domain, ItemDomain.origin).join(
+                    Item, Item.id == ItemDomain.item_id
+                )
+            )
+        }
+    assert rows == {
+        "m0": ("stem", "metadata"),
+        "m1": ("stem", "metadata"),
+        "m2": ("medicine", "metadata"),
+        "m3": ("medicine", "metadata"),
+        "k0": ("security", "keywords"),
+        "u0": ("stem", "model"),
+        "u1": ("medicine", "model"),
+    }
     assert len(got) == 7
     routing.configure(store, project, domain_field="topic")  # a new field: classified again
     again = routing.item_domains(store, project, labeler=None)
@@ -396,9 +525,15 @@ def test_concurrent_requests_get_different_items_within_the_budget(store: Store)
     names = [f"t{i}" for i in range(4)]
     for name in names:
         routing.add_tutor(store, project, name)
-    routing.request_work(store, project, "t0", now=T0 - timedelta(days=1))  # resolve once, lease lapses
+    routing.request_work(
+        store, project, "t0", now=T0 - timedelta(days=1)
+    )  # resolve once, lease lapses
     with ThreadPoolExecutor(4) as pool:
-        leases = [x for x in pool.map(lambda n: routing.request_work(store, project, n, now=T0), names) if x]
+        leases = [
+            x
+            for x in pool.map(lambda n: routing.request_work(store, project, n, now=T0), names)
+            if x
+        ]
     assert len(leases) == 2 and len({x.item_id for x in leases}) == 2
 
 
@@ -410,8 +545,13 @@ def test_a_request_folds_in_new_labels_and_resolves_after_many(store: Store) -> 
 
     def runs() -> int:
         with store.engine.connect() as conn:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(TruthRun)
-                                   .where(TruthRun.project_id == project.id)))
+            return int(
+                conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(TruthRun)
+                    .where(TruthRun.project_id == project.id)
+                )
+            )
 
     for step in range(REFIT_CLAIMS + 2):
         lease = routing.request_work(store, project, "ann", now=T0)
@@ -429,10 +569,17 @@ def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> 
 
     def runs() -> int:
         with store.engine.connect() as conn:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(TruthRun)
-                                   .where(TruthRun.project_id == project.id)))
+            return int(
+                conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(TruthRun)
+                    .where(TruthRun.project_id == project.id)
+                )
+            )
 
-    assert routing.request_work(store, project, "bob", now=T0) is not None  # the first run: fitted once
+    assert (
+        routing.request_work(store, project, "bob", now=T0) is not None
+    )  # the first run: fitted once
     for _ in range(REFIT_CLAIMS + 1):
         lease = routing.request_work(store, project, "ann", now=T0)
         assert lease is not None
@@ -467,11 +614,15 @@ def test_a_tutor_asking_again_gets_their_running_lease_back_renewed(store: Store
     assert again.expires_at == later + timedelta(seconds=600)
     other = routing.request_work(store, project, "bob", now=later)
     assert other is not None and not other.resumed and other.id != first.id
-    routing.submit(store, project, first.id, "a", now=later + timedelta(seconds=400))  # past the first expiry
+    routing.submit(
+        store, project, first.id, "a", now=later + timedelta(seconds=400)
+    )  # past the first expiry
     nxt = routing.request_work(store, project, "ann", now=later + timedelta(seconds=401))
     assert nxt is not None and not nxt.resumed and nxt.item_id not in (first.item_id,)
     expired = routing.request_work(store, project, "ann", now=later + timedelta(seconds=2000))
-    assert expired is not None and not expired.resumed and expired.id != nxt.id  # a lapsed lease is not resumed
+    assert (
+        expired is not None and not expired.resumed and expired.id != nxt.id
+    )  # a lapsed lease is not resumed
 
 
 def test_orphaned_leases_of_a_dead_process_expire_within_the_grace(store: Store) -> None:
@@ -479,11 +630,17 @@ def test_orphaned_leases_of_a_dead_process_expire_within_the_grace(store: Store)
     for name in ("ann", "bob", "cy", "dee"):
         routing.add_tutor(store, project, name)
     served = {"ann": "h1:100:aa", "bob": "h1:200:bb", "cy": "h2:100:cc", "dee": None}
-    leases = {n: routing.request_work(store, project, n, now=T0, served_by=s) for n, s in served.items()}
+    leases = {
+        n: routing.request_work(store, project, n, now=T0, served_by=s) for n, s in served.items()
+    }
     assert all(lease is not None for lease in leases.values())
     now = T0 + timedelta(seconds=60)
-    cut = routing.release_orphaned_leases(store, "h1", lambda pid: pid == 200, grace_seconds=30, now=now)
-    assert cut == 1  # ann's process (pid 100 on h1) is gone; bob's runs; cy's host and dee's process unknown
+    cut = routing.release_orphaned_leases(
+        store, "h1", lambda pid: pid == 200, grace_seconds=30, now=now
+    )
+    assert (
+        cut == 1
+    )  # ann's process (pid 100 on h1) is gone; bob's runs; cy's host and dee's process unknown
     with store.engine.connect() as conn:
         expires = dict(conn.execute(sa.select(Assignment.id, Assignment.expires_at)).all())
     ends = {n: expires[lease.id].replace(tzinfo=UTC) for n, lease in leases.items()}  # type: ignore[union-attr]

@@ -40,7 +40,9 @@ def test_every_simulated_answer_is_a_recorded_row(crowd, adaptive) -> None:
     # No worker labels an item twice.
     assert len(rows) == item.size == np.unique(item * len(crowd.workers) + worker).size
     assert adaptive.human_labels == item.size < crowd.item.size
-    np.testing.assert_array_equal(adaptive.labels_per_item, np.bincount(item, minlength=crowd.n_items))
+    np.testing.assert_array_equal(
+        adaptive.labels_per_item, np.bincount(item, minlength=crowd.n_items)
+    )
 
 
 def test_the_pool_refuses_to_invent_an_answer() -> None:
@@ -68,7 +70,9 @@ def test_adaptive_routing_saves_labels_and_stops_at_target_or_cap(crowd, adaptiv
 @pytest.mark.parametrize("policy", ["adaptive", "fixed"])
 def test_the_budget_is_never_exceeded(crowd, policy) -> None:
     for budget in (500, 1234):
-        r = simulate_crowd(crowd, policy=policy, config=RoutingConfig(target=0.999, budget=budget), seed=1)
+        r = simulate_crowd(
+            crowd, policy=policy, config=RoutingConfig(target=0.999, budget=budget), seed=1
+        )
         assert r.human_labels <= budget
         assert set(zip(*(a.tolist() for a in r.claims))) <= recorded_rows(crowd)
     fixed = simulate_crowd(crowd, policy="fixed", config=RoutingConfig(budget=2400), seed=0)
@@ -86,13 +90,17 @@ def test_the_same_seed_gives_the_same_run(crowd, adaptive) -> None:
 
 def test_model_claims_come_from_labels_not_truth(crowd) -> None:
     data = read_crowd(LABELS, GT, TEXTS)
-    assert data.texts is not None and all(" | " in t for t in data.texts)  # text | hypothesis | subtask
+    assert data.texts is not None and all(
+        " | " in t for t in data.texts
+    )  # text | hypothesis | subtask
     r = simulate_crowd(data, config=RoutingConfig(target=0.95), labeler="tfidf", seed=0, retrains=0)
     assert r.model_claims == data.n_items and r.labeler == "tfidf"
     assert set(zip(*(a.tolist() for a in r.claims))) <= recorded_rows(crowd)
     # The truth never reaches the labeler: scrambling it changes the score, not the run.
     scrambled = dataclasses.replace(data, gt=np.roll(data.gt, 1))
-    again = simulate_crowd(scrambled, config=RoutingConfig(target=0.95), labeler="tfidf", seed=0, retrains=0)
+    again = simulate_crowd(
+        scrambled, config=RoutingConfig(target=0.95), labeler="tfidf", seed=0, retrains=0
+    )
     for a, b in zip(again.claims, r.claims):
         np.testing.assert_array_equal(a, b)
 
@@ -104,8 +112,21 @@ def test_gold_items_are_not_scored(crowd) -> None:
 
 def test_cli_json_has_the_named_keys(tmp_path: Path) -> None:
     png = tmp_path / "curve.png"
-    result = CliRunner().invoke(cli.app, ["simulate", str(LABELS), str(GT), "--target", "0.9", "--max-labels", "4",
-                                          "--json", "--plot", str(png)])
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "simulate",
+            str(LABELS),
+            str(GT),
+            "--target",
+            "0.9",
+            "--max-labels",
+            "4",
+            "--json",
+            "--plot",
+            str(png),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {"accuracy", "human_labels", "baselines"} <= set(data)
@@ -117,8 +138,10 @@ def test_cli_json_has_the_named_keys(tmp_path: Path) -> None:
 
 
 def test_cli_text_output_and_fixed_policy() -> None:
-    result = CliRunner().invoke(cli.app, ["simulate", str(LABELS), str(GT), "--policy", "fixed", "--budget", "1600",
-                                          "--seed", "2"])
+    result = CliRunner().invoke(
+        cli.app,
+        ["simulate", str(LABELS), str(GT), "--policy", "fixed", "--budget", "1600", "--seed", "2"],
+    )
     assert result.exit_code == 0, result.output
     assert "fixed routing" in result.stdout and "1600 human labels" in result.stdout
     assert "Dawid-Skene over all 8000" in result.stdout
@@ -131,5 +154,7 @@ def test_a_bad_row_is_named_by_file_and_line(tmp_path: Path) -> None:
         simulate_routing(labels, GT)
     result = CliRunner().invoke(cli.app, ["simulate", str(labels), str(GT)])
     assert result.exit_code == 1 and "labels.csv:8002" in str(result.exception)
-    bad_policy = CliRunner().invoke(cli.app, ["simulate", str(LABELS), str(GT), "--policy", "smart"])
+    bad_policy = CliRunner().invoke(
+        cli.app, ["simulate", str(LABELS), str(GT), "--policy", "smart"]
+    )
     assert bad_policy.exit_code == 1 and "unknown policy" in str(bad_policy.exception)

@@ -23,11 +23,19 @@ from veritag.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium "
-                                                                  "(scripts/test does)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does)",
+)
 
 
 @dataclass
@@ -46,19 +54,27 @@ def serve(store: Store) -> Iterator[Live]:
 @contextmanager
 def chromium() -> Iterator[Callable[[], Any]]:
     """A factory of fresh Chromium profiles (each its own cookie jar), all closed afterwards."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[test]')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install '.[test]')"
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     dirs: list[str] = []
     contexts: list[Any] = []
     with sync_api.sync_playwright() as pw:
+
         def profile() -> Any:
             dirs.append(tempfile.mkdtemp(prefix="veritag-chromium-"))
             context = pw.chromium.launch_persistent_context(
-                dirs[-1], executable_path=str(CHROMIUM), headless=True, args=ARGS,
-                viewport={"width": 1200, "height": 800})
+                dirs[-1],
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=ARGS,
+                viewport={"width": 1200, "height": 800},
+            )
             context.set_default_timeout(15_000)
             contexts.append(context)
             return context.pages[0] if context.pages else context.new_page()
+
         try:
             yield profile
         finally:

@@ -24,19 +24,37 @@ from veritag.store.queries import create_project, create_user
 def world(store: Store) -> Iterator[World]:
     tokens: dict[str, str] = {}
     with store.session() as session:
-        users = {name: create_user(session, username=name, password=PASSWORD, role=role)
-                 for name, role in [("ana", "admin"), ("rev", "reviewer"), ("tut", "tutor"), ("out", "tutor")]}
+        users = {
+            name: create_user(session, username=name, password=PASSWORD, role=role)
+            for name, role in [
+                ("ana", "admin"),
+                ("rev", "reviewer"),
+                ("tut", "tutor"),
+                ("out", "tutor"),
+            ]
+        }
         for name, user in users.items():
             tokens[name] = new_token(session, user, "test")[1]
         p = create_project(session, name="p", schema=SCHEMA)
         q = create_project(session, name="q", schema=SCHEMA)
-        rows = [Item(project_id=p.id, external_id="html", text=HTML, meta={"domain": "general"}),
-                Item(project_id=p.id, external_id="plain", text="is water wet?", meta={"domain": "general"}),
-                Item(project_id=q.id, external_id="q1", text="q item", meta={"domain": "general"})]
+        rows = [
+            Item(project_id=p.id, external_id="html", text=HTML, meta={"domain": "general"}),
+            Item(
+                project_id=p.id,
+                external_id="plain",
+                text="is water wet?",
+                meta={"domain": "general"},
+            ),
+            Item(project_id=q.id, external_id="q1", text="q item", meta={"domain": "general"}),
+        ]
         session.add_all(rows)
-        session.add_all([Membership(project_id=p.id, user_id=users["rev"].id, role="reviewer"),
-                         Membership(project_id=p.id, user_id=users["tut"].id, role="tutor"),
-                         Membership(project_id=q.id, user_id=users["out"].id, role="tutor")])
+        session.add_all(
+            [
+                Membership(project_id=p.id, user_id=users["rev"].id, role="reviewer"),
+                Membership(project_id=p.id, user_id=users["tut"].id, role="tutor"),
+                Membership(project_id=q.id, user_id=users["out"].id, role="tutor"),
+            ]
+        )
         session.flush()
         items = {r.external_id: r.id for r in rows}
     for project, tutor in ((p, "tut"), (q, "out")):

@@ -45,8 +45,11 @@ def post_login_form(client: TestClient, who: str, password: str = PASSWORD) -> A
     page = client.get("/login")
     token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
     assert token
-    return client.post("/login", data={"username": who, "password": password, "login_csrf": token.group(1)},
-                       follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"username": who, "password": password, "login_csrf": token.group(1)},
+        follow_redirects=False,
+    )
 
 
 def form_login(client: TestClient, who: str) -> None:
@@ -60,7 +63,9 @@ def serve_app(app: Any, *, lifespan: str = "on") -> Iterator[str]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -85,16 +90,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(db: str, port: int, *args: str, env: dict[str, str] | None = None,
-                log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_serve(
+    db: str, port: int, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     """``veritag serve --db DB --port PORT ARGS`` in its own process group (``os.killpg`` ends it
     and its workers), with our environment less ``VERITAG_DATABASE_URL`` plus ``env``; its output
     is appended to ``log`` (else a pipe)."""
     environ = {k: v for k, v in os.environ.items() if k != "VERITAG_DATABASE_URL"} | (env or {})
     out = log.open("ab") if log is not None else subprocess.PIPE
     try:
-        return subprocess.Popen([str(VERITAG), "serve", "--db", db, "--port", str(port), "--log-level", "warning",
-                                 *args], env=environ, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [
+                str(VERITAG),
+                "serve",
+                "--db",
+                db,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     finally:
         if log is not None:
             out.close()  # type: ignore[union-attr]

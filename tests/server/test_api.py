@@ -19,16 +19,33 @@ def _login(w: World, who: str = "ana") -> str:
 
 def test_login_cookie_and_csrf(world: World) -> None:
     w = world
-    assert w.client.post("/api/v1/login", json={"username": "ana", "password": "wrong password"}).status_code == 401
-    assert w.client.post("/api/v1/login", json={"username": "nobody", "password": PASSWORD}).status_code == 401
+    assert (
+        w.client.post(
+            "/api/v1/login", json={"username": "ana", "password": "wrong password"}
+        ).status_code
+        == 401
+    )
+    assert (
+        w.client.post(
+            "/api/v1/login", json={"username": "nobody", "password": PASSWORD}
+        ).status_code
+        == 401
+    )
     csrf = _login(w)
     me = w.client.get("/api/v1/me")  # a GET needs no CSRF token
-    assert me.status_code == 200 and me.json()["username"] == "ana" and me.json()["auth"] == "session"
+    assert (
+        me.status_code == 200 and me.json()["username"] == "ana" and me.json()["auth"] == "session"
+    )
     body = {"username": "newbie", "password": PASSWORD, "role": "tutor"}
     refused = w.client.post("/api/v1/users", json=body)
     assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
-    assert w.client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": "guess"}).status_code == 403
-    assert w.client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": csrf}).status_code == 201
+    assert (
+        w.client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": "guess"}).status_code
+        == 403
+    )
+    assert (
+        w.client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": csrf}).status_code == 201
+    )
     with w.store.session() as session:  # only the hash of the cookie's secret is stored
         secret = w.client.cookies[COOKIE]
         assert session.scalar(sa.select(LoginSession.id)) == hash_secret(secret) != secret
@@ -52,7 +69,11 @@ def test_bearer_tokens(world: World) -> None:
     for bad in ("Bearer vt_nope", "Bearer " + secret[:-1], "Basic dHV0OnB3", secret):
         assert w.client.get("/api/v1/me", headers={"Authorization": bad}).status_code == 401
     with w.store.session() as session:
-        session.execute(sa.update(ApiToken).where(ApiToken.token_hash == hash_secret(secret)).values(revoked=True))
+        session.execute(
+            sa.update(ApiToken)
+            .where(ApiToken.token_hash == hash_secret(secret))
+            .values(revoked=True)
+        )
     assert w.client.get("/api/v1/me", headers=auth).status_code == 401
 
 
@@ -63,14 +84,18 @@ def test_tutor_loop(world: World) -> None:
     got = lease.json()
     assert "is_gold" not in got and got["text"] in (HTML, "is water wet?")
     item = w.call("tut", "GET", f"/projects/p/items/{got['item_id']}")
-    assert item.status_code == 200 and item.json()["text"] == got["text"] and "meta" not in item.json()
+    assert (
+        item.status_code == 200 and item.json()["text"] == got["text"] and "meta" not in item.json()
+    )
     bad = w.call("tut", "POST", f"/projects/p/work/{got['lease']}/submit", json={"value": "maybe"})
     assert bad.status_code == 422
     assert "yes" in bad.json()["detail"] and "no" in bad.json()["detail"]
     ok = w.call("tut", "POST", f"/projects/p/work/{got['lease']}/submit", json={"value": "yes"})
     assert ok.status_code == 200, ok.text
     with w.store.session() as session:
-        assert session.scalar(sa.select(Claim.value).where(Claim.id == ok.json()["claim_id"])) == "yes"
+        assert (
+            session.scalar(sa.select(Claim.value).where(Claim.id == ok.json()["claim_id"])) == "yes"
+        )
     again = w.call("tut", "POST", f"/projects/p/work/{got['lease']}/submit", json={"value": "no"})
     assert again.status_code == 400 and "submitted" in again.json()["detail"]
     # the item is no longer leased to the tutor, so they cannot read it now
@@ -95,21 +120,43 @@ def test_admin_builds_a_project(world: World) -> None:
     w = world
     made = w.call("ana", "POST", "/projects", json={"name": "new", "schema": SCHEMA_TWO})
     assert made.status_code == 201 and made.json()["name"] == "new"
-    assert w.call("ana", "POST", "/projects", json={"name": "new", "schema": SCHEMA_TWO}).status_code == 409
+    assert (
+        w.call("ana", "POST", "/projects", json={"name": "new", "schema": SCHEMA_TWO}).status_code
+        == 409
+    )
     bad = w.call("ana", "POST", "/projects", json={"name": "bad", "schema": {"type": "nonsense"}})
     assert bad.status_code == 422 and isinstance(bad.json()["detail"], str)
-    assert w.call("ana", "POST", "/projects/new/members", json={"username": "out", "role": "tutor"}).status_code == 201
-    assert w.call("ana", "POST", "/projects/new/members", json={"username": "nobody", "role": "tutor"}).status_code == 404
-    assert w.call("ana", "POST", "/projects/new/tutors", json={"username": "rev"}).status_code == 422  # not a tutor
+    assert (
+        w.call(
+            "ana", "POST", "/projects/new/members", json={"username": "out", "role": "tutor"}
+        ).status_code
+        == 201
+    )
+    assert (
+        w.call(
+            "ana", "POST", "/projects/new/members", json={"username": "nobody", "role": "tutor"}
+        ).status_code
+        == 404
+    )
+    assert (
+        w.call("ana", "POST", "/projects/new/tutors", json={"username": "rev"}).status_code == 422
+    )  # not a tutor
     t = w.call("ana", "POST", "/projects/new/tutors", json={"username": "out", "cost": 2})
     assert t.status_code == 201 and t.json()["cost"] == 2
-    assert w.call("ana", "POST", "/projects/new/tutors", json={"username": "out"}).status_code == 409
+    assert (
+        w.call("ana", "POST", "/projects/new/tutors", json={"username": "out"}).status_code == 409
+    )
     assert [p["name"] for p in w.call("out", "GET", "/projects").json()] == ["q", "new"]
     assert w.call("out", "POST", "/projects/new/work").status_code == 204  # no items yet
     assert w.call("ana", "GET", "/projects/nope").status_code == 404
-    u = w.call("ana", "POST", "/users", json={"username": "x", "password": "short", "role": "tutor"})
+    u = w.call(
+        "ana", "POST", "/users", json={"username": "x", "password": "short", "role": "tutor"}
+    )
     assert u.status_code == 400 and "8 characters" in u.json()["detail"]
-    assert w.call("ana", "POST", "/users", json={"username": "rev", "password": PASSWORD}).status_code == 409
+    assert (
+        w.call("ana", "POST", "/users", json={"username": "rev", "password": PASSWORD}).status_code
+        == 409
+    )
     counts = w.call("rev", "GET", "/projects/p").json()
     assert counts["role"] == "reviewer" and counts["counts"]["items"] == 2
 
@@ -130,8 +177,11 @@ def test_cli_user_and_token(tmp_path: object) -> None:
 
     db = f"{tmp_path}/cli.db"
     runner = CliRunner()
-    added = runner.invoke(app, ["user", "add", "sam", "--role", "reviewer", "--password-stdin", "--db", db],
-                          input=PASSWORD + "\n")
+    added = runner.invoke(
+        app,
+        ["user", "add", "sam", "--role", "reviewer", "--password-stdin", "--db", db],
+        input=PASSWORD + "\n",
+    )
     assert added.exit_code == 0, added.output
     made = runner.invoke(app, ["token", "sam", "--name", "script", "--db", db])
     assert made.exit_code == 0, made.output
@@ -151,7 +201,10 @@ def test_cli_user_and_token(tmp_path: object) -> None:
             assert me.status_code == 200 and me.json()["role"] == "reviewer"
             revoked = runner.invoke(app, ["token", "sam", "--revoke", "1", "--db", db])
             assert revoked.exit_code == 0, revoked.output
-            assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+            assert (
+                client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code
+                == 401
+            )
             assert runner.invoke(app, ["token", "sam", "--revoke", "99", "--db", db]).exit_code != 0
     finally:
         store.close()

@@ -34,18 +34,65 @@ def ar(world: World, tmp_path: Path) -> Project:
     with store.session() as session:
         proj = create_project(session, name="ar", schema={"type": "arena"})
         users = {u.username: u.id for u in session.scalars(sa.select(User))}
-        session.add_all([Membership(project_id=proj.id, user_id=users["rev"], role="reviewer"),
-                         Membership(project_id=proj.id, user_id=users["tut"], role="tutor")])
-    import_responses(store, proj, _jsonl(tmp_path / "r.jsonl", [
-        {"prompt_id": f"q{p}", "prompt": f"Question {p}?", "model": m, "response": f"answer {p} number {k}",
-         "domain": "math" if p % 2 else "code"} for p in range(4) for k, m in enumerate(MODELS)]))
-    import_battles(store, proj, _jsonl(tmp_path / "b.jsonl", [
-        {"question_id": f"q{p}", "model_a": a, "model_b": b, "winner": "model_a", "judge": j}
-        for p in range(2) for a, b in (("secret-alpha", "secret-beta"), ("secret-beta", "secret-gamma"),
-                                       ("secret-alpha", "secret-gamma")) for j in ("j1", "j2")]
-        + [{"question_id": "q0", "model_a": "secret-gamma", "model_b": "secret-alpha", "winner": "model_a",
-            "judge": "j1"}]))
-    routing.configure(store, proj, gold_rate=0.0, max_labels=6, target=0.9999, domains=["code", "math"])
+        session.add_all(
+            [
+                Membership(project_id=proj.id, user_id=users["rev"], role="reviewer"),
+                Membership(project_id=proj.id, user_id=users["tut"], role="tutor"),
+            ]
+        )
+    import_responses(
+        store,
+        proj,
+        _jsonl(
+            tmp_path / "r.jsonl",
+            [
+                {
+                    "prompt_id": f"q{p}",
+                    "prompt": f"Question {p}?",
+                    "model": m,
+                    "response": f"answer {p} number {k}",
+                    "domain": "math" if p % 2 else "code",
+                }
+                for p in range(4)
+                for k, m in enumerate(MODELS)
+            ],
+        ),
+    )
+    import_battles(
+        store,
+        proj,
+        _jsonl(
+            tmp_path / "b.jsonl",
+            [
+                {
+                    "question_id": f"q{p}",
+                    "model_a": a,
+                    "model_b": b,
+                    "winner": "model_a",
+                    "judge": j,
+                }
+                for p in range(2)
+                for a, b in (
+                    ("secret-alpha", "secret-beta"),
+                    ("secret-beta", "secret-gamma"),
+                    ("secret-alpha", "secret-gamma"),
+                )
+                for j in ("j1", "j2")
+            ]
+            + [
+                {
+                    "question_id": "q0",
+                    "model_a": "secret-gamma",
+                    "model_b": "secret-alpha",
+                    "winner": "model_a",
+                    "judge": "j1",
+                }
+            ],
+        ),
+    )
+    routing.configure(
+        store, proj, gold_rate=0.0, max_labels=6, target=0.9999, domains=["code", "math"]
+    )
     routing.add_tutor(store, proj, "tut", domains=["code", "math"])
     return proj
 
@@ -60,7 +107,9 @@ def test_the_leaderboard_is_for_reviewers_and_admins(world: World, ar: Project) 
     assert world.call("tut", "GET", "/projects/ar/arena/leaderboard").status_code == 403
     assert world.call("out", "GET", "/projects/ar/arena/leaderboard").status_code == 403
 
-    math = world.call("rev", "GET", "/projects/ar/arena/leaderboard?domain=math&interval=sandwich&ties=davidson").json()
+    math = world.call(
+        "rev", "GET", "/projects/ar/arena/leaderboard?domain=math&interval=sandwich&ties=davidson"
+    ).json()
     assert math["domain"] == "math" and math["tie_param"] is not None
     assert sum(m["battles"] for m in math["models"]) == 2 * 6
     assert world.call("rev", "GET", "/projects/ar/arena/leaderboard?ties=elo").status_code == 422
@@ -77,17 +126,26 @@ def test_a_tutor_answers_a_battle_without_seeing_the_models(world: World, ar: Pr
         assert lease["type"] == "arena" and lease["data"] is None
         pair = lease["pair"]
         assert set(pair) == {"prompt", "left", "right"}
-        assert not any(m in json.dumps(pair) for m in ("secret-alpha", "secret-beta", "secret-gamma"))
+        assert not any(
+            m in json.dumps(pair) for m in ("secret-alpha", "secret-beta", "secret-gamma")
+        )
         with world.store.session() as session:
             data = session.get(Item, lease["item_id"]).data
-        r = world.call("tut", "POST", f"/projects/ar/work/{lease['lease']}/submit", json={"value": answer})
+        r = world.call(
+            "tut", "POST", f"/projects/ar/work/{lease['lease']}/submit", json={"value": answer}
+        )
         assert r.status_code == 200, r.text
         left_is_a = pair["left"] == data["response_a"]
-        expected = {"left": "A" if left_is_a else "B", "right": "B" if left_is_a else "A"}.get(answer, answer)
+        expected = {"left": "A" if left_is_a else "B", "right": "B" if left_is_a else "A"}.get(
+            answer, answer
+        )
         stored.setdefault(lease["item_id"], []).append(expected)
     with world.store.engine.connect() as conn:
-        rows = conn.execute(sa.select(Claim.item_id, Claim.value).join(Item, Item.id == Claim.item_id)
-                            .where(Claim.project_id == ar.id, Claim.dedup_key.is_(None))).all()
+        rows = conn.execute(
+            sa.select(Claim.item_id, Claim.value)
+            .join(Item, Item.id == Claim.item_id)
+            .where(Claim.project_id == ar.id, Claim.dedup_key.is_(None))
+        ).all()
     got: dict[int, list[str]] = {}
     for item_id, value in rows:
         got.setdefault(item_id, []).append(value)
@@ -104,18 +162,32 @@ def test_the_leaderboard_page_and_its_plot(world: World, ar: Project) -> None:
         form_login(client, "rev")
         assert '/p/ar/arena">Leaderboard</a>' in client.get("/").text
         page = client.get("/p/ar/arena")
-        assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+        assert (
+            page.status_code == 200
+            and "script-src 'self'" in page.headers["content-security-policy"]
+        )
         for model in MODELS:
             assert f'<td class="model">{model}</td>' in page.text
-        assert 'src="/p/ar/arena.svg' not in page.text and 'src="/p/ar/plots/arena.svg"' in page.text
+        assert (
+            'src="/p/ar/arena.svg' not in page.text and 'src="/p/ar/plots/arena.svg"' in page.text
+        )
         assert '<option value="math">math</option>' in page.text
         plot = client.get("/p/ar/plots/arena.svg")
-        assert plot.headers["content-type"].startswith("image/svg+xml") and plot.text.count("<circle") == 3
+        assert (
+            plot.headers["content-type"].startswith("image/svg+xml")
+            and plot.text.count("<circle") == 3
+        )
         math = client.get("/p/ar/arena?domain=math")
-        assert '<option value="math" selected>math</option>' in math.text and "plots/arena.svg?domain=math" in math.text
+        assert (
+            '<option value="math" selected>math</option>' in math.text
+            and "plots/arena.svg?domain=math" in math.text
+        )
         assert "no votes in domain" in client.get("/p/ar/arena?domain=poetry").text
         assert "no votes in domain" in client.get("/p/ar/plots/arena.svg?domain=poetry").text
-        assert client.get("/p/ar/plots/calibration.svg").status_code in (200, 404)  # review's plots still served
+        assert client.get("/p/ar/plots/calibration.svg").status_code in (
+            200,
+            404,
+        )  # review's plots still served
     with TestClient(create_app(world.store)) as client:
         form_login(client, "tut")
         assert client.get("/p/ar/arena").status_code == 403

@@ -25,7 +25,10 @@ SECRET = "Tr0ub4dor&3-not-the-password"
 def _rows(store: Store) -> list[dict[str, Any]]:
     """Every entry with every column, as stored."""
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.select(AuditEntry.__table__).order_by(AuditEntry.id))]
+        return [
+            dict(r._mapping)
+            for r in conn.execute(sa.select(AuditEntry.__table__).order_by(AuditEntry.id))
+        ]
 
 
 def _last(w: World, action: str) -> audit.Entry:
@@ -36,15 +39,30 @@ def _last(w: World, action: str) -> audit.Entry:
 
 def test_logins_are_recorded_without_passwords(world: World) -> None:
     w = world
-    assert w.client.post("/api/v1/login", json={"username": "ana", "password": PASSWORD}).status_code == 200
+    assert (
+        w.client.post("/api/v1/login", json={"username": "ana", "password": PASSWORD}).status_code
+        == 200
+    )
     entry = _last(w, "login")
     assert (entry.actor, entry.outcome, entry.client) == ("ana", "ok", "testclient")
     assert entry.actor_id is not None
-    assert w.client.post("/api/v1/logout", headers={"X-CSRF-Token": w.client.post(
-        "/api/v1/login", json={"username": "ana", "password": PASSWORD}).json()["csrf_token"]}).status_code == 204
+    assert (
+        w.client.post(
+            "/api/v1/logout",
+            headers={
+                "X-CSRF-Token": w.client.post(
+                    "/api/v1/login", json={"username": "ana", "password": PASSWORD}
+                ).json()["csrf_token"]
+            },
+        ).status_code
+        == 204
+    )
     assert (_last(w, "logout").actor, _last(w, "logout").detail) == ("ana", {"session_ended": True})
 
-    assert w.client.post("/api/v1/login", json={"username": "mallory", "password": SECRET}).status_code == 401
+    assert (
+        w.client.post("/api/v1/login", json={"username": "mallory", "password": SECRET}).status_code
+        == 401
+    )
     entry = _last(w, "login")
     assert (entry.actor, entry.actor_id, entry.outcome) == ("mallory", None, "refused")
     assert post_login_form(TestClient(w.client.app), "<b>tut</b>", SECRET).status_code == 401
@@ -52,14 +70,23 @@ def test_logins_are_recorded_without_passwords(world: World) -> None:
 
     for _ in range(throttle.ACCOUNT_LIMIT - 1):
         w.client.post("/api/v1/login", json={"username": "mallory", "password": SECRET})
-    assert w.client.post("/api/v1/login", json={"username": "mallory", "password": PASSWORD}).status_code == 429
+    assert (
+        w.client.post(
+            "/api/v1/login", json={"username": "mallory", "password": PASSWORD}
+        ).status_code
+        == 429
+    )
     entry = _last(w, "login")
-    assert (entry.actor, entry.outcome) == ("mallory", "locked") and entry.detail["retry_after"] >= 1
+    assert (entry.actor, entry.outcome) == ("mallory", "locked") and entry.detail[
+        "retry_after"
+    ] >= 1
     assert post_login_form(TestClient(w.client.app), "mallory", SECRET).status_code == 429
     assert _last(w, "login").outcome == "locked"
 
     rows = _rows(w.store)
-    assert not any(SECRET in repr(r) or PASSWORD in repr(r) for r in rows), "no password anywhere in a row"
+    assert not any(SECRET in repr(r) or PASSWORD in repr(r) for r in rows), (
+        "no password anywhere in a row"
+    )
 
 
 def test_form_login_and_logout_are_recorded(world: World) -> None:
@@ -69,36 +96,82 @@ def test_form_login_and_logout_are_recorded(world: World) -> None:
     assert (_last(w, "login").actor, _last(w, "login").outcome) == ("rev", "ok")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
     assert csrf
-    assert client.post("/logout", data={"csrf_token": csrf.group(1)}, follow_redirects=False).status_code == 303
+    assert (
+        client.post(
+            "/logout", data={"csrf_token": csrf.group(1)}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert (_last(w, "logout").actor, _last(w, "logout").detail) == ("rev", {"session_ended": True})
 
 
 def test_admin_actions_are_recorded_with_their_actor(world: World) -> None:
     w = world
-    assert w.call("ana", "POST", "/users", json={"username": "neo", "password": SECRET, "role": "reviewer"}
-                  ).status_code == 201
+    assert (
+        w.call(
+            "ana",
+            "POST",
+            "/users",
+            json={"username": "neo", "password": SECRET, "role": "reviewer"},
+        ).status_code
+        == 201
+    )
     assert w.call("ana", "POST", "/users/neo/unlock").status_code == 200
-    assert w.call("ana", "POST", "/projects", json={"name": "z", "schema": {"type": "classification",
-                                                                          "labels": ["a", "b"]}}).status_code == 201
-    assert w.call("ana", "POST", "/projects/z/members", json={"username": "tut", "role": "reviewer"}).status_code == 201
-    assert w.call("ana", "POST", "/projects/z/members", json={"username": "tut", "role": "tutor"}).status_code == 200
-    assert w.call("ana", "POST", "/projects/z/tutors", json={"username": "tut", "cost": 2}).status_code == 201
+    assert (
+        w.call(
+            "ana",
+            "POST",
+            "/projects",
+            json={"name": "z", "schema": {"type": "classification", "labels": ["a", "b"]}},
+        ).status_code
+        == 201
+    )
+    assert (
+        w.call(
+            "ana", "POST", "/projects/z/members", json={"username": "tut", "role": "reviewer"}
+        ).status_code
+        == 201
+    )
+    assert (
+        w.call(
+            "ana", "POST", "/projects/z/members", json={"username": "tut", "role": "tutor"}
+        ).status_code
+        == 200
+    )
+    assert (
+        w.call("ana", "POST", "/projects/z/tutors", json={"username": "tut", "cost": 2}).status_code
+        == 201
+    )
     assert w.call("rev", "POST", "/projects/p/resolve", json={}).status_code == 201
     r = w.call("rev", "GET", "/projects/p/export", params={"format": "csv"})
     assert r.status_code == 200
 
     got = {e.action: e for e in reversed(audit.read(w.store))}  # the newest of each action
-    expect = {"user.create": (None, "neo", {"role": "reviewer"}), "user.unlock": (None, "neo", {"cleared": False}),
-              "project.create": ("z", "z", {"type": "classification"}),
-              "member.add": ("z", "tut", {"role": "reviewer", "was": None}),
-              "member.role": ("z", "tut", {"role": "tutor", "was": "reviewer"}),
-              "tutor.add": ("z", "tut", {"domains": [], "cost": 2.0, "active": True})}
+    expect = {
+        "user.create": (None, "neo", {"role": "reviewer"}),
+        "user.unlock": (None, "neo", {"cleared": False}),
+        "project.create": ("z", "z", {"type": "classification"}),
+        "member.add": ("z", "tut", {"role": "reviewer", "was": None}),
+        "member.role": ("z", "tut", {"role": "tutor", "was": "reviewer"}),
+        "tutor.add": ("z", "tut", {"domains": [], "cost": 2.0, "active": True}),
+    }
     for action, (project, target, detail) in expect.items():
         e = got[action]
-        assert (e.actor, e.client, e.project, e.target, e.outcome, e.detail) == \
-            ("ana", "testclient", project, target, "ok", detail), action
+        assert (e.actor, e.client, e.project, e.target, e.outcome, e.detail) == (
+            "ana",
+            "testclient",
+            project,
+            target,
+            "ok",
+            detail,
+        ), action
     export = got["export"]
-    assert (export.actor, export.project, export.target, export.detail["rows"]) == ("rev", "p", "csv", 2)
+    assert (export.actor, export.project, export.target, export.detail["rows"]) == (
+        "rev",
+        "p",
+        "csv",
+        2,
+    )
     assert not any(SECRET in repr(r) for r in _rows(w.store))
 
 
@@ -106,10 +179,18 @@ def test_tokens_are_recorded_by_id_and_name_never_by_value(world: World) -> None
     w = world
     made = w.call("tut", "POST", "/tokens", json={"name": "laptop"}).json()
     entry = _last(w, "token.create")
-    assert (entry.actor, entry.target, entry.detail) == ("tut", str(made["id"]), {"name": "laptop", "user": "tut"})
+    assert (entry.actor, entry.target, entry.detail) == (
+        "tut",
+        str(made["id"]),
+        {"name": "laptop", "user": "tut"},
+    )
     assert w.call("ana", "DELETE", f"/tokens/{made['id']}").status_code == 200
     entry = _last(w, "token.revoke")
-    assert (entry.actor, entry.target, entry.detail) == ("ana", str(made["id"]), {"name": "laptop", "user": "tut"})
+    assert (entry.actor, entry.target, entry.detail) == (
+        "ana",
+        str(made["id"]),
+        {"name": "laptop", "user": "tut"},
+    )
     assert w.call("tut", "DELETE", "/tokens/999999").status_code == 404
     assert _last(w, "token.revoke").id == entry.id, "nothing revoked, nothing recorded"
     secrets = [made["token"], *w.tokens.values()]
@@ -136,7 +217,9 @@ def test_the_api_pages_newest_first_with_filters(world: World) -> None:
     seen: list[str] = []
     before = None
     while True:
-        params: dict[str, Any] = {"action": "login", "limit": 3} | ({"before": before} if before else {})
+        params: dict[str, Any] = {"action": "login", "limit": 3} | (
+            {"before": before} if before else {}
+        )
         page = w.call("ana", "GET", "/audit", params=params).json()
         seen += [e["actor"] for e in page["entries"]]
         before = page["next_before"]
@@ -144,15 +227,24 @@ def test_the_api_pages_newest_first_with_filters(world: World) -> None:
             break
     assert seen == [f"guess{i}" for i in reversed(range(7))]
     one = w.call("ana", "GET", "/audit", params={"actor": "guess3"}).json()["entries"]
-    assert [(e["actor"], e["outcome"], e["client"]) for e in one] == [("guess3", "refused", "testclient")]
-    assert w.call("ana", "GET", "/audit", params={"since": "2999-01-01T00:00:00Z"}).json()["entries"] == []
+    assert [(e["actor"], e["outcome"], e["client"]) for e in one] == [
+        ("guess3", "refused", "testclient")
+    ]
+    assert (
+        w.call("ana", "GET", "/audit", params={"since": "2999-01-01T00:00:00Z"}).json()["entries"]
+        == []
+    )
     tokens = w.call("ana", "GET", "/audit", params={"action": "token"}).json()["entries"]
-    assert len(tokens) == 4 and {e["action"] for e in tokens} == {"token.create"}  # the world's four tokens
+    assert len(tokens) == 4 and {e["action"] for e in tokens} == {
+        "token.create"
+    }  # the world's four tokens
 
 
 def test_the_page_is_for_admins_escaped_filtered_and_paged(world: World) -> None:
     w = world
-    w.client.post("/api/v1/login", json={"username": '<img src=x onerror="alert(1)">', "password": SECRET})
+    w.client.post(
+        "/api/v1/login", json={"username": '<img src=x onerror="alert(1)">', "password": SECRET}
+    )
     anon = TestClient(w.client.app)
     assert anon.get("/audit", follow_redirects=False).headers["location"] == "/login"
     tutor = TestClient(w.client.app)
@@ -164,7 +256,9 @@ def test_the_page_is_for_admins_escaped_filtered_and_paged(world: World) -> None
     form_login(admin, "ana")
     assert 'href="/audit"' in admin.get("/").text
     page = admin.get("/audit")
-    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert (
+        page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    )
     assert "&lt;img src=x onerror=" in page.text and "<img src=x" not in page.text
     only = admin.get("/audit", params={"action": "token", "actor": "nobody"}).text
     assert "No entries match these filters" in only
@@ -188,7 +282,9 @@ def live(world: World) -> Iterator[Live]:
 def test_an_admin_reads_the_log_in_chromium(live: Live, world: World) -> None:
     from playwright.sync_api import expect
 
-    world.client.post("/api/v1/login", json={"username": "<script>window.__pwned=1</script>", "password": SECRET})
+    world.client.post(
+        "/api/v1/login", json={"username": "<script>window.__pwned=1</script>", "password": SECRET}
+    )
     with chromium() as profile:
         page = profile()
         login(page, live, "ana")

@@ -27,23 +27,42 @@ from veritag.store.models import Claim, Item, Membership
 from veritag.store.queries import create_project, create_user
 
 XSS = '<img src=x onerror="window.__pwned=1">'
-SCHEMA = {"type": "classification", "labels": ["positive", "negative", "neutral"],
-          "instructions": "Label the sentiment of each sentence.\nUse neutral when unsure."}
-TEXTS = ["I loved every minute of it.", "The service was slow and rude.", "It arrived on Tuesday.",
-         "Best purchase this year!", "Would not recommend to anyone."]
+SCHEMA = {
+    "type": "classification",
+    "labels": ["positive", "negative", "neutral"],
+    "instructions": "Label the sentiment of each sentence.\nUse neutral when unsure.",
+}
+TEXTS = [
+    "I loved every minute of it.",
+    "The service was slow and rude.",
+    "It arrived on Tuesday.",
+    "Best purchase this year!",
+    "Would not recommend to anyone.",
+]
 
 
 def _seed(store: Store) -> None:
     """``ana`` admin; ``tut`` tutor of ``p`` (five sentences) and ``x`` (one item that is HTML)."""
     with store.session() as session:
-        users = {name: create_user(session, username=name, password=PASSWORD, role=role)
-                 for name, role in [("ana", "admin"), ("tut", "tutor")]}
+        users = {
+            name: create_user(session, username=name, password=PASSWORD, role=role)
+            for name, role in [("ana", "admin"), ("tut", "tutor")]
+        }
         p = create_project(session, name="p", schema=SCHEMA, description="sentiment <b>x</b>")
         x = create_project(session, name="x", schema=SCHEMA)
-        session.add_all([Item(project_id=p.id, external_id=f"s{i}", text=t, meta={"domain": "general"})
-                         for i, t in enumerate(TEXTS)])
+        session.add_all(
+            [
+                Item(project_id=p.id, external_id=f"s{i}", text=t, meta={"domain": "general"})
+                for i, t in enumerate(TEXTS)
+            ]
+        )
         session.add(Item(project_id=x.id, external_id="html", text=XSS, meta={"domain": "general"}))
-        session.add_all([Membership(project_id=proj.id, user_id=users["tut"].id, role="tutor") for proj in (p, x)])
+        session.add_all(
+            [
+                Membership(project_id=proj.id, user_id=users["tut"].id, role="tutor")
+                for proj in (p, x)
+            ]
+        )
     for proj in (p, x):
         routing.configure(store, proj, gold_rate=0.0, max_labels=1, target=0.5)
         routing.add_tutor(store, proj, "tut")
@@ -62,8 +81,11 @@ def _form_login(client: TestClient, who: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
     token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
     assert token, page.text
-    return client.post("/login", data={"username": who, "password": password, "login_csrf": token.group(1)},
-                       follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"username": who, "password": password, "login_csrf": token.group(1)},
+        follow_redirects=False,
+    )
 
 
 def test_pages_login_logout_and_csrf(seeded: Store) -> None:
@@ -72,14 +94,26 @@ def test_pages_login_logout_and_csrf(seeded: Store) -> None:
             r = client.get(path, follow_redirects=False)
             assert r.status_code == 303 and r.headers["location"] == "/login"
         # the login form's double-submit token is needed
-        assert client.post("/login", data={"username": "tut", "password": PASSWORD, "login_csrf": "guess"},
-                           follow_redirects=False).status_code == 403
+        assert (
+            client.post(
+                "/login",
+                data={"username": "tut", "password": PASSWORD, "login_csrf": "guess"},
+                follow_redirects=False,
+            ).status_code
+            == 403
+        )
         bad = _form_login(client, "tut", "wrong password")
         assert bad.status_code == 401 and "Wrong username or password" in bad.text
         ok = _form_login(client, "tut")
-        assert ok.status_code == 303 and ok.headers["location"] == "/" and client.cookies.get(COOKIE)
+        assert (
+            ok.status_code == 303 and ok.headers["location"] == "/" and client.cookies.get(COOKIE)
+        )
         home = client.get("/")
-        assert home.status_code == 200 and "/p/p/label" in home.text and "/p/p/dashboard" not in home.text
+        assert (
+            home.status_code == 200
+            and "/p/p/label" in home.text
+            and "/p/p/dashboard" not in home.text
+        )
         assert "sentiment &lt;b&gt;x&lt;/b&gt;" in home.text  # templates escape what they show
         assert "script-src 'self'" in home.headers["content-security-policy"]
         label = client.get("/p/p/label")
@@ -89,7 +123,9 @@ def test_pages_login_logout_and_csrf(seeded: Store) -> None:
         # the page's token is the session's: the JSON API takes it in X-CSRF-Token
         work = client.post("/api/v1/projects/p/work", headers={"X-CSRF-Token": csrf.group(1)})
         assert work.status_code == 200, work.text
-        assert "not available" in client.get("/p/p/dashboard").text.lower()  # a tutor has no dashboard
+        assert (
+            "not available" in client.get("/p/p/dashboard").text.lower()
+        )  # a tutor has no dashboard
         assert client.get("/p/p/dashboard").status_code == 403
         # logging out is a form post with the CSRF token
         assert client.post("/logout", data={"csrf_token": "guess"}).status_code == 403
@@ -147,7 +183,9 @@ def test_label_five_items_by_keyboard_then_dashboard(live: Live, browser: Any) -
     page.screenshot(path=str(ARTIFACTS / "label-done.png"))
     assert errors == []
     with live.store.session() as session:
-        got = session.execute(sa.select(Item.text, Claim.value).join(Claim, Claim.item_id == Item.id)).all()
+        got = session.execute(
+            sa.select(Item.text, Claim.value).join(Claim, Claim.item_id == Item.id)
+        ).all()
     assert dict(got) == seen
 
     # a reload shows the stored progress

@@ -37,15 +37,35 @@ def _seed(store: Store, tmp_path: Path) -> None:
     with store.session() as session:
         tut = create_user(session, username="tut", password=PASSWORD, role="tutor")
         rev = create_user(session, username="rev", password=PASSWORD, role="reviewer")
-        ar = create_project(session, name="ar", schema={"type": "arena", "instructions": "Which answer is better?"})
+        ar = create_project(
+            session, name="ar", schema={"type": "arena", "instructions": "Which answer is better?"}
+        )
         prd = create_project(session, name="prd", schema={"type": "arena"})
-        session.add_all([Membership(project_id=ar.id, user_id=tut.id, role="tutor"),
-                         Membership(project_id=ar.id, user_id=rev.id, role="reviewer"),
-                         Membership(project_id=prd.id, user_id=rev.id, role="reviewer")])
-    rows = [{"prompt_id": f"p{i}", "prompt": prompt, "model": m, "response": f"Answer {k + 1} to prompt {i}."
-             + (XSS if i == 1 else ""), "domain": "general"}
-            for i, prompt in enumerate(["What is 2+2?", "Name a primary colour " + XSS, "Capital of France?",
-                                        "A haiku about rain?"]) for k, m in enumerate(MODELS)]
+        session.add_all(
+            [
+                Membership(project_id=ar.id, user_id=tut.id, role="tutor"),
+                Membership(project_id=ar.id, user_id=rev.id, role="reviewer"),
+                Membership(project_id=prd.id, user_id=rev.id, role="reviewer"),
+            ]
+        )
+    rows = [
+        {
+            "prompt_id": f"p{i}",
+            "prompt": prompt,
+            "model": m,
+            "response": f"Answer {k + 1} to prompt {i}." + (XSS if i == 1 else ""),
+            "domain": "general",
+        }
+        for i, prompt in enumerate(
+            [
+                "What is 2+2?",
+                "Name a primary colour " + XSS,
+                "Capital of France?",
+                "A haiku about rain?",
+            ]
+        )
+        for k, m in enumerate(MODELS)
+    ]
     path = tmp_path / "responses.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     import_responses(store, ar, path)
@@ -64,7 +84,9 @@ def live(sqlite_store: Store, tmp_path: Path) -> Iterator[Any]:
 def _next(page: Any, previous: str | None) -> str:
     page.wait_for_function(
         "prev => { const i = document.getElementById('item');"
-        " return i && !i.hidden && i.dataset.lease && i.dataset.lease !== prev; }", arg=previous or "")
+        " return i && !i.hidden && i.dataset.lease && i.dataset.lease !== prev; }",
+        arg=previous or "",
+    )
     return str(page.locator("#item").get_attribute("data-lease"))
 
 
@@ -77,8 +99,9 @@ def test_a_tutor_votes_with_keys_1_to_4_and_a_reviewer_sees_the_board(live: Any)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         login(page, live, "tut")
         page.goto(f"{live.url}/p/ar/label")
-        expect(page.locator("#labels .label")).to_have_text(["1 Left is better", "2 Right is better", "3 Tie",
-                                                             "4 Both bad"])
+        expect(page.locator("#labels .label")).to_have_text(
+            ["1 Left is better", "2 Right is better", "3 Tie", "4 Both bad"]
+        )
         expect(page.locator("#keys")).to_contain_text("both bad")
         expected: dict[int, str] = {}
         lease = None
@@ -88,23 +111,37 @@ def test_a_tutor_votes_with_keys_1_to_4_and_a_reviewer_sees_the_board(live: Any)
             with live.store.session() as session:
                 data = session.get_one(Item, item_id).data
             left = page.locator("#pair-left").inner_text()
-            assert {left, page.locator("#pair-right").inner_text()} == {data["response_a"], data["response_b"]}
+            assert {left, page.locator("#pair-right").inner_text()} == {
+                data["response_a"],
+                data["response_b"],
+            }
             expect(page.locator("#pair-prompt")).to_have_text(data["prompt"])
             content = page.content()
-            assert not any(m in content for m in MODELS)  # neither in the text nor in the item's meta line
+            assert not any(
+                m in content for m in MODELS
+            )  # neither in the text nor in the item's meta line
             assert page.evaluate("window.__pwned") is None
             page.keyboard.press(key)
-            expect(page.locator("#labels .label").nth(int(key) - 1)).to_have_attribute("aria-pressed", "true")
+            expect(page.locator("#labels .label").nth(int(key) - 1)).to_have_attribute(
+                "aria-pressed", "true"
+            )
             if key == "4":
                 page.screenshot(path=str(ARTIFACTS / "arena-label.png"))
             page.keyboard.press("Enter")
             left_is_a = left == data["response_a"]
-            expected[item_id] = {"left": "A" if left_is_a else "B", "right": "B" if left_is_a else "A"}.get(answer,
-                                                                                                            answer)
+            expected[item_id] = {
+                "left": "A" if left_is_a else "B",
+                "right": "B" if left_is_a else "A",
+            }.get(answer, answer)
         expect(page.locator("#status")).to_contain_text("Nothing left")
         with live.store.engine.connect() as conn:
-            stored = dict(conn.execute(sa.select(Claim.item_id, Claim.value)
-                                       .join(Item, Item.id == Claim.item_id).where(Item.external_id.like("p%"))).all())
+            stored = dict(
+                conn.execute(
+                    sa.select(Claim.item_id, Claim.value)
+                    .join(Item, Item.id == Claim.item_id)
+                    .where(Item.external_id.like("p%"))
+                ).all()
+            )
         assert stored == expected
         assert errors == []
 
@@ -118,7 +155,9 @@ def test_a_tutor_votes_with_keys_1_to_4_and_a_reviewer_sees_the_board(live: Any)
         expect(models).to_have_count(9)
         assert "gpt4" in models.all_inner_texts()
         plot = page.locator("#arena-plot")
-        page.wait_for_function("() => { const i = document.getElementById('arena-plot');"
-                               " return i && i.complete && i.naturalWidth > 0; }")
+        page.wait_for_function(
+            "() => { const i = document.getElementById('arena-plot');"
+            " return i && i.complete && i.naturalWidth > 0; }"
+        )
         assert plot.evaluate("i => i.naturalWidth") > 0
         page.screenshot(path=str(ARTIFACTS / "arena.png"), full_page=True)

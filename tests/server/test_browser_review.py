@@ -32,32 +32,69 @@ def review_live(sqlite_store: Store) -> Iterator[Live]:
     store = sqlite_store
     project = seed_automation(store, "p", n=200)
     with store.session() as session:
-        users = {name: create_user(session, username=name, password=PASSWORD, role=role)
-                 for name, role in [("ana", "admin"), ("rev", "reviewer"), ("newbie", "tutor")]}
+        users = {
+            name: create_user(session, username=name, password=PASSWORD, role=role)
+            for name, role in [("ana", "admin"), ("rev", "reviewer"), ("newbie", "tutor")]
+        }
         session.add(Membership(project_id=project.id, user_id=users["rev"].id, role="reviewer"))
-        session.execute(sa.update(Item).where(Item.project_id == project.id, Item.external_id == "m0").values(text=XSS))
+        session.execute(
+            sa.update(Item)
+            .where(Item.project_id == project.id, Item.external_id == "m0")
+            .values(text=XSS)
+        )
     with store.engine.begin() as conn:
         t2 = source_ids(conn, project_id=project.id, kind="human", names={"t2"})["t2"]
-        ids = [conn.scalar(sa.select(Item.id).where(Item.project_id == project.id, Item.external_id == f"m{i}"))
-               for i in range(4)]
-        rows = conn.execute(sa.select(Claim.item_id, Claim.value).join(Source, Source.id == Claim.source_id)
-                            .join(Item, Item.id == Claim.item_id)
-                            .where(Source.name == "t1", Item.external_id.in_([f"m{i}" for i in range(24)]))).all()
+        ids = [
+            conn.scalar(
+                sa.select(Item.id).where(Item.project_id == project.id, Item.external_id == f"m{i}")
+            )
+            for i in range(4)
+        ]
+        rows = conn.execute(
+            sa.select(Claim.item_id, Claim.value)
+            .join(Source, Source.id == Claim.source_id)
+            .join(Item, Item.id == Claim.item_id)
+            .where(Source.name == "t1", Item.external_id.in_([f"m{i}" for i in range(24)]))
+        ).all()
         flip = set(ids[:4])
-        conn.execute(sa.insert(Claim), [{"project_id": project.id, "item_id": item, "source_id": t2,
-                                         "value": ("spam" if value == "ham" else "ham") if item in flip else value}
-                                        for item, value in rows])
+        conn.execute(
+            sa.insert(Claim),
+            [
+                {
+                    "project_id": project.id,
+                    "item_id": item,
+                    "source_id": t2,
+                    "value": ("spam" if value == "ham" else "ham") if item in flip else value,
+                }
+                for item, value in rows
+            ],
+        )
     routing.configure(store, project, gold_rate=0.0, max_labels=2, target=0.9)
     tutors = {t: routing.add_tutor(store, project, t, domains=["general"]) for t in ("t1", "t2")}
     now = datetime.now(UTC)
-    leases = [("t1", 4.0 + 3 * i, None) for i in range(12)] + [("t2", 9.0 + 5 * i, None) for i in range(6)]
+    leases = [("t1", 4.0 + 3 * i, None) for i in range(12)] + [
+        ("t2", 9.0 + 5 * i, None) for i in range(6)
+    ]
     leases += [("t2", None, "cannot tell"), ("t2", None, "too long")]
     with store.engine.begin() as conn:
-        conn.execute(sa.insert(Assignment), [
-            {"project_id": project.id, "item_id": ids[j % len(ids)], "tutor_id": tutors[t].id, "is_gold": False,
-             "cost": 1.0, "leased_at": now - timedelta(hours=1), "expires_at": now - timedelta(minutes=30),
-             "state": "released" if reason else "submitted", "seconds": seconds, "skip_reason": reason}
-            for j, (t, seconds, reason) in enumerate(leases)])
+        conn.execute(
+            sa.insert(Assignment),
+            [
+                {
+                    "project_id": project.id,
+                    "item_id": ids[j % len(ids)],
+                    "tutor_id": tutors[t].id,
+                    "is_gold": False,
+                    "cost": 1.0,
+                    "leased_at": now - timedelta(hours=1),
+                    "expires_at": now - timedelta(minutes=30),
+                    "state": "released" if reason else "submitted",
+                    "seconds": seconds,
+                    "skip_reason": reason,
+                }
+                for j, (t, seconds, reason) in enumerate(leases)
+            ],
+        )
     resolve_and_store(store, project)  # the run the review page and the dashboard read
     with serve(store) as running:
         yield running
@@ -74,10 +111,22 @@ def _watch(page: Any) -> list[str]:
     (the favicon, which the server does not have, apart)."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
     return errors
 
 
@@ -114,10 +163,17 @@ def test_review_by_keyboard_then_admin_dashboard(review_live: Live, browser: Any
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert errors == []
     with live.store.engine.connect() as conn:
-        reviews = conn.execute(sa.select(Review.action, Claim.value, Item.external_id, User.username)
-                               .join(Claim, Claim.id == Review.claim_id).join(Item, Item.id == Review.item_id)
-                               .join(User, User.id == Review.user_id).order_by(Review.id)).all()
-    assert [(r[0], r[1], r[3]) for r in reviews] == [("accept", accepted, "rev"), ("correct", "spam", "rev")]
+        reviews = conn.execute(
+            sa.select(Review.action, Claim.value, Item.external_id, User.username)
+            .join(Claim, Claim.id == Review.claim_id)
+            .join(Item, Item.id == Review.item_id)
+            .join(User, User.id == Review.user_id)
+            .order_by(Review.id)
+        ).all()
+    assert [(r[0], r[1], r[3]) for r in reviews] == [
+        ("accept", accepted, "rev"),
+        ("correct", "spam", "rev"),
+    ]
     assert [f"item {r[2]}" for r in reviews] == [first.split(" (#")[0], second.split(" (#")[0]]
 
     admin = browser()
@@ -128,8 +184,11 @@ def test_review_by_keyboard_then_admin_dashboard(review_live: Live, browser: Any
     expect(admin.locator("#automation-rate")).to_contain_text("of 200 items")
     expect(admin.locator("#reviews-count")).to_have_text("2")
     for plot in ("#plot-calibration", "#plot-bias", "#plot-accuracy"):
-        admin.wait_for_function(f"document.querySelector('{plot}').complete && "
-                                f"document.querySelector('{plot}').naturalWidth > 0", timeout=20_000)
+        admin.wait_for_function(
+            f"document.querySelector('{plot}').complete && "
+            f"document.querySelector('{plot}').naturalWidth > 0",
+            timeout=20_000,
+        )
     admin.fill("#member-username", "newbie")
     admin.select_option("#member-role", "reviewer")
     admin.click("#member-form button[type=submit]")
@@ -143,7 +202,10 @@ def test_review_by_keyboard_then_admin_dashboard(review_live: Live, browser: Any
     expect(admin.locator("#member-result")).to_contain_text("no user named 'nobody'")
     assert admin_errors == [f"404 {live.url}/api/v1/projects/p/members"]  # the unknown user
     with live.store.engine.connect() as conn:
-        role = conn.scalar(sa.select(Membership.role).join(User, User.id == Membership.user_id)
-                           .join(Project, Project.id == Membership.project_id)
-                           .where(User.username == "newbie", Project.name == "p"))
+        role = conn.scalar(
+            sa.select(Membership.role)
+            .join(User, User.id == Membership.user_id)
+            .join(Project, Project.id == Membership.project_id)
+            .where(User.username == "newbie", Project.name == "p")
+        )
     assert role == "reviewer"

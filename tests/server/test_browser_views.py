@@ -29,33 +29,92 @@ pytestmark = needs_chromium
 XSS = '<img src=x onerror="window.__pwned=1">'
 
 PROJECTS: dict[str, tuple[dict[str, Any], list[tuple[str, str | None, dict[str, Any] | None]]]] = {
-    "ml": ({"type": "multilabel", "labels": ["sports", "politics", "tech", "health"], "min_labels": 1,
-            "max_labels": 2, "instructions": "Tag each headline with one or two topics."},
-           [("m1", "Parliament votes on the new stadium budget", None),
-            ("m2", "Minister resigns " + XSS, {"source": XSS, "tags": ["wire", "<b>x</b>"]})]),
-    "pw": ({"type": "pairwise", "instructions": "Which answer is more helpful?"},
-           [(f"w{i}", None, {"prompt": p, "response_a": a, "response_b": b, "model_a": "secret-model-alpha",
-                             "model_b": "secret-model-beta"})
-            for i, (p, a, b) in enumerate([
-                ("What is 2+2?", "It is 4.", "Probably 5."),
-                ("Name a primary colour.", "Red.", "Purple, I think." + XSS),
-                ("Capital of France? " + XSS, "Paris.", "Lyon."),
-            ])]),
-    "sp": ({"type": "span", "labels": ["PLACE", "PERSON"], "instructions": "Mark places and people."},
-           [("s1", "🎉 Party at Café Zürich with Ann tonight.", None),
-            ("s2", "<b>Bob</b> met 👩‍💻 Eve in Oslo", {"note": XSS})]),
-    "ft": ({"type": "free_text", "min_length": 5, "max_length": 200,
-            "instructions": "Rewrite the sentence politely."},
-           [("f1", "Give me the report now.", None), ("f2", "Your code is bad. " + XSS, None)]),
-    "fc": ({"type": "fact_check", "require_evidence": True, "instructions": "Check the claim against the evidence."},
-           [("c1", "The Eiffel Tower is in Berlin.",
-             {"evidence": "The Eiffel Tower is a landmark in Paris, France.",
-              "sources": ["https://example.org/eiffel", XSS], "note": XSS}),
-            ("c2", "Water boils at 100 °C at sea level.",
-             {"evidence": "At 1 atm water boils at 100 degrees Celsius.", "sources": ["https://example.org/water"]})]),
-    "rt": ({"type": "rating", "min": 1, "max": 5, "instructions": "Rate how clear each sentence is."},
-           [("r1", "The meeting is at noon.", None), ("r2", "Thing happen when it do.", None),
-            ("r3", "Bring " + XSS + " please.", None)]),
+    "ml": (
+        {
+            "type": "multilabel",
+            "labels": ["sports", "politics", "tech", "health"],
+            "min_labels": 1,
+            "max_labels": 2,
+            "instructions": "Tag each headline with one or two topics.",
+        },
+        [
+            ("m1", "Parliament votes on the new stadium budget", None),
+            ("m2", "Minister resigns " + XSS, {"source": XSS, "tags": ["wire", "<b>x</b>"]}),
+        ],
+    ),
+    "pw": (
+        {"type": "pairwise", "instructions": "Which answer is more helpful?"},
+        [
+            (
+                f"w{i}",
+                None,
+                {
+                    "prompt": p,
+                    "response_a": a,
+                    "response_b": b,
+                    "model_a": "secret-model-alpha",
+                    "model_b": "secret-model-beta",
+                },
+            )
+            for i, (p, a, b) in enumerate(
+                [
+                    ("What is 2+2?", "It is 4.", "Probably 5."),
+                    ("Name a primary colour.", "Red.", "Purple, I think." + XSS),
+                    ("Capital of France? " + XSS, "Paris.", "Lyon."),
+                ]
+            )
+        ],
+    ),
+    "sp": (
+        {"type": "span", "labels": ["PLACE", "PERSON"], "instructions": "Mark places and people."},
+        [
+            ("s1", "🎉 Party at Café Zürich with Ann tonight.", None),
+            ("s2", "<b>Bob</b> met 👩‍💻 Eve in Oslo", {"note": XSS}),
+        ],
+    ),
+    "ft": (
+        {
+            "type": "free_text",
+            "min_length": 5,
+            "max_length": 200,
+            "instructions": "Rewrite the sentence politely.",
+        },
+        [("f1", "Give me the report now.", None), ("f2", "Your code is bad. " + XSS, None)],
+    ),
+    "fc": (
+        {
+            "type": "fact_check",
+            "require_evidence": True,
+            "instructions": "Check the claim against the evidence.",
+        },
+        [
+            (
+                "c1",
+                "The Eiffel Tower is in Berlin.",
+                {
+                    "evidence": "The Eiffel Tower is a landmark in Paris, France.",
+                    "sources": ["https://example.org/eiffel", XSS],
+                    "note": XSS,
+                },
+            ),
+            (
+                "c2",
+                "Water boils at 100 °C at sea level.",
+                {
+                    "evidence": "At 1 atm water boils at 100 degrees Celsius.",
+                    "sources": ["https://example.org/water"],
+                },
+            ),
+        ],
+    ),
+    "rt": (
+        {"type": "rating", "min": 1, "max": 5, "instructions": "Rate how clear each sentence is."},
+        [
+            ("r1", "The meeting is at noon.", None),
+            ("r2", "Thing happen when it do.", None),
+            ("r3", "Bring " + XSS + " please.", None),
+        ],
+    ),
 }
 
 
@@ -65,8 +124,18 @@ def _seed(store: Store, name: str) -> None:
     with store.session() as session:
         tut = create_user(session, username="tut", password=PASSWORD, role="tutor")
         proj = create_project(session, name=name, schema=schema)
-        session.add_all([Item(project_id=proj.id, external_id=ext, text=text, data=data, meta={"domain": "general"})
-                         for ext, text, data in items])
+        session.add_all(
+            [
+                Item(
+                    project_id=proj.id,
+                    external_id=ext,
+                    text=text,
+                    data=data,
+                    meta={"domain": "general"},
+                )
+                for ext, text, data in items
+            ]
+        )
         session.add(Membership(project_id=proj.id, user_id=tut.id, role="tutor"))
     routing.configure(store, proj, gold_rate=0.0, max_labels=1, target=0.5)
     routing.add_tutor(store, proj, "tut")
@@ -79,9 +148,12 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def open_project(sqlite_store: Store, browser: Any) -> Iterator[Callable[[str], tuple[Live, Any, list[str]]]]:
+def open_project(
+    sqlite_store: Store, browser: Any
+) -> Iterator[Callable[[str], tuple[Live, Any, list[str]]]]:
     """Seed one project, serve it, log ``tut`` in and open its labeling page: (live, page, JS errors)."""
     with serve(sqlite_store) as live:
+
         def opener(name: str) -> tuple[Live, Any, list[str]]:
             _seed(sqlite_store, name)
             page = browser()
@@ -90,6 +162,7 @@ def open_project(sqlite_store: Store, browser: Any) -> Iterator[Callable[[str], 
             login(page, live, "tut")
             page.goto(f"{live.url}/p/{name}/label")
             return live, page, errors
+
         yield opener
 
 
@@ -106,7 +179,9 @@ def next_item(page: Any, previous: str | None = None) -> str:
     """Wait until an item other than lease ``previous`` is on screen; its lease id."""
     page.wait_for_function(
         "prev => { const i = document.getElementById('item');"
-        " return i && !i.hidden && i.dataset.lease && i.dataset.lease !== prev; }", arg=previous or "")
+        " return i && !i.hidden && i.dataset.lease && i.dataset.lease !== prev; }",
+        arg=previous or "",
+    )
     lease = page.locator("#item").get_attribute("data-lease")
     assert lease
     return str(lease)
@@ -126,8 +201,11 @@ def item_of(live: Live, page: Any) -> Item:
 
 def claims(live: Live) -> list[dict[str, Any]]:
     with live.store.session() as session:
-        rows = session.execute(sa.select(Claim.id, Item.external_id, Claim.value, Claim.retracts)
-                               .join(Item, Item.id == Claim.item_id).order_by(Claim.id)).all()
+        rows = session.execute(
+            sa.select(Claim.id, Item.external_id, Claim.value, Claim.retracts)
+            .join(Item, Item.id == Claim.item_id)
+            .order_by(Claim.id)
+        ).all()
     return [{"id": r[0], "item": r[1], "value": r[2], "retracts": r[3]} for r in rows]
 
 
@@ -145,9 +223,18 @@ def standing(live: Live) -> dict[str, Any]:
 
 def assignments(live: Live) -> dict[int, dict[str, Any]]:
     with live.store.session() as session:
-        rows = session.execute(sa.select(Assignment.id, Assignment.state, Assignment.seconds, Assignment.skip_reason,
-                                         Assignment.claim_id)).all()
-    return {r[0]: {"state": r[1], "seconds": r[2], "skip_reason": r[3], "claim_id": r[4]} for r in rows}
+        rows = session.execute(
+            sa.select(
+                Assignment.id,
+                Assignment.state,
+                Assignment.seconds,
+                Assignment.skip_reason,
+                Assignment.claim_id,
+            )
+        ).all()
+    return {
+        r[0]: {"state": r[1], "seconds": r[2], "skip_reason": r[3], "claim_id": r[4]} for r in rows
+    }
 
 
 def no_injection(page: Any) -> None:
@@ -182,7 +269,9 @@ def select_text(page: Any, needle: str) -> None:
           const first = rect(at, 1), last = rect(at + needle.length - 1, 1);
           return {x1: first.left + 1, y1: first.top + first.height / 2,
                   x2: last.right - 1, y2: last.top + last.height / 2};
-        }""", needle)
+        }""",
+        needle,
+    )
     assert box, needle
     page.mouse.move(box["x1"], box["y1"])
     page.mouse.down()
@@ -225,7 +314,9 @@ def test_multilabel_digits_toggle_within_limits(open_project: Any) -> None:
         else:
             # data fields are shown as labeled blocks, as text
             expect(page.locator("#item-data [data-field='source'] .text")).to_have_text(XSS)
-            expect(page.locator("#item-data [data-field='tags'] li")).to_have_text(["wire", "<b>x</b>"])
+            expect(page.locator("#item-data [data-field='tags'] li")).to_have_text(
+                ["wire", "<b>x</b>"]
+            )
             expect(page.locator("#item-text")).to_have_text(PROJECTS["ml"][1][1][1] or "")
             no_injection(page)
             page.keyboard.press("Enter")  # none chosen: min_labels is 1
@@ -250,15 +341,20 @@ def _pair_shown(live: Live, page: Any) -> tuple[str, str, str]:
     content = page.content()
     assert "secret-model" not in content  # the page never says which is which
     no_injection(page)
-    return item.external_id, ("A" if left == data["response_a"] else "B"), ("B" if left == data["response_a"] else "A")
+    return (
+        item.external_id,
+        ("A" if left == data["response_a"] else "B"),
+        ("B" if left == data["response_a"] else "A"),
+    )
 
 
 def test_pairwise_left_right_maps_back_to_a_b(open_project: Any) -> None:
     expect = _expect()
     live, page, errors = open_project("pw")
     expect(page.locator("#pair h3")).to_have_text(["Prompt", "Left", "Right"])
-    expect(page.locator("#labels .label")).to_have_text([re.compile("Left is better"), re.compile("Right is better"),
-                                                        re.compile("Tie")])
+    expect(page.locator("#labels .label")).to_have_text(
+        [re.compile("Left is better"), re.compile("Right is better"), re.compile("Tie")]
+    )
     buttons = page.locator("#labels .label")
     expected: dict[str, str] = {}
 
@@ -297,7 +393,9 @@ def test_pairwise_left_right_maps_back_to_a_b(open_project: Any) -> None:
     assert standing(live) == expected
     rows = claims(live)
     retractions = [c for c in rows if c["retracts"] is not None]
-    assert len(retractions) == 1 and retractions[0]["value"] is None and retractions[0]["item"] == x1
+    assert (
+        len(retractions) == 1 and retractions[0]["value"] is None and retractions[0]["item"] == x1
+    )
     undone = next(c for c in rows if c["id"] == retractions[0]["retracts"])
     assert undone["value"] == left1
     assert errors == []
@@ -323,7 +421,9 @@ def test_span_select_and_label_with_emoji_offsets(open_project: Any) -> None:
             select_text(page, "Café Zürich")
             page.keyboard.press("1")
             select_text(page, "Ann")
-            page.locator("#labels .label", has_text="PERSON").click()  # the mouse, too, keeps the selection
+            page.locator(
+                "#labels .label", has_text="PERSON"
+            ).click()  # the mouse, too, keeps the selection
             expect(rows).to_have_count(2)
             select_text(page, "Party")
             page.keyboard.press("2")
@@ -416,7 +516,9 @@ def test_fact_check_verdict_and_required_evidence(open_project: Any) -> None:
         data = item.data or {}
         expect(page.locator("#item-text")).to_have_text(item.text or "")
         expect(page.locator("#item-data [data-field='evidence'] h3")).to_have_text("evidence")
-        expect(page.locator("#item-data [data-field='evidence'] .text")).to_have_text(data["evidence"])
+        expect(page.locator("#item-data [data-field='evidence'] .text")).to_have_text(
+            data["evidence"]
+        )
         expect(page.locator("#item-data [data-field='sources'] li")).to_have_text(data["sources"])
         if item.external_id == "c1":
             no_injection(page)
@@ -431,13 +533,17 @@ def test_fact_check_verdict_and_required_evidence(open_project: Any) -> None:
                      headers: {'Content-Type': 'application/json',
                                'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
                      body: JSON.stringify({value: {verdict: 'refuted', evidence: '  '}})}).then(r => r.status)""",
-                lease)
+                lease,
+            )
             assert status == 422
             assert claims(live) == []
             page.keyboard.type("It stands in Paris, per the evidence.")
             shot(page, "factcheck")
             page.keyboard.press("Control+Enter")
-            expected["c1"] = {"verdict": "refuted", "evidence": "It stands in Paris, per the evidence."}
+            expected["c1"] = {
+                "verdict": "refuted",
+                "evidence": "It stands in Paris, per the evidence.",
+            }
         else:
             page.keyboard.press("1")
             page.keyboard.press("e")  # to the evidence box
@@ -495,8 +601,12 @@ def test_rating_skip_undo_and_seconds(open_project: Any) -> None:
     nothing_left(page)
 
     # a refused undo shows the server's reason
-    page.route("**/work/*/undo", lambda route: route.fulfill(
-        status=409, content_type="application/json", body='{"detail": "the lease expired"}'))
+    page.route(
+        "**/work/*/undo",
+        lambda route: route.fulfill(
+            status=409, content_type="application/json", body='{"detail": "the lease expired"}'
+        ),
+    )
     page.keyboard.press("u")
     expect(status).to_contain_text("Cannot undo: the lease expired")
     page.unroute("**/work/*/undo")
@@ -506,7 +616,11 @@ def test_rating_skip_undo_and_seconds(open_project: Any) -> None:
     assert standing(live) == {a: 2, c: 5}
     first_claim = next(r for r in rows if r["item"] == a and r["value"] == 4)
     retraction = next(r for r in rows if r["retracts"] is not None)
-    assert retraction["retracts"] == first_claim["id"] and retraction["item"] == a and retraction["value"] is None
+    assert (
+        retraction["retracts"] == first_claim["id"]
+        and retraction["item"] == a
+        and retraction["value"] is None
+    )
     leases = assignments(live)
     assert leases[int(second)]["state"] == "released"
     assert leases[int(second)]["skip_reason"] == "cannot judge this one"

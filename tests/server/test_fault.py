@@ -66,13 +66,29 @@ def _fault_project(url: str) -> dict[str, str]:
     store = open_store(url)
     try:
         with store.session() as session:
-            users = [create_user(session, username=name, password=PASSWORD, role="tutor") for name in TUTORS]
+            users = [
+                create_user(session, username=name, password=PASSWORD, role="tutor")
+                for name in TUTORS
+            ]
             tokens = {u.username: new_token(session, u, "fault")[1] for u in users}
             project = create_project(session, name="f", schema=SCHEMA)
-            session.add_all([Item(project_id=project.id, external_id=f"i{i}", text=f"item {i}",
-                                  meta={"domain": "general", "truth": _truth(i)}) for i in range(N_ITEMS)])
-            session.add_all([Membership(project_id=project.id, user_id=u.id, role="tutor") for u in users])
-        routing.configure(store, project, gold_rate=0.0, min_labels=LABELS_PER_ITEM, max_labels=LABELS_PER_ITEM)
+            session.add_all(
+                [
+                    Item(
+                        project_id=project.id,
+                        external_id=f"i{i}",
+                        text=f"item {i}",
+                        meta={"domain": "general", "truth": _truth(i)},
+                    )
+                    for i in range(N_ITEMS)
+                ]
+            )
+            session.add_all(
+                [Membership(project_id=project.id, user_id=u.id, role="tutor") for u in users]
+            )
+        routing.configure(
+            store, project, gold_rate=0.0, min_labels=LABELS_PER_ITEM, max_labels=LABELS_PER_ITEM
+        )
         for name in TUTORS:
             routing.add_tutor(store, project, name)
     finally:
@@ -90,7 +106,7 @@ def _group(pgid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields_ = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp ...
+        fields_ = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp ...
         if int(fields_[2]) == pgid and fields_[0] != "Z":
             found.append(int(entry))
     return found
@@ -168,15 +184,22 @@ class Tally:
 
 
 class Tutor(threading.Thread):
-    def __init__(self, name: str, token: str, server: Server, tally: Tally, stop_at: list[float]) -> None:
+    def __init__(
+        self, name: str, token: str, server: Server, tally: Tally, stop_at: list[float]
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.who, self.server, self.tally, self.stop_at = name, server, tally, stop_at
         self.rng = random.Random(f"{SEED}:{name}")
-        self.client = httpx.Client(base_url=f"{server.url}/api/v1/projects/f",
-                                   headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self.client = httpx.Client(
+            base_url=f"{server.url}/api/v1/projects/f",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
         self.failure: BaseException | None = None
 
-    def call(self, path: str, *, again: bool = True, **kw: Any) -> tuple[httpx.Response | None, bool]:
+    def call(
+        self, path: str, *, again: bool = True, **kw: Any
+    ) -> tuple[httpx.Response | None, bool]:
         """POST ``path`` until a server answers (once, unless ``again``); (response, whether it
         failed on the way). None once time is up, or when it failed and not ``again``."""
         retried = False
@@ -192,7 +215,9 @@ class Tutor(threading.Thread):
                 continue
             if r.status_code >= 500:
                 with self.tally.lock:
-                    self.tally.server_errors.append(f"{self.who} POST {path}: {r.status_code} {r.text[:300]}")
+                    self.tally.server_errors.append(
+                        f"{self.who} POST {path}: {r.status_code} {r.text[:300]}"
+                    )
             return r, retried
         return None, retried
 
@@ -209,7 +234,9 @@ class Tutor(threading.Thread):
         others ask for work again (a page reload), which hands back the lease if it still runs."""
         t = self.tally
         reloads = TUTORS.index(self.who) % 2 == 1
-        held: int | None = None  # a lease whose submit died with the server, for a tutor who reloads
+        held: int | None = (
+            None  # a lease whose submit died with the server, for a tutor who reloads
+        )
         while not t.done.is_set() and time.monotonic() < self.stop_at[0]:
             with t.lock:
                 t.idle.discard(self.who)
@@ -219,7 +246,9 @@ class Tutor(threading.Thread):
             if r.status_code == 204:
                 with t.lock:
                     t.idle.add(self.who)
-                    if len(t.idle) == len(TUTORS):  # nobody holds or is asking for a lease: nothing can change
+                    if len(t.idle) == len(
+                        TUTORS
+                    ):  # nobody holds or is asking for a lease: nothing can change
                         t.done.set()
                 t.done.wait(0.1)
                 continue
@@ -233,27 +262,37 @@ class Tutor(threading.Thread):
                 t.resumed += bool(lease.get("resumed"))
                 t.retried += retried
                 if lease.get("resumed") and lease["lease"] != held and not retried:
-                    t.unexpected.append(f"{self.who} got lease {lease['lease']} back, but held {held}")
+                    t.unexpected.append(
+                        f"{self.who} got lease {lease['lease']} back, but held {held}"
+                    )
             held = None
             time.sleep(self.rng.uniform(0, 0.01))  # "reading" the item: kills land with leases held
             truth = _truth(int(lease["external_id"][1:]))
             value = truth if self.rng.random() < 0.9 else ("no" if truth == "yes" else "yes")
-            r, retried = self.call(f"/work/{lease['lease']}/submit", json={"value": value}, again=not reloads)
+            r, retried = self.call(
+                f"/work/{lease['lease']}/submit", json={"value": value}, again=not reloads
+            )
             if r is None:
                 held = lease["lease"]
                 continue
             if r.is_success:
                 body = r.json()
                 with t.lock:
-                    t.acks.append(Ack(self.who, lease["lease"], lease["item_id"], body["claim_id"], value))
+                    t.acks.append(
+                        Ack(self.who, lease["lease"], lease["item_id"], body["claim_id"], value)
+                    )
             elif retried and r.status_code < 500:
                 # sent again after a crash: it committed before (the lease is submitted), or the
                 # restart expired the lease (grace 0); either way it is not acknowledged
                 with t.lock:
-                    t.refused_retries.append(f"{self.who} lease {lease['lease']}: {r.status_code} {r.text[:200]}")
+                    t.refused_retries.append(
+                        f"{self.who} lease {lease['lease']}: {r.status_code} {r.text[:200]}"
+                    )
             else:
                 with t.lock:
-                    t.unexpected.append(f"{self.who} submit {lease['lease']}: {r.status_code} {r.text[:300]}")
+                    t.unexpected.append(
+                        f"{self.who} submit {lease['lease']}: {r.status_code} {r.text[:300]}"
+                    )
 
 
 def test_kill_9_under_concurrent_tutors(migrated_url: str, backend: str, tmp_path: Path) -> None:
@@ -274,7 +313,11 @@ def test_kill_9_under_concurrent_tutors(migrated_url: str, backend: str, tmp_pat
         for t in tutors:
             t.start()
         for mark in marks:
-            while len(tally.acks) < mark and not tally.done.is_set() and all(t.is_alive() for t in tutors):
+            while (
+                len(tally.acks) < mark
+                and not tally.done.is_set()
+                and all(t.is_alive() for t in tutors)
+            ):
                 time.sleep(0.005)
             if tally.done.is_set() or not all(t.is_alive() for t in tutors):
                 break
@@ -290,10 +333,12 @@ def test_kill_9_under_concurrent_tutors(migrated_url: str, backend: str, tmp_pat
         stop_at[0] = 0.0
         server.stop()
     took = time.monotonic() - began
-    print(f"\n{backend}: {took:.1f} s, {kills} kills, {len(tally.acks)} acknowledged labels, "
-          f"{tally.retried} work requests sent again, {tally.resumed} leases resumed, "
-          f"{len(tally.refused_retries)} submits refused when sent again, starts "
-          f"{', '.join(f'{s:.1f}' for s in server.starts)} s")
+    print(
+        f"\n{backend}: {took:.1f} s, {kills} kills, {len(tally.acks)} acknowledged labels, "
+        f"{tally.retried} work requests sent again, {tally.resumed} leases resumed, "
+        f"{len(tally.refused_retries)} submits refused when sent again, starts "
+        f"{', '.join(f'{s:.1f}' for s in server.starts)} s"
+    )
     log = f"\n--- server output ---\n{server.tail()}"
 
     failures = [f"{t.who}: {t.failure!r}" for t in tutors if t.failure is not None]
@@ -301,23 +346,41 @@ def test_kill_9_under_concurrent_tutors(migrated_url: str, backend: str, tmp_pat
     assert not tally.server_errors, "\n".join(tally.server_errors) + log
     assert not tally.unexpected, "\n".join(tally.unexpected) + log
     assert kills == KILLS, f"only {kills} kills: the tutors finished first" + log
-    assert tally.done.is_set(), (f"tutors still busy {FINISH_S:.0f} s after the last kill "
-                                 f"(idle: {sorted(tally.idle)})") + log
+    assert tally.done.is_set(), (
+        f"tutors still busy {FINISH_S:.0f} s after the last kill (idle: {sorted(tally.idle)})"
+    ) + log
 
     store = open_store(fault_db)
     try:
         with store.engine.connect() as conn:
-            claims = {r.id: r for r in conn.execute(
-                sa.select(Claim.id, Claim.item_id, Claim.value, Source.name).join(Source, Source.id == Claim.source_id)
-                .where(Source.kind == "human", Claim.value.is_not(None), standing_claims()))}
-            leases = conn.execute(sa.select(Assignment.id, Assignment.tutor_id, Assignment.item_id, Assignment.state,
-                                            Assignment.claim_id, Assignment.expires_at)).all()
+            claims = {
+                r.id: r
+                for r in conn.execute(
+                    sa.select(Claim.id, Claim.item_id, Claim.value, Source.name)
+                    .join(Source, Source.id == Claim.source_id)
+                    .where(Source.kind == "human", Claim.value.is_not(None), standing_claims())
+                )
+            }
+            leases = conn.execute(
+                sa.select(
+                    Assignment.id,
+                    Assignment.tutor_id,
+                    Assignment.item_id,
+                    Assignment.state,
+                    Assignment.claim_id,
+                    Assignment.expires_at,
+                )
+            ).all()
             items = conn.execute(sa.select(sa.func.count()).select_from(Item)).scalar_one()
     finally:
         store.close()
-    lost = [a for a in tally.acks if a.claim_id not in claims
-            or (claims[a.claim_id].item_id, claims[a.claim_id].name, claims[a.claim_id].value)
-            != (a.item_id, a.tutor, a.value)]
+    lost = [
+        a
+        for a in tally.acks
+        if a.claim_id not in claims
+        or (claims[a.claim_id].item_id, claims[a.claim_id].name, claims[a.claim_id].value)
+        != (a.item_id, a.tutor, a.value)
+    ]
     assert not lost, f"{len(lost)} acknowledged labels missing or changed: {lost[:10]}"
     twice = [k for k, n in Counter((c.name, c.item_id) for c in claims.values()).items() if n > 1]
     assert not twice, f"(tutor, item) with two standing claims: {twice[:10]}"
@@ -327,7 +390,8 @@ def test_kill_9_under_concurrent_tutors(migrated_url: str, backend: str, tmp_pat
     short = {i: n for i, n in per_item.items() if n != LABELS_PER_ITEM}
     assert len(per_item) == items == N_ITEMS and not short, (
         f"every tutor got 204, but {N_ITEMS - len(per_item)} items have no label and these "
-        f"{len(short)} the wrong number (item id: labels): {dict(list(short.items())[:10])}")
+        f"{len(short)} the wrong number (item id: labels): {dict(list(short.items())[:10])}"
+    )
     submitted = {r.claim_id for r in leases if r.state == "submitted"}
     assert submitted == set(claims), "claims and submitted leases differ"
 
@@ -336,23 +400,42 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def test_restart_cuts_leases_of_dead_processes(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_restart_cuts_leases_of_dead_processes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """At start a server cuts short the running leases that a process of this host handed out and
     that no longer runs (``served_by`` is ``host:pid:tag``); live processes' and other hosts' stay."""
     with store.session() as session:
         project = create_project(session, name="r", schema=SCHEMA)
-        session.add_all([Item(project_id=project.id, external_id=f"i{i}", text=f"item {i}",
-                              meta={"domain": "general"}) for i in range(3)])
+        session.add_all(
+            [
+                Item(
+                    project_id=project.id,
+                    external_id=f"i{i}",
+                    text=f"item {i}",
+                    meta={"domain": "general"},
+                )
+                for i in range(3)
+            ]
+        )
     routing.configure(store, project, gold_rate=0.0, max_labels=1)
     for name in ("dead", "alive", "elsewhere", "next"):
         routing.add_tutor(store, project, name)
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()  # reaped: its pid runs nothing now
     host = socket.gethostname()
-    served = {"dead": f"{host}:{gone.pid}:a1", "alive": f"{host}:{os.getpid()}:b2",
-              "elsewhere": f"not-{host}:{gone.pid}:c3"}
-    leased = {name: routing.request_work(store, project, name, served_by=by) for name, by in served.items()}
-    assert all(leased.values()) and routing.request_work(store, project, "next") is None  # every item is taken
+    served = {
+        "dead": f"{host}:{gone.pid}:a1",
+        "alive": f"{host}:{os.getpid()}:b2",
+        "elsewhere": f"not-{host}:{gone.pid}:c3",
+    }
+    leased = {
+        name: routing.request_work(store, project, name, served_by=by)
+        for name, by in served.items()
+    }
+    assert (
+        all(leased.values()) and routing.request_work(store, project, "next") is None
+    )  # every item is taken
 
     def expiry() -> dict[str, datetime]:
         with store.engine.connect() as conn:
@@ -364,7 +447,11 @@ def test_restart_cuts_leases_of_dead_processes(store: Store, monkeypatch: pytest
     with TestClient(create_app(store)):
         pass
     after = expiry()
-    assert before + timedelta(seconds=119) <= after["dead"] <= datetime.now(UTC) + timedelta(seconds=120)
+    assert (
+        before + timedelta(seconds=119)
+        <= after["dead"]
+        <= datetime.now(UTC) + timedelta(seconds=120)
+    )
     for name in ("alive", "elsewhere"):
         assert after[name] == _utc(leased[name].expires_at)  # type: ignore[union-attr]
 
@@ -375,6 +462,8 @@ def test_restart_cuts_leases_of_dead_processes(store: Store, monkeypatch: pytest
     assert after["dead"] <= datetime.now(UTC)
     for name in ("alive", "elsewhere"):
         assert after[name] == _utc(leased[name].expires_at)  # type: ignore[union-attr]
-    again = routing.request_work(store, project, "next")  # the dead request's item is back in the pool
+    again = routing.request_work(
+        store, project, "next"
+    )  # the dead request's item is back in the pool
     assert again is not None and again.item_id == leased["dead"].item_id  # type: ignore[union-attr]
     assert routing.request_work(store, project, "dead") is None  # not for the tutor who had it

@@ -8,26 +8,42 @@ from server_helpers import World
 
 from veritag.store.models import Claim, Posterior, Source, TruthRun
 
-READS = ["/projects/p/status", "/projects/p/dashboard", "/projects/p/review/queue", "/projects/p/queue",
-         "/projects/p/reports/quality", "/projects/p/reports/automation", "/projects/p/routing",
-         "/projects/p/export?format=jsonl", "/projects/p/export?format=csv"]
+READS = [
+    "/projects/p/status",
+    "/projects/p/dashboard",
+    "/projects/p/review/queue",
+    "/projects/p/queue",
+    "/projects/p/reports/quality",
+    "/projects/p/reports/automation",
+    "/projects/p/routing",
+    "/projects/p/export?format=jsonl",
+    "/projects/p/export?format=csv",
+]
 
 
 def _runs(w: World) -> tuple[int, int]:
     with w.store.engine.connect() as conn:
-        return (int(conn.scalar(sa.select(sa.func.count()).select_from(TruthRun))),
-                int(conn.scalar(sa.select(sa.func.count()).select_from(Posterior))))
+        return (
+            int(conn.scalar(sa.select(sa.func.count()).select_from(TruthRun))),
+            int(conn.scalar(sa.select(sa.func.count()).select_from(Posterior))),
+        )
 
 
 def _label(w: World, item: str, value: str, worker: str) -> None:
     with w.store.session() as session:
-        project_id = session.scalar(sa.text("SELECT project_id FROM items WHERE id = :i"), {"i": w.items[item]})
-        source = session.scalar(sa.select(Source).where(Source.project_id == project_id, Source.name == worker))
+        project_id = session.scalar(
+            sa.text("SELECT project_id FROM items WHERE id = :i"), {"i": w.items[item]}
+        )
+        source = session.scalar(
+            sa.select(Source).where(Source.project_id == project_id, Source.name == worker)
+        )
         if source is None:
             source = Source(project_id=project_id, kind="human", name=worker)
             session.add(source)
             session.flush()
-        session.add(Claim(project_id=project_id, item_id=w.items[item], source_id=source.id, value=value))
+        session.add(
+            Claim(project_id=project_id, item_id=w.items[item], source_id=source.id, value=value)
+        )
 
 
 def test_no_get_writes_a_truth_run(world: World) -> None:

@@ -48,7 +48,9 @@ def test_the_right_password_is_refused_during_a_lockout_from_any_address(world: 
     w = world
     _lock(w.client, "tut")
     _assert_throttled(_login(w.client, "tut", PASSWORD))
-    _assert_throttled(_login(_other(w, "10.0.0.7"), "tut", PASSWORD))  # the lockout is the account's
+    _assert_throttled(
+        _login(_other(w, "10.0.0.7"), "tut", PASSWORD)
+    )  # the lockout is the account's
 
 
 def test_unknown_names_are_locked_like_real_ones(world: World) -> None:
@@ -68,7 +70,9 @@ def test_other_users_are_unaffected(world: World) -> None:
 def test_a_client_address_is_throttled_separately(world: World) -> None:
     w = world
     spray = _other(w, "10.0.0.1")
-    for i in range(throttle.ADDRESS_LIMIT):  # a different name each time: no account reaches its limit
+    for i in range(
+        throttle.ADDRESS_LIMIT
+    ):  # a different name each time: no account reaches its limit
         assert _login(spray, f"guess{i}", WRONG).status_code == 401  # type: ignore[attr-defined]
     _assert_throttled(_login(spray, "rev", PASSWORD))
     _assert_throttled(_login(spray, "guess0", WRONG))

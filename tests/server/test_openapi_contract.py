@@ -40,8 +40,13 @@ from veritag.server import create_app
 from veritag.server.auth import new_token
 from veritag.store.models import User
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 #: Generated cases per operation and caller (the file stays within about a minute on two cores).
 EXAMPLES = 10
 
@@ -67,19 +72,31 @@ def real_values(world: World, path: str) -> dict[str, Any]:
     return values
 
 
-def run_operation(operation: Any, base_url: str, headers: dict[str, str], fixed: dict[str, Any]) -> str | None:
+def run_operation(
+    operation: Any, base_url: str, headers: dict[str, str], fixed: dict[str, Any]
+) -> str | None:
     """Run ``EXAMPLES`` cases of one operation; the failures found, as text, or None."""
     names = {p.name for p in operation.path_parameters}
     aimed = {k: v for k, v in fixed.items() if k in names}
-    strategy = st.one_of([operation.as_strategy(mode, path_parameters=aimed) for mode in GenerationMode]
-                         + ([operation.as_strategy()] if names - {"token_id"} else []))
+    strategy = st.one_of(
+        [operation.as_strategy(mode, path_parameters=aimed) for mode in GenerationMode]
+        + ([operation.as_strategy()] if names - {"token_id"} else [])
+    )
     session = requests.Session()
 
-    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(base_url=base_url, session=session, headers=headers, checks=CHECKS, timeout=60)
+        case.call_and_validate(
+            base_url=base_url, session=session, headers=headers, checks=CHECKS, timeout=60
+        )
 
     try:
         check()
@@ -98,8 +115,9 @@ def test_every_operation_answers_as_documented(world: World, who: str) -> None:
         found = []
         for result in schema.get_all_operations():
             operation = result.ok()
-            problem = run_operation(operation, url, world.as_(who),
-                                    {**real_values(world, operation.path), **fixed})
+            problem = run_operation(
+                operation, url, world.as_(who), {**real_values(world, operation.path), **fixed}
+            )
             if problem:
                 found.append(problem)
     assert not found, f"{len(found)} operation(s) broke the contract:\n\n" + "\n\n".join(found)

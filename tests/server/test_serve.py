@@ -18,8 +18,11 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'serve.db'}"
     store = open_store(db)
     with store.session() as session:
-        token = new_token(session, create_user(session, username="ana", password="long enough pw", role="admin"),
-                          "t")[1]
+        token = new_token(
+            session,
+            create_user(session, username="ana", password="long enough pw", role="admin"),
+            "t",
+        )[1]
     store.close()
     port = free_port()
     proc = start_serve(db, port, "--workers", "2")
@@ -27,12 +30,20 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{port}"
         wait_until_serving(proc, url)
         auth = {"Authorization": f"Bearer {token}"}
-        made = httpx.post(f"{url}/api/v1/projects", headers=auth, timeout=10,
-                          json={"name": "w", "schema": {"type": "classification", "labels": ["a", "b"]}})
+        made = httpx.post(
+            f"{url}/api/v1/projects",
+            headers=auth,
+            timeout=10,
+            json={"name": "w", "schema": {"type": "classification", "labels": ["a", "b"]}},
+        )
         assert made.status_code == 201, made.text
-        with httpx.Client(headers=auth, timeout=10) as client:  # new connections land on either worker
-            seen = [client.get(f"{url}/api/v1/projects/w", headers={"Connection": "close"}).status_code
-                    for _ in range(10)]
+        with httpx.Client(
+            headers=auth, timeout=10
+        ) as client:  # new connections land on either worker
+            seen = [
+                client.get(f"{url}/api/v1/projects/w", headers={"Connection": "close"}).status_code
+                for _ in range(10)
+            ]
         assert seen == [200] * 10
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -23,7 +23,9 @@ ADA = audit.Actor("ada", None, "10.0.0.1")
 def test_record_and_read_back_with_filters_and_paging(store: Store) -> None:
     for i in range(5):
         audit.record(store, "user.create", actor=ADA, target=f"u{i}", detail={"role": "tutor"})
-    audit.record(store, "user.unlock", actor=audit.Actor("bob"), target="u1", detail={"cleared": True})
+    audit.record(
+        store, "user.unlock", actor=audit.Actor("bob"), target="u1", detail={"cleared": True}
+    )
     audit.record(store, "export", actor=ADA, project="p", target="csv")
     audit.record(store, "login", actor=audit.Actor("eve", client="10.0.0.9"), outcome="refused")
 
@@ -49,10 +51,19 @@ def test_record_and_read_back_with_filters_and_paging(store: Store) -> None:
 def test_odd_text_is_kept_escaped_and_cut_to_the_column(store: Store) -> None:
     """Whatever text reaches ``record`` (a NUL, a lone surrogate, far too long) never loses the
     entry; a filter holding such text finds nothing instead of failing on PostgreSQL."""
-    audit.record(store, "login", actor=audit.Actor("a\x00b\ud800" + "x" * 500), outcome="refused",
-                 detail={"note\x00": ["\ud800", float("nan")]})
+    audit.record(
+        store,
+        "login",
+        actor=audit.Actor("a\x00b\ud800" + "x" * 500),
+        outcome="refused",
+        detail={"note\x00": ["\ud800", float("nan")]},
+    )
     (entry,) = audit.read(store)
-    assert entry.actor is not None and entry.actor.startswith("a\\x00b\\ud800") and len(entry.actor) == 200
+    assert (
+        entry.actor is not None
+        and entry.actor.startswith("a\\x00b\\ud800")
+        and len(entry.actor) == 200
+    )
     assert entry.detail == {"note\\x00": ["\\ud800", "nan"]}
     assert audit.read(store, actor="a\x00b") == [] and audit.read(store, action="\ud800") == []
     with pytest.raises(ValueError, match="outcome"):
@@ -67,8 +78,13 @@ def test_an_entry_commits_with_its_change_or_not_at_all(store: Store) -> None:
     with store.session() as session:
         create_user(session, username="kept", password="long enough pw", role="reviewer", actor=ADA)
     (entry,) = audit.read(store, action="user")
-    assert (entry.action, entry.actor, entry.target, entry.outcome, entry.detail) == \
-        ("user.create", "ada", "kept", "ok", {"role": "reviewer"})
+    assert (entry.action, entry.actor, entry.target, entry.outcome, entry.detail) == (
+        "user.create",
+        "ada",
+        "kept",
+        "ok",
+        {"role": "reviewer"},
+    )
     assert "long enough pw" not in repr(entry), "never the password"
 
 

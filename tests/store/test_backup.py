@@ -34,8 +34,13 @@ def _seed(store: Store) -> tuple[int, int, int]:
 def _add_claim(store: Store, ids: tuple[int, int, int]) -> int:
     project_id, item_id, source_id = ids
     with store.begin_write() as conn:
-        return int(conn.scalar(sa.insert(Claim).values(project_id=project_id, item_id=item_id, source_id=source_id,
-                                                         value="1").returning(Claim.id)))
+        return int(
+            conn.scalar(
+                sa.insert(Claim)
+                .values(project_id=project_id, item_id=item_id, source_id=source_id, value="1")
+                .returning(Claim.id)
+            )
+        )
 
 
 def _claim_ids(url: str) -> set[int]:
@@ -57,8 +62,9 @@ def _empty_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) 
             yield url
 
 
-def test_round_trip(store: Store, migrated_url: str, backend: str, request: pytest.FixtureRequest,
-                    tmp_path: Path) -> None:
+def test_round_trip(
+    store: Store, migrated_url: str, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     ids = _seed(store)
     claims = {_add_claim(store, ids) for _ in range(5)}
     out = tmp_path / "veritag.backup"
@@ -92,8 +98,9 @@ def test_restore_refuses_a_newer_database(store: Store, migrated_url: str, tmp_p
     assert _add_claim(store, ids) > kept, "the store goes on writing after a restore"
 
 
-def test_restore_leaves_nothing_of_a_newer_schema(store: Store, migrated_url: str, backend: str,
-                                                  tmp_path: Path) -> None:
+def test_restore_leaves_nothing_of_a_newer_schema(
+    store: Store, migrated_url: str, backend: str, tmp_path: Path
+) -> None:
     _seed(store)
     out = tmp_path / "veritag.backup"
     backup(migrated_url, out)
@@ -102,26 +109,54 @@ def test_restore_leaves_nothing_of_a_newer_schema(store: Store, migrated_url: st
         with engine.begin() as conn:  # what a later migration would add
             conn.execute(sa.text("CREATE TABLE newer_things (id INTEGER PRIMARY KEY)"))
             if backend == "postgresql":
-                conn.execute(sa.text("CREATE FUNCTION veritag_newer() RETURNS integer AS 'SELECT 1' LANGUAGE sql"))
+                conn.execute(
+                    sa.text(
+                        "CREATE FUNCTION veritag_newer() RETURNS integer AS 'SELECT 1' LANGUAGE sql"
+                    )
+                )
         restore(migrated_url, out, force=True)
         with engine.connect() as conn:
             assert "newer_things" not in sa.inspect(conn).get_table_names()
             assert "claims" in sa.inspect(conn).get_table_names()
             if backend == "postgresql":
-                assert conn.scalar(sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'veritag_newer'")) == 0
-                assert conn.scalar(sa.text("SELECT count(*) FROM pg_proc WHERE proname = "
-                                           "'veritag_claims_append_only'")) == 1  # the dump's own are kept
+                assert (
+                    conn.scalar(
+                        sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'veritag_newer'")
+                    )
+                    == 0
+                )
+                assert (
+                    conn.scalar(
+                        sa.text(
+                            "SELECT count(*) FROM pg_proc WHERE proname = "
+                            "'veritag_claims_append_only'"
+                        )
+                    )
+                    == 1
+                )  # the dump's own are kept
     finally:
         engine.dispose()
 
 
-def test_backup_is_consistent_while_claims_are_written(store: Store, migrated_url: str, backend: str,
-                                                       request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_backup_is_consistent_while_claims_are_written(
+    store: Store, migrated_url: str, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     ids = _seed(store)
     project_id, item_id, source_id = ids
     with store.begin_write() as conn:  # enough pages that the copy takes a while
-        conn.execute(sa.insert(Claim), [{"project_id": project_id, "item_id": item_id, "source_id": source_id,
-                                         "value": "1", "dedup_key": "x" * 200 + str(n)} for n in range(20_000)])
+        conn.execute(
+            sa.insert(Claim),
+            [
+                {
+                    "project_id": project_id,
+                    "item_id": item_id,
+                    "source_id": source_id,
+                    "value": "1",
+                    "dedup_key": "x" * 200 + str(n),
+                }
+                for n in range(20_000)
+            ],
+        )
     initial = _claim_ids(migrated_url)
     acked: list[int] = []
     stop = threading.Event()
@@ -157,10 +192,14 @@ def test_backup_is_consistent_while_claims_are_written(store: Store, migrated_ur
     assert before <= in_backup
     assert max(in_backup) == info.marks["claims"], "the marks describe the very moment copied"
     committed = initial | set(acked)
-    assert in_backup == {i for i in committed if i <= info.marks["claims"]}, "one moment: no later claim, no gap"
+    assert in_backup == {i for i in committed if i <= info.marks["claims"]}, (
+        "one moment: no later claim, no gap"
+    )
 
 
-def test_missing_pg_tools_give_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_pg_tools_give_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PATH", "")
     monkeypatch.setattr(backup_mod, "PG_BIN_GLOBS", ())
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
@@ -187,7 +226,9 @@ def test_backups_do_not_cross_backends(sqlite_store: Store, tmp_path: Path) -> N
         restore(url, junk)
 
 
-def test_backup_without_metadata(store: Store, migrated_url: str, backend: str, tmp_path: Path) -> None:
+def test_backup_without_metadata(
+    store: Store, migrated_url: str, backend: str, tmp_path: Path
+) -> None:
     """A SQLite backup is a database holding its own marks; a dump without its sidecar needs --force."""
     ids = _seed(store)
     out = tmp_path / "veritag.backup"

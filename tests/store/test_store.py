@@ -39,7 +39,9 @@ def _one_claim(store: Store) -> int:
     """A project with one item, one source and one claim; returns the claim id."""
     with store.session() as session:
         # Rows, not create_project (which also writes the audit log of 0010): a store may be at 0001 here.
-        project = Project(name="p", task_schema={"type": "classification", "labels": ["a", "b"]}, description="")
+        project = Project(
+            name="p", task_schema={"type": "classification", "labels": ["a", "b"]}, description=""
+        )
         session.add(project)
         session.flush()
         item = Item(project_id=project.id, external_id="i1", text="hello")
@@ -47,9 +49,19 @@ def _one_claim(store: Store) -> int:
         session.add_all([item, source])
         session.flush()
         # Core insert of the 0001 columns only, so this also runs on a store left at an old revision.
-        return int(session.execute(sa.insert(Claim).values(project_id=project.id, item_id=item.id,
-                                                           source_id=source.id, value="a", dedup_key='"a"')
-                                   .returning(Claim.id)).scalar_one())
+        return int(
+            session.execute(
+                sa.insert(Claim)
+                .values(
+                    project_id=project.id,
+                    item_id=item.id,
+                    source_id=source.id,
+                    value="a",
+                    dedup_key='"a"',
+                )
+                .returning(Claim.id)
+            ).scalar_one()
+        )
 
 
 # --- migrations -------------------------------------------------------------------------------
@@ -63,7 +75,10 @@ def test_open_store_migrates(db_url: str) -> None:
         assert "alembic_version" in names
         assert store.is_current()
         with store.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0010"
+            assert (
+                conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+                == "0010"
+            )
     finally:
         store.close()
 
@@ -144,8 +159,15 @@ def test_claims_append_only_through_the_orm(store: Store) -> None:
         assert session.get(Claim, claim_id).value == "a"
         # appending still works
         first = session.get(Claim, claim_id)
-        session.add(Claim(project_id=first.project_id, item_id=first.item_id, source_id=first.source_id,
-                          value="b", dedup_key='"b"'))
+        session.add(
+            Claim(
+                project_id=first.project_id,
+                item_id=first.item_id,
+                source_id=first.source_id,
+                value="b",
+                dedup_key='"b"',
+            )
+        )
     with store.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(Claim)) == 2
 
@@ -164,7 +186,9 @@ def test_claim_foreign_keys_are_enforced(store: Store) -> None:
         project = create_project(session, name="p", schema={"type": "rating"})
     with pytest.raises(IntegrityError):
         with store.session() as session:
-            session.add(Claim(project_id=project.id, item_id=12345, source_id=999, value=3, dedup_key="3"))
+            session.add(
+                Claim(project_id=project.id, item_id=12345, source_id=999, value=3, dedup_key="3")
+            )
 
 
 def test_claim_dedup_key_is_unique(store: Store) -> None:
@@ -185,7 +209,10 @@ def test_claim_dedup_key_is_unique(store: Store) -> None:
 def test_json_none_is_sql_null(store: Store) -> None:
     claim_id = _one_claim(store)
     with store.engine.connect() as conn:
-        assert conn.scalar(sa.select(sa.func.count()).select_from(Claim).where(Claim.probs.is_(None))) == 1
+        assert (
+            conn.scalar(sa.select(sa.func.count()).select_from(Claim).where(Claim.probs.is_(None)))
+            == 1
+        )
         assert conn.scalar(sa.select(Claim.id).where(Claim.value.is_not(None))) == claim_id
 
 
@@ -194,8 +221,12 @@ def test_json_none_is_sql_null(store: Store) -> None:
 
 def test_create_and_get_project(store: Store) -> None:
     with store.session() as session:
-        created = create_project(session, name="rte", schema={"type": "classification", "labels": ["0", "1"]},
-                                 description="entailment")
+        created = create_project(
+            session,
+            name="rte",
+            schema={"type": "classification", "labels": ["0", "1"]},
+            description="entailment",
+        )
         assert created.id is not None
     with store.session() as session:
         got = get_project(session, name="rte")
@@ -206,7 +237,13 @@ def test_create_and_get_project(store: Store) -> None:
         schema = project_schema(got)
         assert schema.classes() == ["0", "1"]
         assert project_counts(session, project_id=got.id) == {
-            "items": 0, "claims": 0, "human_claims": 0, "labeled_items": 0, "sources": 0, "gold": 0, "imports": 0,
+            "items": 0,
+            "claims": 0,
+            "human_claims": 0,
+            "labeled_items": 0,
+            "sources": 0,
+            "gold": 0,
+            "imports": 0,
         }
 
 
@@ -250,7 +287,9 @@ def test_project_needs_name_and_valid_schema(store: Store) -> None:
             create_project(session, name="  ", schema={"type": "rating"})
     with pytest.raises(SchemaError):
         with store.session() as session:
-            create_project(session, name="bad", schema={"type": "classification", "labels": ["only"]})
+            create_project(
+                session, name="bad", schema={"type": "classification", "labels": ["only"]}
+            )
     with store.session() as session:
         assert list_projects(session) == []
 
@@ -268,7 +307,9 @@ def test_unique_external_id_per_project(store: Store) -> None:
     with store.session() as session:
         a = create_project(session, name="a", schema={"type": "rating"})
         b = create_project(session, name="b", schema={"type": "rating"})
-        session.add_all([Item(project_id=a.id, external_id="x"), Item(project_id=b.id, external_id="x")])
+        session.add_all(
+            [Item(project_id=a.id, external_id="x"), Item(project_id=b.id, external_id="x")]
+        )
     with pytest.raises(IntegrityError):
         with store.session() as session:
             session.add(Item(project_id=a.id, external_id="x", text="again"))
@@ -318,7 +359,9 @@ def test_same_password_gets_different_hashes(store: Store) -> None:
 
 
 def test_verify_password_with_broken_hash() -> None:
-    assert not verify_password(User(username="x", password_hash="not-a-hash", role="tutor"), "whatever1")
+    assert not verify_password(
+        User(username="x", password_hash="not-a-hash", role="tutor"), "whatever1"
+    )
 
 
 def test_create_user_refusals(store: Store) -> None:
@@ -401,13 +444,18 @@ def test_upgrade_from_0001_keeps_data_and_downgrade_removes_runs(db_url: str) ->
         assert "truth_runs" not in sa.inspect(store.engine).get_table_names()
         claim_id = _one_claim(store)
         store.migrate()
-        assert {"truth_runs", "posteriors", "source_reliability"} <= set(sa.inspect(store.engine).get_table_names())
+        assert {"truth_runs", "posteriors", "source_reliability"} <= set(
+            sa.inspect(store.engine).get_table_names()
+        )
         with store.engine.connect() as conn:
             assert conn.scalar(sa.select(Claim.id)) == claim_id
         with store.engine.begin() as conn:
             command.downgrade(_alembic_config(conn), "0001")
         assert "truth_runs" not in set(sa.inspect(store.engine).get_table_names())
-        with pytest.raises(DBAPIError), store.engine.begin() as conn:  # the claims trigger of 0001 stays
+        with (
+            pytest.raises(DBAPIError),
+            store.engine.begin() as conn,
+        ):  # the claims trigger of 0001 stays
             conn.execute(sa.text("DELETE FROM claims"))
         store.migrate()
         assert store.is_current()
@@ -418,31 +466,69 @@ def test_upgrade_from_0001_keeps_data_and_downgrade_removes_runs(db_url: str) ->
 def test_truth_run_queries(store: Store) -> None:
     claim_id = _one_claim(store)
     with store.engine.connect() as conn:
-        project_id, item_id, source_id = conn.execute(sa.select(Claim.project_id, Claim.item_id, Claim.source_id)).one()
+        project_id, item_id, source_id = conn.execute(
+            sa.select(Claim.project_id, Claim.item_id, Claim.source_id)
+        ).one()
         assert claims_watermark(conn, project_id=project_id) == (claim_id, 0, 0)
         assert latest_truth_run(conn, project_id=project_id) is None
 
     def add_run(method: str) -> int:
         with store.engine.begin() as conn:
             mark = claims_watermark(conn, project_id=project_id)
-            return insert_truth_run(conn, run={
-                "project_id": project_id, "method": method, "engine_version": "test/1", "params": {"bins": 5},
-                "max_claim_id": mark.max_claim_id, "gold_count": mark.gold_count, "n_items": 1,
-                "log_likelihood": None, "n_iter": 0, "converged": True,
-            }, posteriors=[[{"item_id": item_id, "label": '"a"', "confidence": 0.75, "probs": "[0.75,0.25]",
-                             "n_claims": 1, "n_labels": 1, "basis": "claims"}]],
-                sources=[{"source_id": source_id, "accuracy": None, "n_claims": 1, "confusion": "[[1,0],[0,1]]"}])
+            return insert_truth_run(
+                conn,
+                run={
+                    "project_id": project_id,
+                    "method": method,
+                    "engine_version": "test/1",
+                    "params": {"bins": 5},
+                    "max_claim_id": mark.max_claim_id,
+                    "gold_count": mark.gold_count,
+                    "n_items": 1,
+                    "log_likelihood": None,
+                    "n_iter": 0,
+                    "converged": True,
+                },
+                posteriors=[
+                    [
+                        {
+                            "item_id": item_id,
+                            "label": '"a"',
+                            "confidence": 0.75,
+                            "probs": "[0.75,0.25]",
+                            "n_claims": 1,
+                            "n_labels": 1,
+                            "basis": "claims",
+                        }
+                    ]
+                ],
+                sources=[
+                    {
+                        "source_id": source_id,
+                        "accuracy": None,
+                        "n_claims": 1,
+                        "confusion": "[[1,0],[0,1]]",
+                    }
+                ],
+            )
 
     first, second = add_run("mv"), add_run("ds")
     with store.engine.connect() as conn:
         assert latest_truth_run(conn, project_id=project_id).id == second
         run = latest_truth_run(conn, project_id=project_id, method="mv")
-        assert (run.id, run.params, run.converged, run.log_likelihood) == (first, {"bins": 5}, True, None)
+        assert (run.id, run.params, run.converged, run.log_likelihood) == (
+            first,
+            {"bins": 5},
+            True,
+            None,
+        )
         assert run_is_current(conn, run)
-        assert conn.execute(sa.select(Posterior.label, Posterior.probs).where(Posterior.run_id == first)).one() == (
-            "a", [0.75, 0.25])
-        assert conn.execute(sa.select(SourceReliability.accuracy, SourceReliability.confusion)).first() == (
-            None, [[1, 0], [0, 1]])
+        assert conn.execute(
+            sa.select(Posterior.label, Posterior.probs).where(Posterior.run_id == first)
+        ).one() == ("a", [0.75, 0.25])
+        assert conn.execute(
+            sa.select(SourceReliability.accuracy, SourceReliability.confusion)
+        ).first() == (None, [[1, 0], [0, 1]])
         assert conn.scalar(sa.select(sa.func.count()).select_from(TruthRun)) == 2
     with store.session() as session:
         session.add(Gold(project_id=project_id, item_id=item_id, value="a"))
@@ -460,10 +546,14 @@ def test_upgrade_from_0002_and_downgrade_remove_automation_tables(db_url: str) -
             command.upgrade(_alembic_config(conn), "0002")
         assert "automation_runs" not in sa.inspect(store.engine).get_table_names()
         store.migrate()
-        assert {"automation_runs", "automation_items", "embeddings"} <= set(sa.inspect(store.engine).get_table_names())
+        assert {"automation_runs", "automation_items", "embeddings"} <= set(
+            sa.inspect(store.engine).get_table_names()
+        )
         with store.engine.begin() as conn:
             command.downgrade(_alembic_config(conn), "0002")
-        assert not {"automation_runs", "automation_items", "embeddings"} & set(sa.inspect(store.engine).get_table_names())
+        assert not {"automation_runs", "automation_items", "embeddings"} & set(
+            sa.inspect(store.engine).get_table_names()
+        )
         assert "truth_runs" in sa.inspect(store.engine).get_table_names()
         store.migrate()
         assert store.is_current()
@@ -479,7 +569,9 @@ def test_embedding_cache_round_trip(store: Store) -> None:
     vectors = {f"{i:064x}": rng.normal(size=384).astype(np.float32) for i in range(7)}
     assert cache.get("m/1", list(vectors)) == {}
     cache.put("m/1", vectors)
-    cache.put("m/1", {k: v + 1 for k, v in list(vectors.items())[:2]})  # a known key keeps its first vector
+    cache.put(
+        "m/1", {k: v + 1 for k, v in list(vectors.items())[:2]}
+    )  # a known key keeps its first vector
     got = cache.get("m/1", [*vectors, "f" * 64])
     assert set(got) == set(vectors)
     for key, vec in vectors.items():

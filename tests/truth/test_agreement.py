@@ -51,27 +51,31 @@ def ratio_values(level: str, n_classes: int) -> dict:
 # Krippendorff's worked example (4 coders x 12 units, values 1..5, missing data); "Computing
 # Krippendorff's alpha-reliability" (2011) and the krippendorff package's doctests.
 _NA = -1
-KRIPPENDORFF_EXAMPLE = np.array([
-    [1, 2, 3, 3, 2, 1, 4, 1, 2, _NA, _NA, _NA],
-    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, _NA, 3],
-    [_NA, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, _NA],
-    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, _NA],
-])
+KRIPPENDORFF_EXAMPLE = np.array(
+    [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, _NA, _NA, _NA],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, _NA, 3],
+        [_NA, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, _NA],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, _NA],
+    ]
+)
 KRIPPENDORFF_CLASSES = np.where(KRIPPENDORFF_EXAMPLE >= 0, KRIPPENDORFF_EXAMPLE - 1, -1)
 
 # Fleiss (1971) as reproduced on Wikipedia: 10 subjects, 14 raters, 5 categories, kappa 0.210.
-FLEISS_EXAMPLE = np.array([
-    [0, 0, 0, 0, 14],
-    [0, 2, 6, 4, 2],
-    [0, 0, 3, 5, 6],
-    [0, 3, 9, 2, 0],
-    [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0],
-    [3, 2, 6, 3, 0],
-    [2, 5, 3, 2, 2],
-    [6, 5, 2, 1, 0],
-    [0, 2, 2, 3, 7],
-])
+FLEISS_EXAMPLE = np.array(
+    [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+)
 
 
 def table_to_coo(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +94,13 @@ def rating_matrices(draw: st.DrawFn, min_sources: int = 1) -> tuple[np.ndarray, 
     n_sources = draw(st.integers(min_sources, 5))
     n_items = draw(st.integers(1, 12))
     n_classes = draw(st.integers(1, 5))
-    cells = draw(st.lists(st.integers(-1, n_classes - 1), min_size=n_sources * n_items,
-                          max_size=n_sources * n_items))
+    cells = draw(
+        st.lists(
+            st.integers(-1, n_classes - 1),
+            min_size=n_sources * n_items,
+            max_size=n_sources * n_items,
+        )
+    )
     return np.array(cells, dtype=np.int64).reshape(n_sources, n_items), n_classes
 
 
@@ -119,8 +128,9 @@ def naive_fleiss(items: np.ndarray, labels: np.ndarray, n_items: int, n_classes:
     p_items = []
     for labs in rated:
         n = len(labs)
-        p_items.append(sum(labs.count(k) * (labs.count(k) - 1) for k in range(n_classes))
-                       / (n * (n - 1)))
+        p_items.append(
+            sum(labs.count(k) * (labs.count(k) - 1) for k in range(n_classes)) / (n * (n - 1))
+        )
     total = sum(len(labs) for labs in rated)
     p_e = sum((sum(labs.count(k) for labs in rated) / total) ** 2 for k in range(n_classes))
     if p_e == 1:
@@ -131,13 +141,20 @@ def naive_fleiss(items: np.ndarray, labels: np.ndarray, n_items: int, n_classes:
 # --- Krippendorff's alpha ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("level", "published"), [
-    ("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849), ("ratio", 0.797),
-])
+@pytest.mark.parametrize(
+    ("level", "published"),
+    [
+        ("nominal", 0.743),
+        ("ordinal", 0.815),
+        ("interval", 0.849),
+        ("ratio", 0.797),
+    ],
+)
 def test_alpha_krippendorff_worked_example(level: str, published: float) -> None:
     items, sources, labels = to_coo(KRIPPENDORFF_CLASSES)
-    alpha = krippendorff_alpha(items, sources, labels, n_items=12, n_classes=5, level=level,
-                               **ratio_values(level, 5))
+    alpha = krippendorff_alpha(
+        items, sources, labels, n_items=12, n_classes=5, level=level, **ratio_values(level, 5)
+    )
     assert round(alpha, 3) == published
     assert alpha == close(reference_alpha(KRIPPENDORFF_CLASSES, level))
 
@@ -161,8 +178,15 @@ def test_alpha_matches_krippendorff_package(level: str, data: tuple[np.ndarray, 
     # the package refuses a single-value domain or data without a pairable unit
     assume(np.unique(observed).size >= 2 and pairable_units)
     items, sources, labels = to_coo(matrix)
-    ours = krippendorff_alpha(items, sources, labels, n_items=matrix.shape[1],
-                              n_classes=n_classes, level=level, **ratio_values(level, n_classes))
+    ours = krippendorff_alpha(
+        items,
+        sources,
+        labels,
+        n_items=matrix.shape[1],
+        n_classes=n_classes,
+        level=level,
+        **ratio_values(level, n_classes),
+    )
     reference = reference_alpha(matrix, level)
     if np.isnan(ours):
         # undefined: only one value among pairable units, so the package divides 0 by 0
@@ -176,8 +200,9 @@ def test_alpha_perfect_agreement_is_one(level: str) -> None:
     items = np.array([0, 0, 1, 1, 1, 2, 2, 3])
     sources = np.array([0, 1, 0, 1, 2, 1, 2, 0])
     labels = np.array([0, 0, 2, 2, 2, 1, 1, 2])
-    assert krippendorff_alpha(items, sources, labels, n_items=4, n_classes=3, level=level,
-                              **ratio_values(level, 3)) == close(1.0)
+    assert krippendorff_alpha(
+        items, sources, labels, n_items=4, n_classes=3, level=level, **ratio_values(level, 3)
+    ) == close(1.0)
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -193,26 +218,30 @@ def test_alpha_undefined_is_nan(level: str) -> None:
 @pytest.mark.parametrize("level", LEVELS)
 @settings(max_examples=60, deadline=None)
 @given(data=rating_matrices(min_sources=2), seed=st.integers(0, 2**32 - 1))
-def test_alpha_invariant_to_item_and_source_order(level: str, data: tuple[np.ndarray, int],
-                                                  seed: int) -> None:
+def test_alpha_invariant_to_item_and_source_order(
+    level: str, data: tuple[np.ndarray, int], seed: int
+) -> None:
     matrix, n_classes = data
     rng = np.random.default_rng(seed)
-    kw = dict(n_items=matrix.shape[1], n_classes=n_classes, level=level,
-              **ratio_values(level, n_classes))
+    kw = dict(
+        n_items=matrix.shape[1], n_classes=n_classes, level=level, **ratio_values(level, n_classes)
+    )
     items, sources, labels = to_coo(matrix)
     shuffled = to_coo(matrix[rng.permutation(matrix.shape[0])][:, rng.permutation(matrix.shape[1])])
     claim_order = rng.permutation(items.size)
     expected = krippendorff_alpha(items, sources, labels, **kw)
-    for got in (krippendorff_alpha(*shuffled, **kw),
-                krippendorff_alpha(items[claim_order], sources[claim_order], labels[claim_order],
-                                   **kw)):
+    for got in (
+        krippendorff_alpha(*shuffled, **kw),
+        krippendorff_alpha(items[claim_order], sources[claim_order], labels[claim_order], **kw),
+    ):
         assert got == close(expected) or (np.isnan(got) and np.isnan(expected))
 
 
 @settings(max_examples=60, deadline=None)
 @given(data=rating_matrices(min_sources=2), seed=st.integers(0, 2**32 - 1))
-def test_alpha_nominal_invariant_to_class_relabelling(data: tuple[np.ndarray, int],
-                                                      seed: int) -> None:
+def test_alpha_nominal_invariant_to_class_relabelling(
+    data: tuple[np.ndarray, int], seed: int
+) -> None:
     matrix, n_classes = data
     relabel = np.random.default_rng(seed).permutation(n_classes)
     items, sources, labels = to_coo(matrix)
@@ -226,14 +255,22 @@ def test_alpha_interval_uses_values() -> None:
     items, sources, labels = to_coo(KRIPPENDORFF_CLASSES)
     # an affine map of the values leaves interval alpha unchanged...
     base = krippendorff_alpha(items, sources, labels, n_items=12, n_classes=5, level="interval")
-    moved = krippendorff_alpha(items, sources, labels, n_items=12, n_classes=5, level="interval",
-                               values=3.0 * np.arange(5) - 7)
+    moved = krippendorff_alpha(
+        items,
+        sources,
+        labels,
+        n_items=12,
+        n_classes=5,
+        level="interval",
+        values=3.0 * np.arange(5) - 7,
+    )
     assert moved == close(base)
     # ...while uneven spacing changes it, matching the package given the same values
     spaced = np.array([0.0, 1.0, 2.0, 10.0, 11.0])
     data = np.where(KRIPPENDORFF_CLASSES >= 0, spaced[KRIPPENDORFF_CLASSES], np.nan)
-    got = krippendorff_alpha(items, sources, labels, n_items=12, n_classes=5, level="interval",
-                             values=spaced)
+    got = krippendorff_alpha(
+        items, sources, labels, n_items=12, n_classes=5, level="interval", values=spaced
+    )
     assert got == close(krippendorff.alpha(reliability_data=data, level_of_measurement="interval"))
     assert got != close(base)
 
@@ -244,8 +281,9 @@ def test_alpha_interval_uses_values() -> None:
 @pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
 @settings(max_examples=200, deadline=None)
 @given(data=label_pairs())
-def test_cohen_matches_sklearn(weights: str | None, data: tuple[np.ndarray, np.ndarray, int]
-                               ) -> None:
+def test_cohen_matches_sklearn(
+    weights: str | None, data: tuple[np.ndarray, np.ndarray, int]
+) -> None:
     a, b, n_classes = data
     ours = cohen_kappa(a, b, n_classes=n_classes, weights=weights)
     reference = sklearn_kappa(a, b, n_classes, weights)
@@ -266,7 +304,8 @@ def test_cohen_textbook_values() -> None:
 
 def test_cohen_default_n_classes_and_undefined() -> None:
     assert cohen_kappa([0, 2, 2], [0, 2, 1], weights="linear") == close(
-        sklearn_kappa(np.array([0, 2, 2]), np.array([0, 2, 1]), 3, "linear"))
+        sklearn_kappa(np.array([0, 2, 2]), np.array([0, 2, 1]), 3, "linear")
+    )
     assert np.isnan(cohen_kappa([1, 1, 1], [1, 1, 1]))
     assert np.isnan(cohen_kappa([], []))
     assert np.isnan(cohen_kappa([2, 2], [2, 2], n_classes=4, weights="quadratic"))
@@ -280,22 +319,32 @@ def test_cohen_invariances(data: tuple[np.ndarray, np.ndarray, int], seed: int) 
     order = rng.permutation(a.size)
     relabel = rng.permutation(n_classes)
     expected = cohen_kappa(a, b, n_classes=n_classes)
-    for got in (cohen_kappa(a[order], b[order], n_classes=n_classes),
-                cohen_kappa(relabel[a], relabel[b], n_classes=n_classes),
-                cohen_kappa(b, a, n_classes=n_classes)):
+    for got in (
+        cohen_kappa(a[order], b[order], n_classes=n_classes),
+        cohen_kappa(relabel[a], relabel[b], n_classes=n_classes),
+        cohen_kappa(b, a, n_classes=n_classes),
+    ):
         assert got == close(expected) or (np.isnan(got) and np.isnan(expected))
 
 
 @pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
 @settings(max_examples=120, deadline=None)
 @given(data=rating_matrices())
-def test_pairwise_matches_sklearn_per_pair(weights: str | None,
-                                           data: tuple[np.ndarray, int]) -> None:
+def test_pairwise_matches_sklearn_per_pair(
+    weights: str | None, data: tuple[np.ndarray, int]
+) -> None:
     matrix, n_classes = data
     n_sources, n_items = matrix.shape
     items, sources, labels = to_coo(matrix)
-    got = pairwise_cohen_kappa(items, sources, labels, n_items=n_items, n_sources=n_sources,
-                               n_classes=n_classes, weights=weights)
+    got = pairwise_cohen_kappa(
+        items,
+        sources,
+        labels,
+        n_items=n_items,
+        n_sources=n_sources,
+        n_classes=n_classes,
+        weights=weights,
+    )
     assert got.shape == (n_sources, n_sources)
     assert np.isnan(np.diag(got)).all()
     np.testing.assert_array_equal(got, got.T)
@@ -367,8 +416,7 @@ def test_fleiss_matches_naive_definition(data: tuple[np.ndarray, int]) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(data=rating_matrices(), seed=st.integers(0, 2**32 - 1))
-def test_fleiss_invariant_to_item_and_class_order(data: tuple[np.ndarray, int], seed: int
-                                                  ) -> None:
+def test_fleiss_invariant_to_item_and_class_order(data: tuple[np.ndarray, int], seed: int) -> None:
     matrix, n_classes = data
     rng = np.random.default_rng(seed)
     n_items = matrix.shape[1]
@@ -393,42 +441,78 @@ def test_fleiss_perfect_and_undefined() -> None:
 # --- malformed input --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: cohen_kappa([0, 1], [0]), "same length"),
-    (lambda: cohen_kappa([0, -1], [0, 1]), "non-negative"),
-    (lambda: cohen_kappa([0, 3], [0, 1], n_classes=3), "n_classes"),
-    (lambda: cohen_kappa([0.0, 1.0], [0, 1]), "integers"),
-    (lambda: cohen_kappa([[0, 1]], [[0, 1]]), "1-d"),
-    (lambda: cohen_kappa([0, 1], [0, 1], weights="cubic"), "weights"),
-    (lambda: pairwise_cohen_kappa([0, 1], [0, 1], [0], n_items=2, n_sources=2, n_classes=2),
-     "same length"),
-    (lambda: pairwise_cohen_kappa([0, 1], [0, 2], [0, 1], n_items=2, n_sources=2, n_classes=2),
-     "n_sources"),
-    (lambda: pairwise_cohen_kappa([0, 0], [1, 1], [0, 1], n_items=1, n_sources=2, n_classes=2),
-     "more than once"),
-    (lambda: pairwise_cohen_kappa([0], [0], [0], n_items=-1, n_sources=2, n_classes=2),
-     "n_items"),
-    (lambda: fleiss_kappa([0, 2], [0, 1], n_items=2, n_classes=2), "n_items"),
-    (lambda: fleiss_kappa([0, 1], [0, -1], n_items=2, n_classes=2), "non-negative"),
-    (lambda: fleiss_kappa([0, 1, 1], [0, 1], n_items=2, n_classes=2), "same length"),
-    (lambda: fleiss_kappa([0, 1], [0, 1], n_items=2.5, n_classes=2), "integer"),
-    (lambda: fleiss_kappa_table([1, 2, 3]), "2-d"),
-    (lambda: fleiss_kappa_table([[1, -2]]), "non-negative"),
-    (lambda: fleiss_kappa_table([[1.5, 2]]), "whole"),
-    (lambda: fleiss_kappa_table([[np.nan, 2]]), "non-negative"),
-    (lambda: krippendorff_alpha([0, 0], [0, 1], [0, 5], n_items=1, n_classes=5), "n_classes"),
-    (lambda: krippendorff_alpha([0, 0], [0, 0], [0, 1], n_items=1, n_classes=2), "more than once"),
-    (lambda: krippendorff_alpha([0, 0], [0, 1], [0, 1], n_items=1, n_classes=2, level="nice"),
-     "level"),
-    (lambda: krippendorff_alpha([0, 0], [0, 1], [0, 1], n_items=1, n_classes=2,
-                                level="interval", values=[1.0]), "values"),
-    (lambda: krippendorff_alpha([0, 0], [0, 1], [0, 1], n_items=1, n_classes=2,
-                                level="ordinal", values=[1.0, 2.0]), "values"),
-    (lambda: krippendorff_alpha([0, 0], [0, 1], [0, 1], n_items=1, n_classes=2,
-                                level="ratio", values=[-1.0, 2.0]), "non-negative"),
-    (lambda: krippendorff_alpha([0, 0], [0, -1], [0, 1], n_items=1, n_classes=2),
-     "non-negative"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: cohen_kappa([0, 1], [0]), "same length"),
+        (lambda: cohen_kappa([0, -1], [0, 1]), "non-negative"),
+        (lambda: cohen_kappa([0, 3], [0, 1], n_classes=3), "n_classes"),
+        (lambda: cohen_kappa([0.0, 1.0], [0, 1]), "integers"),
+        (lambda: cohen_kappa([[0, 1]], [[0, 1]]), "1-d"),
+        (lambda: cohen_kappa([0, 1], [0, 1], weights="cubic"), "weights"),
+        (
+            lambda: pairwise_cohen_kappa([0, 1], [0, 1], [0], n_items=2, n_sources=2, n_classes=2),
+            "same length",
+        ),
+        (
+            lambda: pairwise_cohen_kappa(
+                [0, 1], [0, 2], [0, 1], n_items=2, n_sources=2, n_classes=2
+            ),
+            "n_sources",
+        ),
+        (
+            lambda: pairwise_cohen_kappa(
+                [0, 0], [1, 1], [0, 1], n_items=1, n_sources=2, n_classes=2
+            ),
+            "more than once",
+        ),
+        (
+            lambda: pairwise_cohen_kappa([0], [0], [0], n_items=-1, n_sources=2, n_classes=2),
+            "n_items",
+        ),
+        (lambda: fleiss_kappa([0, 2], [0, 1], n_items=2, n_classes=2), "n_items"),
+        (lambda: fleiss_kappa([0, 1], [0, -1], n_items=2, n_classes=2), "non-negative"),
+        (lambda: fleiss_kappa([0, 1, 1], [0, 1], n_items=2, n_classes=2), "same length"),
+        (lambda: fleiss_kappa([0, 1], [0, 1], n_items=2.5, n_classes=2), "integer"),
+        (lambda: fleiss_kappa_table([1, 2, 3]), "2-d"),
+        (lambda: fleiss_kappa_table([[1, -2]]), "non-negative"),
+        (lambda: fleiss_kappa_table([[1.5, 2]]), "whole"),
+        (lambda: fleiss_kappa_table([[np.nan, 2]]), "non-negative"),
+        (lambda: krippendorff_alpha([0, 0], [0, 1], [0, 5], n_items=1, n_classes=5), "n_classes"),
+        (
+            lambda: krippendorff_alpha([0, 0], [0, 0], [0, 1], n_items=1, n_classes=2),
+            "more than once",
+        ),
+        (
+            lambda: krippendorff_alpha(
+                [0, 0], [0, 1], [0, 1], n_items=1, n_classes=2, level="nice"
+            ),
+            "level",
+        ),
+        (
+            lambda: krippendorff_alpha(
+                [0, 0], [0, 1], [0, 1], n_items=1, n_classes=2, level="interval", values=[1.0]
+            ),
+            "values",
+        ),
+        (
+            lambda: krippendorff_alpha(
+                [0, 0], [0, 1], [0, 1], n_items=1, n_classes=2, level="ordinal", values=[1.0, 2.0]
+            ),
+            "values",
+        ),
+        (
+            lambda: krippendorff_alpha(
+                [0, 0], [0, 1], [0, 1], n_items=1, n_classes=2, level="ratio", values=[-1.0, 2.0]
+            ),
+            "non-negative",
+        ),
+        (
+            lambda: krippendorff_alpha([0, 0], [0, -1], [0, 1], n_items=1, n_classes=2),
+            "non-negative",
+        ),
+    ],
+)
 def test_bad_input_raises(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()

@@ -15,11 +15,26 @@ from hypothesis import strategies as st
 from veritag.truth import BradleyTerry, Leaderboard, leaderboard, pair_priority
 from veritag.truth.arena import OUTCOMES, _collapse, _Model
 
-PRD = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "arena" / "prd_vicuna80_human"
-       / "battles.jsonl")
+PRD = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "arena"
+    / "prd_vicuna80_human"
+    / "battles.jsonl"
+)
 #: README's reference Bradley-Terry ratings (ties half a win, 400/log10 scale, mean 1000).
-PRD_REFERENCE = {"gpt4": 1134, "claude": 1129, "guanaco-65b": 994, "guanaco-33b": 992, "guanaco-7b": 986,
-                 "vicuna-13b": 972, "guanaco-13b": 964, "gpt35": 919, "bard": 909}
+PRD_REFERENCE = {
+    "gpt4": 1134,
+    "claude": 1129,
+    "guanaco-65b": 994,
+    "guanaco-33b": 992,
+    "guanaco-7b": 986,
+    "vicuna-13b": 972,
+    "guanaco-13b": 964,
+    "gpt35": 919,
+    "bard": 909,
+}
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FLIP = {"A": "B", "B": "A", "tie": "tie", "both_bad": "both_bad"}
 
@@ -41,8 +56,9 @@ def battles(draw: st.DrawFn, min_models: int = 2) -> tuple[list[str], list[str],
     return a, b, outcome
 
 
-def _synthetic(seed: int, n: int = 8, per_pair: int = 60, tie_rate: float = 0.0
-               ) -> tuple[list[str], list[str], list[str], np.ndarray]:
+def _synthetic(
+    seed: int, n: int = 8, per_pair: int = 60, tie_rate: float = 0.0
+) -> tuple[list[str], list[str], list[str], np.ndarray]:
     """Battles from known strengths (theta, natural log units), every pair ``per_pair`` times."""
     rng = np.random.default_rng(seed)
     theta = rng.normal(0.0, 0.8, n)
@@ -93,8 +109,9 @@ def test_mean_rating_is_base(data, base: float, ties: str) -> None:
     board = leaderboard(*data, ties=ties, interval="none", base=base)
     assert abs(board.rating.mean() - base) < 1e-6
     shifted = leaderboard(*data, ties=ties, interval="none", base=0.0)
-    np.testing.assert_allclose(_ratings(board)[board.models[0]] - base,
-                               _ratings(shifted)[board.models[0]], atol=1e-6)
+    np.testing.assert_allclose(
+        _ratings(board)[board.models[0]] - base, _ratings(shifted)[board.models[0]], atol=1e-6
+    )
 
 
 @FAST
@@ -104,7 +121,7 @@ def test_more_wins_never_lower_a_rating(data, pick) -> None:
     k = pick.draw(st.integers(0, len(a) - 1))
     better = {"B": "tie", "tie": "A", "both_bad": "A", "A": "A"}[o[k]]
     before = _ratings(leaderboard(a, b, o, interval="none"))
-    after = _ratings(leaderboard(a, b, [*o[:k], better, *o[k + 1:]], interval="none"))
+    after = _ratings(leaderboard(a, b, [*o[:k], better, *o[k + 1 :]], interval="none"))
     assert after[a[k]] >= before[a[k]] - 1e-6
     assert after[b[k]] <= before[b[k]] + 1e-6
 
@@ -149,8 +166,13 @@ def test_derivatives_match_finite_differences() -> None:
     a, b, o, _ = _synthetic(3, n=4, per_pair=5, tie_rate=0.3)
     index = {m: k for k, m in enumerate(sorted(set(a) | set(b)))}
     code = {"A": 0, "B": 1, "tie": 2}
-    counts = _collapse(4, np.array([index[m] for m in a]), np.array([index[m] for m in b]),
-                       np.array([code[x] for x in o]), np.linspace(0.5, 1.5, len(a)))
+    counts = _collapse(
+        4,
+        np.array([index[m] for m in a]),
+        np.array([index[m] for m in b]),
+        np.array([code[x] for x in o]),
+        np.linspace(0.5, 1.5, len(a)),
+    )
     rng = np.random.default_rng(0)
     for davidson in (False, True):
         model = _Model(counts, davidson)
@@ -160,10 +182,15 @@ def test_derivatives_match_finite_differences() -> None:
         for k in range(model.m):
             e = np.zeros_like(x)
             e[0, k] = eps
-            up, down = model.derivatives(x + e, counts.w[None]), model.derivatives(x - e, counts.w[None])
+            up, down = (
+                model.derivatives(x + e, counts.w[None]),
+                model.derivatives(x - e, counts.w[None]),
+            )
             assert (up[0] - down[0])[0] / (2 * eps) == pytest.approx(grad[0, k], rel=1e-5, abs=1e-6)
             # the prior curvature has a floor (0.1 * 1e-6), far below the tolerance
-            np.testing.assert_allclose(-(up[1] - down[1])[0] / (2 * eps), hess[0, k], rtol=1e-5, atol=2e-3)
+            np.testing.assert_allclose(
+                -(up[1] - down[1])[0] / (2 * eps), hess[0, k], rtol=1e-5, atol=2e-3
+            )
 
 
 # --- recovery of known strengths ----------------------------------------------------------------
@@ -177,7 +204,9 @@ def test_recovers_known_strengths(ties: str) -> None:
     got = np.array([_ratings(board)[m] for m in truth])
     assert np.corrcoef(got, list(truth.values()))[0, 1] > 0.98
     if ties == "davidson":
-        assert board.tie_param == pytest.approx(0.5, abs=0.12)  # nu for a 20% tie rate between equals
+        assert board.tie_param == pytest.approx(
+            0.5, abs=0.12
+        )  # nu for a 20% tie rate between equals
 
 
 @pytest.mark.parametrize("interval", ["bootstrap", "sandwich"])
@@ -186,7 +215,9 @@ def test_intervals_cover_at_about_the_nominal_rate(interval: str) -> None:
     for seed in range(30):
         a, b, o, theta = _synthetic(100 + seed, n=6, per_pair=40)
         board = leaderboard(a, b, o, interval=interval, rounds=200, seed=seed)
-        truth = {f"m{k}": 400 / math.log(10) * (t - theta.mean()) + 1000 for k, t in enumerate(theta)}
+        truth = {
+            f"m{k}": 400 / math.log(10) * (t - theta.mean()) + 1000 for k, t in enumerate(theta)
+        }
         true = np.array([truth[m] for m in board.models])
         hits += int(((board.lower <= true) & (true <= board.upper)).sum())
         total += true.size
@@ -221,21 +252,39 @@ def test_interval_none_has_nan_bounds_and_ranks_by_rating() -> None:
     assert board.rows()[0]["lower"] is None
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"model_a": [], "model_b": [], "outcome": []}, "no battles"),
-    ({"model_a": ["x"], "model_b": ["y", "x"], "outcome": ["A"]}, "same length"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["win"]}, "outcome 'win'"),
-    ({"model_a": ["x"], "model_b": ["x"], "outcome": ["A"]}, "against itself"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "weights": [-1.0]}, "weights must be"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "weights": [1.0, 2.0]}, "one value per"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "weights": [0.0]}, "no battles left"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "ties": "third"}, "ties must be"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "interval": "exact"}, "interval must be"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "rounds": 1}, "rounds must be"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "alpha": 1.5}, "alpha must be"),
-    ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "both_bad": "keep"}, "both_bad must be"),
-    ({"model_a": "xy", "model_b": ["y"], "outcome": ["A"]}, "single string"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model_a": [], "model_b": [], "outcome": []}, "no battles"),
+        ({"model_a": ["x"], "model_b": ["y", "x"], "outcome": ["A"]}, "same length"),
+        ({"model_a": ["x"], "model_b": ["y"], "outcome": ["win"]}, "outcome 'win'"),
+        ({"model_a": ["x"], "model_b": ["x"], "outcome": ["A"]}, "against itself"),
+        (
+            {"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "weights": [-1.0]},
+            "weights must be",
+        ),
+        (
+            {"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "weights": [1.0, 2.0]},
+            "one value per",
+        ),
+        (
+            {"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "weights": [0.0]},
+            "no battles left",
+        ),
+        ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "ties": "third"}, "ties must be"),
+        (
+            {"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "interval": "exact"},
+            "interval must be",
+        ),
+        ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "rounds": 1}, "rounds must be"),
+        ({"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "alpha": 1.5}, "alpha must be"),
+        (
+            {"model_a": ["x"], "model_b": ["y"], "outcome": ["A"], "both_bad": "keep"},
+            "both_bad must be",
+        ),
+        ({"model_a": "xy", "model_b": ["y"], "outcome": ["A"]}, "single string"),
+    ],
+)
 def test_bad_input_is_a_clear_value_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         leaderboard(**kwargs)
@@ -276,7 +325,9 @@ def test_bradley_terry_face() -> None:
     for ties in ("half", "davidson"):
         bt = BradleyTerry(ties=ties)
         assert bt.fit(a, b, o) is bt
-        np.testing.assert_allclose(bt.rating_, leaderboard(a, b, o, ties=ties, interval="none").rating)
+        np.testing.assert_allclose(
+            bt.rating_, leaderboard(a, b, o, ties=ties, interval="none").rating
+        )
         proba = bt.predict_proba(["m0", "m1"], ["m1", "m0"])
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
         np.testing.assert_allclose(proba[0, 0], proba[1, 1])

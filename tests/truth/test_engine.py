@@ -40,14 +40,23 @@ def test_claims_sizes_default_to_one_past_the_largest_index() -> None:
 
 
 def test_claims_normalise_probability_rows_and_keep_int_indices() -> None:
-    c = Claims.from_arrays([0.0, 1.0], [0, 0], [1, 0], prob_item=[1], prob_source=[1], probs=[[1, 3]])
+    c = Claims.from_arrays(
+        [0.0, 1.0], [0, 0], [1, 0], prob_item=[1], prob_source=[1], probs=[[1, 3]]
+    )
     np.testing.assert_allclose(c.probs, [[0.25, 0.75]])
     assert c.item.dtype == np.int64 and c.prob_item.dtype == np.int64
 
 
 def test_claims_helpers() -> None:
-    c = Claims.from_arrays([0, 0, 2], [0, 1, 0], [1, 0, 1], n_items=4, prob_item=[2, 3], prob_source=[2, 2],
-                           probs=[[0.7, 0.3], [0.1, 0.9]])
+    c = Claims.from_arrays(
+        [0, 0, 2],
+        [0, 1, 0],
+        [1, 0, 1],
+        n_items=4,
+        prob_item=[2, 3],
+        prob_source=[2, 2],
+        probs=[[0.7, 0.3], [0.1, 0.9]],
+    )
     assert c.n_claims == 5
     np.testing.assert_array_equal(c.claims_per_item(), [2, 0, 2, 1])
     hard = c.drop_soft()
@@ -65,26 +74,62 @@ def test_claims_helpers() -> None:
         ({"item": [0, 1], "source": [0], "label": [0, 0]}, "same length"),
         ({"item": [[0]], "source": [[0]], "label": [[0]]}, "1-d array"),
         ({"item": [0.5], "source": [0], "label": [0]}, "integer indices"),
-        ({"item": [2], "source": [0], "label": [0], "n_items": 2}, r"item must lie in \[0, n_items=2\)"),
-        ({"item": [-1], "source": [0], "label": [0], "n_items": 2}, r"item must lie in \[0, n_items=2\)"),
-        ({"item": [0], "source": [3], "label": [0], "n_sources": 3}, r"source must lie in \[0, n_sources=3\)"),
-        ({"item": [0], "source": [0], "label": [2], "n_classes": 2}, r"label must lie in \[0, n_classes=2\)"),
+        (
+            {"item": [2], "source": [0], "label": [0], "n_items": 2},
+            r"item must lie in \[0, n_items=2\)",
+        ),
+        (
+            {"item": [-1], "source": [0], "label": [0], "n_items": 2},
+            r"item must lie in \[0, n_items=2\)",
+        ),
+        (
+            {"item": [0], "source": [3], "label": [0], "n_sources": 3},
+            r"source must lie in \[0, n_sources=3\)",
+        ),
+        (
+            {"item": [0], "source": [0], "label": [2], "n_classes": 2},
+            r"label must lie in \[0, n_classes=2\)",
+        ),
         ({"item": [0], "source": [0], "label": [0], "n_items": -1}, "non-negative"),
         ({"prob_item": [0], "prob_source": [0]}, "need probs"),
         ({"prob_item": [0, 1], "prob_source": [0], "probs": [[1, 0]]}, "one row per"),
         ({"prob_item": [0], "prob_source": [0], "probs": [1, 0]}, "2-d array"),
-        ({"prob_item": [0], "prob_source": [0], "probs": [[0.5, 0.5]], "n_classes": 3},
-         "probs rows have 2 columns but there are 3 classes"),
-        ({"item": [0], "source": [0], "label": [2], "prob_item": [0], "prob_source": [1], "probs": [[0.5, 0.5]]},
-         "probs rows have 2 columns but there are 3 classes"),
+        (
+            {"prob_item": [0], "prob_source": [0], "probs": [[0.5, 0.5]], "n_classes": 3},
+            "probs rows have 2 columns but there are 3 classes",
+        ),
+        (
+            {
+                "item": [0],
+                "source": [0],
+                "label": [2],
+                "prob_item": [0],
+                "prob_source": [1],
+                "probs": [[0.5, 0.5]],
+            },
+            "probs rows have 2 columns but there are 3 classes",
+        ),
         ({"prob_item": [0], "prob_source": [0], "probs": [[-0.1, 1.1]]}, "finite and non-negative"),
-        ({"prob_item": [0], "prob_source": [0], "probs": [[np.nan, 1.0]]}, "finite and non-negative"),
-        ({"prob_item": [0], "prob_source": [0], "probs": [[np.inf, 1.0]]}, "finite and non-negative"),
-        ({"prob_item": [0, 1], "prob_source": [0, 0], "probs": [[0.5, 0.5], [0, 0]]}, "probs row 1 sums to 0"),
-        ({"prob_item": [3], "prob_source": [0], "probs": [[1, 0]], "n_items": 2},
-         r"prob_item must lie in \[0, n_items=2\)"),
-        ({"prob_item": [0], "prob_source": [4], "probs": [[1, 0]], "n_sources": 2},
-         r"prob_source must lie in \[0, n_sources=2\)"),
+        (
+            {"prob_item": [0], "prob_source": [0], "probs": [[np.nan, 1.0]]},
+            "finite and non-negative",
+        ),
+        (
+            {"prob_item": [0], "prob_source": [0], "probs": [[np.inf, 1.0]]},
+            "finite and non-negative",
+        ),
+        (
+            {"prob_item": [0, 1], "prob_source": [0, 0], "probs": [[0.5, 0.5], [0, 0]]},
+            "probs row 1 sums to 0",
+        ),
+        (
+            {"prob_item": [3], "prob_source": [0], "probs": [[1, 0]], "n_items": 2},
+            r"prob_item must lie in \[0, n_items=2\)",
+        ),
+        (
+            {"prob_item": [0], "prob_source": [4], "probs": [[1, 0]], "n_sources": 2},
+            r"prob_source must lie in \[0, n_sources=2\)",
+        ),
     ],
 )
 def test_claims_reject_bad_input(kwargs: dict, message: str) -> None:
@@ -175,8 +220,15 @@ def test_majority_vote_posterior_is_the_vote_share() -> None:
 
 
 def test_majority_vote_counts_a_model_row_as_fractional_votes() -> None:
-    c = Claims.from_arrays([0], [0], [0], n_items=2, prob_item=[0, 1], prob_source=[1, 1],
-                           probs=[[0.2, 0.8], [0.3, 0.7]])
+    c = Claims.from_arrays(
+        [0],
+        [0],
+        [0],
+        n_items=2,
+        prob_item=[0, 1],
+        prob_source=[1, 1],
+        probs=[[0.2, 0.8], [0.3, 0.7]],
+    )
     r = fit_truth(c, "mv")
     np.testing.assert_allclose(r.posterior, [[0.6, 0.4], [0.3, 0.7]])
 
@@ -184,8 +236,12 @@ def test_majority_vote_counts_a_model_row_as_fractional_votes() -> None:
 def test_weighted_vote_weighs_sources_by_agreement_with_the_majority() -> None:
     # Sources 0 and 1 always agree with the majority; source 2 agrees on one item of four (item 3
     # is a tie, which the majority gives to class 0).
-    c = Claims.from_arrays([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3], [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 2],
-                           [0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1], n_classes=2)
+    c = Claims.from_arrays(
+        [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3],
+        [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 2],
+        [0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1],
+        n_classes=2,
+    )
     r = fit_truth(c, "wmv")
     w2 = 1 / 4
     np.testing.assert_allclose(r.posterior[0], [2 / (2 + w2), w2 / (2 + w2)])
@@ -195,7 +251,9 @@ def test_weighted_vote_weighs_sources_by_agreement_with_the_majority() -> None:
 @pytest.mark.parametrize("method", EM)
 def test_items_without_claims_get_the_prior(method: str) -> None:
     cr = crowd(1, n_items=80, n_sources=5, k=3, per_item=3)
-    claims = Claims.from_arrays(cr.claims.item, cr.claims.source, cr.claims.label, n_items=83, n_classes=3)
+    claims = Claims.from_arrays(
+        cr.claims.item, cr.claims.source, cr.claims.label, n_items=83, n_classes=3
+    )
     r = _fit(claims, method)
     np.testing.assert_allclose(r.posterior[80:], np.tile(r.prior, (3, 1)))
 
@@ -210,7 +268,9 @@ def test_a_fixed_prior_is_kept(method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_accuracy_is_nan_only_for_sources_without_claims(method: str) -> None:
     cr = crowd(3, n_items=40, n_sources=4, k=2)
-    claims = Claims.from_arrays(cr.claims.item, cr.claims.source, cr.claims.label, n_sources=6, n_classes=2)
+    claims = Claims.from_arrays(
+        cr.claims.item, cr.claims.source, cr.claims.label, n_sources=6, n_classes=2
+    )
     r = _fit(claims, method)
     assert np.isnan(r.accuracy[4:]).all() and np.isfinite(r.accuracy[:4]).all()
     np.testing.assert_array_equal(r.n_claims[4:], 0)
@@ -224,7 +284,9 @@ def test_ds_beats_majority_vote_on_a_skewed_crowd() -> None:
     truth = rng.integers(0, k, n)
     acc = np.array([0.9, 0.85, 0.34, 0.34, 0.34])
     item, source = np.repeat(np.arange(n), 5), np.tile(np.arange(5), n)
-    label = np.where(rng.random(item.size) < acc[source], truth[item], wrong_label(rng, truth[item], k))
+    label = np.where(
+        rng.random(item.size) < acc[source], truth[item], wrong_label(rng, truth[item], k)
+    )
     claims = Claims.from_arrays(item, source, label, n_classes=k)
     mv, ds = fit_truth(claims, "mv"), _fit(claims, "ds")
     assert _acc(ds, truth) > _acc(mv, truth) + 0.1
@@ -261,7 +323,9 @@ def test_a_normal_fit_does_not_warn(method: str) -> None:
     cr = crowd(7, n_items=300, n_sources=10, k=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        r = fit_truth(cr.claims, method, max_iter=1 if method in ("mv", "wmv") else 100)  # votes never iterate
+        r = fit_truth(
+            cr.claims, method, max_iter=1 if method in ("mv", "wmv") else 100
+        )  # votes never iterate
     assert r.converged
 
 
@@ -278,8 +342,10 @@ def test_gold_items_are_pinned_even_against_unanimous_claims(method: str) -> Non
     gold_items = np.array([0, 5, 9])
     gold_labels = (cr.truth[gold_items] + 1) % 3  # every claim there is likelier to say otherwise
     claims = Claims.from_arrays(
-        np.r_[cr.claims.item, [0, 0, 0]], np.r_[cr.claims.source, [0, 1, 2]],
-        np.r_[cr.claims.label, np.full(3, cr.truth[0])], n_classes=3,
+        np.r_[cr.claims.item, [0, 0, 0]],
+        np.r_[cr.claims.source, [0, 1, 2]],
+        np.r_[cr.claims.label, np.full(3, cr.truth[0])],
+        n_classes=3,
     )
     r = _fit(claims, method, gold_items=gold_items, gold_labels=gold_labels)
     np.testing.assert_array_equal(r.posterior[gold_items], np.eye(3)[gold_labels])
@@ -292,11 +358,15 @@ def test_gold_improves_the_source_accuracy_estimates(method: str) -> None:
     for seed in range(4):
         cr = crowd(seed, n_items=150, n_sources=8, k=3, per_item=2, acc=(0.45, 0.95))
         c = cr.claims
-        realised = np.bincount(c.source, weights=c.label == cr.truth[c.item], minlength=8) / np.bincount(c.source)
+        realised = np.bincount(
+            c.source, weights=c.label == cr.truth[c.item], minlength=8
+        ) / np.bincount(c.source)
         gold = np.random.default_rng(seed).choice(150, 45, replace=False)
         plain = _fit(c, method)
         helped = _fit(c, method, gold_items=gold, gold_labels=cr.truth[gold])
-        errors.append((np.abs(plain.accuracy - realised).mean(), np.abs(helped.accuracy - realised).mean()))
+        errors.append(
+            (np.abs(plain.accuracy - realised).mean(), np.abs(helped.accuracy - realised).mean())
+        )
         assert _acc(helped, cr.truth) >= _acc(plain, cr.truth)
     before, after = np.array(errors).T
     assert np.all(after < before)
@@ -309,8 +379,12 @@ def test_gold_measures_a_source_nobody_else_can(method: str) -> None:
     lone = np.arange(100, 160)
     lone_truth = np.random.default_rng(9).integers(0, 2, 60)
     lone_label = np.where(np.arange(60) % 2 == 0, lone_truth, 1 - lone_truth)
-    c = Claims.from_arrays(np.r_[cr.claims.item, lone], np.r_[cr.claims.source, np.full(60, 6)],
-                           np.r_[cr.claims.label, lone_label], n_classes=2)
+    c = Claims.from_arrays(
+        np.r_[cr.claims.item, lone],
+        np.r_[cr.claims.source, np.full(60, 6)],
+        np.r_[cr.claims.label, lone_label],
+        n_classes=2,
+    )
     plain = _fit(c, method)
     gold = lone[:30]
     helped = _fit(c, method, gold_items=gold, gold_labels=lone_truth[:30])
@@ -325,14 +399,18 @@ def test_gold_on_every_item_is_the_answer(method: str) -> None:
     r = _fit(cr.claims, method, gold_items=np.arange(40), gold_labels=cr.truth)
     np.testing.assert_array_equal(r.posterior, np.eye(3)[cr.truth])
     c = cr.claims
-    realised = np.bincount(c.source, weights=c.label == cr.truth[c.item], minlength=5) / np.bincount(c.source)
+    realised = np.bincount(
+        c.source, weights=c.label == cr.truth[c.item], minlength=5
+    ) / np.bincount(c.source)
     np.testing.assert_allclose(r.accuracy, realised)
 
 
 # --- models as sources ------------------------------------------------------------------------
 
 
-def _one_human_per_item(seed: int, n: int, k: int, *, calibrated: bool) -> tuple[np.ndarray, Claims, Claims]:
+def _one_human_per_item(
+    seed: int, n: int, k: int, *, calibrated: bool
+) -> tuple[np.ndarray, Claims, Claims]:
     """Each item gets one label from a pool of 20 humans (accuracy 0.55-0.85) and one model row.
 
     A calibrated model's row is the distribution the truth is drawn from; a useless one is random
@@ -367,10 +445,14 @@ def test_a_useless_model_costs_at_most_a_tiny_margin(method: str, seed: int) -> 
     assert _acc(_fit(both, method), truth) >= _acc(_fit(humans, method), truth) - 0.005
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known weakness: with one human per item and only 600 items, EM lets a random model's 5 "
-    "confidence bins pick up spurious reliability and drags DS 1-3 points below the humans alone "
-    "(no harm from 2000-3000 items on, nor with bins=1)"))
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "known weakness: with one human per item and only 600 items, EM lets a random model's 5 "
+        "confidence bins pick up spurious reliability and drags DS 1-3 points below the humans alone "
+        "(no harm from 2000-3000 items on, nor with bins=1)"
+    ),
+)
 def test_a_useless_model_costs_at_most_a_tiny_margin_on_a_small_project() -> None:
     drops = []
     for seed in range(4):
@@ -395,17 +477,32 @@ def test_an_inverted_model_is_read_inverted(method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_model_only_claims(method: str) -> None:
     probs = np.random.default_rng(12).dirichlet(np.ones(3), 20)
-    c = Claims.from_arrays([], [], [], n_items=20, n_sources=1, n_classes=3, prob_item=np.arange(20),
-                           prob_source=np.zeros(20, np.int64), probs=probs)
+    c = Claims.from_arrays(
+        [],
+        [],
+        [],
+        n_items=20,
+        n_sources=1,
+        n_classes=3,
+        prob_item=np.arange(20),
+        prob_source=np.zeros(20, np.int64),
+        probs=probs,
+    )
     r = _fit(c, method)
-    assert np.isfinite(r.posterior).all() and np.isfinite(r.confusion).all() and np.isfinite(r.accuracy).all()
+    assert (
+        np.isfinite(r.posterior).all()
+        and np.isfinite(r.confusion).all()
+        and np.isfinite(r.accuracy).all()
+    )
     np.testing.assert_allclose(r.posterior.sum(axis=1), 1.0)
     # One model and nothing to check it against: its probabilities are taken at face value.
     np.testing.assert_allclose(r.posterior, probs)
 
 
 def test_a_model_and_a_human_sharing_a_source_index_count_once_per_claim() -> None:
-    c = Claims.from_arrays([0, 1], [0, 0], [1, 1], n_items=3, prob_item=[2], prob_source=[0], probs=[[0.2, 0.8]])
+    c = Claims.from_arrays(
+        [0, 1], [0, 0], [1, 1], n_items=3, prob_item=[2], prob_source=[0], probs=[[0.2, 0.8]]
+    )
     r = fit_truth(c, "ds")
     np.testing.assert_array_equal(r.n_claims, [3])
     np.testing.assert_allclose(r.confusion.sum(axis=2), 1.0)
@@ -422,7 +519,9 @@ def test_a_million_claims() -> None:
     acc = rng.uniform(0.5, 0.95, s)
     item = np.repeat(np.arange(n), per)
     source = rng.integers(0, s, item.size)
-    label = np.where(rng.random(item.size) < acc[source], truth[item], wrong_label(rng, truth[item], k))
+    label = np.where(
+        rng.random(item.size) < acc[source], truth[item], wrong_label(rng, truth[item], k)
+    )
     claims = Claims.from_arrays(item, source, label, n_items=n, n_sources=s, n_classes=k)
     assert claims.n_claims == 10**6
     ds = fit_truth(claims, "ds")
@@ -460,9 +559,17 @@ def test_one_rule_for_models_nothing_checked(method: str) -> None:
     take the mean of their rows whatever the method."""
     rng = np.random.default_rng(5)
     rows = rng.dirichlet(np.ones(3), 14)
-    c = Claims.from_arrays(np.arange(6), np.zeros(6, np.int64), np.arange(6) % 3, n_items=12, n_sources=4,
-                           n_classes=3, prob_item=np.r_[np.arange(6), np.arange(6, 12), 10, 11],
-                           prob_source=np.r_[np.full(6, 1), np.full(6, 2), 3, 3], probs=rows)
+    c = Claims.from_arrays(
+        np.arange(6),
+        np.zeros(6, np.int64),
+        np.arange(6) % 3,
+        n_items=12,
+        n_sources=4,
+        n_classes=3,
+        prob_item=np.r_[np.arange(6), np.arange(6, 12), 10, 11],
+        prob_source=np.r_[np.full(6, 1), np.full(6, 2), 3, 3],
+        probs=rows,
+    )
     r = _fit(c, method)
     np.testing.assert_array_equal(r.unchecked, [False, False, True, True])
     np.testing.assert_allclose(r.posterior[6:10], rows[6:10])

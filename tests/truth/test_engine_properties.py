@@ -27,7 +27,9 @@ def _fit(claims: Claims, method: str, **kw) -> TruthResult:
 
 
 def _ints(draw: st.DrawFn, size: int, high: int) -> np.ndarray:
-    return np.array(draw(st.lists(st.integers(0, high - 1), min_size=size, max_size=size)), dtype=np.int64)
+    return np.array(
+        draw(st.lists(st.integers(0, high - 1), min_size=size, max_size=size)), dtype=np.int64
+    )
 
 
 @st.composite
@@ -44,23 +46,38 @@ def problems(draw: st.DrawFn, *, models: bool = True, gold: bool = True) -> tupl
     if models and draw(st.booleans()):
         n_models = draw(st.integers(1, 2))
         rows = draw(st.integers(1, 15))
-        weights = draw(st.lists(st.lists(st.integers(0, 4), min_size=k, max_size=k).filter(any),
-                                min_size=rows, max_size=rows))
+        weights = draw(
+            st.lists(
+                st.lists(st.integers(0, 4), min_size=k, max_size=k).filter(any),
+                min_size=rows,
+                max_size=rows,
+            )
+        )
         # A model may share its index with a human source (the engine keeps them apart).
-        soft = {"prob_item": _ints(draw, rows, n), "prob_source": _ints(draw, rows, s + n_models),
-                "probs": np.array(weights, dtype=np.float64)}
+        soft = {
+            "prob_item": _ints(draw, rows, n),
+            "prob_source": _ints(draw, rows, s + n_models),
+            "probs": np.array(weights, dtype=np.float64),
+        }
         s += n_models
     claims = Claims.from_arrays(item, source, label, n_items=n, n_sources=s, n_classes=k, **soft)
     gold_kw: dict = {}
     if gold and draw(st.booleans()):
         items = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n))
-        gold_kw = {"gold_items": np.array(items, dtype=np.int64), "gold_labels": _ints(draw, len(items), k)}
+        gold_kw = {
+            "gold_items": np.array(items, dtype=np.int64),
+            "gold_labels": _ints(draw, len(items), k),
+        }
     return claims, gold_kw
 
 
 def _assert_sane(r: TruthResult, claims: Claims) -> None:
     """Probabilities are probabilities and nothing is NaN or infinite (accuracy: only without claims)."""
-    assert np.isfinite(r.posterior).all() and np.isfinite(r.confusion).all() and np.isfinite(r.prior).all()
+    assert (
+        np.isfinite(r.posterior).all()
+        and np.isfinite(r.confusion).all()
+        and np.isfinite(r.prior).all()
+    )
     assert np.all((r.posterior >= 0) & (r.posterior <= 1))
     np.testing.assert_allclose(r.posterior.sum(axis=1), 1.0, atol=1e-9)
     assert np.all((r.confusion >= 0) & (r.confusion <= 1))
@@ -86,7 +103,11 @@ def test_relabeling_items_and_sources_only_permutes_the_output(method: str, prob
     claims, gold = problem
     items = np.array(data.draw(st.permutations(range(claims.n_items))), dtype=np.int64)
     sources = np.array(data.draw(st.permutations(range(claims.n_sources))), dtype=np.int64)
-    moved_gold = {"gold_items": items[gold["gold_items"]], "gold_labels": gold["gold_labels"]} if gold else {}
+    moved_gold = (
+        {"gold_items": items[gold["gold_items"]], "gold_labels": gold["gold_labels"]}
+        if gold
+        else {}
+    )
     a = _fit(claims, method, **gold)
     b = _fit(relabel(claims, items, sources), method, **moved_gold)
     # b's item items[i] is a's item i; b's source sources[s] is a's source s.
@@ -106,9 +127,15 @@ def test_the_order_of_the_claims_does_not_matter(method: str, problem, data) -> 
     claims, gold = problem
     hard = np.array(data.draw(st.permutations(range(claims.item.size))), dtype=np.int64)
     soft = np.array(data.draw(st.permutations(range(claims.prob_item.size))), dtype=np.int64)
-    shuffled = replace(claims, item=claims.item[hard], source=claims.source[hard], label=claims.label[hard],
-                       prob_item=claims.prob_item[soft], prob_source=claims.prob_source[soft],
-                       probs=claims.probs[soft])
+    shuffled = replace(
+        claims,
+        item=claims.item[hard],
+        source=claims.source[hard],
+        label=claims.label[hard],
+        prob_item=claims.prob_item[soft],
+        prob_source=claims.prob_source[soft],
+        probs=claims.probs[soft],
+    )
     a, b = _fit(claims, method, **gold), _fit(shuffled, method, **gold)
     np.testing.assert_allclose(b.posterior, a.posterior, atol=1e-9)
     np.testing.assert_allclose(b.confusion, a.confusion, atol=1e-9)
@@ -127,7 +154,9 @@ def test_output_is_always_a_valid_distribution(method: str, problem) -> None:
     r = _fit(claims, method, **gold)
     _assert_sane(r, claims)
     if gold:
-        np.testing.assert_array_equal(r.posterior[gold["gold_items"]], np.eye(claims.n_classes)[gold["gold_labels"]])
+        np.testing.assert_array_equal(
+            r.posterior[gold["gold_items"]], np.eye(claims.n_classes)[gold["gold_labels"]]
+        )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -151,30 +180,85 @@ def _edge_cases() -> dict[str, tuple[Claims, dict]]:
     probs = rng.dirichlet(np.ones(k), n)
     return {
         # source 6 labels a single item; nothing else about it is known
-        "source_labels_one_item": (Claims.from_arrays(np.r_[item, 4], np.r_[source, 6], np.r_[label, 2],
-                                                      n_classes=k), {}),
+        "source_labels_one_item": (
+            Claims.from_arrays(np.r_[item, 4], np.r_[source, 6], np.r_[label, 2], n_classes=k),
+            {},
+        ),
         # class 3 of 4 never appears in any claim
         "class_never_appears": (Claims.from_arrays(item, source, label, n_classes=4), {}),
         # items 30..34 have no claims
-        "items_without_claims": (Claims.from_arrays(item, source, label, n_items=n + 5, n_classes=k), {}),
-        "gold_on_every_item": (Claims.from_arrays(item, source, label, n_classes=k),
-                               {"gold_items": np.arange(n), "gold_labels": rng.integers(0, k, n)}),
-        "model_source_only": (Claims.from_arrays([], [], [], n_items=n, n_sources=1, n_classes=k,
-                                                 prob_item=np.arange(n), prob_source=np.zeros(n, np.int64),
-                                                 probs=probs), {}),
-        "two_models_only": (Claims.from_arrays([], [], [], n_items=n, n_sources=2, n_classes=k,
-                                               prob_item=np.r_[np.arange(n), np.arange(n)],
-                                               prob_source=np.repeat([0, 1], n),
-                                               probs=np.r_[probs, rng.dirichlet(np.ones(k), n)]), {}),
-        "model_and_items_without_humans": (Claims.from_arrays(item[:30], source[:30], label[:30], n_items=n,
-                                                              n_sources=7, n_classes=k, prob_item=np.arange(n),
-                                                              prob_source=np.full(n, 6), probs=probs), {}),
-        "one_claim_per_item": (Claims.from_arrays(np.arange(n), source[:n], label[:n], n_classes=k), {}),
+        "items_without_claims": (
+            Claims.from_arrays(item, source, label, n_items=n + 5, n_classes=k),
+            {},
+        ),
+        "gold_on_every_item": (
+            Claims.from_arrays(item, source, label, n_classes=k),
+            {"gold_items": np.arange(n), "gold_labels": rng.integers(0, k, n)},
+        ),
+        "model_source_only": (
+            Claims.from_arrays(
+                [],
+                [],
+                [],
+                n_items=n,
+                n_sources=1,
+                n_classes=k,
+                prob_item=np.arange(n),
+                prob_source=np.zeros(n, np.int64),
+                probs=probs,
+            ),
+            {},
+        ),
+        "two_models_only": (
+            Claims.from_arrays(
+                [],
+                [],
+                [],
+                n_items=n,
+                n_sources=2,
+                n_classes=k,
+                prob_item=np.r_[np.arange(n), np.arange(n)],
+                prob_source=np.repeat([0, 1], n),
+                probs=np.r_[probs, rng.dirichlet(np.ones(k), n)],
+            ),
+            {},
+        ),
+        "model_and_items_without_humans": (
+            Claims.from_arrays(
+                item[:30],
+                source[:30],
+                label[:30],
+                n_items=n,
+                n_sources=7,
+                n_classes=k,
+                prob_item=np.arange(n),
+                prob_source=np.full(n, 6),
+                probs=probs,
+            ),
+            {},
+        ),
+        "one_claim_per_item": (
+            Claims.from_arrays(np.arange(n), source[:n], label[:n], n_classes=k),
+            {},
+        ),
         "one_class": (Claims.from_arrays(item, source, np.zeros_like(label), n_classes=1), {}),
-        "one_hot_model_rows": (Claims.from_arrays(item, source, label, n_sources=7, n_classes=k,
-                                                  prob_item=np.arange(n), prob_source=np.full(n, 6),
-                                                  probs=np.eye(k)[rng.integers(0, k, n)]), {}),
-        "no_claims_at_all": (Claims.from_arrays([], [], [], n_items=4, n_sources=2, n_classes=2), {}),
+        "one_hot_model_rows": (
+            Claims.from_arrays(
+                item,
+                source,
+                label,
+                n_sources=7,
+                n_classes=k,
+                prob_item=np.arange(n),
+                prob_source=np.full(n, 6),
+                probs=np.eye(k)[rng.integers(0, k, n)],
+            ),
+            {},
+        ),
+        "no_claims_at_all": (
+            Claims.from_arrays([], [], [], n_items=4, n_sources=2, n_classes=2),
+            {},
+        ),
         "nothing": (Claims.from_arrays([], [], []), {}),
     }
 
@@ -230,8 +314,14 @@ def perfect_source_in_a_crowd(draw: st.DrawFn) -> tuple[np.ndarray, Claims]:
             label[j] = (truth[i] + rng.integers(1, k)) % k
     perfect = draw(st.integers(0, others))
     src = np.where(src >= perfect, src + 1, src)
-    claims = Claims.from_arrays(np.r_[np.arange(n), item], np.r_[np.full(n, perfect), src], np.r_[truth, label],
-                                n_items=n, n_sources=others + 1, n_classes=k)
+    claims = Claims.from_arrays(
+        np.r_[np.arange(n), item],
+        np.r_[np.full(n, perfect), src],
+        np.r_[truth, label],
+        n_items=n,
+        n_sources=others + 1,
+        n_classes=k,
+    )
     return truth, claims
 
 
@@ -248,8 +338,14 @@ def test_a_perfect_source_in_a_noisy_crowd_recovers_the_truth(method: str, case)
 def test_one_class_with_an_unclaimed_item_stays_a_distribution(method: str) -> None:
     """Found by hypothesis: nine items answered, one not, one class. The prior is a mean of nine
     ones and must come out exactly 1 (summing 1/9 shares rounded it just above)."""
-    claims = Claims.from_arrays(np.arange(9), np.zeros(9, np.int64), np.zeros(9, np.int64), n_items=10,
-                                n_sources=1, n_classes=1)
+    claims = Claims.from_arrays(
+        np.arange(9),
+        np.zeros(9, np.int64),
+        np.zeros(9, np.int64),
+        n_items=10,
+        n_sources=1,
+        n_classes=1,
+    )
     r = _fit(claims, method)
     _assert_sane(r, claims)
     assert np.all(r.posterior == 1.0)

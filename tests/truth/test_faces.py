@@ -24,8 +24,18 @@ from veritag.truth.cleanlab import get_label_quality_multiannotator
 from veritag.truth.glad import fit_glad
 from veritag.truth.mace import fit_mace
 
-ESTIMATORS = [(DawidSkene, "ds"), (OneCoinDawidSkene, "onecoin"), (MajorityVote, "mv"), (WeightedVote, "wmv")]
-AGGREGATORS = [(ck.DawidSkene, "ds"), (ck.OneCoinDawidSkene, "onecoin"), (ck.MajorityVote, "mv"), (ck.Wawa, "wmv")]
+ESTIMATORS = [
+    (DawidSkene, "ds"),
+    (OneCoinDawidSkene, "onecoin"),
+    (MajorityVote, "mv"),
+    (WeightedVote, "wmv"),
+]
+AGGREGATORS = [
+    (ck.DawidSkene, "ds"),
+    (ck.OneCoinDawidSkene, "onecoin"),
+    (ck.MajorityVote, "mv"),
+    (ck.Wawa, "wmv"),
+]
 
 # --- scikit-learn-like estimators ---------------------------------------------------------------
 
@@ -76,7 +86,9 @@ def test_estimator_parameters_are_kept_and_forwarded() -> None:
     cr = crowd(2, n_items=80, n_sources=6, k=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        np.testing.assert_array_equal(est.fit(cr.claims).posterior_, fit_truth(cr.claims, "ds", **params).posterior)
+        np.testing.assert_array_equal(
+            est.fit(cr.claims).posterior_, fit_truth(cr.claims, "ds", **params).posterior
+        )
     with pytest.warns(ConvergenceWarning):
         DawidSkene(max_iter=1).fit(cr.claims)
     with pytest.raises(ValueError, match="max_iter and bins"):
@@ -100,11 +112,13 @@ def _long(seed: int = 3, n_items: int = 120) -> tuple[pd.DataFrame, pd.Series]:
     cr = crowd(seed, n_items=n_items, n_sources=8, k=3, per_item=3)
     c = cr.claims
     order = np.random.default_rng(seed).permutation(c.item.size)  # rows in no particular order
-    df = pd.DataFrame({
-        "task": [f"t{i:03d}" for i in c.item[order]],
-        "worker": [f"w{s}" for s in c.source[order]],
-        "label": ANIMALS[c.label[order]],
-    })
+    df = pd.DataFrame(
+        {
+            "task": [f"t{i:03d}" for i in c.item[order]],
+            "worker": [f"w{s}" for s in c.source[order]],
+            "label": ANIMALS[c.label[order]],
+        }
+    )
     truth = pd.Series(ANIMALS[cr.truth], index=[f"t{i:03d}" for i in range(n_items)])
     return df, truth
 
@@ -124,11 +138,16 @@ def test_crowdkit_outputs_are_task_indexed_like_crowdkit(cls, method: str) -> No
     assert list(probas.columns) == sorted(ANIMALS) and probas.columns.name == "label"
     assert list(probas.index) == list(tasks) and probas.index.name == "task"
     np.testing.assert_allclose(probas.sum(axis=1), 1.0)
-    pd.testing.assert_series_equal(probas.idxmax(axis=1).rename("agg_label"), labels, check_names=False,
-                                   check_dtype=False)
+    pd.testing.assert_series_equal(
+        probas.idxmax(axis=1).rename("agg_label"), labels, check_names=False, check_dtype=False
+    )
     if method in ("ds", "onecoin"):
-        assert agg.priors_.index.tolist() == sorted(ANIMALS) and agg.priors_.sum() == pytest.approx(1.0)
-    assert agg.skills_.index.name == "worker" and sorted(agg.skills_.index) == sorted(df["worker"].unique())
+        assert agg.priors_.index.tolist() == sorted(ANIMALS) and agg.priors_.sum() == pytest.approx(
+            1.0
+        )
+    assert agg.skills_.index.name == "worker" and sorted(agg.skills_.index) == sorted(
+        df["worker"].unique()
+    )
     pd.testing.assert_frame_equal(agg.fit_predict_proba(df), probas)
 
 
@@ -146,8 +165,13 @@ def test_crowdkit_matches_the_engine(cls, method: str) -> None:
 def test_crowdkit_wawa_is_a_vote_weighted_by_agreement_with_the_majority() -> None:
     """crowd-kit's Wawa: a worker's skill is its share of distinct answers equal to the majority
     label (an answer repeated on one task counts once); the labels are the vote weighted by it."""
-    df = pd.DataFrame({"task": list("aaabbbccc") + ["a"], "worker": list("xyzxyzxyz") + ["z"],
-                       "label": list("ppqqqqpqq") + ["q"]})
+    df = pd.DataFrame(
+        {
+            "task": list("aaabbbccc") + ["a"],
+            "worker": list("xyzxyzxyz") + ["z"],
+            "label": list("ppqqqqpqq") + ["q"],
+        }
+    )
     wawa = ck.Wawa().fit(df)
     # The majority: a is a p/q tie (two each), won by the smallest label p; b and c are q. z's two
     # q answers on a count once in its skill and twice in the weighted vote.
@@ -175,7 +199,9 @@ def test_crowdkit_errors_layout() -> None:
     labels = sorted(ANIMALS)
     for w, worker in enumerate(workers):
         for given, name in enumerate(labels):
-            np.testing.assert_allclose(errors.loc[(worker, name)].to_numpy(), r.confusion[w, :, given])
+            np.testing.assert_allclose(
+                errors.loc[(worker, name)].to_numpy(), r.confusion[w, :, given]
+            )
 
 
 def test_crowdkit_true_labels_are_gold() -> None:
@@ -184,7 +210,9 @@ def test_crowdkit_true_labels_are_gold() -> None:
     gold.iloc[:5] = np.where(gold.iloc[:5] == "cat", "dog", "cat")  # pinned even against the crowd
     gold["not-a-task"] = "cat"  # ignored: the data has no such task
     agg = ck.DawidSkene().fit(df, gold)
-    np.testing.assert_array_equal(agg.labels_[gold.index[:10]].to_numpy(), gold.iloc[:10].to_numpy())
+    np.testing.assert_array_equal(
+        agg.labels_[gold.index[:10]].to_numpy(), gold.iloc[:10].to_numpy()
+    )
     np.testing.assert_allclose(agg.probas_.loc[gold.index[:10]].max(axis=1), 1.0)
     assert "not-a-task" not in agg.labels_.index
     with pytest.raises(ValueError, match="not among the workers' labels"):
@@ -192,7 +220,9 @@ def test_crowdkit_true_labels_are_gold() -> None:
 
 
 def test_crowdkit_numeric_labels_and_to_long() -> None:
-    df = pd.DataFrame({"task": [1, 1, 1, 2, 2, 2], "worker": [5, 6, 7, 5, 6, 7], "label": [0, 0, 1, 1, 1, 1]})
+    df = pd.DataFrame(
+        {"task": [1, 1, 1, 2, 2, 2], "worker": [5, 6, 7, 5, 6, 7], "label": [0, 0, 1, 1, 1, 1]}
+    )
     labels = ck.MajorityVote().fit_predict(df)
     assert labels.to_dict() == {1: 0, 2: 1}
     long = ck.to_long(labels)
@@ -202,9 +232,18 @@ def test_crowdkit_numeric_labels_and_to_long() -> None:
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (pd.DataFrame({"task": ["a", None], "worker": ["w", "v"], "label": ["x", "y"]}), "missing task, worker or label"),
-        (pd.DataFrame({"task": ["a", "b"], "worker": ["w", "v"], "label": ["x", np.nan]}), "missing"),
-        (pd.DataFrame({"task": ["a", "b"], "worker": ["w", np.nan], "label": ["x", "y"]}), "missing"),
+        (
+            pd.DataFrame({"task": ["a", None], "worker": ["w", "v"], "label": ["x", "y"]}),
+            "missing task, worker or label",
+        ),
+        (
+            pd.DataFrame({"task": ["a", "b"], "worker": ["w", "v"], "label": ["x", np.nan]}),
+            "missing",
+        ),
+        (
+            pd.DataFrame({"task": ["a", "b"], "worker": ["w", np.nan], "label": ["x", "y"]}),
+            "missing",
+        ),
     ],
 )
 def test_crowdkit_bad_frames(frame: pd.DataFrame, message: str) -> None:
@@ -224,8 +263,13 @@ def test_from_long_with_given_labels_and_tasks() -> None:
         ck.from_long(df, tasks=["a"])
 
 
-@pytest.mark.parametrize("frame", [pd.DataFrame({"task": ["a"], "label": ["x"]}),
-                                   pd.DataFrame({"item": ["a"], "annotator": ["w"]})])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"task": ["a"], "label": ["x"]}),
+        pd.DataFrame({"item": ["a"], "annotator": ["w"]}),
+    ],
+)
 @pytest.mark.parametrize("cls", [c for c, _ in AGGREGATORS])
 def test_crowdkit_missing_column_is_a_key_error_like_crowdkit(cls, frame: pd.DataFrame) -> None:
     with pytest.raises(KeyError):
@@ -253,25 +297,32 @@ def test_crowdkit_initial_error_strategies() -> None:
     """``assign`` replaces the first M-step's counts; ``addition`` adds history counts to them."""
     df = pd.DataFrame({"task": list("aabbcc"), "worker": list("xyxyxy"), "label": list("ppqpqq")})
     index = pd.MultiIndex.from_product([["x", "y"], ["p", "q"]], names=["worker", "label"])
-    trusted_x = pd.DataFrame([[0.99, 0.01], [0.01, 0.99], [0.5, 0.5], [0.5, 0.5]], index=index, columns=["p", "q"])
+    trusted_x = pd.DataFrame(
+        [[0.99, 0.01], [0.01, 0.99], [0.5, 0.5], [0.5, 0.5]], index=index, columns=["p", "q"]
+    )
     # With y's answers uninformative and x's near-perfect, b follows x (q) from the first E-step.
     one = ck.DawidSkene(n_iter=1, initial_error_strategy="assign").fit(df, initial_error=trusted_x)
     assert one.labels_["b"] == "q"
     added = ck.DawidSkene(n_iter=1, initial_error_strategy="addition").fit(
-        df, initial_error=pd.DataFrame([[90, 0], [0, 90]], index=index[:2], columns=["p", "q"]))
+        df, initial_error=pd.DataFrame([[90, 0], [0, 90]], index=index[:2], columns=["p", "q"])
+    )
     assert added.labels_["b"] == "q"
     with pytest.raises(ValueError, match="All the workers in data should be in initial_error"):
         ck.DawidSkene(initial_error_strategy="assign").fit(df, initial_error=trusted_x.iloc[:2])
     with pytest.raises(ValueError, match="should be 1.0"):
         ck.DawidSkene(initial_error_strategy="assign").fit(df, initial_error=trusted_x * 0.5)
     with pytest.raises(ValueError, match="The index of initial_error must be"):
-        ck.DawidSkene(initial_error_strategy="assign").fit(df, initial_error=trusted_x.rename_axis(["w", "l"]))
+        ck.DawidSkene(initial_error_strategy="assign").fit(
+            df, initial_error=trusted_x.rename_axis(["w", "l"])
+        )
 
 
 # --- cleanlab adapter ---------------------------------------------------------------------------
 
 
-def _multiannotator(seed: int = 8, n: int = 150, k: int = 3) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _multiannotator(
+    seed: int = 8, n: int = 150, k: int = 3
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """cleanlab's layout: items x annotators with NaN where an annotator did not label; every
     item has 1-3 labels, the last item none. Returns (labels, pred_probs, truth)."""
     rng = np.random.default_rng(seed)
@@ -285,8 +336,11 @@ def _multiannotator(seed: int = 8, n: int = 150, k: int = 3) -> tuple[pd.DataFra
     logits = rng.normal(0, 1, (n, k))
     logits[np.arange(n), truth] += 2.0
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    frame = pd.DataFrame(labels, columns=["ann", "bea", "cy", "dee", "eve"],
-                         index=pd.Index([f"x{i}" for i in range(n)], name="example"))
+    frame = pd.DataFrame(
+        labels,
+        columns=["ann", "bea", "cy", "dee", "eve"],
+        index=pd.Index([f"x{i}" for i in range(n)], name="example"),
+    )
     return frame, probs, truth
 
 
@@ -295,21 +349,34 @@ def test_cleanlab_keys_and_column_names() -> None:
     out = get_label_quality_multiannotator(labels, probs)
     assert set(out) == {"label_quality", "detailed_label_quality", "annotator_stats"}
     lq = out["label_quality"]
-    assert list(lq.columns) == ["consensus_label", "consensus_quality_score", "annotator_agreement", "num_annotations"]
+    assert list(lq.columns) == [
+        "consensus_label",
+        "consensus_quality_score",
+        "annotator_agreement",
+        "num_annotations",
+    ]
     assert lq.index.equals(labels.index)
     detailed = out["detailed_label_quality"]
     assert list(detailed.columns) == [f"quality_annotator_{c}" for c in labels.columns]
     assert detailed.index.equals(labels.index)
     stats = out["annotator_stats"]
-    assert list(stats.columns) == ["annotator_quality", "agreement_with_consensus", "worst_class",
-                                   "num_examples_labeled"]
+    assert list(stats.columns) == [
+        "annotator_quality",
+        "agreement_with_consensus",
+        "worst_class",
+        "num_examples_labeled",
+    ]
     assert stats.index.name == "annotator" and sorted(stats.index) == sorted(labels.columns)
 
 
 def test_cleanlab_values() -> None:
     labels, probs, truth = _multiannotator()
     out = get_label_quality_multiannotator(labels, probs)
-    lq, detailed, stats = out["label_quality"], out["detailed_label_quality"], out["annotator_stats"]
+    lq, detailed, stats = (
+        out["label_quality"],
+        out["detailed_label_quality"],
+        out["annotator_stats"],
+    )
     n = len(labels)
     assert len(lq) == len(detailed) == n and len(stats) == 5
     values = labels.to_numpy()
@@ -329,8 +396,9 @@ def test_cleanlab_values() -> None:
     # Annotators are ranked worst first; the best planted (0.9) beats the worst (0.6).
     assert stats["annotator_quality"].is_monotonic_increasing
     assert stats.loc["ann", "annotator_quality"] > stats.loc["dee", "annotator_quality"]
-    np.testing.assert_array_equal(stats.loc[list(labels.columns), "num_examples_labeled"],
-                                  (~np.isnan(values)).sum(axis=0))
+    np.testing.assert_array_equal(
+        stats.loc[list(labels.columns), "num_examples_labeled"], (~np.isnan(values)).sum(axis=0)
+    )
     assert stats["worst_class"].isin([0, 1, 2]).all()
     assert stats["agreement_with_consensus"].between(0, 1).all()
 
@@ -339,10 +407,21 @@ def test_cleanlab_detailed_quality_is_the_engine_claim_quality() -> None:
     labels, probs, _ = _multiannotator(9, n=60)
     values = labels.to_numpy()
     item, annot = np.nonzero(~np.isnan(values))
-    claims = Claims.from_arrays(item, annot, values[item, annot].astype(int), n_items=60, n_sources=6, n_classes=3,
-                                prob_item=np.arange(60), prob_source=np.full(60, 5), probs=probs)
+    claims = Claims.from_arrays(
+        item,
+        annot,
+        values[item, annot].astype(int),
+        n_items=60,
+        n_sources=6,
+        n_classes=3,
+        prob_item=np.arange(60),
+        prob_source=np.full(60, 5),
+        probs=probs,
+    )
     r = fit_truth(claims, "ds")
-    human = Claims.from_arrays(item, annot, values[item, annot].astype(int), n_items=60, n_sources=6, n_classes=3)
+    human = Claims.from_arrays(
+        item, annot, values[item, annot].astype(int), n_items=60, n_sources=6, n_classes=3
+    )
     quality = claim_issues(human, r.posterior, r.confusion).quality
     detailed = get_label_quality_multiannotator(labels, probs)["detailed_label_quality"].to_numpy()
     np.testing.assert_allclose(detailed[item, annot], quality)
@@ -367,14 +446,19 @@ def test_cleanlab_flags_a_planted_mislabel() -> None:
 
 def test_cleanlab_options_and_array_input() -> None:
     labels, probs, _ = _multiannotator(11, n=40)
-    bare = get_label_quality_multiannotator(labels, probs, return_detailed_quality=False,
-                                            return_annotator_stats=False)
+    bare = get_label_quality_multiannotator(
+        labels, probs, return_detailed_quality=False, return_annotator_stats=False
+    )
     assert set(bare) == {"label_quality"}
     from_array = get_label_quality_multiannotator(labels.to_numpy(), probs)
-    assert list(from_array["detailed_label_quality"].columns) == [f"quality_annotator_{c}" for c in range(5)]
+    assert list(from_array["detailed_label_quality"].columns) == [
+        f"quality_annotator_{c}" for c in range(5)
+    ]
     assert sorted(from_array["annotator_stats"].index) == list(range(5))
-    np.testing.assert_allclose(from_array["label_quality"].to_numpy(),
-                               get_label_quality_multiannotator(labels, probs)["label_quality"].to_numpy())
+    np.testing.assert_allclose(
+        from_array["label_quality"].to_numpy(),
+        get_label_quality_multiannotator(labels, probs)["label_quality"].to_numpy(),
+    )
     for method in ("mv", "wmv", "onecoin"):
         out = get_label_quality_multiannotator(labels, probs, consensus_method=method)
         assert len(out["label_quality"]) == 40
@@ -385,7 +469,9 @@ def test_cleanlab_an_annotator_with_no_labels() -> None:
     labels["ghost"] = np.nan
     stats = get_label_quality_multiannotator(labels, probs)["annotator_stats"]
     assert stats.loc["ghost", "num_examples_labeled"] == 0
-    assert np.isnan(stats.loc["ghost", "annotator_quality"]) and np.isnan(stats.loc["ghost", "agreement_with_consensus"])
+    assert np.isnan(stats.loc["ghost", "annotator_quality"]) and np.isnan(
+        stats.loc["ghost", "agreement_with_consensus"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -407,8 +493,9 @@ def test_cleanlab_bad_input(change: dict, message: str) -> None:
     if "label" in change:
         labels.iloc[0, 0] = change["label"]
     with pytest.raises(ValueError, match=message):
-        get_label_quality_multiannotator(labels, change.get("probs", probs),
-                                         consensus_method=change.get("method", "ds"))
+        get_label_quality_multiannotator(
+            labels, change.get("probs", probs), consensus_method=change.get("method", "ds")
+        )
 
 
 def test_cleanlab_width_of_pred_probs_sets_the_classes() -> None:
@@ -458,13 +545,22 @@ def test_crowdkit_mace_lays_out_its_arrays_like_crowdkit() -> None:
     df, _ = _long(10)
     mace = ck.MACE(n_restarts=1, n_iter=5).fit(df)
     workers, labels = list(pd.unique(df["worker"])), list(pd.unique(df["label"]))
-    assert mace.thetas_.shape == (len(workers), len(labels)) and mace.spamming_.shape == (len(workers), 2)
+    assert mace.thetas_.shape == (len(workers), len(labels)) and mace.spamming_.shape == (
+        len(workers),
+        2,
+    )
     by_name = sorted(workers)
     coded = ck.from_long(df)
-    claims = Claims.from_arrays(coded.claims.item, pd.Index(by_name).get_indexer(df["worker"]), coded.claims.label,
-                                n_classes=3)
+    claims = Claims.from_arrays(
+        coded.claims.item,
+        pd.Index(by_name).get_indexer(df["worker"]),
+        coded.claims.label,
+        n_classes=3,
+    )
     core = fit_mace(claims, n_restarts=1, n_iter=5, crowdkit_compat=True)
     row = by_name.index(workers[0])
-    np.testing.assert_allclose(mace.thetas_[0], core.thetas[row][pd.Index(sorted(ANIMALS)).get_indexer(labels)])
+    np.testing.assert_allclose(
+        mace.thetas_[0], core.thetas[row][pd.Index(sorted(ANIMALS)).get_indexer(labels)]
+    )
     np.testing.assert_allclose(mace.probas_.to_numpy(), core.posterior)
     assert mace.skills_.index.name == "worker"

@@ -32,8 +32,14 @@ CK_POSTERIOR = [
     [0.6272601557801395, 0.30173647331883247, 0.07100337090102793],
 ]
 CK_ALPHA = [0.8674996385036713, -0.2188074319619074, 0.4945778541345377, 0.9053595046405459]
-CK_BETA = [1.5407749556270127, 1.418434911695534, 0.2755264013941455, 1.534327807840731, 0.5882178721712963,
-           0.45081339782991764]
+CK_BETA = [
+    1.5407749556270127,
+    1.418434911695534,
+    0.2755264013941455,
+    1.534327807840731,
+    0.5882178721712963,
+    0.45081339782991764,
+]
 CK_LOSS = [-0.4184911557191395, -0.41786105916380234, -0.418843757343116]
 
 # GLAD(n_iter=20, tol=1e-9, m_step_max_iter=200, m_step_tol=1e-10,
@@ -47,13 +53,36 @@ CK2_POSTERIOR = [
     [0.8185605681141501, 0.14784447940713913, 0.03359495247871058],
 ]
 CK2_ALPHA = [0.6362133719540956, -0.1917043245347958, 0.5781839607495991, 1.8328783515699945]
-CK2_BETA = [1.5583771721822055, 1.3942240913121995, 0.2708622397961698, 1.4469656647896123, 0.4949784238489859,
-            0.3104151120933173]
-CK2_LOSS = [-0.427260580155253, -0.4192958438256947, -0.41770541500373864, -0.41691615107463315,
-            -0.4164358577552073, -0.41615232645405026, -0.4159885975342248, -0.41589506527744186,
-            -0.41584191754573224, -0.41581179854571754, -0.41579475321663645, -0.4157851135952159,
-            -0.41577966398861554, -0.4157765837059407, -0.41577484253447894, -0.4157738587520466,
-            -0.41577330269701734, -0.41577298850884437, -0.4157728109849354, -0.41577271055861253]
+CK2_BETA = [
+    1.5583771721822055,
+    1.3942240913121995,
+    0.2708622397961698,
+    1.4469656647896123,
+    0.4949784238489859,
+    0.3104151120933173,
+]
+CK2_LOSS = [
+    -0.427260580155253,
+    -0.4192958438256947,
+    -0.41770541500373864,
+    -0.41691615107463315,
+    -0.4164358577552073,
+    -0.41615232645405026,
+    -0.4159885975342248,
+    -0.41589506527744186,
+    -0.41584191754573224,
+    -0.41581179854571754,
+    -0.41579475321663645,
+    -0.4157851135952159,
+    -0.41577966398861554,
+    -0.4157765837059407,
+    -0.41577484253447894,
+    -0.4157738587520466,
+    -0.41577330269701734,
+    -0.41577298850884437,
+    -0.4157728109849354,
+    -0.41577271055861253,
+]
 
 
 def test_matches_crowdkit_on_toy() -> None:
@@ -68,8 +97,14 @@ def test_matches_crowdkit_on_toy() -> None:
 
 
 def test_matches_crowdkit_with_prior_means_and_a_converging_m_step() -> None:
-    r = fit_glad(toy(), n_iter=20, tol=1e-9, m_step_max_iter=200, m_step_tol=1e-10,
-                 alphas_priors_mean=[0.5, 1, 1.5, 2.0])
+    r = fit_glad(
+        toy(),
+        n_iter=20,
+        tol=1e-9,
+        m_step_max_iter=200,
+        m_step_tol=1e-10,
+        alphas_priors_mean=[0.5, 1, 1.5, 2.0],
+    )
     np.testing.assert_allclose(r.posterior, CK2_POSTERIOR, rtol=0, atol=1e-7)
     np.testing.assert_allclose(r.alpha, CK2_ALPHA, rtol=0, atol=1e-7)
     np.testing.assert_allclose(r.beta, CK2_BETA, rtol=0, atol=1e-7)
@@ -95,7 +130,9 @@ def _check_sane(r: GladResult, c: Claims) -> None:
     has_item = np.bincount(c.item, minlength=c.n_items) > 0
     assert np.array_equal(np.isfinite(r.alpha), has_source)
     assert np.array_equal(np.isfinite(r.beta), has_item)
-    np.testing.assert_allclose(r.posterior[~has_item], np.broadcast_to(r.prior, r.posterior[~has_item].shape))
+    np.testing.assert_allclose(
+        r.posterior[~has_item], np.broadcast_to(r.prior, r.posterior[~has_item].shape)
+    )
     assert len(r.loss_history) == r.n_iter and np.isfinite(r.loss_history).all()
 
 
@@ -123,8 +160,14 @@ def test_relabelling_sources_and_items_permutes_the_result(c: Claims, rnd) -> No
 def test_claim_order_does_not_matter(c: Claims, rnd) -> None:
     order = list(range(c.item.size))
     rnd.shuffle(order)
-    shuffled = Claims.from_arrays(c.item[order], c.source[order], c.label[order], n_items=c.n_items,
-                                  n_sources=c.n_sources, n_classes=c.n_classes)
+    shuffled = Claims.from_arrays(
+        c.item[order],
+        c.source[order],
+        c.label[order],
+        n_items=c.n_items,
+        n_sources=c.n_sources,
+        n_classes=c.n_classes,
+    )
     a, b = fit_glad(c, **EXACT_M_STEP), fit_glad(shuffled, **EXACT_M_STEP)
     np.testing.assert_allclose(b.posterior, a.posterior, rtol=0, atol=1e-6)
     np.testing.assert_allclose(b.alpha, a.alpha, rtol=0, atol=1e-5)
@@ -152,7 +195,9 @@ def test_beats_majority_vote_on_a_synthetic_crowd() -> None:
 
 
 def test_edge_cases_source_and_item_without_claims() -> None:
-    c = Claims.from_arrays([0, 0, 1, 1, 3], [0, 1, 0, 1, 0], [1, 1, 0, 1, 1], n_items=5, n_sources=3, n_classes=2)
+    c = Claims.from_arrays(
+        [0, 0, 1, 1, 3], [0, 1, 0, 1, 0], [1, 1, 0, 1, 1], n_items=5, n_sources=3, n_classes=2
+    )
     r = fit_glad(c, labels_priors=[0.25, 0.75])
     assert np.isnan(r.alpha[2]) and np.isfinite(r.alpha[:2]).all()
     assert np.isnan(r.beta[[2, 4]]).all() and np.isfinite(r.beta[[0, 1, 3]]).all()
@@ -163,13 +208,20 @@ def test_edge_cases_source_and_item_without_claims() -> None:
 def test_one_class_is_certain() -> None:
     r = fit_glad(Claims.from_arrays([0, 0, 1], [0, 1, 1], [0, 0, 0]))
     np.testing.assert_array_equal(r.posterior, np.ones((2, 1)))
-    assert np.isfinite(r.alpha).all() and (r.alpha > 1).all()  # always right: abilities rise above the prior mean
+    assert (
+        np.isfinite(r.alpha).all() and (r.alpha > 1).all()
+    )  # always right: abilities rise above the prior mean
 
 
 def test_no_claims() -> None:
     r = fit_glad(Claims.from_arrays([], [], [], n_items=2, n_sources=1, n_classes=3))
     np.testing.assert_allclose(r.posterior, np.full((2, 3), 1 / 3))
-    assert r.n_iter == 0 and r.loss_history == [] and np.isnan(r.alpha).all() and np.isnan(r.beta).all()
+    assert (
+        r.n_iter == 0
+        and r.loss_history == []
+        and np.isnan(r.alpha).all()
+        and np.isnan(r.beta).all()
+    )
 
 
 def test_scalar_prior_means_equal_arrays() -> None:
@@ -203,24 +255,34 @@ def test_gold_labels_decide_who_is_right() -> None:
 
 def test_soft_claims_are_read_as_their_argmax() -> None:
     hard = Claims.from_arrays([0, 0, 1, 1], [0, 1, 0, 1], [1, 1, 0, 1], n_sources=3)
-    soft = Claims.from_arrays([0, 0, 1], [0, 1, 0], [1, 1, 0], n_sources=3, prob_item=[1], prob_source=[1],
-                              probs=[[0.2, 0.8]])
+    soft = Claims.from_arrays(
+        [0, 0, 1],
+        [0, 1, 0],
+        [1, 1, 0],
+        n_sources=3,
+        prob_item=[1],
+        prob_source=[1],
+        probs=[[0.2, 0.8]],
+    )
     a, b = fit_glad(hard), fit_glad(soft)
     np.testing.assert_allclose(a.posterior, b.posterior)
     np.testing.assert_allclose(a.alpha, b.alpha, equal_nan=True)
 
 
-@pytest.mark.parametrize("kw", [
-    {"labels_priors": [1.0]},
-    {"labels_priors": [1.0, -1.0, 1.0]},
-    {"alphas_priors_mean": [1.0, 2.0]},
-    {"betas_priors_mean": [1.0]},
-    {"alphas_priors_mean": float("nan")},
-    {"gold_items": [0]},
-    {"gold_items": [0, 0], "gold_labels": [1, 2]},
-    {"gold_items": [9], "gold_labels": [0]},
-    {"n_iter": -1},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"labels_priors": [1.0]},
+        {"labels_priors": [1.0, -1.0, 1.0]},
+        {"alphas_priors_mean": [1.0, 2.0]},
+        {"betas_priors_mean": [1.0]},
+        {"alphas_priors_mean": float("nan")},
+        {"gold_items": [0]},
+        {"gold_items": [0, 0], "gold_labels": [1, 2]},
+        {"gold_items": [9], "gold_labels": [0]},
+        {"n_iter": -1},
+    ],
+)
 def test_rejects_bad_arguments(kw: dict) -> None:
     with pytest.raises(ValueError):
         fit_glad(toy(), **kw)

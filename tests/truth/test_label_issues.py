@@ -24,8 +24,9 @@ def _planted(seed: int) -> tuple[Claims, np.ndarray, np.ndarray]:
     label = np.r_[cr.claims.label, truth[easy_item]]
     planted = cr.claims.item.size + rng.choice(100, 10, replace=False) * 7 + rng.integers(0, 7, 10)
     label[planted] = (label[planted] + rng.integers(1, 3, 10)) % 3
-    claims = Claims.from_arrays(np.r_[cr.claims.item, easy_item], np.r_[cr.claims.source, easy_source], label,
-                                n_classes=3)
+    claims = Claims.from_arrays(
+        np.r_[cr.claims.item, easy_item], np.r_[cr.claims.source, easy_source], label, n_classes=3
+    )
     return claims, truth, planted
 
 
@@ -63,12 +64,16 @@ def test_claim_issues_layout() -> None:
 
 
 def test_claim_quality_is_the_posterior_with_the_claim_divided_out() -> None:
-    claims = Claims.from_arrays([0, 0, 1], [0, 1, 1], [1, 0, 2], n_items=2, n_sources=2, n_classes=3)
+    claims = Claims.from_arrays(
+        [0, 0, 1], [0, 1, 1], [1, 0, 2], n_items=2, n_sources=2, n_classes=3
+    )
     posterior = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
-    confusion = np.array([
-        [[0.8, 0.1, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]],
-        [[0.5, 0.25, 0.25], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6]],
-    ])
+    confusion = np.array(
+        [
+            [[0.8, 0.1, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]],
+            [[0.5, 0.25, 0.25], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6]],
+        ]
+    )
     quality = claim_issues(claims, posterior, confusion).quality
     for c in range(3):
         loo = posterior[claims.item[c]] / confusion[claims.source[c], :, claims.label[c]]
@@ -82,7 +87,9 @@ def test_leave_one_out_is_exact_for_a_dawid_skene_posterior() -> None:
     k = 3
     confusion = rng.dirichlet(np.ones(k), (4, k))
     prior = np.array([0.5, 0.3, 0.2])
-    claims = Claims.from_arrays([0, 0, 0, 1, 1], [0, 1, 2, 2, 3], [0, 2, 1, 1, 1], n_sources=4, n_classes=k)
+    claims = Claims.from_arrays(
+        [0, 0, 0, 1, 1], [0, 1, 2, 2, 3], [0, 2, 1, 1, 1], n_sources=4, n_classes=k
+    )
 
     def post(keep: np.ndarray) -> np.ndarray:
         out = np.tile(prior, (2, 1))
@@ -104,7 +111,9 @@ def test_a_claim_against_gold_has_no_quality() -> None:
     r = fit_truth(cr.claims, "ds", gold_items=[gold_item], gold_labels=[gold_label])
     quality = claim_issues(cr.claims, r.posterior, r.confusion).quality
     on_gold = cr.claims.item == gold_item
-    np.testing.assert_allclose(quality[on_gold], (cr.claims.label[on_gold] == gold_label).astype(float), atol=1e-9)
+    np.testing.assert_allclose(
+        quality[on_gold], (cr.claims.label[on_gold] == gold_label).astype(float), atol=1e-9
+    )
     assert np.isfinite(quality).all()
 
 
@@ -119,8 +128,15 @@ def test_claim_issues_threshold() -> None:
 
 
 def test_claim_issues_ignore_model_rows_and_handle_no_claims() -> None:
-    claims = Claims.from_arrays([0, 1], [0, 0], [1, 1], n_items=3, prob_item=[0, 2], prob_source=[1, 1],
-                                probs=[[0.9, 0.1], [0.5, 0.5]])
+    claims = Claims.from_arrays(
+        [0, 1],
+        [0, 0],
+        [1, 1],
+        n_items=3,
+        prob_item=[0, 2],
+        prob_source=[1, 1],
+        probs=[[0.9, 0.1], [0.5, 0.5]],
+    )
     r = fit_truth(claims, "ds")
     issues = claim_issues(claims, r.posterior, r.confusion)
     assert issues.quality.shape == (2,)
@@ -138,7 +154,9 @@ def test_claim_issues_ignore_model_rows_and_handle_no_claims() -> None:
         (np.full((2, 2), 0.5), np.full((2, 2), 0.5)),  # not per source
     ],
 )
-def test_claim_issues_reject_mismatched_shapes(posterior: np.ndarray, confusion: np.ndarray) -> None:
+def test_claim_issues_reject_mismatched_shapes(
+    posterior: np.ndarray, confusion: np.ndarray
+) -> None:
     claims = Claims.from_arrays([0, 1], [0, 1], [0, 1])
     with pytest.raises(ValueError, match="must match the claims"):
         claim_issues(claims, posterior, confusion)
@@ -158,7 +176,7 @@ def test_given_wrong_labels_rank_first() -> None:
     # Only the items DS itself gets wrong (a given true label it doubts) may come between them.
     ds_wrong = int((r.labels() != cr.truth).sum())
     assert 0 < ds_wrong < 10
-    assert np.isin(wrong, issues.order[:15 + ds_wrong]).all()
+    assert np.isin(wrong, issues.order[: 15 + ds_wrong]).all()
     assert issues.quality[wrong].max() < 0.05
     assert issues.is_issue[wrong].all()
     np.testing.assert_array_equal(issues.suggested[wrong], cr.truth[wrong])
@@ -183,8 +201,12 @@ def test_item_issues_threshold() -> None:
     posterior = np.array([[0.3, 0.7], [0.45, 0.55], [0.9, 0.1], [0.6, 0.4]])
     given = np.array([0, 0, 1, 0])
     np.testing.assert_array_equal(item_issues(posterior, given).is_issue, [True, True, True, False])
-    np.testing.assert_array_equal(item_issues(posterior, given, threshold=0.35).is_issue, [True, False, True, False])
-    np.testing.assert_array_equal(item_issues(posterior, given, threshold=0.0).is_issue, [False] * 4)
+    np.testing.assert_array_equal(
+        item_issues(posterior, given, threshold=0.35).is_issue, [True, False, True, False]
+    )
+    np.testing.assert_array_equal(
+        item_issues(posterior, given, threshold=0.0).is_issue, [False] * 4
+    )
     # A label already the most probable is never an issue, however low its probability.
     flat = np.array([[0.34, 0.33, 0.33]])
     assert not item_issues(flat, [0], threshold=0.9).is_issue[0]

@@ -106,14 +106,19 @@ def test_matches_crowdkit_where_its_update_is_aligned() -> None:
 
 
 def test_compat_is_a_different_fit_on_toy() -> None:
-    assert np.abs(fit_mace(toy()).posterior - fit_mace(toy(), crowdkit_compat=True).posterior).max() > 1e-3
+    assert (
+        np.abs(fit_mace(toy()).posterior - fit_mace(toy(), crowdkit_compat=True).posterior).max()
+        > 1e-3
+    )
 
 
 def test_result_fields() -> None:
     r = fit_mace(toy(), n_iter=7)
     assert r.n_iter == 7 and len(r.loss_history) == 7 and r.loss_history[-1] == r.log_likelihood
     np.testing.assert_allclose(r.competence, r.spamming[:, 1] / r.spamming.sum(axis=1))
-    np.testing.assert_allclose(r.thetas.sum(axis=1), 1.0, atol=0.05)  # VB rows are not normalised exactly
+    np.testing.assert_allclose(
+        r.thetas.sum(axis=1), 1.0, atol=0.05
+    )  # VB rows are not normalised exactly
 
 
 def test_int_seed_restarts_are_identical() -> None:
@@ -144,8 +149,14 @@ def problems(draw: st.DrawFn) -> Claims:
 
 
 def _shuffled(c: Claims, order: list[int] | np.ndarray) -> Claims:
-    return Claims.from_arrays(c.item[order], c.source[order], c.label[order], n_items=c.n_items,
-                              n_sources=c.n_sources, n_classes=c.n_classes)
+    return Claims.from_arrays(
+        c.item[order],
+        c.source[order],
+        c.label[order],
+        n_items=c.n_items,
+        n_sources=c.n_sources,
+        n_classes=c.n_classes,
+    )
 
 
 def _firsts_first(c: Claims, rest: np.ndarray) -> np.ndarray:
@@ -198,7 +209,9 @@ def test_claim_order_matters_only_through_first_appearances(c: Claims, rnd) -> N
 
 @FAST
 @given(problems(), st.booleans())
-def test_compat_is_the_default_when_indices_sort_by_first_appearance(c: Claims, method_em: bool) -> None:
+def test_compat_is_the_default_when_indices_sort_by_first_appearance(
+    c: Claims, method_em: bool
+) -> None:
     # Rename sources and classes in order of first appearance: crowd-kit's name order is then its
     # position order, and its mis-aligned update is the aligned one.
     def by_first(values: np.ndarray, size: int) -> np.ndarray:
@@ -209,8 +222,14 @@ def test_compat_is_the_default_when_indices_sort_by_first_appearance(c: Claims, 
         return perm
 
     sp, lp = by_first(c.source, c.n_sources), by_first(c.label, c.n_classes)
-    renamed = Claims.from_arrays(c.item, sp[c.source], lp[c.label], n_items=c.n_items,
-                                 n_sources=c.n_sources, n_classes=c.n_classes)
+    renamed = Claims.from_arrays(
+        c.item,
+        sp[c.source],
+        lp[c.label],
+        n_items=c.n_items,
+        n_sources=c.n_sources,
+        n_classes=c.n_classes,
+    )
     method = "em" if method_em else "vb"
     a = fit_mace(renamed, n_iter=10, method=method)
     b = fit_mace(renamed, n_iter=10, method=method, crowdkit_compat=True)
@@ -238,9 +257,13 @@ def test_finds_the_spammer_on_a_synthetic_crowd() -> None:
 
 
 def test_edge_cases_source_and_item_without_claims() -> None:
-    c = Claims.from_arrays([0, 0, 1, 1, 3], [0, 1, 0, 1, 0], [1, 1, 0, 1, 1], n_items=5, n_sources=3, n_classes=2)
+    c = Claims.from_arrays(
+        [0, 0, 1, 1, 3], [0, 1, 0, 1, 0], [1, 1, 0, 1, 1], n_items=5, n_sources=3, n_classes=2
+    )
     r = fit_mace(c)
-    assert np.isnan(r.competence[2]) and np.isnan(r.spamming[2]).all() and np.isnan(r.thetas[2]).all()
+    assert (
+        np.isnan(r.competence[2]) and np.isnan(r.spamming[2]).all() and np.isnan(r.thetas[2]).all()
+    )
     assert np.isfinite(r.competence[:2]).all()
     np.testing.assert_allclose(r.posterior[[2, 4]], 0.5)
 
@@ -264,18 +287,29 @@ def test_no_claims() -> None:
 
 def test_soft_claims_are_read_as_their_argmax() -> None:
     hard = Claims.from_arrays([0, 0, 1, 1], [0, 1, 0, 1], [1, 1, 0, 1], n_sources=3)
-    soft = Claims.from_arrays([0, 0, 1], [0, 1, 0], [1, 1, 0], n_sources=3, prob_item=[1], prob_source=[1],
-                              probs=[[0.2, 0.8]])
+    soft = Claims.from_arrays(
+        [0, 0, 1],
+        [0, 1, 0],
+        [1, 1, 0],
+        n_sources=3,
+        prob_item=[1],
+        prob_source=[1],
+        probs=[[0.2, 0.8]],
+    )
     np.testing.assert_allclose(fit_mace(hard).posterior, fit_mace(soft).posterior)
 
 
 def test_smoothing_is_used_by_em() -> None:
     default, heavy = fit_mace(toy(), method="em"), fit_mace(toy(), method="em", smoothing=5.0)
     assert np.abs(default.posterior - heavy.posterior).max() > 1e-3
-    np.testing.assert_array_equal(fit_mace(toy(), method="em", smoothing=0.01 / 3).posterior, default.posterior)
+    np.testing.assert_array_equal(
+        fit_mace(toy(), method="em", smoothing=0.01 / 3).posterior, default.posterior
+    )
 
 
-@pytest.mark.parametrize("kw", [{"method": "gibbs"}, {"n_restarts": 0}, {"n_iter": -1}, {"smoothing": 0.0}])
+@pytest.mark.parametrize(
+    "kw", [{"method": "gibbs"}, {"n_restarts": 0}, {"n_iter": -1}, {"smoothing": 0.0}]
+)
 def test_rejects_bad_arguments(kw: dict) -> None:
     with pytest.raises(ValueError):
         fit_mace(toy(), **kw)

@@ -27,7 +27,9 @@ def _domain_crowd(seed: int = 0) -> tuple[Claims, np.ndarray, np.ndarray, np.nda
     right = rng.random(item.size) < skill[source, domain[item]]
     label = np.where(right, truth[item], wrong_label(rng, truth[item], k))
     cell = source * 2 + domain[item]
-    realised = (np.bincount(cell, weights=right, minlength=2 * s) / np.bincount(cell, minlength=2 * s)).reshape(s, 2)
+    realised = (
+        np.bincount(cell, weights=right, minlength=2 * s) / np.bincount(cell, minlength=2 * s)
+    ).reshape(s, 2)
     return Claims.from_arrays(item, source, label, n_classes=k), truth, domain, realised
 
 
@@ -71,8 +73,15 @@ def test_one_group_matches_the_engine_accuracy() -> None:
     cr = crowd(3, n_items=200, n_sources=9, k=3)
     with_model = add_model(cr.claims, np.random.default_rng(3).dirichlet(np.ones(3), 200))
     claims = Claims.from_arrays(  # plus source 10, which has no claims
-        with_model.item, with_model.source, with_model.label, n_sources=11, n_classes=3,
-        prob_item=with_model.prob_item, prob_source=with_model.prob_source, probs=with_model.probs)
+        with_model.item,
+        with_model.source,
+        with_model.label,
+        n_sources=11,
+        n_classes=3,
+        prob_item=with_model.prob_item,
+        prob_source=with_model.prob_source,
+        probs=with_model.probs,
+    )
     r = fit_truth(claims, "ds")
     rel = source_reliability(claims, r.posterior)
     assert rel.accuracy.shape == (11, 1)
@@ -81,8 +90,15 @@ def test_one_group_matches_the_engine_accuracy() -> None:
 
 
 def test_a_model_counts_as_its_top_class() -> None:
-    claims = Claims.from_arrays([0], [0], [1], n_items=2, prob_item=[0, 1], prob_source=[1, 1],
-                                probs=[[0.7, 0.3], [0.2, 0.8]])
+    claims = Claims.from_arrays(
+        [0],
+        [0],
+        [1],
+        n_items=2,
+        prob_item=[0, 1],
+        prob_source=[1, 1],
+        probs=[[0.7, 0.3], [0.2, 0.8]],
+    )
     rel = source_reliability(claims, np.array([[1.0, 0.0], [0.0, 1.0]]), strength=0.0)
     np.testing.assert_allclose(rel.accuracy[:, 0], [0.0, 1.0])
     np.testing.assert_allclose(rel.confusion[1, 0], [[1.0, 0.0], [0.0, 1.0]])
@@ -138,8 +154,12 @@ def test_thin_groups_are_shrunk_toward_the_overall_matrix() -> None:
 def test_more_strength_moves_a_thin_group_monotonically_to_overall() -> None:
     claims, post, groups = _thin_group()
     overall = source_reliability(claims, post).confusion[0, 0]
-    distance = [np.abs(source_reliability(claims, post, groups=groups, strength=s).confusion[0, 1] - overall).max()
-                for s in (0.0, 0.5, 2.0, 10.0, 1e6)]
+    distance = [
+        np.abs(
+            source_reliability(claims, post, groups=groups, strength=s).confusion[0, 1] - overall
+        ).max()
+        for s in (0.0, 0.5, 2.0, 10.0, 1e6)
+    ]
     assert all(a > b for a, b in itertools.pairwise(distance))
     assert distance[-1] < 1e-4
 

@@ -15,17 +15,25 @@ from veritag.truth import VoteResult, majority_vote, multilabel_vote
 
 
 @st.composite
-def claims(draw: st.DrawFn, weighted: bool = False) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None]:
+def claims(
+    draw: st.DrawFn, weighted: bool = False
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None]:
     """(n_items, items, labels, weights): random COO claims; some items get no vote at all."""
     n_items = draw(st.integers(1, 12))
     n_labels = draw(st.integers(1, 5))
     size = draw(st.integers(0, 60))
-    items = np.array(draw(st.lists(st.integers(0, n_items - 1), min_size=size, max_size=size)), dtype=np.int64)
-    labels = np.array(draw(st.lists(st.integers(0, n_labels - 1), min_size=size, max_size=size)), dtype=np.int64)
+    items = np.array(
+        draw(st.lists(st.integers(0, n_items - 1), min_size=size, max_size=size)), dtype=np.int64
+    )
+    labels = np.array(
+        draw(st.lists(st.integers(0, n_labels - 1), min_size=size, max_size=size)), dtype=np.int64
+    )
     weights = None
     if weighted:
         # small positive whole numbers: exact in floating point, so sums do not depend on order
-        weights = np.array(draw(st.lists(st.integers(1, 4), min_size=size, max_size=size)), dtype=np.float64)
+        weights = np.array(
+            draw(st.lists(st.integers(1, 4), min_size=size, max_size=size)), dtype=np.float64
+        )
     return n_items, items, labels, weights
 
 
@@ -42,8 +50,13 @@ def multilabel_claims(draw: st.DrawFn) -> tuple[int, int, np.ndarray, np.ndarray
             for label in sorted(chosen):
                 items.append(item)
                 labels.append(label)
-    return (n_items, n_labels, np.array(items, dtype=np.int64), np.array(labels, dtype=np.int64),
-            np.array(voters, dtype=np.int64))
+    return (
+        n_items,
+        n_labels,
+        np.array(items, dtype=np.int64),
+        np.array(labels, dtype=np.int64),
+        np.array(voters, dtype=np.int64),
+    )
 
 
 # --- reference implementations ----------------------------------------------------------------
@@ -74,7 +87,9 @@ def naive_multilabel(n_items, n_labels, items, labels, voters):
             continue
         fractions = []
         for label in range(n_labels):
-            k = sum(1 for it, lab in zip(items.tolist(), labels.tolist()) if it == i and lab == label)
+            k = sum(
+                1 for it, lab in zip(items.tolist(), labels.tolist()) if it == i and lab == label
+            )
             frac = k / voters[i]
             chosen[i][label] = frac > 0.5
             fractions.append(max(frac, 1 - frac))
@@ -108,9 +123,15 @@ def test_majority_matches_naive_reference(data, use_weights: bool) -> None:
 def test_majority_ignores_claim_order(data, seed: int) -> None:
     n_items, items, labels, weights = data
     perm = np.random.default_rng(seed).permutation(items.size)
-    assert_same(majority_vote(items, labels, n_items=n_items, weights=weights),
-                majority_vote(items[perm], labels[perm], n_items=n_items,
-                              weights=None if weights is None else weights[perm]))
+    assert_same(
+        majority_vote(items, labels, n_items=n_items, weights=weights),
+        majority_vote(
+            items[perm],
+            labels[perm],
+            n_items=n_items,
+            weights=None if weights is None else weights[perm],
+        ),
+    )
 
 
 @given(data=claims(), seed=st.integers(0, 2**32 - 1))
@@ -202,7 +223,9 @@ def test_large_label_codes() -> None:
     # free-text answers can have as many distinct codes as claims
     labels = np.arange(10_000) + 1_000_000
     items = np.zeros(10_000, dtype=np.int64)
-    result = majority_vote(np.concatenate([items, [0]]), np.concatenate([labels, [1_000_500]]), n_items=1)
+    result = majority_vote(
+        np.concatenate([items, [0]]), np.concatenate([labels, [1_000_500]]), n_items=1
+    )
     assert result.label.tolist() == [1_000_500]
 
 
@@ -230,7 +253,9 @@ def test_majority_refuses_bad_input(items, labels, n_items, weights) -> None:
 @given(data=multilabel_claims())
 def test_multilabel_matches_naive_reference(data) -> None:
     n_items, n_labels, items, labels, voters = data
-    chosen, agreement, votes = multilabel_vote(items, labels, voters, n_items=n_items, n_labels=n_labels)
+    chosen, agreement, votes = multilabel_vote(
+        items, labels, voters, n_items=n_items, n_labels=n_labels
+    )
     ref_chosen, ref_agreement = naive_multilabel(n_items, n_labels, items, labels, voters)
     assert chosen.shape == (n_items, n_labels)
     assert chosen.tolist() == ref_chosen
@@ -267,7 +292,9 @@ def test_multilabel_relabeling_items_permutes_output(data, seed: int) -> None:
 
 def test_multilabel_example() -> None:
     # item 0: 3 voters chose {0}, {0, 1}, {0}; item 1: nobody voted; item 2: 2 voters chose {1}, {}
-    chosen, agreement, votes = multilabel_vote([0, 0, 0, 0, 2], [0, 0, 1, 0, 1], [3, 0, 2], n_items=3, n_labels=2)
+    chosen, agreement, votes = multilabel_vote(
+        [0, 0, 0, 0, 2], [0, 0, 1, 0, 1], [3, 0, 2], n_items=3, n_labels=2
+    )
     assert chosen.tolist() == [[True, False], [False, False], [False, False]]
     np.testing.assert_allclose(agreement, [(1 + 2 / 3) / 2, 0, (1 + 0.5) / 2])
     assert votes.tolist() == [3, 0, 2]

@@ -40,16 +40,26 @@ def crowd(
     source = np.argsort(rng.random((n_items, n_sources)), axis=1)[:, :per_item].ravel()
     right = rng.random(item.size) < accuracy[source]
     label = np.where(right, truth[item], wrong_label(rng, truth[item], k))
-    claims = Claims.from_arrays(item, source, label, n_items=n_items, n_sources=n_sources, n_classes=k)
+    claims = Claims.from_arrays(
+        item, source, label, n_items=n_items, n_sources=n_sources, n_classes=k
+    )
     return Crowd(truth, claims, accuracy)
 
 
-def add_model(claims: Claims, probs: NDArray[np.float64], items: NDArray[np.int64] | None = None) -> Claims:
+def add_model(
+    claims: Claims, probs: NDArray[np.float64], items: NDArray[np.int64] | None = None
+) -> Claims:
     """``claims`` plus one model source (index ``claims.n_sources``) with one row per item."""
     items = np.arange(claims.n_items) if items is None else items
     return Claims.from_arrays(
-        claims.item, claims.source, claims.label, n_items=claims.n_items, n_sources=claims.n_sources + 1,
-        n_classes=claims.n_classes, prob_item=items, prob_source=np.full(items.size, claims.n_sources),
+        claims.item,
+        claims.source,
+        claims.label,
+        n_items=claims.n_items,
+        n_sources=claims.n_sources + 1,
+        n_classes=claims.n_classes,
+        prob_item=items,
+        prob_source=np.full(items.size, claims.n_sources),
         probs=probs,
     )
 
@@ -72,14 +82,28 @@ def relabel(claims: Claims, item_perm: NDArray[np.int64], source_perm: NDArray[n
 #: A toy crowd (task, worker, label) that crowd-kit's GLAD and MACE were run on to print the
 #: numbers test_glad / test_mace pin; worker 1 and label 1 come first, so first appearance is not
 #: index order (which is where crowd-kit's MACE strategy update goes astray).
-TOY = np.array([
-    (0, 1, 1), (0, 2, 0), (0, 0, 0),
-    (1, 0, 1), (1, 2, 1), (1, 3, 1),
-    (2, 1, 2), (2, 3, 2), (2, 0, 0),
-    (3, 3, 0), (3, 2, 0), (3, 1, 2),
-    (4, 0, 2), (4, 1, 2), (4, 2, 1), (4, 3, 2),
-    (5, 2, 1), (5, 3, 0),
-])
+TOY = np.array(
+    [
+        (0, 1, 1),
+        (0, 2, 0),
+        (0, 0, 0),
+        (1, 0, 1),
+        (1, 2, 1),
+        (1, 3, 1),
+        (2, 1, 2),
+        (2, 3, 2),
+        (2, 0, 0),
+        (3, 3, 0),
+        (3, 2, 0),
+        (3, 1, 2),
+        (4, 0, 2),
+        (4, 1, 2),
+        (4, 2, 1),
+        (4, 3, 2),
+        (5, 2, 1),
+        (5, 3, 0),
+    ]
+)
 
 
 def toy() -> Claims:

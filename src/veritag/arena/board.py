@@ -82,22 +82,35 @@ def _objects(values: list[Any]) -> NDArray[np.object_]:
     return out
 
 
-def load_battles(conn: sa.Connection, project: Project, schema: ArenaSchema | None = None) -> Battles:
+def load_battles(
+    conn: sa.Connection, project: Project, schema: ArenaSchema | None = None
+) -> Battles:
     """Every standing human vote of an arena project on an item that names its two models."""
     schema = schema or arena_schema(project)
     model_a = Item.data[schema.model_a_field].as_string()
     model_b = Item.data[schema.model_b_field].as_string()
     domain = Item.meta[schema.domain_field].as_string()
-    stmt = (sa.select(Claim.item_id, Claim.source_id, Claim.value, model_a, model_b, domain)
-            .join(Item, Item.id == Claim.item_id).join(Source, Source.id == Claim.source_id)
-            .where(Claim.project_id == project.id, Source.kind == "human", Claim.value.is_not(None),
-                   standing_claims())
-            .order_by(Claim.id))
+    stmt = (
+        sa.select(Claim.item_id, Claim.source_id, Claim.value, model_a, model_b, domain)
+        .join(Item, Item.id == Claim.item_id)
+        .join(Source, Source.id == Claim.source_id)
+        .where(
+            Claim.project_id == project.id,
+            Source.kind == "human",
+            Claim.value.is_not(None),
+            standing_claims(),
+        )
+        .order_by(Claim.id)
+    )
     rows = [r for r in conn.execute(stmt) if r[3] and r[4] and r[2] in schema.outcomes]
-    return Battles(np.fromiter((r[0] for r in rows), np.int64, len(rows)),
-                   np.fromiter((r[1] for r in rows), np.int64, len(rows)),
-                   _objects([r[3] for r in rows]), _objects([r[4] for r in rows]),
-                   _objects([r[2] for r in rows]), _objects([r[5] or None for r in rows]))
+    return Battles(
+        np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+        np.fromiter((r[1] for r in rows), np.int64, len(rows)),
+        _objects([r[3] for r in rows]),
+        _objects([r[4] for r in rows]),
+        _objects([r[2] for r in rows]),
+        _objects([r[5] or None for r in rows]),
+    )
 
 
 def project_domains(store: Store, project: Project) -> list[str]:
@@ -109,8 +122,13 @@ def project_domains(store: Store, project: Project) -> list[str]:
         return sorted(d for d in found if d)
 
 
-def _loo_kappa(battles: Battles, source_ids: NDArray[np.int64], confusion: NDArray[np.float64],
-               prior: NDArray[np.float64], classes: list[str]) -> dict[int, float]:
+def _loo_kappa(
+    battles: Battles,
+    source_ids: NDArray[np.int64],
+    confusion: NDArray[np.float64],
+    prior: NDArray[np.float64],
+    classes: list[str],
+) -> dict[int, float]:
     """Each source's chance-corrected agreement with what the *other* votes on the same battles say.
 
     The posterior of a battle's outcome is ``prior x prod_s C_s[:, answer_s]`` (the engine's
@@ -150,8 +168,9 @@ def _loo_kappa(battles: Battles, source_ids: NDArray[np.int64], confusion: NDArr
     return out
 
 
-def _measured_kappa(store: Store, project: Project, battles: Battles | None = None, refit: Refit = "stale"
-                    ) -> tuple[list[int], dict[int, float]]:
+def _measured_kappa(
+    store: Store, project: Project, battles: Battles | None = None, refit: Refit = "stale"
+) -> tuple[list[int], dict[int, float]]:
     """The project's human source ids, and the chance-corrected agreement of those that battles
     with a second vote measured (``_loo_kappa`` under the ``ds`` run ``current_truth`` gives with
     ``refit``); none without a run."""
@@ -160,8 +179,11 @@ def _measured_kappa(store: Store, project: Project, battles: Battles | None = No
     resolution = load_truth(store, truth, with_sources=True) if truth.run is not None else None
     stats = resolution.sources if resolution is not None else None
     with store.engine.connect() as conn:
-        humans = list(conn.scalars(sa.select(Source.id)
-                                   .where(Source.project_id == project.id, Source.kind == "human")))
+        humans = list(
+            conn.scalars(
+                sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
+            )
+        )
         if battles is None:
             battles = load_battles(conn, project, schema)
     if resolution is None or stats is None or stats.confusion is None or not humans:
@@ -170,11 +192,14 @@ def _measured_kappa(store: Store, project: Project, battles: Battles | None = No
     counts = np.array([np.sum(resolution.labels == c) for c in classes], dtype=np.float64)
     prior = counts / counts.sum() if counts.sum() > 0 else np.full(len(classes), 1.0 / len(classes))
     usable = np.isin(stats.source_ids, humans) & np.isfinite(stats.accuracy)
-    return humans, _loo_kappa(battles, stats.source_ids[usable], stats.confusion[usable], prior, classes)
+    return humans, _loo_kappa(
+        battles, stats.source_ids[usable], stats.confusion[usable], prior, classes
+    )
 
 
-def tutor_weights(store: Store, project: Project, battles: Battles | None = None,
-                  refit: Refit = "stale") -> dict[int, float]:
+def tutor_weights(
+    store: Store, project: Project, battles: Battles | None = None, refit: Refit = "stale"
+) -> dict[int, float]:
     """A weight in [0, 1] per human source id of the project (see the module docstring); ``refit``
     as for ``resolve.current_truth`` (a GET reads the stored run and never fits)."""
     humans, measured = _measured_kappa(store, project, battles, refit)
@@ -184,9 +209,19 @@ def tutor_weights(store: Store, project: Project, battles: Battles | None = None
     return {sid: measured.get(sid, fallback) for sid in humans}
 
 
-def project_leaderboard(store: Store, project: Project, *, domain: str | None = None, ties: str = "half",
-                        interval: str = "bootstrap", rounds: int = 100, weighted: bool = True,
-                        both_bad: str = "tie", seed: int = 0, refit: Refit = "stale") -> arena_math.Leaderboard:
+def project_leaderboard(
+    store: Store,
+    project: Project,
+    *,
+    domain: str | None = None,
+    ties: str = "half",
+    interval: str = "bootstrap",
+    rounds: int = 100,
+    weighted: bool = True,
+    both_bad: str = "tie",
+    seed: int = 0,
+    refit: Refit = "stale",
+) -> arena_math.Leaderboard:
     """The leaderboard of an arena project's models from its standing human votes.
 
     Parameters
@@ -205,7 +240,19 @@ def project_leaderboard(store: Store, project: Project, *, domain: str | None = 
     schema = arena_schema(project)
     with store.engine.connect() as conn:
         mark = claims_watermark(conn, project_id=project.id)
-    key = (str(store.engine.url), project.id, mark, domain, ties, interval, rounds, weighted, both_bad, seed, refit)
+    key = (
+        str(store.engine.url),
+        project.id,
+        mark,
+        domain,
+        ties,
+        interval,
+        rounds,
+        weighted,
+        both_bad,
+        seed,
+        refit,
+    )
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -219,14 +266,29 @@ def project_leaderboard(store: Store, project: Project, *, domain: str | None = 
         raise InputError(f"project {project.name!r} has no votes{where} yet to rank models by")
     weights = None
     if weighted:
-        by_source = tutor_weights(store, project, every, refit)  # reliability is measured on every battle
-        weights = np.array([by_source.get(int(s), 1.0) for s in battles.source_ids], dtype=np.float64)
+        by_source = tutor_weights(
+            store, project, every, refit
+        )  # reliability is measured on every battle
+        weights = np.array(
+            [by_source.get(int(s), 1.0) for s in battles.source_ids], dtype=np.float64
+        )
     try:
-        board = arena_math.leaderboard(battles.model_a, battles.model_b, battles.outcome, weights=weights,
-                                       ties=ties, both_bad=both_bad, interval=interval, rounds=rounds, seed=seed)
+        board = arena_math.leaderboard(
+            battles.model_a,
+            battles.model_b,
+            battles.outcome,
+            weights=weights,
+            ties=ties,
+            both_bad=both_bad,
+            interval=interval,
+            rounds=rounds,
+            seed=seed,
+        )
     except ValueError as exc:  # bad options, or battles that leave models unlinked
         where = f" (domain {domain!r})" if domain is not None else ""
-        raise InputError(f"cannot rank the models of project {project.name!r}{where}: {exc}") from None
+        raise InputError(
+            f"cannot rank the models of project {project.name!r}{where}: {exc}"
+        ) from None
     with _cache_lock:
         _cache[key] = board
         while len(_cache) > _CACHE_SIZE:

@@ -31,14 +31,30 @@ from ..store.engine import Store
 from ..store.models import Claim, ImportRecord, Item, Project
 from ..store.queries import insert_ignore, project_schema, source_ids
 
-__all__ = ["WINNERS", "ArenaImport", "arena_schema", "battle_id", "import_battles", "import_responses"]
+__all__ = [
+    "WINNERS",
+    "ArenaImport",
+    "arena_schema",
+    "battle_id",
+    "import_battles",
+    "import_responses",
+]
 
 SHOWN_ERRORS = 20
 _CHUNK = 500
 
 #: How the ``winner`` column of a battles file may say each outcome (relative to the row's models).
-WINNERS = {"model_a": "A", "a": "A", "model_b": "B", "b": "B", "tie": "tie", "tie (bothbad)": "both_bad",
-           "both_bad": "both_bad", "bothbad": "both_bad", "both bad": "both_bad"}
+WINNERS = {
+    "model_a": "A",
+    "a": "A",
+    "model_b": "B",
+    "b": "B",
+    "tie": "tie",
+    "tie (bothbad)": "both_bad",
+    "both_bad": "both_bad",
+    "bothbad": "both_bad",
+    "both bad": "both_bad",
+}
 
 
 @dataclass
@@ -62,8 +78,10 @@ def arena_schema(project: Project) -> ArenaSchema:
     """The project's schema, or ``InputError`` when it is no arena project."""
     schema = project_schema(project)
     if not isinstance(schema, ArenaSchema):
-        raise InputError(f"project {project.name!r} is a {schema.type} project, not an arena project "
-                         "(create one with: veritag init NAME --task arena)")
+        raise InputError(
+            f"project {project.name!r} is a {schema.type} project, not an arena project "
+            "(create one with: veritag init NAME --task arena)"
+        )
     return schema
 
 
@@ -117,9 +135,17 @@ class _Rows:
                 if row.error is not None:
                     self.fail(row.line, None, row.error)
                     continue
-                problem = next(((column, f"the value {found}") for column, value in row.values.items()
-                                if (found := json_problem(value, MAX_ITEM_TEXT_LENGTH, finite=False))), None)
-                if problem is not None:  # a NUL, a lone surrogate or an oversized cell: see veritag.limits
+                problem = next(
+                    (
+                        (column, f"the value {found}")
+                        for column, value in row.values.items()
+                        if (found := json_problem(value, MAX_ITEM_TEXT_LENGTH, finite=False))
+                    ),
+                    None,
+                )
+                if (
+                    problem is not None
+                ):  # a NUL, a lone surrogate or an oversized cell: see veritag.limits
                     self.fail(row.line, *problem)
                     continue
                 yield row
@@ -129,7 +155,9 @@ class _Rows:
     def need(self, line: int, values: dict[str, Any], column: str) -> str | None:
         value = _text(values.get(column))
         if value is None:
-            self.fail(line, column, "missing field" if column not in values else "the value is empty")
+            self.fail(
+                line, column, "missing field" if column not in values else "the value is empty"
+            )
         return value
 
     def check(self) -> None:
@@ -138,8 +166,11 @@ class _Rows:
         if self.total:
             exc = RowErrors(self.errors, self.total)
             more = self.total - len(self.errors)
-            exc.args = (f"{self.total} bad row(s); nothing was written:\n" + "\n".join(map(str, self.errors))
-                        + (f"\n... and {more} more bad row(s)" if more > 0 else ""),)
+            exc.args = (
+                f"{self.total} bad row(s); nothing was written:\n"
+                + "\n".join(map(str, self.errors))
+                + (f"\n... and {more} more bad row(s)" if more > 0 else ""),
+            )
             raise exc
 
 
@@ -151,26 +182,44 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _existing(conn: sa.Connection, project_id: int, external_ids: list[str]) -> dict[str, tuple[int, Any]]:
+def _existing(
+    conn: sa.Connection, project_id: int, external_ids: list[str]
+) -> dict[str, tuple[int, Any]]:
     """(item id, data) of the items that exist, by external id."""
     out: dict[str, tuple[int, Any]] = {}
     for start in range(0, len(external_ids), _CHUNK):
-        chunk = external_ids[start:start + _CHUNK]
-        rows = conn.execute(sa.select(Item.external_id, Item.id, Item.data)
-                            .where(Item.project_id == project_id, Item.external_id.in_(chunk)))
+        chunk = external_ids[start : start + _CHUNK]
+        rows = conn.execute(
+            sa.select(Item.external_id, Item.id, Item.data).where(
+                Item.project_id == project_id, Item.external_id.in_(chunk)
+            )
+        )
         out.update({ext: (item_id, data) for ext, item_id, data in rows})
     return out
 
 
 def _count(conn: sa.Connection, table: Any, project_id: int) -> int:
-    return int(conn.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.project_id == project_id))
-               or 0)
+    return int(
+        conn.scalar(
+            sa.select(sa.func.count()).select_from(table).where(table.c.project_id == project_id)
+        )
+        or 0
+    )
 
 
 def _record(conn: sa.Connection, project: Project, path: Path, result: ArenaImport) -> None:
-    conn.execute(sa.insert(ImportRecord).values(
-        project_id=project.id, path=str(path), sha256=_sha256(path), rows=result.rows,
-        items_added=result.items_added, claims_added=result.claims_added, gold_added=0, rows_skipped=0))
+    conn.execute(
+        sa.insert(ImportRecord).values(
+            project_id=project.id,
+            path=str(path),
+            sha256=_sha256(path),
+            rows=result.rows,
+            items_added=result.items_added,
+            claims_added=result.claims_added,
+            gold_added=0,
+            rows_skipped=0,
+        )
+    )
 
 
 @dataclass
@@ -181,8 +230,16 @@ class _Response:
     domain: str | None
 
 
-def import_responses(store: Store, project: Project, path: Path, *, max_pairs: int | None = None, seed: int = 0,
-                     fmt: str | None = None, encoding: str = "utf-8") -> ArenaImport:
+def import_responses(
+    store: Store,
+    project: Project,
+    path: Path,
+    *,
+    max_pairs: int | None = None,
+    seed: int = 0,
+    fmt: str | None = None,
+    encoding: str = "utf-8",
+) -> ArenaImport:
     """Import model responses (``prompt_id, prompt, model, response[, domain]`` per row, JSONL,
     CSV/TSV or Parquet) as battle items: one item per prompt and unordered pair of its models.
 
@@ -209,18 +266,34 @@ def import_responses(store: Store, project: Project, path: Path, *, max_pairs: i
         if prompt_id is None or prompt is None or model is None or response is None:
             continue
         if ":" in model:
-            rows.fail(row.line, "model", f"model name {model!r} contains ':' (item ids are prompt_id:model:model)")
+            rows.fail(
+                row.line,
+                "model",
+                f"model name {model!r} contains ':' (item ids are prompt_id:model:model)",
+            )
             continue
         domain = _text(v.get("domain"))
         by_model = prompts.setdefault(prompt_id, {})
         first = next(iter(by_model.values()), None)
         if model in by_model:
-            rows.fail(row.line, "model", f"a second response of {model!r} to prompt {prompt_id!r} "
-                                         f"(first on line {by_model[model].line})")
+            rows.fail(
+                row.line,
+                "model",
+                f"a second response of {model!r} to prompt {prompt_id!r} "
+                f"(first on line {by_model[model].line})",
+            )
         elif first is not None and first.prompt != prompt:
-            rows.fail(row.line, "prompt", f"prompt {prompt_id!r} has a different text on line {first.line}")
+            rows.fail(
+                row.line,
+                "prompt",
+                f"prompt {prompt_id!r} has a different text on line {first.line}",
+            )
         elif first is not None and first.domain != domain:
-            rows.fail(row.line, "domain", f"prompt {prompt_id!r} has domain {first.domain!r} on line {first.line}")
+            rows.fail(
+                row.line,
+                "domain",
+                f"prompt {prompt_id!r} has domain {first.domain!r} on line {first.line}",
+            )
         else:
             by_model[model] = _Response(row.line, prompt, response, domain)
     rows.check()
@@ -229,27 +302,54 @@ def import_responses(store: Store, project: Project, path: Path, *, max_pairs: i
     for prompt_id, by_model in prompts.items():
         pairs = list(itertools.combinations(sorted(by_model), 2))
         if max_pairs is not None and len(pairs) > max_pairs:
-            pairs.sort(key=lambda p: hashlib.sha256(f"{seed}:{prompt_id}:{p[0]}:{p[1]}".encode()).digest())
+            pairs.sort(
+                key=lambda p: hashlib.sha256(f"{seed}:{prompt_id}:{p[0]}:{p[1]}".encode()).digest()
+            )
             pairs = pairs[:max_pairs]
         for x, y in pairs:
             ext = battle_id(prompt_id, x, y)
             a, b = _oriented(ext, x, y, seed)
             first = by_model[a]
-            items.append({"external_id": ext, "text": first.prompt, "a": a, "b": b,
-                          "data": {schema.prompt_field: first.prompt, schema.a_field: by_model[a].response,
-                                   schema.b_field: by_model[b].response, schema.model_a_field: a,
-                                   schema.model_b_field: b},
-                          "meta": {schema.domain_field: first.domain, "prompt_id": prompt_id}})
+            items.append(
+                {
+                    "external_id": ext,
+                    "text": first.prompt,
+                    "a": a,
+                    "b": b,
+                    "data": {
+                        schema.prompt_field: first.prompt,
+                        schema.a_field: by_model[a].response,
+                        schema.b_field: by_model[b].response,
+                        schema.model_a_field: a,
+                        schema.model_b_field: b,
+                    },
+                    "meta": {schema.domain_field: first.domain, "prompt_id": prompt_id},
+                }
+            )
 
-    result = ArenaImport(path=str(path), rows=rows.rows, prompts=len(prompts),
-                         models=len({m for by_model in prompts.values() for m in by_model}))
+    result = ArenaImport(
+        path=str(path),
+        rows=rows.rows,
+        prompts=len(prompts),
+        models=len({m for by_model in prompts.values() for m in by_model}),
+    )
     with store.begin_write() as conn:
         known = _existing(conn, project.id, [i["external_id"] for i in items])
         fresh = [i for i in items if i["external_id"] not in known]
         for start in range(0, len(fresh), _CHUNK):
-            conn.execute(insert_ignore(conn, Item.__table__, ["project_id", "external_id"]), [
-                {"project_id": project.id, "external_id": i["external_id"], "text": i["text"], "data": i["data"],
-                 "meta": i["meta"]} for i in fresh[start:start + _CHUNK]])
+            conn.execute(
+                insert_ignore(conn, Item.__table__, ["project_id", "external_id"]),
+                [
+                    {
+                        "project_id": project.id,
+                        "external_id": i["external_id"],
+                        "text": i["text"],
+                        "data": i["data"],
+                        "meta": i["meta"],
+                    }
+                    for i in fresh[start : start + _CHUNK]
+                ],
+            )
         result.items_added = len(fresh)
         for i in items:
             if i["external_id"] not in known:
@@ -261,16 +361,33 @@ def import_responses(store: Store, project: Project, path: Path, *, max_pairs: i
             # Fill responses in the item's own order, which may differ from this import's coin.
             responses = {i["a"]: i["data"][schema.a_field], i["b"]: i["data"][schema.b_field]}
             a, b = data.get(schema.model_a_field, i["a"]), data.get(schema.model_b_field, i["b"])
-            data.update({schema.prompt_field: i["text"], schema.a_field: responses.get(a),
-                         schema.b_field: responses.get(b), schema.model_a_field: a, schema.model_b_field: b})
-            conn.execute(sa.update(Item).where(Item.id == item_id).values(text=i["text"], data=data))
+            data.update(
+                {
+                    schema.prompt_field: i["text"],
+                    schema.a_field: responses.get(a),
+                    schema.b_field: responses.get(b),
+                    schema.model_a_field: a,
+                    schema.model_b_field: b,
+                }
+            )
+            conn.execute(
+                sa.update(Item).where(Item.id == item_id).values(text=i["text"], data=data)
+            )
             result.items_filled += 1
         _record(conn, project, Path(path), result)
     return result
 
 
-def import_battles(store: Store, project: Project, path: Path, *, source_name: str | None = None, seed: int = 0,
-                   fmt: str | None = None, encoding: str = "utf-8") -> ArenaImport:
+def import_battles(
+    store: Store,
+    project: Project,
+    path: Path,
+    *,
+    source_name: str | None = None,
+    seed: int = 0,
+    fmt: str | None = None,
+    encoding: str = "utf-8",
+) -> ArenaImport:
     """Import judged battles: ``question_id`` (or ``prompt_id``), ``model_a``, ``model_b``, ``winner``
     (``model_a``, ``model_b``, ``tie`` or ``both_bad``) per row, the format of prd_vicuna80's
     ``battles.jsonl``; optional ``judge`` (or ``worker``) names who voted, else every vote is by
@@ -299,13 +416,19 @@ def import_battles(store: Store, project: Project, path: Path, *, source_name: s
             continue
         outcome = WINNERS.get(winner.lower())
         if outcome is None:
-            rows.fail(row.line, "winner", f"{winner!r} is not one of model_a, model_b, tie, both_bad")
+            rows.fail(
+                row.line, "winner", f"{winner!r} is not one of model_a, model_b, tie, both_bad"
+            )
             continue
         if ma == mb:
             rows.fail(row.line, "model_b", f"a battle needs two different models, got {ma!r} twice")
             continue
         if ":" in ma + mb:
-            rows.fail(row.line, "model_a", "model names may not contain ':' (item ids are prompt_id:model:model)")
+            rows.fail(
+                row.line,
+                "model_a",
+                "model names may not contain ':' (item ids are prompt_id:model:model)",
+            )
             continue
         judge = _text(v.get("judge")) or _text(v.get("worker")) or default_source
         ext = battle_id(prompt_id, ma, mb)
@@ -320,34 +443,62 @@ def import_battles(store: Store, project: Project, path: Path, *, source_name: s
             if ra is not None and rb is not None:
                 data[schema.a_field], data[schema.b_field] = (rb, ra) if swap else (ra, rb)
             domain = _text(v.get("domain")) or _text(v.get("category"))
-            new[ext] = {"external_id": ext, "text": prompt, "data": data,
-                        "meta": {schema.domain_field: domain, "prompt_id": prompt_id}}
-        votes.append({"line": row.line, "ext": ext, "model_a": ma, "outcome": outcome, "judge": judge})
+            new[ext] = {
+                "external_id": ext,
+                "text": prompt,
+                "data": data,
+                "meta": {schema.domain_field: domain, "prompt_id": prompt_id},
+            }
+        votes.append(
+            {"line": row.line, "ext": ext, "model_a": ma, "outcome": outcome, "judge": judge}
+        )
     rows.check()
 
-    result = ArenaImport(path=str(path), rows=rows.rows, prompts=len({v["ext"].rsplit(":", 2)[0] for v in votes}),
-                         models=len({m for i in new.values() for m in (i["data"][schema.model_a_field],
-                                                                        i["data"][schema.model_b_field])}))
+    result = ArenaImport(
+        path=str(path),
+        rows=rows.rows,
+        prompts=len({v["ext"].rsplit(":", 2)[0] for v in votes}),
+        models=len(
+            {
+                m
+                for i in new.values()
+                for m in (i["data"][schema.model_a_field], i["data"][schema.model_b_field])
+            }
+        ),
+    )
     with store.begin_write() as conn:
         known = _existing(conn, project.id, list(new))
         fresh = [i for ext, i in new.items() if ext not in known]
         for start in range(0, len(fresh), _CHUNK):
-            conn.execute(insert_ignore(conn, Item.__table__, ["project_id", "external_id"]), [
-                {"project_id": project.id, **i} for i in fresh[start:start + _CHUNK]])
+            conn.execute(
+                insert_ignore(conn, Item.__table__, ["project_id", "external_id"]),
+                [{"project_id": project.id, **i} for i in fresh[start : start + _CHUNK]],
+            )
         result.items_added = len(fresh)
         items = _existing(conn, project.id, list(new))
-        sources = source_ids(conn, project_id=project.id, kind="human", names={v["judge"] for v in votes})
+        sources = source_ids(
+            conn, project_id=project.id, kind="human", names={v["judge"] for v in votes}
+        )
         seen: Counter[tuple[str, str, str]] = Counter()
         claims: list[ClaimRow] = []
         for vote in votes:
             item_id, data = items[vote["ext"]]
             outcome = vote["outcome"]
             if outcome in ("A", "B") and (data or {}).get(schema.model_a_field) != vote["model_a"]:
-                outcome = "B" if outcome == "A" else "A"  # the item holds the row's models the other way round
+                outcome = (
+                    "B" if outcome == "A" else "A"
+                )  # the item holds the row's models the other way round
             key = (vote["ext"], vote["judge"], outcome)
             # The n-th equal vote of a judge on a battle is a claim of its own (a log repeats votes).
-            claims.append(claim_row(project.id, item_id, sources[vote["judge"]], value=canonical_json(outcome),
-                                    scope=f"arena:{seen[key]}"))
+            claims.append(
+                claim_row(
+                    project.id,
+                    item_id,
+                    sources[vote["judge"]],
+                    value=canonical_json(outcome),
+                    scope=f"arena:{seen[key]}",
+                )
+            )
             seen[key] += 1
         before = _count(conn, Claim.__table__, project.id)
         add_claims(conn, claims, chunk=_CHUNK)

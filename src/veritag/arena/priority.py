@@ -59,8 +59,9 @@ def _fit(store: Store, project: Project, claim_id: int) -> _Table:
     if not models or len(battles) < MIN_VOTES_PER_MODEL * len(models) or len(models) < 2:
         return _Table(claim_id, len(battles), {}, None)
     try:
-        board = arena_math.leaderboard(battles.model_a, battles.model_b, battles.outcome, ties="half",
-                                       interval="none")
+        board = arena_math.leaderboard(
+            battles.model_a, battles.model_b, battles.outcome, ties="half", interval="none"
+        )
     except ValueError:  # e.g. models not linked by any chain of battles yet: no board to refine
         return _Table(claim_id, len(battles), {}, None)
     index = {m: i for i, m in enumerate(board.models)}
@@ -82,16 +83,21 @@ def pair_table(store: Store, project: Project) -> tuple[dict[str, int], NDArray[
     key = (str(store.engine.url), project.id)
     with _lock:
         table = _tables.get(key)
-    if table is None or claim_id < table.claim_id or (
-            claim_id - table.claim_id >= max(REFIT_MIN, REFIT_SHARE * table.votes)) or (
-            table.priority is None and claim_id != table.claim_id):
+    if (
+        table is None
+        or claim_id < table.claim_id
+        or (claim_id - table.claim_id >= max(REFIT_MIN, REFIT_SHARE * table.votes))
+        or (table.priority is None and claim_id != table.claim_id)
+    ):
         table = _fit(store, project, claim_id)
         with _lock:
             _tables[key] = table
     return table.index, table.priority
 
 
-def item_priority(store: Store, project: Project, item_ids: NDArray[np.int64]) -> NDArray[np.float64]:
+def item_priority(
+    store: Store, project: Project, item_ids: NDArray[np.int64]
+) -> NDArray[np.float64]:
     """The priority in (0, 1] of each battle item of ``item_ids`` (in that order; see the module
     docstring). Items that name no two models score 1."""
     item_ids = np.asarray(item_ids, dtype=np.int64)
@@ -105,12 +111,19 @@ def item_priority(store: Store, project: Project, item_ids: NDArray[np.int64]) -
     pairs: dict[int, tuple[Any, Any]] = {}
     with store.engine.connect() as conn:
         for start in range(0, len(item_ids), 5000):
-            chunk = item_ids[start:start + 5000].tolist()
-            pairs.update({i: (a, b) for i, a, b in conn.execute(
-                sa.select(Item.id, model_a, model_b).where(Item.project_id == project.id, Item.id.in_(chunk)))})
+            chunk = item_ids[start : start + 5000].tolist()
+            pairs.update(
+                {
+                    i: (a, b)
+                    for i, a, b in conn.execute(
+                        sa.select(Item.id, model_a, model_b).where(
+                            Item.project_id == project.id, Item.id.in_(chunk)
+                        )
+                    )
+                }
+            )
     for pos, item_id in enumerate(item_ids.tolist()):
         a, b = pairs.get(item_id, (None, None))
         if a in index and b in index:
             out[pos] = priority[index[a], index[b]]
     return out
-

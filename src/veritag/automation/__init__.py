@@ -32,12 +32,35 @@ if TYPE_CHECKING:
 #: Where each public name lives, imported on first use: the server reads automation runs
 #: (``automation.project``) at start without paying for scikit-learn, which calibration needs.
 _HOMES = {
-    **dict.fromkeys(("BiasAudit", "SliceAudit", "bias_audit", "error_bounds", "label_shift"), ".audit"),
-    **dict.fromkeys(("CALIBRATION_METHODS", "IdentityCalibration", "IsotonicCalibration", "ReliabilityCurve",
-                     "TemperatureScaling", "expected_calibration_error", "fit_calibrator",
-                     "negative_log_likelihood", "reliability_curve"), ".calibration"),
-    **dict.fromkeys(("Decision", "Plan", "automate", "choose_threshold", "clopper_pearson_lower", "min_audit_for",
-                     "simulate"), ".policy"),
+    **dict.fromkeys(
+        ("BiasAudit", "SliceAudit", "bias_audit", "error_bounds", "label_shift"), ".audit"
+    ),
+    **dict.fromkeys(
+        (
+            "CALIBRATION_METHODS",
+            "IdentityCalibration",
+            "IsotonicCalibration",
+            "ReliabilityCurve",
+            "TemperatureScaling",
+            "expected_calibration_error",
+            "fit_calibrator",
+            "negative_log_likelihood",
+            "reliability_curve",
+        ),
+        ".calibration",
+    ),
+    **dict.fromkeys(
+        (
+            "Decision",
+            "Plan",
+            "automate",
+            "choose_threshold",
+            "clopper_pearson_lower",
+            "min_audit_for",
+            "simulate",
+        ),
+        ".policy",
+    ),
 }
 
 __all__ = [

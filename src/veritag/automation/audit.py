@@ -283,7 +283,8 @@ def bias_audit(
 
     names = _names(slice_names)
     slice_ids = np.union1d(np.unique(codes[codes >= 0]), np.fromiter(names, np.int64)).astype(
-        np.int64)
+        np.int64
+    )
     s = slice_ids.size
     # Row index per item: its slice's row, or -1; the overall row is index s.
     row = np.full(n, -1, dtype=np.int64)
@@ -315,7 +316,8 @@ def bias_audit(
             pick = group & member
             flat = row[pick] * k_classes + lab[pick]
             cls[j, :s] = np.bincount(flat, minlength=s * k_classes)[: s * k_classes].reshape(
-                s, k_classes)
+                s, k_classes
+            )
             cls[j, s] = np.bincount(lab[group], minlength=k_classes)[:k_classes]
 
     out = []
@@ -335,26 +337,33 @@ def bias_audit(
             worse = None
         else:
             worse = bool(worse_p <= delta)
-        out.append(SliceAudit(
-            code=code,
-            name="overall" if code is None else names.get(code, str(code)),
-            n=int(n_items[i]),
-            n_auto=int(n_auto[i]),
-            automation_rate=float(rate[i]),
-            auto_audit_size=int(m_auto[i]),
-            auto_errors=int(e_auto[i]),
-            auto_error=float(a_err[i]),
-            auto_error_lower=float(a_lo[i]),
-            auto_error_upper=float(a_hi[i]),
-            human_size=int(m_human[i]),
-            human_errors=int(e_human[i]),
-            human_error=float(h_err[i]),
-            human_error_lower=float(h_lo[i]),
-            human_error_upper=float(h_hi[i]),
-            tv_distance=tv,
-            chi2_p=p,
-            worse_p=worse_p,
-            automation_worse=worse,
-        ))
-    return BiasAudit(slices=tuple(out[:s]), overall=out[s], delta=delta,
-                     min_evidence=min_evidence, n_classes=k_classes)
+        out.append(
+            SliceAudit(
+                code=code,
+                name="overall" if code is None else names.get(code, str(code)),
+                n=int(n_items[i]),
+                n_auto=int(n_auto[i]),
+                automation_rate=float(rate[i]),
+                auto_audit_size=int(m_auto[i]),
+                auto_errors=int(e_auto[i]),
+                auto_error=float(a_err[i]),
+                auto_error_lower=float(a_lo[i]),
+                auto_error_upper=float(a_hi[i]),
+                human_size=int(m_human[i]),
+                human_errors=int(e_human[i]),
+                human_error=float(h_err[i]),
+                human_error_lower=float(h_lo[i]),
+                human_error_upper=float(h_hi[i]),
+                tv_distance=tv,
+                chi2_p=p,
+                worse_p=worse_p,
+                automation_worse=worse,
+            )
+        )
+    return BiasAudit(
+        slices=tuple(out[:s]),
+        overall=out[s],
+        delta=delta,
+        min_evidence=min_evidence,
+        n_classes=k_classes,
+    )

@@ -53,8 +53,11 @@ class AutolabelResult:
 def _model_source(conn: sa.Connection, project_id: int, name: str, version: str) -> int:
     """The model source's id, created if missing; its version is set to ``version``."""
     sid = source_ids(conn, project_id=project_id, kind="model", names={name})[name]
-    conn.execute(sa.update(Source).where(Source.id == sid, Source.version.is_distinct_from(version))
-                 .values(version=version))
+    conn.execute(
+        sa.update(Source)
+        .where(Source.id == sid, Source.version.is_distinct_from(version))
+        .values(version=version)
+    )
     return sid
 
 
@@ -68,12 +71,21 @@ def _digest(ids: np.ndarray, labels: np.ndarray, fields: Sequence[str]) -> str:
 
 def labeler_text(text: str | None, data: Any, fields: Sequence[str]) -> str:
     """What the labeler reads: the item's text, then each named field, one per line."""
-    parts = [text or ""] + [str((data or {}).get(f) or "") if isinstance(data, dict) else "" for f in fields]
+    parts = [text or ""] + [
+        str((data or {}).get(f) or "") if isinstance(data, dict) else "" for f in fields
+    ]
     return "\n".join(p for p in parts if p.strip())
 
 
-def autolabel_project(store: Store, project: Project, *, labeler: str | Callable[[], Labeler] = DEFAULT_LABELER,
-                      fields: Sequence[str] = (), folds: int = 5, seed: int = 0) -> AutolabelResult:
+def autolabel_project(
+    store: Store,
+    project: Project,
+    *,
+    labeler: str | Callable[[], Labeler] = DEFAULT_LABELER,
+    fields: Sequence[str] = (),
+    folds: int = 5,
+    seed: int = 0,
+) -> AutolabelResult:
     """Train ``labeler`` (a name, or a factory of labelers) on the project's human and gold labels
     and store a model claim per item with text; named embedding labelers store their vectors.
 
@@ -86,14 +98,19 @@ def autolabel_project(store: Store, project: Project, *, labeler: str | Callable
     schema = project_schema(project)
     classes = schema.classes()
     if not classes or isinstance(schema, MultiLabelSchema):
-        raise VeritagError(f"project {project.name!r} is a {schema.type} task; autolabel needs a single-label "
-                           "categorical task (classification, rating, pairwise, fact_check)")
+        raise VeritagError(
+            f"project {project.name!r} is a {schema.type} task; autolabel needs a single-label "
+            "categorical task (classification, rating, pairwise, fact_check)"
+        )
     if folds < 2:
         raise VeritagError("--folds must be at least 2")
     with store.engine.connect() as conn:
         humans = human_labels(conn, project)
-        rows = conn.execute(sa.select(Item.id, Item.text, Item.data).where(Item.project_id == project.id)
-                            .order_by(Item.id)).all()
+        rows = conn.execute(
+            sa.select(Item.id, Item.text, Item.data)
+            .where(Item.project_id == project.id)
+            .order_by(Item.id)
+        ).all()
     rows = [(i, t) for i, t in ((r[0], labeler_text(r[1], r[2], fields)) for r in rows) if t]
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     texts = [r[1] for r in rows]
@@ -103,12 +120,20 @@ def autolabel_project(store: Store, project: Project, *, labeler: str | Callable
     rest = np.flatnonzero(code < 0)
     y = np.array(classes, dtype=object)[code[train]]
     if train.size < folds:
-        raise VeritagError(f"project {project.name!r} has {train.size} items with text and a human or gold "
-                           f"label; autolabel needs at least {folds} (--folds)")
+        raise VeritagError(
+            f"project {project.name!r} has {train.size} items with text and a human or gold "
+            f"label; autolabel needs at least {folds} (--folds)"
+        )
     if len(set(y.tolist())) < 2:
-        raise VeritagError(f"the labeled items of project {project.name!r} all have one class; autolabel needs "
-                           "at least two classes to learn from")
-    make = labeler_factory(labeler, cache=StoreEmbeddingCache(store)) if isinstance(labeler, str) else labeler
+        raise VeritagError(
+            f"the labeled items of project {project.name!r} all have one class; autolabel needs "
+            "at least two classes to learn from"
+        )
+    make = (
+        labeler_factory(labeler, cache=StoreEmbeddingCache(store))
+        if isinstance(labeler, str)
+        else labeler
+    )
     train_texts = [texts[i] for i in train]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn convergence chatter on small folds
@@ -130,13 +155,29 @@ def autolabel_project(store: Store, project: Project, *, labeler: str | Callable
         sid = _model_source(conn, project.id, name, version)
 
         def count() -> int:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(Claim).where(
-                Claim.project_id == project.id, Claim.source_id == sid)) or 0)
+            return int(
+                conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Claim)
+                    .where(Claim.project_id == project.id, Claim.source_id == sid)
+                )
+                or 0
+            )
 
         before = count()
         # One fit's claims share a key: refitting on the same labels adds nothing.
-        add_claims(conn, [claim_row(project.id, int(item), sid, probs=canonical_json(row), scope=key)
-                          for item, row in zip(ids.tolist(), probs.tolist())])
+        add_claims(
+            conn,
+            [
+                claim_row(project.id, int(item), sid, probs=canonical_json(row), scope=key)
+                for item, row in zip(ids.tolist(), probs.tolist())
+            ],
+        )
         added = count() - before
-    return AutolabelResult(trained=int(train.size), predicted=int(rest.size), claims_added=added,
-                           source=f"{name}@{version}", accuracy=accuracy)
+    return AutolabelResult(
+        trained=int(train.size),
+        predicted=int(rest.size),
+        claims_added=added,
+        source=f"{name}@{version}",
+        accuracy=accuracy,
+    )

@@ -242,8 +242,7 @@ def choose_threshold(
         return Decision(math.inf, math.nan, 0, 0.0, tested, target, delta)
     i = start + n_pass - 1
     n_i = int(n_above[i])
-    return Decision(float(cand[i]), float(bounds[n_pass - 1]), n_i, n_i / m, tested, target,
-                    delta)
+    return Decision(float(cand[i]), float(bounds[n_pass - 1]), n_i, n_i / m, tested, target, delta)
 
 
 def automate(
@@ -285,8 +284,10 @@ def automate(
         correct_all = np.zeros(n, dtype=raw.dtype)
         correct_all[mask] = raw
     else:
-        raise ValueError(f"audit_correct must have shape ({n},) or ({n_audit},) (one per audited "
-                         f"item), got {raw.shape}")
+        raise ValueError(
+            f"audit_correct must have shape ({n},) or ({n_audit},) (one per audited "
+            f"item), got {raw.shape}"
+        )
     audited_correct = _check_correct(correct_all[mask], n_audit, "audit_correct")
     correct_all = np.zeros(n, dtype=bool)
     correct_all[mask] = audited_correct
@@ -296,8 +297,9 @@ def automate(
     else:
         codes = np.asarray(slices)
         if codes.shape != (n,):
-            raise ValueError(f"slices must have shape ({n},) to match confidence, got "
-                             f"{codes.shape}")
+            raise ValueError(
+                f"slices must have shape ({n},) to match confidence, got {codes.shape}"
+            )
         if codes.size and not np.issubdtype(codes.dtype, np.integer):
             raise ValueError("slices must be integer slice codes (-1 = no slice)")
         codes = codes.astype(np.int64)
@@ -309,14 +311,22 @@ def automate(
     # Group the audited items by slice once: one pass, then contiguous runs per slice.
     audited = np.flatnonzero(mask & (codes >= 0))
     audited = audited[np.argsort(codes[audited], kind="stable")]
-    runs = np.searchsorted(codes[audited], slice_ids, side="left"), np.searchsorted(
-        codes[audited], slice_ids, side="right")
+    runs = (
+        np.searchsorted(codes[audited], slice_ids, side="left"),
+        np.searchsorted(codes[audited], slice_ids, side="right"),
+    )
     slice_threshold = np.full(slice_ids.size, np.inf)
     decisions: dict[int, Decision] = {}
     for j, (lo, hi) in enumerate(zip(*runs, strict=True)):  # vectorised within each slice
         rows = audited[lo:hi]
-        d = choose_threshold(conf[rows], correct_all[rows], target=target, delta=per_slice,
-                             candidates=candidates, min_audit=min_audit)
+        d = choose_threshold(
+            conf[rows],
+            correct_all[rows],
+            target=target,
+            delta=per_slice,
+            candidates=candidates,
+            min_audit=min_audit,
+        )
         decisions[int(slice_ids[j])] = d
         slice_threshold[j] = d.threshold
     thresholds = np.full(n, np.inf)
@@ -371,8 +381,14 @@ def simulate(
     gen = np.random.default_rng(rng)
     mask = np.zeros(conf.size, dtype=bool)
     mask[gen.choice(conf.size, size=audit_size, replace=False)] = True
-    d = choose_threshold(conf[mask], truth[mask], target=target, delta=delta,
-                         candidates=candidates, min_audit=min_audit)
+    d = choose_threshold(
+        conf[mask],
+        truth[mask],
+        target=target,
+        delta=delta,
+        candidates=candidates,
+        min_audit=min_audit,
+    )
     auto = (conf >= d.threshold) & ~mask
     n_auto = int(auto.sum())
     return {

@@ -145,10 +145,13 @@ class ProjectEvidence:
     watermark: Watermark
 
 
-def _model_source(conn: sa.Connection, project: Project, name: str | None) -> tuple[int | None, str | None]:
+def _model_source(
+    conn: sa.Connection, project: Project, name: str | None
+) -> tuple[int | None, str | None]:
     """The model source to automate: by name, or the one whose claim is newest; None before any."""
-    stmt = sa.select(Source.id, Source.name, Source.version).where(Source.project_id == project.id,
-                                                                   Source.kind == "model")
+    stmt = sa.select(Source.id, Source.name, Source.version).where(
+        Source.project_id == project.id, Source.kind == "model"
+    )
     rows = conn.execute(stmt).all()
     if name is not None:
         rows = [r for r in rows if r.name == name]
@@ -156,8 +159,12 @@ def _model_source(conn: sa.Connection, project: Project, name: str | None) -> tu
             raise VeritagError(f"project {project.name!r} has no model source named {name!r}")
     if not rows:
         return None, None
-    newest = conn.execute(sa.select(Claim.source_id).where(Claim.source_id.in_([r.id for r in rows]))
-                          .order_by(Claim.id.desc()).limit(1)).scalar()
+    newest = conn.execute(
+        sa.select(Claim.source_id)
+        .where(Claim.source_id.in_([r.id for r in rows]))
+        .order_by(Claim.id.desc())
+        .limit(1)
+    ).scalar()
     chosen = next((r for r in rows if r.id == newest), rows[0])
     return int(chosen.id), f"{chosen.name}@{chosen.version}" if chosen.version else chosen.name
 
@@ -167,20 +174,31 @@ def _slice_value(meta: Any, field: str) -> str:
     return MISSING_SLICE if value is None or value == "" else str(value)
 
 
-def load_evidence(store: Store, project: Project, *, model: str | None = None,
-                  slice_field: str | None = None, method: str = "ds") -> ProjectEvidence:
+def load_evidence(
+    store: Store,
+    project: Project,
+    *,
+    model: str | None = None,
+    slice_field: str | None = None,
+    method: str = "ds",
+) -> ProjectEvidence:
     """Read a categorical project's items, its model's probabilities and its humans' labels."""
     schema = project_schema(project)
     if not schema.classes() or isinstance(schema, MultiLabelSchema):
-        raise VeritagError(f"project {project.name!r} is a {schema.type} task; automation needs a single-label "
-                           "categorical task (classification, rating, pairwise, fact_check)")
+        raise VeritagError(
+            f"project {project.name!r} is a {schema.type} task; automation needs a single-label "
+            "categorical task (classification, rating, pairwise, fact_check)"
+        )
     with store.engine.connect() as conn:
         mark = claims_watermark(conn, project_id=project.id)
         source_id, source = _model_source(conn, project, model)
         pc: ProjectClaims = load_project_claims(conn, project, mark)
         humans: HumanLabels = human_labels(conn, project, claims=pc, method=method)
-        rows = conn.execute(sa.select(Item.id, Item.external_id, Item.meta).where(Item.project_id == project.id)
-                            .order_by(Item.id)).all()
+        rows = conn.execute(
+            sa.select(Item.id, Item.external_id, Item.meta)
+            .where(Item.project_id == project.id)
+            .order_by(Item.id)
+        ).all()
     item_ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
     k = len(pc.classes)
     (mi, ms, mprobs) = pc.soft
@@ -197,21 +215,43 @@ def load_evidence(store: Store, project: Project, *, model: str | None = None,
     else:
         values = np.array([_slice_value(r[2], slice_field) for r in rows], dtype=object)
         if values.size and (values == MISSING_SLICE).all():
-            raise InputError(f"no item of project {project.name!r} has the metadata field {slice_field!r} to "
-                             "slice by; import it as metadata (veritag import --meta) or leave --slice out")
-        uniq, codes = np.unique(values, return_inverse=True) if values.size else (np.zeros(0, object),
-                                                                                    np.zeros(0, np.int64))
+            raise InputError(
+                f"no item of project {project.name!r} has the metadata field {slice_field!r} to "
+                "slice by; import it as metadata (veritag import --meta) or leave --slice out"
+            )
+        uniq, codes = (
+            np.unique(values, return_inverse=True)
+            if values.size
+            else (np.zeros(0, object), np.zeros(0, np.int64))
+        )
         names = tuple(str(v) for v in uniq)
         codes = codes.astype(np.int64)
     codes = np.where(has_model, codes, -1)
-    return ProjectEvidence(item_ids, [r[1] for r in rows], probs, has_model, label, correct, codes, names,
-                           pc.classes, pc.values, source_id, source, mark)
+    return ProjectEvidence(
+        item_ids,
+        [r[1] for r in rows],
+        probs,
+        has_model,
+        label,
+        correct,
+        codes,
+        names,
+        pc.classes,
+        pc.values,
+        source_id,
+        source,
+        mark,
+    )
 
 
 def latest_automation_run(conn: sa.Connection, project_id: int) -> Any:
     """The newest automation run of a project (a row with the table's columns), or None."""
-    return conn.execute(sa.select(*AutomationRun.__table__.c).where(AutomationRun.project_id == project_id)
-                        .order_by(AutomationRun.id.desc()).limit(1)).first()
+    return conn.execute(
+        sa.select(*AutomationRun.__table__.c)
+        .where(AutomationRun.project_id == project_id)
+        .order_by(AutomationRun.id.desc())
+        .limit(1)
+    ).first()
 
 
 def _default_rate(store: Store, project: Project, n: int) -> float:
@@ -222,8 +262,13 @@ def _default_rate(store: Store, project: Project, n: int) -> float:
     return max(AUDIT_SHARE, min(1.0, AUDIT_FLOOR / n)) if n else AUDIT_SHARE
 
 
-def _slice_rows(ev: ProjectEvidence, auto: NDArray[np.bool_], audit: NDArray[np.bool_],
-                waiting: NDArray[np.bool_], decisions: dict[int, Decision]) -> tuple[SliceResult, ...]:
+def _slice_rows(
+    ev: ProjectEvidence,
+    auto: NDArray[np.bool_],
+    audit: NDArray[np.bool_],
+    waiting: NDArray[np.bool_],
+    decisions: dict[int, Decision],
+) -> tuple[SliceResult, ...]:
     s = len(ev.slice_names)
     member = ev.slices >= 0
     codes = ev.slices[member]
@@ -231,14 +276,29 @@ def _slice_rows(ev: ProjectEvidence, auto: NDArray[np.bool_], audit: NDArray[np.
     def count(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
         return np.bincount(codes, weights=mask[member].astype(float), minlength=s).astype(np.int64)
 
-    n, n_auto, drawn, wait = count(np.ones(ev.slices.size, bool)), count(auto), count(audit), count(waiting)
+    n, n_auto, drawn, wait = (
+        count(np.ones(ev.slices.size, bool)),
+        count(auto),
+        count(audit),
+        count(waiting),
+    )
     out = []
     for j, name in enumerate(ev.slice_names):
         d = decisions.get(j)
         ok = d is not None and d.automated
-        out.append(SliceResult(name, int(n[j]), int(n_auto[j]), int(drawn[j]), int(wait[j]),
-                               d.threshold if ok else None, d.bound if ok else None,  # type: ignore[union-attr]
-                               d.audit_size if ok else 0, d.tested if d is not None else 0))  # type: ignore[union-attr]
+        out.append(
+            SliceResult(
+                name,
+                int(n[j]),
+                int(n_auto[j]),
+                int(drawn[j]),
+                int(wait[j]),
+                d.threshold if ok else None,
+                d.bound if ok else None,  # type: ignore[union-attr]
+                d.audit_size if ok else 0,
+                d.tested if d is not None else 0,
+            )
+        )  # type: ignore[union-attr]
     return tuple(out)
 
 
@@ -284,23 +344,57 @@ def automate_project(
     confidence = ev.probs.max(axis=1) if ev.probs.size else np.zeros(n)
     model_label = ev.probs.argmax(axis=1) if ev.probs.size else np.zeros(n, np.int64)
     evidence = audit & labeled & (codes >= 0)
-    plan = automate(confidence, evidence, model_label == ev.human_label, target=target, delta=delta,
-                    slices=codes, min_audit=min_audit, simultaneous=simultaneous)
+    plan = automate(
+        confidence,
+        evidence,
+        model_label == ev.human_label,
+        target=target,
+        delta=delta,
+        slices=codes,
+        min_audit=min_audit,
+        simultaneous=simultaneous,
+    )
     auto = plan.auto & ~audit
     decision = np.where(auto, 0, np.where(audit, 1, 2))
     slices = _slice_rows(ev, auto, audit, waiting, plan.decisions)
-    final = (ev.slices < 0) | ~blocked[np.maximum(ev.slices, 0)] if blocked.size else np.ones(n, bool)
+    final = (
+        (ev.slices < 0) | ~blocked[np.maximum(ev.slices, 0)] if blocked.size else np.ones(n, bool)
+    )
     human_todo = int((~labeled & (audit | ((ev.source_id is not None) & ~auto & final))).sum())
     run = {
-        "project_id": project.id, "source_id": ev.source_id, "target": target, "delta": delta,
-        "audit_rate": rate, "slice_field": slice_field,
-        "params": {"min_audit": min_audit, "simultaneous": simultaneous, "seed": seed, "model": ev.source},
-        "slices": [{"name": s.name, "n_items": s.n_items, "n_auto": s.n_auto, "audit_drawn": s.audit_drawn,
-                    "audit_waiting": s.audit_waiting, "threshold": s.threshold, "bound": s.bound,
-                    "audit_above": s.audit_above, "tested": s.tested} for s in slices],
-        "n_items": n, "n_auto": int(auto.sum()), "n_audit": int(audit.sum()),
-        "n_audit_labeled": int((audit & labeled).sum()), "overall_bound": _finite(plan.overall_bound),
-        "max_claim_id": ev.watermark.max_claim_id, "gold_count": ev.watermark.gold_count,
+        "project_id": project.id,
+        "source_id": ev.source_id,
+        "target": target,
+        "delta": delta,
+        "audit_rate": rate,
+        "slice_field": slice_field,
+        "params": {
+            "min_audit": min_audit,
+            "simultaneous": simultaneous,
+            "seed": seed,
+            "model": ev.source,
+        },
+        "slices": [
+            {
+                "name": s.name,
+                "n_items": s.n_items,
+                "n_auto": s.n_auto,
+                "audit_drawn": s.audit_drawn,
+                "audit_waiting": s.audit_waiting,
+                "threshold": s.threshold,
+                "bound": s.bound,
+                "audit_above": s.audit_above,
+                "tested": s.tested,
+            }
+            for s in slices
+        ],
+        "n_items": n,
+        "n_auto": int(auto.sum()),
+        "n_audit": int(audit.sum()),
+        "n_audit_labeled": int((audit & labeled).sum()),
+        "overall_bound": _finite(plan.overall_bound),
+        "max_claim_id": ev.watermark.max_claim_id,
+        "gold_count": ev.watermark.gold_count,
     }
     values = np.array([canonical_json(v) for v in ev.values], dtype=object)
     names = np.array(ev.slice_names + (None,), dtype=object)
@@ -308,25 +402,50 @@ def automate_project(
     def item_rows() -> Iterator[list[dict[str, Any]]]:
         for start in range(0, n, _BATCH):
             part = slice(start, start + _BATCH)
-            yield [{"run_id": run_id, "item_id": int(i), "decision": DECISIONS[d],
-                    "label": values[m] if has else None, "confidence": float(c), "slice": s}
-                   for i, d, m, has, c, s in zip(ev.item_ids[part].tolist(), decision[part].tolist(),
-                                                 model_label[part].tolist(), ev.has_model[part].tolist(),
-                                                 confidence[part].tolist(), names[ev.slices[part]].tolist())]
+            yield [
+                {
+                    "run_id": run_id,
+                    "item_id": int(i),
+                    "decision": DECISIONS[d],
+                    "label": values[m] if has else None,
+                    "confidence": float(c),
+                    "slice": s,
+                }
+                for i, d, m, has, c, s in zip(
+                    ev.item_ids[part].tolist(),
+                    decision[part].tolist(),
+                    model_label[part].tolist(),
+                    ev.has_model[part].tolist(),
+                    confidence[part].tolist(),
+                    names[ev.slices[part]].tolist(),
+                )
+            ]
 
     with store.engine.begin() as conn:
         run_id = int(conn.execute(sa.insert(AutomationRun).values(**run)).inserted_primary_key[0])
         for batch in item_rows():
             execute_many(conn, sa.insert(AutomationItem.__table__), batch)
     return AutomationResult(
-        run_id=run_id, source=ev.source, target=target, delta=delta, audit_rate=rate, slice_field=slice_field,
-        n_items=n, n_auto=run["n_auto"], n_audit=run["n_audit"], n_audit_labeled=run["n_audit_labeled"],
-        n_human=int((decision == 2).sum()), human_todo=human_todo, overall_bound=run["overall_bound"],
+        run_id=run_id,
+        source=ev.source,
+        target=target,
+        delta=delta,
+        audit_rate=rate,
+        slice_field=slice_field,
+        n_items=n,
+        n_auto=run["n_auto"],
+        n_audit=run["n_audit"],
+        n_audit_labeled=run["n_audit_labeled"],
+        n_human=int((decision == 2).sum()),
+        human_todo=human_todo,
+        overall_bound=run["overall_bound"],
         slices=slices,
     )
 
 
-def queue_rows(store: Store, project: Project, run_id: int) -> list[tuple[str, str, float, str | None]]:
+def queue_rows(
+    store: Store, project: Project, run_id: int
+) -> list[tuple[str, str, float, str | None]]:
     """What humans should label next after run ``run_id``: ``(external id, reason, model confidence,
     slice)``, audited items first, then the rest least confident first; items labeled since are
     left out.
@@ -336,21 +455,33 @@ def queue_rows(store: Store, project: Project, run_id: int) -> list[tuple[str, s
     everything else by hand would spend what automation is meant to save.
     """
     with store.engine.connect() as conn:
-        run = conn.execute(sa.select(AutomationRun.source_id, AutomationRun.slices)
-                           .where(AutomationRun.id == run_id, AutomationRun.project_id == project.id)).first()
+        run = conn.execute(
+            sa.select(AutomationRun.source_id, AutomationRun.slices).where(
+                AutomationRun.id == run_id, AutomationRun.project_id == project.id
+            )
+        ).first()
         if run is None:
             raise NotFound(f"project {project.name!r} has no automation run {run_id}")
         rows = conn.execute(
-            sa.select(Item.external_id, AutomationItem.decision, AutomationItem.confidence, AutomationItem.slice,
-                      AutomationItem.item_id)
+            sa.select(
+                Item.external_id,
+                AutomationItem.decision,
+                AutomationItem.confidence,
+                AutomationItem.slice,
+                AutomationItem.item_id,
+            )
             .join(Item, Item.id == AutomationItem.item_id)
             .where(AutomationItem.run_id == run_id, AutomationItem.decision != "auto")
         ).all()
     slices = run.slices if isinstance(run.slices, list) else json.loads(run.slices)
     final = {s["name"] for s in slices if not s["audit_waiting"]} | {None}
     labeled = _labeled_ids(store, project)
-    todo = [r for r in rows if r.item_id not in labeled
-            and (r.decision == "audit" or (run.source_id is not None and r.slice in final))]
+    todo = [
+        r
+        for r in rows
+        if r.item_id not in labeled
+        and (r.decision == "audit" or (run.source_id is not None and r.slice in final))
+    ]
     todo.sort(key=lambda r: (r.decision != "audit", r.confidence))
     return [(r.external_id, r.decision, r.confidence, r.slice) for r in todo]
 
@@ -358,9 +489,16 @@ def queue_rows(store: Store, project: Project, run_id: int) -> list[tuple[str, s
 def _labeled_ids(store: Store, project: Project) -> set[int]:
     """Items with a human label or a gold label: the ones ``human_labels`` resolves, found by a
     query instead of a fit, since only their ids are needed here."""
-    human = (sa.select(Claim.item_id).join(Source, Source.id == Claim.source_id)
-             .where(Claim.project_id == project.id, Source.kind == "human", Claim.value.is_not(None),
-                    standing_claims()))
+    human = (
+        sa.select(Claim.item_id)
+        .join(Source, Source.id == Claim.source_id)
+        .where(
+            Claim.project_id == project.id,
+            Source.kind == "human",
+            Claim.value.is_not(None),
+            standing_claims(),
+        )
+    )
     gold = sa.select(Gold.item_id).where(Gold.project_id == project.id)
     with store.engine.connect() as conn:
         return set(conn.scalars(sa.union(human, gold)))
@@ -369,7 +507,17 @@ def _labeled_ids(store: Store, project: Project) -> set[int]:
 def run_summary(run: Any) -> dict[str, Any]:
     """A stored run as plain JSON-able data (for ``status`` and ``--json``)."""
     slices = run.slices if isinstance(run.slices, list) else json.loads(run.slices)
-    return {"run": run.id, "target": run.target, "delta": run.delta, "audit_rate": run.audit_rate,
-            "slice_field": run.slice_field, "items": run.n_items, "automated": run.n_auto,
-            "automation_rate": run.n_auto / run.n_items if run.n_items else 0.0, "audit": run.n_audit,
-            "audit_labeled": run.n_audit_labeled, "overall_bound": run.overall_bound, "slices": slices}
+    return {
+        "run": run.id,
+        "target": run.target,
+        "delta": run.delta,
+        "audit_rate": run.audit_rate,
+        "slice_field": run.slice_field,
+        "items": run.n_items,
+        "automated": run.n_auto,
+        "automation_rate": run.n_auto / run.n_items if run.n_items else 0.0,
+        "audit": run.n_audit,
+        "audit_labeled": run.n_audit_labeled,
+        "overall_bound": run.overall_bound,
+        "slices": slices,
+    }

@@ -21,7 +21,9 @@ from .policy import simulate
 __all__ = ["read_column_pairs", "simulate_files"]
 
 
-def read_column_pairs(path: Path, key: str, value: str, *, encoding: str = "utf-8") -> dict[str, str]:
+def read_column_pairs(
+    path: Path, key: str, value: str, *, encoding: str = "utf-8"
+) -> dict[str, str]:
     """``{key: value}`` from a file with those two columns; a bad row names its file and line."""
     errors: list[RowError] = []
     bad = [0]
@@ -61,16 +63,29 @@ def simulate_files(
     label_of = read_column_pairs(truth, "task", "label", encoding=encoding)
     tasks = [t for t in text_of if t in label_of]
     if len(tasks) < max(folds, 2):
-        raise InputError(f"{texts} and {truth} share only {len(tasks)} tasks; the simulation needs at least {folds}")
+        raise InputError(
+            f"{texts} and {truth} share only {len(tasks)} tasks; the simulation needs at least {folds}"
+        )
     labels = np.array([label_of[t] for t in tasks], dtype=object)
     classes = sorted(set(labels.tolist()))
     make = labeler_factory(labeler)
-    probs = out_of_fold_proba(make, [text_of[t] for t in tasks], labels, classes=classes, folds=folds, seed=seed)
+    probs = out_of_fold_proba(
+        make, [text_of[t] for t in tasks], labels, classes=classes, folds=folds, seed=seed
+    )
     correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == labels
     n = len(tasks)
     size = min(n, max(200, n // 10)) if audit_size is None else audit_size
-    result = simulate(probs.max(axis=1), correct, audit_size=size, target=target, delta=delta, rng=seed)
+    result = simulate(
+        probs.max(axis=1), correct, audit_size=size, target=target, delta=delta, rng=seed
+    )
     model = make()
-    result.update({"items": n, "labeler": f"{model.name}@{model.version}",
-                   "model_accuracy": float(correct.mean()), "target": target, "delta": delta})
+    result.update(
+        {
+            "items": n,
+            "labeler": f"{model.name}@{model.version}",
+            "model_accuracy": float(correct.mean()),
+            "target": target,
+            "delta": delta,
+        }
+    )
     return result

@@ -14,11 +14,25 @@ if TYPE_CHECKING:
 
 #: Where each public name lives, imported on first use: the exporter pulls in the store and
 #: the resolver, which reading a file (``veritag resolve labels.csv``) does not need.
-_HOMES = {"ExportResult": ".exporter", "export_project": ".exporter", "ColumnMap": ".importer",
-          "ImportResult": ".importer", "import_file": ".importer", "open_rows": ".readers"}
+_HOMES = {
+    "ExportResult": ".exporter",
+    "export_project": ".exporter",
+    "ColumnMap": ".importer",
+    "ImportResult": ".importer",
+    "import_file": ".importer",
+    "open_rows": ".readers",
+}
 
-__all__ = ["EXPORT_FORMATS", "FORMATS", "ColumnMap", "ExportResult", "ImportResult", "export_project", "import_file",
-           "open_rows"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "FORMATS",
+    "ColumnMap",
+    "ExportResult",
+    "ImportResult",
+    "export_project",
+    "import_file",
+    "open_rows",
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

@@ -37,11 +37,21 @@ from numpy.typing import NDArray
 
 from .readers import RowReader
 
-__all__ = ["CodedColumn", "csv_rounded", "csv_text", "int_array", "read_coded", "strings", "write_csv"]
+__all__ = [
+    "CodedColumn",
+    "csv_rounded",
+    "csv_text",
+    "int_array",
+    "read_coded",
+    "strings",
+    "write_csv",
+]
 
 #: What ``str.strip()`` strips: every character whose ``str.isspace()`` is true.
-PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _TEXT = (pa.string(), pa.large_string())
 #: Bytes per block pyarrow parses on a thread (its default); tests make it small to get many.
 BLOCK_SIZE = 1 << 20
@@ -96,15 +106,22 @@ def _csv_columns(reader: RowReader, names: Sequence[str]) -> list[pa.ChunkedArra
     width = len(reader.columns)
     wanted = {reader.columns.index(n) for n in names}
     # Every column is converted, so pyarrow checks the UTF-8 of every cell, as the row reader does.
-    types = {f"f{i}": pa.dictionary(pa.int32(), pa.string()) if i in wanted else pa.string() for i in range(width)}
+    types = {
+        f"f{i}": pa.dictionary(pa.int32(), pa.string()) if i in wanted else pa.string()
+        for i in range(width)
+    }
     table = pcsv.read_csv(
         reader.path,
-        read_options=pcsv.ReadOptions(use_threads=True, block_size=BLOCK_SIZE, skip_rows=1,
-                                      autogenerate_column_names=True),
+        read_options=pcsv.ReadOptions(
+            use_threads=True, block_size=BLOCK_SIZE, skip_rows=1, autogenerate_column_names=True
+        ),
         # Without quotes no cell can hold a line break, and pyarrow may split blocks at any newline.
-        parse_options=pcsv.ParseOptions(delimiter=getattr(reader, "delimiter", ","), newlines_in_values=quoted),
-        convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=False,
-                                            quoted_strings_can_be_null=False),
+        parse_options=pcsv.ParseOptions(
+            delimiter=getattr(reader, "delimiter", ","), newlines_in_values=quoted
+        ),
+        convert_options=pcsv.ConvertOptions(
+            column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
+        ),
     )
     if table.num_columns != width:  # every row has the same width as the first; is it the header's?
         return None
@@ -133,8 +150,12 @@ def _parquet_columns(reader: RowReader, names: Sequence[str]) -> list[pa.Chunked
     schema = pq.read_schema(reader.path)
     types = [schema.field(n).type for n in names]
     text = [n for n, t in zip(names, types) if t in _TEXT]
-    if not all(t in _TEXT or pa.types.is_integer(t) or (pa.types.is_dictionary(t) and t.value_type in _TEXT)
-               for t in types):
+    if not all(
+        t in _TEXT
+        or pa.types.is_integer(t)
+        or (pa.types.is_dictionary(t) and t.value_type in _TEXT)
+        for t in types
+    ):
         return None
     table = pq.read_table(reader.path, columns=list(names), read_dictionary=text, use_threads=True)
     return [table.column(n) for n in names]
@@ -150,7 +171,9 @@ def _coded(column: pa.ChunkedArray, first_seen: bool) -> CodedColumn | None:
     if column.null_count or not len(column):
         return None
     if pa.types.is_dictionary(column.type):
-        combined = column.combine_chunks()  # one dictionary for all chunks, new values appended in chunk order
+        combined = (
+            column.combine_chunks()
+        )  # one dictionary for all chunks, new values appended in chunk order
     else:  # integers: codes for the numbers, and only the distinct ones written as text
         combined = column.combine_chunks().dictionary_encode()
     values = combined.dictionary
@@ -185,7 +208,9 @@ def _first_seen(values: pa.Array, codes: NDArray[np.int32]) -> CodedColumn:
 
 def _ints(array: pa.Array) -> NDArray[np.int32]:
     """An int32 array's values as numpy, without ``to_numpy`` (which imports pandas)."""
-    return np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array), offset=array.offset * 4)
+    return np.frombuffer(
+        array.buffers()[1], dtype=np.int32, count=len(array), offset=array.offset * 4
+    )
 
 
 def int_array(values: NDArray[np.integer]) -> pa.Array:
@@ -199,8 +224,11 @@ def strings(values: Sequence[str | bytes]) -> pa.Array:
     encoded = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter((len(b) for b in encoded), np.int64, len(encoded)), out=offsets[1:])
-    return pa.Array.from_buffers(pa.large_string(), len(encoded),
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+    return pa.Array.from_buffers(
+        pa.large_string(),
+        len(encoded),
+        [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+    )
 
 
 def _from_matrix(cells: NDArray[np.uint8], lengths: NDArray[np.int64]) -> pa.Array:
@@ -208,7 +236,9 @@ def _from_matrix(cells: NDArray[np.uint8], lengths: NDArray[np.int64]) -> pa.Arr
     data = cells[np.arange(cells.shape[1]) < lengths[:, None]]
     offsets = np.zeros(lengths.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return pa.Array.from_buffers(pa.large_string(), lengths.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.Array.from_buffers(
+        pa.large_string(), lengths.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def csv_rounded(x: NDArray[np.float64]) -> pa.Array:
@@ -221,7 +251,12 @@ def csv_rounded(x: NDArray[np.float64]) -> pa.Array:
     with np.errstate(invalid="ignore"):
         scaled = x * 1e6
         micro = np.rint(scaled)
-        odd = ~np.isfinite(x) | (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | (micro < 100) | (micro > 10**6)
+        odd = (
+            ~np.isfinite(x)
+            | (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+            | (micro < 100)
+            | (micro > 10**6)
+        )
     m = np.where(odd, 0, micro).astype(np.int32)
     cells = np.empty((x.size, 8), dtype=np.uint8)
     cells[:, 0] = ord("0") + m // 10**6
@@ -229,7 +264,9 @@ def csv_rounded(x: NDArray[np.float64]) -> pa.Array:
     frac = m % 10**6
     for j in range(6):
         cells[:, 2 + j] = ord("0") + frac // 10 ** (5 - j) % 10
-    digit = cells[:, 2:] != ord("0")  # the last one that is not 0 ends the text; "0.0"/"1.0" if none is
+    digit = cells[:, 2:] != ord(
+        "0"
+    )  # the last one that is not 0 ends the text; "0.0"/"1.0" if none is
     lengths = np.where(digit.any(axis=1), 8 - np.argmax(digit[:, ::-1], axis=1), 3).astype(np.int64)
     where = np.flatnonzero(odd)
     if where.size:
@@ -238,7 +275,7 @@ def csv_rounded(x: NDArray[np.float64]) -> pa.Array:
         if width > 8:
             cells = np.pad(cells, ((0, 0), (0, width - 8)))
         for i, t in zip(where.tolist(), texts):
-            cells[i, :len(t)] = np.frombuffer(t, dtype=np.uint8)
+            cells[i, : len(t)] = np.frombuffer(t, dtype=np.uint8)
             lengths[i] = len(t)
     return _from_matrix(cells, lengths)
 
@@ -251,12 +288,15 @@ def csv_text(values: pa.Array) -> pa.Array:
     if not pc.any(needs).as_py():
         return values
     quote, empty = strings(['"', ""])
-    quoted = pc.binary_join_element_wise(quote, pc.replace_substring(values, pattern='"', replacement='""'), quote,
-                                         empty)
+    quoted = pc.binary_join_element_wise(
+        quote, pc.replace_substring(values, pattern='"', replacement='""'), quote, empty
+    )
     return pc.if_else(needs, quoted, values)
 
 
-def write_csv(path: Path, header: Sequence[str], columns: Sequence[pa.Array], *, chunk_rows: int = 1 << 20) -> None:
+def write_csv(
+    path: Path, header: Sequence[str], columns: Sequence[pa.Array], *, chunk_rows: int = 1 << 20
+) -> None:
     """Write ``columns`` (cells already as CSV text: see ``csv_text`` and ``csv_rounded``) under
     ``header`` as ``csv.writer`` would, CRLF line ends included; atomically (a temporary file
     replaces ``path`` only once complete)."""
@@ -271,10 +311,16 @@ def write_csv(path: Path, header: Sequence[str], columns: Sequence[pa.Array], *,
             fh.write(head.getvalue().encode("utf-8"))
             for lo in range(0, rows, chunk_rows):
                 cells = [c.slice(lo, chunk_rows).cast(pa.large_string()) for c in columns]
-                lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, comma), empty, crlf)
-                offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64, count=len(lines) + 1,
-                                        offset=lines.offset * 8)
-                fh.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
+                lines = pc.binary_join_element_wise(
+                    pc.binary_join_element_wise(*cells, comma), empty, crlf
+                )
+                offsets = np.frombuffer(
+                    lines.buffers()[1],
+                    dtype=np.int64,
+                    count=len(lines) + 1,
+                    offset=lines.offset * 8,
+                )
+                fh.write(memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]])
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

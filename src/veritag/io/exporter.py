@@ -59,7 +59,9 @@ def _label_type(schema: BaseSchema) -> pa.DataType:
     return {
         "rating": pa.int64(),
         "multilabel": pa.list_(pa.string()),
-        "span": pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string())])),
+        "span": pa.list_(
+            pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string())])
+        ),
         "fact_check": pa.struct([("verdict", pa.string()), ("evidence", pa.string())]),
     }.get(schema.type, pa.string())
 
@@ -81,8 +83,14 @@ def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
 
 
 class _Exporter:
-    def __init__(self, store: Store, project: Project, chunk_rows: int, progress: ProgressFn | None,
-                 csv_raw: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        project: Project,
+        chunk_rows: int,
+        progress: ProgressFn | None,
+        csv_raw: bool = False,
+    ) -> None:
         self.store = store
         self.csv_raw = csv_raw
         self.project = project
@@ -91,7 +99,10 @@ class _Exporter:
         self.progress = progress
         with store.engine.connect() as conn:
             self.automation_run: int | None = conn.scalar(
-                sa.select(sa.func.max(AutomationRun.id)).where(AutomationRun.project_id == project.id))
+                sa.select(sa.func.max(AutomationRun.id)).where(
+                    AutomationRun.project_id == project.id
+                )
+            )
 
     @property
     def resolved(self) -> tuple[str, ...]:
@@ -101,8 +112,14 @@ class _Exporter:
     def columns(self, conn: sa.Connection) -> list[str]:
         """Every column any item will have, in first-seen order: CSV and Parquet need them up front."""
         names: dict[str, None] = {"id": None, "text": None}
-        stmt = sa.select(Item.data, Item.meta).where(Item.project_id == self.project.id).order_by(Item.id)
-        for part in conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt).partitions():
+        stmt = (
+            sa.select(Item.data, Item.meta)
+            .where(Item.project_id == self.project.id)
+            .order_by(Item.id)
+        )
+        for part in (
+            conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt).partitions()
+        ):
             for data, meta in part:
                 for key in data or ():
                     names.setdefault(self._name(key, "field.", names), None)
@@ -116,18 +133,30 @@ class _Exporter:
         builtin = ("id", "text", *RESOLVED, AUTOMATION)
         return f"{prefix}{key}" if key in builtin or (prefix == "meta." and key in taken) else key
 
-    def records(self, conn: sa.Connection, resolution: Resolution,
-                columns: list[str] | None = None) -> Iterator[list[dict[str, Any]]]:
+    def records(
+        self, conn: sa.Connection, resolution: Resolution, columns: list[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Chunks of flat item records with their resolved label, by keyset pagination on id."""
-        total = int(conn.scalar(sa.select(sa.func.count()).select_from(Item).where(Item.project_id == self.project.id)) or 0)
+        total = int(
+            conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(Item)
+                .where(Item.project_id == self.project.id)
+            )
+            or 0
+        )
         done, last = 0, 0
         cols = (Item.id, Item.external_id, Item.text, Item.data, Item.meta, AutomationItem.decision)
-        decided = sa.and_(AutomationItem.item_id == Item.id, AutomationItem.run_id == self.automation_run)
+        decided = sa.and_(
+            AutomationItem.item_id == Item.id, AutomationItem.run_id == self.automation_run
+        )
         while True:
             rows = conn.execute(
-                sa.select(*cols).outerjoin(AutomationItem, decided)
+                sa.select(*cols)
+                .outerjoin(AutomationItem, decided)
                 .where(Item.project_id == self.project.id, Item.id > last)
-                .order_by(Item.id).limit(self.chunk_rows)
+                .order_by(Item.id)
+                .limit(self.chunk_rows)
             ).all()
             if not rows:
                 break
@@ -135,7 +164,9 @@ class _Exporter:
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             pos, found = resolution.lookup(ids)
             chunk = []
-            for (_, external_id, text, data, meta, decision), p, ok in zip(rows, pos.tolist(), found.tolist()):
+            for (_, external_id, text, data, meta, decision), p, ok in zip(
+                rows, pos.tolist(), found.tolist()
+            ):
                 record: dict[str, Any] = dict.fromkeys(columns) if columns else {}
                 record.update(id=external_id, text=text)
                 for key, value in (data or {}).items():
@@ -143,8 +174,12 @@ class _Exporter:
                 for key, value in (meta or {}).items():
                     record[self._name(key, "meta.", data or {})] = value
                 if ok:
-                    record.update(label=resolution.labels[p], confidence=float(resolution.confidence[p]),
-                                  n_labels=int(resolution.n_labels[p]), label_source=resolution.method[p])
+                    record.update(
+                        label=resolution.labels[p],
+                        confidence=float(resolution.confidence[p]),
+                        n_labels=int(resolution.n_labels[p]),
+                        label_source=resolution.method[p],
+                    )
                 else:
                     record.update(label=None, confidence=None, n_labels=0, label_source=None)
                 if self.automation_run is not None:
@@ -188,11 +223,18 @@ class _Exporter:
                     try:
                         table = pa.Table.from_pylist(chunk, schema=schema)
                     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                        raise VeritagError(f"cannot write Parquet: a column changes type across items ({exc})") from None
+                        raise VeritagError(
+                            f"cannot write Parquet: a column changes type across items ({exc})"
+                        ) from None
                     writer.write_table(table)  # type: ignore[union-attr]
                     n += len(chunk)
                 if writer is None:
-                    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("id", "text", *self.resolved)}), tmp)
+                    pq.write_table(
+                        pa.table(
+                            {c: pa.array([], pa.string()) for c in ("id", "text", *self.resolved)}
+                        ),
+                        tmp,
+                    )
             finally:
                 if writer is not None:
                     writer.close()
@@ -232,17 +274,32 @@ class _Exporter:
         n = 0
         stmt = (
             sa.select(Item.external_id, Source.name, sa.cast(Claim.value, sa.Text))
-            .join(Item, Item.id == Claim.item_id).join(Source, Source.id == Claim.source_id)
-            .where(Claim.project_id == self.project.id, Claim.value.is_not(None), Source.kind == "human",
-                   standing_claims())
+            .join(Item, Item.id == Claim.item_id)
+            .join(Source, Source.id == Claim.source_id)
+            .where(
+                Claim.project_id == self.project.id,
+                Claim.value.is_not(None),
+                Source.kind == "human",
+                standing_claims(),
+            )
             .order_by(Claim.id)
         )
         with _atomic(out) as fh:
             writer = csv.writer(fh)
             writer.writerow(["task", "worker", "label"])
-            for part in conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt).partitions():
-                writer.writerows((_cell(task, self.csv_raw), _cell(worker, self.csv_raw),
-                                  _cell(json.loads(value), self.csv_raw)) for task, worker, value in part)
+            for part in (
+                conn.execution_options(stream_results=True, yield_per=50_000)
+                .execute(stmt)
+                .partitions()
+            ):
+                writer.writerows(
+                    (
+                        _cell(task, self.csv_raw),
+                        _cell(worker, self.csv_raw),
+                        _cell(json.loads(value), self.csv_raw),
+                    )
+                    for task, worker, value in part
+                )
                 n += len(part)
         return n
 
@@ -250,7 +307,9 @@ class _Exporter:
         """``prompt, chosen, rejected`` per resolved preference; ties and unlabeled pairs are dropped."""
         schema = self.schema
         if not isinstance(schema, PairwiseSchema):
-            raise InputError(f"DPO pairs need a pairwise project; {self.project.name!r} is {schema.type}")
+            raise InputError(
+                f"DPO pairs need a pairwise project; {self.project.name!r} is {schema.type}"
+            )
         n = 0
         with _atomic(out) as fh:
             for chunk in self.records(conn, resolution):
@@ -264,8 +323,19 @@ class _Exporter:
                             f"item {r['id']!r} lacks {schema.prompt_field!r}, {schema.a_field!r} or {schema.b_field!r}"
                         )
                     chosen, rejected = (a, b) if r["label"] == "A" else (b, a)
-                    fh.write(json.dumps({"id": r["id"], "prompt": prompt, "chosen": chosen, "rejected": rejected,
-                                         "confidence": r["confidence"]}, ensure_ascii=False) + "\n")
+                    fh.write(
+                        json.dumps(
+                            {
+                                "id": r["id"],
+                                "prompt": prompt,
+                                "chosen": chosen,
+                                "rejected": rejected,
+                                "confidence": r["confidence"],
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
                     n += 1
         return n
 
@@ -290,9 +360,18 @@ def _cell(value: Any, raw: bool = False) -> Any:
     return value
 
 
-def export_project(store: Store, project: Project, out: Path, fmt: str, *, method: str | None = None,
-                   chunk_rows: int = 10_000, progress: ProgressFn | None = None,
-                   csv_raw: bool = False, refit: Refit = "stale") -> ExportResult:
+def export_project(
+    store: Store,
+    project: Project,
+    out: Path,
+    fmt: str,
+    *,
+    method: str | None = None,
+    chunk_rows: int = 10_000,
+    progress: ProgressFn | None = None,
+    csv_raw: bool = False,
+    refit: Refit = "stale",
+) -> ExportResult:
     """Write ``project`` to ``out`` in ``fmt`` (one of ``EXPORT_FORMATS``).
 
     Labels come from the newest stored run (of ``method``, if given). With ``refit="stale"`` (a
@@ -303,13 +382,19 @@ def export_project(store: Store, project: Project, out: Path, fmt: str, *, metho
     ``csv_raw`` writes CSV text cells as stored, formula-like starts included (see ``_cell``).
     """
     if fmt not in EXPORT_FORMATS:
-        raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+        raise InputError(
+            f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
     exporter = _Exporter(store, project, chunk_rows, progress, csv_raw)
     result = ExportResult(Path(out), 0)
     resolution = None
     if fmt != "long":
         truth = current_truth(store, project, method=method, refit=refit)
-        resolution, result.resolved, result.claims_since = load_truth(store, truth), truth.refitted, truth.new_claims
+        resolution, result.resolved, result.claims_since = (
+            load_truth(store, truth),
+            truth.refitted,
+            truth.new_claims,
+        )
         if resolution.run is not None:
             result.run_id, result.method = resolution.run.run_id, resolution.run.method
         result.items_resolved = int(resolution.item_ids.size)

@@ -67,12 +67,16 @@ class ColumnMap(BaseModel):
 
         def need(column: str | None, flag: str) -> str | None:
             if column is not None and column not in present:
-                raise InputError(f"{file}: missing column {column!r} (named by {flag}); columns found: {columns}")
+                raise InputError(
+                    f"{file}: missing column {column!r} (named by {flag}); columns found: {columns}"
+                )
             return column
 
         id_col = need(self.id, "--id") or next((c for c in ("id", "task") if c in present), None)
         if id_col is None:
-            raise InputError(f"{file}: missing column 'id' (or 'task'); pass --id COLUMN; columns found: {columns}")
+            raise InputError(
+                f"{file}: missing column 'id' (or 'task'); pass --id COLUMN; columns found: {columns}"
+            )
         worker = need(self.worker, "--worker") or ("worker" if "worker" in present else None)
         label = need(self.label, "--label")
         gold = need(self.gold, "--gold")
@@ -84,7 +88,9 @@ class ColumnMap(BaseModel):
                 )
             label = "label"
         if label is not None and worker is None and self.source is None:
-            raise InputError(f"{file}: labels in column {label!r} need a --worker column or a --source name")
+            raise InputError(
+                f"{file}: labels in column {label!r} need a --worker column or a --source name"
+            )
         text = need(self.text, "--text") or ("text" if "text" in present else None)
         probs = need(self.probs, "--probs")
         meta = [need(c, "--meta") or c for c in self.meta]
@@ -95,7 +101,9 @@ class ColumnMap(BaseModel):
             fields = []  # a long task,worker,label file describes answers, not items
         else:
             fields = [c for c in columns if c not in taken]
-        return _Bound(id_col, text, fields, meta, gold, label, worker, self.source, probs, self.model)
+        return _Bound(
+            id_col, text, fields, meta, gold, label, worker, self.source, probs, self.model
+        )
 
 
 @dataclass(frozen=True)
@@ -164,9 +172,20 @@ def _external_id(value: Any) -> str | None:
 
 
 class _Importer:
-    def __init__(self, store: Store, project: Project, path: Path, columns: ColumnMap,
-                 *, fmt: str | None, encoding: str, skip_invalid: bool, report: Path | None,
-                 batch_rows: int, progress: ProgressFn | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        project: Project,
+        path: Path,
+        columns: ColumnMap,
+        *,
+        fmt: str | None,
+        encoding: str,
+        skip_invalid: bool,
+        report: Path | None,
+        batch_rows: int,
+        progress: ProgressFn | None,
+    ) -> None:
         self.store = store
         self.project = project
         self.schema: BaseSchema = project_schema(project)
@@ -202,7 +221,9 @@ class _Importer:
                 try:
                     self._report = self.report_path.open("w", newline="", encoding="utf-8")
                 except OSError as exc:
-                    raise InputError(f"cannot write the bad-row report {self.report_path}: {exc.strerror}") from None
+                    raise InputError(
+                        f"cannot write the bad-row report {self.report_path}: {exc.strerror}"
+                    ) from None
                 self._report_writer = csv.writer(self._report)
                 self._report_writer.writerow(["file", self.reader.unit, "field", "error"])
             self._report_writer.writerow([self.file, line, field or "", message])
@@ -260,14 +281,20 @@ class _Importer:
         assert b is not None
         values = row.values
         checks: list[tuple[str | None, Any, int | None]] = [
-            (b.id, external_id, MAX_EXTERNAL_ID_LENGTH), (b.text, text, MAX_ITEM_TEXT_LENGTH),
-            (b.worker, worker, MAX_SOURCE_NAME_LENGTH)]
+            (b.id, external_id, MAX_EXTERNAL_ID_LENGTH),
+            (b.text, text, MAX_ITEM_TEXT_LENGTH),
+            (b.worker, worker, MAX_SOURCE_NAME_LENGTH),
+        ]
         checks += [(c, values.get(c), MAX_ITEM_TEXT_LENGTH) for c in (*b.fields, *b.meta)]
         checks += [(c, values.get(c), None) for c in (b.label, b.gold, b.probs) if c is not None]
         for column, value, cap in checks:
             if value is None:
                 continue
-            problem = text_problem(value, cap) if type(value) is str else json_problem(value, cap, finite=False)
+            problem = (
+                text_problem(value, cap)
+                if type(value) is str
+                else json_problem(value, cap, finite=False)
+            )
             if problem:
                 self._fail(row.line, column, f"the value {problem}")
                 return False
@@ -279,9 +306,16 @@ class _Importer:
         for r in rows:
             item_text = r.text if r.text is not None else texts.get(r.external_id)
             field = "label"
-            if isinstance(self.schema, SpanSchema) and item_text is None and (r.label or r.gold) is not None:
-                self._fail(r.line, self.bound.label or self.bound.gold,  # type: ignore[union-attr]
-                           f"item {r.external_id!r} has no text yet, so its spans cannot be checked; import its text first")
+            if (
+                isinstance(self.schema, SpanSchema)
+                and item_text is None
+                and (r.label or r.gold) is not None
+            ):
+                self._fail(
+                    r.line,
+                    self.bound.label or self.bound.gold,  # type: ignore[union-attr]
+                    f"item {r.external_id!r} has no text yet, so its spans cannot be checked; import its text first",
+                )
                 continue
             try:
                 if r.label is not None:
@@ -294,15 +328,23 @@ class _Importer:
                     field = self.bound.probs  # type: ignore[union-attr]
                     r.probs = self.schema.normalize_probs(r.probs)
             except LabelError as exc:
-                self._fail(r.line, field, f"{exc.reason} ({exc.field})" if exc.field != "label" else exc.reason)
+                self._fail(
+                    r.line,
+                    field,
+                    f"{exc.reason} ({exc.field})" if exc.field != "label" else exc.reason,
+                )
                 continue
             good.append(r)
         return good
 
-    def _item_ids(self, conn: sa.Connection, external_ids: list[str], with_text: bool = False) -> dict[str, Any]:
+    def _item_ids(
+        self, conn: sa.Connection, external_ids: list[str], with_text: bool = False
+    ) -> dict[str, Any]:
         cols = [Item.external_id, Item.text if with_text else Item.id]
         rows = conn.execute(
-            sa.select(*cols).where(Item.project_id == self.project.id, Item.external_id.in_(external_ids))
+            sa.select(*cols).where(
+                Item.project_id == self.project.id, Item.external_id.in_(external_ids)
+            )
         )
         return {key: value for key, value in rows}
 
@@ -318,32 +360,58 @@ class _Importer:
             stmt = stmt.on_conflict_do_update(
                 index_elements=["project_id", "external_id"],
                 set_={"text": excluded.text, "data": excluded.data, "meta": excluded.meta},
-                where=sa.and_(table.c.text.is_(None), table.c.data.is_(None), table.c.meta.is_(None)),
+                where=sa.and_(
+                    table.c.text.is_(None), table.c.data.is_(None), table.c.meta.is_(None)
+                ),
             )
-            execute_many(conn, stmt, [
-                {"project_id": pid, "external_id": r.external_id, "text": r.text,
-                 "data": _json_or_null(r.data), "meta": _json_or_null(r.meta)}
-                for r in rows
-            ])
+            execute_many(
+                conn,
+                stmt,
+                [
+                    {
+                        "project_id": pid,
+                        "external_id": r.external_id,
+                        "text": r.text,
+                        "data": _json_or_null(r.data),
+                        "meta": _json_or_null(r.meta),
+                    }
+                    for r in rows
+                ],
+            )
         else:
             unique_ids = list(dict.fromkeys(r.external_id for r in rows))
-            execute_many(conn, insert_ignore(conn, table, ["project_id", "external_id"]),
-                         [{"project_id": pid, "external_id": e} for e in unique_ids])
+            execute_many(
+                conn,
+                insert_ignore(conn, table, ["project_id", "external_id"]),
+                [{"project_id": pid, "external_id": e} for e in unique_ids],
+            )
         if not any(r.label is not None or r.gold is not None or r.probs is not None for r in rows):
             return
         ids = self._item_ids(conn, list({r.external_id for r in rows}))
         claims: list[ClaimRow] = []
-        humans = {r.worker for r in rows if r.label is not None} - {n for k, n in self.sources if k == "human"}
+        humans = {r.worker for r in rows if r.label is not None} - {
+            n for k, n in self.sources if k == "human"
+        }
         for name, sid in source_ids(conn, project_id=pid, kind="human", names=humans).items():
             self.sources["human", name] = sid
         if any(r.probs is not None for r in rows) and ("model", b.model) not in self.sources:
-            self.sources["model", b.model] = source_ids(conn, project_id=pid, kind="model", names={b.model})[b.model]
+            self.sources["model", b.model] = source_ids(
+                conn, project_id=pid, kind="model", names={b.model}
+            )[b.model]
         for r in rows:
             item_id = ids[r.external_id]
             if r.label is not None:
-                claims.append(claim_row(pid, item_id, self.sources["human", r.worker], value=canonical_json(r.label)))
+                claims.append(
+                    claim_row(
+                        pid, item_id, self.sources["human", r.worker], value=canonical_json(r.label)
+                    )
+                )
             if r.probs is not None:
-                claims.append(claim_row(pid, item_id, self.sources["model", b.model], probs=canonical_json(r.probs)))
+                claims.append(
+                    claim_row(
+                        pid, item_id, self.sources["model", b.model], probs=canonical_json(r.probs)
+                    )
+                )
         add_claims(conn, claims)
         gold: dict[int, _Parsed] = {}
         for r in rows:
@@ -351,15 +419,30 @@ class _Importer:
                 continue
             earlier = gold.setdefault(ids[r.external_id], r)
             if earlier.gold != r.gold:
-                self._fail(r.line, b.gold, f"item {r.external_id!r} has a different gold label on {self.reader.unit} {earlier.line}")
+                self._fail(
+                    r.line,
+                    b.gold,
+                    f"item {r.external_id!r} has a different gold label on {self.reader.unit} {earlier.line}",
+                )
         if gold:
-            known = {i: v for i, v in conn.execute(sa.select(Gold.item_id, Gold.value).where(Gold.item_id.in_(gold)))}
+            known = {
+                i: v
+                for i, v in conn.execute(
+                    sa.select(Gold.item_id, Gold.value).where(Gold.item_id.in_(gold))
+                )
+            }
             fresh = []
             for item_id, r in gold.items():
                 if item_id in known and known[item_id] != r.gold:
-                    self._fail(r.line, b.gold, f"item {r.external_id!r} already has gold label {known[item_id]!r}")
+                    self._fail(
+                        r.line,
+                        b.gold,
+                        f"item {r.external_id!r} already has gold label {known[item_id]!r}",
+                    )
                 elif item_id not in known:
-                    fresh.append({"project_id": pid, "item_id": item_id, "value": canonical_json(r.gold)})
+                    fresh.append(
+                        {"project_id": pid, "item_id": item_id, "value": canonical_json(r.gold)}
+                    )
             execute_many(conn, insert_ignore(conn, Gold.__table__, ["item_id"]), fresh)
 
     def _flush(self, conn: sa.Connection, batch: list[_Parsed]) -> None:
@@ -391,7 +474,11 @@ class _Importer:
         first = ln[np.maximum.accumulate(np.where(repeat, 0, np.arange(h.size)))]
         column = self.bound.id if self.bound else "id"
         for pos in np.flatnonzero(repeat)[np.argsort(ln[repeat], kind="stable")]:
-            self._fail(int(ln[pos]), column, f"duplicate id (first seen on {self.reader.unit} {first[pos]})")
+            self._fail(
+                int(ln[pos]),
+                column,
+                f"duplicate id (first seen on {self.reader.unit} {first[pos]})",
+            )
 
     def run(self) -> ImportResult:
         result = ImportResult(path=self.file)
@@ -401,7 +488,9 @@ class _Importer:
                 digest.update(chunk)
         sha = digest.hexdigest()
         try:
-            with self.store.begin_write() as conn:  # claims are written under the store's writer lock
+            with (
+                self.store.begin_write() as conn
+            ):  # claims are written under the store's writer lock
                 self._run(conn, result, sha)
         finally:
             self.reader.close()
@@ -443,30 +532,71 @@ class _Importer:
             a - b for a, b in zip(after, before)
         )
         # Items first seen as bare ids in a labels file that this file described.
-        new_described = result.items_added if self.bound is not None and self.bound.describes_items else 0
+        new_described = (
+            result.items_added if self.bound is not None and self.bound.describes_items else 0
+        )
         result.items_filled = max(0, described - new_described)
         result.rows_skipped = self.error_count
         result.report = self.report_path if self.error_count else None
-        conn.execute(sa.insert(ImportRecord).values(
-            project_id=pid, path=self.file, sha256=sha, rows=result.rows, items_added=result.items_added,
-            claims_added=result.claims_added, gold_added=result.gold_added, rows_skipped=result.rows_skipped,
-        ))
+        conn.execute(
+            sa.insert(ImportRecord).values(
+                project_id=pid,
+                path=self.file,
+                sha256=sha,
+                rows=result.rows,
+                items_added=result.items_added,
+                claims_added=result.claims_added,
+                gold_added=result.gold_added,
+                rows_skipped=result.rows_skipped,
+            )
+        )
 
     def _counts(self, conn: sa.Connection) -> tuple[int, int, int, int]:
         """Items, claims, gold labels, and items with any text, fields or metadata."""
         pid = self.project.id
         items = Item.__table__
-        described = sa.or_(items.c.text.is_not(None), items.c.data.is_not(None), items.c.meta.is_not(None))
+        described = sa.or_(
+            items.c.text.is_not(None), items.c.data.is_not(None), items.c.meta.is_not(None)
+        )
         return tuple(  # type: ignore[return-value]
-            int(conn.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.project_id == pid, *cond)) or 0)
-            for t, cond in ((items, ()), (Claim.__table__, ()), (Gold.__table__, ()), (items, (described,)))
+            int(
+                conn.scalar(
+                    sa.select(sa.func.count()).select_from(t).where(t.c.project_id == pid, *cond)
+                )
+                or 0
+            )
+            for t, cond in (
+                (items, ()),
+                (Claim.__table__, ()),
+                (Gold.__table__, ()),
+                (items, (described,)),
+            )
         )
 
 
-def import_file(store: Store, project: Project, path: Path, columns: ColumnMap | None = None, *,
-                fmt: str | None = None, encoding: str = "utf-8", skip_invalid: bool = False,
-                report: Path | None = None, batch_rows: int = 5000,
-                progress: ProgressFn | None = None) -> ImportResult:
+def import_file(
+    store: Store,
+    project: Project,
+    path: Path,
+    columns: ColumnMap | None = None,
+    *,
+    fmt: str | None = None,
+    encoding: str = "utf-8",
+    skip_invalid: bool = False,
+    report: Path | None = None,
+    batch_rows: int = 5000,
+    progress: ProgressFn | None = None,
+) -> ImportResult:
     """Import one file into ``project``; see the module docstring for the guarantees."""
-    return _Importer(store, project, Path(path), columns or ColumnMap(), fmt=fmt, encoding=encoding,
-                     skip_invalid=skip_invalid, report=report, batch_rows=batch_rows, progress=progress).run()
+    return _Importer(
+        store,
+        project,
+        Path(path),
+        columns or ColumnMap(),
+        fmt=fmt,
+        encoding=encoding,
+        skip_invalid=skip_invalid,
+        report=report,
+        batch_rows=batch_rows,
+        progress=progress,
+    ).run()

@@ -20,7 +20,14 @@ from .formats import FORMATS
 
 __all__ = ["FORMATS", "Row", "RowReader", "detect_format", "open_rows"]
 
-_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -72,7 +79,9 @@ class RowReader:
         pass
 
     def _decode_error(self, line: int, exc: UnicodeDecodeError) -> InputError:
-        hint = " (try --encoding latin-1)" if self.encoding.replace("-", "").lower() == "utf8" else ""
+        hint = (
+            " (try --encoding latin-1)" if self.encoding.replace("-", "").lower() == "utf8" else ""
+        )
         return InputError(
             f"{self.path}:{line}: not valid {self.encoding} text: byte 0x{exc.object[exc.start]:02x} "
             f"cannot be decoded{hint}; nothing was written"
@@ -208,7 +217,9 @@ class _ParquetReader(RowReader):
         self._file.close()
 
 
-def open_rows(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", batch_rows: int = 5000) -> RowReader:
+def open_rows(
+    path: Path, *, fmt: str | None = None, encoding: str = "utf-8", batch_rows: int = 5000
+) -> RowReader:
     """Open ``path`` for streaming; the format comes from ``fmt`` or the file suffix."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")

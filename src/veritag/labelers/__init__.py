@@ -8,6 +8,12 @@ from .minilm import MiniLM
 from .tfidf import TfidfLabeler
 
 __all__ = [
-    "EmbeddingLabeler", "LLMLabeler", "LLMLabelerError", "Labeler", "MemoryCache", "MiniLM", "TfidfLabeler",
+    "EmbeddingLabeler",
+    "LLMLabeler",
+    "LLMLabelerError",
+    "Labeler",
+    "MemoryCache",
+    "MiniLM",
+    "TfidfLabeler",
     "out_of_fold_proba",
 ]

@@ -62,7 +62,9 @@ class ScikitLabeler(Labeler):
 
     def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
         if not hasattr(self, "classes_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(texts, labels) first")
+            raise RuntimeError(
+                f"this {type(self).__name__} is not fitted yet; call fit(texts, labels) first"
+            )
         if self.model_ is None:
             return np.ones((len(texts), 1))
         if len(texts) == 0:
@@ -93,7 +95,9 @@ def out_of_fold_proba(
     if y.shape != (n,):
         raise ValueError(f"labels must give one label per text ({n}); got shape {y.shape}")
     if folds < 2 or n < folds:
-        raise ValueError(f"need at least {folds} labeled texts and folds >= 2 for out-of-fold probabilities")
+        raise ValueError(
+            f"need at least {folds} labeled texts and folds >= 2 for out-of-fold probabilities"
+        )
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({str(v) for v in y if v not in index})
     if unknown:

@@ -17,7 +17,14 @@ from numpy.typing import NDArray
 
 from .base import ScikitLabeler
 
-__all__ = ["Embedder", "EmbeddingCache", "EmbeddingLabeler", "MemoryCache", "cached_embed", "text_key"]
+__all__ = [
+    "Embedder",
+    "EmbeddingCache",
+    "EmbeddingLabeler",
+    "MemoryCache",
+    "cached_embed",
+    "text_key",
+]
 
 
 @runtime_checkable
@@ -71,7 +78,9 @@ class MemoryCache:
         self.vectors.update(((model, k), np.asarray(v, np.float32)) for k, v in vectors.items())
 
 
-def cached_embed(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None) -> NDArray[np.float32]:
+def cached_embed(
+    embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None
+) -> NDArray[np.float32]:
     """``embedder.embed(texts)``, encoding only the distinct texts ``cache`` lacks and storing them."""
     if cache is None:
         return np.asarray(embedder.embed(list(texts)), np.float32)
@@ -99,8 +108,14 @@ class EmbeddingLabeler(ScikitLabeler):
     name = "minilm-logreg"
     LOGREG_VERSION = "1"
 
-    def __init__(self, embedder: Embedder | None = None, *, cache: EmbeddingCache | None = None,
-                 C: float = 4.0, max_iter: int = 2000) -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        cache: EmbeddingCache | None = None,
+        C: float = 4.0,
+        max_iter: int = 2000,
+    ) -> None:
         if embedder is None:
             from .minilm import MiniLM
 

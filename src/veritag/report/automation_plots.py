@@ -21,8 +21,16 @@ if TYPE_CHECKING:
 __all__ = ["rate_accuracy_plot", "reliability_diagram", "slice_error_plot"]
 
 _METHOD_COLORS = {"raw": "#444444", "temperature": "#1f77b4", "isotonic": "#e07b00"}
-_SLICE_COLORS = ("#1f77b4", "#e07b00", "#55a868", "#c44e52", "#8172b2", "#937860", "#da8bc3",
-                 "#8c8c8c")
+_SLICE_COLORS = (
+    "#1f77b4",
+    "#e07b00",
+    "#55a868",
+    "#c44e52",
+    "#8172b2",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+)
 _AUTO, _HUMAN, _BAD = "#e07b00", "#1f77b4", "#b22222"
 #: Audited items above a threshold for its accuracy to set the plot's lower limit.
 _STEADY = 20
@@ -44,10 +52,23 @@ def reliability_diagram(calibration: Calibration) -> str | None:
             color = _METHOD_COLORS.get(m.method, "#777777")
             conf, acc = np.asarray(m.confidence), np.asarray(m.accuracy)
             filled = np.asarray(m.count) > 0
-            top.plot(conf[filled], acc[filled], marker="o", ms=3, lw=1.2, color=color,
-                     label=f"{m.method} (ECE {m.ece:.3f})")
-            bottom.stairs(m.count, edges, color=color, lw=1, fill=m.method == "raw",
-                          alpha=0.3 if m.method == "raw" else 0.9)
+            top.plot(
+                conf[filled],
+                acc[filled],
+                marker="o",
+                ms=3,
+                lw=1.2,
+                color=color,
+                label=f"{m.method} (ECE {m.ece:.3f})",
+            )
+            bottom.stairs(
+                m.count,
+                edges,
+                color=color,
+                lw=1,
+                fill=m.method == "raw",
+                alpha=0.3 if m.method == "raw" else 0.9,
+            )
         top.set_xlim(0, 1)
         top.set_ylim(0, 1.02)
         top.set_ylabel("accuracy")
@@ -67,22 +88,44 @@ def rate_accuracy_plot(curves: Sequence[RateCurve], target: float) -> str | None
         return None
     colors = {c.code: ("#222222" if c.code is None else _SLICE_COLORS[c.code % 8]) for c in drawn}
     # Bounds on a handful of items plunge to 0; scale the axis to well-supported accuracies.
-    low = min((a for c in drawn for a, m in zip(c.accuracy, c.n_evidence, strict=True)
-               if m >= _STEADY), default=0.0)
+    low = min(
+        (a for c in drawn for a, m in zip(c.accuracy, c.n_evidence, strict=True) if m >= _STEADY),
+        default=0.0,
+    )
 
     def draw(fig) -> None:
         ax = fig.add_subplot()
         for c in drawn:
             color = colors[c.code]
-            ax.plot(c.automation_rate, c.accuracy, color=color, lw=1.4 if c.code is None else 1,
-                    label=_label(c.name, 20))
+            ax.plot(
+                c.automation_rate,
+                c.accuracy,
+                color=color,
+                lw=1.4 if c.code is None else 1,
+                label=_label(c.name, 20),
+            )
             ax.plot(c.automation_rate, c.bound, color=color, lw=0.8, ls="--", alpha=0.7)
             if c.chosen is not None and c.chosen.audit_size:
-                ax.scatter([c.chosen.automation_rate], [c.chosen.accuracy], marker="*", s=90,
-                           color=color, edgecolors="black", linewidths=0.5, zorder=3)
+                ax.scatter(
+                    [c.chosen.automation_rate],
+                    [c.chosen.accuracy],
+                    marker="*",
+                    s=90,
+                    color=color,
+                    edgecolors="black",
+                    linewidths=0.5,
+                    zorder=3,
+                )
         ax.axhline(target, color=_BAD, lw=0.8, ls=":")
-        ax.text(0.0, target, " target", transform=ax.get_yaxis_transform(), fontsize=7,
-                color=_BAD, va="bottom")
+        ax.text(
+            0.0,
+            target,
+            " target",
+            transform=ax.get_yaxis_transform(),
+            fontsize=7,
+            color=_BAD,
+            va="bottom",
+        )
         ax.set_xlim(0, 1.02)
         ax.set_ylim(max(0.0, min(low, target) - 0.1), 1.01)
         ax.set_xlabel("share of items at or above the threshold")
@@ -104,15 +147,39 @@ def slice_error_plot(bias: BiasAudit) -> str | None:
     def draw(fig) -> None:
         ax = fig.add_subplot()
         for offset, color, name, size, est, lo, hi in (
-            (0.15, _AUTO, "automated", "auto_audit_size", "auto_error", "auto_error_lower",
-             "auto_error_upper"),
-            (-0.15, _HUMAN, "human", "human_size", "human_error", "human_error_lower",
-             "human_error_upper"),
+            (
+                0.15,
+                _AUTO,
+                "automated",
+                "auto_audit_size",
+                "auto_error",
+                "auto_error_lower",
+                "auto_error_upper",
+            ),
+            (
+                -0.15,
+                _HUMAN,
+                "human",
+                "human_size",
+                "human_error",
+                "human_error_lower",
+                "human_error_upper",
+            ),
         ):
             has = np.array([getattr(r, size) > 0 for r in rows])
             x, a, b = (np.array([getattr(r, f) for r in rows])[has] for f in (est, lo, hi))
-            ax.errorbar(x, y[has] + offset, xerr=[x - a, b - x], fmt="o", ms=4, color=color,
-                        ecolor=color, elinewidth=1, capsize=2, label=name)
+            ax.errorbar(
+                x,
+                y[has] + offset,
+                xerr=[x - a, b - x],
+                fmt="o",
+                ms=4,
+                color=color,
+                ecolor=color,
+                elinewidth=1,
+                capsize=2,
+                label=name,
+            )
         ax.set_yticks(y, [_label(r.name, 22) for r in rows])
         for tick, r in zip(ax.get_yticklabels(), rows, strict=True):
             if r.automation_worse:

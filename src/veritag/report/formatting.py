@@ -28,7 +28,9 @@ class Formats:
         return self.tiny if 0 < value < 0.0005 else f"{value:.3f}"
 
     def domain_cell(self, score: DomainScore) -> str:
-        return f"{self.num(score.accuracy, 2)} ({score.n_claims})" if score.n_claims else self.missing
+        return (
+            f"{self.num(score.accuracy, 2)} ({score.n_claims})" if score.n_claims else self.missing
+        )
 
     def pct(self, value: float | None) -> str:
         if value is None or math.isnan(value):

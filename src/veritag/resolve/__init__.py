@@ -70,21 +70,69 @@ if TYPE_CHECKING:
 #: SQLAlchemy, and ``veritag resolve labels.csv`` should not pay for importing them.
 _HOMES = {
     "METHODS": "..truth",
-    **dict.fromkeys(("DEFAULT_METHOD", "ENGINE_PARAMS", "OPEN_METHOD", "Resolution", "RunInfo", "SourceStats",
-                     "effective_method"), ".core"),
-    **dict.fromkeys(("FileResolution", "SourceRow", "project_source_rows", "rank_sources", "resolve_files",
-                     "write_labels", "write_sources"), ".files"),
+    **dict.fromkeys(
+        (
+            "DEFAULT_METHOD",
+            "ENGINE_PARAMS",
+            "OPEN_METHOD",
+            "Resolution",
+            "RunInfo",
+            "SourceStats",
+            "effective_method",
+        ),
+        ".core",
+    ),
+    **dict.fromkeys(
+        (
+            "FileResolution",
+            "SourceRow",
+            "project_source_rows",
+            "rank_sources",
+            "resolve_files",
+            "write_labels",
+            "write_sources",
+        ),
+        ".files",
+    ),
     **dict.fromkeys(("HumanLabels", "human_labels"), ".human"),
     **dict.fromkeys(("ProjectClaims", "load_project_claims", "resolve_project"), ".project"),
-    **dict.fromkeys(("CurrentTruth", "NotResolved", "current_resolution", "current_truth", "load_truth"), ".current"),
+    **dict.fromkeys(
+        ("CurrentTruth", "NotResolved", "current_resolution", "current_truth", "load_truth"),
+        ".current",
+    ),
     **dict.fromkeys(("load_resolution", "resolve_and_store", "save_resolution"), ".runs"),
 }
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "ENGINE_PARAMS", "OPEN_METHOD", "Resolution", "RunInfo", "SourceStats",
-           "effective_method", "FileResolution", "SourceRow", "project_source_rows", "rank_sources", "resolve_files",
-           "write_labels", "write_sources", "HumanLabels", "human_labels", "ProjectClaims", "load_project_claims",
-           "resolve_project", "CurrentTruth", "NotResolved", "current_resolution", "current_truth", "load_truth",
-           "load_resolution", "resolve_and_store", "save_resolution"]
+__all__ = [
+    "METHODS",
+    "DEFAULT_METHOD",
+    "ENGINE_PARAMS",
+    "OPEN_METHOD",
+    "Resolution",
+    "RunInfo",
+    "SourceStats",
+    "effective_method",
+    "FileResolution",
+    "SourceRow",
+    "project_source_rows",
+    "rank_sources",
+    "resolve_files",
+    "write_labels",
+    "write_sources",
+    "HumanLabels",
+    "human_labels",
+    "ProjectClaims",
+    "load_project_claims",
+    "resolve_project",
+    "CurrentTruth",
+    "NotResolved",
+    "current_resolution",
+    "current_truth",
+    "load_truth",
+    "load_resolution",
+    "resolve_and_store",
+    "save_resolution",
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

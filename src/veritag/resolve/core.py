@@ -99,16 +99,34 @@ class Resolution:
         """Positions of ``item_ids`` in this resolution, and which of them are present."""
         pos = np.searchsorted(self.item_ids, item_ids)
         pos = np.minimum(pos, max(self.item_ids.size - 1, 0))
-        found = self.item_ids[pos] == item_ids if self.item_ids.size else np.zeros(item_ids.size, bool)
+        found = (
+            self.item_ids[pos] == item_ids if self.item_ids.size else np.zeros(item_ids.size, bool)
+        )
         return pos, found
 
 
-def _resolution(item_ids: NDArray[np.int64], labels: NDArray[np.object_], confidence: NDArray[np.float64],
-                n_labels: NDArray[np.int64], n_claims: NDArray[np.int64], basis: NDArray[np.int8],
-                run: RunInfo, **extra: Any) -> Resolution:
+def _resolution(
+    item_ids: NDArray[np.int64],
+    labels: NDArray[np.object_],
+    confidence: NDArray[np.float64],
+    n_labels: NDArray[np.int64],
+    n_claims: NDArray[np.int64],
+    basis: NDArray[np.int8],
+    run: RunInfo,
+    **extra: Any,
+) -> Resolution:
     names = _objects([run.label_source, "model", "gold"])
-    return Resolution(item_ids, labels, confidence, n_labels, names[basis], basis=basis, n_claims=n_claims,
-                      run=run, **extra)
+    return Resolution(
+        item_ids,
+        labels,
+        confidence,
+        n_labels,
+        names[basis],
+        basis=basis,
+        n_claims=n_claims,
+        run=run,
+        **extra,
+    )
 
 
 # --- small helpers ----------------------------------------------------------------------------

@@ -31,8 +31,16 @@ from ..store.queries import Watermark, claims_watermark, latest_truth_run, proje
 from .core import DEFAULT_METHOD, Resolution, effective_method
 from .runs import load_resolution, resolve_and_store
 
-__all__ = ["REFIT_CLAIMS", "REFIT_SHARE", "CurrentTruth", "NotResolved", "Refit", "current_resolution", "current_truth",
-           "load_truth"]
+__all__ = [
+    "REFIT_CLAIMS",
+    "REFIT_SHARE",
+    "CurrentTruth",
+    "NotResolved",
+    "Refit",
+    "current_resolution",
+    "current_truth",
+    "load_truth",
+]
 
 #: Claims since the stored run that a ``refit="due"`` reader folds in before it fits again.
 REFIT_CLAIMS = 25
@@ -61,7 +69,9 @@ class CurrentTruth:
     @property
     def stale(self) -> bool:
         """Whether claims or gold labels came after the run (or there is no run)."""
-        return self.run is None or self.new_claims > 0 or self.run.gold_count != self.mark.gold_count
+        return (
+            self.run is None or self.new_claims > 0 or self.run.gold_count != self.mark.gold_count
+        )
 
     def due(self, n_items: int) -> bool:
         """Whether a ``refit="due"`` reader fits again (see the module docstring)."""
@@ -71,8 +81,12 @@ class CurrentTruth:
 
     def to_json(self) -> dict[str, Any]:
         """What a GET reports about the labels it shows."""
-        return {"run": None if self.run is None else int(self.run.id), "stale": self.stale,
-                "claims_since": self.new_claims, "refitted": self.refitted}
+        return {
+            "run": None if self.run is None else int(self.run.id),
+            "stale": self.stale,
+            "claims_since": self.new_claims,
+            "refitted": self.refitted,
+        }
 
 
 _REFIT_LOCKS: dict[tuple[str, int], threading.Lock] = {}
@@ -91,19 +105,29 @@ def _read(store: Store, project: Project, method: str | None) -> CurrentTruth:
         since = retracts = 0
         if run is not None and run.max_claim_id < mark.max_claim_id:
             since, retracts = conn.execute(
-                sa.select(sa.func.count(), sa.func.count(Claim.retracts)).select_from(Claim)
-                .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)).one()
+                sa.select(sa.func.count(), sa.func.count(Claim.retracts))
+                .select_from(Claim)
+                .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)
+            ).one()
     return CurrentTruth(run, mark, int(since or 0), int(retracts or 0), False)
 
 
-def current_truth(store: Store, project: Project, *, method: str | None = None, refit: Refit = "never",
-                  n_items: int | None = None) -> CurrentTruth:
+def current_truth(
+    store: Store,
+    project: Project,
+    *,
+    method: str | None = None,
+    refit: Refit = "never",
+    n_items: int | None = None,
+) -> CurrentTruth:
     """The project's current stored run (of ``method``, if given), fitting again as ``refit``
     allows (see the module docstring); ``n_items`` sizes the ``due`` threshold (default: the
     run's item count)."""
     wanted = None if method is None else effective_method(project_schema(project), method)
     truth = _read(store, project, wanted)
-    size = n_items if n_items is not None else int(truth.run.n_items) if truth.run is not None else 0
+    size = (
+        n_items if n_items is not None else int(truth.run.n_items) if truth.run is not None else 0
+    )
     if refit == "never" or not (truth.stale if refit == "stale" else truth.due(size)):
         return truth
     lock = _refit_lock(store, project)
@@ -116,26 +140,37 @@ def current_truth(store: Store, project: Project, *, method: str | None = None, 
         made = resolve_and_store(store, project, wanted or DEFAULT_METHOD)
         fitted = _read(store, project, wanted)
         mine = made.run is not None and fitted.run is not None and made.run.run_id == fitted.run.id
-        return CurrentTruth(fitted.run, fitted.mark, fitted.new_claims, fitted.retractions, True,
-                            made if mine else None)
+        return CurrentTruth(
+            fitted.run,
+            fitted.mark,
+            fitted.new_claims,
+            fitted.retractions,
+            True,
+            made if mine else None,
+        )
     finally:
         lock.release()
 
 
-def load_truth(store: Store, truth: CurrentTruth, *, with_probs: bool = False,
-               with_sources: bool = False) -> Resolution:
+def load_truth(
+    store: Store, truth: CurrentTruth, *, with_probs: bool = False, with_sources: bool = False
+) -> Resolution:
     """The run of ``truth`` as a ``Resolution``; ``NotResolved`` before the first run. A run this
     process just fitted is returned as fitted (it holds the probabilities and sources already)."""
     if truth.fitted is not None:
         return truth.fitted
     if truth.run is None:
-        raise NotResolved("the project has no resolved labels yet: run `veritag resolve --project NAME` "
-                          "or POST /api/v1/projects/{name}/resolve first")
+        raise NotResolved(
+            "the project has no resolved labels yet: run `veritag resolve --project NAME` "
+            "or POST /api/v1/projects/{name}/resolve first"
+        )
     with store.engine.connect() as conn:
         return load_resolution(conn, truth.run, with_probs=with_probs, with_sources=with_sources)
 
 
-def current_resolution(store: Store, project: Project, method: str | None = None) -> tuple[Resolution, bool]:
+def current_resolution(
+    store: Store, project: Project, method: str | None = None
+) -> tuple[Resolution, bool]:
     """For a command that must cover every claim: the current run as a ``Resolution``, fitted
     again (and stored) first if any claim or gold label came since; and whether it was."""
     truth = current_truth(store, project, method=method, refit="stale")

@@ -68,12 +68,20 @@ class FileResolution:
     @cached_property
     def label_source(self) -> list[str]:
         """Per task what decided it: the method and engine, ``model`` or ``gold``."""
-        return [] if self.basis is None else [self.label_source_names[b] for b in self.basis.tolist()]
+        return (
+            [] if self.basis is None else [self.label_source_names[b] for b in self.basis.tolist()]
+        )
 
     def source_rows(self) -> list[SourceRow]:
         """(name, kind, claims, accuracy) per worker and model, best first (see ``rank_sources``)."""
-        return rank_sources([(name, kind, int(n), float(acc)) for (name, kind), n, acc
-                             in zip(self.sources, self.n_claims.tolist(), self.accuracy.tolist())])
+        return rank_sources(
+            [
+                (name, kind, int(n), float(acc))
+                for (name, kind), n, acc in zip(
+                    self.sources, self.n_claims.tolist(), self.accuracy.tolist()
+                )
+            ]
+        )
 
 
 SourceRow = tuple[str, str, int, float]
@@ -81,18 +89,27 @@ SourceRow = tuple[str, str, int, float]
 
 def rank_sources(rows: list[SourceRow]) -> list[SourceRow]:
     """Sources by estimated accuracy, best first; then by claims; unmeasured (NaN) ones last."""
-    return sorted(rows, key=lambda r: (math.isnan(r[3]), -(0.0 if math.isnan(r[3]) else r[3]), -r[2], r[0], r[1]))
+    return sorted(
+        rows,
+        key=lambda r: (math.isnan(r[3]), -(0.0 if math.isnan(r[3]) else r[3]), -r[2], r[0], r[1]),
+    )
 
 
-def project_source_rows(resolution: Resolution, names: dict[int, tuple[str, str]]) -> list[SourceRow]:
+def project_source_rows(
+    resolution: Resolution, names: dict[int, tuple[str, str]]
+) -> list[SourceRow]:
     """``rank_sources`` rows of a project resolution; ``names`` is ``{source id: (kind, name)}``."""
     stats = resolution.sources
     if stats is None:
         return []
-    return rank_sources([
-        (names.get(sid, ("", str(sid)))[1], names.get(sid, ("", ""))[0], int(n), float(acc))
-        for sid, acc, n in zip(stats.source_ids.tolist(), stats.accuracy.tolist(), stats.n_claims.tolist())
-    ])
+    return rank_sources(
+        [
+            (names.get(sid, ("", str(sid)))[1], names.get(sid, ("", ""))[0], int(n), float(acc))
+            for sid, acc, n in zip(
+                stats.source_ids.tolist(), stats.accuracy.tolist(), stats.n_claims.tolist()
+            )
+        ]
+    )
 
 
 class RowTable:
@@ -102,8 +119,14 @@ class RowTable:
     of a run (see ``raise_bad_rows``).
     """
 
-    def __init__(self, path: Path, encoding: str, required: tuple[str, ...], errors: list[RowError],
-                 counts: list[int]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        encoding: str,
+        required: tuple[str, ...],
+        errors: list[RowError],
+        counts: list[int],
+    ) -> None:
         from ..io.readers import open_rows  # not at module level: veritag.io imports this package
 
         self.reader: RowReader = open_rows(path, encoding=encoding)
@@ -157,7 +180,11 @@ class RowTable:
         elif isinstance(value, (int, float)):
             value = str(value)
         if not isinstance(value, str):
-            self.fail(line, column, "the value is empty" if value is None else f"expected one value, got {value!r}")
+            self.fail(
+                line,
+                column,
+                "the value is empty" if value is None else f"expected one value, got {value!r}",
+            )
             return None
         value = value.strip()
         if not value:
@@ -170,7 +197,11 @@ def raise_bad_rows(errors: list[RowError], counts: list[int], outcome: str) -> N
     """One error naming the first bad rows (file and line) and how many there were in all."""
     if counts[0]:
         shown = "\n".join(str(e) for e in errors)
-        more = f"\n... and {counts[0] - len(errors)} more bad row(s)" if counts[0] > len(errors) else ""
+        more = (
+            f"\n... and {counts[0] - len(errors)} more bad row(s)"
+            if counts[0] > len(errors)
+            else ""
+        )
         raise InputError(f"{counts[0]} bad row(s); {outcome}:\n{shown}{more}")
 
 
@@ -273,7 +304,9 @@ def _array(codes: NDArray[np.integer]) -> array:
 _LONG = ("task", "worker", "label")
 
 
-def read_long_labels(path: Path, encoding: str, errors: list[RowError], bad: list[int]) -> LongLabels:
+def read_long_labels(
+    path: Path, encoding: str, errors: list[RowError], bad: list[int]
+) -> LongLabels:
     """Read ``task,worker,label`` rows; bad rows are collected in ``errors`` (see ``RowTable``).
 
     Whole columns through pyarrow when it can vouch for the file (``RowTable.coded``): int32 codes,
@@ -283,7 +316,9 @@ def read_long_labels(path: Path, encoding: str, errors: list[RowError], bad: lis
     table = RowTable(path, encoding, _LONG, errors, bad)
     coded = table.coded()
     if coded is not None:
-        return LongLabels(*(Names(coded[c].values) for c in _LONG), *(coded[c].codes for c in _LONG))
+        return LongLabels(
+            *(Names(coded[c].values) for c in _LONG), *(coded[c].codes for c in _LONG)
+        )
     tasks, workers, classes = Names(), Names(), Names()
     item, worker, label = array("q"), array("q"), array("q")
     for line, values in table.rows():
@@ -293,11 +328,19 @@ def read_long_labels(path: Path, encoding: str, errors: list[RowError], bad: lis
         item.append(tasks.setdefault(t))
         worker.append(workers.setdefault(w))
         label.append(classes.setdefault(c))
-    return LongLabels(tasks, workers, classes, *(np.frombuffer(a, dtype=np.int64) for a in (item, worker, label)))
+    return LongLabels(
+        tasks, workers, classes, *(np.frombuffer(a, dtype=np.int64) for a in (item, worker, label))
+    )
 
 
-def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | None = None,
-                  model_probs: Path | None = None, encoding: str = "utf-8") -> FileResolution:
+def resolve_files(
+    labels: Path,
+    *,
+    method: str = DEFAULT_METHOD,
+    gold: Path | None = None,
+    model_probs: Path | None = None,
+    encoding: str = "utf-8",
+) -> FileResolution:
     """Resolve a long ``task,worker,label`` file, with optional gold labels and model probabilities.
 
     Classes are the distinct labels of ``labels``, kept as the text they were written as. Gold
@@ -327,16 +370,22 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
         columns: list[str] | None = None
         for line, values in table.rows():
             if columns is None:
-                columns = [c for c in (table.reader.columns or list(values)) if c not in ("task", "model")]
+                columns = [
+                    c for c in (table.reader.columns or list(values)) if c not in ("task", "model")
+                ]
                 extra = [c for c in columns if c not in class_index]
                 if extra:
                     table.reader.close()
-                    raise InputError(f"{model_probs}: column(s) {extra} are not among the labels in {labels}: {order}")
+                    raise InputError(
+                        f"{model_probs}: column(s) {extra} are not among the labels in {labels}: {order}"
+                    )
                 absent = [c for c in order if c not in columns]
                 if absent:
                     table.reader.close()
-                    raise InputError(f"{model_probs}: no probability column for class(es) {absent}; "
-                                     f"expected task[,model],{','.join(order)}")
+                    raise InputError(
+                        f"{model_probs}: no probability column for class(es) {absent}; "
+                        f"expected task[,model],{','.join(order)}"
+                    )
             task = table.text(line, values, "task")
             model = table.text(line, values, "model") if "model" in values else "model"
             if task is None or model is None:
@@ -373,7 +422,11 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
             if task in g_line:
                 first_line, first_label = g_line[task]
                 if first_label != label:
-                    table.fail(line, "label", f"task {task!r} has gold label {first_label!r} on line {first_line}")
+                    table.fail(
+                        line,
+                        "label",
+                        f"task {task!r} has gold label {first_label!r} on line {first_line}",
+                    )
                 continue
             g_line[task] = (line, label)
             g_item.append(tasks.setdefault(task, len(tasks)))
@@ -385,19 +438,37 @@ def resolve_files(labels: Path, *, method: str = DEFAULT_METHOD, gold: Path | No
 
     fit = fit_categorical(
         (h_item.astype(np.int64, copy=False), h_src.astype(np.int64, copy=False), remap[h_label]),
-        (ints(m_item), ints(m_src),
-         np.frombuffer(m_rows, dtype=np.float64).reshape(-1, k) if len(m_rows) else np.zeros((0, k))),
+        (
+            ints(m_item),
+            ints(m_src),
+            np.frombuffer(m_rows, dtype=np.float64).reshape(-1, k)
+            if len(m_rows)
+            else np.zeros((0, k)),
+        ),
         (ints(g_item), ints(g_label)),
-        n_items=len(tasks), n_sources=len(sources), n_classes=k, method=method,
+        n_items=len(tasks),
+        n_sources=len(sources),
+        n_classes=k,
+        method=method,
     )
     best = fit.posterior.argmax(axis=1)
     run = RunInfo(method, ENGINE_VERSION, {}, None, 0, True)
     return FileResolution(
-        task_names=tasks, label_codes=best, confidence=fit.posterior.max(axis=1),
-        classes=order, sources=list(sources), accuracy=fit.accuracy, n_claims=fit.n_claims,
+        task_names=tasks,
+        label_codes=best,
+        confidence=fit.posterior.max(axis=1),
+        classes=order,
+        sources=list(sources),
+        accuracy=fit.accuracy,
+        n_claims=fit.n_claims,
         method=method if fit.chosen is None else f"{method} (chose {fit.chosen})",
-        n_iter=fit.n_iter, converged=fit.converged, n_labels=h_item.size, n_model_rows=len(m_item),
-        n_gold=len(g_item), basis=fit.basis, label_source_names=(run.label_source, "model", "gold"),
+        n_iter=fit.n_iter,
+        converged=fit.converged,
+        n_labels=h_item.size,
+        n_model_rows=len(m_item),
+        n_gold=len(g_item),
+        basis=fit.basis,
+        label_source_names=(run.label_source, "model", "gold"),
     )
 
 
@@ -423,12 +494,17 @@ def write_labels(result: FileResolution, out: Path) -> None:
     from ..io.columnar import csv_rounded, csv_text, int_array, strings, write_csv
 
     labels = csv_text(strings(result.classes)).take(int_array(result.label_codes))
-    write_csv(out, ["task", "label", "confidence"],
-              [csv_text(result.task_names.to_arrow()), labels, csv_rounded(result.confidence)])
+    write_csv(
+        out,
+        ["task", "label", "confidence"],
+        [csv_text(result.task_names.to_arrow()), labels, csv_rounded(result.confidence)],
+    )
 
 
 def write_sources(rows: list[SourceRow], out: Path) -> None:
     """``worker,kind,n_claims,accuracy`` per source (accuracy empty where unmeasured)."""
-    _write_atomic(out, ["worker", "kind", "n_claims", "accuracy"], (
-        [name, kind, n, "" if math.isnan(acc) else round(acc, 6)] for name, kind, n, acc in rows
-    ))
+    _write_atomic(
+        out,
+        ["worker", "kind", "n_claims", "accuracy"],
+        ([name, kind, n, "" if math.isnan(acc) else round(acc, 6)] for name, kind, n, acc in rows),
+    )

@@ -18,13 +18,19 @@ from .core import _CLAIMS, _GOLD, _MODEL, ENGINE_PARAMS
 __all__ = ["CategoricalFit", "fit_categorical"]
 
 
-def _quiet_fit(claims: Claims, method: str, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> Any:
+def _quiet_fit(
+    claims: Claims, method: str, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]
+) -> Any:
     """``fit_truth`` with the run's settings; non-convergence is reported by ``converged``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit_truth(claims, method, gold_items=gold_items, gold_labels=gold_labels,  # type: ignore[arg-type]
-                         **ENGINE_PARAMS)
-
+        return fit_truth(
+            claims,
+            method,
+            gold_items=gold_items,
+            gold_labels=gold_labels,  # type: ignore[arg-type]
+            **ENGINE_PARAMS,
+        )
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,11 @@ def fit_categorical(
     hard: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
     soft: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]],
     gold: tuple[NDArray[np.int64], NDArray[np.int64]],
-    *, n_items: int, n_sources: int, n_classes: int, method: str,
+    *,
+    n_items: int,
+    n_sources: int,
+    n_classes: int,
+    method: str,
 ) -> CategoricalFit:
     """Posteriors and source reliabilities from dense COO claims (positions, not store ids), gold
     pinned, and each item's basis (``BASES``): what projects, human-only references and files share."""
@@ -54,15 +64,33 @@ def fit_categorical(
     n, k = n_items, n_classes
     n_claims = np.bincount(np.concatenate([h_src, s_src]), minlength=n_sources).astype(np.int64)
     if h_item.size or s_item.size:
-        claims = Claims.from_arrays(h_item, h_src, h_label, n_items=n, n_sources=n_sources, n_classes=k,
-                                    prob_item=s_item, prob_source=s_src, probs=s_probs)
+        claims = Claims.from_arrays(
+            h_item,
+            h_src,
+            h_label,
+            n_items=n,
+            n_sources=n_sources,
+            n_classes=k,
+            prob_item=s_item,
+            prob_source=s_src,
+            probs=s_probs,
+        )
         result = _quiet_fit(claims, method, g_item, g_label)
-        posterior = np.asarray(result.posterior, dtype=np.float64)  # ours to edit: no copy of (items x K)
-        confusion, accuracy = np.asarray(result.confusion), np.array(result.accuracy, dtype=np.float64)
+        posterior = np.asarray(
+            result.posterior, dtype=np.float64
+        )  # ours to edit: no copy of (items x K)
+        confusion, accuracy = (
+            np.asarray(result.confusion),
+            np.array(result.accuracy, dtype=np.float64),
+        )
         accuracy[result.unchecked] = np.nan  # stored as "not measured"
         ll = float(result.log_likelihood)
-        fit_info = (None if math.isnan(ll) else ll, int(result.n_iter), bool(result.converged),
-                    result.method if method == "auto" else None)
+        fit_info = (
+            None if math.isnan(ll) else ll,
+            int(result.n_iter),
+            bool(result.converged),
+            result.method if method == "auto" else None,
+        )
     else:  # gold labels only
         posterior = np.full((n, k), 1.0 / k)
         confusion, accuracy = np.zeros((0, k, k)), np.zeros(0)
@@ -73,5 +101,3 @@ def fit_categorical(
     basis[np.bincount(h_item, minlength=n) == 0] = _MODEL
     basis[g_item] = _GOLD
     return CategoricalFit(posterior, basis, accuracy, n_claims, confusion, *fit_info)
-
-

@@ -47,8 +47,15 @@ class HumanLabels:
         return label.astype(np.int64), correct.astype(np.float64)
 
 
-def one_claim_correct(item: NDArray[np.int64], label: NDArray[np.int64], gold_item: NDArray[np.int64],
-                      gold_label: NDArray[np.int64], *, n_items: int, n_classes: int) -> NDArray[np.float64]:
+def one_claim_correct(
+    item: NDArray[np.int64],
+    label: NDArray[np.int64],
+    gold_item: NDArray[np.int64],
+    gold_label: NDArray[np.int64],
+    *,
+    n_items: int,
+    n_classes: int,
+) -> NDArray[np.float64]:
     """Per item: is its first claim (lowest position) right? Against gold, else the others' vote.
 
     1.0 or 0.0, NaN where the item has no claim, or no gold and no unique plurality among the
@@ -62,7 +69,9 @@ def one_claim_correct(item: NDArray[np.int64], label: NDArray[np.int64], gold_it
     head[1:] = item[order][1:] != item[order][:-1]
     first = order[head]
     it, lab = item[first], label[first]
-    counts = np.bincount(item * n_classes + label, minlength=n_items * n_classes).reshape(n_items, n_classes)
+    counts = np.bincount(item * n_classes + label, minlength=n_items * n_classes).reshape(
+        n_items, n_classes
+    )
     others = counts[it].copy()
     others[np.arange(it.size), lab] -= 1
     top = others.max(axis=1)
@@ -76,8 +85,13 @@ def one_claim_correct(item: NDArray[np.int64], label: NDArray[np.int64], gold_it
     return out
 
 
-def human_labels(conn: sa.Connection, project: Project, *, method: str = DEFAULT_METHOD,
-                 claims: ProjectClaims | None = None) -> HumanLabels:
+def human_labels(
+    conn: sa.Connection,
+    project: Project,
+    *,
+    method: str = DEFAULT_METHOD,
+    claims: ProjectClaims | None = None,
+) -> HumanLabels:
     """Resolve a categorical project from its human claims and gold only (see the module docstring)."""
     pc = claims if claims is not None else load_project_claims(conn, project)
     (hi, hs, hc), (g_pos, g_codes) = pc.hard, pc.gold
@@ -85,9 +99,22 @@ def human_labels(conn: sa.Connection, project: Project, *, method: str = DEFAULT
     keep = np.zeros(n, dtype=bool)
     keep[hi] = True
     keep[g_pos] = True
-    fit = fit_categorical((hi, hs, hc), (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k))),
-                           (g_pos, g_codes), n_items=n, n_sources=pc.source_ids.size, n_classes=k, method=method)
+    fit = fit_categorical(
+        (hi, hs, hc),
+        (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k))),
+        (g_pos, g_codes),
+        n_items=n,
+        n_sources=pc.source_ids.size,
+        n_classes=k,
+        method=method,
+    )
     correct = one_claim_correct(hi, hc, g_pos, g_codes, n_items=n, n_classes=k)
     post = fit.posterior[keep]
-    return HumanLabels(pc.item_ids[keep], post.argmax(axis=1).astype(np.int64), post.max(axis=1), correct[keep],
-                       pc.classes, pc.values)
+    return HumanLabels(
+        pc.item_ids[keep],
+        post.argmax(axis=1).astype(np.int64),
+        post.max(axis=1),
+        correct[keep],
+        pc.classes,
+        pc.values,
+    )

@@ -61,12 +61,13 @@ class _Codes:
             code = self._index.get(key)
             if code is None:
                 if self.classes:
-                    raise VeritagError(f"a stored label {text} is not one of the schema's classes {self.classes}")
+                    raise VeritagError(
+                        f"a stored label {text} is not one of the schema's classes {self.classes}"
+                    )
                 code = self._index[key] = len(self.values)
                 self.values.append(value)
             self._by_text[text] = code
         return code
-
 
 
 @dataclass
@@ -89,17 +90,26 @@ def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_
     human and model claims in one scan (each source's kind is looked up in numpy). PostgreSQL
     gets a server-side (named) cursor, so memory stays flat there too.
     """
-    kinds = conn.execute(sa.select(Source.id, Source.kind).where(Source.project_id == project_id)).all()
+    kinds = conn.execute(
+        sa.select(Source.id, Source.kind).where(Source.project_id == project_id)
+    ).all()
     known = np.array(sorted(k[0] for k in kinds), dtype=np.int64)
     human_ids = {k[0] for k in kinds if k[1] == "human"}
     model_ids = {k[0] for k in kinds if k[1] == "model"}
     is_human = np.isin(known, list(human_ids))
     is_model = np.isin(known, list(model_ids))
     stmt = sa.select(
-        Claim.id, Claim.item_id, Claim.source_id,
-        sa.func.coalesce(sa.cast(Claim.value, sa.Text), sa.cast(Claim.probs, sa.Text)), Claim.value.is_(None),
-    ).where(Claim.project_id == project_id, Claim.id <= mark.max_claim_id,
-            sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None)), standing_claims(mark.max_claim_id))
+        Claim.id,
+        Claim.item_id,
+        Claim.source_id,
+        sa.func.coalesce(sa.cast(Claim.value, sa.Text), sa.cast(Claim.probs, sa.Text)),
+        Claim.value.is_(None),
+    ).where(
+        Claim.project_id == project_id,
+        Claim.id <= mark.max_claim_id,
+        sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None)),
+        standing_claims(mark.max_claim_id),
+    )
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params: Any = compiled.params
     if compiled.positional:
@@ -120,8 +130,15 @@ def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_
             human = ~soft & is_human[where]
             model = soft & is_model[where]
             text = np.array(texts, dtype=object)
-            yield _Chunk(item[human], src[human], text[human].tolist(), item[model], src[model], text[model].tolist(),
-                         np.array(ids, dtype=np.int64)[model])
+            yield _Chunk(
+                item[human],
+                src[human],
+                text[human].tolist(),
+                item[model],
+                src[model],
+                text[model].tolist(),
+                np.array(ids, dtype=np.int64)[model],
+            )
     finally:
         cursor.close()
 
@@ -151,16 +168,25 @@ def _probability_rows(texts: Sequence[str], k: int) -> NDArray[np.float64]:
         if (commas == k - 1).all():
             try:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("error", DeprecationWarning)  # numpy < 2.3 warns where newer ones raise
-                    values = np.fromstring(joined.replace("[", "").replace("]", ""), dtype=np.float64, sep=",")
-            except (ValueError, DeprecationWarning):  # something that is not a number, such as a quoted one
+                    warnings.simplefilter(
+                        "error", DeprecationWarning
+                    )  # numpy < 2.3 warns where newer ones raise
+                    values = np.fromstring(
+                        joined.replace("[", "").replace("]", ""), dtype=np.float64, sep=","
+                    )
+            except (
+                ValueError,
+                DeprecationWarning,
+            ):  # something that is not a number, such as a quoted one
                 values = np.zeros(0)
             if values.size == n * k:
                 return values.reshape(n, k)
     return np.array([json.loads(t) for t in texts], dtype=np.float64)
 
 
-def _newest_per_pair(ids: NDArray[np.int64], item: NDArray[np.int64], src: NDArray[np.int64]) -> NDArray[np.int64]:
+def _newest_per_pair(
+    ids: NDArray[np.int64], item: NDArray[np.int64], src: NDArray[np.int64]
+) -> NDArray[np.int64]:
     """Positions of the newest claim of each (item, source) pair.
 
     A model that is retrained as human labels arrive claims every item again; its newest
@@ -174,9 +200,13 @@ def _newest_per_pair(ids: NDArray[np.int64], item: NDArray[np.int64], src: NDArr
     return np.sort(order[first])
 
 
-def _gold_rows(conn: sa.Connection, project_id: int, mark: Watermark) -> tuple[NDArray[np.int64], list[str]]:
+def _gold_rows(
+    conn: sa.Connection, project_id: int, mark: Watermark
+) -> tuple[NDArray[np.int64], list[str]]:
     rows = conn.execute(
-        sa.select(Gold.item_id, sa.cast(Gold.value, sa.Text)).where(Gold.project_id == project_id, Gold.id <= mark.max_gold_id)
+        sa.select(Gold.item_id, sa.cast(Gold.value, sa.Text)).where(
+            Gold.project_id == project_id, Gold.id <= mark.max_gold_id
+        )
     ).all()
     return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows]
 
@@ -186,10 +216,20 @@ def _dense(*parts: NDArray[np.int64]) -> NDArray[np.int64]:
 
 
 def _run_info(method: str, mark: Watermark, fit: CategoricalFit | None, tasks: str) -> RunInfo:
-    ll, it, conv = (fit.log_likelihood, fit.n_iter, fit.converged) if fit is not None else (None, 0, True)
+    ll, it, conv = (
+        (fit.log_likelihood, fit.n_iter, fit.converged) if fit is not None else (None, 0, True)
+    )
     chosen = {"chosen": fit.chosen} if fit is not None and fit.chosen else {}
-    return RunInfo(method, ENGINE_VERSION, {**ENGINE_PARAMS, "tasks": tasks, **chosen}, ll, it, conv,
-                   mark.max_claim_id, mark.gold_count)
+    return RunInfo(
+        method,
+        ENGINE_VERSION,
+        {**ENGINE_PARAMS, "tasks": tasks, **chosen},
+        ll,
+        it,
+        conv,
+        mark.max_claim_id,
+        mark.gold_count,
+    )
 
 
 @dataclass(frozen=True)
@@ -213,16 +253,29 @@ class ProjectClaims:
     def claims(self) -> Claims:
         """The engine's input."""
         (hi, hs, hc), (mi, ms, probs) = self.hard, self.soft
-        return Claims.from_arrays(hi, hs, hc, n_items=self.item_ids.size, n_sources=self.source_ids.size,
-                                  n_classes=len(self.classes), prob_item=mi, prob_source=ms, probs=probs)
+        return Claims.from_arrays(
+            hi,
+            hs,
+            hc,
+            n_items=self.item_ids.size,
+            n_sources=self.source_ids.size,
+            n_classes=len(self.classes),
+            prob_item=mi,
+            prob_source=ms,
+            probs=probs,
+        )
 
 
-def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark | None = None) -> ProjectClaims:
+def load_project_claims(
+    conn: sa.Connection, project: Project, mark: Watermark | None = None
+) -> ProjectClaims:
     """Read a categorical project's claims and gold into dense arrays (see ``ProjectClaims``)."""
     schema = project_schema(project)
     if not schema.classes():
-        raise VeritagError(f"project {project.name!r} has no fixed classes ({schema.type}); only categorical "
-                           "projects have per-class reliabilities")
+        raise VeritagError(
+            f"project {project.name!r} has no fixed classes ({schema.type}); only categorical "
+            "projects have per-class reliabilities"
+        )
     if mark is None:
         mark = claims_watermark(conn, project_id=project.id)
     codes = _Codes(schema)
@@ -239,7 +292,9 @@ def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark |
             m_probs.append(_probability_rows(chunk.m_text, k))
     probs = np.concatenate(m_probs) if m_probs else np.zeros((0, k))
     if probs.ndim != 2 or probs.shape[1] != k:
-        raise VeritagError(f"stored model probabilities have {probs.shape[1]} columns, the schema has {k} classes")
+        raise VeritagError(
+            f"stored model probabilities have {probs.shape[1]} columns, the schema has {k} classes"
+        )
     g_ids, g_texts = _gold_rows(conn, project.id, mark)
     # Ids become dense positions in place, so the claims are held once (not as ids, then positions).
     hi, mi = _cat(h_item), _cat(m_item)
@@ -257,32 +312,62 @@ def load_project_claims(conn: sa.Connection, project: Project, mark: Watermark |
     del h_code
     g_pos = np.searchsorted(item_ids, g_ids)
     g_codes = _code_texts(codes.code, g_texts)
-    return ProjectClaims((hi, hs, hc), (mi, ms, probs), (g_pos, g_codes), g_texts, item_ids, source_ids,
-                         list(codes.classes), list(codes.values))
+    return ProjectClaims(
+        (hi, hs, hc),
+        (mi, ms, probs),
+        (g_pos, g_codes),
+        g_texts,
+        item_ids,
+        source_ids,
+        list(codes.classes),
+        list(codes.values),
+    )
 
 
-def _resolve_categorical(conn: sa.Connection, project: Project, schema: BaseSchema, mark: Watermark,
-                         method: str) -> Resolution:
+def _resolve_categorical(
+    conn: sa.Connection, project: Project, schema: BaseSchema, mark: Watermark, method: str
+) -> Resolution:
     pc = load_project_claims(conn, project, mark)
     (hi, hs, hc), (mi, ms, probs) = pc.hard, pc.soft
-    (g_pos, g_codes), g_texts, item_ids, source_ids = pc.gold, pc.gold_texts, pc.item_ids, pc.source_ids
+    (g_pos, g_codes), g_texts, item_ids, source_ids = (
+        pc.gold,
+        pc.gold_texts,
+        pc.item_ids,
+        pc.source_ids,
+    )
     k = len(pc.classes)
     n = item_ids.size
-    fit = fit_categorical((hi, hs, hc), (mi, ms, probs), (g_pos, g_codes),
-                           n_items=n, n_sources=source_ids.size, n_classes=k, method=method)
+    fit = fit_categorical(
+        (hi, hs, hc),
+        (mi, ms, probs),
+        (g_pos, g_codes),
+        n_items=n,
+        n_sources=source_ids.size,
+        n_classes=k,
+        method=method,
+    )
     labels = _objects(pc.values)[fit.posterior.argmax(axis=1)] if n else np.empty(0, object)
-    labels[g_pos] = _objects([json.loads(t) for t in g_texts])  # gold keeps its own value (e.g. evidence)
+    labels[g_pos] = _objects(
+        [json.loads(t) for t in g_texts]
+    )  # gold keeps its own value (e.g. evidence)
     n_labels = np.bincount(hi, minlength=n).astype(np.int64)
     return _resolution(
-        item_ids, labels, fit.posterior.max(axis=1) if n else np.zeros(0), n_labels,
-        n_labels + np.bincount(mi, minlength=n), fit.basis, _run_info(method, mark, fit, "classes"),
-        probs=fit.posterior, classes=tuple(pc.classes),
+        item_ids,
+        labels,
+        fit.posterior.max(axis=1) if n else np.zeros(0),
+        n_labels,
+        n_labels + np.bincount(mi, minlength=n),
+        fit.basis,
+        _run_info(method, mark, fit, "classes"),
+        probs=fit.posterior,
+        classes=tuple(pc.classes),
         sources=SourceStats(source_ids, fit.accuracy, fit.n_claims, fit.confusion),
     )
 
 
-def _resolve_multilabel(conn: sa.Connection, project: Project, schema: MultiLabelSchema, mark: Watermark,
-                        method: str) -> Resolution:
+def _resolve_multilabel(
+    conn: sa.Connection, project: Project, schema: MultiLabelSchema, mark: Watermark, method: str
+) -> Resolution:
     names = list(schema.labels)
     n_labels = len(names)
     index = {name: j for j, name in enumerate(names)}
@@ -318,16 +403,25 @@ def _resolve_multilabel(conn: sa.Connection, project: Project, schema: MultiLabe
     g_pos = np.searchsorted(item_ids, g_ids)
     sub = np.arange(n_labels)
     fit = fit_categorical(
-        ((pos[:, None] * n_labels + sub).ravel(), np.repeat(src, n_labels), matrix.ravel().astype(np.int64)),
+        (
+            (pos[:, None] * n_labels + sub).ravel(),
+            np.repeat(src, n_labels),
+            matrix.ravel().astype(np.int64),
+        ),
         (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2))),
         ((g_pos[:, None] * n_labels + sub).ravel(), chosen(g_texts).ravel().astype(np.int64)),
-        n_items=n * n_labels, n_sources=source_ids.size, n_classes=2, method=method,
+        n_items=n * n_labels,
+        n_sources=source_ids.size,
+        n_classes=2,
+        method=method,
     )
     applies = fit.posterior[:, 1].reshape(n, n_labels)
     decided = applies > 0.5
     if n:
         rows, inverse = np.unique(decided, axis=0, return_inverse=True)
-        labels = _objects([[names[j] for j in np.flatnonzero(row)] for row in rows])[inverse.ravel()]
+        labels = _objects([[names[j] for j in np.flatnonzero(row)] for row in rows])[
+            inverse.ravel()
+        ]
     else:
         labels = np.empty(0, object)
     labels[g_pos] = _objects([json.loads(t) for t in g_texts])
@@ -336,14 +430,27 @@ def _resolve_multilabel(conn: sa.Connection, project: Project, schema: MultiLabe
     basis = fit.basis.reshape(n, n_labels)[:, 0] if n else np.zeros(0, np.int8)
     votes = np.bincount(pos, minlength=n).astype(np.int64)
     return _resolution(
-        item_ids, labels, confidence, votes, votes, basis, _run_info(method, mark, fit, "binary per label"),
-        probs=applies, classes=tuple(names),
-        sources=SourceStats(source_ids, fit.accuracy, np.bincount(src, minlength=source_ids.size).astype(np.int64),
-                            fit.confusion),
+        item_ids,
+        labels,
+        confidence,
+        votes,
+        votes,
+        basis,
+        _run_info(method, mark, fit, "binary per label"),
+        probs=applies,
+        classes=tuple(names),
+        sources=SourceStats(
+            source_ids,
+            fit.accuracy,
+            np.bincount(src, minlength=source_ids.size).astype(np.int64),
+            fit.confusion,
+        ),
     )
 
 
-def _resolve_open(conn: sa.Connection, project: Project, schema: BaseSchema, mark: Watermark) -> Resolution:
+def _resolve_open(
+    conn: sa.Connection, project: Project, schema: BaseSchema, mark: Watermark
+) -> Resolution:
     codes = _Codes(schema)
     h_item, h_src, h_code = [], [], []
     for chunk in _claims(conn, project.id, mark):
@@ -369,16 +476,29 @@ def _resolve_open(conn: sa.Connection, project: Project, schema: BaseSchema, mar
     right = (code == vote.label[pos]) & shared
     seen = np.bincount(src, weights=shared.astype(float), minlength=source_ids.size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.where(seen > 0, np.bincount(src, weights=right.astype(float), minlength=source_ids.size) / seen,
-                            np.nan)
+        accuracy = np.where(
+            seen > 0,
+            np.bincount(src, weights=right.astype(float), minlength=source_ids.size) / seen,
+            np.nan,
+        )
     votes = vote.n_votes.astype(np.int64)
     return _resolution(
-        item_ids, labels, confidence, votes, votes, basis, _run_info(OPEN_METHOD, mark, None, "exact match"),
-        sources=SourceStats(source_ids, accuracy, np.bincount(src, minlength=source_ids.size).astype(np.int64), None),
+        item_ids,
+        labels,
+        confidence,
+        votes,
+        votes,
+        basis,
+        _run_info(OPEN_METHOD, mark, None, "exact match"),
+        sources=SourceStats(
+            source_ids, accuracy, np.bincount(src, minlength=source_ids.size).astype(np.int64), None
+        ),
     )
 
 
-def resolve_project(conn: sa.Connection, project: Project, method: str = DEFAULT_METHOD) -> Resolution:
+def resolve_project(
+    conn: sa.Connection, project: Project, method: str = DEFAULT_METHOD
+) -> Resolution:
     """Resolve every item of ``project`` that has a human claim, a model claim or a gold label.
 
     Reads the claims up to the newest one at call time (streamed, in chunks), fits them with
@@ -393,5 +513,3 @@ def resolve_project(conn: sa.Connection, project: Project, method: str = DEFAULT
     if schema.classes():
         return _resolve_categorical(conn, project, schema, mark, method)
     return _resolve_open(conn, project, schema, mark)
-
-

@@ -59,50 +59,102 @@ def save_resolution(conn: sa.Connection, project: Project, resolution: Resolutio
             stop = start + _WRITE_BATCH
             rows = probs[start:stop].tolist() if probs is not None else None
             yield [
-                {"item_id": item, "label": label_text(label), "confidence": conf,
-                 "probs": _float_list(rows[i]) if rows is not None else None,
-                 "n_claims": n_claims, "n_labels": n_labels, "basis": bases[basis]}
-                for i, (item, label, conf, n_claims, n_labels, basis) in enumerate(zip(
-                    resolution.item_ids[start:stop].tolist(), resolution.labels[start:stop],
-                    resolution.confidence[start:stop].tolist(), resolution.n_claims[start:stop].tolist(),
-                    resolution.n_labels[start:stop].tolist(), resolution.basis[start:stop].tolist(),
-                ))
+                {
+                    "item_id": item,
+                    "label": label_text(label),
+                    "confidence": conf,
+                    "probs": _float_list(rows[i]) if rows is not None else None,
+                    "n_claims": n_claims,
+                    "n_labels": n_labels,
+                    "basis": bases[basis],
+                }
+                for i, (item, label, conf, n_claims, n_labels, basis) in enumerate(
+                    zip(
+                        resolution.item_ids[start:stop].tolist(),
+                        resolution.labels[start:stop],
+                        resolution.confidence[start:stop].tolist(),
+                        resolution.n_claims[start:stop].tolist(),
+                        resolution.n_labels[start:stop].tolist(),
+                        resolution.basis[start:stop].tolist(),
+                    )
+                )
             ]
 
     sources = []
     stats = resolution.sources
     if stats is not None:
-        for i, (sid, acc, n) in enumerate(zip(stats.source_ids.tolist(), stats.accuracy.tolist(), stats.n_claims.tolist())):
-            confusion = None if stats.confusion is None else canonical_json(stats.confusion[i].tolist())
-            sources.append({"source_id": sid, "accuracy": None if math.isnan(acc) else acc, "n_claims": n,
-                            "confusion": confusion})
-    return insert_truth_run(conn, run={
-        "project_id": project.id, "method": run.method, "engine_version": run.engine_version, "params": run.params,
-        "max_claim_id": run.max_claim_id, "gold_count": run.gold_count, "n_items": int(resolution.item_ids.size),
-        "log_likelihood": run.log_likelihood, "n_iter": run.n_iter, "converged": run.converged,
-    }, posteriors=batches(), sources=sources)
+        for i, (sid, acc, n) in enumerate(
+            zip(stats.source_ids.tolist(), stats.accuracy.tolist(), stats.n_claims.tolist())
+        ):
+            confusion = (
+                None if stats.confusion is None else canonical_json(stats.confusion[i].tolist())
+            )
+            sources.append(
+                {
+                    "source_id": sid,
+                    "accuracy": None if math.isnan(acc) else acc,
+                    "n_claims": n,
+                    "confusion": confusion,
+                }
+            )
+    return insert_truth_run(
+        conn,
+        run={
+            "project_id": project.id,
+            "method": run.method,
+            "engine_version": run.engine_version,
+            "params": run.params,
+            "max_claim_id": run.max_claim_id,
+            "gold_count": run.gold_count,
+            "n_items": int(resolution.item_ids.size),
+            "log_likelihood": run.log_likelihood,
+            "n_iter": run.n_iter,
+            "converged": run.converged,
+        },
+        posteriors=batches(),
+        sources=sources,
+    )
 
 
 def _run_info_of(run: Any) -> RunInfo:
-    return RunInfo(run.method, run.engine_version, dict(run.params), run.log_likelihood, run.n_iter, run.converged,
-                   run.max_claim_id, run.gold_count, run.id, run.created_at)
+    return RunInfo(
+        run.method,
+        run.engine_version,
+        dict(run.params),
+        run.log_likelihood,
+        run.n_iter,
+        run.converged,
+        run.max_claim_id,
+        run.gold_count,
+        run.id,
+        run.created_at,
+    )
 
 
-def load_resolution(conn: sa.Connection, run: Any, *, with_probs: bool = False,
-                    with_sources: bool = False) -> Resolution:
+def load_resolution(
+    conn: sa.Connection, run: Any, *, with_probs: bool = False, with_sources: bool = False
+) -> Resolution:
     """A stored run (a ``truth_runs`` row, see ``latest_truth_run``) as a ``Resolution``.
 
     Streamed; the class probabilities and the per-source statistics only on request.
     """
-    cols = [Posterior.item_id, sa.cast(Posterior.label, sa.Text), Posterior.confidence, Posterior.n_labels,
-            Posterior.n_claims, Posterior.basis]
+    cols = [
+        Posterior.item_id,
+        sa.cast(Posterior.label, sa.Text),
+        Posterior.confidence,
+        Posterior.n_labels,
+        Posterior.n_claims,
+        Posterior.basis,
+    ]
     if with_probs:
         cols.append(sa.cast(Posterior.probs, sa.Text))
     stmt = sa.select(*cols).where(Posterior.run_id == run.id).order_by(Posterior.item_id)
     decoded: dict[str, Any] = {}
     code = {name: i for i, name in enumerate(BASES)}
     ids, labels, conf, n_labels, n_claims, basis, probs = [], [], [], [], [], [], []
-    for chunk in conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(stmt).partitions():
+    for chunk in (
+        conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(stmt).partitions()
+    ):
         n = len(chunk)
         ids.append(np.fromiter((r[0] for r in chunk), np.int64, n))
         part = []
@@ -125,9 +177,14 @@ def load_resolution(conn: sa.Connection, run: Any, *, with_probs: bool = False,
     sources = None
     if with_sources:
         rows = conn.execute(
-            sa.select(SourceReliability.source_id, SourceReliability.accuracy, SourceReliability.n_claims,
-                      sa.cast(SourceReliability.confusion, sa.Text))
-            .where(SourceReliability.run_id == run.id).order_by(SourceReliability.source_id)
+            sa.select(
+                SourceReliability.source_id,
+                SourceReliability.accuracy,
+                SourceReliability.n_claims,
+                sa.cast(SourceReliability.confusion, sa.Text),
+            )
+            .where(SourceReliability.run_id == run.id)
+            .order_by(SourceReliability.source_id)
         ).all()
         confusion = None
         if rows and all(r[3] is not None for r in rows):
@@ -135,11 +192,20 @@ def load_resolution(conn: sa.Connection, run: Any, *, with_probs: bool = False,
         sources = SourceStats(
             np.fromiter((r[0] for r in rows), np.int64, len(rows)),
             np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64),
-            np.fromiter((r[2] for r in rows), np.int64, len(rows)), confusion,
+            np.fromiter((r[2] for r in rows), np.int64, len(rows)),
+            confusion,
         )
-    return _resolution(_cat(ids), np.concatenate(labels) if labels else np.empty(0, object),
-                       _cat(conf, np.float64), _cat(n_labels), _cat(n_claims), _cat(basis, np.int8), info,
-                       probs=prob_array, sources=sources)
+    return _resolution(
+        _cat(ids),
+        np.concatenate(labels) if labels else np.empty(0, object),
+        _cat(conf, np.float64),
+        _cat(n_labels),
+        _cat(n_claims),
+        _cat(basis, np.int8),
+        info,
+        probs=prob_array,
+        sources=sources,
+    )
 
 
 def resolve_and_store(store: Store, project: Project, method: str = DEFAULT_METHOD) -> Resolution:

@@ -44,20 +44,100 @@ ORIGINS = ("metadata", "keywords", "model")
 MIN_MODEL_CONFIDENCE = 0.5
 
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "stem": ("math", "mathematics", "equation", "algebra", "calculus", "integral", "derivative", "theorem",
-             "physics", "chemistry", "molecule", "algorithm", "engineering", "programming", "python",
-             "quantum", "biology", "geometry", "statistics"),
-    "finance": ("stock", "bond", "loan", "mortgage", "interest rate", "tax", "investment", "investing",
-                "portfolio", "dividend", "bank", "credit", "inflation", "revenue", "accounting", "crypto",
-                "bitcoin", "budget", "pension"),
-    "medicine": ("patient", "symptom", "diagnosis", "dose", "dosage", "drug", "disease", "treatment",
-                 "clinical", "doctor", "hospital", "medication", "surgery", "vaccine", "cancer",
-                 "prescription", "infection", "therapy"),
-    "security": ("password", "malware", "exploit", "vulnerability", "phishing", "encryption", "firewall",
-                 "hacker", "hacking", "ransomware", "cve", "authentication", "breach", "cyberattack",
-                 "botnet", "backdoor"),
-    "child_safety": ("child", "children", "minor", "kid", "grooming", "underage", "parental", "teen",
-                     "teenager", "toddler", "infant", "babysitter"),
+    "stem": (
+        "math",
+        "mathematics",
+        "equation",
+        "algebra",
+        "calculus",
+        "integral",
+        "derivative",
+        "theorem",
+        "physics",
+        "chemistry",
+        "molecule",
+        "algorithm",
+        "engineering",
+        "programming",
+        "python",
+        "quantum",
+        "biology",
+        "geometry",
+        "statistics",
+    ),
+    "finance": (
+        "stock",
+        "bond",
+        "loan",
+        "mortgage",
+        "interest rate",
+        "tax",
+        "investment",
+        "investing",
+        "portfolio",
+        "dividend",
+        "bank",
+        "credit",
+        "inflation",
+        "revenue",
+        "accounting",
+        "crypto",
+        "bitcoin",
+        "budget",
+        "pension",
+    ),
+    "medicine": (
+        "patient",
+        "symptom",
+        "diagnosis",
+        "dose",
+        "dosage",
+        "drug",
+        "disease",
+        "treatment",
+        "clinical",
+        "doctor",
+        "hospital",
+        "medication",
+        "surgery",
+        "vaccine",
+        "cancer",
+        "prescription",
+        "infection",
+        "therapy",
+    ),
+    "security": (
+        "password",
+        "malware",
+        "exploit",
+        "vulnerability",
+        "phishing",
+        "encryption",
+        "firewall",
+        "hacker",
+        "hacking",
+        "ransomware",
+        "cve",
+        "authentication",
+        "breach",
+        "cyberattack",
+        "botnet",
+        "backdoor",
+    ),
+    "child_safety": (
+        "child",
+        "children",
+        "minor",
+        "kid",
+        "grooming",
+        "underage",
+        "parental",
+        "teen",
+        "teenager",
+        "toddler",
+        "infant",
+        "babysitter",
+    ),
     "general": (),
 }
 
@@ -127,7 +207,9 @@ def classify_domains(
     n = len(texts)
     given = list(known) if known is not None else [None] * n
     if len(given) != n:
-        raise ValueError(f"known must give one (possibly missing) domain per text: {len(given)} != {n}")
+        raise ValueError(
+            f"known must give one (possibly missing) domain per text: {len(given)} != {n}"
+        )
     code = np.array([index.get(d, -1) if d is not None else -1 for d in given], dtype=np.int64)
     origin = np.where(code >= 0, 0, -1)
     todo = np.flatnonzero(code < 0)
@@ -137,7 +219,9 @@ def classify_domains(
     todo = np.flatnonzero(code < 0)
     train = [(texts[i], allowed[code[i]]) for i in np.flatnonzero(origin == 0)]
     train += [(t, d) for t, d in examples if d in index]
-    model = labeler() if todo.size and labeler is not None and len({d for _, d in train}) >= 2 else None
+    model = (
+        labeler() if todo.size and labeler is not None and len({d for _, d in train}) >= 2 else None
+    )
     if model is not None:
         model.fit([t for t, _ in train], [d for _, d in train])
         probs = model.predict_proba([texts[i] for i in todo])

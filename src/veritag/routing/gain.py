@@ -24,14 +24,18 @@ __all__ = ["expected_gain", "posterior_after"]
 _BLOCK_CELLS = 4_000_000
 
 
-def _check(posterior: ArrayLike, confusion: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _check(
+    posterior: ArrayLike, confusion: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     p = np.asarray(posterior, dtype=np.float64)
     c = np.asarray(confusion, dtype=np.float64)
     if p.ndim != 2:
         raise ValueError(f"posterior must be (items, classes), got shape {p.shape}")
     k = p.shape[1]
     if c.ndim not in (3, 4) or c.shape[-2:] != (k, k):
-        raise ValueError(f"confusion must be (tutors, {k}, {k}) or (tutors, domains, {k}, {k}), got {c.shape}")
+        raise ValueError(
+            f"confusion must be (tutors, {k}, {k}) or (tutors, domains, {k}, {k}), got {c.shape}"
+        )
     return p, c
 
 
@@ -52,7 +56,9 @@ def expected_gain(
             raise ValueError("per-domain confusion needs each item's domain index (domains=)")
         d = np.asarray(domains, dtype=np.int64)
         if d.shape != (n,) or (d.size and (d.min() < 0 or d.max() >= c.shape[1])):
-            raise ValueError(f"domains must give each of the {n} items an index in [0, {c.shape[1]})")
+            raise ValueError(
+                f"domains must give each of the {n} items an index in [0, {c.shape[1]})"
+            )
     if c.ndim == 3:
         return _gain(p, c)
     # One domain at a time, each distinct posterior once: items not yet labeled share the prior,
@@ -79,7 +85,9 @@ def _gain(p: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[np.float64]
     return np.maximum(out, 0.0)
 
 
-def posterior_after(posterior: ArrayLike, confusion: ArrayLike, answers: ArrayLike) -> NDArray[np.float64]:
+def posterior_after(
+    posterior: ArrayLike, confusion: ArrayLike, answers: ArrayLike
+) -> NDArray[np.float64]:
     """Each item's posterior after one answer: ``p * C_i[:, a_i]`` normalised.
 
     ``confusion`` is (items, k, k): the answering tutor's matrix for each item (in its domain);
@@ -90,7 +98,9 @@ def posterior_after(posterior: ArrayLike, confusion: ArrayLike, answers: ArrayLi
     a = np.asarray(answers, dtype=np.int64)
     n, k = p.shape
     if c.shape != (n, k, k) or a.shape != (n,):
-        raise ValueError(f"need confusion (items, {k}, {k}) and one answer per item; got {c.shape}, {a.shape}")
+        raise ValueError(
+            f"need confusion (items, {k}, {k}) and one answer per item; got {c.shape}, {a.shape}"
+        )
     like = c[np.arange(n), :, a]  # (items, truth): P(this answer | truth)
     new = p * like
     z = new.sum(axis=1, keepdims=True)

@@ -28,7 +28,9 @@ def swapped(project_id: int, lease_id: int) -> bool:
     return bool(item_keys(project_id, np.array([lease_id], np.int64), seed=_SIDE_SEED)[0] < 0.5)
 
 
-def pair_view(schema: PairwiseSchema, project_id: int, lease_id: int, data: dict[str, Any] | None) -> dict[str, Any]:
+def pair_view(
+    schema: PairwiseSchema, project_id: int, lease_id: int, data: dict[str, Any] | None
+) -> dict[str, Any]:
     """The prompt and the two responses as the lease shows them (``prompt``, ``left``, ``right``)."""
     data = data or {}
     a, b = data.get(schema.a_field), data.get(schema.b_field)

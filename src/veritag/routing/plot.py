@@ -35,8 +35,17 @@ def plot_curves(
             xs, ys = zip(*curve)
             ax.plot(xs, ys, drawstyle="steps-post", label=name)
     for (name, (x, y)), marker in zip((points or {}).items(), "osD^v"):
-        (dot,) = ax.plot([x], [y], marker=marker, linestyle="none", markersize=7, label=f"{name} ({int(x)} labels)")
-        ax.axhline(y, color=dot.get_color(), linestyle=":", linewidth=1, alpha=0.6)  # the level to reach
+        (dot,) = ax.plot(
+            [x],
+            [y],
+            marker=marker,
+            linestyle="none",
+            markersize=7,
+            label=f"{name} ({int(x)} labels)",
+        )
+        ax.axhline(
+            y, color=dot.get_color(), linestyle=":", linewidth=1, alpha=0.6
+        )  # the level to reach
     ax.set_xlabel("human labels spent")
     ax.set_ylabel("accuracy on items with ground truth")
     if title:
@@ -51,6 +60,13 @@ def plot_curves(
 
 def plot_result(path: Path, result: SimulationResult) -> Path:
     """One simulated run's curve, with the all-labels baselines as points."""
-    points = {f"{name} (all labels)": (b["human_labels"], b["accuracy"]) for name, b in result.baselines.items()}
-    return plot_curves(path, {f"{result.policy} routing": result.curve}, points,
-                       title=f"Accuracy against human labels spent ({result.policy})")
+    points = {
+        f"{name} (all labels)": (b["human_labels"], b["accuracy"])
+        for name, b in result.baselines.items()
+    }
+    return plot_curves(
+        path,
+        {f"{result.policy} routing": result.curve},
+        points,
+        title=f"Accuracy against human labels spent ({result.policy})",
+    )

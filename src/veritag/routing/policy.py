@@ -47,8 +47,10 @@ class RoutingConfig:
         if not 0.0 < self.target <= 1.0:
             raise ValueError(f"target must lie in (0, 1]; got {self.target}")
         if self.min_labels < 0 or self.max_labels < max(self.min_labels, 1):
-            raise ValueError(f"need 0 <= min_labels <= max_labels and max_labels >= 1; "
-                             f"got {self.min_labels}, {self.max_labels}")
+            raise ValueError(
+                f"need 0 <= min_labels <= max_labels and max_labels >= 1; "
+                f"got {self.min_labels}, {self.max_labels}"
+            )
         if self.budget is not None and self.budget < 0:
             raise ValueError(f"budget must be >= 0; got {self.budget}")
         if not 0.0 <= self.gold_rate < 1.0:
@@ -56,7 +58,11 @@ class RoutingConfig:
 
 
 def item_done(
-    posterior: ArrayLike, n_labels: ArrayLike, config: RoutingConfig, *, exhausted: ArrayLike | None = None,
+    posterior: ArrayLike,
+    n_labels: ArrayLike,
+    config: RoutingConfig,
+    *,
+    exhausted: ArrayLike | None = None,
 ) -> NDArray[np.bool_]:
     """Items that need no more labels: confident enough (after ``min_labels``), capped, or exhausted.
 
@@ -122,7 +128,11 @@ def choose_tutors(
     """
     scores = tutor_scores(posterior, confusion, available, domains=domains, cost=cost)
     best = scores.argmax(axis=1) if scores.shape[1] else np.zeros(scores.shape[0], np.int64)
-    ok = np.isfinite(scores[np.arange(scores.shape[0]), best]) if scores.shape[1] else np.zeros(len(best), bool)
+    ok = (
+        np.isfinite(scores[np.arange(scores.shape[0]), best])
+        if scores.shape[1]
+        else np.zeros(len(best), bool)
+    )
     if done is not None:
         ok &= ~np.asarray(done, dtype=bool)
     return np.where(ok, best, -1).astype(np.int64)
@@ -144,7 +154,7 @@ def next_item_for_tutor(
     c = np.asarray(confusion, dtype=np.float64)
     if not 0 <= tutor < c.shape[0]:
         raise ValueError(f"tutor must lie in [0, {c.shape[0]}); got {tutor}")
-    gain = expected_gain(posterior, c[tutor:tutor + 1], domains)[:, 0]
+    gain = expected_gain(posterior, c[tutor : tutor + 1], domains)[:, 0]
     ok = np.asarray(available, dtype=bool)
     ok = ok[:, tutor] if ok.ndim == 2 else ok
     if done is not None:
@@ -154,7 +164,9 @@ def next_item_for_tutor(
     return int(np.argmax(np.where(ok, gain, -np.inf)))
 
 
-def plan_batch(scores: ArrayLike, cost: ArrayLike, *, size: int, budget_left: float | None = None) -> NDArray[np.int64]:
+def plan_batch(
+    scores: ArrayLike, cost: ArrayLike, *, size: int, budget_left: float | None = None
+) -> NDArray[np.int64]:
     """The items to label this round: best score first, at most ``size``, within ``budget_left``.
 
     ``scores`` is each item's best gain per unit cost (-inf: nobody to ask), ``cost`` what its
@@ -176,7 +188,7 @@ def plan_batch(scores: ArrayLike, cost: ArrayLike, *, size: int, budget_left: fl
             rest_fit = rest[np.cumsum(c[rest]) <= left + 1e-9] if rest.size else rest
             order = np.concatenate([first, rest_fit])
             order = order[np.argsort(-s[order], kind="stable")]
-    return order[:max(size, 0)].astype(np.int64)
+    return order[: max(size, 0)].astype(np.int64)
 
 
 def tutor_confusion(
@@ -203,9 +215,13 @@ def tutor_confusion(
     if measurable is not None:
         w = w * np.asarray(measurable, dtype=bool)[it][:, None]
     cell = tu * k + la  # (tutor, answer) rows; the k weight columns are the true classes
-    counts = np.stack([np.bincount(cell, weights=w[:, c], minlength=n_tutors * k) for c in range(k)], axis=1)
+    counts = np.stack(
+        [np.bincount(cell, weights=w[:, c], minlength=n_tutors * k) for c in range(k)], axis=1
+    )
     counts = counts.reshape(n_tutors, k, k).transpose(0, 2, 1)  # (tutor, true, answer)
-    pool = counts.sum(axis=0) + np.eye(k) + 0.5 / k  # a mild "better than chance" start for an empty pool
+    pool = (
+        counts.sum(axis=0) + np.eye(k) + 0.5 / k
+    )  # a mild "better than chance" start for an empty pool
     pool /= pool.sum(axis=1, keepdims=True)
     shrunk = counts + strength * pool[None]
     return shrunk / shrunk.sum(axis=2, keepdims=True)

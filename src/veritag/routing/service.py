@@ -143,7 +143,9 @@ class Settings:
     def __post_init__(self) -> None:
         refuse(check_domains, list(self.domains))
         if not self.domains or len(set(self.domains)) != len(self.domains) or not all(self.domains):
-            raise VeritagError(f"domains must be distinct, non-empty names; got {list(self.domains)}")
+            raise VeritagError(
+                f"domains must be distinct, non-empty names; got {list(self.domains)}"
+            )
         if problem := text_problem(self.domain_field, MAX_SOURCE_NAME_LENGTH):
             raise InputError(f"domain_field: the field name {problem}")
         if self.lease_seconds <= 0:
@@ -155,8 +157,13 @@ class Settings:
 
     def config(self) -> RoutingConfig:
         """The same knobs for the pure policy functions."""
-        return RoutingConfig(target=self.target, max_labels=self.max_labels, budget=self.budget,
-                             min_labels=self.min_labels, gold_rate=self.gold_rate)
+        return RoutingConfig(
+            target=self.target,
+            max_labels=self.max_labels,
+            budget=self.budget,
+            min_labels=self.min_labels,
+            gold_rate=self.gold_rate,
+        )
 
     @property
     def gold_period(self) -> int:
@@ -175,19 +182,30 @@ def _single_label(schema: BaseSchema) -> bool:
 
 
 def _settings_of(row: Any) -> Settings:
-    return Settings(tuple(row.domains), row.domain_field, row.target, row.max_labels, row.min_labels,
-                    row.gold_rate, row.budget, row.lease_seconds)
+    return Settings(
+        tuple(row.domains),
+        row.domain_field,
+        row.target,
+        row.max_labels,
+        row.min_labels,
+        row.gold_rate,
+        row.budget,
+        row.lease_seconds,
+    )
 
 
 def get_settings(store: Store, project: Project) -> Settings:
     """The project's stored routing settings, or the defaults before ``configure``."""
     with store.engine.connect() as conn:
-        row = conn.execute(sa.select(*RoutingSettings.__table__.c)
-                           .where(RoutingSettings.project_id == project.id)).first()
+        row = conn.execute(
+            sa.select(*RoutingSettings.__table__.c).where(RoutingSettings.project_id == project.id)
+        ).first()
     return _settings_of(row) if row is not None else Settings()
 
 
-def configure(store: Store, project: Project, *, actor: audit.Actor | None = None, **settings: Any) -> Settings:
+def configure(
+    store: Store, project: Project, *, actor: audit.Actor | None = None, **settings: Any
+) -> Settings:
     """Change some routing settings (the rest keep their value); returns them all.
 
     Changing ``domains`` or ``domain_field`` forgets the stored item domains, which are then
@@ -195,20 +213,29 @@ def configure(store: Store, project: Project, *, actor: audit.Actor | None = Non
     """
     unknown = sorted(set(settings) - set(_SETTING_NAMES))
     if unknown:
-        raise VeritagError(f"unknown routing setting(s) {unknown}; known: {', '.join(_SETTING_NAMES)}")
+        raise VeritagError(
+            f"unknown routing setting(s) {unknown}; known: {', '.join(_SETTING_NAMES)}"
+        )
     old = get_settings(store, project)
     if "domains" in settings:
         settings["domains"] = tuple(settings["domains"])
     new = replace(old, **settings)
     row = {name: getattr(new, name) for name in _SETTING_NAMES} | {"domains": list(new.domains)}
     with store.engine.begin() as conn:
-        done = conn.execute(sa.update(RoutingSettings).where(RoutingSettings.project_id == project.id).values(**row))
+        done = conn.execute(
+            sa.update(RoutingSettings).where(RoutingSettings.project_id == project.id).values(**row)
+        )
         if not done.rowcount:
             conn.execute(sa.insert(RoutingSettings).values(project_id=project.id, **row))
         if (new.domains, new.domain_field) != (old.domains, old.domain_field):
             conn.execute(sa.delete(ItemDomain).where(ItemDomain.project_id == project.id))
-        audit.record(conn, "routing.configure", actor=actor, project=project.name,
-                     detail={n: {"from": getattr(old, n), "to": getattr(new, n)} for n in sorted(settings)})
+        audit.record(
+            conn,
+            "routing.configure",
+            actor=actor,
+            project=project.name,
+            detail={n: {"from": getattr(old, n), "to": getattr(new, n)} for n in sorted(settings)},
+        )
     return new
 
 
@@ -225,9 +252,12 @@ class TutorProfile:
 
 
 def _profiles(conn: sa.Connection, project: Project) -> list[TutorProfile]:
-    rows = conn.execute(sa.select(Tutor.id, Source.name, Tutor.source_id, Tutor.domains, Tutor.cost, Tutor.active)
-                        .join(Source, Source.id == Tutor.source_id).where(Tutor.project_id == project.id)
-                        .order_by(Tutor.id)).all()
+    rows = conn.execute(
+        sa.select(Tutor.id, Source.name, Tutor.source_id, Tutor.domains, Tutor.cost, Tutor.active)
+        .join(Source, Source.id == Tutor.source_id)
+        .where(Tutor.project_id == project.id)
+        .order_by(Tutor.id)
+    ).all()
     return [TutorProfile(r[0], r[1], r[2], tuple(r[3]), float(r[4]), bool(r[5])) for r in rows]
 
 
@@ -240,19 +270,31 @@ def _tutor(tutors: Sequence[TutorProfile], project: Project, name: str) -> Tutor
     for t in tutors:
         if t.name == name:
             return t
-    raise NotFound(f"project {project.name!r} has no tutor named {name!r}; add one with "
-                   f"'veritag tutor {project.name} NAME' or POST /api/v1/projects/{project.name}/tutors")
+    raise NotFound(
+        f"project {project.name!r} has no tutor named {name!r}; add one with "
+        f"'veritag tutor {project.name} NAME' or POST /api/v1/projects/{project.name}/tutors"
+    )
 
 
-def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[str] = (), cost: float = 1.0,
-              active: bool = True, actor: audit.Actor | None = None) -> TutorProfile:
+def add_tutor(
+    store: Store,
+    project: Project,
+    name: str,
+    *,
+    domains: Iterable[str] = (),
+    cost: float = 1.0,
+    active: bool = True,
+    actor: audit.Actor | None = None,
+) -> TutorProfile:
     """Make ``name`` a tutor of the project (creating the human source if needed); recorded in
     the audit log as done by ``actor``."""
     declared = tuple(dict.fromkeys(domains))
     allowed = get_settings(store, project).domains
     unknown = [d for d in declared if d not in allowed]
     if unknown:
-        raise VeritagError(f"unknown domain(s) {unknown}; the project's domains are {list(allowed)}")
+        raise VeritagError(
+            f"unknown domain(s) {unknown}; the project's domains are {list(allowed)}"
+        )
     if not (math.isfinite(cost) and cost > 0):
         raise VeritagError(f"a tutor's cost per label must be a positive number; got {cost}")
     if not name.strip():
@@ -260,24 +302,46 @@ def add_tutor(store: Store, project: Project, name: str, *, domains: Iterable[st
     refuse(check_username, name)  # a tutor labels under their username: the same caps
     with store.engine.begin() as conn:
         sid = source_ids(conn, project_id=project.id, kind="human", names={name})[name]
-        if conn.scalar(sa.select(Tutor.id).where(Tutor.project_id == project.id, Tutor.source_id == sid)):
+        if conn.scalar(
+            sa.select(Tutor.id).where(Tutor.project_id == project.id, Tutor.source_id == sid)
+        ):
             raise AlreadyExists(f"{name!r} is already a tutor of project {project.name!r}")
-        tid = conn.execute(sa.insert(Tutor).values(project_id=project.id, source_id=sid, domains=list(declared),
-                                                   cost=float(cost), active=active)).inserted_primary_key[0]
-        audit.record(conn, "tutor.add", actor=actor, project=project.name, target=name,
-                     detail={"domains": list(declared), "cost": float(cost), "active": active})
+        tid = conn.execute(
+            sa.insert(Tutor).values(
+                project_id=project.id,
+                source_id=sid,
+                domains=list(declared),
+                cost=float(cost),
+                active=active,
+            )
+        ).inserted_primary_key[0]
+        audit.record(
+            conn,
+            "tutor.add",
+            actor=actor,
+            project=project.name,
+            target=name,
+            detail={"domains": list(declared), "cost": float(cost), "active": active},
+        )
     return TutorProfile(int(tid), name, sid, declared, float(cost), active)
 
 
-def set_tutor_active(store: Store, project: Project, name: str, active: bool,
-                     actor: audit.Actor | None = None) -> TutorProfile:
+def set_tutor_active(
+    store: Store, project: Project, name: str, active: bool, actor: audit.Actor | None = None
+) -> TutorProfile:
     """Make a tutor available or not; an inactive tutor gets no work and is never suggested.
     Recorded in the audit log as done by ``actor``."""
     tutor = _tutor(list_tutors(store, project), project, name)
     with store.engine.begin() as conn:
         conn.execute(sa.update(Tutor).where(Tutor.id == tutor.id).values(active=active))
-        audit.record(conn, "tutor.active", actor=actor, project=project.name, target=name,
-                     detail={"active": active, "was": tutor.active})
+        audit.record(
+            conn,
+            "tutor.active",
+            actor=actor,
+            project=project.name,
+            target=name,
+            detail={"active": active, "was": tutor.active},
+        )
     return replace(tutor, active=active)
 
 
@@ -289,8 +353,14 @@ def _meta_domain(meta: Any, field_name: str) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def item_domains(store: Store, project: Project, *, labeler: Callable[[], Labeler] | str | None = "minilm",
-                 keywords: dict[str, Sequence[str]] | None = None, refresh: bool = False) -> dict[int, str]:
+def item_domains(
+    store: Store,
+    project: Project,
+    *,
+    labeler: Callable[[], Labeler] | str | None = "minilm",
+    keywords: dict[str, Sequence[str]] | None = None,
+    refresh: bool = False,
+) -> dict[int, str]:
     """``{item id: domain}`` for every item, classifying (and storing) the items not done before.
 
     See ``routing.domains`` for the rules. ``labeler`` makes the model that learns from items
@@ -302,32 +372,66 @@ def item_domains(store: Store, project: Project, *, labeler: Callable[[], Labele
     stored = ItemDomain.__table__
     with store.engine.connect() as conn:
         fresh = sa.true() if refresh else stored.c.item_id.is_(None)
-        missing = refresh or conn.scalar(sa.select(Item.id).outerjoin(stored, stored.c.item_id == Item.id)
-                                         .where(Item.project_id == project.id, fresh).limit(1)) is not None
-        rows = [] if not missing else conn.execute(sa.select(Item.id, Item.text, Item.meta, fresh)
-                            .outerjoin(stored, stored.c.item_id == Item.id)
-                            .where(Item.project_id == project.id).order_by(Item.id)).all()
+        missing = (
+            refresh
+            or conn.scalar(
+                sa.select(Item.id)
+                .outerjoin(stored, stored.c.item_id == Item.id)
+                .where(Item.project_id == project.id, fresh)
+                .limit(1)
+            )
+            is not None
+        )
+        rows = (
+            []
+            if not missing
+            else conn.execute(
+                sa.select(Item.id, Item.text, Item.meta, fresh)
+                .outerjoin(stored, stored.c.item_id == Item.id)
+                .where(Item.project_id == project.id)
+                .order_by(Item.id)
+            ).all()
+        )
     todo = [i for i, r in enumerate(rows) if r[3]]
     if todo:
         known = [_meta_domain(r[2], settings.domain_field) for r in rows]
-        examples = [(rows[i][1] or "", known[i]) for i in range(len(rows))
-                    if not rows[i][3] and known[i] in settings.domains]
-        guess = classify_domains([rows[i][1] or "" for i in todo], domains=settings.domains,
-                                 known=[known[i] for i in todo], keywords=keywords, examples=examples,
-                                 labeler=_labeler_maker(store, labeler))
+        examples = [
+            (rows[i][1] or "", known[i])
+            for i in range(len(rows))
+            if not rows[i][3] and known[i] in settings.domains
+        ]
+        guess = classify_domains(
+            [rows[i][1] or "" for i in todo],
+            domains=settings.domains,
+            known=[known[i] for i in todo],
+            keywords=keywords,
+            examples=examples,
+            labeler=_labeler_maker(store, labeler),
+        )
         with store.engine.begin() as conn:
             if refresh:
                 conn.execute(sa.delete(ItemDomain).where(ItemDomain.project_id == project.id))
-            conn.execute(insert_ignore(conn, stored, ["item_id"]), [
-                {"item_id": rows[i][0], "project_id": project.id, "domain": d, "origin": o}
-                for i, d, o in zip(todo, guess.domains, guess.origins, strict=True)])
+            conn.execute(
+                insert_ignore(conn, stored, ["item_id"]),
+                [
+                    {"item_id": rows[i][0], "project_id": project.id, "domain": d, "origin": o}
+                    for i, d, o in zip(todo, guess.domains, guess.origins, strict=True)
+                ],
+            )
         _forget_layouts(project)
     with store.engine.connect() as conn:
-        return dict(conn.execute(sa.select(ItemDomain.item_id, ItemDomain.domain)
-                                 .where(ItemDomain.project_id == project.id)).all())
+        return dict(
+            conn.execute(
+                sa.select(ItemDomain.item_id, ItemDomain.domain).where(
+                    ItemDomain.project_id == project.id
+                )
+            ).all()
+        )
 
 
-def _labeler_maker(store: Store, spec: Callable[[], Labeler] | str | None) -> Callable[[], Labeler | None] | None:
+def _labeler_maker(
+    store: Store, spec: Callable[[], Labeler] | str | None
+) -> Callable[[], Labeler | None] | None:
     """A registry name becomes a factory whose embeddings are cached in the store; a model that is
     not installed gives None, so its items fall back rather than fail the request."""
     if not isinstance(spec, str):
@@ -385,7 +489,9 @@ class _Evidence:
         s = self.settings
         done = item_done(self.posterior[pos], labels, s.config())
         want = np.maximum(s.min_labels - labels, 1)
-        return np.where(done, 0, np.clip(np.minimum(want, s.max_labels - labels), 0, None)).astype(np.int64)
+        return np.where(done, 0, np.clip(np.minimum(want, s.max_labels - labels), 0, None)).astype(
+            np.int64
+        )
 
 
 @dataclass(frozen=True)
@@ -411,9 +517,17 @@ def _run_row(conn: sa.Connection, run_id: int) -> Any:
     return conn.execute(sa.select(*TruthRun.__table__.c).where(TruthRun.id == run_id)).one()
 
 
-def _run_view(store: Store, conn: sa.Connection, project: Project, run: Any, mark: Watermark,
-              item_ids: NDArray[np.int64], domain: NDArray[np.int64], n_domains: int,
-              key: tuple[Any, ...]) -> _RunView:
+def _run_view(
+    store: Store,
+    conn: sa.Connection,
+    project: Project,
+    run: Any,
+    mark: Watermark,
+    item_ids: NDArray[np.int64],
+    domain: NDArray[np.int64],
+    n_domains: int,
+    key: tuple[Any, ...],
+) -> _RunView:
     """The run's posterior and the skills measured against it, read once per run (see ``_RUN_CACHE``)."""
     full = (str(store.engine.url), project.id, run.id, run.created_at, run.max_claim_id, *key)
     with _RUN_CACHE_LOCK:
@@ -422,14 +536,17 @@ def _run_view(store: Store, conn: sa.Connection, project: Project, run: Any, mar
             _RUN_CACHE.move_to_end(full)
             return hit
     res = load_resolution(conn, run, with_probs=True)
-    pc = load_project_claims(conn, project, Watermark(run.max_claim_id, mark.max_gold_id, run.gold_count))
+    pc = load_project_claims(
+        conn, project, Watermark(run.max_claim_id, mark.max_gold_id, run.gold_count)
+    )
     k = len(pc.classes)
     post = np.full((pc.item_ids.size, k), 1.0 / k)
     if res.probs is not None and res.item_ids.size:
         pos, found = res.lookup(pc.item_ids)
         post[found] = res.probs[pos[found]]
-    rel = source_reliability(pc.claims(), post, groups=domain[np.searchsorted(item_ids, pc.item_ids)],
-                             n_groups=n_domains)
+    rel = source_reliability(
+        pc.claims(), post, groups=domain[np.searchsorted(item_ids, pc.item_ids)], n_groups=n_domains
+    )
     view = _RunView(res.item_ids, res.probs, pc.source_ids, rel.confusion, rel.n_claims)
     with _RUN_CACHE_LOCK:
         _RUN_CACHE[full] = view
@@ -438,12 +555,15 @@ def _run_view(store: Store, conn: sa.Connection, project: Project, run: Any, mar
     return view
 
 
-def _skill(view: _RunView, sources: NDArray[np.int64], declared: NDArray[np.bool_],
-           k: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+def _skill(
+    view: _RunView, sources: NDArray[np.int64], declared: NDArray[np.bool_], k: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """(sources, domains, k, k) confusion and (sources, domains) measured claims for ``sources``."""
     d = declared.shape[1]
     pos = np.minimum(np.searchsorted(view.source_ids, sources), max(view.source_ids.size - 1, 0))
-    found = view.source_ids[pos] == sources if view.source_ids.size else np.zeros(sources.size, bool)
+    found = (
+        view.source_ids[pos] == sources if view.source_ids.size else np.zeros(sources.size, bool)
+    )
     conf = np.zeros((sources.size, d, k, k))
     n = np.zeros((sources.size, d), np.int64)
     if found.any():
@@ -472,12 +592,22 @@ _LAYOUT_LOCK = threading.Lock()
 
 def _layout_version(conn: sa.Connection, project: Project) -> tuple[int, ...]:
     def scalar(fn: Any, table: Any, col: Any) -> Any:
-        return sa.select(fn(col)).select_from(table).where(table.project_id == project.id).scalar_subquery()
+        return (
+            sa.select(fn(col))
+            .select_from(table)
+            .where(table.project_id == project.id)
+            .scalar_subquery()
+        )
 
-    row = conn.execute(sa.select(
-        scalar(sa.func.count, Item, Item.id), scalar(sa.func.max, Item, Item.id),
-        scalar(sa.func.count, Gold, Gold.id), scalar(sa.func.max, Gold, Gold.id),
-        scalar(sa.func.count, ItemDomain, ItemDomain.item_id))).one()
+    row = conn.execute(
+        sa.select(
+            scalar(sa.func.count, Item, Item.id),
+            scalar(sa.func.max, Item, Item.id),
+            scalar(sa.func.count, Gold, Gold.id),
+            scalar(sa.func.max, Gold, Gold.id),
+            scalar(sa.func.count, ItemDomain, ItemDomain.item_id),
+        )
+    ).one()
     return tuple(int(v or 0) for v in row)
 
 
@@ -503,16 +633,32 @@ def _layout(store: Store, project: Project, settings: Settings) -> _Layout:
             _LAYOUT_CACHE.move_to_end(key)
             return hit
     with store.engine.connect() as conn:
-        item_ids = np.array(conn.execute(sa.select(Item.id).where(Item.project_id == project.id)
-                                         .order_by(Item.id)).scalars().all(), dtype=np.int64)
-        gold_ids = np.array(conn.execute(sa.select(Gold.item_id).where(Gold.project_id == project.id))
-                            .scalars().all(), dtype=np.int64)
-        domains = dict(conn.execute(sa.select(ItemDomain.item_id, ItemDomain.domain)
-                                    .where(ItemDomain.project_id == project.id)).all())
+        item_ids = np.array(
+            conn.execute(sa.select(Item.id).where(Item.project_id == project.id).order_by(Item.id))
+            .scalars()
+            .all(),
+            dtype=np.int64,
+        )
+        gold_ids = np.array(
+            conn.execute(sa.select(Gold.item_id).where(Gold.project_id == project.id))
+            .scalars()
+            .all(),
+            dtype=np.int64,
+        )
+        domains = dict(
+            conn.execute(
+                sa.select(ItemDomain.item_id, ItemDomain.domain).where(
+                    ItemDomain.project_id == project.id
+                )
+            ).all()
+        )
     index = {d: j for j, d in enumerate(settings.domains)}
-    layout = _Layout(item_ids, np.isin(item_ids, gold_ids),
-                     _domain_codes(item_ids, domains, index, index.get("general", len(settings.domains) - 1)),
-                     len(domains))
+    layout = _Layout(
+        item_ids,
+        np.isin(item_ids, gold_ids),
+        _domain_codes(item_ids, domains, index, index.get("general", len(settings.domains) - 1)),
+        len(domains),
+    )
     with _LAYOUT_LOCK:
         _LAYOUT_CACHE[key] = layout
         while len(_LAYOUT_CACHE) > _LAYOUT_CACHE_SIZE:
@@ -520,20 +666,33 @@ def _layout(store: Store, project: Project, settings: Settings) -> _Layout:
     return layout
 
 
-def _label_counts(conn: sa.Connection, project: Project, item_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+def _label_counts(
+    conn: sa.Connection, project: Project, item_ids: NDArray[np.int64]
+) -> NDArray[np.int64]:
     """Each item's standing human labels."""
     human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
-    counts = conn.execute(sa.select(Claim.item_id, sa.func.count()).where(
-        Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None), standing_claims())
-        .group_by(Claim.item_id)).all()
+    counts = conn.execute(
+        sa.select(Claim.item_id, sa.func.count())
+        .where(
+            Claim.project_id == project.id,
+            Claim.source_id.in_(human),
+            Claim.value.is_not(None),
+            standing_claims(),
+        )
+        .group_by(Claim.item_id)
+    ).all()
     labels = np.zeros(item_ids.size, np.int64)
     if counts:
         ids = np.fromiter((c[0] for c in counts), np.int64, len(counts))
-        labels[np.searchsorted(item_ids, ids)] = np.fromiter((c[1] for c in counts), np.int64, len(counts))
+        labels[np.searchsorted(item_ids, ids)] = np.fromiter(
+            (c[1] for c in counts), np.int64, len(counts)
+        )
     return labels
 
 
-def _current_run(store: Store, project: Project, n_items: int, refit: Refit) -> tuple[Any, Watermark]:
+def _current_run(
+    store: Store, project: Project, n_items: int, refit: Refit
+) -> tuple[Any, Watermark]:
     """The stored truth run a request reads: fitted again once due (``resolve.current_truth``),
     else the claims since are folded in by the request; None before the first run with
     ``refit="never"``."""
@@ -554,39 +713,91 @@ def _evidence(store: Store, project: Project, refit: Refit = "due") -> _Evidence
             tutors = _profiles(conn, project)
             labels = _label_counts(conn, project, item_ids)
         n_dom = len(settings.domains)
-        return _Evidence(settings, [], item_ids, domain, np.ones((item_ids.size, 1)), is_gold, labels, tutors,
-                         np.ones((len(tutors), n_dom, 1, 1)), np.zeros((len(tutors), n_dom), np.int64),
-                         _declared([t.domains for t in tutors], settings.domains), single=False,
-                         priority=_arena_priority(store, project, schema, item_ids))
+        return _Evidence(
+            settings,
+            [],
+            item_ids,
+            domain,
+            np.ones((item_ids.size, 1)),
+            is_gold,
+            labels,
+            tutors,
+            np.ones((len(tutors), n_dom, 1, 1)),
+            np.zeros((len(tutors), n_dom), np.int64),
+            _declared([t.domains for t in tutors], settings.domains),
+            single=False,
+            priority=_arena_priority(store, project, schema, item_ids),
+        )
     run, mark = _current_run(store, project, int(item_ids.size), refit)
     with store.engine.connect() as conn:
         tutors = _profiles(conn, project)
         labels = _label_counts(conn, project, item_ids)
         human = sa.select(Source.id).where(Source.project_id == project.id, Source.kind == "human")
-        new = conn.execute(sa.select(Claim.item_id, Claim.source_id, Claim.value).where(
-            Claim.project_id == project.id, Claim.id > (run.max_claim_id if run is not None else 0),
-            Claim.source_id.in_(human), Claim.value.is_not(None), standing_claims()).order_by(Claim.id)).all()
+        new = conn.execute(
+            sa.select(Claim.item_id, Claim.source_id, Claim.value)
+            .where(
+                Claim.project_id == project.id,
+                Claim.id > (run.max_claim_id if run is not None else 0),
+                Claim.source_id.in_(human),
+                Claim.value.is_not(None),
+                standing_claims(),
+            )
+            .order_by(Claim.id)
+        ).all()
         classes = schema.classes()
         k, n_dom = len(classes), len(settings.domains)
-        view = (_run_view(store, conn, project, run, mark, item_ids, domain, n_dom,
-                          (settings.domains, layout.n_domains)) if run is not None else
-                _RunView(np.zeros(0, np.int64), None, np.zeros(0, np.int64), np.zeros((0, n_dom, k, k)),
-                         np.zeros((0, n_dom), np.int64)))
+        view = (
+            _run_view(
+                store,
+                conn,
+                project,
+                run,
+                mark,
+                item_ids,
+                domain,
+                n_dom,
+                (settings.domains, layout.n_domains),
+            )
+            if run is not None
+            else _RunView(
+                np.zeros(0, np.int64),
+                None,
+                np.zeros(0, np.int64),
+                np.zeros((0, n_dom, k, k)),
+                np.zeros((0, n_dom), np.int64),
+            )
+        )
     posterior = np.full((item_ids.size, k), 1.0 / k)
     if view.probs is not None and view.item_ids.size:
         pos = np.minimum(np.searchsorted(view.item_ids, item_ids), view.item_ids.size - 1)
         found = view.item_ids[pos] == item_ids
         posterior[found] = view.probs[pos[found]]
     if new:
-        posterior = _fold_in(posterior, item_ids, domain, new, schema, view, tutors, settings.domains)
+        posterior = _fold_in(
+            posterior, item_ids, domain, new, schema, view, tutors, settings.domains
+        )
     declared = _declared([t.domains for t in tutors], settings.domains)
-    confusion, n_measured = _skill(view, np.array([t.source_id for t in tutors], np.int64), declared, k)
-    return _Evidence(settings, classes, item_ids, domain, posterior, is_gold, labels, tutors, confusion, n_measured,
-                     declared)
+    confusion, n_measured = _skill(
+        view, np.array([t.source_id for t in tutors], np.int64), declared, k
+    )
+    return _Evidence(
+        settings,
+        classes,
+        item_ids,
+        domain,
+        posterior,
+        is_gold,
+        labels,
+        tutors,
+        confusion,
+        n_measured,
+        declared,
+    )
 
 
-def _arena_priority(store: Store, project: Project, schema: BaseSchema,
-                    item_ids: NDArray[np.int64]) -> NDArray[np.float64] | None:
+def _arena_priority(
+    store: Store, project: Project, schema: BaseSchema, item_ids: NDArray[np.int64]
+) -> NDArray[np.float64] | None:
     """Active battle selection: for an arena project, each battle's worth is how much one more
     vote on its model pair would reduce the leaderboard's ranking uncertainty."""
     if not isinstance(schema, ArenaSchema):
@@ -596,13 +807,16 @@ def _arena_priority(store: Store, project: Project, schema: BaseSchema,
     return item_priority(store, project, item_ids)
 
 
-def _domain_codes(item_ids: NDArray[np.int64], domains: dict[int, str], index: dict[str, int],
-                  fallback: int) -> NDArray[np.int64]:
+def _domain_codes(
+    item_ids: NDArray[np.int64], domains: dict[int, str], index: dict[str, int], fallback: int
+) -> NDArray[np.int64]:
     """Each item's domain index; items without a stored domain (added meanwhile) fall back."""
     out = np.full(item_ids.size, fallback, np.int64)
     if domains:
         ids = np.fromiter(domains.keys(), np.int64, len(domains))
-        names, inverse = np.unique(np.array(list(domains.values()), dtype=object), return_inverse=True)
+        names, inverse = np.unique(
+            np.array(list(domains.values()), dtype=object), return_inverse=True
+        )
         codes = np.array([index.get(n, fallback) for n in names], dtype=np.int64)[inverse.ravel()]
         pos = np.minimum(np.searchsorted(item_ids, ids), max(item_ids.size - 1, 0))
         ok = item_ids[pos] == ids if item_ids.size else np.zeros(ids.size, bool)
@@ -612,12 +826,21 @@ def _domain_codes(item_ids: NDArray[np.int64], domains: dict[int, str], index: d
 
 def _declared(declared: Sequence[tuple[str, ...]], names: Sequence[str]) -> NDArray[np.bool_]:
     """(sources, domains): which of ``names`` each source declares."""
-    return np.array([[d in mine for d in names] for mine in declared], dtype=bool).reshape(-1, len(names))
+    return np.array([[d in mine for d in names] for mine in declared], dtype=bool).reshape(
+        -1, len(names)
+    )
 
 
-def _fold_in(posterior: NDArray[np.float64], item_ids: NDArray[np.int64], domain: NDArray[np.int64],
-             new: Sequence[Any], schema: BaseSchema, measured: _RunView, tutors: list[TutorProfile],
-             names: Sequence[str]) -> NDArray[np.float64]:
+def _fold_in(
+    posterior: NDArray[np.float64],
+    item_ids: NDArray[np.int64],
+    domain: NDArray[np.int64],
+    new: Sequence[Any],
+    schema: BaseSchema,
+    measured: _RunView,
+    tutors: list[TutorProfile],
+    names: Sequence[str],
+) -> NDArray[np.float64]:
     """The posterior after the human claims since the run, by Bayes' rule, one claim per item per round."""
     classes = schema.classes()
     index = {c: j for j, c in enumerate(classes)}
@@ -631,7 +854,9 @@ def _fold_in(posterior: NDArray[np.float64], item_ids: NDArray[np.int64], domain
     items, answers, src = items[keep], answers[keep], src[keep]
     order = np.argsort(items, kind="stable")
     first = np.r_[True, items[order][1:] != items[order][:-1]] if order.size else np.zeros(0, bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(order.size), 0)) if order.size else order
+    start = (
+        np.maximum.accumulate(np.where(first, np.arange(order.size), 0)) if order.size else order
+    )
     rank = np.empty(order.size, np.int64)
     rank[order] = np.arange(order.size) - start
     out = posterior.copy()
@@ -677,22 +902,36 @@ class Assignment:
 
 
 def _live(project: Project, now: datetime) -> Any:
-    return sa.and_(AssignmentRow.project_id == project.id, AssignmentRow.state == "leased",
-                   AssignmentRow.expires_at > now)
+    return sa.and_(
+        AssignmentRow.project_id == project.id,
+        AssignmentRow.state == "leased",
+        AssignmentRow.expires_at > now,
+    )
 
 
 def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
     """Stale leases become ``expired``: their items go back to the pool and their cost is freed."""
-    conn.execute(sa.update(AssignmentRow).where(AssignmentRow.project_id == project.id,
-                                                AssignmentRow.state == "leased", AssignmentRow.expires_at <= now)
-                 .values(state="expired"))
+    conn.execute(
+        sa.update(AssignmentRow)
+        .where(
+            AssignmentRow.project_id == project.id,
+            AssignmentRow.state == "leased",
+            AssignmentRow.expires_at <= now,
+        )
+        .values(state="expired")
+    )
 
 
 def _spending(conn: sa.Connection, project: Project, now: datetime) -> tuple[float, float]:
     """(spent, reserved): the cost of submitted leases, and of leases still running."""
-    spent = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(
-        AssignmentRow.project_id == project.id, AssignmentRow.state == "submitted"))
-    reserved = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(_live(project, now)))
+    spent = conn.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(
+            AssignmentRow.project_id == project.id, AssignmentRow.state == "submitted"
+        )
+    )
+    reserved = conn.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(_live(project, now))
+    )
     return float(spent or 0.0), float(reserved or 0.0)
 
 
@@ -705,8 +944,15 @@ class _Fresh:
     seen: NDArray[np.bool_]
 
 
-def _fresh(conn: sa.Connection, project: Project, tutor: TutorProfile, ids: NDArray[np.int64],
-           now: datetime, *, labels: NDArray[np.int64] | None = None) -> _Fresh:
+def _fresh(
+    conn: sa.Connection,
+    project: Project,
+    tutor: TutorProfile,
+    ids: NDArray[np.int64],
+    now: datetime,
+    *,
+    labels: NDArray[np.int64] | None = None,
+) -> _Fresh:
     """Read the counts for ``ids``. With ``labels`` (counts read before the transaction), ``ids``
     are all the project's items and only leases are read: the first, coarse filter uses that,
     since counts only grow and an old one lets more items through, never fewer."""
@@ -725,17 +971,40 @@ def _fresh(conn: sa.Connection, project: Project, tutor: TutorProfile, ids: NDAr
         return out
 
     if labels is None:
-        labels = per_item(sa.select(Claim.item_id, sa.func.count()).where(
-            Claim.project_id == project.id, Claim.source_id.in_(human), Claim.value.is_not(None),
-            standing_claims(), where(Claim.item_id)).group_by(Claim.item_id))
-    in_flight = per_item(sa.select(AssignmentRow.item_id, sa.func.count()).where(
-        _live(project, now), where(AssignmentRow.item_id)).group_by(AssignmentRow.item_id))
-    mine = conn.execute(sa.union(
-        sa.select(Claim.item_id).where(Claim.project_id == project.id, Claim.source_id == tutor.source_id,
-                                       where(Claim.item_id)),
-        sa.select(AssignmentRow.item_id).where(AssignmentRow.project_id == project.id,
-                                               AssignmentRow.tutor_id == tutor.id, where(AssignmentRow.item_id)),
-    )).scalars().all()
+        labels = per_item(
+            sa.select(Claim.item_id, sa.func.count())
+            .where(
+                Claim.project_id == project.id,
+                Claim.source_id.in_(human),
+                Claim.value.is_not(None),
+                standing_claims(),
+                where(Claim.item_id),
+            )
+            .group_by(Claim.item_id)
+        )
+    in_flight = per_item(
+        sa.select(AssignmentRow.item_id, sa.func.count())
+        .where(_live(project, now), where(AssignmentRow.item_id))
+        .group_by(AssignmentRow.item_id)
+    )
+    mine = (
+        conn.execute(
+            sa.union(
+                sa.select(Claim.item_id).where(
+                    Claim.project_id == project.id,
+                    Claim.source_id == tutor.source_id,
+                    where(Claim.item_id),
+                ),
+                sa.select(AssignmentRow.item_id).where(
+                    AssignmentRow.project_id == project.id,
+                    AssignmentRow.tutor_id == tutor.id,
+                    where(AssignmentRow.item_id),
+                ),
+            )
+        )
+        .scalars()
+        .all()
+    )
     return _Fresh(labels, in_flight, np.isin(ids, np.array(mine, dtype=np.int64)))
 
 
@@ -745,7 +1014,9 @@ def _pull_scores(ev: _Evidence, me: int) -> tuple[NDArray[np.float64], NDArray[n
     posterior (``ev.single`` false) the gain is 0 and a tutor prefers items in their declared
     domains, cheaper tutors first, weighted by the item's priority where there is one (arena)."""
     if not ev.single:
-        mine = ev.declared[me][ev.domain] if ev.declared[me].any() else np.ones(ev.domain.size, bool)
+        mine = (
+            ev.declared[me][ev.domain] if ev.declared[me].any() else np.ones(ev.domain.size, bool)
+        )
         score = np.where(mine, 2.0, 1.0) / ev.tutors[me].cost
         return np.zeros(ev.domain.size), score if ev.priority is None else score * ev.priority
     active = np.array([t.active for t in ev.tutors], dtype=bool)
@@ -764,40 +1035,79 @@ def _lock(conn: sa.Connection, ids: NDArray[np.int64]) -> NDArray[np.int64]:
     """The ``ids`` whose item rows this transaction could lock (PostgreSQL: others' are skipped)."""
     if conn.dialect.name != "postgresql":
         return ids
-    got = conn.execute(sa.select(Item.id).where(Item.id.in_(ids.tolist())).order_by(Item.id)
-                       .with_for_update(skip_locked=True)).scalars().all()
+    got = (
+        conn.execute(
+            sa.select(Item.id)
+            .where(Item.id.in_(ids.tolist()))
+            .order_by(Item.id)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
     return ids[np.isin(ids, np.array(got, dtype=np.int64))]
 
 
-def _renew_held(conn: sa.Connection, project: Project, tutor: Any, now: datetime, lease_seconds: int,
-                served_by: str | None) -> Assignment | None:
+def _renew_held(
+    conn: sa.Connection,
+    project: Project,
+    tutor: Any,
+    now: datetime,
+    lease_seconds: int,
+    served_by: str | None,
+) -> Assignment | None:
     """Inside a write transaction: the oldest running lease of ``tutor`` (a ``Tutor.id`` or a
     subquery of it) in the project, renewed for ``lease_seconds``; None if they hold none."""
-    mine = sa.and_(_live(project, now), AssignmentRow.tutor_id.in_(tutor) if isinstance(tutor, sa.Select)
-                   else AssignmentRow.tutor_id == tutor)
+    mine = sa.and_(
+        _live(project, now),
+        AssignmentRow.tutor_id.in_(tutor)
+        if isinstance(tutor, sa.Select)
+        else AssignmentRow.tutor_id == tutor,
+    )
     held = conn.scalar(sa.select(AssignmentRow.id).where(mine).order_by(AssignmentRow.id).limit(1))
     if held is None:
         return None
-    conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == held)
-                 .values(expires_at=now + timedelta(seconds=lease_seconds), served_by=served_by))
+    conn.execute(
+        sa.update(AssignmentRow)
+        .where(AssignmentRow.id == held)
+        .values(expires_at=now + timedelta(seconds=lease_seconds), served_by=served_by)
+    )
     return _stored_lease(conn, held, resumed=True)
 
 
-def _resume(store: Store, project: Project, tutor_name: str, now: datetime, served_by: str | None) -> Assignment | None:
+def _resume(
+    store: Store, project: Project, tutor_name: str, now: datetime, served_by: str | None
+) -> Assignment | None:
     """The fast path of ``request_work`` for a tutor who holds a running lease: no evidence read."""
-    tutor = (sa.select(Tutor.id).join(Source, Source.id == Tutor.source_id)
-             .where(Tutor.project_id == project.id, Source.name == tutor_name))
+    tutor = (
+        sa.select(Tutor.id)
+        .join(Source, Source.id == Tutor.source_id)
+        .where(Tutor.project_id == project.id, Source.name == tutor_name)
+    )
     with store.engine.connect() as conn:
-        if conn.scalar(sa.select(AssignmentRow.id).where(_live(project, now), AssignmentRow.tutor_id.in_(tutor))
-                       .limit(1)) is None:
+        if (
+            conn.scalar(
+                sa.select(AssignmentRow.id)
+                .where(_live(project, now), AssignmentRow.tutor_id.in_(tutor))
+                .limit(1)
+            )
+            is None
+        ):
             return None
     lease_seconds = get_settings(store, project).lease_seconds
     with store.begin_write() as conn:
         return _renew_held(conn, project, tutor, now, lease_seconds, served_by)
 
 
-def request_work(store: Store, project: Project, tutor_name: str, now: datetime | None = None, *,
-                 resume: bool = True, served_by: str | None = None) -> Assignment | None:
+def request_work(
+    store: Store,
+    project: Project,
+    tutor_name: str,
+    now: datetime | None = None,
+    *,
+    resume: bool = True,
+    served_by: str | None = None,
+) -> Assignment | None:
     """Lease the tutor the item where their next label is worth most; None when nothing is left
     for them or the budget cannot pay for one more label at their cost (see the module docstring).
 
@@ -814,21 +1124,32 @@ def request_work(store: Store, project: Project, tutor_name: str, now: datetime 
     me = ev.tutors.index(_tutor(ev.tutors, project, tutor_name))
     tutor = ev.tutors[me]
     if not tutor.active:
-        raise VeritagError(f"tutor {tutor_name!r} is not active; switch them on with "
-                           f"'veritag tutor {project.name} {tutor_name} --active' first")
+        raise VeritagError(
+            f"tutor {tutor_name!r} is not active; switch them on with "
+            f"'veritag tutor {project.name} {tutor_name} --active' first"
+        )
     gain, score = _pull_scores(ev, me)
     settings = ev.settings
     with store.begin_write() as conn:
-        _expire(conn, project, now)  # first statement writes: on SQLite the transaction now holds the lock
-        if resume:  # two requests of one tutor at once: the second waits here and gets the first's lease
+        _expire(
+            conn, project, now
+        )  # first statement writes: on SQLite the transaction now holds the lock
+        if (
+            resume
+        ):  # two requests of one tutor at once: the second waits here and gets the first's lease
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(Tutor.id).where(Tutor.id == tutor.id).with_for_update())
-            if (held := _renew_held(conn, project, tutor.id, now, settings.lease_seconds, served_by)) is not None:
+            if (
+                held := _renew_held(conn, project, tutor.id, now, settings.lease_seconds, served_by)
+            ) is not None:
                 return held
         if settings.budget is not None:
             if conn.dialect.name == "postgresql":
-                conn.execute(sa.select(RoutingSettings.project_id).where(RoutingSettings.project_id == project.id)
-                             .with_for_update())
+                conn.execute(
+                    sa.select(RoutingSettings.project_id)
+                    .where(RoutingSettings.project_id == project.id)
+                    .with_for_update()
+                )
             spent, reserved = _spending(conn, project, now)
             if spent + reserved + tutor.cost > settings.budget + 1e-9:
                 return None
@@ -838,40 +1159,89 @@ def request_work(store: Store, project: Project, tutor_name: str, now: datetime 
         pool = pos[open_ & np.isfinite(score)]
         if not pool.size:
             return None
-        gold_turn = settings.gold_period > 0 and conn.scalar(
-            sa.select(sa.func.count()).select_from(AssignmentRow).where(
-                AssignmentRow.project_id == project.id, AssignmentRow.tutor_id == tutor.id)) % settings.gold_period == 0
+        gold_turn = (
+            settings.gold_period > 0
+            and conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(AssignmentRow)
+                .where(AssignmentRow.project_id == project.id, AssignmentRow.tutor_id == tutor.id)
+            )
+            % settings.gold_period
+            == 0
+        )
         chosen: int | None = None
         if gold_turn:
             golds = pos[ev.is_gold & ~now_all.seen]
             golds = golds[np.lexsort((ev.item_ids[golds], ev.measured[me, ev.domain[golds]]))]
-            chosen = _first_lockable(conn, ev.item_ids, golds, lambda ids, f: ~f.seen, project, tutor, now)
+            chosen = _first_lockable(
+                conn, ev.item_ids, golds, lambda ids, f: ~f.seen, project, tutor, now
+            )
         is_gold = chosen is not None
         if chosen is None:
-            ranked = pool[np.lexsort((ev.item_ids[pool], ev.posterior[pool].max(axis=1), -score[pool]))]
-            chosen = _first_lockable(conn, ev.item_ids, ranked, lambda ids, f: ~f.seen & (
-                f.in_flight < ev.need(f.labels, np.searchsorted(ev.item_ids, ids))), project, tutor, now)
+            ranked = pool[
+                np.lexsort((ev.item_ids[pool], ev.posterior[pool].max(axis=1), -score[pool]))
+            ]
+            chosen = _first_lockable(
+                conn,
+                ev.item_ids,
+                ranked,
+                lambda ids, f: (
+                    ~f.seen & (f.in_flight < ev.need(f.labels, np.searchsorted(ev.item_ids, ids)))
+                ),
+                project,
+                tutor,
+                now,
+            )
         if chosen is None:
             return None
         expires = now + timedelta(seconds=settings.lease_seconds)
-        lease_id = conn.execute(sa.insert(AssignmentRow).values(
-            project_id=project.id, item_id=int(ev.item_ids[chosen]), tutor_id=tutor.id, is_gold=is_gold,
-            cost=tutor.cost, leased_at=now, expires_at=expires, state="leased",
-            served_by=served_by)).inserted_primary_key[0]
-        item = conn.execute(sa.select(Item.external_id, Item.text, Item.data)
-                            .where(Item.id == int(ev.item_ids[chosen]))).one()
-    return Assignment(int(lease_id), int(ev.item_ids[chosen]), item[0], item[1], item[2],
-                      settings.domains[ev.domain[chosen]], tutor.name, is_gold, tutor.cost,
-                      0.0 if is_gold else float(gain[chosen]), now, expires)
+        lease_id = conn.execute(
+            sa.insert(AssignmentRow).values(
+                project_id=project.id,
+                item_id=int(ev.item_ids[chosen]),
+                tutor_id=tutor.id,
+                is_gold=is_gold,
+                cost=tutor.cost,
+                leased_at=now,
+                expires_at=expires,
+                state="leased",
+                served_by=served_by,
+            )
+        ).inserted_primary_key[0]
+        item = conn.execute(
+            sa.select(Item.external_id, Item.text, Item.data).where(
+                Item.id == int(ev.item_ids[chosen])
+            )
+        ).one()
+    return Assignment(
+        int(lease_id),
+        int(ev.item_ids[chosen]),
+        item[0],
+        item[1],
+        item[2],
+        settings.domains[ev.domain[chosen]],
+        tutor.name,
+        is_gold,
+        tutor.cost,
+        0.0 if is_gold else float(gain[chosen]),
+        now,
+        expires,
+    )
 
 
-def _first_lockable(conn: sa.Connection, item_ids: NDArray[np.int64], ranked: NDArray[np.int64],
-                    still_ok: Callable[[NDArray[np.int64], _Fresh], NDArray[np.bool_]], project: Project,
-                    tutor: TutorProfile, now: datetime) -> int | None:
+def _first_lockable(
+    conn: sa.Connection,
+    item_ids: NDArray[np.int64],
+    ranked: NDArray[np.int64],
+    still_ok: Callable[[NDArray[np.int64], _Fresh], NDArray[np.bool_]],
+    project: Project,
+    tutor: TutorProfile,
+    now: datetime,
+) -> int | None:
     """The first of ``ranked`` (positions) whose item this transaction locks and that, read again
     under the lock, ``still_ok`` accepts; None when none does."""
     for start in range(0, ranked.size, _LOCK_BATCH):
-        batch = ranked[start:start + _LOCK_BATCH]
+        batch = ranked[start : start + _LOCK_BATCH]
         locked = _lock(conn, item_ids[batch])
         if not locked.size:
             continue
@@ -888,17 +1258,32 @@ class NotYourLease(VeritagError):
     """A tutor named a lease leased to someone else (the API answers it as it answers no lease)."""
 
 
-def _lease_row(conn: sa.Connection, project: Project, assignment_id: int, tutor: str | None = None) -> Any:
+def _lease_row(
+    conn: sa.Connection, project: Project, assignment_id: int, tutor: str | None = None
+) -> Any:
     """The lease with its tutor's source and the item's text, read once per call.
 
     The one ownership check of submit, undo and release: ``NotFound`` outside ``project``,
     ``NotYourLease`` when ``tutor`` is given and holds someone else's lease (in any state).
     """
-    row = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.item_id, AssignmentRow.state, AssignmentRow.expires_at,
-                                 AssignmentRow.project_id, AssignmentRow.tutor_id, AssignmentRow.claim_id,
-                                 Tutor.source_id, Source.name, Item.text)
-                       .join(Tutor, Tutor.id == AssignmentRow.tutor_id).join(Source, Source.id == Tutor.source_id)
-                       .join(Item, Item.id == AssignmentRow.item_id).where(AssignmentRow.id == assignment_id)).first()
+    row = conn.execute(
+        sa.select(
+            AssignmentRow.id,
+            AssignmentRow.item_id,
+            AssignmentRow.state,
+            AssignmentRow.expires_at,
+            AssignmentRow.project_id,
+            AssignmentRow.tutor_id,
+            AssignmentRow.claim_id,
+            Tutor.source_id,
+            Source.name,
+            Item.text,
+        )
+        .join(Tutor, Tutor.id == AssignmentRow.tutor_id)
+        .join(Source, Source.id == Tutor.source_id)
+        .join(Item, Item.id == AssignmentRow.item_id)
+        .where(AssignmentRow.id == assignment_id)
+    ).first()
     if row is None or row.project_id != project.id:
         raise NotFound(f"project {project.name!r} has no assignment {assignment_id}")
     if tutor is not None and row.name != tutor:
@@ -912,11 +1297,21 @@ def _refuse(row: Any, now: datetime) -> None:
         raise VeritagError(f"assignment {row.id} is {row.state}; request new work")
     expires = _utc(row.expires_at)
     if expires <= now:
-        raise VeritagError(f"assignment {row.id} expired at {expires.isoformat()}; request new work")
+        raise VeritagError(
+            f"assignment {row.id} expired at {expires.isoformat()}; request new work"
+        )
 
 
-def submit(store: Store, project: Project, assignment_id: int, value: Any, now: datetime | None = None, *,
-           tutor: str | None = None, seconds: float | None = None) -> int:
+def submit(
+    store: Store,
+    project: Project,
+    assignment_id: int,
+    value: Any,
+    now: datetime | None = None,
+    *,
+    tutor: str | None = None,
+    seconds: float | None = None,
+) -> int:
     """Write the tutor's label for a running lease as a claim; returns the claim id.
 
     The value is checked against the project's schema first (a bad one leaves the lease as it
@@ -929,27 +1324,44 @@ def submit(store: Store, project: Project, assignment_id: int, value: Any, now: 
     if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
         raise VeritagError(f"seconds must be a non-negative number; got {seconds}")
     schema = project_schema(project)
-    with store.engine.connect() as conn:  # read outside the writer lock, which the update below rechecks
+    with (
+        store.engine.connect() as conn
+    ):  # read outside the writer lock, which the update below rechecks
         row = _lease_row(conn, project, assignment_id, tutor)
     _refuse(row, now)
     if isinstance(schema, PairwiseSchema):
         value = pairwise.from_sides(project.id, assignment_id, value)
     label = schema.normalize(value, item_text=row.text)
     with store.begin_write() as conn:
-        taken = conn.execute(sa.update(AssignmentRow).where(
-            AssignmentRow.id == assignment_id, AssignmentRow.state == "leased", AssignmentRow.expires_at > now)
-            .values(state="submitted"))
+        taken = conn.execute(
+            sa.update(AssignmentRow)
+            .where(
+                AssignmentRow.id == assignment_id,
+                AssignmentRow.state == "leased",
+                AssignmentRow.expires_at > now,
+            )
+            .values(state="submitted")
+        )
         if taken.rowcount != 1:  # another call got there first: say what it did
             _refuse(_lease_row(conn, project, assignment_id), now)
             raise VeritagError(f"assignment {assignment_id} cannot be submitted")
         claim_id = add_claim(conn, project.id, row.item_id, row.source_id, value=label)
-        conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == assignment_id)
-                     .values(claim_id=claim_id, seconds=seconds))
+        conn.execute(
+            sa.update(AssignmentRow)
+            .where(AssignmentRow.id == assignment_id)
+            .values(claim_id=claim_id, seconds=seconds)
+        )
     return claim_id
 
 
-def undo(store: Store, project: Project, assignment_id: int, now: datetime | None = None, *,
-         tutor: str | None = None) -> tuple[Assignment, Any]:
+def undo(
+    store: Store,
+    project: Project,
+    assignment_id: int,
+    now: datetime | None = None,
+    *,
+    tutor: str | None = None,
+) -> tuple[Assignment, Any]:
     """Take back the claim of a submitted lease while the lease still holds; returns the lease,
     running again, and the value taken back.
 
@@ -962,18 +1374,30 @@ def undo(store: Store, project: Project, assignment_id: int, now: datetime | Non
     with store.begin_write() as conn:
         row = _lease_row(conn, project, assignment_id, tutor)
         if row.state != "submitted":
-            raise VeritagError(f"assignment {row.id} is {row.state}: only a submitted answer can be undone")
+            raise VeritagError(
+                f"assignment {row.id} is {row.state}: only a submitted answer can be undone"
+            )
         if _utc(row.expires_at) <= now:
-            raise VeritagError(f"assignment {row.id}'s lease ended at {_utc(row.expires_at).isoformat()}; "
-                               "its answer stands")
-        newest = conn.scalar(sa.select(sa.func.max(AssignmentRow.id)).where(
-            AssignmentRow.project_id == project.id, AssignmentRow.tutor_id == row.tutor_id,
-            AssignmentRow.state == "submitted"))
+            raise VeritagError(
+                f"assignment {row.id}'s lease ended at {_utc(row.expires_at).isoformat()}; "
+                "its answer stands"
+            )
+        newest = conn.scalar(
+            sa.select(sa.func.max(AssignmentRow.id)).where(
+                AssignmentRow.project_id == project.id,
+                AssignmentRow.tutor_id == row.tutor_id,
+                AssignmentRow.state == "submitted",
+            )
+        )
         if newest != row.id:
-            raise VeritagError(f"assignment {row.id} is not your last answer; only the last one can be undone")
-        taken = conn.execute(sa.update(AssignmentRow).where(AssignmentRow.id == row.id,
-                                                           AssignmentRow.state == "submitted")
-                             .values(state="leased", claim_id=None, seconds=None))
+            raise VeritagError(
+                f"assignment {row.id} is not your last answer; only the last one can be undone"
+            )
+        taken = conn.execute(
+            sa.update(AssignmentRow)
+            .where(AssignmentRow.id == row.id, AssignmentRow.state == "submitted")
+            .values(state="leased", claim_id=None, seconds=None)
+        )
         if taken.rowcount != 1:
             raise VeritagError(f"assignment {row.id} changed meanwhile; try again")
         value = conn.scalar(sa.select(Claim.value).where(Claim.id == row.claim_id))
@@ -983,37 +1407,88 @@ def undo(store: Store, project: Project, assignment_id: int, now: datetime | Non
 
 def _stored_lease(conn: sa.Connection, assignment_id: int, *, resumed: bool = False) -> Assignment:
     """A lease as stored, for handing it out again (undo, resume); its gain is not re-estimated (0)."""
-    lease = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.item_id, AssignmentRow.is_gold, AssignmentRow.cost,
-                                   AssignmentRow.leased_at, AssignmentRow.expires_at, Item.external_id, Item.text,
-                                   Item.data, ItemDomain.domain, Source.name)
-                         .join(Item, Item.id == AssignmentRow.item_id)
-                         .join(Tutor, Tutor.id == AssignmentRow.tutor_id).join(Source, Source.id == Tutor.source_id)
-                         .outerjoin(ItemDomain, ItemDomain.item_id == AssignmentRow.item_id)
-                         .where(AssignmentRow.id == assignment_id)).one()
-    return Assignment(lease.id, lease.item_id, lease.external_id, lease.text, lease.data, lease.domain or "general",
-                      lease.name, bool(lease.is_gold), float(lease.cost), 0.0, _utc(lease.leased_at),
-                      _utc(lease.expires_at), resumed)
+    lease = conn.execute(
+        sa.select(
+            AssignmentRow.id,
+            AssignmentRow.item_id,
+            AssignmentRow.is_gold,
+            AssignmentRow.cost,
+            AssignmentRow.leased_at,
+            AssignmentRow.expires_at,
+            Item.external_id,
+            Item.text,
+            Item.data,
+            ItemDomain.domain,
+            Source.name,
+        )
+        .join(Item, Item.id == AssignmentRow.item_id)
+        .join(Tutor, Tutor.id == AssignmentRow.tutor_id)
+        .join(Source, Source.id == Tutor.source_id)
+        .outerjoin(ItemDomain, ItemDomain.item_id == AssignmentRow.item_id)
+        .where(AssignmentRow.id == assignment_id)
+    ).one()
+    return Assignment(
+        lease.id,
+        lease.item_id,
+        lease.external_id,
+        lease.text,
+        lease.data,
+        lease.domain or "general",
+        lease.name,
+        bool(lease.is_gold),
+        float(lease.cost),
+        0.0,
+        _utc(lease.leased_at),
+        _utc(lease.expires_at),
+        resumed,
+    )
 
 
-def release(store: Store, project: Project, assignment_id: int, now: datetime | None = None, *,
-            tutor: str | None = None, reason: str | None = None) -> None:
+def release(
+    store: Store,
+    project: Project,
+    assignment_id: int,
+    now: datetime | None = None,
+    *,
+    tutor: str | None = None,
+    reason: str | None = None,
+) -> None:
     """Give a running lease back unlabeled: the item returns to the pool (not to this tutor) and
     its cost to the budget. ``reason`` (why the tutor skipped it) is kept with the lease."""
     now = _utc(now)
     with store.begin_write() as conn:
-        done = conn.execute(sa.update(AssignmentRow).where(
-            AssignmentRow.id == assignment_id, AssignmentRow.project_id == project.id,
-            AssignmentRow.state == "leased", AssignmentRow.expires_at > now,
-            *([AssignmentRow.tutor_id.in_(sa.select(Tutor.id).join(Source, Source.id == Tutor.source_id)
-                                          .where(Tutor.project_id == project.id, Source.name == tutor))]
-              if tutor is not None else []))
-            .values(state="released", skip_reason=(reason or "").strip() or None))
+        done = conn.execute(
+            sa.update(AssignmentRow)
+            .where(
+                AssignmentRow.id == assignment_id,
+                AssignmentRow.project_id == project.id,
+                AssignmentRow.state == "leased",
+                AssignmentRow.expires_at > now,
+                *(
+                    [
+                        AssignmentRow.tutor_id.in_(
+                            sa.select(Tutor.id)
+                            .join(Source, Source.id == Tutor.source_id)
+                            .where(Tutor.project_id == project.id, Source.name == tutor)
+                        )
+                    ]
+                    if tutor is not None
+                    else []
+                ),
+            )
+            .values(state="released", skip_reason=(reason or "").strip() or None)
+        )
         if done.rowcount != 1:
             _refuse(_lease_row(conn, project, assignment_id, tutor), now)
 
 
-def release_orphaned_leases(store: Store, host: str, alive: Callable[[int], bool], grace_seconds: float,
-                            now: datetime | None = None) -> int:
+def release_orphaned_leases(
+    store: Store,
+    host: str,
+    alive: Callable[[int], bool],
+    grace_seconds: float,
+    now: datetime | None = None,
+) -> int:
     """Cut short the running leases last handed out by server processes of ``host`` that are gone
     (``served_by`` is ``host:pid:tag``; ``alive(pid)`` says whether a pid runs): they now expire
     within ``grace_seconds``, not ``lease_seconds`` after they were handed out. A tutor who is
@@ -1023,19 +1498,31 @@ def release_orphaned_leases(store: Store, host: str, alive: Callable[[int], bool
     now = _utc(now)
     prefix = f"{host}:"
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(AssignmentRow.id, AssignmentRow.served_by).where(
-            AssignmentRow.state == "leased", AssignmentRow.expires_at > now,
-            AssignmentRow.served_by.startswith(prefix, autoescape=True))).all()
-    pids = {r.served_by: r.served_by[len(prefix):].split(":")[0] for r in rows}
-    dead = [r.id for r in rows if not (pids[r.served_by].isdigit() and alive(int(pids[r.served_by])))]
+        rows = conn.execute(
+            sa.select(AssignmentRow.id, AssignmentRow.served_by).where(
+                AssignmentRow.state == "leased",
+                AssignmentRow.expires_at > now,
+                AssignmentRow.served_by.startswith(prefix, autoescape=True),
+            )
+        ).all()
+    pids = {r.served_by: r.served_by[len(prefix) :].split(":")[0] for r in rows}
+    dead = [
+        r.id for r in rows if not (pids[r.served_by].isdigit() and alive(int(pids[r.served_by])))
+    ]
     if not dead:
         return 0
     until = now + timedelta(seconds=max(grace_seconds, 0.0))
     with store.begin_write() as conn:
         for start in range(0, len(dead), 500):
-            conn.execute(sa.update(AssignmentRow).where(
-                AssignmentRow.id.in_(dead[start:start + 500]), AssignmentRow.state == "leased",
-                AssignmentRow.expires_at > until).values(expires_at=until))
+            conn.execute(
+                sa.update(AssignmentRow)
+                .where(
+                    AssignmentRow.id.in_(dead[start : start + 500]),
+                    AssignmentRow.state == "leased",
+                    AssignmentRow.expires_at > until,
+                )
+                .values(expires_at=until)
+            )
     return len(dead)
 
 
@@ -1052,30 +1539,48 @@ class TutorScore:
     score: float
 
 
-def best_tutors(store: Store, project: Project, item: str, now: datetime | None = None, k: int = 3) -> list[TutorScore]:
+def best_tutors(
+    store: Store, project: Project, item: str, now: datetime | None = None, k: int = 3
+) -> list[TutorScore]:
     """Push: the ``k`` active tutors whose label on ``item`` (an external id) is worth most per unit
     cost, best first (ties by tutor order); tutors who labeled the item or hold a running lease on
     it are left out."""
     now = _utc(now)
     ev = _evidence(store, project)
     with store.engine.connect() as conn:
-        item_id = conn.scalar(sa.select(Item.id).where(Item.project_id == project.id, Item.external_id == item))
+        item_id = conn.scalar(
+            sa.select(Item.id).where(Item.project_id == project.id, Item.external_id == item)
+        )
         if item_id is None:
             raise NotFound(f"project {project.name!r} has no item {item!r}")
-        busy = set(conn.execute(sa.select(Tutor.id).join(Claim, Claim.source_id == Tutor.source_id)
-                                .where(Tutor.project_id == project.id, Claim.item_id == item_id)).scalars())
-        busy |= set(conn.execute(sa.select(AssignmentRow.tutor_id).where(
-            _live(project, now), AssignmentRow.item_id == item_id)).scalars())
+        busy = set(
+            conn.execute(
+                sa.select(Tutor.id)
+                .join(Claim, Claim.source_id == Tutor.source_id)
+                .where(Tutor.project_id == project.id, Claim.item_id == item_id)
+            ).scalars()
+        )
+        busy |= set(
+            conn.execute(
+                sa.select(AssignmentRow.tutor_id).where(
+                    _live(project, now), AssignmentRow.item_id == item_id
+                )
+            ).scalars()
+        )
     pos = ev.position(item_id)
     ok = np.array([t.active and t.id not in busy for t in ev.tutors], dtype=bool)
     if not ok.any():
         return []
-    gain = expected_gain(ev.posterior[pos:pos + 1], ev.confusion[ok], ev.domain[pos:pos + 1])[0]
+    gain = expected_gain(ev.posterior[pos : pos + 1], ev.confusion[ok], ev.domain[pos : pos + 1])[0]
     chosen = [t for t, keep in zip(ev.tutors, ok, strict=True) if keep]
     cost = np.array([t.cost for t in chosen])
-    score = gain / cost if ev.single else np.where(ev.declared[ok][:, ev.domain[pos]], 2.0, 1.0) / cost
-    order = np.argsort(-score, kind="stable")[:max(k, 0)]
-    return [TutorScore(chosen[j].name, float(gain[j]), float(cost[j]), float(score[j])) for j in order]
+    score = (
+        gain / cost if ev.single else np.where(ev.declared[ok][:, ev.domain[pos]], 2.0, 1.0) / cost
+    )
+    order = np.argsort(-score, kind="stable")[: max(k, 0)]
+    return [
+        TutorScore(chosen[j].name, float(gain[j]), float(cost[j]), float(score[j])) for j in order
+    ]
 
 
 @dataclass(frozen=True)
@@ -1112,20 +1617,31 @@ class RoutingStatus:
     tutors: list[TutorStatus] = field(default_factory=list)
 
 
-def routing_status(store: Store, project: Project, now: datetime | None = None, *,
-                   refit: Refit = "due") -> RoutingStatus:
+def routing_status(
+    store: Store, project: Project, now: datetime | None = None, *, refit: Refit = "due"
+) -> RoutingStatus:
     """Items done and pending, labels spent, budget left, and each tutor's counts and skill
     (``refit`` as for ``resolve.current_truth``: a GET passes ``never``)."""
     now = _utc(now)
     ev = _evidence(store, project, refit)
     with store.engine.connect() as conn:
         spent, reserved = _spending(conn, project, now)
-        live = sa.case((_live(project, now), "leased"),
-                       (AssignmentRow.state == "leased", "expired"), else_=AssignmentRow.state)
-        rows = conn.execute(sa.select(AssignmentRow.tutor_id, live, AssignmentRow.is_gold, sa.func.count(),
-                                      sa.func.sum(AssignmentRow.cost))
-                            .where(AssignmentRow.project_id == project.id)
-                            .group_by(AssignmentRow.tutor_id, live, AssignmentRow.is_gold)).all()
+        live = sa.case(
+            (_live(project, now), "leased"),
+            (AssignmentRow.state == "leased", "expired"),
+            else_=AssignmentRow.state,
+        )
+        rows = conn.execute(
+            sa.select(
+                AssignmentRow.tutor_id,
+                live,
+                AssignmentRow.is_gold,
+                sa.func.count(),
+                sa.func.sum(AssignmentRow.cost),
+            )
+            .where(AssignmentRow.project_id == project.id)
+            .group_by(AssignmentRow.tutor_id, live, AssignmentRow.is_gold)
+        ).all()
     leases = {t.id: dict.fromkeys(_STATES, 0) for t in ev.tutors}
     gold = dict.fromkeys(leases, 0)
     paid = dict.fromkeys(leases, 0.0)
@@ -1136,12 +1652,31 @@ def routing_status(store: Store, project: Project, now: datetime | None = None, 
     pending = ~ev.is_gold & (ev.need(ev.labels, np.arange(ev.item_ids.size)) > 0)
     accuracy = domain_accuracy(ev.confusion) if ev.single else np.full(ev.measured.shape, np.nan)
     names = ev.settings.domains
-    tutors = [TutorStatus(t.name, t.active, t.cost, t.domains, leases[t.id], gold[t.id], paid[t.id],
-                          dict(zip(names, accuracy[j].tolist(), strict=True)),
-                          dict(zip(names, ev.measured[j].tolist(), strict=True))) for j, t in enumerate(ev.tutors)]
+    tutors = [
+        TutorStatus(
+            t.name,
+            t.active,
+            t.cost,
+            t.domains,
+            leases[t.id],
+            gold[t.id],
+            paid[t.id],
+            dict(zip(names, accuracy[j].tolist(), strict=True)),
+            dict(zip(names, ev.measured[j].tolist(), strict=True)),
+        )
+        for j, t in enumerate(ev.tutors)
+    ]
     budget = ev.settings.budget
     return RoutingStatus(
-        ev.settings, int(ev.item_ids.size), int((~ev.is_gold & ~pending).sum()), int(pending.sum()),
-        int(ev.is_gold.sum()), sum(v["leased"] for v in leases.values()),
-        sum(v["submitted"] for v in leases.values()), spent, reserved,
-        None if budget is None else budget - spent - reserved, tutors)
+        ev.settings,
+        int(ev.item_ids.size),
+        int((~ev.is_gold & ~pending).sum()),
+        int(pending.sum()),
+        int(ev.is_gold.sum()),
+        sum(v["leased"] for v in leases.values()),
+        sum(v["submitted"] for v in leases.values()),
+        spent,
+        reserved,
+        None if budget is None else budget - spent - reserved,
+        tutors,
+    )

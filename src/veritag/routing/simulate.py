@@ -31,7 +31,14 @@ from ..errors import InputError, RowError
 from ..truth import Claims, ConvergenceWarning, fit_truth, majority_vote
 from .policy import RoutingConfig, item_done, plan_batch, tutor_confusion, tutor_scores
 
-__all__ = ["CrowdFiles", "ReplayPool", "SimulationResult", "read_crowd", "simulate_crowd", "simulate_routing"]
+__all__ = [
+    "CrowdFiles",
+    "ReplayPool",
+    "SimulationResult",
+    "read_crowd",
+    "simulate_crowd",
+    "simulate_routing",
+]
 
 POLICIES = ("adaptive", "fixed")
 Policy = Literal["adaptive", "fixed"]
@@ -59,7 +66,9 @@ def _ints(values: array) -> NDArray[np.int64]:
     return np.frombuffer(values, dtype=np.int64).copy() if len(values) else np.zeros(0, np.int64)
 
 
-def read_crowd(labels: Path, truth: Path, texts: Path | None = None, *, encoding: str = "utf-8") -> CrowdFiles:
+def read_crowd(
+    labels: Path, truth: Path, texts: Path | None = None, *, encoding: str = "utf-8"
+) -> CrowdFiles:
     """LABELS (task,worker,label), GT (task,label) and optional TEXTS (task and any text columns).
 
     Text columns other than ``task`` are joined, so ``text,hypothesis`` or a product pair's fields
@@ -81,7 +90,11 @@ def read_crowd(labels: Path, truth: Path, texts: Path | None = None, *, encoding
         if task is None or label is None:
             continue
         if task in gt_of and gt_of[task][1] != label:
-            table.fail(line, "label", f"task {task!r} has label {gt_of[task][1]!r} on line {gt_of[task][0]}")
+            table.fail(
+                line,
+                "label",
+                f"task {task!r} has label {gt_of[task][1]!r} on line {gt_of[task][0]}",
+            )
             continue
         gt_of[task] = (line, label)
     text_of: dict[str, str] = {}
@@ -89,7 +102,9 @@ def read_crowd(labels: Path, truth: Path, texts: Path | None = None, *, encoding
         table = RowTable(texts, encoding, ("task",), errors, bad)
         for line, values in table.rows():
             task = table.text(line, values, "task")
-            parts = [str(v).strip() for c, v in values.items() if c != "task" and v not in (None, "")]
+            parts = [
+                str(v).strip() for c, v in values.items() if c != "task" and v not in (None, "")
+            ]
             if task is None:
                 continue
             if not parts:
@@ -110,8 +125,16 @@ def read_crowd(labels: Path, truth: Path, texts: Path | None = None, *, encoding
             gt[tasks[task]] = code[label]
     if not (gt >= 0).any():
         raise InputError(f"{truth}: no task with a ground-truth label appears in {labels}")
-    return CrowdFiles(list(tasks), list(workers), order, _ints(h_item), _ints(h_worker), remap[_ints(h_label)], gt,
-                      [text_of.get(t) for t in tasks] if texts is not None else None)
+    return CrowdFiles(
+        list(tasks),
+        list(workers),
+        order,
+        _ints(h_item),
+        _ints(h_worker),
+        remap[_ints(h_label)],
+        gt,
+        [text_of.get(t) for t in tasks] if texts is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,8 +148,9 @@ class ReplayPool:
     n_workers: int
 
     @classmethod
-    def from_rows(cls, item: ArrayLike, worker: ArrayLike, label: ArrayLike, *, n_items: int,
-                  n_workers: int) -> ReplayPool:
+    def from_rows(
+        cls, item: ArrayLike, worker: ArrayLike, label: ArrayLike, *, n_items: int, n_workers: int
+    ) -> ReplayPool:
         it, wo, la = (np.asarray(a, dtype=np.int64) for a in (item, worker, label))
         key = it * n_workers + wo
         _, first = np.unique(key, return_index=True)  # sorted by key: ask() can binary-search it
@@ -140,11 +164,15 @@ class ReplayPool:
 
     def ask(self, items: ArrayLike, workers: ArrayLike) -> NDArray[np.int64]:
         """Each worker's recorded answer about each item; asking for one never given is an error."""
-        key = np.asarray(items, dtype=np.int64) * self.n_workers + np.asarray(workers, dtype=np.int64)
+        key = np.asarray(items, dtype=np.int64) * self.n_workers + np.asarray(
+            workers, dtype=np.int64
+        )
         have = self.item * self.n_workers + self.worker
         pos = np.minimum(np.searchsorted(have, key), max(have.size - 1, 0))
         if key.size and (not have.size or np.any(have[pos] != key)):
-            raise ValueError("asked a worker about an item they never answered: the replay has no such answer")
+            raise ValueError(
+                "asked a worker about an item they never answered: the replay has no such answer"
+            )
         return self.label[pos]
 
 
@@ -174,9 +202,11 @@ class SimulationResult:
             "policy": self.policy,
             "items": self.items,
             "scored_items": self.scored_items,
-            "labels_per_item": {"mean": float(self.labels_per_item.mean()) if self.items else 0.0,
-                                "max": int(self.labels_per_item.max()) if self.items else 0,
-                                "counts": np.bincount(self.labels_per_item).tolist()},
+            "labels_per_item": {
+                "mean": float(self.labels_per_item.mean()) if self.items else 0.0,
+                "max": int(self.labels_per_item.max()) if self.items else 0,
+                "counts": np.bincount(self.labels_per_item).tolist(),
+            },
             "model_claims": self.model_claims,
             "labeler": self.labeler,
             "curve": [{"human_labels": n, "accuracy": a} for n, a in self.curve],
@@ -187,7 +217,9 @@ class SimulationResult:
 class _Run:
     """The state of one replay: who was asked what, what it cost, and the model's claims."""
 
-    def __init__(self, data: CrowdFiles, pool: ReplayPool, cost: NDArray[np.float64], gold: NDArray[np.int64]) -> None:
+    def __init__(
+        self, data: CrowdFiles, pool: ReplayPool, cost: NDArray[np.float64], gold: NDArray[np.int64]
+    ) -> None:
         self.data, self.pool, self.cost, self.gold = data, pool, cost, gold
         self.asked = np.zeros((pool.n_items, pool.n_workers), bool)
         self.recorded = pool.recorded()
@@ -218,21 +250,35 @@ class _Run:
         if self.probs is not None:
             has = np.flatnonzero(~np.isnan(self.probs[:, 0]))
             soft = {"prob_item": has, "prob_source": np.full(has.size, w), "probs": self.probs[has]}
-        claims = Claims.from_arrays(self.item, self.worker, self.label, n_items=self.pool.n_items,
-                                    n_sources=w + 1, n_classes=k, **soft)
+        claims = Claims.from_arrays(
+            self.item,
+            self.worker,
+            self.label,
+            n_items=self.pool.n_items,
+            n_sources=w + 1,
+            n_classes=k,
+            **soft,
+        )
         gi = self.gold if self.gold.size else None
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # a rare unsettled mid-run fit is still a fine guide
-            post = fit_truth(claims, "ds-shrunk", gold_items=gi,
-                             gold_labels=self.data.gt[self.gold] if gi is not None else None).posterior
+            warnings.simplefilter(
+                "ignore", ConvergenceWarning
+            )  # a rare unsettled mid-run fit is still a fine guide
+            post = fit_truth(
+                claims,
+                "ds-shrunk",
+                gold_items=gi,
+                gold_labels=self.data.gt[self.gold] if gi is not None else None,
+            ).posterior
         self.curve.append((self.item.size, self.accuracy(post)))
         return post
 
     def accuracy(self, posterior: NDArray[np.float64]) -> float:
         return float(np.mean(posterior[self.scored].argmax(axis=1) == self.data.gt[self.scored]))
 
-    def random_workers(self, items: NDArray[np.int64], per_item: int, rng: np.random.Generator,
-                       budget_left: float) -> None:
+    def random_workers(
+        self, items: NDArray[np.int64], per_item: int, rng: np.random.Generator, budget_left: float
+    ) -> None:
         """Ask ``per_item`` random not-yet-asked workers about each item, within the budget."""
         free = self.recorded[items] & ~self.asked[items]
         keys = np.where(free, rng.random(free.shape), np.inf)
@@ -269,7 +315,9 @@ def _train_model(run: _Run, posterior: NDArray[np.float64], labeler: str, seed: 
     probs = np.full((run.pool.n_items, len(names)), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn convergence chatter on small folds
-        probs[train] = out_of_fold_proba(make, list(text_arr[train]), ys, classes=names, folds=3, seed=seed)
+        probs[train] = out_of_fold_proba(
+            make, list(text_arr[train]), ys, classes=names, folds=3, seed=seed
+        )
         rest = np.flatnonzero(has_text & ~labeled)
         if rest.size:
             model = make().fit(list(text_arr[train]), list(ys))
@@ -281,8 +329,18 @@ def _train_model(run: _Run, posterior: NDArray[np.float64], labeler: str, seed: 
     return True
 
 
-def _adaptive(run: _Run, config: RoutingConfig, rng: np.random.Generator, *, refit_every: float,
-              labeler: str | None, model_start: float, retrains: int, seed: int, shrinkage: float) -> None:
+def _adaptive(
+    run: _Run,
+    config: RoutingConfig,
+    rng: np.random.Generator,
+    *,
+    refit_every: float,
+    labeler: str | None,
+    model_start: float,
+    retrains: int,
+    seed: int,
+    shrinkage: float,
+) -> None:
     n = run.pool.n_items
     budget = math.inf if config.budget is None else float(config.budget)
     order = rng.permutation(n)
@@ -305,12 +363,21 @@ def _adaptive(run: _Run, config: RoutingConfig, rng: np.random.Generator, *, ref
         left = budget - run.spent
         if not pending.size or left <= 0:
             return
-        conf = tutor_confusion(run.item, run.worker, run.label, post, n_tutors=run.pool.n_workers,
-                               measurable=np.bincount(run.item, minlength=n) >= 2, strength=shrinkage)
+        conf = tutor_confusion(
+            run.item,
+            run.worker,
+            run.label,
+            post,
+            n_tutors=run.pool.n_workers,
+            measurable=np.bincount(run.item, minlength=n) >= 2,
+            strength=shrinkage,
+        )
         scores = tutor_scores(post[pending], conf, free[pending], cost=run.cost)
         best = scores.argmax(axis=1)
         size = max(1, math.ceil(refit_every * pending.size))
-        pick = plan_batch(scores[np.arange(pending.size), best], run.cost[best], size=size, budget_left=left)
+        pick = plan_batch(
+            scores[np.arange(pending.size), best], run.cost[best], size=size, budget_left=left
+        )
         if not pick.size:
             return
         run.ask(pending[pick], best[pick])
@@ -348,44 +415,86 @@ def simulate_crowd(
     if not 0 < refit_every <= 1 or not 0 < model_start <= 1:
         raise InputError("refit_every and model_start must lie in (0, 1]")
     config = config or RoutingConfig()
-    pool = ReplayPool.from_rows(data.item, data.worker, data.label, n_items=data.n_items, n_workers=len(data.workers))
+    pool = ReplayPool.from_rows(
+        data.item, data.worker, data.label, n_items=data.n_items, n_workers=len(data.workers)
+    )
     c = np.ones(pool.n_workers) if cost is None else np.asarray(cost, dtype=np.float64)
     rng = np.random.default_rng(seed)
     known = np.flatnonzero(data.gt >= 0)
     gold = np.sort(rng.choice(known, size=int(config.gold_rate * known.size), replace=False))
     run = _Run(data, pool, c, gold)
-    use_model = labeler if (labeler is not None and data.texts is not None and policy == "adaptive") else None
+    use_model = (
+        labeler
+        if (labeler is not None and data.texts is not None and policy == "adaptive")
+        else None
+    )
     if policy == "adaptive":
-        _adaptive(run, config, rng, refit_every=refit_every, labeler=use_model, model_start=model_start,
-                  retrains=retrains, seed=seed, shrinkage=shrinkage)
+        _adaptive(
+            run,
+            config,
+            rng,
+            refit_every=refit_every,
+            labeler=use_model,
+            model_start=model_start,
+            retrains=retrains,
+            seed=seed,
+            shrinkage=shrinkage,
+        )
     else:
-        budget_k = None if config.budget is None else max(1, round(config.budget / max(pool.n_items, 1)))
+        budget_k = (
+            None if config.budget is None else max(1, round(config.budget / max(pool.n_items, 1)))
+        )
         _fixed(run, fixed_k or budget_k or min(3, config.max_labels), config, rng)
     post = run.fit()
     if len(run.curve) > 1 and run.curve[-2][0] == run.curve[-1][0]:
-        run.curve.pop(-2)  # the final fit is the result; an earlier fit of the same labels is not a new point
+        run.curve.pop(
+            -2
+        )  # the final fit is the result; an earlier fit of the same labels is not a new point
     model_claims = int((~np.isnan(run.probs[:, 0])).sum()) if run.probs is not None else 0
     return SimulationResult(
-        policy=policy, accuracy=run.accuracy(post), human_labels=int(run.item.size), items=pool.n_items,
-        scored_items=int(run.scored.sum()), curve=run.curve,
-        labels_per_item=np.bincount(run.item, minlength=pool.n_items), baselines=baselines(data, run.scored),
-        claims=(run.item, run.worker, run.label), model_claims=model_claims, labeler=use_model,
-        settings={"target": config.target, "max_labels": config.max_labels, "budget": config.budget,
-                  "min_labels": config.min_labels, "gold_items": int(gold.size), "seed": seed,
-                  "human_cost": run.spent},
+        policy=policy,
+        accuracy=run.accuracy(post),
+        human_labels=int(run.item.size),
+        items=pool.n_items,
+        scored_items=int(run.scored.sum()),
+        curve=run.curve,
+        labels_per_item=np.bincount(run.item, minlength=pool.n_items),
+        baselines=baselines(data, run.scored),
+        claims=(run.item, run.worker, run.label),
+        model_claims=model_claims,
+        labeler=use_model,
+        settings={
+            "target": config.target,
+            "max_labels": config.max_labels,
+            "budget": config.budget,
+            "min_labels": config.min_labels,
+            "gold_items": int(gold.size),
+            "seed": seed,
+            "human_cost": run.spent,
+        },
     )
 
 
-def baselines(data: CrowdFiles, scored: NDArray[np.bool_] | None = None) -> dict[str, dict[str, float]]:
+def baselines(
+    data: CrowdFiles, scored: NDArray[np.bool_] | None = None
+) -> dict[str, dict[str, float]]:
     """Majority vote and Dawid-Skene over every recorded label: the cost of asking everyone."""
     mask = data.gt >= 0 if scored is None else scored
     vote = majority_vote(data.item, data.label, n_items=data.n_items).label
-    claims = Claims.from_arrays(data.item, data.worker, data.label, n_items=data.n_items,
-                                n_sources=len(data.workers), n_classes=len(data.classes))
+    claims = Claims.from_arrays(
+        data.item,
+        data.worker,
+        data.label,
+        n_items=data.n_items,
+        n_sources=len(data.workers),
+        n_classes=len(data.classes),
+    )
     ds = fit_truth(claims, "ds").labels()
     n = int(data.item.size)
-    return {"mv_all": {"accuracy": float(np.mean(vote[mask] == data.gt[mask])), "human_labels": n},
-            "ds_all": {"accuracy": float(np.mean(ds[mask] == data.gt[mask])), "human_labels": n}}
+    return {
+        "mv_all": {"accuracy": float(np.mean(vote[mask] == data.gt[mask])), "human_labels": n},
+        "ds_all": {"accuracy": float(np.mean(ds[mask] == data.gt[mask])), "human_labels": n},
+    }
 
 
 def simulate_routing(
@@ -413,5 +522,12 @@ def simulate_routing(
     if labeler not in LABELER_NAMES:
         raise InputError(f"unknown labeler {labeler!r}; choose one of {', '.join(LABELER_NAMES)}")
     data = read_crowd(labels, truth, texts, encoding=encoding)
-    return simulate_crowd(data, policy=policy, config=config, labeler=labeler if texts is not None else None,
-                          seed=seed, refit_every=refit_every, fixed_k=fixed_k)
+    return simulate_crowd(
+        data,
+        policy=policy,
+        config=config,
+        labeler=labeler if texts is not None else None,
+        seed=seed,
+        refit_every=refit_every,
+        fixed_k=fixed_k,
+    )

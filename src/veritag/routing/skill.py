@@ -14,16 +14,27 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["DECLARED_ACCURACY", "OTHER_ACCURACY", "PRIOR_STRENGTH", "blend_skill", "domain_accuracy",
-           "prior_confusion"]
+__all__ = [
+    "DECLARED_ACCURACY",
+    "OTHER_ACCURACY",
+    "PRIOR_STRENGTH",
+    "blend_skill",
+    "domain_accuracy",
+    "prior_confusion",
+]
 
 DECLARED_ACCURACY = 0.85
 OTHER_ACCURACY = 0.7
 PRIOR_STRENGTH = 5.0
 
 
-def prior_confusion(declared: ArrayLike, n_classes: int, *, on: float = DECLARED_ACCURACY,
-                    off: float = OTHER_ACCURACY) -> NDArray[np.float64]:
+def prior_confusion(
+    declared: ArrayLike,
+    n_classes: int,
+    *,
+    on: float = DECLARED_ACCURACY,
+    off: float = OTHER_ACCURACY,
+) -> NDArray[np.float64]:
     """(tutors, domains, k, k): ``on`` (declared) or ``off`` on the diagonal, the rest spread evenly."""
     mask = np.asarray(declared, dtype=bool)
     k = n_classes
@@ -32,8 +43,9 @@ def prior_confusion(declared: ArrayLike, n_classes: int, *, on: float = DECLARED
     return acc * eye + (1.0 - acc) * (1.0 - eye) / max(k - 1, 1)
 
 
-def blend_skill(measured: ArrayLike, n_claims: ArrayLike, prior: ArrayLike, *,
-                strength: float = PRIOR_STRENGTH) -> NDArray[np.float64]:
+def blend_skill(
+    measured: ArrayLike, n_claims: ArrayLike, prior: ArrayLike, *, strength: float = PRIOR_STRENGTH
+) -> NDArray[np.float64]:
     """Per tutor and domain: the measured matrix weighted by its claims, the prior by ``strength``."""
     c = np.asarray(measured, dtype=np.float64)
     n = np.asarray(n_claims, dtype=np.float64)[..., None, None]

@@ -46,7 +46,11 @@ def allowed_methods(app: FastAPI, scope: Scope) -> str:
     only the first matching route's, so ``PUT /projects`` hid ``POST``). Mounted apps (static
     files) answer their own 405s and are left out."""
     routes = [r for r in app.router.routes if not isinstance(r, Mount)]
-    return ", ".join(m for m in _METHODS if any(r.matches({**scope, "method": m})[0] is Match.FULL for r in routes))
+    return ", ".join(
+        m
+        for m in _METHODS
+        if any(r.matches({**scope, "method": m})[0] is Match.FULL for r in routes)
+    )
 
 
 @asynccontextmanager
@@ -56,17 +60,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from ..routing.service import release_orphaned_leases
 
     grace = load_settings().orphan_lease_seconds
-    cut = await asyncio.to_thread(release_orphaned_leases, app.state.store, socket.gethostname(), pid_alive, grace)
+    cut = await asyncio.to_thread(
+        release_orphaned_leases, app.state.store, socket.gethostname(), pid_alive, grace
+    )
     if cut:
-        log.warning("%d leases of server processes that stopped on this host now expire within %g s", cut, grace)
+        log.warning(
+            "%d leases of server processes that stopped on this host now expire within %g s",
+            cut,
+            grace,
+        )
     yield
 
 
 def create_app(store: Store) -> FastAPI:
     """The server over ``store``: the JSON API under ``/api/v1`` (OpenAPI at ``/api/v1/openapi.json``)
     and the web UI (``/login``, ``/``, ``/p/{project}/label``, ``/p/{project}/dashboard``)."""
-    app = FastAPI(title="veritag", version=__version__, openapi_url="/api/v1/openapi.json",
-                  docs_url="/api/v1/docs", redoc_url=None, lifespan=_lifespan)
+    app = FastAPI(
+        title="veritag",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=_lifespan,
+    )
     app.state.store = store
 
     @app.exception_handler(VeritagError)
@@ -83,18 +99,24 @@ def create_app(store: Store) -> FastAPI:
         """An ``HTTPException`` as an ``ApiError``; a 405 names every method its path takes."""
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(request.app, request.scope) or headers.get("Allow", "")
+            headers["Allow"] = allowed_methods(request.app, request.scope) or headers.get(
+                "Allow", ""
+            )
         if not is_body_allowed_for_status_code(exc.status_code):
             return Response(status_code=exc.status_code, headers=headers)
         return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=headers)
 
     @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.url.path.startswith("/api/v1/") and not request.url.path.startswith("/api/v1/docs"):
+        if request.url.path.startswith("/api/v1/") and not request.url.path.startswith(
+            "/api/v1/docs"
+        ):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -103,7 +125,9 @@ def create_app(store: Store) -> FastAPI:
     app.include_router(review_router)
     app.include_router(arena_router)
     app.include_router(audit_router)
-    app.include_router(arena_pages_router)  # before review's /p/{name}/plots/{plot}.svg, which it narrows
+    app.include_router(
+        arena_pages_router
+    )  # before review's /p/{name}/plots/{plot}.svg, which it narrows
     app.include_router(pages_router)
     app.include_router(review_pages_router)
     app.include_router(audit_pages_router)

@@ -37,23 +37,56 @@ Ties = Literal["half", "davidson"]
 Interval = Literal["bootstrap", "sandwich", "none"]
 
 
-def _board(request: Request, proj: Project, domain: str | None, ties: str, interval: str, rounds: int,
-           weighted: bool) -> dict[str, Any]:
+def _board(
+    request: Request,
+    proj: Project,
+    domain: str | None,
+    ties: str,
+    interval: str,
+    rounds: int,
+    weighted: bool,
+) -> dict[str, Any]:
     from ..arena import project_domains, project_leaderboard
 
     store = request_store(request)
     domain = domain or None
-    board = project_leaderboard(store, proj, domain=domain, ties=ties, interval=interval, rounds=rounds,
-                                weighted=weighted, refit="never")  # a GET weighs by the stored run, never fits
-    return {"project": proj.name, "domain": domain, "domains": project_domains(store, proj), "ties": board.ties,
-            "interval": board.interval, "weighted": weighted, "tie_param": board.tie_param, "models": board.rows()}
+    board = project_leaderboard(
+        store,
+        proj,
+        domain=domain,
+        ties=ties,
+        interval=interval,
+        rounds=rounds,
+        weighted=weighted,
+        refit="never",
+    )  # a GET weighs by the stored run, never fits
+    return {
+        "project": proj.name,
+        "domain": domain,
+        "domains": project_domains(store, proj),
+        "ties": board.ties,
+        "interval": board.interval,
+        "weighted": weighted,
+        "tie_param": board.tie_param,
+        "models": board.rows(),
+    }
 
 
-@router.get("/projects/{name}/arena/leaderboard", response_model=LeaderboardOut,
-            responses=errors(400, 401, 403, 404, 422))
-def leaderboard(name: str, user: Me, request: Request, domain: str | None = None, ties: Ties = "half",
-                interval: Interval = "bootstrap", rounds: Annotated[int, Query(ge=2, le=2000)] = 100,
-                weighted: bool = True) -> dict[str, Any]:
+@router.get(
+    "/projects/{name}/arena/leaderboard",
+    response_model=LeaderboardOut,
+    responses=errors(400, 401, 403, 404, 422),
+)
+def leaderboard(
+    name: str,
+    user: Me,
+    request: Request,
+    domain: str | None = None,
+    ties: Ties = "half",
+    interval: Interval = "bootstrap",
+    rounds: Annotated[int, Query(ge=2, le=2000)] = 100,
+    weighted: bool = True,
+) -> dict[str, Any]:
     """The project's models ranked (Bradley-Terry, 95% intervals), over every domain or one;
     ``weighted`` weighs each vote by its tutor's reliability."""
     with request_store(request).session() as session:
@@ -76,30 +109,44 @@ def interval_svg(rows: list[dict[str, Any]], width: int = 640) -> str:
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * (width - left - right)
 
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-              f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'),
-             f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-             f'<text x="{left}" y="18" fill="#333">rating with its 95% interval</text>']
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
+        ),
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{left}" y="18" fill="#333">rating with its 95% interval</text>',
+    ]
     for k in range(5):
         v = lo + (hi - lo) * (k + 0.5) / 5
-        parts.append(f'<line x1="{x(v):.1f}" y1="{top - 4}" x2="{x(v):.1f}" y2="{height - 24}" stroke="#e3e6ec"/>'
-                     f'<text x="{x(v):.1f}" y="{height - 8}" text-anchor="middle" fill="#6b7385">{v:.0f}</text>')
+        parts.append(
+            f'<line x1="{x(v):.1f}" y1="{top - 4}" x2="{x(v):.1f}" y2="{height - 24}" stroke="#e3e6ec"/>'
+            f'<text x="{x(v):.1f}" y="{height - 8}" text-anchor="middle" fill="#6b7385">{v:.0f}</text>'
+        )
     for i, r in enumerate(rows):
         y = top + row_h * i + row_h / 2
-        parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" fill="#222">'
-                     f'{r["rank"]}. {html.escape(str(r["model"]))}</text>')
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" fill="#222">'
+            f"{r['rank']}. {html.escape(str(r['model']))}</text>"
+        )
         if r["lower"] is not None and r["upper"] is not None:
-            parts.append(f'<line x1="{x(r["lower"]):.1f}" y1="{y:.1f}" x2="{x(r["upper"]):.1f}" y2="{y:.1f}" '
-                         'stroke="#3b6fd8" stroke-width="4" stroke-linecap="round" opacity="0.45"/>')
-        parts.append(f'<circle cx="{x(r["rating"]):.1f}" cy="{y:.1f}" r="5" fill="#1d3f8f">'
-                     f'<title>{html.escape(str(r["model"]))}: {r["rating"]:.0f}</title></circle>')
+            parts.append(
+                f'<line x1="{x(r["lower"]):.1f}" y1="{y:.1f}" x2="{x(r["upper"]):.1f}" y2="{y:.1f}" '
+                'stroke="#3b6fd8" stroke-width="4" stroke-linecap="round" opacity="0.45"/>'
+            )
+        parts.append(
+            f'<circle cx="{x(r["rating"]):.1f}" cy="{y:.1f}" r="5" fill="#1d3f8f">'
+            f"<title>{html.escape(str(r['model']))}: {r['rating']:.0f}</title></circle>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-_NOTHING = ('<svg xmlns="http://www.w3.org/2000/svg" width="420" height="60" viewBox="0 0 420 60">'
-            '<rect width="420" height="60" fill="#f5f6f8"/><text x="210" y="35" text-anchor="middle" '
-            'font-family="sans-serif" font-size="13" fill="#6b7385">{}</text></svg>')
+_NOTHING = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="420" height="60" viewBox="0 0 420 60">'
+    '<rect width="420" height="60" fill="#f5f6f8"/><text x="210" y="35" text-anchor="middle" '
+    'font-family="sans-serif" font-size="13" fill="#6b7385">{}</text></svg>'
+)
 
 
 @pages_router.get("/p/{name}/plots/arena.svg", response_model=None)
@@ -112,9 +159,14 @@ def arena_plot(name: str, request: Request, domain: str | None = None) -> Respon
         svg = interval_svg(_board(request, proj, domain, "half", "bootstrap", 100, True)["models"])
     except VeritagError as exc:
         svg = _NOTHING.format(html.escape(str(exc)[:70]))
-    return Response(svg, media_type="image/svg+xml", headers={
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
-        "Cache-Control": "no-store"})
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @pages_router.get("/p/{name}/arena", response_model=None)
@@ -137,5 +189,14 @@ def arena_page(name: str, request: Request, domain: str | None = None) -> Respon
             domains = project_domains(request_store(request), proj)
         except VeritagError:
             domains = []
-    return render_page("arena.html", status_code=200, user=user, csrf=csrf, project=proj.name, board=board, note=note,
-                 domain=domain or "", domains=domains)
+    return render_page(
+        "arena.html",
+        status_code=200,
+        user=user,
+        csrf=csrf,
+        project=proj.name,
+        board=board,
+        note=note,
+        domain=domain or "",
+        domains=domains,
+    )

@@ -66,7 +66,9 @@ _TOUCH_EVERY = timedelta(minutes=1)
 @functools.cache
 def _dummy_user() -> User:
     """A user to verify against when the name is unknown, so a wrong name costs what a wrong password does."""
-    return User(username="", password_hash=PasswordHasher().hash(secrets.token_hex(16)), role="tutor")
+    return User(
+        username="", password_hash=PasswordHasher().hash(secrets.token_hex(16)), role="tutor"
+    )
 
 
 def hash_secret(secret: str) -> str:
@@ -84,35 +86,58 @@ class Principal:
     via: str
 
 
-def _unauthorized(detail: str = "authentication required: log in or send 'Authorization: Bearer vt_...'") -> HTTPException:
+def _unauthorized(
+    detail: str = "authentication required: log in or send 'Authorization: Bearer vt_...'",
+) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def new_token(session: Session, user: User, name: str, actor: audit.Actor | None = None) -> tuple[ApiToken, str]:
+def new_token(
+    session: Session, user: User, name: str, actor: audit.Actor | None = None
+) -> tuple[ApiToken, str]:
     """Make an API token for ``user``; returns the row and the secret (shown once, never stored,
     not even in the audit log, which names the token by id and name)."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name or "token", token_hash=hash_secret(secret), revoked=False)
+    row = ApiToken(
+        user_id=user.id, name=name or "token", token_hash=hash_secret(secret), revoked=False
+    )
     session.add(row)
     session.flush()
-    audit.record(session, "token.create", actor=actor, target=row.id, detail={"name": row.name, "user": user.username})
+    audit.record(
+        session,
+        "token.create",
+        actor=actor,
+        target=row.id,
+        detail={"name": row.name, "user": user.username},
+    )
     return row, secret
 
 
 def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
     """A user's tokens, newest first (their secrets are not stored, so not shown)."""
-    return list(session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())))
+    return list(
+        session.scalars(
+            sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+        )
+    )
 
 
-def revoke_token(session: Session, token_id: int, user_id: int | None = None,
-                 actor: audit.Actor | None = None) -> ApiToken:
+def revoke_token(
+    session: Session, token_id: int, user_id: int | None = None, actor: audit.Actor | None = None
+) -> ApiToken:
     """Revoke a token for good (of ``user_id`` only, when given); the row stays as a record."""
     row = session.get(ApiToken, token_id)
     if row is None or (user_id is not None and row.user_id != user_id):
         raise NotFound(f"no API token {token_id}" + ("" if user_id is None else " of yours"))
     row.revoked = True
     owner = session.scalar(sa.select(User.username).where(User.id == row.user_id))
-    audit.record(session, "token.revoke", actor=actor, target=row.id, detail={"name": row.name, "user": owner})
+    audit.record(
+        session,
+        "token.revoke",
+        actor=actor,
+        target=row.id,
+        detail={"name": row.name, "user": owner},
+    )
     return row
 
 
@@ -123,16 +148,23 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user if ok and user is not None else None
 
 
-def start_login(session: Session, user: User, now: datetime | None = None,
-                client: str | None = None) -> tuple[str, str, datetime]:
+def start_login(
+    session: Session, user: User, now: datetime | None = None, client: str | None = None
+) -> tuple[str, str, datetime]:
     """Open a browser session: returns the cookie secret, the CSRF token and the expiry. The
     login is recorded in the audit log with the client's address."""
     now = now or datetime.now(UTC)
     audit.record(session, "login", actor=audit.Actor(user.username, user.id, client))
     secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = now + SESSION_TTL
-    session.execute(sa.delete(LoginSession).where(LoginSession.user_id == user.id, LoginSession.expires_at <= now))
-    session.add(LoginSession(id=hash_secret(secret), user_id=user.id, csrf_token=csrf, expires_at=expires))
+    session.execute(
+        sa.delete(LoginSession).where(
+            LoginSession.user_id == user.id, LoginSession.expires_at <= now
+        )
+    )
+    session.add(
+        LoginSession(id=hash_secret(secret), user_id=user.id, csrf_token=csrf, expires_at=expires)
+    )
     return secret, csrf, expires
 
 
@@ -140,7 +172,9 @@ def end_login(session: Session, cookie: str | None, actor: audit.Actor | None = 
     """End the cookie's session (if any) and record the logout in the audit log."""
     ended = False
     if cookie:
-        result = session.execute(sa.delete(LoginSession).where(LoginSession.id == hash_secret(cookie)))
+        result = session.execute(
+            sa.delete(LoginSession).where(LoginSession.id == hash_secret(cookie))
+        )
         ended = bool(result.rowcount)  # type: ignore[attr-defined]
     audit.record(session, "logout", actor=actor, detail={"session_ended": ended})
 
@@ -151,8 +185,11 @@ def _bearer(session: Session, header: str, now: datetime) -> Principal:
     if scheme.lower() != "bearer" or not secret.startswith(TOKEN_PREFIX):
         raise _unauthorized("the Authorization header must be 'Bearer vt_...'")
     digest = hash_secret(secret)
-    row = session.execute(sa.select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                          .where(ApiToken.token_hash == digest)).first()
+    row = session.execute(
+        sa.select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == digest)
+    ).first()
     if row is None or not hmac.compare_digest(row[0].token_hash, digest) or row[0].revoked:
         raise _unauthorized("invalid or revoked API token")
     token, user = row
@@ -164,15 +201,20 @@ def _bearer(session: Session, header: str, now: datetime) -> Principal:
 
 def _cookie(session: Session, request: Request, secret: str, now: datetime) -> Principal:
     digest = hash_secret(secret)
-    row = session.execute(sa.select(LoginSession, User).join(User, User.id == LoginSession.user_id)
-                          .where(LoginSession.id == digest, LoginSession.expires_at > now)).first()
+    row = session.execute(
+        sa.select(LoginSession, User)
+        .join(User, User.id == LoginSession.user_id)
+        .where(LoginSession.id == digest, LoginSession.expires_at > now)
+    ).first()
     if row is None or not hmac.compare_digest(row[0].id, digest):
         raise _unauthorized("session expired or unknown: log in again")
     login, user = row
     if request.method not in _SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode("utf-8"), login.csrf_token.encode("utf-8")):
-            raise HTTPException(status_code=403, detail=f"missing or wrong {CSRF_HEADER} header (CSRF check)")
+            raise HTTPException(
+                status_code=403, detail=f"missing or wrong {CSRF_HEADER} header (CSRF check)"
+            )
     return Principal(user.id, user.username, user.role, "session")
 
 
@@ -203,24 +245,39 @@ def require_role(*roles: str) -> Callable[[Principal], Principal]:
     return check
 
 
-def project_access(session: Session, name: str, user: Principal, roles: tuple[str, ...] = ROLES) -> tuple[Project, str]:
+def project_access(
+    session: Session, name: str, user: Principal, roles: tuple[str, ...] = ROLES
+) -> tuple[Project, str]:
     """The project and the user's role in it, if that role is one of ``roles``.
 
     A global admin is admin of every project. Anyone else must be a member; a project they are
     not a member of is refused with 403 whether it exists or not, so names do not leak. A name no
     project can have (a NUL, a lone surrogate) is not looked up: PostgreSQL would refuse the query.
     """
-    project = None if text_problem(name) else session.scalar(sa.select(Project).where(Project.name == name))
+    project = (
+        None
+        if text_problem(name)
+        else session.scalar(sa.select(Project).where(Project.name == name))
+    )
     if user.role == "admin":
         if project is None:
             raise HTTPException(status_code=404, detail=f"no project named {name!r}")
         role = "admin"
     else:
-        role = None if project is None else session.scalar(sa.select(Membership.role).where(
-            Membership.project_id == project.id, Membership.user_id == user.id))
+        role = (
+            None
+            if project is None
+            else session.scalar(
+                sa.select(Membership.role).where(
+                    Membership.project_id == project.id, Membership.user_id == user.id
+                )
+            )
+        )
         if project is None or role is None:
             raise HTTPException(status_code=403, detail=f"you are not a member of project {name!r}")
     if role not in roles:
-        raise HTTPException(status_code=403, detail=f"this needs the role {' or '.join(roles)} in project {name!r}; "
-                                                    f"yours is {role}")
+        raise HTTPException(
+            status_code=403,
+            detail=f"this needs the role {' or '.join(roles)} in project {name!r}; yours is {role}",
+        )
     return project, role

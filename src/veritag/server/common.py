@@ -15,12 +15,22 @@ from fastapi import Path, Query, Request
 from ..limits import MAX_ID
 from ..store.engine import Store
 
-__all__ = ["Id", "OptionalId", "encodable", "json_ready", "pid_alive", "process_name", "request_store"]
+__all__ = [
+    "Id",
+    "OptionalId",
+    "encodable",
+    "json_ready",
+    "pid_alive",
+    "process_name",
+    "request_store",
+]
 
 #: An integer id in a path, within what an id column holds (``limits.MAX_ID``): a 422, never a 500.
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 #: An optional integer id in the query string, bounded as ``Id``.
-OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Automation run id [default: the newest]")]
+OptionalId = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Automation run id [default: the newest]")
+]
 
 
 _names: dict[int, str] = {}

@@ -25,13 +25,16 @@ Admin = Annotated[Principal, Depends(require_role("admin"))]
 READERS = ("reviewer", "admin")
 
 
-def project_and_role(store: Store, name: str, user: Principal,
-                     roles: tuple[str, ...] = ROLES) -> tuple[Project, str]:
+def project_and_role(
+    store: Store, name: str, user: Principal, roles: tuple[str, ...] = ROLES
+) -> tuple[Project, str]:
     """The project ``name`` and ``user``'s role in it, if that role is one of ``roles`` (404/403 otherwise)."""
     with store.session() as session:
         return project_access(session, name, user, roles)
 
 
-def project_for(store: Store, name: str, user: Principal, roles: tuple[str, ...] = ROLES) -> Project:
+def project_for(
+    store: Store, name: str, user: Principal, roles: tuple[str, ...] = ROLES
+) -> Project:
     """The project ``name``, if ``user`` holds one of ``roles`` in it (404/403 otherwise)."""
     return project_and_role(store, name, user, roles)[0]

@@ -66,7 +66,12 @@ class Job:
     finished_at: datetime | None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"job": self.id, "kind": self.kind, "project": self.project, "state": self.state}
+        out: dict[str, Any] = {
+            "job": self.id,
+            "kind": self.kind,
+            "project": self.project,
+            "state": self.state,
+        }
         if self.state == "done":
             out["result"] = self.result
         if self.state == "failed":
@@ -90,8 +95,16 @@ class JobRunner:
         with its message, anything else fails it with a pointer to the server log."""
         job_id = secrets.token_urlsafe(12)
         with self._store.engine.begin() as conn:
-            conn.execute(sa.insert(JobRow).values(id=job_id, user_id=owner, kind=kind, project=project,
-                                                  state="queued", runner=self.name))
+            conn.execute(
+                sa.insert(JobRow).values(
+                    id=job_id,
+                    user_id=owner,
+                    kind=kind,
+                    project=project,
+                    state="queued",
+                    runner=self.name,
+                )
+            )
         self._pool.submit(self._run, job_id, work)
         found = self.get(job_id)
         assert found is not None
@@ -99,16 +112,31 @@ class JobRunner:
 
     def get(self, job_id: str) -> Job | None:
         with self._store.engine.connect() as conn:
-            row = conn.execute(sa.select(JobRow.id, JobRow.user_id, JobRow.kind, JobRow.project, JobRow.state,
-                                         JobRow.result, JobRow.error, JobRow.created_at, JobRow.started_at,
-                                         JobRow.finished_at).where(JobRow.id == job_id)).first()
+            row = conn.execute(
+                sa.select(
+                    JobRow.id,
+                    JobRow.user_id,
+                    JobRow.kind,
+                    JobRow.project,
+                    JobRow.state,
+                    JobRow.result,
+                    JobRow.error,
+                    JobRow.created_at,
+                    JobRow.started_at,
+                    JobRow.finished_at,
+                ).where(JobRow.id == job_id)
+            ).first()
         return None if row is None else Job(*row)
 
     def shutdown(self) -> None:
         """Drop queued jobs (marked failed) and wait for the running one (never cut off midway)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._set(sa.and_(JobRow.runner == self.name, JobRow.state == "queued"), state="failed",
-                  error="the server stopped before this job started; start it again", finished_at=_now())
+        self._set(
+            sa.and_(JobRow.runner == self.name, JobRow.state == "queued"),
+            state="failed",
+            error="the server stopped before this job started; start it again",
+            finished_at=_now(),
+        )
 
     def _set(self, where: Any, **values: Any) -> None:
         with self._store.engine.begin() as conn:
@@ -123,8 +151,12 @@ class JobRunner:
             self._set(this, state="failed", error=str(exc), finished_at=_now())
         except Exception:
             log.exception("job %s failed", job_id)
-            self._set(this, state="failed", error=f"internal error in job {job_id}; see the server log",
-                      finished_at=_now())
+            self._set(
+                this,
+                state="failed",
+                error=f"internal error in job {job_id}; see the server log",
+                finished_at=_now(),
+            )
         else:
             self._set(this, state="done", result=result, finished_at=_now())
 
@@ -132,12 +164,20 @@ class JobRunner:
         """Jobs left queued or running by a process of this host that is gone."""
         host = f"{socket.gethostname()}:"
         with self._store.engine.connect() as conn:
-            rows = conn.execute(sa.select(JobRow.id, JobRow.runner).where(
-                JobRow.state.in_(("queued", "running")), JobRow.runner.startswith(host, autoescape=True))).all()
-        dead = [r.id for r in rows if not pid_alive(int(r.runner[len(host):].split(":")[0]))]
+            rows = conn.execute(
+                sa.select(JobRow.id, JobRow.runner).where(
+                    JobRow.state.in_(("queued", "running")),
+                    JobRow.runner.startswith(host, autoescape=True),
+                )
+            ).all()
+        dead = [r.id for r in rows if not pid_alive(int(r.runner[len(host) :].split(":")[0]))]
         if dead:
-            self._set(JobRow.id.in_(dead), state="failed", finished_at=_now(),
-                      error="the server process running this job stopped; start it again")
+            self._set(
+                JobRow.id.in_(dead),
+                state="failed",
+                finished_at=_now(),
+                error="the server process running this job stopped; start it again",
+            )
 
 
 _create = threading.Lock()

@@ -21,8 +21,17 @@ from pydantic_core import CoreSchema
 from ..schema import TaskSchema
 from .common import encodable
 
-__all__ = ["ApiError", "FieldProblem", "Out", "RowProblem", "TaskSchemaJson", "error_body", "errors",
-           "install", "validation_body"]
+__all__ = [
+    "ApiError",
+    "FieldProblem",
+    "Out",
+    "RowProblem",
+    "TaskSchemaJson",
+    "error_body",
+    "errors",
+    "install",
+    "validation_body",
+]
 
 #: Field problems a validation 422 lists (a body of 10,000 bad values gets the first ones).
 MAX_PROBLEMS = 50
@@ -39,7 +48,7 @@ MEANINGS = {
     409: "Conflicts with what is there: a name taken, a lease no longer held",
     413: "The upload is too large",
     422: "The request is well-formed but refused: bad fields (listed in ``errors``), a label the "
-         "schema refuses, bad rows of an upload",
+    "schema refuses, bad rows of an upload",
     429: "Too many failed logins: try again after ``Retry-After`` seconds",
 }
 
@@ -73,7 +82,9 @@ class ApiError(BaseModel):
 
     detail: str = Field(description="What went wrong, for a person to read")
     errors: list[FieldProblem] | list[RowProblem] | None = Field(
-        default=None, description="Validation 422: each field problem; import 422: the first bad rows")
+        default=None,
+        description="Validation 422: each field problem; import 422: the first bad rows",
+    )
     total: int | None = Field(default=None, description="Import 422: bad rows in all")
 
 
@@ -83,8 +94,12 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for status in statuses:
         entry: dict[str, Any] = {"model": ApiError, "description": MEANINGS[status]}
         if status == 429:
-            entry["headers"] = {"Retry-After": {"description": "Seconds until a login may be tried again",
-                                                "schema": {"type": "integer"}}}
+            entry["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds until a login may be tried again",
+                    "schema": {"type": "integer"},
+                }
+            }
         if status == 401:
             entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
         out[status] = entry
@@ -110,9 +125,14 @@ def _where(loc: list[str | int]) -> str:
 def validation_body(exc: RequestValidationError) -> dict[str, Any]:
     """A validation 422: its problems without the echoed input (it may be huge, or a secret)."""
     found = exc.errors()
-    problems = [FieldProblem(loc=[p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-                             msg=_capped(str(e.get("msg", "")), MAX_MESSAGE), type=str(e.get("type", "")))
-                for e in found[:MAX_PROBLEMS]]
+    problems = [
+        FieldProblem(
+            loc=[p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            msg=_capped(str(e.get("msg", "")), MAX_MESSAGE),
+            type=str(e.get("type", "")),
+        )
+        for e in found[:MAX_PROBLEMS]
+    ]
     said = "; ".join(f"{_where(p.loc)}: {p.msg}" for p in problems)
     more = f" (and {len(found) - len(problems)} more)" if len(found) > len(problems) else ""
     return error_body(f"invalid request: {said}{more}", errors=problems)
@@ -123,9 +143,10 @@ class TaskSchemaJson:
     still checks it with ``parse_schema``, so its messages stay those of the command line."""
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, _core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        cls, _core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         return handler(TypeAdapter(TaskSchema).core_schema)
-
 
 
 def _drop_default_422(document: dict[str, Any]) -> None:

@@ -50,13 +50,19 @@ __all__ = ["CSP", "STATIC_DIR", "admin_page", "project_page", "render_page", "ro
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 #: The policy of every page: this server's own files only; no inline script or style, no frames.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 #: The double-submit cookie of the login form.
 LOGIN_CSRF_COOKIE = "veritag_login_csrf"
 
-_env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
-                   lstrip_blocks=True)
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,8 +85,11 @@ def _session_user(request: Request) -> tuple[Principal, str] | None:
         return None
     digest = hash_secret(cookie)
     with request_store(request).session() as session:
-        row = session.execute(sa.select(LoginSession, User).join(User, User.id == LoginSession.user_id)
-                              .where(LoginSession.id == digest, LoginSession.expires_at > datetime.now(UTC))).first()
+        row = session.execute(
+            sa.select(LoginSession, User)
+            .join(User, User.id == LoginSession.user_id)
+            .where(LoginSession.id == digest, LoginSession.expires_at > datetime.now(UTC))
+        ).first()
     if row is None or not hmac.compare_digest(row[0].id, digest):
         return None
     login, user = row
@@ -89,14 +98,18 @@ def _session_user(request: Request) -> tuple[Principal, str] | None:
 
 def _check_form_csrf(sent: str, expected: str) -> None:
     if not hmac.compare_digest(sent.encode("utf-8"), expected.encode("utf-8")):
-        raise HTTPException(status_code=403, detail="missing or wrong csrf_token form field (CSRF check)")
+        raise HTTPException(
+            status_code=403, detail="missing or wrong csrf_token form field (CSRF check)"
+        )
 
 
 def _error(user: Principal, csrf: str, exc: HTTPException) -> HTMLResponse:
     return render_page("error.html", exc.status_code, user=user, csrf=csrf, message=exc.detail)
 
 
-def project_page(request: Request, name: str, roles: tuple[str, ...]) -> Response | tuple[Principal, str, Any, Any]:
+def project_page(
+    request: Request, name: str, roles: tuple[str, ...]
+) -> Response | tuple[Principal, str, Any, Any]:
     """What a project page starts with: the logged-in user, their CSRF token, the store and the
     project, or the response that ends the request (to the login page, or a 403/404 page)."""
     who = _session_user(request)
@@ -120,18 +133,28 @@ def admin_page(request: Request) -> Response | tuple[Principal, str]:
         return _to_login()
     user, csrf = who
     if user.role != "admin":
-        return _error(user, csrf, HTTPException(status_code=403, detail="this page is for global admins"))
+        return _error(
+            user, csrf, HTTPException(status_code=403, detail="this page is for global admins")
+        )
     return user, csrf
 
 
 # --- login and logout ----------------------------------------------------------------------------
 
 
-def _login_form(request: Request, error: str = "", username: str = "", status_code: int = 200) -> HTMLResponse:
+def _login_form(
+    request: Request, error: str = "", username: str = "", status_code: int = 200
+) -> HTMLResponse:
     token = secrets.token_urlsafe(32)
     out = render_page("login.html", status_code, error=error, username=username, login_csrf=token)
-    out.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                   secure=request.url.scheme == "https")
+    out.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/login",
+        secure=request.url.scheme == "https",
+    )
     return out
 
 
@@ -143,22 +166,31 @@ def login_page(request: Request) -> Response:
 
 
 @router.post("/login", response_model=None)
-def login_submit(request: Request, username: str = Form(""), password: str = Form(""),
-                 login_csrf: str = Form("")) -> Response:
+def login_submit(
+    request: Request, username: str = Form(""), password: str = Form(""), login_csrf: str = Form("")
+) -> Response:
     """Check the password; set the session cookie (as ``POST /api/v1/login`` does) and go to ``/``."""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(login_csrf.encode("utf-8"), expected.encode("utf-8")):
+    if not expected or not hmac.compare_digest(
+        login_csrf.encode("utf-8"), expected.encode("utf-8")
+    ):
         return _login_form(request, "The form expired; please try again.", username, 403)
     if text_problem(username) or text_problem(password):
-        return _login_form(request, "The username or password holds a character that is not allowed.", "", 422)
+        return _login_form(
+            request, "The username or password holds a character that is not allowed.", "", 422
+        )
     store, address = request_store(request), throttle.client_address(request)
     with store.session() as session:
         try:
             throttle.check(session, username, address)
         except throttle.Throttled as exc:
             throttle.locked_out(store, username, address, exc)
-            out = _login_form(request, f"Too many failed logins; try again in {exc.retry_after} seconds.",
-                              username, 429)
+            out = _login_form(
+                request,
+                f"Too many failed logins; try again in {exc.retry_after} seconds.",
+                username,
+                429,
+            )
             out.headers["Retry-After"] = str(exc.retry_after)
             return out
         user = authenticate(session, username, password)
@@ -169,8 +201,15 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
         throttle.failed(store, username, address)
         return _login_form(request, "Wrong username or password.", username, 401)
     out = RedirectResponse("/", status_code=303)
-    out.set_cookie(COOKIE, secret, httponly=True, samesite="lax", secure=request.url.scheme == "https",
-                   expires=expires, path="/")
+    out.set_cookie(
+        COOKIE,
+        secret,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        expires=expires,
+        path="/",
+    )
     out.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return out
 
@@ -181,8 +220,11 @@ def logout_submit(request: Request, csrf_token: str = Form("")) -> Response:
     if who is not None:
         _check_form_csrf(csrf_token, who[1])
         with request_store(request).session() as session:
-            end_login(session, request.cookies.get(COOKIE),
-                      audit.Actor(who[0].username, who[0].id, throttle.client_address(request)))
+            end_login(
+                session,
+                request.cookies.get(COOKIE),
+                audit.Actor(who[0].username, who[0].id, throttle.client_address(request)),
+            )
     out = _to_login()
     out.delete_cookie(COOKIE, path="/")
     return out
@@ -202,19 +244,41 @@ def home(request: Request) -> Response:
         if user.role == "admin":
             rows = [(p, "admin") for p in list_projects(session)]
         else:
-            rows = [(p, role) for p, role in session.execute(
-                sa.select(Project, Membership.role).join(Membership, Membership.project_id == Project.id)
-                .where(Membership.user_id == user.id).order_by(Project.name))]
-        projects = [{"name": p.name, "description": p.description, "type": (p.task_schema or {}).get("type", ""),
-                     "role": role} for p, role in rows]
+            rows = [
+                (p, role)
+                for p, role in session.execute(
+                    sa.select(Project, Membership.role)
+                    .join(Membership, Membership.project_id == Project.id)
+                    .where(Membership.user_id == user.id)
+                    .order_by(Project.name)
+                )
+            ]
+        projects = [
+            {
+                "name": p.name,
+                "description": p.description,
+                "type": (p.task_schema or {}).get("type", ""),
+                "role": role,
+            }
+            for p, role in rows
+        ]
     return render_page("home.html", user=user, csrf=csrf, projects=projects)
 
 
 def _progress(store: Store, project: Project, username: str) -> dict[str, int]:
     """Labels the tutor has given in the project: today (UTC) and in all."""
     start = datetime.combine(datetime.now(UTC).date(), time(0), tzinfo=UTC)
-    mine = (sa.select(sa.func.count()).select_from(Claim).join(Source, Source.id == Claim.source_id)
-            .where(Claim.project_id == project.id, Source.kind == "human", Source.name == username, standing_claims()))
+    mine = (
+        sa.select(sa.func.count())
+        .select_from(Claim)
+        .join(Source, Source.id == Claim.source_id)
+        .where(
+            Claim.project_id == project.id,
+            Source.kind == "human",
+            Source.name == username,
+            standing_claims(),
+        )
+    )
     with store.engine.connect() as conn:
         total = conn.scalar(mine) or 0
         today = conn.scalar(mine.where(Claim.created_at >= start)) or 0
@@ -234,17 +298,32 @@ def label_page(name: str, request: Request) -> Response:
     user, csrf, store, proj = entry
     schema = parse_schema(proj.task_schema)
     choices: list[dict[str, str]]
-    if isinstance(schema, PairwiseSchema):  # the server hides which response is A: the page says left and right
-        choices = [{"value": "left", "text": "Left is better"}, {"value": "right", "text": "Right is better"},
-                   {"value": "tie", "text": "Tie"}]
+    if isinstance(
+        schema, PairwiseSchema
+    ):  # the server hides which response is A: the page says left and right
+        choices = [
+            {"value": "left", "text": "Left is better"},
+            {"value": "right", "text": "Right is better"},
+            {"value": "tie", "text": "Tie"},
+        ]
         if isinstance(schema, ArenaSchema):
             choices.append({"value": "both_bad", "text": "Both bad"})
     else:  # free text has neither classes nor labels: no buttons
-        choices = [{"value": c, "text": c} for c in (schema.classes() or getattr(schema, "labels", []))]
-    return render_page("label.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
-                 choices=choices, schema=schema, instructions=schema.instructions,
-                 schema_json=schema.model_dump_json(),
-                 progress=_progress(store, proj, user.username))
+        choices = [
+            {"value": c, "text": c} for c in (schema.classes() or getattr(schema, "labels", []))
+        ]
+    return render_page(
+        "label.html",
+        user=user,
+        csrf=csrf,
+        project=proj.name,
+        schema_type=schema.type,
+        choices=choices,
+        schema=schema,
+        instructions=schema.instructions,
+        schema_json=schema.model_dump_json(),
+        progress=_progress(store, proj, user.username),
+    )
 
 
 @router.get("/p/{name}/dashboard", response_model=None)
@@ -262,10 +341,25 @@ def dashboard(name: str, request: Request) -> Response:
     note = None
     try:
         status = routing.routing_status(store, proj, refit="never")
-    except VeritagError as exc:  # e.g. a task type that routing does not handle: the rest still shows
+    except (
+        VeritagError
+    ) as exc:  # e.g. a task type that routing does not handle: the rest still shows
         status, note = None, str(exc)
-    data = dashboard_data.gather(store, proj, with_members=role == "admin", status=status, routing_note=note)
+    data = dashboard_data.gather(
+        store, proj, with_members=role == "admin", status=status, routing_note=note
+    )
     schema = parse_schema(proj.task_schema)
-    return render_page("dashboard.html", user=user, csrf=csrf, project=proj.name, role=role, data=data,
-                 is_admin=role == "admin", global_admin=user.role == "admin", plots=dashboard_data.PLOTS,
-                 quality_plots=bool(schema.classes()) and schema.type != "multilabel" and data.progress.labeled > 0)
+    return render_page(
+        "dashboard.html",
+        user=user,
+        csrf=csrf,
+        project=proj.name,
+        role=role,
+        data=data,
+        is_admin=role == "admin",
+        global_admin=user.role == "admin",
+        plots=dashboard_data.PLOTS,
+        quality_plots=bool(schema.classes())
+        and schema.type != "multilabel"
+        and data.progress.labeled > 0,
+    )

@@ -16,10 +16,34 @@ from pydantic import Field
 from .openapi import Out, TaskSchemaJson
 
 __all__ = [
-    "AutomationReportOut", "DashboardOut", "ImportOut", "ItemOut", "JobOut", "JobStartedOut", "LeaderboardOut",
-    "LeaseOut", "LoginOut", "MeOut", "MemberOut", "NewTokenOut", "ProjectDetailOut", "ProjectOut",
-    "QualityReportOut", "QueueOut", "ReleaseOut", "ResolveOut", "ReviewOut", "ReviewQueueOut", "RoutingOut",
-    "StatusOut", "SubmitOut", "TokenOut", "TutorOut", "UndoOut", "UnlockOut", "UserOut",
+    "AutomationReportOut",
+    "DashboardOut",
+    "ImportOut",
+    "ItemOut",
+    "JobOut",
+    "JobStartedOut",
+    "LeaderboardOut",
+    "LeaseOut",
+    "LoginOut",
+    "MeOut",
+    "MemberOut",
+    "NewTokenOut",
+    "ProjectDetailOut",
+    "ProjectOut",
+    "QualityReportOut",
+    "QueueOut",
+    "ReleaseOut",
+    "ResolveOut",
+    "ReviewOut",
+    "ReviewQueueOut",
+    "RoutingOut",
+    "StatusOut",
+    "SubmitOut",
+    "TokenOut",
+    "TutorOut",
+    "UndoOut",
+    "UnlockOut",
+    "UserOut",
 ]
 
 Role = Literal["admin", "reviewer", "tutor"]
@@ -29,7 +53,9 @@ JsonObject = dict[str, Any]
 class LoginOut(Out):
     username: str
     role: Role
-    csrf_token: str = Field(description="Send it as X-CSRF-Token with every cookie request that changes state")
+    csrf_token: str = Field(
+        description="Send it as X-CSRF-Token with every cookie request that changes state"
+    )
     expires_at: str
 
 
@@ -114,7 +140,9 @@ class LeaseOut(Out):
     type: str
     leased_at: str
     expires_at: str
-    resumed: bool = Field(default=False, description="The caller's running lease, handed back renewed")
+    resumed: bool = Field(
+        default=False, description="The caller's running lease, handed back renewed"
+    )
     pair: PairOut | None = Field(default=None, description="Pairwise projects only")
 
 
@@ -173,7 +201,9 @@ class ImportOut(Out):
     gold_added: int
     rows_skipped: int
     errors: list[RowOut] = Field(description="The first bad rows skipped (skip_invalid)")
-    imported_before: str | None = Field(description="When the same file was imported before, if it was")
+    imported_before: str | None = Field(
+        description="When the same file was imported before, if it was"
+    )
 
 
 class StatusOut(Out):

@@ -115,12 +115,21 @@ def _run_of(store: Store, project: Project) -> tuple[CurrentTruth, Any]:
     return truth, load_truth(store, truth, with_probs=True) if truth.run is not None else None
 
 
-def _human_votes(conn: sa.Connection, project: Project, schema: BaseSchema) -> dict[int, dict[int, str]]:
+def _human_votes(
+    conn: sa.Connection, project: Project, schema: BaseSchema
+) -> dict[int, dict[int, str]]:
     """Each item's standing human claims as ``{item: {source: vote key}}``; a source's newest claim counts."""
-    rows = conn.execute(sa.select(Claim.item_id, Claim.source_id, Claim.value)
-                        .join(Source, Source.id == Claim.source_id)
-                        .where(Claim.project_id == project.id, Source.kind == "human", Claim.value.is_not(None),
-                               standing_claims()).order_by(Claim.id))
+    rows = conn.execute(
+        sa.select(Claim.item_id, Claim.source_id, Claim.value)
+        .join(Source, Source.id == Claim.source_id)
+        .where(
+            Claim.project_id == project.id,
+            Source.kind == "human",
+            Claim.value.is_not(None),
+            standing_claims(),
+        )
+        .order_by(Claim.id)
+    )
     votes: dict[int, dict[int, str]] = {}
     for item, source, value in rows:
         votes.setdefault(item, {})[source] = canonical_json(schema.vote_key(value))
@@ -135,16 +144,35 @@ def _shown(key: str) -> str:
 
 def _reviewed(conn: sa.Connection, project: Project) -> set[int]:
     """Items whose newest claim is a reviewer's (reviewed, and nothing said since)."""
-    newest = (sa.select(Claim.item_id, sa.func.max(Claim.id).label("last"))
-              .where(Claim.project_id == project.id).group_by(Claim.item_id).subquery())
-    done = (sa.select(Review.item_id, sa.func.max(Review.claim_id).label("last"))
-            .where(Review.project_id == project.id).group_by(Review.item_id).subquery())
-    return set(conn.scalars(sa.select(newest.c.item_id).join(done, done.c.item_id == newest.c.item_id)
-                            .where(done.c.last >= newest.c.last)))
+    newest = (
+        sa.select(Claim.item_id, sa.func.max(Claim.id).label("last"))
+        .where(Claim.project_id == project.id)
+        .group_by(Claim.item_id)
+        .subquery()
+    )
+    done = (
+        sa.select(Review.item_id, sa.func.max(Review.claim_id).label("last"))
+        .where(Review.project_id == project.id)
+        .group_by(Review.item_id)
+        .subquery()
+    )
+    return set(
+        conn.scalars(
+            sa.select(newest.c.item_id)
+            .join(done, done.c.item_id == newest.c.item_id)
+            .where(done.c.last >= newest.c.last)
+        )
+    )
 
 
-def _engine_doubts(store: Store, project: Project, run: Any, res: Any, schema: BaseSchema,
-                   signals: dict[int, _Signals]) -> None:
+def _engine_doubts(
+    store: Store,
+    project: Project,
+    run: Any,
+    res: Any,
+    schema: BaseSchema,
+    signals: dict[int, _Signals],
+) -> None:
     """Add the truth engine's doubts (``item_issues`` on the majority, ``claim_issues`` per claim)
     for a single-label project, on the claims the run covered."""
     classes = schema.classes()
@@ -152,7 +180,9 @@ def _engine_doubts(store: Store, project: Project, run: Any, res: Any, schema: B
         return
     with store.engine.connect() as conn:
         mark = claims_watermark(conn, project_id=project.id)
-        pc = load_project_claims(conn, project, Watermark(run.max_claim_id, mark.max_gold_id, run.gold_count))
+        pc = load_project_claims(
+            conn, project, Watermark(run.max_claim_id, mark.max_gold_id, run.gold_count)
+        )
         kinds = source_names(conn, ids=pc.source_ids.tolist())
     k = len(pc.classes)
     if not pc.item_ids.size or res.probs.shape[1] != k:
@@ -177,8 +207,11 @@ def _engine_doubts(store: Store, project: Project, run: Any, res: Any, schema: B
     for i in np.flatnonzero(strict & issues.is_issue).tolist():
         q = float(issues.quality[i])
         signals.setdefault(int(pc.item_ids[i]), _Signals()).add(
-            "majority_doubted", f"the tutors' majority '{classes[majority[i]]}' is right with probability {q:.2f}; "
-            f"the engine prefers '{classes[issues.suggested[i]]}'", 1.0 - q)
+            "majority_doubted",
+            f"the tutors' majority '{classes[majority[i]]}' is right with probability {q:.2f}; "
+            f"the engine prefers '{classes[issues.suggested[i]]}'",
+            1.0 - q,
+        )
     confusion = source_reliability(claims, post).confusion[:, 0]
     doubted = claim_issues(claims, post, confusion, threshold=SUSPECT)
     # A lone claim left out leaves only the prior: that is unchecked, not suspect.
@@ -186,8 +219,11 @@ def _engine_doubts(store: Store, project: Project, run: Any, res: Any, schema: B
     for j in np.flatnonzero(doubted.is_issue & is_human & others).tolist():
         q = float(doubted.quality[j])
         signals.setdefault(int(pc.item_ids[claims.item[j]]), _Signals()).add(
-            "suspect_claim", f"{names[claims.source[j]]}'s '{classes[claims.label[j]]}' is right with probability "
-            f"{q:.2f} given the other evidence", 1.0 - q)
+            "suspect_claim",
+            f"{names[claims.source[j]]}'s '{classes[claims.label[j]]}' is right with probability "
+            f"{q:.2f} given the other evidence",
+            1.0 - q,
+        )
 
 
 def _claims_of(conn: sa.Connection, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -195,18 +231,41 @@ def _claims_of(conn: sa.Connection, item_ids: list[int]) -> dict[int, list[dict[
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in item_ids}
     if not item_ids:
         return out
-    rows = conn.execute(sa.select(Claim.id, Claim.item_id, Source.name, Source.kind, Claim.value, Claim.probs,
-                                  Claim.created_at).join(Source, Source.id == Claim.source_id)
-                        .where(Claim.item_id.in_(item_ids), standing_claims(),
-                               sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None))).order_by(Claim.id))
+    rows = conn.execute(
+        sa.select(
+            Claim.id,
+            Claim.item_id,
+            Source.name,
+            Source.kind,
+            Claim.value,
+            Claim.probs,
+            Claim.created_at,
+        )
+        .join(Source, Source.id == Claim.source_id)
+        .where(
+            Claim.item_id.in_(item_ids),
+            standing_claims(),
+            sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None)),
+        )
+        .order_by(Claim.id)
+    )
     for cid, item, name, kind, value, probs, created in rows:
-        out[item].append({"id": cid, "source": name, "kind": kind, "value": value, "probs": probs,
-                          "created_at": created.isoformat() if created is not None else None})
+        out[item].append(
+            {
+                "id": cid,
+                "source": name,
+                "kind": kind,
+                "value": value,
+                "probs": probs,
+                "created_at": created.isoformat() if created is not None else None,
+            }
+        )
     return out
 
 
-def review_queue(store: Store, project: Project, *, limit: int = 20,
-                 uncertain: float = UNCERTAIN) -> tuple[list[QueueEntry], int, CurrentTruth]:
+def review_queue(
+    store: Store, project: Project, *, limit: int = 20, uncertain: float = UNCERTAIN
+) -> tuple[list[QueueEntry], int, CurrentTruth]:
     """The items most worth a reviewer's look, most suspicious first, how many there are in all,
     and the stored run they were judged by (before the first run: tutors' disagreements only)."""
     schema = project_schema(project)
@@ -216,42 +275,77 @@ def review_queue(store: Store, project: Project, *, limit: int = 20,
         reviewed = _reviewed(conn, project)
     signals: dict[int, _Signals] = {}
     if res is None:
-        res = Resolution(np.zeros(0, np.int64), np.empty(0, object), np.zeros(0), np.zeros(0, np.int64),
-                         np.empty(0, object))
+        res = Resolution(
+            np.zeros(0, np.int64),
+            np.empty(0, object),
+            np.zeros(0),
+            np.zeros(0, np.int64),
+            np.empty(0, object),
+        )
     basis = res.basis if res.basis is not None else np.zeros(res.item_ids.size, np.int8)
-    for item, conf, b in zip(res.item_ids.tolist(), res.confidence.tolist(), basis.tolist(), strict=True):
+    for item, conf, b in zip(
+        res.item_ids.tolist(), res.confidence.tolist(), basis.tolist(), strict=True
+    ):
         if conf < uncertain and b != _GOLD:
             signals.setdefault(item, _Signals()).add(
-                "uncertain", f"the resolved label is right with probability {conf:.2f} only", 1.0 - conf)
+                "uncertain",
+                f"the resolved label is right with probability {conf:.2f} only",
+                1.0 - conf,
+            )
     for item, by_source in votes.items():
         tally = Counter(by_source.values())
         if len(tally) > 1:
             counted = tally.most_common()
             said = ", ".join(f"{_shown(key)} ×{n}" for key, n in counted)
             signals.setdefault(item, _Signals()).add(
-                "disagreement", f"tutors disagree: {said}", 1.0 - counted[0][1] / len(by_source))
+                "disagreement", f"tutors disagree: {said}", 1.0 - counted[0][1] / len(by_source)
+            )
     if truth.run is not None:
         _engine_doubts(store, project, truth.run, res, schema, signals)
     pos_of = {item: i for i, item in enumerate(res.item_ids.tolist())}
     with store.engine.connect() as conn:  # gold as it stands, also where the run predates it
         gold = set(conn.scalars(sa.select(Gold.item_id).where(Gold.project_id == project.id)))
-    ranked = sorted(((s.score, item) for item, s in signals.items() if item not in reviewed and item not in gold),
-                    key=lambda pair: (-pair[0], pair[1]))
-    chosen = [item for _, item in ranked[:max(limit, 0)]]
+    ranked = sorted(
+        (
+            (s.score, item)
+            for item, s in signals.items()
+            if item not in reviewed and item not in gold
+        ),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    chosen = [item for _, item in ranked[: max(limit, 0)]]
     with store.engine.connect() as conn:
-        items = {r.id: r for r in conn.execute(sa.select(Item.id, Item.external_id, Item.text, Item.data)
-                                               .where(Item.id.in_(chosen)))} if chosen else {}
+        items = (
+            {
+                r.id: r
+                for r in conn.execute(
+                    sa.select(Item.id, Item.external_id, Item.text, Item.data).where(
+                        Item.id.in_(chosen)
+                    )
+                )
+            }
+            if chosen
+            else {}
+        )
         claims = _claims_of(conn, chosen)
     out = []
     for item in chosen:
         i = pos_of.get(item)
         row = items[item]
-        out.append(QueueEntry(
-            item_id=item, external_id=row.external_id, text=row.text, data=row.data,
-            label=res.labels[i] if i is not None else None,
-            probability=float(res.confidence[i]) if i is not None else None,
-            basis=BASES[int(basis[i])] if i is not None else None,
-            score=round(signals[item].score, 4), reasons=signals[item].reasons, claims=claims[item]))
+        out.append(
+            QueueEntry(
+                item_id=item,
+                external_id=row.external_id,
+                text=row.text,
+                data=row.data,
+                label=res.labels[i] if i is not None else None,
+                probability=float(res.confidence[i]) if i is not None else None,
+                basis=BASES[int(basis[i])] if i is not None else None,
+                score=round(signals[item].score, 4),
+                reasons=signals[item].reasons,
+                claims=claims[item],
+            )
+        )
     return out, len(ranked), truth
 
 
@@ -260,13 +354,22 @@ def _resolved_label(store: Store, project: Project, item_id: int) -> Any:
     resolution, _ = current_resolution(store, project)
     pos, found = resolution.lookup(np.array([item_id], dtype=np.int64))
     if not found[0]:
-        raise HTTPException(status_code=422, detail=f"item {item_id} has no resolved label to accept (no claims "
-                                                    "yet); correct it with a value instead")
+        raise HTTPException(
+            status_code=422,
+            detail=f"item {item_id} has no resolved label to accept (no claims "
+            "yet); correct it with a value instead",
+        )
     return resolution.labels[int(pos[0])]
 
 
-def _backing_claim(store: Store, project: Project, schema: BaseSchema, item_id: int, resolved: Any,
-                   text: str | None) -> Any:
+def _backing_claim(
+    store: Store,
+    project: Project,
+    schema: BaseSchema,
+    item_id: int,
+    resolved: Any,
+    text: str | None,
+) -> Any:
     """The newest human claim that says what ``resolved`` says, normalised, or None.
 
     A resolved label holds only what votes compare (a fact-check verdict without its evidence);
@@ -274,9 +377,18 @@ def _backing_claim(store: Store, project: Project, schema: BaseSchema, item_id: 
     """
     key = canonical_json(schema.vote_key(resolved))
     with store.engine.connect() as conn:
-        values = conn.scalars(sa.select(Claim.value).join(Source, Source.id == Claim.source_id)
-                              .where(Claim.item_id == item_id, Claim.project_id == project.id, Source.kind == "human",
-                                     Claim.value.is_not(None), standing_claims()).order_by(Claim.id.desc())).all()
+        values = conn.scalars(
+            sa.select(Claim.value)
+            .join(Source, Source.id == Claim.source_id)
+            .where(
+                Claim.item_id == item_id,
+                Claim.project_id == project.id,
+                Source.kind == "human",
+                Claim.value.is_not(None),
+                standing_claims(),
+            )
+            .order_by(Claim.id.desc())
+        ).all()
     for value in values:
         if canonical_json(schema.vote_key(value)) == key:
             try:
@@ -286,8 +398,9 @@ def _backing_claim(store: Store, project: Project, schema: BaseSchema, item_id: 
     return None
 
 
-def review_item(store: Store, project: Project, item_id: int, user: Principal, action: str,
-                value: Any = None) -> dict[str, Any]:
+def review_item(
+    store: Store, project: Project, item_id: int, user: Principal, action: str, value: Any = None
+) -> dict[str, Any]:
     """Write a review: a new claim of the reviewer's human source plus a ``reviews`` row. Raises
     ``LabelError`` (422) for a value the schema refuses; nothing existing is changed.
 
@@ -296,9 +409,13 @@ def review_item(store: Store, project: Project, item_id: int, user: Principal, a
     """
     schema = project_schema(project)
     with store.engine.connect() as conn:
-        text = conn.execute(sa.select(Item.text).where(Item.id == item_id, Item.project_id == project.id)).first()
+        text = conn.execute(
+            sa.select(Item.text).where(Item.id == item_id, Item.project_id == project.id)
+        ).first()
     if text is None:
-        raise HTTPException(status_code=404, detail=f"no item {item_id} in project {project.name!r}")
+        raise HTTPException(
+            status_code=404, detail=f"no item {item_id} in project {project.name!r}"
+        )
     if action == "accept":
         raw = _resolved_label(store, project, item_id)
     elif value is None:
@@ -312,27 +429,58 @@ def review_item(store: Store, project: Project, item_id: int, user: Principal, a
             raise
         label = _backing_claim(store, project, schema, item_id, raw, text[0])
         if label is None:
-            raise LabelError("label", f"the resolved label cannot be accepted as is ({exc}); correct it instead") from None
+            raise LabelError(
+                "label", f"the resolved label cannot be accepted as is ({exc}); correct it instead"
+            ) from None
     with store.begin_write() as conn:  # the writer lock tutors' submits queue on
-        sid = source_ids(conn, project_id=project.id, kind="human", names={user.username})[user.username]
+        sid = source_ids(conn, project_id=project.id, kind="human", names={user.username})[
+            user.username
+        ]
         claim_id = add_claim(conn, project.id, item_id, sid, value=label)
-        review_id = int(conn.execute(sa.insert(Review).values(project_id=project.id, item_id=item_id, user_id=user.id,
-                                                              action=action, claim_id=claim_id))
-                        .inserted_primary_key[0])
-    return {"item_id": item_id, "action": action, "value": label, "claim_id": claim_id, "review_id": review_id}
+        review_id = int(
+            conn.execute(
+                sa.insert(Review).values(
+                    project_id=project.id,
+                    item_id=item_id,
+                    user_id=user.id,
+                    action=action,
+                    claim_id=claim_id,
+                )
+            ).inserted_primary_key[0]
+        )
+    return {
+        "item_id": item_id,
+        "action": action,
+        "value": label,
+        "claim_id": claim_id,
+        "review_id": review_id,
+    }
 
 
 # --- the JSON API --------------------------------------------------------------------------------
 
 
-@router.get("/projects/{name}/review/queue", response_model=ReviewQueueOut, responses=errors(400, 401, 403, 404, 422))
-def queue(name: str, user: Me, request: Request,
-          limit: Annotated[int, Query(ge=1, le=500, description="How many items to return")] = 20) -> dict[str, Any]:
+@router.get(
+    "/projects/{name}/review/queue",
+    response_model=ReviewQueueOut,
+    responses=errors(400, 401, 403, 404, 422),
+)
+def queue(
+    name: str,
+    user: Me,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500, description="How many items to return")] = 20,
+) -> dict[str, Any]:
     """Suspected errors and disagreements, most suspicious first (reviewer or admin)."""
     store = request_store(request)
     proj, _ = project_and_role(store, name, user, READERS)
     entries, total, truth = review_queue(store, proj, limit=limit)
-    return {"project": proj.name, "total": total, "items": json_ready(entries), "truth": truth.to_json()}
+    return {
+        "project": proj.name,
+        "total": total,
+        "items": json_ready(entries),
+        "truth": truth.to_json(),
+    }
 
 
 class ReviewBody(BaseModel):
@@ -340,8 +488,12 @@ class ReviewBody(BaseModel):
     value: SafeJson = None
 
 
-@router.post("/projects/{name}/review/{item_id}", status_code=201, response_model=ReviewOut,
-             responses=errors(400, 401, 403, 404, 422))
+@router.post(
+    "/projects/{name}/review/{item_id}",
+    status_code=201,
+    response_model=ReviewOut,
+    responses=errors(400, 401, 403, 404, 422),
+)
 def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request) -> dict[str, Any]:
     """Accept the resolved label or correct it: a new claim by the reviewer and a review row."""
     store = request_store(request)
@@ -349,7 +501,9 @@ def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request)
     return json_ready(review_item(store, proj, item_id, user, body.action, body.value))  # type: ignore[no-any-return]
 
 
-@router.get("/projects/{name}/dashboard", response_model=DashboardOut, responses=errors(400, 401, 403, 404))
+@router.get(
+    "/projects/{name}/dashboard", response_model=DashboardOut, responses=errors(400, 401, 403, 404)
+)
 def dashboard(name: str, user: Me, request: Request) -> dict[str, Any]:
     """What the dashboard page shows, as data (reviewers get no members list)."""
     store = request_store(request)
@@ -370,14 +524,23 @@ def review_page(name: str, request: Request) -> Response:
     user, csrf, _, proj = entry
     schema = project_schema(proj)
     single = bool(schema.classes()) and schema.type != "multilabel"
-    return render_page("review.html", user=user, csrf=csrf, project=proj.name, schema_type=schema.type,
-                 labels=schema.classes() if single else [], instructions=schema.instructions,
-                 needs_evidence=bool(getattr(schema, "require_evidence", False)))
+    return render_page(
+        "review.html",
+        user=user,
+        csrf=csrf,
+        project=proj.name,
+        schema_type=schema.type,
+        labels=schema.classes() if single else [],
+        instructions=schema.instructions,
+        needs_evidence=bool(getattr(schema, "require_evidence", False)),
+    )
 
 
-_NOTHING = ('<svg xmlns="http://www.w3.org/2000/svg" width="420" height="60" viewBox="0 0 420 60">'
-            '<rect width="420" height="60" fill="#f5f6f8"/><text x="210" y="35" text-anchor="middle" '
-            'font-family="sans-serif" font-size="14" fill="#6b7385">{}</text></svg>')
+_NOTHING = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="420" height="60" viewBox="0 0 420 60">'
+    '<rect width="420" height="60" fill="#f5f6f8"/><text x="210" y="35" text-anchor="middle" '
+    'font-family="sans-serif" font-size="14" fill="#6b7385">{}</text></svg>'
+)
 
 
 @pages_router.get("/p/{name}/plots/{plot}.svg", response_model=None)
@@ -401,7 +564,11 @@ def plot_image(name: str, plot: str, request: Request) -> Response:
         note = "nothing to draw yet"
     if svg is None:
         svg = _NOTHING.format(html.escape(note[:70]))
-    return Response(svg, media_type="image/svg+xml", headers={
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
-        "Cache-Control": "no-store"})
-
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Cache-Control": "no-store",
+        },
+    )

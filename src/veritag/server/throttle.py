@@ -64,8 +64,11 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
     def http(self) -> HTTPException:
-        return HTTPException(status_code=429, detail=f"too many failed logins: try again in {self.retry_after} s",
-                             headers={"Retry-After": str(self.retry_after)})
+        return HTTPException(
+            status_code=429,
+            detail=f"too many failed logins: try again in {self.retry_after} s",
+            headers={"Retry-After": str(self.retry_after)},
+        )
 
 
 def client_address(request: Request) -> str:
@@ -90,7 +93,12 @@ def check(session: Session, username: str, address: str, now: datetime | None = 
     """Raise ``Throttled`` if the account or the address is locked now."""
     now = now or datetime.now(UTC)
     keys = [key for key, _ in _keys(username, address)]
-    until = [_aware(u) for u in session.scalars(sa.select(LoginFailure.locked_until).where(LoginFailure.key.in_(keys)))]
+    until = [
+        _aware(u)
+        for u in session.scalars(
+            sa.select(LoginFailure.locked_until).where(LoginFailure.key.in_(keys))
+        )
+    ]
     latest = max((u for u in until if u is not None and u > now), default=None)
     if latest is not None:
         raise Throttled(max(1, math.ceil((latest - now).total_seconds())))
@@ -100,7 +108,7 @@ def _lockout(failures: int, limit: int) -> timedelta:
     excess = failures - limit
     if excess >= 20:  # far past the cap; keep 2**excess small
         return MAX_LOCKOUT
-    return min(BASE_LOCKOUT * (2 ** excess), MAX_LOCKOUT)
+    return min(BASE_LOCKOUT * (2**excess), MAX_LOCKOUT)
 
 
 def _row(session: Session, key: str, now: datetime) -> LoginFailure:
@@ -114,18 +122,26 @@ def _row(session: Session, key: str, now: datetime) -> LoginFailure:
             session.add(LoginFailure(key=key, failures=0, last_failed_at=now, locked_until=None))
     except IntegrityError:
         pass
-    return session.scalars(sa.select(LoginFailure).where(LoginFailure.key == key).with_for_update()
-                           .execution_options(populate_existing=True)).one()
+    return session.scalars(
+        sa.select(LoginFailure)
+        .where(LoginFailure.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
-def record_failure(session: Session, username: str, address: str, now: datetime | None = None) -> None:
+def record_failure(
+    session: Session, username: str, address: str, now: datetime | None = None
+) -> None:
     """Count a failed login against the account and the address, locking either at its limit."""
     now = now or datetime.now(UTC)
     cutoff = now - WINDOW
     for key, limit in _keys(username, address):
         row = _row(session, key, now)
         last, until = _aware(row.last_failed_at), _aware(row.locked_until)
-        since = max(last, until) if last is not None and until is not None else (last or until or now)
+        since = (
+            max(last, until) if last is not None and until is not None else (last or until or now)
+        )
         if since < cutoff:
             row.failures = 0
         row.failures += 1
@@ -138,10 +154,13 @@ def record_failure(session: Session, username: str, address: str, now: datetime 
 def forget_quiet(session: Session, now: datetime | None = None) -> None:
     """Delete counters quiet for a whole window (they would start again from nothing anyway)."""
     cutoff = (now or datetime.now(UTC)) - WINDOW
-    session.execute(sa.delete(LoginFailure).where(
-        LoginFailure.last_failed_at < cutoff,
-        sa.or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until < cutoff)),
-        execution_options={"synchronize_session": False})
+    session.execute(
+        sa.delete(LoginFailure).where(
+            LoginFailure.last_failed_at < cutoff,
+            sa.or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until < cutoff),
+        ),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def failed(store: Store, username: str, address: str) -> None:
@@ -150,7 +169,9 @@ def failed(store: Store, username: str, address: str) -> None:
     another: a clash of two processes tidying at once costs nothing but the tidying."""
     with store.session() as session:
         record_failure(session, username, address)
-        audit.record(session, "login", actor=audit.Actor(username, client=address), outcome="refused")
+        audit.record(
+            session, "login", actor=audit.Actor(username, client=address), outcome="refused"
+        )
     try:
         with store.session() as session:
             forget_quiet(session)
@@ -161,8 +182,13 @@ def failed(store: Store, username: str, address: str) -> None:
 def locked_out(store: Store, username: str, address: str, exc: Throttled) -> None:
     """Put a login refused for a lockout in the audit log, in a transaction of its own (the
     request's is rolled back): whoever keeps knocking on a locked account shows there."""
-    audit.record(store, "login", actor=audit.Actor(username, client=address), outcome="locked",
-                 detail={"retry_after": exc.retry_after})
+    audit.record(
+        store,
+        "login",
+        actor=audit.Actor(username, client=address),
+        outcome="locked",
+        detail={"retry_after": exc.retry_after},
+    )
 
 
 def record_success(session: Session, username: str) -> None:
@@ -172,7 +198,9 @@ def record_success(session: Session, username: str) -> None:
 
 def unlock_account(session: Session, username: str, actor: audit.Actor | None = None) -> bool:
     """Clear an account's failures and lockout; True if it had any. Recorded in the audit log."""
-    result = session.execute(sa.delete(LoginFailure).where(LoginFailure.key == _key("user", username)))
+    result = session.execute(
+        sa.delete(LoginFailure).where(LoginFailure.key == _key("user", username))
+    )
     cleared = bool(result.rowcount)  # type: ignore[attr-defined]
     audit.record(session, "user.unlock", actor=actor, target=username, detail={"cleared": cleared})
     return cleared

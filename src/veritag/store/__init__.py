@@ -3,4 +3,15 @@
 from .engine import Store, open_store
 from .models import Base, Claim, Gold, ImportRecord, Item, Project, Source, User
 
-__all__ = ["Base", "Claim", "Gold", "ImportRecord", "Item", "Project", "Source", "Store", "User", "open_store"]
+__all__ = [
+    "Base",
+    "Claim",
+    "Gold",
+    "ImportRecord",
+    "Item",
+    "Project",
+    "Source",
+    "Store",
+    "User",
+    "open_store",
+]

@@ -30,13 +30,28 @@ from .models import AuditEntry
 __all__ = ["ACTIONS", "MAX_PAGE", "OUTCOMES", "Actor", "Entry", "read", "record"]
 
 #: Every action recorded (see the module's docstring).
-ACTIONS = ("login", "logout", "user.create", "user.unlock", "project.create", "member.add", "member.role",
-           "tutor.add", "tutor.active", "routing.configure", "token.create", "token.revoke", "export")
+ACTIONS = (
+    "login",
+    "logout",
+    "user.create",
+    "user.unlock",
+    "project.create",
+    "member.add",
+    "member.role",
+    "tutor.add",
+    "tutor.active",
+    "routing.configure",
+    "token.create",
+    "token.revoke",
+    "export",
+)
 OUTCOMES = ("ok", "refused", "locked")
 #: The most entries one ``read`` returns.
 MAX_PAGE = 1000
 _TABLE = AuditEntry.__table__
-_WIDTH = {name: _TABLE.c[name].type.length for name in ("action", "actor", "client", "project", "target")}
+_WIDTH = {
+    name: _TABLE.c[name].type.length for name in ("action", "actor", "client", "project", "target")
+}
 
 
 @dataclass(frozen=True)
@@ -96,9 +111,16 @@ def _json(value: Any) -> Any:
     return _text(value, None)
 
 
-def record(where: Session | sa.Connection | Store, action: str, *, actor: Actor | None = None,
-           project: str | None = None, target: object = None, outcome: str = "ok",
-           detail: dict[str, Any] | None = None) -> None:
+def record(
+    where: Session | sa.Connection | Store,
+    action: str,
+    *,
+    actor: Actor | None = None,
+    project: str | None = None,
+    target: object = None,
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> None:
     """Append one entry in ``where``'s transaction (a ``Store``: in a transaction of its own).
 
     ``actor`` None means no one known (a library call, the demo). Never pass a secret in ``detail``.
@@ -107,14 +129,30 @@ def record(where: Session | sa.Connection | Store, action: str, *, actor: Actor 
         raise ValueError(f"audit outcome {outcome!r} is not one of {OUTCOMES}")
     if isinstance(where, Store):
         with where.session() as session:
-            record(session, action, actor=actor, project=project, target=target, outcome=outcome, detail=detail)
+            record(
+                session,
+                action,
+                actor=actor,
+                project=project,
+                target=target,
+                outcome=outcome,
+                detail=detail,
+            )
         return
     who = actor or Actor(None)
-    where.execute(sa.insert(_TABLE).values(
-        at=datetime.now(UTC), action=_text(action, _WIDTH["action"]), actor_id=who.id,
-        actor=_text(who.name, _WIDTH["actor"]), client=_text(who.client, _WIDTH["client"]),
-        project=_text(project, _WIDTH["project"]), target=_text(target, _WIDTH["target"]), outcome=outcome,
-        detail=None if detail is None else _json(detail)))
+    where.execute(
+        sa.insert(_TABLE).values(
+            at=datetime.now(UTC),
+            action=_text(action, _WIDTH["action"]),
+            actor_id=who.id,
+            actor=_text(who.name, _WIDTH["actor"]),
+            client=_text(who.client, _WIDTH["client"]),
+            project=_text(project, _WIDTH["project"]),
+            target=_text(target, _WIDTH["target"]),
+            outcome=outcome,
+            detail=None if detail is None else _json(detail),
+        )
+    )
 
 
 def _utc(when: datetime) -> datetime:
@@ -122,9 +160,16 @@ def _utc(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def read(where: Session | sa.Connection | Store, *, action: str | None = None, actor: str | None = None,
-         project: str | None = None, since: datetime | None = None, before_id: int | None = None,
-         limit: int = 100) -> list[Entry]:
+def read(
+    where: Session | sa.Connection | Store,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    project: str | None = None,
+    since: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[Entry]:
     """Entries newest first, at most ``limit`` (1 to ``MAX_PAGE``); the next page starts
     ``before_id`` the last one's id (keyset paging: entries added meanwhile do not shift it).
 
@@ -135,21 +180,49 @@ def read(where: Session | sa.Connection | Store, *, action: str | None = None, a
     """
     if isinstance(where, Store):
         with where.engine.connect() as conn:
-            return read(conn, action=action, actor=actor, project=project, since=since, before_id=before_id,
-                        limit=limit)
+            return read(
+                conn,
+                action=action,
+                actor=actor,
+                project=project,
+                since=since,
+                before_id=before_id,
+                limit=limit,
+            )
     if any(text_problem(f) for f in (action, actor, project) if f):
         return []
-    stmt = sa.select(*_TABLE.c).order_by(_TABLE.c.id.desc()).limit(max(1, min(int(limit), MAX_PAGE)))
+    stmt = (
+        sa.select(*_TABLE.c).order_by(_TABLE.c.id.desc()).limit(max(1, min(int(limit), MAX_PAGE)))
+    )
     if action:
-        stmt = stmt.where(sa.or_(_TABLE.c.action == action,
-                                 _TABLE.c.action.startswith(action.rstrip(".") + ".", autoescape=True)))
+        stmt = stmt.where(
+            sa.or_(
+                _TABLE.c.action == action,
+                _TABLE.c.action.startswith(action.rstrip(".") + ".", autoescape=True),
+            )
+        )
     if actor is not None:
         stmt = stmt.where(_TABLE.c.actor == actor)
     if project is not None:
         stmt = stmt.where(_TABLE.c.project == project)
     if since is not None:
-        stmt = stmt.where(_TABLE.c.at >= (since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)))
+        stmt = stmt.where(
+            _TABLE.c.at >= (since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC))
+        )
     if before_id is not None:
         stmt = stmt.where(_TABLE.c.id < before_id)
-    return [Entry(r.id, _utc(r.at), r.action, r.actor_id, r.actor, r.client, r.project, r.target, r.outcome, r.detail)
-            for r in where.execute(stmt)]
+    return [
+        Entry(
+            r.id,
+            _utc(r.at),
+            r.action,
+            r.actor_id,
+            r.actor,
+            r.client,
+            r.project,
+            r.target,
+            r.outcome,
+            r.detail,
+        )
+        for r in where.execute(stmt)
+    ]

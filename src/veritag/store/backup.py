@@ -48,8 +48,19 @@ __all__ = [
 ]
 
 #: Tables that only ever grow, with an integer id: their largest ids say how far a database got.
-MARK_TABLES = ("projects", "items", "sources", "claims", "gold", "imports", "truth_runs", "automation_runs",
-               "reviews", "users", "audit_log")
+MARK_TABLES = (
+    "projects",
+    "items",
+    "sources",
+    "claims",
+    "gold",
+    "imports",
+    "truth_runs",
+    "automation_runs",
+    "reviews",
+    "users",
+    "audit_log",
+)
 #: Where Debian and Ubuntu install PostgreSQL's client programs, one folder per major version.
 PG_BIN_GLOBS = ("/usr/lib/postgresql/*/bin",)
 FORMAT = "veritag-backup"
@@ -69,7 +80,9 @@ class BackupInfo:
     dialect: str
     marks: dict[str, int]
     revision: str | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -92,7 +105,9 @@ def read_meta(backup_file: Path) -> BackupInfo | None:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
         marks = {str(k): int(v) for k, v in data["marks"].items()}
-        return BackupInfo(backup_file, str(data["dialect"]), marks, data.get("revision"), str(data["created_at"]))
+        return BackupInfo(
+            backup_file, str(data["dialect"]), marks, data.get("revision"), str(data["created_at"])
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"cannot read the backup's metadata {path}: {exc}") from None
 
@@ -100,8 +115,11 @@ def read_meta(backup_file: Path) -> BackupInfo | None:
 def high_water_marks(conn: sa.Connection) -> dict[str, int]:
     """The largest id of each of ``MARK_TABLES`` present (0 for an empty table)."""
     present = set(sa.inspect(conn).get_table_names())
-    return {name: int(conn.scalar(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {name}")) or 0)
-            for name in MARK_TABLES if name in present}
+    return {
+        name: int(conn.scalar(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {name}")) or 0)
+        for name in MARK_TABLES
+        if name in present
+    }
 
 
 def _revision(conn: sa.Connection) -> str | None:
@@ -145,7 +163,9 @@ def backup(url: str, out: Path) -> BackupInfo:
     elif backend == "postgresql":
         info = _backup_postgres(parsed, out)
     else:
-        raise ConfigError(f"cannot back up a {backend} database; veritag backs up SQLite and PostgreSQL")
+        raise ConfigError(
+            f"cannot back up a {backend} database; veritag backs up SQLite and PostgreSQL"
+        )
     _write_atomic(meta_path(out), info.to_json())
     return info
 
@@ -162,11 +182,15 @@ def restore(url: str, backup_file: Path, *, force: bool = False) -> BackupInfo:
     parsed = _url(url)
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
-        raise ConfigError(f"cannot restore into a {backend} database; veritag restores SQLite and PostgreSQL")
+        raise ConfigError(
+            f"cannot restore into a {backend} database; veritag restores SQLite and PostgreSQL"
+        )
     info = read_meta(backup_file)
     if info is not None and info.dialect != backend:
-        raise InputError(f"{backup_file} is a {info.dialect} backup; "
-                         f"it cannot be restored into a {backend} database")
+        raise InputError(
+            f"{backup_file} is a {info.dialect} backup; "
+            f"it cannot be restored into a {backend} database"
+        )
     if backend == "sqlite":
         # A SQLite backup is itself a database: its own marks are the truth, sidecar or not.
         meta, info = info, _sqlite_meta(backup_file)
@@ -175,21 +199,30 @@ def restore(url: str, backup_file: Path, *, force: bool = False) -> BackupInfo:
         _restore_sqlite(_sqlite_path(parsed), backup_file, info, force)
         return info
     if info is None and not force:
-        raise InputError(f"{backup_file} has no metadata file {meta_path(backup_file).name}, so there is no "
-                         "telling whether the database is newer; pass --force to restore anyway")
+        raise InputError(
+            f"{backup_file} has no metadata file {meta_path(backup_file).name}, so there is no "
+            "telling whether the database is newer; pass --force to restore anyway"
+        )
     _restore_postgres(parsed, backup_file, info, force)
     return info or BackupInfo(backup_file, backend, {})
 
 
-def _refuse_newer(current: dict[str, int], info: BackupInfo | None, force: bool, where: str) -> None:
+def _refuse_newer(
+    current: dict[str, int], info: BackupInfo | None, force: bool, where: str
+) -> None:
     """Raise ``NewerDatabase`` when ``current`` marks pass the backup's (unless forced)."""
     if force or info is None:
         return
-    ahead = [f"{table} up to id {n} (the backup up to {info.marks.get(table, 0)})"
-             for table, n in current.items() if n > info.marks.get(table, 0)]
+    ahead = [
+        f"{table} up to id {n} (the backup up to {info.marks.get(table, 0)})"
+        for table, n in current.items()
+        if n > info.marks.get(table, 0)
+    ]
     if ahead:
-        raise NewerDatabase(f"{where} is newer than the backup of {info.created_at}: it holds {'; '.join(ahead)}. "
-                            "Restoring would lose that data; pass --force to restore anyway")
+        raise NewerDatabase(
+            f"{where} is newer than the backup of {info.created_at}: it holds {'; '.join(ahead)}. "
+            "Restoring would lose that data; pass --force to restore anyway"
+        )
 
 
 # --- SQLite ----------------------------------------------------------------------------------------
@@ -210,7 +243,10 @@ def _backup_sqlite(source: Path, out: Path) -> BackupInfo:
     tmp.unlink(missing_ok=True)
     try:
         try:
-            with closing(sqlite3.connect(source, timeout=30)) as src, closing(sqlite3.connect(tmp)) as dst:
+            with (
+                closing(sqlite3.connect(source, timeout=30)) as src,
+                closing(sqlite3.connect(tmp)) as dst,
+            ):
                 # pages=-1: one step, so one read transaction sees one moment of the source.
                 src.backup(dst, pages=-1)
                 # A single self-contained file: no -wal or -shm beside it.
@@ -236,7 +272,9 @@ def _sqlite_meta(path: Path) -> BackupInfo:
         with closing(read_only()) as conn:
             check = conn.execute("PRAGMA integrity_check").fetchone()
             if check is None or check[0] != "ok":
-                raise InputError(f"{path} is damaged: integrity check says {check[0] if check else 'nothing'}")
+                raise InputError(
+                    f"{path} is damaged: integrity check says {check[0] if check else 'nothing'}"
+                )
     except sqlite3.DatabaseError as exc:
         raise InputError(f"{path} is not a SQLite database: {exc}") from None
     engine = sa.create_engine("sqlite://", creator=read_only)
@@ -244,7 +282,9 @@ def _sqlite_meta(path: Path) -> BackupInfo:
         with engine.connect() as conn:
             revision = _revision(conn)
             if revision is None:
-                raise InputError(f"{path} is not a veritag database (it has no alembic_version table)")
+                raise InputError(
+                    f"{path} is not a veritag database (it has no alembic_version table)"
+                )
             return BackupInfo(path, "sqlite", high_water_marks(conn), revision)
     finally:
         engine.dispose()
@@ -265,7 +305,10 @@ def _restore_sqlite(target: Path, backup_file: Path, info: BackupInfo, force: bo
     # The backup API writes the pages under SQLite's own locks, so a server holding the file open
     # sees the restored database on its next transaction instead of a file swapped underneath it.
     try:
-        with closing(sqlite3.connect(backup_file)) as src, closing(sqlite3.connect(target, timeout=30)) as dst:
+        with (
+            closing(sqlite3.connect(backup_file)) as src,
+            closing(sqlite3.connect(target, timeout=30)) as dst,
+        ):
             src.backup(dst, pages=-1)
     except sqlite3.Error as exc:
         raise VeritagError(f"cannot restore {backup_file} into {target}: {exc}") from None
@@ -283,14 +326,18 @@ def find_pg_tool(name: str) -> str:
     def version(folder: str) -> tuple[int, ...]:
         return tuple(int(n) for n in re.findall(r"\d+", Path(folder).parent.name))
 
-    folders = sorted((f for pattern in PG_BIN_GLOBS for f in glob.glob(pattern)), key=version, reverse=True)
+    folders = sorted(
+        (f for pattern in PG_BIN_GLOBS for f in glob.glob(pattern)), key=version, reverse=True
+    )
     for folder in folders:
         candidate = Path(folder) / name
         if os.access(candidate, os.X_OK):
             return str(candidate)
     where = ", ".join(PG_BIN_GLOBS)
-    raise ConfigError(f"{name} was not found on PATH or in {where}; it comes with PostgreSQL's client "
-                      f"programs (Debian/Ubuntu: apt-get install postgresql-client)")
+    raise ConfigError(
+        f"{name} was not found on PATH or in {where}; it comes with PostgreSQL's client "
+        f"programs (Debian/Ubuntu: apt-get install postgresql-client)"
+    )
 
 
 def _libpq(parsed: URL) -> tuple[str, dict[str, str]]:
@@ -305,7 +352,9 @@ def _libpq(parsed: URL) -> tuple[str, dict[str, str]]:
 def _run_pg(cmd: list[str], env: dict[str, str], what: str) -> str:
     """Run a PostgreSQL tool; its standard output, or a ``VeritagError`` with what it printed."""
     try:
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=_PG_TIMEOUT, check=False)
+        result = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=_PG_TIMEOUT, check=False
+        )
     except subprocess.TimeoutExpired:
         raise VeritagError(f"{what} took longer than {_PG_TIMEOUT} s and was stopped") from None
     if result.returncode != 0:
@@ -318,8 +367,9 @@ def _pg_engine(parsed: URL) -> sa.Engine:
     try:
         return sa.create_engine(parsed)
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"the PostgreSQL driver is not installed ({exc.name}); "
-                          "pip install 'veritag[postgres]'") from None
+        raise ConfigError(
+            f"the PostgreSQL driver is not installed ({exc.name}); pip install 'veritag[postgres]'"
+        ) from None
 
 
 def _backup_postgres(parsed: URL, out: Path) -> BackupInfo:
@@ -334,11 +384,22 @@ def _backup_postgres(parsed: URL, out: Path) -> BackupInfo:
             snapshot = conn.scalar(sa.text("SELECT pg_export_snapshot()"))
             revision = _revision(conn)
             if revision is None:
-                raise InputError(f"{parsed.render_as_string()} is not a veritag database "
-                                 "(it has no alembic_version table)")
+                raise InputError(
+                    f"{parsed.render_as_string()} is not a veritag database "
+                    "(it has no alembic_version table)"
+                )
             info = BackupInfo(out, "postgresql", high_water_marks(conn), revision)
-            _run_pg([pg_dump, "--format=custom", f"--snapshot={snapshot}", f"--file={tmp}", f"--dbname={uri}"],
-                    env, "pg_dump")
+            _run_pg(
+                [
+                    pg_dump,
+                    "--format=custom",
+                    f"--snapshot={snapshot}",
+                    f"--file={tmp}",
+                    f"--dbname={uri}",
+                ],
+                env,
+                "pg_dump",
+            )
         os.replace(tmp, out)
     except OperationalError as exc:
         raise ConfigError(f"cannot open database {parsed.render_as_string()}: {exc.orig}") from None
@@ -360,9 +421,24 @@ def _restore_postgres(parsed: URL, backup_file: Path, info: BackupInfo | None, f
     finally:
         engine.dispose()
     # One transaction: a failed restore leaves the database as it was.
-    _run_pg([pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-             "--exit-on-error", f"--dbname={uri}", str(backup_file)], env, "pg_restore")
-    _drop_newer_objects(parsed, _run_pg([pg_restore, "--list", str(backup_file)], env, "pg_restore --list"))
+    _run_pg(
+        [
+            pg_restore,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--exit-on-error",
+            f"--dbname={uri}",
+            str(backup_file),
+        ],
+        env,
+        "pg_restore",
+    )
+    _drop_newer_objects(
+        parsed, _run_pg([pg_restore, "--list", str(backup_file)], env, "pg_restore --list")
+    )
 
 
 #: A table or function of schema public in ``pg_restore --list``: ``215; 1259 16386 TABLE public claims owner``.
@@ -380,10 +456,15 @@ def _drop_newer_objects(parsed: URL, toc: str) -> None:
     engine = _pg_engine(parsed)
     try:
         with engine.begin() as conn:
-            tables = conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
-            functions = conn.execute(sa.text(
-                "SELECT p.proname, p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
-                "ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.proname LIKE 'veritag\\_%'")).all()
+            tables = conn.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+            functions = conn.execute(
+                sa.text(
+                    "SELECT p.proname, p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+                    "ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.proname LIKE 'veritag\\_%'"
+                )
+            ).all()
             for table in [t for t in tables if ("TABLE", t) not in dumped]:
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
             for name, signature in functions:
@@ -395,5 +476,11 @@ def _drop_newer_objects(parsed: URL, toc: str) -> None:
 
 def describe(info: BackupInfo) -> str:
     """A one-line summary of a backup's marks, for the command line."""
-    return ", ".join(f"{t} up to id {info.marks[t]}" for t in ("projects", "items", "claims")
-                     if t in info.marks) or "no veritag tables"
+    return (
+        ", ".join(
+            f"{t} up to id {info.marks[t]}"
+            for t in ("projects", "items", "claims")
+            if t in info.marks
+        )
+        or "no veritag tables"
+    )

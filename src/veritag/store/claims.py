@@ -38,7 +38,9 @@ class ClaimRow(TypedDict):
     dedup_key: str
 
 
-def dedup_key(*, value: str | None = None, probs: str | None = None, scope: str | None = None) -> str:
+def dedup_key(
+    *, value: str | None = None, probs: str | None = None, scope: str | None = None
+) -> str:
     """The key that makes an imported claim idempotent, from its ``canonical_json`` value or probs.
 
     A label file's claim is keyed by its value (the same worker saying the same thing once), a
@@ -53,11 +55,24 @@ def dedup_key(*, value: str | None = None, probs: str | None = None, scope: str 
     return scope if value is None else f"{scope}:{value}"
 
 
-def claim_row(project_id: int, item_id: int, source_id: int, *, value: str | None = None,
-              probs: str | None = None, scope: str | None = None) -> ClaimRow:
+def claim_row(
+    project_id: int,
+    item_id: int,
+    source_id: int,
+    *,
+    value: str | None = None,
+    probs: str | None = None,
+    scope: str | None = None,
+) -> ClaimRow:
     """A row for ``add_claims`` with its ``dedup_key``; ``value``/``probs`` are ``canonical_json`` text."""
-    return {"project_id": project_id, "item_id": item_id, "source_id": source_id, "value": value, "probs": probs,
-            "dedup_key": dedup_key(value=value, probs=probs, scope=scope)}
+    return {
+        "project_id": project_id,
+        "item_id": item_id,
+        "source_id": source_id,
+        "value": value,
+        "probs": probs,
+        "dedup_key": dedup_key(value=value, probs=probs, scope=scope),
+    }
 
 
 def _writing(conn: sa.Connection) -> None:
@@ -79,11 +94,19 @@ def add_claims(conn: sa.Connection, rows: Sequence[ClaimRow], *, chunk: int | No
     stmt = insert_ignore(conn, Claim.__table__, _DEDUP_INDEX)  # type: ignore[arg-type]
     step = chunk or len(rows)
     for start in range(0, len(rows), step):
-        execute_many(conn, stmt, list(rows[start:start + step]))  # type: ignore[arg-type]
+        execute_many(conn, stmt, list(rows[start : start + step]))  # type: ignore[arg-type]
 
 
-def add_claim(conn: sa.Connection, project_id: int, item_id: int, source_id: int, *, value: Any = None,
-              probs: Any = None, retracts: int | None = None) -> int:
+def add_claim(
+    conn: sa.Connection,
+    project_id: int,
+    item_id: int,
+    source_id: int,
+    *,
+    value: Any = None,
+    probs: Any = None,
+    retracts: int | None = None,
+) -> int:
     """Insert one live claim (a tutor's answer, a review, a retraction); returns its id.
 
     ``value`` and ``probs`` are Python values (the column type serialises them). A retraction
@@ -94,6 +117,14 @@ def add_claim(conn: sa.Connection, project_id: int, item_id: int, source_id: int
     if retracts is None and value is None and probs is None:
         raise ValueError("a claim needs a value or probs")
     _writing(conn)
-    result = conn.execute(sa.insert(Claim).values(project_id=project_id, item_id=item_id, source_id=source_id,
-                                                  value=value, probs=probs, retracts=retracts))
+    result = conn.execute(
+        sa.insert(Claim).values(
+            project_id=project_id,
+            item_id=item_id,
+            source_id=source_id,
+            value=value,
+            probs=probs,
+            retracts=retracts,
+        )
+    )
     return int(result.inserted_primary_key[0])  # type: ignore[index]

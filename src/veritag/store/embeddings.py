@@ -34,15 +34,21 @@ class StoreEmbeddingCache:
         found: dict[str, NDArray[np.float32]] = {}
         with self.store.engine.connect() as conn:
             for start in range(0, len(wanted), _BATCH):
-                rows = conn.execute(sa.select(Embedding.text_key, Embedding.vector).where(
-                    Embedding.model == model, Embedding.text_key.in_(wanted[start:start + _BATCH])))
+                rows = conn.execute(
+                    sa.select(Embedding.text_key, Embedding.vector).where(
+                        Embedding.model == model,
+                        Embedding.text_key.in_(wanted[start : start + _BATCH]),
+                    )
+                )
                 found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
         return found
 
     def put(self, model: str, vectors: Mapping[str, NDArray[np.float32]]) -> None:
-        rows = [{"model": model, "text_key": key, "vector": np.asarray(vec, dtype=np.float32).tobytes()}
-                for key, vec in vectors.items()]
+        rows = [
+            {"model": model, "text_key": key, "vector": np.asarray(vec, dtype=np.float32).tobytes()}
+            for key, vec in vectors.items()
+        ]
         with self.store.engine.begin() as conn:
             stmt = insert_ignore(conn, Embedding.__table__, ["model", "text_key"])
             for start in range(0, len(rows), _BATCH):
-                execute_many(conn, stmt, rows[start:start + _BATCH])
+                execute_many(conn, stmt, rows[start : start + _BATCH])

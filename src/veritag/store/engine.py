@@ -113,7 +113,9 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).parent
         if not folder.is_dir():
-            raise ConfigError(f"cannot create database {parsed.database}: folder {folder} does not exist")
+            raise ConfigError(
+                f"cannot create database {parsed.database}: folder {folder} does not exist"
+            )
     try:
         engine = sa.create_engine(parsed)
     except NoSuchModuleError as exc:
@@ -130,5 +132,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         try:
             store.migrate()
         except OperationalError as exc:
-            raise ConfigError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc.orig}") from None
+            raise ConfigError(
+                f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
+            ) from None
     return store

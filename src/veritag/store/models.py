@@ -76,7 +76,9 @@ class Project(Base):
 
 class Item(Base):
     __tablename__ = "items"
-    __table_args__ = (sa.UniqueConstraint("project_id", "external_id", name="uq_items_project_external"),)
+    __table_args__ = (
+        sa.UniqueConstraint("project_id", "external_id", name="uq_items_project_external"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
@@ -91,7 +93,9 @@ class Source(Base):
     """Who made a claim: a human (``kind='human'``) or a model (``kind='model'``)."""
 
     __tablename__ = "sources"
-    __table_args__ = (sa.UniqueConstraint("project_id", "kind", "name", name="uq_sources_project_kind_name"),)
+    __table_args__ = (
+        sa.UniqueConstraint("project_id", "kind", "name", name="uq_sources_project_kind_name"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
@@ -298,7 +302,9 @@ class Tutor(Base):
     """A human source's routing profile: the domains they declare, their cost per label, availability."""
 
     __tablename__ = "tutors"
-    __table_args__ = (sa.UniqueConstraint("project_id", "source_id", name="uq_tutors_project_source"),)
+    __table_args__ = (
+        sa.UniqueConstraint("project_id", "source_id", name="uq_tutors_project_source"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
@@ -396,8 +402,10 @@ class Review(Base):
     this row says it was a review. Append-only, like claims."""
 
     __tablename__ = "reviews"
-    __table_args__ = (sa.Index("ix_reviews_project_item", "project_id", "item_id"),
-                      sa.CheckConstraint("action IN ('accept', 'correct')", name="ck_reviews_action"))
+    __table_args__ = (
+        sa.Index("ix_reviews_project_item", "project_id", "item_id"),
+        sa.CheckConstraint("action IN ('accept', 'correct')", name="ck_reviews_action"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))

@@ -92,8 +92,14 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, index: list[str]) -> Any
     return dialect_insert(conn, table).on_conflict_do_nothing(index_elements=index)
 
 
-def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str, Any], description: str = "",
-                   actor: audit.Actor | None = None) -> Project:
+def create_project(
+    session: Session,
+    *,
+    name: str,
+    schema: BaseSchema | dict[str, Any],
+    description: str = "",
+    actor: audit.Actor | None = None,
+) -> Project:
     """A new project; its name, description and schema are held to the caps in ``veritag.limits``.
     Recorded in the audit log as done by ``actor``."""
     if not name.strip():
@@ -107,15 +113,30 @@ def create_project(session: Session, *, name: str, schema: BaseSchema | dict[str
     project = Project(name=name, task_schema=task.model_dump(), description=description)
     session.add(project)
     session.flush()
-    audit.record(session, "project.create", actor=actor, project=name, target=name, detail={"type": task.type})
+    audit.record(
+        session,
+        "project.create",
+        actor=actor,
+        project=name,
+        target=name,
+        detail={"type": task.type},
+    )
     return project
 
 
 def get_project(session: Session, *, name: str) -> Project:
-    project = None if text_problem(name) else session.scalar(sa.select(Project).where(Project.name == name))
+    project = (
+        None
+        if text_problem(name)
+        else session.scalar(sa.select(Project).where(Project.name == name))
+    )
     if project is None:
         known = list_projects(session)
-        hint = f"; projects here: {', '.join(p.name for p in known)}" if known else "; create it with 'veritag init'"
+        hint = (
+            f"; projects here: {', '.join(p.name for p in known)}"
+            if known
+            else "; create it with 'veritag init'"
+        )
         raise NotFound(f"no project named {name!r}{hint}")
     return project
 
@@ -136,27 +157,41 @@ def project_counts(session: Session, *, project_id: int) -> dict[str, int]:
 
     human = sa.select(Source.id).where(Source.project_id == project_id, Source.kind == "human")
     return {
-        "items": count(sa.select(sa.func.count()).select_from(Item).where(Item.project_id == project_id)),
-        "claims": count(sa.select(sa.func.count()).select_from(Claim).where(Claim.project_id == project_id,
-                                                                            standing_claims())),
+        "items": count(
+            sa.select(sa.func.count()).select_from(Item).where(Item.project_id == project_id)
+        ),
+        "claims": count(
+            sa.select(sa.func.count())
+            .select_from(Claim)
+            .where(Claim.project_id == project_id, standing_claims())
+        ),
         "human_claims": count(
-            sa.select(sa.func.count()).select_from(Claim).where(
-                Claim.project_id == project_id, Claim.source_id.in_(human), standing_claims()
-            )
+            sa.select(sa.func.count())
+            .select_from(Claim)
+            .where(Claim.project_id == project_id, Claim.source_id.in_(human), standing_claims())
         ),
         "labeled_items": count(
-            sa.select(sa.func.count(sa.distinct(Claim.item_id))).where(Claim.project_id == project_id,
-                                                                     standing_claims())
+            sa.select(sa.func.count(sa.distinct(Claim.item_id))).where(
+                Claim.project_id == project_id, standing_claims()
+            )
         ),
-        "sources": count(sa.select(sa.func.count()).select_from(Source).where(Source.project_id == project_id)),
-        "gold": count(sa.select(sa.func.count()).select_from(Gold).where(Gold.project_id == project_id)),
+        "sources": count(
+            sa.select(sa.func.count()).select_from(Source).where(Source.project_id == project_id)
+        ),
+        "gold": count(
+            sa.select(sa.func.count()).select_from(Gold).where(Gold.project_id == project_id)
+        ),
         "imports": count(
-            sa.select(sa.func.count()).select_from(ImportRecord).where(ImportRecord.project_id == project_id)
+            sa.select(sa.func.count())
+            .select_from(ImportRecord)
+            .where(ImportRecord.project_id == project_id)
         ),
     }
 
 
-def source_ids(conn: sa.Connection, *, project_id: int, kind: str, names: set[str]) -> dict[str, int]:
+def source_ids(
+    conn: sa.Connection, *, project_id: int, kind: str, names: set[str]
+) -> dict[str, int]:
     """Ids of the named sources, creating the missing ones."""
     if not names:
         return {}
@@ -206,12 +241,16 @@ def claims_watermark(conn: sa.Connection | Session, *, project_id: int) -> Water
     """The newest claim id and the gold labels of a project (claims and gold are only ever added)."""
     max_claim = conn.scalar(sa.select(sa.func.max(Claim.id)).where(Claim.project_id == project_id))
     max_gold, gold = conn.execute(
-        sa.select(sa.func.max(Gold.id), sa.func.count()).select_from(Gold).where(Gold.project_id == project_id)
+        sa.select(sa.func.max(Gold.id), sa.func.count())
+        .select_from(Gold)
+        .where(Gold.project_id == project_id)
     ).one()
     return Watermark(int(max_claim or 0), int(max_gold or 0), int(gold or 0))
 
 
-def latest_truth_run(conn: sa.Connection | Session, *, project_id: int, method: str | None = None) -> Any:
+def latest_truth_run(
+    conn: sa.Connection | Session, *, project_id: int, method: str | None = None
+) -> Any:
     """The newest stored run of a project (of ``method``, if given) as a row with the
     ``truth_runs`` columns as attributes (``run.id``, ``run.method``, ...), or None."""
     stmt = sa.select(*TruthRun.__table__.c).where(TruthRun.project_id == project_id)
@@ -242,23 +281,35 @@ def insert_truth_run(
     stmt = sa.insert(Posterior.__table__)
     for batch in posteriors:
         execute_many(conn, stmt, [{"run_id": run_id, **row} for row in batch])
-    execute_many(conn, sa.insert(SourceReliability.__table__), [{"run_id": run_id, **row} for row in sources])
+    execute_many(
+        conn, sa.insert(SourceReliability.__table__), [{"run_id": run_id, **row} for row in sources]
+    )
     return run_id
 
 
-def source_names(conn: sa.Connection | Session, *, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+def source_names(
+    conn: sa.Connection | Session, *, ids: Iterable[int]
+) -> dict[int, tuple[str, str]]:
     """``{source id: (kind, name)}`` for the given ids."""
     wanted = sorted({int(i) for i in ids})
     out: dict[int, tuple[str, str]] = {}
     for start in range(0, len(wanted), 10_000):
-        chunk = wanted[start:start + 10_000]
-        for id_, kind, name in conn.execute(sa.select(Source.id, Source.kind, Source.name).where(Source.id.in_(chunk))):
+        chunk = wanted[start : start + 10_000]
+        for id_, kind, name in conn.execute(
+            sa.select(Source.id, Source.kind, Source.name).where(Source.id.in_(chunk))
+        ):
             out[id_] = (kind, name)
     return out
 
 
-def create_user(session: Session, *, username: str, password: str, role: str = "tutor",
-                actor: audit.Actor | None = None) -> User:
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: str = "tutor",
+    actor: audit.Actor | None = None,
+) -> User:
     """A user with an argon2 hash of their password; the password itself is never stored.
     Recorded in the audit log as done by ``actor``."""
     if role not in ROLES:

@@ -47,8 +47,9 @@ def _size(value: int, name: str) -> int:
     return size
 
 
-def _indices(values: ArrayLike, name: str, size: int | None = None,
-             size_name: str = "") -> NDArray[np.int64]:
+def _indices(
+    values: ArrayLike, name: str, size: int | None = None, size_name: str = ""
+) -> NDArray[np.int64]:
     """A 1-d int64 index array in ``[0, size)``; floats are refused rather than truncated."""
     arr = np.asarray(values)
     if arr.ndim != 1:
@@ -76,9 +77,14 @@ def _same_length(**arrays: NDArray[np.int64]) -> None:
         raise ValueError(f"claim arrays must have the same length, got {shown}")
 
 
-def _sorted_rated_claims(items: ArrayLike, sources: ArrayLike, labels: ArrayLike, n_items: int,
-                         n_sources: int | None, n_classes: int
-                         ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+def _sorted_rated_claims(
+    items: ArrayLike,
+    sources: ArrayLike,
+    labels: ArrayLike,
+    n_items: int,
+    n_sources: int | None,
+    n_classes: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Validated claims sorted by (item, source); a rater may label an item at most once."""
     item = _indices(items, "items", n_items, "n_items")
     source = _indices(sources, "sources", n_sources, "n_sources")
@@ -89,16 +95,19 @@ def _sorted_rated_claims(items: ArrayLike, sources: ArrayLike, labels: ArrayLike
     repeat = (item[1:] == item[:-1]) & (source[1:] == source[:-1])
     if repeat.any():
         j = int(np.flatnonzero(repeat)[0])
-        raise ValueError(f"source {source[j]} labels item {item[j]} more than once; "
-                         "each (item, source) pair may appear in at most one claim")
+        raise ValueError(
+            f"source {source[j]} labels item {item[j]} more than once; "
+            "each (item, source) pair may appear in at most one claim"
+        )
     return item, source, label
 
 
 # --- shared counting --------------------------------------------------------------------------
 
 
-def _later_partners(group: NDArray[np.int64], n_groups: int
-                    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _later_partners(
+    group: NDArray[np.int64], n_groups: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Every pair of positions ``a < b`` in the same group, for ``group`` sorted ascending.
 
     Pairs are built with ``repeat`` instead of a loop over groups; their number is
@@ -111,10 +120,9 @@ def _later_partners(group: NDArray[np.int64], n_groups: int
     return first, first + 1 + step
 
 
-def _item_class_counts(item: NDArray[np.int64], label: NDArray[np.int64], n_items: int,
-                       n_classes: int
-                       ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64],
-                                  NDArray[np.int64]]:
+def _item_class_counts(
+    item: NDArray[np.int64], label: NDArray[np.int64], n_items: int, n_classes: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
     """Sparse item x class counts over pairable items (>= 2 claims), sorted by item.
 
     Returns (entry item, entry class, entry count, claims per item). Sparse, so memory stays
@@ -137,9 +145,14 @@ def _kappa_weight_matrix(weights: KappaWeights, n_classes: int) -> NDArray[np.fl
     return distance if weights == "linear" else distance**2
 
 
-def _grouped_kappa(group: NDArray[np.int64], first: NDArray[np.int64],
-                   second: NDArray[np.int64], n_groups: int, n_classes: int,
-                   weight: NDArray[np.float64] | None) -> NDArray[np.float64]:
+def _grouped_kappa(
+    group: NDArray[np.int64],
+    first: NDArray[np.int64],
+    second: NDArray[np.int64],
+    n_groups: int,
+    n_classes: int,
+    weight: NDArray[np.float64] | None,
+) -> NDArray[np.float64]:
     """Cohen's kappa for many groups of aligned label pairs at once.
 
     kappa = 1 - sum(w * observed) / sum(w * expected), expected = outer(rows, cols) / n, with the
@@ -151,8 +164,7 @@ def _grouped_kappa(group: NDArray[np.int64], first: NDArray[np.int64],
     rows = np.bincount(group * n_classes + first, minlength=cells).reshape(n_groups, n_classes)
     cols = np.bincount(group * n_classes + second, minlength=cells).reshape(n_groups, n_classes)
     if weight is None:
-        agree = np.bincount(group, weights=(first == second).astype(np.float64),
-                            minlength=n_groups)
+        agree = np.bincount(group, weights=(first == second).astype(np.float64), minlength=n_groups)
         observed = n - agree
         expected = n * n - (rows * cols).sum(axis=1)  # n times the chance disagreement
     else:
@@ -167,8 +179,13 @@ def _grouped_kappa(group: NDArray[np.int64], first: NDArray[np.int64],
 # --- Cohen's kappa ----------------------------------------------------------------------------
 
 
-def cohen_kappa(labels_a: ArrayLike, labels_b: ArrayLike, *, n_classes: int | None = None,
-                weights: KappaWeights = None) -> float:
+def cohen_kappa(
+    labels_a: ArrayLike,
+    labels_b: ArrayLike,
+    *,
+    n_classes: int | None = None,
+    weights: KappaWeights = None,
+) -> float:
     """Cohen's kappa between two raters on the same items, chance-corrected agreement.
 
     Parameters
@@ -200,9 +217,16 @@ def cohen_kappa(labels_a: ArrayLike, labels_b: ArrayLike, *, n_classes: int | No
     return float(_grouped_kappa(group, a, b, 1, n_classes, weight)[0])
 
 
-def pairwise_cohen_kappa(items: ArrayLike, sources: ArrayLike, labels: ArrayLike, *,
-                         n_items: int, n_sources: int, n_classes: int,
-                         weights: KappaWeights = None) -> NDArray[np.float64]:
+def pairwise_cohen_kappa(
+    items: ArrayLike,
+    sources: ArrayLike,
+    labels: ArrayLike,
+    *,
+    n_items: int,
+    n_sources: int,
+    n_classes: int,
+    weights: KappaWeights = None,
+) -> NDArray[np.float64]:
     """Cohen's kappa for every pair of raters, over the items both of them labelled.
 
     All overlapping pairs are computed together: claim pairs within each item are enumerated
@@ -229,8 +253,9 @@ def pairwise_cohen_kappa(items: ArrayLike, sources: ArrayLike, labels: ArrayLike
     n_sources = _size(n_sources, "n_sources")
     n_classes = _size(n_classes, "n_classes")
     weight = _kappa_weight_matrix(weights, n_classes)
-    item, source, label = _sorted_rated_claims(items, sources, labels, n_items, n_sources,
-                                               n_classes)
+    item, source, label = _sorted_rated_claims(
+        items, sources, labels, n_items, n_sources, n_classes
+    )
     first, second = _later_partners(item, n_items)  # sorted by source within item: sa < sb
     pair_key = source[first] * n_sources + source[second]
     keys, group = np.unique(pair_key, return_inverse=True)
@@ -247,9 +272,13 @@ def pairwise_cohen_kappa(items: ArrayLike, sources: ArrayLike, labels: ArrayLike
 # --- Fleiss' kappa ----------------------------------------------------------------------------
 
 
-def _fleiss_from_counts(entry_item: NDArray[np.int64], entry_class: NDArray[np.int64],
-                        count: NDArray[np.float64], per_item: NDArray[np.int64],
-                        n_classes: int) -> float:
+def _fleiss_from_counts(
+    entry_item: NDArray[np.int64],
+    entry_class: NDArray[np.int64],
+    count: NDArray[np.float64],
+    per_item: NDArray[np.int64],
+    n_classes: int,
+) -> float:
     """Fleiss' kappa from sparse (item, class, count) entries; the core of both entry points.
 
     P_i = sum_k n_ik (n_ik - 1) / (n_i (n_i - 1)) averaged over items with n_i >= 2; P_e from
@@ -308,20 +337,27 @@ def fleiss_kappa_table(counts: ArrayLike) -> float:
     if table.dtype.kind not in "iuf":
         raise ValueError(f"counts must be numeric, got dtype {table.dtype}")
     table = table.astype(np.float64)
-    if table.size and (not np.isfinite(table).all() or table.min() < 0
-                       or (table != np.round(table)).any()):
+    if table.size and (
+        not np.isfinite(table).all() or table.min() < 0 or (table != np.round(table)).any()
+    ):
         raise ValueError("counts must be non-negative whole numbers")
     entry_item, entry_class = np.nonzero(table)
     per_item = table.sum(axis=1).astype(np.int64)
-    return _fleiss_from_counts(entry_item.astype(np.int64), entry_class.astype(np.int64),
-                               table[entry_item, entry_class], per_item, table.shape[1])
+    return _fleiss_from_counts(
+        entry_item.astype(np.int64),
+        entry_class.astype(np.int64),
+        table[entry_item, entry_class],
+        per_item,
+        table.shape[1],
+    )
 
 
 # --- Krippendorff's alpha ---------------------------------------------------------------------
 
 
-def _alpha_distance(level: str, marginals: NDArray[np.float64],
-                    values: NDArray[np.float64]) -> NDArray[np.float64]:
+def _alpha_distance(
+    level: str, marginals: NDArray[np.float64], values: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Squared distance delta^2(c, k) between classes for Krippendorff's alpha."""
     if level == "ordinal":
         # delta(c, k) = sum_{g=c..k} n_g - (n_c + n_k) / 2, from the pairable marginals.
@@ -339,9 +375,16 @@ def _alpha_distance(level: str, marginals: NDArray[np.float64],
     return ratio**2
 
 
-def krippendorff_alpha(items: ArrayLike, sources: ArrayLike, labels: ArrayLike, *,
-                       n_items: int, n_classes: int, level: AlphaLevel = "nominal",
-                       values: ArrayLike | None = None) -> float:
+def krippendorff_alpha(
+    items: ArrayLike,
+    sources: ArrayLike,
+    labels: ArrayLike,
+    *,
+    n_items: int,
+    n_classes: int,
+    level: AlphaLevel = "nominal",
+    values: ArrayLike | None = None,
+) -> float:
     """Krippendorff's alpha, built from the coincidence matrix; missing data need no special care.
 
     alpha = 1 - (n - 1) * sum_ck o_ck d_ck / sum_ck n_c n_k d_ck, where ``o`` counts pairable
@@ -391,9 +434,11 @@ def krippendorff_alpha(items: ArrayLike, sources: ArrayLike, labels: ArrayLike, 
         expected = n * n - float((marginals**2).sum())
     else:
         first, second = _later_partners(entry_item, n_items)
-        off = np.bincount(entry_class[first] * n_classes + entry_class[second],
-                          weights=count[first] * count[second] * share[first],
-                          minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+        off = np.bincount(
+            entry_class[first] * n_classes + entry_class[second],
+            weights=count[first] * count[second] * share[first],
+            minlength=n_classes * n_classes,
+        ).reshape(n_classes, n_classes)
         coincidence = off + off.T + np.diag(same)
         distance = _alpha_distance(level, marginals, value)
         observed = float((coincidence * distance).sum())

@@ -117,9 +117,17 @@ class Leaderboard:
         def num(x: float) -> float | None:
             return None if math.isnan(x) else float(x)
 
-        return [{"model": m, "rating": float(self.rating[k]), "lower": num(self.lower[k]),
-                 "upper": num(self.upper[k]), "rank": int(self.rank[k]),
-                 "battles": int(self.battles[k])} for k, m in enumerate(self.models)]
+        return [
+            {
+                "model": m,
+                "rating": float(self.rating[k]),
+                "lower": num(self.lower[k]),
+                "upper": num(self.upper[k]),
+                "rank": int(self.rank[k]),
+                "battles": int(self.battles[k]),
+            }
+            for k, m in enumerate(self.models)
+        ]
 
     def win_probability(self) -> NDArray[np.float64]:
         """(n, n) matrix of P(row model beats column model) under the fitted model.
@@ -172,17 +180,26 @@ def _codes(values: list[Any], index: dict[Any, int]) -> NDArray[np.int64]:
     return np.fromiter(map(index.__getitem__, values), np.int64, count=len(values))
 
 
-def _prepare(model_a: Sequence[str], model_b: Sequence[str], outcome: Sequence[str],
-             weights: ArrayLike | None, both_bad: str
-             ) -> tuple[list[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64],
-                        NDArray[np.float64]]:
+def _prepare(
+    model_a: Sequence[str],
+    model_b: Sequence[str],
+    outcome: Sequence[str],
+    weights: ArrayLike | None,
+    both_bad: str,
+) -> tuple[list[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Validated codes for the kept battles: (names, a, b, outcome 0/1/2, weight)."""
     if both_bad not in ("tie", "drop"):
         raise ValueError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}")
-    la, lb, lo = _as_list(model_a, "model_a"), _as_list(model_b, "model_b"), _as_list(outcome, "outcome")
+    la, lb, lo = (
+        _as_list(model_a, "model_a"),
+        _as_list(model_b, "model_b"),
+        _as_list(outcome, "outcome"),
+    )
     if not (len(la) == len(lb) == len(lo)):
-        raise ValueError("model_a, model_b and outcome must have the same length, got "
-                         f"{len(la)}, {len(lb)} and {len(lo)}")
+        raise ValueError(
+            "model_a, model_b and outcome must have the same length, got "
+            f"{len(la)}, {len(lb)} and {len(lo)}"
+        )
     if not la:
         raise ValueError("no battles: model_a, model_b and outcome are empty")
     try:
@@ -192,8 +209,10 @@ def _prepare(model_a: Sequence[str], model_b: Sequence[str], outcome: Sequence[s
         raise ValueError("model names and outcomes must be strings (hashable)") from None
     if unknown:
         first = next(k for k, v in enumerate(lo) if v in unknown)
-        raise ValueError(f"outcome {lo[first]!r} (battle {first}) is not one of "
-                         f"{', '.join(repr(k) for k in _CODES)}")
+        raise ValueError(
+            f"outcome {lo[first]!r} (battle {first}) is not one of "
+            f"{', '.join(repr(k) for k in _CODES)}"
+        )
     index = {m: k for k, m in enumerate(names)}
     a, b, o = _codes(la, index), _codes(lb, index), _codes(lo, _CODES)
     same = np.flatnonzero(a == b)
@@ -204,7 +223,9 @@ def _prepare(model_a: Sequence[str], model_b: Sequence[str], outcome: Sequence[s
     else:
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != a.shape:
-            raise ValueError(f"weights must have one value per battle ({a.size}), got shape {w.shape}")
+            raise ValueError(
+                f"weights must have one value per battle ({a.size}), got shape {w.shape}"
+            )
         if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError("weights must be finite and >= 0")
     keep = w > 0
@@ -224,8 +245,9 @@ def _prepare(model_a: Sequence[str], model_b: Sequence[str], outcome: Sequence[s
     return names, a, b, o, w
 
 
-def _collapse(n: int, a: NDArray[np.int64], b: NDArray[np.int64], o: NDArray[np.int64],
-              w: NDArray[np.float64]) -> _Counts:
+def _collapse(
+    n: int, a: NDArray[np.int64], b: NDArray[np.int64], o: NDArray[np.int64], w: NDArray[np.float64]
+) -> _Counts:
     """Weighted counts per (unordered pair, outcome from the lower index's side)."""
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     swapped = a > b
@@ -252,12 +274,18 @@ def _check_connected(c: _Counts, names: list[str]) -> None:
     if k <= 1:
         return
     parts = sorted((np.flatnonzero(label == g) for g in range(k)), key=lambda p: -p.size)
-    shown = "; ".join("{" + ", ".join(names[m] for m in p[:_MAX_LISTED])
-                      + (f", ... ({p.size} models)" if p.size > _MAX_LISTED else "") + "}"
-                      for p in parts[:_MAX_LISTED])
+    shown = "; ".join(
+        "{"
+        + ", ".join(names[m] for m in p[:_MAX_LISTED])
+        + (f", ... ({p.size} models)" if p.size > _MAX_LISTED else "")
+        + "}"
+        for p in parts[:_MAX_LISTED]
+    )
     more = f"; and {k - _MAX_LISTED} more" if k > _MAX_LISTED else ""
-    raise ValueError(f"the battles form {k} disconnected groups of models, whose ratings cannot be "
-                     f"compared: {shown}{more}. Fit one leaderboard per group.")
+    raise ValueError(
+        f"the battles form {k} disconnected groups of models, whose ratings cannot be "
+        f"compared: {shown}{more}. Fit one leaderboard per group."
+    )
 
 
 # --- the likelihood ----------------------------------------------------------------------------
@@ -276,10 +304,16 @@ class _Model:
         rows = np.concatenate([np.arange(p), np.arange(p)])
         cols = np.concatenate([c.i, c.j])
         vals = np.concatenate([np.ones(p), -np.ones(p)])
-        self.incidence = sp.csr_matrix((vals, (rows, cols)), shape=(p, c.n))  # d = incidence @ theta
+        self.incidence = sp.csr_matrix(
+            (vals, (rows, cols)), shape=(p, c.n)
+        )  # d = incidence @ theta
 
-    def assemble(self, hdd: NDArray[np.float64], hde: NDArray[np.float64] | None = None,
-                 hee: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    def assemble(
+        self,
+        hdd: NDArray[np.float64],
+        hde: NDArray[np.float64] | None = None,
+        hee: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
         """Batched (R, m, m) matrix ``sum_pairs hdd (e_i - e_j)(e_i - e_j)^T`` (+ the nu row).
 
         The shape of every Hessian and score outer product here: a pair only touches ``theta_i``,
@@ -298,8 +332,9 @@ class _Model:
             out[:, n, n] = hee.sum(axis=1)
         return out
 
-    def _parts(self, x: NDArray[np.float64], w: NDArray[np.float64], derivs: bool
-               ) -> tuple[NDArray[np.float64], ...]:
+    def _parts(
+        self, x: NDArray[np.float64], w: NDArray[np.float64], derivs: bool
+    ) -> tuple[NDArray[np.float64], ...]:
         n, c = self.c.n, self.c
         theta = x[:, :n]
         d = theta[:, c.i] - theta[:, c.j]
@@ -324,7 +359,12 @@ class _Model:
         if not derivs:
             return (ll,)
         plus, minus = np.exp(0.5 * d - log_d), np.exp(-0.5 * d - log_d)
-        sh, ch, nu_d, inv_d = 0.5 * (plus - minus), 0.5 * (plus + minus), np.exp(eta - log_d), np.exp(-log_d)
+        sh, ch, nu_d, inv_d = (
+            0.5 * (plus - minus),
+            0.5 * (plus + minus),
+            np.exp(eta - log_d),
+            np.exp(-log_d),
+        )
         gd = 0.5 * (wi - wj) - total * sh
         ge = wt - total * nu_d
         hdd = total * (inv_d * inv_d + 0.5 * nu_d * ch)
@@ -335,8 +375,9 @@ class _Model:
     def loglik(self, x: NDArray[np.float64], w: NDArray[np.float64]) -> NDArray[np.float64]:
         return self._parts(x, w, derivs=False)[0]
 
-    def derivatives(self, x: NDArray[np.float64], w: NDArray[np.float64]
-                    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    def derivatives(
+        self, x: NDArray[np.float64], w: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """(loglik (R,), gradient (R, m), negated Hessian (R, m, m)), prior included.
 
         The prior's curvature is floored at ``_PRIOR * _FLOOR`` (see below).
@@ -394,13 +435,17 @@ def _newton(model: _Model, w: NDArray[np.float64], x0: NDArray[np.float64]) -> N
         active = active[(moved > _TOL) & ~flat]
         if active.size == 0:
             return x
-    warnings.warn(f"Newton did not converge in {_MAX_ITER} iterations for {active.size} of "
-                  f"{x.shape[0]} fits", ConvergenceWarning, stacklevel=3)
+    warnings.warn(
+        f"Newton did not converge in {_MAX_ITER} iterations for {active.size} of {x.shape[0]} fits",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
     return x
 
 
-def _scores(model: _Model, x: NDArray[np.float64]
-            ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+def _scores(
+    model: _Model, x: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
     """Per-battle scores (per unit weight) for each pair and outcome: d-part (3, P), nu-part."""
     c, n = model.c, model.c.n
     d = x[c.i] - x[c.j]
@@ -441,7 +486,9 @@ def _sandwich(model: _Model, x: NDArray[np.float64]) -> NDArray[np.float64]:
     return proj @ cov @ proj
 
 
-def _bootstrap(model: _Model, x: NDArray[np.float64], rounds: int, seed: int) -> NDArray[np.float64]:
+def _bootstrap(
+    model: _Model, x: NDArray[np.float64], rounds: int, seed: int
+) -> NDArray[np.float64]:
     """(rounds, m) refits on resampled counts.
 
     Resampling battles with replacement is, per (pair, outcome) cell, a Poisson number of copies of
@@ -460,7 +507,7 @@ def _bootstrap(model: _Model, x: NDArray[np.float64], rounds: int, seed: int) ->
     for start in range(0, rounds, batch):
         r = min(batch, rounds - start)
         w = rng.poisson(n_eff, size=(r, *n_eff.shape)) * unit
-        out[start:start + r] = _newton(model, w, np.broadcast_to(x, (r, model.m)))
+        out[start : start + r] = _newton(model, w, np.broadcast_to(x, (r, model.m)))
     return out
 
 
@@ -485,11 +532,21 @@ def _options(ties: str, interval: str, rounds: int, alpha: float, scale: float) 
     return rounds
 
 
-def leaderboard(model_a: Sequence[str], model_b: Sequence[str], outcome: Sequence[str], *,
-                weights: ArrayLike | None = None, ties: Ties = "half",
-                both_bad: Literal["tie", "drop"] = "tie", interval: Interval = "bootstrap",
-                rounds: int = 100, alpha: float = 0.05, seed: int = 0,
-                scale: float = 400.0, base: float = 1000.0) -> Leaderboard:
+def leaderboard(
+    model_a: Sequence[str],
+    model_b: Sequence[str],
+    outcome: Sequence[str],
+    *,
+    weights: ArrayLike | None = None,
+    ties: Ties = "half",
+    both_bad: Literal["tie", "drop"] = "tie",
+    interval: Interval = "bootstrap",
+    rounds: int = 100,
+    alpha: float = 0.05,
+    seed: int = 0,
+    scale: float = 400.0,
+    base: float = 1000.0,
+) -> Leaderboard:
     """Fit a Bradley-Terry leaderboard with intervals from battles.
 
     Parameters
@@ -555,11 +612,20 @@ def leaderboard(model_a: Sequence[str], model_b: Sequence[str], outcome: Sequenc
         rank = 1 + (rating[None, :] > rating[:, None]).sum(axis=1)
     else:
         rank = 1 + (lower[None, :] > upper[:, None]).sum(axis=1)
-    return Leaderboard(models=[names[m] for m in order], rating=rating, lower=lower, upper=upper,
-                       rank=rank.astype(np.int64), battles=played.astype(np.int64), cov=cov,
-                       ties=ties, interval=interval,
-                       tie_param=float(np.exp(x[n])) if ties == "davidson" else None,
-                       scale=float(scale), base=float(base))
+    return Leaderboard(
+        models=[names[m] for m in order],
+        rating=rating,
+        lower=lower,
+        upper=upper,
+        rank=rank.astype(np.int64),
+        battles=played.astype(np.int64),
+        cov=cov,
+        ties=ties,
+        interval=interval,
+        tie_param=float(np.exp(x[n])) if ties == "davidson" else None,
+        scale=float(scale),
+        base=float(base),
+    )
 
 
 def pair_priority(board: Leaderboard, counts: ArrayLike) -> NDArray[np.float64]:
@@ -631,9 +697,18 @@ class BradleyTerry:
     ['x', 'y']
     """
 
-    def __init__(self, *, ties: Ties = "half", both_bad: Literal["tie", "drop"] = "tie",
-                 interval: Interval = "none", rounds: int = 100, alpha: float = 0.05,
-                 seed: int = 0, scale: float = 400.0, base: float = 1000.0) -> None:
+    def __init__(
+        self,
+        *,
+        ties: Ties = "half",
+        both_bad: Literal["tie", "drop"] = "tie",
+        interval: Interval = "none",
+        rounds: int = 100,
+        alpha: float = 0.05,
+        seed: int = 0,
+        scale: float = 400.0,
+        base: float = 1000.0,
+    ) -> None:
         self.ties = ties
         self.both_bad = both_bad
         self.interval = interval
@@ -644,15 +719,28 @@ class BradleyTerry:
         self.base = base
 
     def get_params(self) -> dict[str, Any]:
-        return {"ties": self.ties, "both_bad": self.both_bad, "interval": self.interval,
-                "rounds": self.rounds, "alpha": self.alpha, "seed": self.seed,
-                "scale": self.scale, "base": self.base}
+        return {
+            "ties": self.ties,
+            "both_bad": self.both_bad,
+            "interval": self.interval,
+            "rounds": self.rounds,
+            "alpha": self.alpha,
+            "seed": self.seed,
+            "scale": self.scale,
+            "base": self.base,
+        }
 
-    def fit(self, model_a: Sequence[str], model_b: Sequence[str], outcome: Sequence[str],
-            sample_weight: ArrayLike | None = None) -> BradleyTerry:
+    def fit(
+        self,
+        model_a: Sequence[str],
+        model_b: Sequence[str],
+        outcome: Sequence[str],
+        sample_weight: ArrayLike | None = None,
+    ) -> BradleyTerry:
         """Fit on battles; see :func:`leaderboard`."""
-        self.board_ = leaderboard(model_a, model_b, outcome, weights=sample_weight,
-                                  **self.get_params())
+        self.board_ = leaderboard(
+            model_a, model_b, outcome, weights=sample_weight, **self.get_params()
+        )
         self.models_ = list(self.board_.models)
         self.rating_ = self.board_.rating
         self.tie_param_ = self.board_.tie_param
@@ -671,8 +759,10 @@ class BradleyTerry:
         index = {m: k for k, m in enumerate(self.models_)}
         unseen = set(la + lb) - index.keys()
         if unseen:
-            raise ValueError(f"model_a/model_b name models that were not in the fitted battles: "
-                             f"{sorted(map(str, unseen))[:_MAX_LISTED]}")
+            raise ValueError(
+                f"model_a/model_b name models that were not in the fitted battles: "
+                f"{sorted(map(str, unseen))[:_MAX_LISTED]}"
+            )
         a, b = _codes(la, index), _codes(lb, index)
         theta = self.rating_ * (math.log(10.0) / self.scale)
         d = theta[a] - theta[b]

@@ -36,8 +36,17 @@ Fit = Callable[[Claims, str], NDArray[np.float64]]
 
 
 def _subset(claims: Claims, keep: NDArray[np.bool_]) -> Claims:
-    return Claims(claims.item[keep], claims.source[keep], claims.label[keep], claims.prob_item,
-                  claims.prob_source, claims.probs, claims.n_items, claims.n_sources, claims.n_classes)
+    return Claims(
+        claims.item[keep],
+        claims.source[keep],
+        claims.label[keep],
+        claims.prob_item,
+        claims.prob_source,
+        claims.probs,
+        claims.n_items,
+        claims.n_sources,
+        claims.n_classes,
+    )
 
 
 def _sample_items(claims: Claims, max_items: int, rng: np.random.Generator) -> Claims:
@@ -48,8 +57,17 @@ def _sample_items(claims: Claims, max_items: int, rng: np.random.Generator) -> C
     chosen[rng.choice(claims.n_items, max_items, replace=False)] = True
     new_id = np.cumsum(chosen) - 1
     hard, soft = chosen[claims.item], chosen[claims.prob_item]
-    return Claims(new_id[claims.item[hard]], claims.source[hard], claims.label[hard], new_id[claims.prob_item[soft]],
-                  claims.prob_source[soft], claims.probs[soft], max_items, claims.n_sources, claims.n_classes)
+    return Claims(
+        new_id[claims.item[hard]],
+        claims.source[hard],
+        claims.label[hard],
+        new_id[claims.prob_item[soft]],
+        claims.prob_source[soft],
+        claims.probs[soft],
+        max_items,
+        claims.n_sources,
+        claims.n_classes,
+    )
 
 
 def _score(train: Claims, posterior: NDArray[np.float64], test: Claims) -> float:
@@ -59,7 +77,9 @@ def _score(train: Claims, posterior: NDArray[np.float64], test: Claims) -> float
     post = posterior.copy()
     post[~has] = posterior[has].mean(axis=0) if has.any() else 1.0 / k
     cell = train.source * k + train.label  # (source, answer)
-    counts = np.stack([np.bincount(cell, weights=post[train.item, c], minlength=s * k) for c in range(k)], axis=1)
+    counts = np.stack(
+        [np.bincount(cell, weights=post[train.item, c], minlength=s * k) for c in range(k)], axis=1
+    )
     counts = counts.reshape(s, k, k)  # (source, answer, true)
     theta = (counts + 1.0 / k) / (counts.sum(axis=1, keepdims=True) + 1.0)
     p = np.einsum("nk,nk->n", post[test.item], theta[test.source, test.label, :])

@@ -26,7 +26,9 @@ def _ints(values: ArrayLike | None, name: str) -> NDArray[np.int64]:
 
 def _in_range(values: NDArray[np.int64], size: int, name: str, size_name: str) -> None:
     if values.size and (values.min() < 0 or values.max() >= size):
-        raise ValueError(f"{name} must lie in [0, {size_name}={size}); got {values.min()}..{values.max()}")
+        raise ValueError(
+            f"{name} must lie in [0, {size_name}={size}); got {values.min()}..{values.max()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ class Claims:
         """Validate and build; sizes default to one more than the largest index seen."""
         it, so, la = _ints(item, "item"), _ints(source, "source"), _ints(label, "label")
         if not (it.shape == so.shape == la.shape):
-            raise ValueError(f"item, source and label must have the same length; got {it.size}, {so.size}, {la.size}")
+            raise ValueError(
+                f"item, source and label must have the same length; got {it.size}, {so.size}, {la.size}"
+            )
         pit, pso = _ints(prob_item, "prob_item"), _ints(prob_source, "prob_source")
         if probs is None:
             if pit.size or pso.size:
@@ -78,13 +82,19 @@ class Claims:
         else:
             pr = np.asarray(probs, dtype=np.float64)
             if pr.ndim != 2 or not (pit.size == pso.size == pr.shape[0]):
-                raise ValueError("probs must be a 2-d array with one row per prob_item/prob_source entry")
+                raise ValueError(
+                    "probs must be a 2-d array with one row per prob_item/prob_source entry"
+                )
         n_items = _size(n_items, it, pit)
         n_sources = _size(n_sources, so, pso)
         if n_classes is None:
-            n_classes = max(int(la.max()) + 1 if la.size else 0, pr.shape[1] if pr.shape[0] else 0, 1)
+            n_classes = max(
+                int(la.max()) + 1 if la.size else 0, pr.shape[1] if pr.shape[0] else 0, 1
+            )
         if pr.shape[0] and pr.shape[1] != n_classes:
-            raise ValueError(f"probs rows have {pr.shape[1]} columns but there are {n_classes} classes")
+            raise ValueError(
+                f"probs rows have {pr.shape[1]} columns but there are {n_classes} classes"
+            )
         if pr.size:
             if not np.all(np.isfinite(pr)) or pr.min() < 0:
                 raise ValueError("probs must be finite and non-negative")
@@ -106,12 +116,23 @@ class Claims:
 
     def claims_per_item(self) -> NDArray[np.float64]:
         """How many claims (hard and soft) each item has."""
-        return np.bincount(np.concatenate([self.item, self.prob_item]), minlength=self.n_items).astype(np.float64)
+        return np.bincount(
+            np.concatenate([self.item, self.prob_item]), minlength=self.n_items
+        ).astype(np.float64)
 
     def drop_soft(self) -> Claims:
         """Only the hard (human-style) claims."""
-        return Claims(self.item, self.source, self.label, self.prob_item[:0], self.prob_source[:0],
-                      self.probs[:0], self.n_items, self.n_sources, self.n_classes)
+        return Claims(
+            self.item,
+            self.source,
+            self.label,
+            self.prob_item[:0],
+            self.prob_source[:0],
+            self.probs[:0],
+            self.n_items,
+            self.n_sources,
+            self.n_classes,
+        )
 
     def hard_only(self) -> Claims:
         """The same claims with each model row replaced by its argmax: what a voting method sees."""
@@ -121,8 +142,12 @@ class Claims:
             np.concatenate([self.item, self.prob_item]),
             np.concatenate([self.source, self.prob_source]),
             np.concatenate([self.label, self.probs.argmax(axis=1)]),
-            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, self.n_classes)),
-            self.n_items, self.n_sources, self.n_classes,
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((0, self.n_classes)),
+            self.n_items,
+            self.n_sources,
+            self.n_classes,
         )
 
 
@@ -135,8 +160,9 @@ def _size(given: int | None, *arrays: NDArray[np.int64]) -> int:
     return int(given)
 
 
-def check_gold(claims: Claims, gold_items: ArrayLike | None,
-               gold_labels: ArrayLike | None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def check_gold(
+    claims: Claims, gold_items: ArrayLike | None, gold_labels: ArrayLike | None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Gold items and labels as validated index arrays (empty when neither is given)."""
     if gold_items is None and gold_labels is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -153,7 +179,9 @@ def check_gold(claims: Claims, gold_items: ArrayLike | None,
     return gi, gl
 
 
-def first_appearance(values: NDArray[np.int64], size: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def first_appearance(
+    values: NDArray[np.int64], size: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The distinct values in order of first appearance, and each value's rank in it (-1: absent)."""
     uniq, first = np.unique(values, return_index=True)
     order = uniq[np.argsort(first, kind="stable")]

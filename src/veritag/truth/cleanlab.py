@@ -47,38 +47,62 @@ def get_label_quality_multiannotator(
     label = values[item, annot]
     if label.size and (np.any(label != np.round(label)) or label.min() < 0 or label.max() >= k):
         raise ValueError(f"labels must be class indices in [0, {k}) or NaN")
-    claims = Claims.from_arrays(item, annot, label.astype(np.int64), n_items=n, n_sources=n_annot + 1,
-                                n_classes=k, prob_item=np.arange(n), prob_source=np.full(n, n_annot),
-                                probs=probs)
+    claims = Claims.from_arrays(
+        item,
+        annot,
+        label.astype(np.int64),
+        n_items=n,
+        n_sources=n_annot + 1,
+        n_classes=k,
+        prob_item=np.arange(n),
+        prob_source=np.full(n, n_annot),
+        probs=probs,
+    )
     r = fit_truth(claims, consensus_method)  # type: ignore[arg-type]
     consensus = r.labels()
     num = np.bincount(item, minlength=n)
     agree = np.bincount(item, weights=(label == consensus[item]).astype(float), minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement = np.where(num > 0, agree / np.maximum(num, 1), np.nan)
-    out: dict[str, Any] = {"label_quality": pd.DataFrame({
-        "consensus_label": consensus,
-        "consensus_quality_score": r.confidence(),
-        "annotator_agreement": agreement,
-        "num_annotations": num,
-    }, index=frame.index)}
-    human = Claims.from_arrays(item, annot, label.astype(np.int64), n_items=n, n_sources=n_annot + 1, n_classes=k)
+    out: dict[str, Any] = {
+        "label_quality": pd.DataFrame(
+            {
+                "consensus_label": consensus,
+                "consensus_quality_score": r.confidence(),
+                "annotator_agreement": agreement,
+                "num_annotations": num,
+            },
+            index=frame.index,
+        )
+    }
+    human = Claims.from_arrays(
+        item, annot, label.astype(np.int64), n_items=n, n_sources=n_annot + 1, n_classes=k
+    )
     quality = claim_issues(human, r.posterior, r.confusion).quality
     if return_detailed_quality:
         detailed = np.full((n, n_annot), np.nan)
         detailed[item, annot] = quality
         out["detailed_label_quality"] = pd.DataFrame(
-            detailed, index=frame.index, columns=[f"quality_annotator_{c}" for c in frame.columns])
+            detailed, index=frame.index, columns=[f"quality_annotator_{c}" for c in frame.columns]
+        )
     if return_annotator_stats:
         labeled = np.bincount(annot, minlength=n_annot)
         with np.errstate(invalid="ignore", divide="ignore"):
-            agree_c = np.bincount(annot, weights=(label == consensus[item]).astype(float), minlength=n_annot) / labeled
+            agree_c = (
+                np.bincount(
+                    annot, weights=(label == consensus[item]).astype(float), minlength=n_annot
+                )
+                / labeled
+            )
         confusion = r.confusion[:n_annot]
         worst = np.argmin(np.diagonal(confusion, axis1=1, axis2=2), axis=1)
-        out["annotator_stats"] = pd.DataFrame({
-            "annotator_quality": r.accuracy[:n_annot],
-            "agreement_with_consensus": agree_c,
-            "worst_class": worst,
-            "num_examples_labeled": labeled,
-        }, index=pd.Index(frame.columns, name="annotator")).sort_values("annotator_quality")
+        out["annotator_stats"] = pd.DataFrame(
+            {
+                "annotator_quality": r.accuracy[:n_annot],
+                "agreement_with_consensus": agree_c,
+                "worst_class": worst,
+                "num_examples_labeled": labeled,
+            },
+            index=pd.Index(frame.columns, name="annotator"),
+        ).sort_values("annotator_quality")
     return out

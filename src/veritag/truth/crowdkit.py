@@ -25,7 +25,17 @@ from .faithful import fit_faithful
 from .glad import fit_glad
 from .mace import fit_mace
 
-__all__ = ["GLAD", "MACE", "DawidSkene", "MajorityVote", "NotFittedError", "OneCoinDawidSkene", "Wawa", "from_long", "to_long"]
+__all__ = [
+    "GLAD",
+    "MACE",
+    "DawidSkene",
+    "MajorityVote",
+    "NotFittedError",
+    "OneCoinDawidSkene",
+    "Wawa",
+    "from_long",
+    "to_long",
+]
 
 COLUMNS = ["task", "worker", "label"]
 
@@ -56,11 +66,19 @@ def from_long(data: pd.DataFrame, *, labels: Any = None, tasks: Any = None) -> C
     task_codes = task_index.get_indexer(data["task"])
     label_codes = label_index.get_indexer(data["label"])
     if (label_codes < 0).any():
-        raise ValueError(f"label {data['label'][label_codes < 0].iloc[0]!r} is not among the labels")
+        raise ValueError(
+            f"label {data['label'][label_codes < 0].iloc[0]!r} is not among the labels"
+        )
     if (task_codes < 0).any():
         raise ValueError(f"task {data['task'][task_codes < 0].iloc[0]!r} is not among the tasks")
-    claims = Claims.from_arrays(task_codes, worker_codes, label_codes, n_items=len(task_index),
-                                n_sources=len(worker_index), n_classes=len(label_index))
+    claims = Claims.from_arrays(
+        task_codes,
+        worker_codes,
+        label_codes,
+        n_items=len(task_index),
+        n_sources=len(worker_index),
+        n_classes=len(label_index),
+    )
     return Coded(claims, task_index, pd.Index(worker_index), label_index)
 
 
@@ -70,14 +88,18 @@ def to_long(labels: pd.Series) -> pd.DataFrame:
 
 
 def _frame(values: NDArray[np.float64], coded: Coded) -> pd.DataFrame:
-    return pd.DataFrame(values, index=coded.tasks.rename("task"), columns=coded.labels.rename("label"))
+    return pd.DataFrame(
+        values, index=coded.tasks.rename("task"), columns=coded.labels.rename("label")
+    )
 
 
 def _most_probable(probas: pd.DataFrame) -> pd.Series:
     """The first most probable label per task (labels are sorted, so ties go to the smallest)."""
     if not probas.size:
         return pd.Series([], dtype="O", name="agg_label")
-    return pd.Series(probas.columns[probas.to_numpy().argmax(axis=1)], index=probas.index, name="agg_label")
+    return pd.Series(
+        probas.columns[probas.to_numpy().argmax(axis=1)], index=probas.index, name="agg_label"
+    )
 
 
 def _accuracy(coded: Coded, labels: NDArray[np.int64]) -> pd.Series:
@@ -87,15 +109,21 @@ def _accuracy(coded: Coded, labels: NDArray[np.int64]) -> pd.Series:
     key = np.unique((c.item * c.n_sources + c.source) * k + c.label)
     item, rest = np.divmod(key, c.n_sources * k)
     source, label = np.divmod(rest, k)
-    right = np.bincount(source, weights=(labels[item] == label).astype(float), minlength=c.n_sources)
+    right = np.bincount(
+        source, weights=(labels[item] == label).astype(float), minlength=c.n_sources
+    )
     seen = np.bincount(source, minlength=c.n_sources)
-    skills = pd.Series(right / np.maximum(seen, 1), index=coded.workers.rename("worker"), name="skill")
+    skills = pd.Series(
+        right / np.maximum(seen, 1), index=coded.workers.rename("worker"), name="skill"
+    )
     return skills.sort_index()  # crowd-kit's groupby("worker") sorts
 
 
 def _votes(coded: Coded, weights: NDArray[np.float64]) -> NDArray[np.float64]:
     c = coded.claims
-    cells = np.bincount(c.item * c.n_classes + c.label, weights=weights, minlength=c.n_items * c.n_classes)
+    cells = np.bincount(
+        c.item * c.n_classes + c.label, weights=weights, minlength=c.n_items * c.n_classes
+    )
     votes = cells.reshape(c.n_items, c.n_classes)
     return votes / votes.sum(axis=1, keepdims=True)
 
@@ -142,7 +170,9 @@ class MajorityVote(_Aggregator):
         self.default_skill = default_skill
         self.on_missing_skill = on_missing_skill
 
-    def _weights(self, data: pd.DataFrame, skills: pd.Series | None) -> tuple[pd.DataFrame, NDArray[np.float64]]:
+    def _weights(
+        self, data: pd.DataFrame, skills: pd.Series | None
+    ) -> tuple[pd.DataFrame, NDArray[np.float64]]:
         if skills is None:
             return data, np.ones(len(data))
         if self.on_missing_skill != "value" and self.default_skill is not None:
@@ -155,12 +185,16 @@ class MajorityVote(_Aggregator):
             if self.on_missing_skill == "ignore":
                 lost = len(set(data["task"]) - set(data["task"][~missing]))
                 if lost:
-                    raise ValueError(f"{lost} tasks has no workers with known skills. Provide at least one "
-                                     "worker with known skill for each task.")
+                    raise ValueError(
+                        f"{lost} tasks has no workers with known skills. Provide at least one "
+                        "worker with known skill for each task."
+                    )
                 data, weight = data[~missing], weight[~missing]
             elif self.on_missing_skill == "value":
                 if self.default_skill is None:
-                    raise ValueError('Default skill should be passed if on_missing_skill is "value"')
+                    raise ValueError(
+                        'Default skill should be passed if on_missing_skill is "value"'
+                    )
                 weight = np.where(missing, self.default_skill, weight)
             else:
                 raise ValueError(f"Unknown option {self.on_missing_skill!r} of on_missing_skill")
@@ -217,8 +251,10 @@ def _initial_errors(initial_error: pd.DataFrame | None, coded: Coded) -> NDArray
     if initial_error is None:
         return None
     if list(initial_error.index.names) != ["worker", "label"]:
-        raise ValueError(f"The index of initial_error must be: ['worker', 'label'],but got: "
-                         f"{list(initial_error.index.names)}")
+        raise ValueError(
+            f"The index of initial_error must be: ['worker', 'label'],but got: "
+            f"{list(initial_error.index.names)}"
+        )
     k = len(coded.labels)
     out = np.full((len(coded.workers) * k, k), np.nan)
     worker = coded.workers.get_indexer(initial_error.index.get_level_values("worker"))
@@ -234,14 +270,22 @@ class DawidSkene(_Aggregator):
 
     _one_coin = False
 
-    def __init__(self, n_iter: int = 100, tol: float = 1e-5,
-                 initial_error_strategy: Literal["assign", "addition"] | None = None) -> None:
+    def __init__(
+        self,
+        n_iter: int = 100,
+        tol: float = 1e-5,
+        initial_error_strategy: Literal["assign", "addition"] | None = None,
+    ) -> None:
         self.n_iter = n_iter
         self.tol = tol
         self.initial_error_strategy = initial_error_strategy
 
-    def fit(self, data: pd.DataFrame, true_labels: pd.Series | None = None,
-            initial_error: pd.DataFrame | None = None) -> DawidSkene:
+    def fit(
+        self,
+        data: pd.DataFrame,
+        true_labels: pd.Series | None = None,
+        initial_error: pd.DataFrame | None = None,
+    ) -> DawidSkene:
         """``true_labels`` (task-indexed) are pinned; ``initial_error`` shapes the first M-step."""
         data = data[COLUMNS]
         if not len(data):
@@ -256,20 +300,30 @@ class DawidSkene(_Aggregator):
             gold_labels = coded.labels.get_indexer(known.to_numpy())
             if (gold_labels < 0).any():
                 raise ValueError("a true label is not among the workers' labels")
-        f = fit_faithful(coded.claims, one_coin=self._one_coin, n_iter=self.n_iter, tol=self.tol,
-                         gold_items=gold_items, gold_labels=gold_labels,
-                         initial_error=_initial_errors(initial_error, coded),
-                         initial_error_strategy=self.initial_error_strategy)
+        f = fit_faithful(
+            coded.claims,
+            one_coin=self._one_coin,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            gold_items=gold_items,
+            gold_labels=gold_labels,
+            initial_error=_initial_errors(initial_error, coded),
+            initial_error_strategy=self.initial_error_strategy,
+        )
         k = len(coded.labels)
         self._labels(_frame(f.posterior, coded))
         self.priors_ = pd.Series(f.prior, index=coded.labels.rename("label"), name="prior")
         rows = _first_seen_pairs(coded, f.present)
-        index = pd.MultiIndex.from_arrays([coded.workers[rows // k], coded.labels[rows % k]], names=["worker", "label"])
+        index = pd.MultiIndex.from_arrays(
+            [coded.workers[rows // k], coded.labels[rows % k]], names=["worker", "label"]
+        )
         # crowd-kit's errors_ come out of a groupby that drops the columns' name.
         self.errors_ = pd.DataFrame(f.errors[rows], index=index, columns=coded.labels.rename(None))
         self.skills_ = pd.Series(f.skills, index=coded.workers.rename("worker"), name="skill")
         self.loss_history_ = list(f.loss_history)
-        self.result_: TruthResult = from_faithful(f, coded.claims, "onecoin" if self._one_coin else "ds")
+        self.result_: TruthResult = from_faithful(
+            f, coded.claims, "onecoin" if self._one_coin else "ds"
+        )
         return self
 
 
@@ -297,7 +351,6 @@ class OneCoinDawidSkene(DawidSkene):
         return super().fit_predict_proba(data)
 
 
-
 def _by(values: pd.Series | None, index: pd.Index) -> NDArray[np.float64] | None:
     """A name-indexed Series (crowd-kit's prior arguments) as an array in ``index`` order."""
     return None if values is None else values.reindex(index).to_numpy(dtype=float)
@@ -307,10 +360,17 @@ class GLAD(_Aggregator):
     """crowd-kit's ``GLAD``: worker ability ``alphas_`` times task easiness ``betas_`` (see
     ``veritag.truth.glad``; crowd-kit's private M-step helpers are not offered)."""
 
-    def __init__(self, n_iter: int = 100, tol: float = 1e-5, silent: bool = True,
-                 labels_priors: pd.Series | None = None, alphas_priors_mean: pd.Series | None = None,
-                 betas_priors_mean: pd.Series | None = None, m_step_max_iter: int = 25,
-                 m_step_tol: float = 1e-2) -> None:
+    def __init__(
+        self,
+        n_iter: int = 100,
+        tol: float = 1e-5,
+        silent: bool = True,
+        labels_priors: pd.Series | None = None,
+        alphas_priors_mean: pd.Series | None = None,
+        betas_priors_mean: pd.Series | None = None,
+        m_step_max_iter: int = 25,
+        m_step_tol: float = 1e-2,
+    ) -> None:
         self.n_iter = n_iter
         self.tol = tol
         self.silent = silent
@@ -327,11 +387,16 @@ class GLAD(_Aggregator):
             self.loss_history_: list[float] = []
             return self
         coded = from_long(data)
-        g = fit_glad(coded.claims, n_iter=self.n_iter, tol=self.tol,
-                     labels_priors=_by(self.labels_priors, coded.labels),
-                     alphas_priors_mean=_by(self.alphas_priors_mean, coded.workers),
-                     betas_priors_mean=_by(self.betas_priors_mean, coded.tasks),
-                     m_step_max_iter=self.m_step_max_iter, m_step_tol=self.m_step_tol)
+        g = fit_glad(
+            coded.claims,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            labels_priors=_by(self.labels_priors, coded.labels),
+            alphas_priors_mean=_by(self.alphas_priors_mean, coded.workers),
+            betas_priors_mean=_by(self.betas_priors_mean, coded.tasks),
+            m_step_max_iter=self.m_step_max_iter,
+            m_step_tol=self.m_step_tol,
+        )
         self._labels(_frame(g.posterior, coded))
         self.alphas_ = pd.Series(g.alpha, index=coded.workers.rename("worker"), name="alpha")
         self.betas_ = pd.Series(g.beta, index=coded.tasks.rename("task"), name="beta")
@@ -348,9 +413,19 @@ class MACE(_Aggregator):
     ``veritag.truth.mace``); ``False`` fits the model as published.
     """
 
-    def __init__(self, n_restarts: int = 10, n_iter: int = 50, method: str = "vb", smoothing: float = 0.1,
-                 default_noise: float = 0.5, alpha: float = 0.5, beta: float = 0.5, random_state: int = 0,
-                 verbose: int = 0, crowdkit_compat: bool = True) -> None:
+    def __init__(
+        self,
+        n_restarts: int = 10,
+        n_iter: int = 50,
+        method: str = "vb",
+        smoothing: float = 0.1,
+        default_noise: float = 0.5,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        random_state: int = 0,
+        verbose: int = 0,
+        crowdkit_compat: bool = True,
+    ) -> None:
         self.n_restarts = n_restarts
         self.n_iter = n_iter
         self.method = method
@@ -370,13 +445,26 @@ class MACE(_Aggregator):
         # crowd-kit codes workers and labels by name order where its bug bites, tasks as they appear.
         coded = from_long(data)
         workers = pd.Index(sorted(pd.unique(data["worker"])))
-        claims = Claims.from_arrays(coded.claims.item, workers.get_indexer(data["worker"]), coded.claims.label,
-                                    n_items=coded.claims.n_items, n_sources=len(workers),
-                                    n_classes=coded.claims.n_classes)
+        claims = Claims.from_arrays(
+            coded.claims.item,
+            workers.get_indexer(data["worker"]),
+            coded.claims.label,
+            n_items=coded.claims.n_items,
+            n_sources=len(workers),
+            n_classes=coded.claims.n_classes,
+        )
         # crowd-kit ignores its smoothing argument (it uses 0.01 / labels): so does the face.
-        m = fit_mace(claims, n_restarts=self.n_restarts, n_iter=self.n_iter, method=self.method,  # type: ignore[arg-type]
-                     default_noise=self.default_noise, alpha=self.alpha, beta=self.beta,
-                     random_state=self.random_state, crowdkit_compat=self.crowdkit_compat)
+        m = fit_mace(
+            claims,
+            n_restarts=self.n_restarts,
+            n_iter=self.n_iter,
+            method=self.method,  # type: ignore[arg-type]
+            default_noise=self.default_noise,
+            alpha=self.alpha,
+            beta=self.beta,
+            random_state=self.random_state,
+            crowdkit_compat=self.crowdkit_compat,
+        )
         self._labels(_frame(m.posterior, coded))
         # crowd-kit's arrays: rows workers and columns labels in order of first appearance.
         rows = workers.get_indexer(coded.workers)

@@ -52,7 +52,9 @@ _HARD_ONLY = ("glad", "mace")
 #: claim for its methods, a relative log-likelihood change of 1e-6 for the engine's own.
 DEFAULT_TOL = {"ds": 1e-5, "onecoin": 1e-5, "ds-shrunk": 1e-6}
 
-_MODEL_PSEUDO = 10.0  # pseudo-claims per model and class toward "uninformative", spread over its bins
+_MODEL_PSEUDO = (
+    10.0  # pseudo-claims per model and class toward "uninformative", spread over its bins
+)
 _FLOOR = 0.01  # uniform pseudo-count on every confusion cell: no log(0), no 0/0
 
 
@@ -130,7 +132,9 @@ class _Design:
     group: sp.csr_matrix  # n_vsrc x columns indicator: sums a source's columns
 
 
-def _bin_by_rank(source: NDArray[np.int64], conf: NDArray[np.float64], bins: int) -> NDArray[np.int64]:
+def _bin_by_rank(
+    source: NDArray[np.int64], conf: NDArray[np.float64], bins: int
+) -> NDArray[np.int64]:
     """Equal-frequency confidence bins within each source, without a loop over sources."""
     order = np.lexsort((conf, source))
     sorted_src = source[order]
@@ -170,19 +174,31 @@ def _design(claims: Claims, bins: int) -> _Design:
     n_cols = sum(c.size for c in col_class)
     # Rows straight from a stable sort by item (free when claims come sorted, as from the store):
     # no COO round trip. Repeated (item, column) pairs stay separate entries; products sum them.
-    order = None if np.all(claim_item[1:] >= claim_item[:-1]) else np.argsort(claim_item, kind="stable")
+    order = (
+        None if np.all(claim_item[1:] >= claim_item[:-1]) else np.argsort(claim_item, kind="stable")
+    )
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(claim_item, minlength=n), out=indptr[1:])
-    A = sp.csr_matrix((np.ones(claim_item.size), claim_col if order is None else claim_col[order], indptr),
-                      shape=(n, n_cols))
+    A = sp.csr_matrix(
+        (np.ones(claim_item.size), claim_col if order is None else claim_col[order], indptr),
+        shape=(n, n_cols),
+    )
     vsrc = np.concatenate(col_vsrc)
     group = sp.csr_matrix((np.ones(n_cols), (vsrc, np.arange(n_cols))), shape=(n_vsrc, n_cols))
     return _Design(
-        A, A.T, vsrc, np.concatenate(col_class), np.concatenate(vsrc_source), s * k, group,
+        A,
+        A.T,
+        vsrc,
+        np.concatenate(col_class),
+        np.concatenate(vsrc_source),
+        s * k,
+        group,
     )
 
 
-def _pin(posterior: NDArray[np.float64], gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> None:
+def _pin(
+    posterior: NDArray[np.float64], gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]
+) -> None:
     posterior[gold_items] = 0.0
     posterior[gold_items, gold_labels] = 1.0
 
@@ -194,9 +210,15 @@ def _vote_posterior(claims: Claims, weights: NDArray[np.float64] | None) -> NDAr
     if weights is None:
         votes = np.bincount(cells, minlength=n * k).astype(np.float64).reshape(n, k)
     else:
-        votes = np.bincount(cells, weights=weights[claims.source], minlength=n * k).astype(np.float64).reshape(n, k)
+        votes = (
+            np.bincount(cells, weights=weights[claims.source], minlength=n * k)
+            .astype(np.float64)
+            .reshape(n, k)
+        )
     if claims.prob_item.size:
-        soft = claims.probs if weights is None else claims.probs * weights[claims.prob_source][:, None]
+        soft = (
+            claims.probs if weights is None else claims.probs * weights[claims.prob_source][:, None]
+        )
         for c in range(k):
             votes[:, c] += np.bincount(claims.prob_item, weights=soft[:, c], minlength=n)
     total = votes @ np.ones(k)
@@ -214,28 +236,38 @@ class _EStep:
     as much as the arithmetic. Blocks of 65,536 items keep every temporary small and in cache.
     """
 
-    def __init__(self, d: _Design, k: int, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> None:
+    def __init__(
+        self, d: _Design, k: int, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]
+    ) -> None:
         n = d.A.shape[0]
-        self.blocks = [(a, min(a + _BLOCK, n), _row_view(d.A, a, min(a + _BLOCK, n))) for a in range(0, n, _BLOCK)]
+        self.blocks = [
+            (a, min(a + _BLOCK, n), _row_view(d.A, a, min(a + _BLOCK, n)))
+            for a in range(0, n, _BLOCK)
+        ]
         self.gold_items, self.gold_labels = gold_items, gold_labels
         self.gold_rows = d.A[gold_items] if gold_items.size else None
         self.out = np.empty((n, k))
         self.ones = np.ones(k)
 
-    def __call__(self, log_theta: NDArray[np.float64], prior: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
+    def __call__(
+        self, log_theta: NDArray[np.float64], prior: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], float]:
         """Posterior (the shared buffer) and log-likelihood, block by block (``posterior_rows``)."""
         log_prior = np.log(prior)
         ll = 0.0
         norm_gold = np.empty(self.gold_items.size)
         for a, b, block in self.blocks:
-            norm = posterior_rows(np.asarray(block @ log_theta), block, log_theta, log_prior, self.ones,
-                                  self.out[a:b])
+            norm = posterior_rows(
+                np.asarray(block @ log_theta), block, log_theta, log_prior, self.ones, self.out[a:b]
+            )
             ll += float(norm.sum())
             if self.gold_items.size:
                 inside = (self.gold_items >= a) & (self.gold_items < b)
                 norm_gold[inside] = norm[self.gold_items[inside] - a]
         if self.gold_rows is not None:
-            gold_joint = np.asarray(self.gold_rows @ log_theta)[np.arange(self.gold_items.size), self.gold_labels]
+            gold_joint = np.asarray(self.gold_rows @ log_theta)[
+                np.arange(self.gold_items.size), self.gold_labels
+            ]
             ll += float((gold_joint + log_prior[self.gold_labels]).sum() - norm_gold.sum())
             _pin(self.out, self.gold_items, self.gold_labels)
         return self.out, ll
@@ -284,7 +316,10 @@ class _Fit:
     tol: float
 
     def m_step(
-        self, d: _Design, posterior: NDArray[np.float64], rows: _Rows,
+        self,
+        d: _Design,
+        posterior: NDArray[np.float64],
+        rows: _Rows,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Log theta (columns x K) and the class prior.
 
@@ -305,14 +340,24 @@ class _Fit:
             # One coin per human source; a model keeps its full (binned) confusion, because a
             # model that nearly always answers one class is not "accurate", it is uninformative.
             hard = counts[human]
-            agree = np.bincount(d.col_vsrc[human], weights=hard[np.arange(hard.shape[0]), d.col_class[human]],
-                                minlength=d.n_hard_cols // k)
-            total = np.bincount(d.col_vsrc[human], weights=hard.sum(axis=1), minlength=d.n_hard_cols // k)
+            agree = np.bincount(
+                d.col_vsrc[human],
+                weights=hard[np.arange(hard.shape[0]), d.col_class[human]],
+                minlength=d.n_hard_cols // k,
+            )
+            total = np.bincount(
+                d.col_vsrc[human], weights=hard.sum(axis=1), minlength=d.n_hard_cols // k
+            )
             pooled = (agree.sum() + _chance_pool(k)[0, 0]) / (total.sum() + 1.0)
             pseudo = self.shrinkage + _FLOOR
-            acc = ((agree + pseudo * pooled + _FLOOR) / (total + pseudo + 2 * _FLOOR))[d.col_vsrc[human]]
-            coin = np.where(d.col_class[human][:, None] == np.arange(k)[None, :], acc[:, None],
-                            ((1.0 - acc) / max(k - 1, 1))[:, None])
+            acc = ((agree + pseudo * pooled + _FLOOR) / (total + pseudo + 2 * _FLOOR))[
+                d.col_vsrc[human]
+            ]
+            coin = np.where(
+                d.col_class[human][:, None] == np.arange(k)[None, :],
+                acc[:, None],
+                ((1.0 - acc) / max(k - 1, 1))[:, None],
+            )
         elif d.n_hard_cols:
             per_source = counts[human].reshape(-1, k, k)  # (sources, answer l, true k)
             pooled = per_source.sum(axis=0) + _chance_pool(k).T
@@ -323,7 +368,9 @@ class _Fit:
             # class) by a few pseudo-claims, so a thin bin cannot claim certainty.
             model = slice(d.n_hard_cols, None)
             mass = counts[model].sum(axis=1)
-            share = mass / np.maximum(np.asarray(d.group @ counts.sum(axis=1)).ravel()[d.col_vsrc[model]], _FLOOR)
+            share = mass / np.maximum(
+                np.asarray(d.group @ counts.sum(axis=1)).ravel()[d.col_vsrc[model]], _FLOOR
+            )
             counts[model] += (_MODEL_PSEUDO * share)[:, None] * (prior * k)[None, :]
         counts += _FLOOR
         totals = np.asarray(d.group @ counts)  # (virtual sources, K)
@@ -333,7 +380,10 @@ class _Fit:
         return log_theta, prior
 
     def run(
-        self, d: _Design, posterior: NDArray[np.float64], rows: NDArray[np.bool_],
+        self,
+        d: _Design,
+        posterior: NDArray[np.float64],
+        rows: NDArray[np.bool_],
         humans: NDArray[np.float64] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, int, bool]:
         """EM from ``posterior``; ``humans`` (log theta of the hard columns) stay fixed if given.
@@ -386,8 +436,8 @@ def _summaries(
     vs_src = d.vsrc_source[d.col_vsrc]
     if d.A.shape[1] > d.n_hard_cols:
         # A model's binned answers are folded onto its top class and added to its hard answers.
-        counts_soft = counts[d.n_hard_cols:]
-        idx = vs_src[d.n_hard_cols:] * k + d.col_class[d.n_hard_cols:]
+        counts_soft = counts[d.n_hard_cols :]
+        idx = vs_src[d.n_hard_cols :] * k + d.col_class[d.n_hard_cols :]
         by_answer = np.zeros((s * k, k))
         np.add.at(by_answer, idx, counts_soft)
         counts = counts[: d.n_hard_cols] + by_answer
@@ -403,12 +453,21 @@ def _summaries(
     return confusion, accuracy, n_claims
 
 
-def _glad_or_mace(claims: Claims, method: str, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64],
-                  max_iter: int, tol: float, bins: int) -> TruthResult:
+def _glad_or_mace(
+    claims: Claims,
+    method: str,
+    gold_items: NDArray[np.int64],
+    gold_labels: NDArray[np.int64],
+    max_iter: int,
+    tol: float,
+    bins: int,
+) -> TruthResult:
     """crowd-kit's GLAD (``glad``) or MACE (``mace``, each source from its own counts) as a
     ``TruthResult``; confusion and accuracy are counted under the posterior, as for the votes."""
     if method == "glad":
-        g = fit_glad(claims, n_iter=max_iter, tol=tol, gold_items=gold_items, gold_labels=gold_labels)
+        g = fit_glad(
+            claims, n_iter=max_iter, tol=tol, gold_items=gold_items, gold_labels=gold_labels
+        )
         posterior, n_iter, converged, history = g.posterior, g.n_iter, g.converged, g.loss_history
     else:
         m = fit_mace(claims)
@@ -416,9 +475,23 @@ def _glad_or_mace(claims: Claims, method: str, gold_items: NDArray[np.int64], go
         _pin(posterior, gold_items, gold_labels)
     confusion, accuracy, n_claims = _summaries(_design(claims, bins), claims, posterior)
     has = claims.claims_per_item() > 0
-    prior = posterior[has].mean(axis=0) if has.any() else np.full(claims.n_classes, 1.0 / claims.n_classes)
-    return TruthResult(posterior, confusion, prior, accuracy, n_claims, float("nan"), int(n_iter), bool(converged),
-                       method, tuple(history))
+    prior = (
+        posterior[has].mean(axis=0)
+        if has.any()
+        else np.full(claims.n_classes, 1.0 / claims.n_classes)
+    )
+    return TruthResult(
+        posterior,
+        confusion,
+        prior,
+        accuracy,
+        n_claims,
+        float("nan"),
+        int(n_iter),
+        bool(converged),
+        method,
+        tuple(history),
+    )
 
 
 def from_faithful(f: FaithfulFit, claims: Claims, method: str) -> TruthResult:
@@ -432,8 +505,18 @@ def from_faithful(f: FaithfulFit, claims: Claims, method: str) -> TruthResult:
     else:
         confusion = f.errors.reshape(s, k, k).transpose(0, 2, 1).copy()
     confusion[n_claims == 0] = 1.0 / k
-    return TruthResult(f.posterior, confusion, f.prior, f.skills, n_claims, f.log_likelihood, f.n_iter,
-                       f.converged, method, f.loss_history)
+    return TruthResult(
+        f.posterior,
+        confusion,
+        f.prior,
+        f.skills,
+        n_claims,
+        f.log_likelihood,
+        f.n_iter,
+        f.converged,
+        method,
+        f.loss_history,
+    )
 
 
 def fit_truth(
@@ -482,19 +565,31 @@ def fit_truth(
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if method == "auto":
-        settings = {"prior": prior, "max_iter": max_iter, "tol": tol, "shrinkage": shrinkage, "bins": bins}
-        pool = AUTO_CANDIDATES if not claims.prob_item.size else tuple(
-            m for m in AUTO_CANDIDATES if m not in _HARD_ONLY)
-        scores = held_out_scores(claims, pool,
-                                 lambda c, m: fit_truth(c, m, **settings).posterior)  # type: ignore[arg-type]
+        settings = {
+            "prior": prior,
+            "max_iter": max_iter,
+            "tol": tol,
+            "shrinkage": shrinkage,
+            "bins": bins,
+        }
+        pool = (
+            AUTO_CANDIDATES
+            if not claims.prob_item.size
+            else tuple(m for m in AUTO_CANDIDATES if m not in _HARD_ONLY)
+        )
+        scores = held_out_scores(claims, pool, lambda c, m: fit_truth(c, m, **settings).posterior)  # type: ignore[arg-type]
         chosen = max(scores, key=scores.__getitem__)
         r = fit_truth(claims, chosen, gold_items=gold_items, gold_labels=gold_labels, **settings)  # type: ignore[arg-type]
         return replace(r, scores=scores)
-    result = _fit_method(claims, method, gold_items, gold_labels, prior, max_iter, tol, shrinkage, bins)
+    result = _fit_method(
+        claims, method, gold_items, gold_labels, prior, max_iter, tol, shrinkage, bins
+    )
     return _unchecked_models(claims, check_gold(claims, gold_items, gold_labels)[0], result)
 
 
-def _unchecked_models(claims: Claims, gold_items: NDArray[np.int64], result: TruthResult) -> TruthResult:
+def _unchecked_models(
+    claims: Claims, gold_items: NDArray[np.int64], result: TruthResult
+) -> TruthResult:
     """The one rule for models that nothing checked, whatever the method.
 
     A model is *measured* where it speaks to an item that a human claim or a gold label also
@@ -517,25 +612,43 @@ def _unchecked_models(claims: Claims, gold_items: NDArray[np.int64], result: Tru
     return replace(result, unchecked=unmeasured)
 
 
-def _fit_method(claims: Claims, method: str, gold_items: ArrayLike | None, gold_labels: ArrayLike | None,
-                prior: ArrayLike | None, max_iter: int, tol: float | None, shrinkage: float,
-                bins: int) -> TruthResult:
+def _fit_method(
+    claims: Claims,
+    method: str,
+    gold_items: ArrayLike | None,
+    gold_labels: ArrayLike | None,
+    prior: ArrayLike | None,
+    max_iter: int,
+    tol: float | None,
+    shrinkage: float,
+    bins: int,
+) -> TruthResult:
     """``fit_truth`` for one method (not ``auto``), before the rule for unchecked models."""
     faithful = method in ("ds", "onecoin") and not claims.prob_item.size and prior is None
     tol = DEFAULT_TOL.get(method, 1e-5 if method == "glad" else 1e-6) if tol is None else tol
     if max_iter < (0 if faithful else 1) or tol < 0 or shrinkage < 0 or bins < 1:
-        raise ValueError("max_iter and bins must be >= 1 (max_iter >= 0 for crowd-kit's models); "
-                         "tol and shrinkage >= 0")
+        raise ValueError(
+            "max_iter and bins must be >= 1 (max_iter >= 0 for crowd-kit's models); "
+            "tol and shrinkage >= 0"
+        )
     k = claims.n_classes
     gi, gl = check_gold(claims, gold_items, gold_labels)
     if method in _HARD_ONLY:
         return _glad_or_mace(claims, method, gi, gl, max_iter, tol, bins)
     if faithful:
-        fit = fit_faithful(claims, one_coin=method == "onecoin", n_iter=max_iter, tol=tol, gold_items=gi,
-                           gold_labels=gl)
+        fit = fit_faithful(
+            claims,
+            one_coin=method == "onecoin",
+            n_iter=max_iter,
+            tol=tol,
+            gold_items=gi,
+            gold_labels=gl,
+        )
         result = from_faithful(fit, claims, method)
         if max_iter and not result.converged:
-            warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=3)
+            warnings.warn(
+                f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=3
+            )
         return result
     learn_prior = prior is None
     fixed = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
@@ -549,18 +662,40 @@ def _fit_method(claims: Claims, method: str, gold_items: ArrayLike | None, gold_
         posterior = _vote_posterior(claims, None)
         if method == "wmv":
             vote = majority_vote(hard.item, hard.label, n_items=claims.n_items)
-            agree = np.bincount(hard.source, weights=(vote.label[hard.item] == hard.label).astype(float),
-                                minlength=claims.n_sources)
+            agree = np.bincount(
+                hard.source,
+                weights=(vote.label[hard.item] == hard.label).astype(float),
+                minlength=claims.n_sources,
+            )
             seen = np.bincount(hard.source, minlength=claims.n_sources)
             weights = np.where(seen > 0, agree / np.maximum(seen, 1), 0.0)
             posterior = _vote_posterior(claims, weights)
         _pin(posterior, gi, gl)
         confusion, accuracy, n_claims = _summaries(d, claims, posterior)
         learned = posterior.sum(axis=0) + 1.0
-        return TruthResult(posterior, confusion, learned / learned.sum() if learn_prior else fixed, accuracy,
-                           n_claims, float("nan"), 0, True, method)
+        return TruthResult(
+            posterior,
+            confusion,
+            learned / learned.sum() if learn_prior else fixed,
+            accuracy,
+            n_claims,
+            float("nan"),
+            0,
+            True,
+            method,
+        )
 
-    fit = _Fit(k, "ds" if method == "ds-shrunk" else method, shrinkage, learn_prior, fixed, gi, gl, max_iter, tol)
+    fit = _Fit(
+        k,
+        "ds" if method == "ds-shrunk" else method,
+        shrinkage,
+        learn_prior,
+        fixed,
+        gi,
+        gl,
+        max_iter,
+        tol,
+    )
     rows = _measurable(claims, gi)
     humans = None
     if claims.prob_item.size and claims.item.size:
@@ -572,6 +707,10 @@ def _fit_method(claims: Claims, method: str, gold_items: ArrayLike | None, gold_
         humans = log_theta
     posterior, _, class_prior, ll, it, converged = fit.run(d, _start(claims), rows, humans)
     if not converged:
-        warnings.warn(f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=3
+        )
     confusion, accuracy, n_claims = _summaries(d, claims, posterior)
-    return TruthResult(posterior, confusion, class_prior, accuracy, n_claims, ll, it, converged, method)
+    return TruthResult(
+        posterior, confusion, class_prior, accuracy, n_claims, ll, it, converged, method
+    )

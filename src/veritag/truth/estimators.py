@@ -23,21 +23,46 @@ class _TruthEstimator:
 
     _method = "ds"
 
-    def __init__(self, *, max_iter: int = 100, tol: float | None = None, shrinkage: float = 0.5, bins: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float | None = None,
+        shrinkage: float = 0.5,
+        bins: int = 5,
+    ) -> None:
         self.max_iter = max_iter
         self.tol = tol
         self.shrinkage = shrinkage
         self.bins = bins
 
     def get_params(self) -> dict[str, Any]:
-        return {"max_iter": self.max_iter, "tol": self.tol, "shrinkage": self.shrinkage, "bins": self.bins}
+        return {
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "shrinkage": self.shrinkage,
+            "bins": self.bins,
+        }
 
-    def fit(self, claims: Claims, *, gold_items: ArrayLike | None = None,
-            gold_labels: ArrayLike | None = None) -> _TruthEstimator:
+    def fit(
+        self,
+        claims: Claims,
+        *,
+        gold_items: ArrayLike | None = None,
+        gold_labels: ArrayLike | None = None,
+    ) -> _TruthEstimator:
         """Fit on ``claims``; returns ``self`` with ``posterior_``, ``labels_``, ``confusion_``,
         ``prior_``, ``accuracy_``, ``n_iter_``, ``log_likelihood_`` and ``result_`` set."""
-        r = fit_truth(claims, self._method, gold_items=gold_items, gold_labels=gold_labels,  # type: ignore[arg-type]
-                      max_iter=self.max_iter, tol=self.tol, shrinkage=self.shrinkage, bins=self.bins)
+        r = fit_truth(
+            claims,
+            self._method,
+            gold_items=gold_items,
+            gold_labels=gold_labels,  # type: ignore[arg-type]
+            max_iter=self.max_iter,
+            tol=self.tol,
+            shrinkage=self.shrinkage,
+            bins=self.bins,
+        )
         self.result_: TruthResult = r
         self.posterior_ = r.posterior
         self.labels_ = r.labels()
@@ -50,7 +75,9 @@ class _TruthEstimator:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "result_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(claims) first")
+            raise RuntimeError(
+                f"this {type(self).__name__} is not fitted yet; call fit(claims) first"
+            )
 
     def predict(self) -> NDArray[np.int64]:
         self._check_fitted()

@@ -64,19 +64,29 @@ class FaithfulFit:
 
 _BLOCK = 1 << 16  # items per sweep block: its (items x K) temporaries stay in cache
 #: Threads per sweep: at most two (this project's machines), at most the cores we may use.
-_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
-               int(os.environ.get("OMP_NUM_THREADS", "2") or 2))
+_THREADS = min(
+    2,
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+    int(os.environ.get("OMP_NUM_THREADS", "2") or 2),
+)
 
 
 def _row_view(A: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
     """Rows ``a:b`` of ``A`` sharing its data and indices (``A[a:b]`` would copy them)."""
     lo, hi = A.indptr[a], A.indptr[b]
-    return sp.csr_matrix((A.data[lo:hi], A.indices[lo:hi], A.indptr[a:b + 1] - lo), shape=(b - a, A.shape[1]))
+    return sp.csr_matrix(
+        (A.data[lo:hi], A.indices[lo:hi], A.indptr[a : b + 1] - lo), shape=(b - a, A.shape[1])
+    )
 
 
-def posterior_rows(joint: NDArray[np.float64], block: sp.csr_matrix, log_theta: NDArray[np.float64],
-                   log_prior: NDArray[np.float64], ones: NDArray[np.float64],
-                   out: NDArray[np.float64]) -> NDArray[np.float64]:
+def posterior_rows(
+    joint: NDArray[np.float64],
+    block: sp.csr_matrix,
+    log_theta: NDArray[np.float64],
+    log_prior: NDArray[np.float64],
+    ones: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> NDArray[np.float64]:
     """The E-step on one block of items: ``joint`` (``block @ log_theta``, overwritten) plus the
     prior, normalised into ``out``; returns each item's log-likelihood.
 
@@ -106,10 +116,14 @@ def _by_item(item: NDArray[np.int64], col: NDArray[np.int64], n: int, n_cols: in
     order = None if np.all(item[1:] >= item[:-1]) else np.argsort(item, kind="stable")
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(item, minlength=n), out=indptr[1:])
-    return sp.csr_matrix((np.ones(item.size), col if order is None else col[order], indptr), shape=(n, n_cols))
+    return sp.csr_matrix(
+        (np.ones(item.size), col if order is None else col[order], indptr), shape=(n, n_cols)
+    )
 
 
-def _normalise(counts: NDArray[np.float64], present: NDArray[np.bool_], k: int) -> NDArray[np.float64]:
+def _normalise(
+    counts: NDArray[np.float64], present: NDArray[np.bool_], k: int
+) -> NDArray[np.float64]:
     """Clip the present rows at EPS and make each source's present rows sum to 1 per true class."""
     errors = np.where(present[:, None], np.maximum(counts, EPS), 0.0)
     per_source = errors.reshape(-1, k, errors.shape[1])
@@ -117,7 +131,9 @@ def _normalise(counts: NDArray[np.float64], present: NDArray[np.bool_], k: int) 
     return (per_source / np.where(totals > 0, totals, 1.0)).reshape(errors.shape)
 
 
-def _one_coin(skills: NDArray[np.float64], present: NDArray[np.bool_], k: int) -> NDArray[np.float64]:
+def _one_coin(
+    skills: NDArray[np.float64], present: NDArray[np.bool_], k: int
+) -> NDArray[np.float64]:
     """Each present row: the skill on the true-answer cell, the rest spread evenly, clipped."""
     skill = np.repeat(skills, k)[:, None]
     answer = np.tile(np.arange(k), skills.size)[:, None]
@@ -125,8 +141,13 @@ def _one_coin(skills: NDArray[np.float64], present: NDArray[np.bool_], k: int) -
     return np.where(present[:, None], np.clip(rows, EPS, 1.0 - EPS), 0.0)
 
 
-def _initial(counts: NDArray[np.float64], present: NDArray[np.bool_], initial_error: NDArray[np.float64] | None,
-             strategy: Strategy | None, k: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+def _initial(
+    counts: NDArray[np.float64],
+    present: NDArray[np.bool_],
+    initial_error: NDArray[np.float64] | None,
+    strategy: Strategy | None,
+    k: int,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """crowd-kit's ``initial_error_apply``: ``assign`` replaces the counts, ``addition`` adds to them.
 
     ``initial_error`` rows are ``(source, answer)`` pairs like ``errors``; a NaN row is absent.
@@ -141,12 +162,16 @@ def _initial(counts: NDArray[np.float64], present: NDArray[np.bool_], initial_er
     if strategy == "assign":
         if (present & ~given).any():
             missing = np.unique(np.flatnonzero(present & ~given) // k)
-            raise ValueError(f"All the workers in data should be in initial_error: Can not find {missing.size} "
-                             "workers' error matrix in initial_error")
+            raise ValueError(
+                f"All the workers in data should be in initial_error: Can not find {missing.size} "
+                "workers' error matrix in initial_error"
+            )
         if (values[given] <= 1.0).all():
             sums = values.reshape(-1, k, k).sum(axis=1)[np.unique(np.flatnonzero(given) // k)]
             if not np.allclose(sums, 1.0):
-                raise ValueError("The sum of each worker's error matrix in initial_error should be 1.0")
+                raise ValueError(
+                    "The sum of each worker's error matrix in initial_error should be 1.0"
+                )
         return values, given
     if strategy == "addition":
         return counts + values, present | given
@@ -203,7 +228,9 @@ def fit_faithful(
         right = counts[np.arange(s * k), col_class].reshape(s, k).sum(axis=1)
         return np.divide(right, answered, out=np.full(s, np.nan), where=answered > 0)
 
-    def m_step(p: NDArray[np.float64], first: bool = False) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    def m_step(
+        p: NDArray[np.float64], first: bool = False
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         if one_coin:
             return _one_coin(np.nan_to_num(skills_of(p)), present, k), present
         counts, rows = np.asarray(AT @ p), present
@@ -211,12 +238,18 @@ def fit_faithful(
             counts, rows = _initial(counts, present, initial_error, initial_error_strategy, k)
         return _normalise(counts, rows, k), rows
 
-    blocks = [(a, min(a + _BLOCK, n), _row_view(A, a, min(a + _BLOCK, n))) for a in range(0, n, _BLOCK)]
+    blocks = [
+        (a, min(a + _BLOCK, n), _row_view(A, a, min(a + _BLOCK, n))) for a in range(0, n, _BLOCK)
+    ]
     pool = ThreadPoolExecutor(_THREADS) if len(blocks) > 1 and _THREADS > 1 else None
     ones = np.ones(k)
 
-    def sweep(errors: NDArray[np.float64], prior: NDArray[np.float64], p: NDArray[np.float64] | None,
-              out: NDArray[np.float64]) -> tuple[float, float]:
+    def sweep(
+        errors: NDArray[np.float64],
+        prior: NDArray[np.float64],
+        p: NDArray[np.float64] | None,
+        out: NDArray[np.float64],
+    ) -> tuple[float, float]:
         """One pass over blocks of items with ``errors`` and ``prior``: the E-step's posterior into
         ``out`` and its log-likelihood, and (given the posterior ``p`` they were fit to) crowd-kit's
         lower bound per claim, which uses the same errors. Blocks keep every temporary in cache.
@@ -237,7 +270,11 @@ def fit_faithful(
 
         # Blocks are independent and numpy and scipy release the GIL in them: two threads share
         # the work; the sums are taken in block order, so the result does not depend on timing.
-        parts = list(pool.map(lambda blk: one(*blk), blocks)) if pool is not None else [one(*blk) for blk in blocks]
+        parts = (
+            list(pool.map(lambda blk: one(*blk), blocks))
+            if pool is not None
+            else [one(*blk) for blk in blocks]
+        )
         ll, expected, entropy = (float(sum(x)) for x in zip(*parts)) if parts else (0.0, 0.0, 0.0)
         if not every:
             out[~has] = prior
@@ -247,7 +284,11 @@ def fit_faithful(
         return (expected + entropy) / max(hard.item.size, 1), ll
 
     try:
-        votes = np.bincount(hard.item * k + hard.label, minlength=n * k).reshape(n, k).astype(np.float64)
+        votes = (
+            np.bincount(hard.item * k + hard.label, minlength=n * k)
+            .reshape(n, k)
+            .astype(np.float64)
+        )
         total = votes.sum(axis=1, keepdims=True)
         posterior = pin(np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0))
         prior = mean_prior(posterior)
@@ -260,7 +301,9 @@ def fit_faithful(
             posterior, upcoming, ll = pin(upcoming), posterior, ll_next
             prior = mean_prior(posterior)
             errors, rows = m_step(posterior)
-            bound, ll_next = sweep(errors, prior, posterior, upcoming)  # the next E-step, ahead of the check
+            bound, ll_next = sweep(
+                errors, prior, posterior, upcoming
+            )  # the next E-step, ahead of the check
             history.append(bound)
             if history[-1] - loss < tol:
                 converged = True
@@ -271,5 +314,6 @@ def fit_faithful(
             pool.shutdown()
     posterior[~has] = prior
     pin(posterior, everywhere=True)
-    return FaithfulFit(posterior, prior, errors, rows, skills_of(posterior), tuple(history), ll, it,
-                       converged)
+    return FaithfulFit(
+        posterior, prior, errors, rows, skills_of(posterior), tuple(history), ll, it, converged
+    )

@@ -76,7 +76,9 @@ from .claims import Claims, check_gold, first_appearance
 
 __all__ = ["GladResult", "fit_glad"]
 
-_SQRT_2PI = np.sqrt(2 * np.pi)  # scipy.stats.norm's density constant, so log N(d) is computed as crowd-kit does
+_SQRT_2PI = np.sqrt(
+    2 * np.pi
+)  # scipy.stats.norm's density constant, so log N(d) is computed as crowd-kit does
 _SOFTPLUS_LIMIT = 30.0
 
 
@@ -156,8 +158,15 @@ class _Glad:
     """The claims re-indexed onto the sources and items that have claims (crowd-kit's ``x`` layout:
     abilities of sources in order of first appearance, then difficulties of items likewise)."""
 
-    def __init__(self, claims: Claims, log_prior: NDArray[np.float64], alpha_mean: NDArray[np.float64],
-                 beta_mean: NDArray[np.float64], gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64]) -> None:
+    def __init__(
+        self,
+        claims: Claims,
+        log_prior: NDArray[np.float64],
+        alpha_mean: NDArray[np.float64],
+        beta_mean: NDArray[np.float64],
+        gold_items: NDArray[np.int64],
+        gold_labels: NDArray[np.int64],
+    ) -> None:
         self.k = claims.n_classes
         self.log_prior = log_prior
         self.label = claims.label
@@ -179,10 +188,12 @@ class _Glad:
 
     def _ab(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         a = x[: self.n_src][self.src]
-        eb = np.exp(x[self.n_src:][self.itm])
+        eb = np.exp(x[self.n_src :][self.itm])
         return a, eb
 
-    def _log_terms(self, ab: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def _log_terms(
+        self, ab: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Per claim: log P(answer | true class = claimed class), log P(answer | a given other class)."""
         return -_softplus(-ab), -_softplus(ab) - self.log_wrong
 
@@ -191,10 +202,14 @@ class _Glad:
         a, eb = self._ab(x)
         log_right, log_wrong = self._log_terms(a * eb)
         logits = np.empty((self.n_item, self.k))
-        base = np.bincount(self.itm, weights=log_wrong, minlength=self.n_item) if self.k > 1 else 0.0
+        base = (
+            np.bincount(self.itm, weights=log_wrong, minlength=self.n_item) if self.k > 1 else 0.0
+        )
         for c in range(self.k):
             own = self.label == c
-            gain = np.bincount(self.itm[own], weights=log_right[own] - log_wrong[own], minlength=self.n_item)
+            gain = np.bincount(
+                self.itm[own], weights=log_right[own] - log_wrong[own], minlength=self.n_item
+            )
             logits[:, c] = base + gain + self.log_prior[c]
         post = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
         if self.gold_items.size:
@@ -212,7 +227,7 @@ class _Glad:
             total = total + self.p_rest * log_wrong
         value = float(total.sum())
         value += _log_normal(x[: self.n_src] - self.alpha_mean)
-        value += _log_normal(x[self.n_src:] - self.beta_mean)
+        value += _log_normal(x[self.n_src :] - self.beta_mean)
         return -np.inf if np.isnan(value) else value
 
     def q(self, x: NDArray[np.float64]) -> float:
@@ -225,8 +240,12 @@ class _Glad:
         a, eb = self._ab(x)
         ab = a * eb
         g = self.p_label - expit(ab) * self.p_sum
-        d_alpha = np.bincount(self.src, weights=g * eb, minlength=self.n_src) - (x[: self.n_src] - self.alpha_mean)
-        d_beta = np.bincount(self.itm, weights=g * ab, minlength=self.n_item) - (x[self.n_src:] - self.beta_mean)
+        d_alpha = np.bincount(self.src, weights=g * eb, minlength=self.n_src) - (
+            x[: self.n_src] - self.alpha_mean
+        )
+        d_beta = np.bincount(self.itm, weights=g * ab, minlength=self.n_item) - (
+            x[self.n_src :] - self.beta_mean
+        )
         return -self._q(x, ab), -np.concatenate([d_alpha, d_beta])
 
 
@@ -288,8 +307,14 @@ def fit_glad(
     for _ in range(n_iter):
         last_q = q
         post = model.e_step(x)
-        res = minimize(model.neg_q_and_grad, x, method="CG", jac=True, tol=m_step_tol,
-                       options={"disp": False, "maxiter": m_step_max_iter})
+        res = minimize(
+            model.neg_q_and_grad,
+            x,
+            method="CG",
+            jac=True,
+            tol=m_step_tol,
+            options={"disp": False, "maxiter": m_step_max_iter},
+        )
         x = np.asarray(res.x, dtype=np.float64)
         q = model.q(x) / scale
         history.append(q)
@@ -299,5 +324,5 @@ def fit_glad(
 
     posterior[model.items] = post
     alpha[model.sources] = x[: model.n_src]
-    beta[model.items] = x[model.n_src:]
+    beta[model.items] = x[model.n_src :]
     return GladResult(posterior, alpha, beta, prior, history, len(history), converged)

@@ -76,7 +76,9 @@ def item_issues(
         post = post * pp
         post = post / np.maximum(post.sum(axis=1, keepdims=True), _TINY)
     given = post.argmax(axis=1) if labels is None else np.asarray(labels, dtype=np.int64)
-    if given.shape != (post.shape[0],) or (given.size and (given.min() < 0 or given.max() >= post.shape[1])):
+    if given.shape != (post.shape[0],) or (
+        given.size and (given.min() < 0 or given.max() >= post.shape[1])
+    ):
         raise ValueError("labels must give one class index per item")
     quality = post[np.arange(post.shape[0]), given]
     suggested = post.argmax(axis=1)
@@ -101,7 +103,9 @@ def claim_issues(
     conf = np.asarray(confusion, dtype=np.float64)
     k = claims.n_classes
     if post.shape != (claims.n_items, k) or conf.shape != (claims.n_sources, k, k):
-        raise ValueError("posterior and confusion must match the claims' items, sources and classes")
+        raise ValueError(
+            "posterior and confusion must match the claims' items, sources and classes"
+        )
     log_loo = np.log(np.maximum(post[claims.item], _TINY)) - np.log(
         np.maximum(conf[claims.source, :, claims.label], _TINY)
     )

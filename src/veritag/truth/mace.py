@@ -68,7 +68,9 @@ from .claims import Claims, first_appearance
 
 __all__ = ["MaceResult", "fit_mace"]
 
-_STRATEGY_PRIOR = 10.0  # crowd-kit's Dirichlet pseudo-count on every strategy cell (not a parameter there)
+_STRATEGY_PRIOR = (
+    10.0  # crowd-kit's Dirichlet pseudo-count on every strategy cell (not a parameter there)
+)
 _LIKELIHOOD_FLOOR = 1e-8  # crowd-kit adds it to each item's marginal before the log
 
 Seed = int | np.integer | np.random.RandomState | np.random.Generator | None
@@ -116,13 +118,19 @@ def _normalize(x: NDArray[np.float64], smoothing: float) -> NDArray[np.float64]:
     return np.divide(x + smoothing, norm, out=np.zeros_like(x), where=~np.isclose(norm, 0.0))
 
 
-def _variational_normalize(x: NDArray[np.float64], hparams: NDArray[np.float64]) -> NDArray[np.float64]:
+def _variational_normalize(
+    x: NDArray[np.float64], hparams: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """crowd-kit's ``variational_normalize``: ``exp(digamma(x + h)) / exp(digamma(row sum))``."""
     norm = np.exp(digamma((x + hparams).sum(axis=1)))[:, None]
-    return np.divide(np.exp(digamma(x + hparams)), norm, out=np.zeros_like(x), where=~np.isclose(norm, 0.0))
+    return np.divide(
+        np.exp(digamma(x + hparams)), norm, out=np.zeros_like(x), where=~np.isclose(norm, 0.0)
+    )
 
 
-def _uniform(random_state: Seed, shape: tuple[int, int], low: float, width: float) -> NDArray[np.float64]:
+def _uniform(
+    random_state: Seed, shape: tuple[int, int], low: float, width: float
+) -> NDArray[np.float64]:
     """``scipy.stats.uniform(low, width).rvs(size=shape, random_state=random_state)`` without scipy.stats:
     an int seeds a fresh ``RandomState`` (scipy's ``check_random_state``), None uses numpy's global one."""
     if random_state is None:
@@ -142,7 +150,9 @@ class _Mace:
         self.sources, src_rank = first_appearance(claims.source, claims.n_sources)
         self.items, item_rank = first_appearance(claims.item, claims.n_items)
         seen, _ = first_appearance(claims.label, claims.n_classes)
-        self.classes = np.concatenate([seen, np.setdiff1d(np.arange(self.k), seen)])  # compact -> class
+        self.classes = np.concatenate(
+            [seen, np.setdiff1d(np.arange(self.k), seen)]
+        )  # compact -> class
         cls_rank = np.empty(self.k, np.int64)
         cls_rank[self.classes] = np.arange(self.k)
         self.n_src, self.n_item = self.sources.size, self.items.size
@@ -153,11 +163,15 @@ class _Mace:
         # crowd-kit's strategy matrix comes back in name order: row j of it is the j-th source by
         # index, column j the j-th seen class by index; ``compat`` uses it by position as it does.
         self.src_by_name = np.argsort(self.sources, kind="stable") if compat else None
-        self.cls_by_name = (np.concatenate([np.argsort(seen, kind="stable"), np.arange(seen.size, self.k)])
-                            if compat else None)
+        self.cls_by_name = (
+            np.concatenate([np.argsort(seen, kind="stable"), np.arange(seen.size, self.k)])
+            if compat
+            else None
+        )
 
-    def e_step(self, spam: NDArray[np.float64], theta: NDArray[np.float64]
-               ) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    def e_step(
+        self, spam: NDArray[np.float64], theta: NDArray[np.float64]
+    ) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Score, posterior (items with claims x K), strategy counts (sources x K), knowing counts (sources x 2)."""
         f0 = spam[self.w, 0] * theta[self.w, self.lab]
         f1 = spam[self.w, 1]
@@ -168,8 +182,9 @@ class _Mace:
         base = np.bincount(self.t, weights=log_f0, minlength=self.n_item)
         for c in range(self.k):
             own = self.lab == c
-            log_joint[:, c] = base + np.bincount(self.t[own], weights=log_f01[own] - log_f0[own],
-                                                 minlength=self.n_item)
+            log_joint[:, c] = base + np.bincount(
+                self.t[own], weights=log_f01[own] - log_f0[own], minlength=self.n_item
+            )
         log_joint -= np.log(self.k)
         log_marginal = logsumexp(log_joint, axis=1, keepdims=True)
         post = np.exp(log_joint - log_marginal)
@@ -180,9 +195,16 @@ class _Mace:
         spam_post = (p.sum(axis=1) - p_own) / f0 + p_own / (f0 + f1)
         spam_post = spam_post * f0
         know_post = p_own * f1 / (f0 + f1)
-        strategy = np.bincount(self.cell, weights=spam_post, minlength=self.n_src * self.k).reshape(self.n_src, self.k)
-        knowing = np.stack([np.bincount(self.w, weights=spam_post, minlength=self.n_src),
-                            np.bincount(self.w, weights=know_post, minlength=self.n_src)], axis=1)
+        strategy = np.bincount(self.cell, weights=spam_post, minlength=self.n_src * self.k).reshape(
+            self.n_src, self.k
+        )
+        knowing = np.stack(
+            [
+                np.bincount(self.w, weights=spam_post, minlength=self.n_src),
+                np.bincount(self.w, weights=know_post, minlength=self.n_src),
+            ],
+            axis=1,
+        )
         if self.src_by_name is not None and self.cls_by_name is not None:
             strategy = strategy[np.ix_(self.src_by_name, self.cls_by_name)]
         return score, post, strategy, knowing
@@ -221,7 +243,9 @@ def fit_mace(
     if n_restarts < 1 or n_iter < 0:
         raise ValueError("n_restarts must be positive and n_iter non-negative")
     if smoothing is not None and not smoothing > 0:
-        raise ValueError("smoothing must be positive (a zero strategy cell makes a claim impossible)")
+        raise ValueError(
+            "smoothing must be positive (a zero strategy cell makes a claim impossible)"
+        )
     claims = claims.hard_only()
     k = claims.n_classes
     smooth = 0.01 / k if smoothing is None else float(smoothing)
@@ -237,7 +261,10 @@ def fit_mace(
     theta_priors[:, 0], theta_priors[:, 1] = alpha, beta
     strategy_priors = np.multiply(_STRATEGY_PRIOR, np.ones((n_src, k)), dtype=np.float64)
     seeded = isinstance(random_state, (int, np.integer))
-    best: tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], list[float]] | None = None
+    best: (
+        tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], list[float]]
+        | None
+    ) = None
     for _ in range(1 if seeded else n_restarts):
         spam = _uniform(random_state, (n_src, 2), 1.0, 1.0 + default_noise)
         theta = _uniform(random_state, (n_src, k), 1.0, 1.0 + default_noise)

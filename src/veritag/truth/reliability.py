@@ -68,8 +68,12 @@ def source_reliability(
     hard = claims.hard_only()
     cell = (hard.source * n_groups + group[hard.item]) * k + hard.label  # (source, group, answer)
     size = s * n_groups * k
-    counts = np.stack([np.bincount(cell, weights=post[hard.item, c], minlength=size) for c in range(k)], axis=1)
-    counts = counts.reshape(s, n_groups, k, k).transpose(0, 1, 3, 2)  # (source, group, true k, answer l)
+    counts = np.stack(
+        [np.bincount(cell, weights=post[hard.item, c], minlength=size) for c in range(k)], axis=1
+    )
+    counts = counts.reshape(s, n_groups, k, k).transpose(
+        0, 1, 3, 2
+    )  # (source, group, true k, answer l)
     overall = counts.sum(axis=1, keepdims=True)
     row = overall.sum(axis=3, keepdims=True)
     overall = np.where(row > 0, (overall + 1e-2) / (row + k * 1e-2), 1.0 / k)
@@ -80,5 +84,7 @@ def source_reliability(
     total = counts.sum(axis=(2, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(total > 0, np.trace(counts, axis1=2, axis2=3) / total, np.nan)
-    n_claims = np.bincount(hard.source * n_groups + group[hard.item], minlength=s * n_groups).reshape(s, n_groups)
+    n_claims = np.bincount(
+        hard.source * n_groups + group[hard.item], minlength=s * n_groups
+    ).reshape(s, n_groups)
     return Reliability(confusion, accuracy, n_claims)

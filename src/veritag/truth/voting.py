@@ -35,8 +35,9 @@ def _check(items: ArrayLike, labels: ArrayLike, n_items: int, weights: ArrayLike
     return item, label, weight
 
 
-def majority_vote(items: ArrayLike, labels: ArrayLike, *, n_items: int,
-                  weights: ArrayLike | None = None) -> VoteResult:
+def majority_vote(
+    items: ArrayLike, labels: ArrayLike, *, n_items: int, weights: ArrayLike | None = None
+) -> VoteResult:
     """The most voted label per item; ties go to the smallest label index.
 
     With few classes the votes go into a dense items x classes table; with many (free-text
@@ -52,7 +53,9 @@ def majority_vote(items: ArrayLike, labels: ArrayLike, *, n_items: int,
     span = int(label.max()) + 1
     if n_items * span <= _DENSE_CELLS:
         # Few classes: one items x classes count table; argmax takes the first (smallest) label on ties.
-        counts = np.bincount(item * span + label, weights=weight, minlength=n_items * span).reshape(n_items, span)
+        counts = np.bincount(item * span + label, weights=weight, minlength=n_items * span).reshape(
+            n_items, span
+        )
         best_label = counts.argmax(axis=1)
         best_votes = counts[np.arange(n_items), best_label]
         voted = n_votes > 0
@@ -73,8 +76,9 @@ def majority_vote(items: ArrayLike, labels: ArrayLike, *, n_items: int,
     return VoteResult(winner, share, n_votes)
 
 
-def multilabel_vote(items: ArrayLike, labels: ArrayLike, voters: ArrayLike, *, n_items: int,
-                    n_labels: int) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
+def multilabel_vote(
+    items: ArrayLike, labels: ArrayLike, voters: ArrayLike, *, n_items: int, n_labels: int
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
     """Keep a label where more than half of an item's voters chose it.
 
     ``items``/``labels`` list each (item, chosen label) pair; ``voters`` is the number of claims
@@ -86,7 +90,9 @@ def multilabel_vote(items: ArrayLike, labels: ArrayLike, voters: ArrayLike, *, n
         raise ValueError("labels must lie in [0, n_labels)")
     if votes.shape != (n_items,):
         raise ValueError("voters must give one count per item")
-    counts = np.bincount(item * n_labels + label, minlength=n_items * n_labels).reshape(n_items, n_labels)
+    counts = np.bincount(item * n_labels + label, minlength=n_items * n_labels).reshape(
+        n_items, n_labels
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(votes[:, None] > 0, counts / votes[:, None], 0.0)
     chosen = frac > 0.5

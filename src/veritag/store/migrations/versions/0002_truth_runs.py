@@ -31,7 +31,9 @@ def upgrade() -> None:
         sa.Column("log_likelihood", sa.Float),
         sa.Column("n_iter", sa.Integer, nullable=False),
         sa.Column("converged", sa.Boolean, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     )
     op.create_index("ix_truth_runs_project", "truth_runs", ["project_id", "id"])
     op.create_table(

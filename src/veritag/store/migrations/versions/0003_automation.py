@@ -36,7 +36,9 @@ def upgrade() -> None:
         sa.Column("overall_bound", sa.Float),
         sa.Column("max_claim_id", sa.Integer, nullable=False),
         sa.Column("gold_count", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     )
     op.create_index("ix_automation_runs_project", "automation_runs", ["project_id", "id"])
     op.create_table(

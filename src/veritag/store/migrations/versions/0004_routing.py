@@ -40,7 +40,9 @@ def upgrade() -> None:
         sa.Column("domains", JSON, nullable=False),
         sa.Column("cost", sa.Float, nullable=False),
         sa.Column("active", sa.Boolean, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.UniqueConstraint("project_id", "source_id", name="uq_tutors_project_source"),
     )
     op.create_table(

@@ -26,7 +26,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
         sa.Column("action", sa.String(10), nullable=False),
         sa.Column("claim_id", sa.Integer, sa.ForeignKey("claims.id"), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.CheckConstraint("action IN ('accept', 'correct')", name="ck_reviews_action"),
     )
     op.create_index("ix_reviews_project_item", "reviews", ["project_id", "item_id"])

@@ -26,10 +26,15 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(50), nullable=False),
         sa.Column("project", sa.String(200), nullable=False),
         sa.Column("state", sa.String(10), nullable=False),
-        sa.Column("result", sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")),
+        sa.Column(
+            "result",
+            sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
+        ),
         sa.Column("error", sa.Text),
         sa.Column("runner", sa.String(300), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("started_at", sa.DateTime(timezone=True)),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
     )
