@@ -1,6 +1,7 @@
 """Arena ratings (issue 7): veritag.truth.arena against FastChat-style fits and choix, same run.
 
-    python benchmarks/arena.py [--parts 1,2,3] [--battles N] [--seeds K] [--choix-rounds R] [--json PATH]
+    python benchmarks/arena.py [--parts 1,2,3] [--battles N] [--seeds K] [--choix-rounds R]
+                               [--json PATH]
 
 1. prd_vicuna80_human (<shared>/data/arena): our ratings against the README's reference (max abs
    difference; target <= 1 point), and our bootstrap and sandwich intervals beside a plain
@@ -238,12 +239,13 @@ def part_reference(out: dict) -> None:
     )
     max_diff = max(abs(rating[m] - REFERENCE[m]) for m in ours.models)
     print(
-        f"\nmax |veritag - reference| = {max_diff:.2f} points (target <= 1); "
-        f"max |veritag - FastChat-style| = {max(abs(rating[m] - fc_rating[m]) for m in ours.models):.2f}"
+        f"\nmax |veritag - reference| = {max_diff:.2f} points (target <= 1); max |veritag - "
+        f"FastChat-style| = {max(abs(rating[m] - fc_rating[m]) for m in ours.models):.2f}"
     )
     print(
-        f"time: veritag point {times['none'] * 1e3:.1f} ms, sandwich {times['sandwich'] * 1e3:.1f} ms, "
-        f"bootstrap (100) {times['bootstrap'] * 1e3:.1f} ms; plain bootstrap (100 scipy refits) {plain_s:.2f} s"
+        f"time: veritag point {times['none'] * 1e3:.1f} ms, sandwich {times['sandwich'] * 1e3:.1f} "
+        f"ms, bootstrap (100) {times['bootstrap'] * 1e3:.1f} ms; plain bootstrap (100 scipy "
+        f"refits) {plain_s:.2f} s"
     )
     out["reference"] = {
         "max_abs_diff": max_diff,
@@ -427,7 +429,10 @@ def part_speed(out: dict, n_battles: int, choix_rounds: int) -> None:
         dlo, dhi = np.quantile(dboot, [0.025, 0.975], axis=0)
         list_total = res["list_fit_s"] + res["list_boot_s"] * 100 / max(res["list_boot_rounds"], 1)
         dense_total = res["dense_fit_s"] + res["dense_boot_s"]
-        label = f"choix ilsr_pairwise (list; bootstrap: {res['list_boot_rounds']} rounds, scaled to 100)"
+        label = (
+            f"choix ilsr_pairwise (list; bootstrap: {res['list_boot_rounds']} rounds, "
+            "scaled to 100)"
+        )
         rows.append(
             [
                 label,

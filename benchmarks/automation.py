@@ -39,8 +39,8 @@ def main() -> None:
     parser.add_argument("--labeler", default=DEFAULT_LABELER, choices=LABELER_NAMES)
     args = parser.parse_args()
     print(
-        "| data set | items | labeler accuracy | target | automation rate | realised accuracy (mean / worst) "
-        "| draws meeting target |"
+        "| data set | items | labeler accuracy | target | automation rate | realised accuracy "
+        "(mean / worst) | draws meeting target |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in NAMES:
@@ -67,11 +67,13 @@ def main() -> None:
             )
             acc = f"{np.mean(accs):.3f} / {min(accs):.3f}" if accs else "- (nothing automated)"
             print(
-                f"| {name} | {len(texts):,} | {correct.mean():.3f} | {target} | {rate:.1%} | {acc} | {met:.0%} |",
+                f"| {name} | {len(texts):,} | {correct.mean():.3f} | {target} | {rate:.1%} | {acc} "
+                f"| {met:.0%} |",
                 flush=True,
             )
         print(
-            f"<!-- {name}: {make().name}@{make().version}, out-of-fold probabilities in {seconds:.1f} s -->",
+            f"<!-- {name}: {make().name}@{make().version}, out-of-fold probabilities in "
+            f"{seconds:.1f} s -->",
             flush=True,
         )
 

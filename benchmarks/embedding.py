@@ -1,4 +1,4 @@
-"""Built-in MiniLM embeddings: speed and agreement against sentence-transformers, and what int8 costs.
+"""Built-in MiniLM embeddings: speed and agreement with sentence-transformers, and int8's cost.
 
     python benchmarks/embedding.py [--n 2000] [--repeats 3] [--json OUT]
 
@@ -36,7 +36,7 @@ ST_REQUIREMENTS = [
 
 
 def timed_passes(embed, texts: list[str], repeats: int) -> tuple[float, np.ndarray]:
-    """Median seconds of ``repeats`` full passes after one warm-up batch; the last pass's vectors."""
+    """Median seconds of ``repeats`` full passes after a warm-up batch; the last pass's vectors."""
     embed(texts[:64])
     times = []
     for _ in range(repeats):
@@ -195,11 +195,12 @@ def main() -> None:
         )
         print(f"{key:24} {row['items_per_s']:8.0f} {ratio:>6} {row['load_s']:7.2f} {agree:>22}")
     print(
-        f"int8 vs fp32 cosine min {res['int8_vs_fp32_cos']['min']:.4f} mean {res['int8_vs_fp32_cos']['mean']:.5f};"
-        f" numpy vs onnx fp32 min {res['numpy_vs_onnx_fp32_cos_min']:.6f}"
+        f"int8 vs fp32 cosine min {res['int8_vs_fp32_cos']['min']:.4f} mean "
+        f"{res['int8_vs_fp32_cos']['mean']:.5f}; numpy vs onnx fp32 min "
+        f"{res['numpy_vs_onnx_fp32_cos_min']:.6f}"
     )
 
-    # The SMS texts were just encoded: seed the labelers' caches with them instead of encoding again.
+    # The SMS texts were just encoded: seed the labelers' caches with them, not encode them again.
     from veritag.labelers.embedding import MemoryCache, text_key
 
     caches = {key: MemoryCache() for key in ("fp32", "int8")}
@@ -210,7 +211,8 @@ def main() -> None:
         )
     res["accuracy"] = {}
     print(
-        f"\n5-fold out-of-fold accuracy\n{'data set':22} {'n':>5} {'fp32':>7} {'int8':>7} {'tfidf':>7}"
+        f"\n5-fold out-of-fold accuracy\n{'data set':22} {'n':>5} {'fp32':>7} {'int8':>7} "
+        f"{'tfidf':>7}"
     )
     for name, n in (
         ("sms_spam", args.accuracy_n),

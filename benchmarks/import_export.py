@@ -31,7 +31,9 @@ from pathlib import Path
 
 CLASSES = ["negative", "neutral", "positive", "mixed", "other"]
 DOMAINS = ["stem", "finance", "medicine", "security", "child_safety", "general"]
-WORDS = "the model labels what it is sure of and specialists label the rest with measured quality".split()
+WORDS = (
+    "the model labels what it is sure of and specialists label the rest with measured quality"
+).split()
 
 
 def generate(folder: Path, n_items: int, per_item: int, seed: int = 0) -> tuple[Path, Path]:
@@ -63,12 +65,12 @@ def run_step(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     if proc.returncode != 0:
         sys.exit(f"step {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far; steps grow, so report it when it rose.
+    # ru_maxrss of children is the max over all children so far; steps grow: report it if it rose.
     return seconds, max(peak, before) / 1024
 
 
 def run_step_own(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Like run_step, but the peak RSS is that child's own (os.wait4), not the max over all children."""
+    """run_step, but the peak RSS is the child's own (os.wait4), not the max over all children."""
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -84,12 +86,13 @@ def run_step_own(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None:
-    """veritag and Label Studio on the same generated files of ``n_items`` items; print one table."""
+    """veritag and Label Studio on the same generated files of ``n_items`` items, in one table."""
     folder.mkdir()
     items, claims = generate(folder, n_items, per_item)
     n_claims = n_items * per_item
     print(
-        f"\n== peer comparison: {n_items:,} items, {n_claims:,} claims ({per_item} per item), same files =="
+        f"\n== peer comparison: {n_items:,} items, {n_claims:,} claims ({per_item} per item), same "
+        "files =="
     )
 
     env = {**os.environ, "VERITAG_DATABASE_URL": f"sqlite:///{folder / 'peer.db'}"}
@@ -105,7 +108,8 @@ def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None
         import label_studio  # noqa: PLC0415  (a plain module next to this file)
 
         print(
-            f"Label Studio {label_studio.VERSION}: preparing its venv ({label_studio.DEFAULT_VENV}) ...",
+            f"Label Studio {label_studio.VERSION}: preparing its venv "
+            f"({label_studio.DEFAULT_VENV}) ...",
             flush=True,
         )
         exe = label_studio.ensure_label_studio()
@@ -119,13 +123,15 @@ def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None
         rss = ls.get("server_rss_mb")
         note = (
             f"{ls['import_requests']} import POSTs; {ls['users']:,} annotator accounts made first "
-            f"({ls['users_seconds']:.1f} s, untimed); server start {ls['start_seconds']:.1f} s (untimed)"
+            f"({ls['users_seconds']:.1f} s, untimed); server start {ls['start_seconds']:.1f} s "
+            "(untimed)"
         )
         rows.append(("Label Studio", ls["import_seconds"], ls["export_seconds"], rss, note))
 
     import_rows = n_items + n_claims
     print(
-        f"{'system':<14}{'items':>9}{'claims':>9}{'import s':>10}{'import rows/s':>15}{'export s':>10}{'export items/s':>16}{'peak RSS MB':>13}"
+        f"{'system':<14}{'items':>9}{'claims':>9}{'import s':>10}{'import rows/s':>15}"
+        f"{'export s':>10}{'export items/s':>16}{'peak RSS MB':>13}"
     )
     for name, imp, exp, rss, _ in rows:
         rss_s = f"{rss:.0f}" if rss is not None else "n/a"
@@ -134,10 +140,12 @@ def compare_with_label_studio(folder: Path, n_items: int, per_item: int) -> None
             f"{exp:>10.2f}{n_items / exp:>16,.0f}{rss_s:>13}"
         )
     print(
-        "(import rows = items + claims; veritag times whole CLI processes, Label Studio only its HTTP requests;"
+        "(import rows = items + claims; veritag times whole CLI processes, Label Studio only its "
+        "HTTP requests;"
     )
     print(
-        " veritag RSS = its largest step, Label Studio RSS = server process tree during import and export)"
+        " veritag RSS = its largest step, Label Studio RSS = server process tree during import "
+        "and export)"
     )
     if ls is None:
         first, _, rest = why.strip().partition("\n")
@@ -173,7 +181,8 @@ def main() -> None:
         items, claims = generate(folder, args.items, args.claims_per_item)
         n_claims = args.items * args.claims_per_item
         print(
-            f"generated {args.items:,} items and {n_claims:,} claims in {time.perf_counter() - t:.1f} s"
+            f"generated {args.items:,} items and {n_claims:,} claims in "
+            f"{time.perf_counter() - t:.1f} s"
         )
         steps = [
             (
@@ -201,7 +210,8 @@ def main() -> None:
         items_rate = args.items / results["import items"][1]
         peak = max(r[2] for r in results.values())
         print(
-            f"\nitems imported/s: {items_rate:,.0f} (target >= 50,000: {'met' if items_rate >= 50_000 else 'MISSED'})"
+            f"\nitems imported/s: {items_rate:,.0f} (target >= 50,000: "
+            f"{'met' if items_rate >= 50_000 else 'MISSED'})"
         )
         print(f"peak RSS: {peak:.0f} MB (target < 500 MB: {'met' if peak < 500 else 'MISSED'})")
         if not args.no_peer and args.peer_items > 0:

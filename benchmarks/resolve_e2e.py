@@ -50,7 +50,8 @@ PHASES = """
 import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from veritag.resolve import files
+from veritag.io import labels as files
+from veritag.resolve.files import resolve_files
 import veritag.truth
 t1 = time.perf_counter()
 read = files.read_long_labels
@@ -61,7 +62,7 @@ def timed(*args):
     spent.append(time.perf_counter() - t)
     return out
 files.read_long_labels = timed
-result = files.resolve_files(Path(sys.argv[1]), method=sys.argv[2])
+result = resolve_files(files.read_label_files(Path(sys.argv[1])), method=sys.argv[2])
 t2 = time.perf_counter()
 files.write_labels(result, Path(sys.argv[3]))
 t3 = time.perf_counter()
@@ -146,7 +147,8 @@ def main() -> None:
         "--crowdkit-python",
         type=Path,
         default=None,
-        help="python of a venv with crowd-kit 1.4.2 [default: benchmarks/out/crowdkit-venv, made if missing]",
+        help="python of a venv with crowd-kit 1.4.2 [default: benchmarks/out/crowdkit-venv, made "
+        "if missing]",
     )
     parser.add_argument("--json", type=Path, default=None, help="where to write the numbers")
     args = parser.parse_args()
@@ -168,7 +170,8 @@ def main() -> None:
         print(
             f"# Resolve end to end: {data.n_items:,} items x 5 claims, {data.n_workers:,} workers, "
             f"{data.n_classes} classes ({labels_csv.stat().st_size / 2**20:.0f} MB CSV, "
-            f"{labels_parquet.stat().st_size / 2**20:.0f} MB Parquet; generated in {time.perf_counter() - t:.0f} s)\n",
+            f"{labels_parquet.stat().st_size / 2**20:.0f} MB Parquet; generated in "
+            f"{time.perf_counter() - t:.0f} s)\n",
             flush=True,
         )
 
@@ -264,7 +267,8 @@ def main() -> None:
         print()
         print(table(headers, rows))
         print(
-            "\nveritag's file mode by phase (one more process per method, the same calls the command makes):\n"
+            "\nveritag's file mode by phase (one more process per method, the same calls the "
+            "command makes):\n"
         )
         print(
             table(

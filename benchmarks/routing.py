@@ -1,4 +1,4 @@
-"""Routing: accuracy against human labels spent, replayed on every real crowd in <shared>/data/crowd.
+"""Routing: accuracy against human labels spent, replayed on each real crowd in <shared>/data/crowd.
 
     python benchmarks/routing.py [--no-peer] [--seeds 3] [--json PATH]
 
@@ -188,7 +188,8 @@ def main() -> None:
                 name,
                 f"{a['accuracy']:.3f}",
                 f"{b['accuracy']:.3f} / {n_b:,}",
-                f"{c['accuracy']:.3f} / {c['human_labels']:,.0f} ({100 * c['human_labels'] / n_b:.0f}%)",
+                f"{c['accuracy']:.3f} / {c['human_labels']:,.0f} "
+                f"({100 * c['human_labels'] / n_b:.0f}%)",
                 pct(c_reach, n_b)
                 + (" ✓" if c_reach is not None and c_reach <= 0.5 * n_b else " ✗"),
                 fmt(c_half),

@@ -1,8 +1,10 @@
-"""Server under load: 16 tutors on loopback, each looping "get next item, submit a label", against Label Studio.
+"""Server under load against Label Studio: 16 tutors on loopback, each looping "get next item,
+submit a label".
 
-    python benchmarks/server_load.py [--seconds 60] [--tutors 16] [--items 5000] [--no-peer] [--json PATH]
-    python benchmarks/server_load.py --quick          # 10 s per system, to try it out
-    python benchmarks/server_load.py --profile 400    # no load: cProfile of request_work + submit in-process
+    python benchmarks/server_load.py [--seconds 60] [--tutors 16] [--items 5000] [--no-peer]
+                                     [--json PATH]
+    python benchmarks/server_load.py --quick        # 10 s per system, to try it out
+    python benchmarks/server_load.py --profile 400  # no load: cProfile of request_work + submit
 
 Both servers run as they ship, in their own process on 127.0.0.1 with their default SQLite:
 
@@ -76,7 +78,7 @@ TARGET_P99_MS = 100.0
 
 
 def load_items(n: int) -> tuple[list[str], list[str], str]:
-    """``n`` (text, true label) pairs: the first SMS of sms_spam, or synthetic sentences without it."""
+    """``n`` (text, true label) pairs: the first SMS of sms_spam, else synthetic sentences."""
     try:
         from text_data import load
 
@@ -272,13 +274,13 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
     return res
 
 
-# --- veritag ---------------------------------------------------------------------------------------
+# --- veritag --------------------------------------------------------------------------------------
 
 
 def build_store(
     db: Path, texts: list[str], labels: list[str], tutors: int, per_item: int, gold_rate: float
 ) -> dict[str, str]:
-    """A fresh SQLite store with the project, its items and ``tutors`` tutors; their tokens by name."""
+    """A fresh SQLite store with the project, its items and ``tutors`` tutors; tokens by name."""
     from veritag.routing import service as routing
     from veritag.server.auth import new_token
     from veritag.store import open_store
@@ -366,7 +368,8 @@ def running_veritag(
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"veritag serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+                    "veritag serve exited with "
+                    f"{proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
                 )
             with contextlib.suppress(httpx.HTTPError):
                 r = httpx.get(
@@ -433,17 +436,18 @@ def measure_veritag(
             "SELECT (SELECT count(*) FROM claims), (SELECT count(*) FROM truth_runs)"
         ).fetchone()
         res["items_over_cap"] = conn.execute(
-            "SELECT count(*) FROM (SELECT item_id FROM claims GROUP BY item_id HAVING count(*) > ?)",
+            "SELECT count(*) FROM "
+            "(SELECT item_id FROM claims GROUP BY item_id HAVING count(*) > ?)",
             (args.labels,),
         ).fetchone()[0]
     return res
 
 
-# --- Label Studio ----------------------------------------------------------------------------------
+# --- Label Studio ---------------------------------------------------------------------------------
 
 
 def _signup(base: str, email: str) -> str:
-    """Sign a user up through Label Studio's form (it joins the one organization); return their token."""
+    """Sign a user up by Label Studio's form (joining the one organization); return the token."""
     with httpx.Client(base_url=base, timeout=60) as c:
         c.get("/user/signup/")
         r = c.post(
@@ -558,11 +562,11 @@ def _drive_label_studio(
     return res
 
 
-# --- profile ---------------------------------------------------------------------------------------
+# --- profile --------------------------------------------------------------------------------------
 
 
 def profile(folder: Path, texts: list[str], labels: list[str], args: argparse.Namespace) -> dict:
-    """In-process, one thread: cProfile over ``--profile`` cycles of request_work + submit, tutors in turn."""
+    """In one thread: cProfile over ``--profile`` request_work + submit cycles, tutors in turn."""
     import cProfile
     import pstats
 
@@ -612,7 +616,8 @@ def profile(folder: Path, texts: list[str], labels: list[str], args: argparse.Na
     print(f"\nin-process, 1 thread, {n} cycles (cProfile on; {path}):")
     for kind, values in times.items():
         print(
-            f"  {kind:13} mean {np.mean(values) * 1000:6.2f} ms  p50 {_pct(values, 50):6.2f}  p99 {_pct(values, 99):6.2f}"
+            f"  {kind:13} mean {np.mean(values) * 1000:6.2f} ms  p50 {_pct(values, 50):6.2f}  p99 "
+            f"{_pct(values, 99):6.2f}"
         )
     stats = pstats.Stats(prof)
     stats.sort_stats("cumulative").print_stats(40)
@@ -626,7 +631,7 @@ def profile(folder: Path, texts: list[str], labels: list[str], args: argparse.Na
     }
 
 
-# --- report ----------------------------------------------------------------------------------------
+# --- report ---------------------------------------------------------------------------------------
 
 
 def _ms(value: float | None) -> str:
@@ -636,7 +641,8 @@ def _ms(value: float | None) -> str:
 def report(rows: list[dict], items: int, per_item: int) -> dict:
     print(
         f"\n{'system':20}{'cycles':>8}{'cycles/s':>10}{'ratio':>8}"
-        f"{'next p50/p99':>19}{'submit p50/p99':>19}{'cycle p50/p99':>19}{'errors':>8}{'srv CPU ms/cycle':>18}"
+        f"{'next p50/p99':>19}{'submit p50/p99':>19}{'cycle p50/p99':>19}"
+        f"{'errors':>8}{'srv CPU ms/cycle':>18}"
     )
     base = rows[-1]["cycles_per_s"] if len(rows) > 1 else None
     for r in rows:
@@ -653,13 +659,15 @@ def report(rows: list[dict], items: int, per_item: int) -> dict:
             print(f"    error: {s}")
         if r.get("truth_runs") is not None:
             print(
-                f"    {r['stored_claims']:,} labels stored, {r['truth_runs']} truth runs fitted and stored by requests"
+                f"    {r['stored_claims']:,} labels stored, {r['truth_runs']} truth runs fitted "
+                "and stored by requests"
             )
         if r.get("items_over_cap"):
             print(f"    {r['items_over_cap']} items got more than {per_item} labels (the cap)")
         if r["exhausted_tutors"]:
             print(
-                f"    {r['exhausted_tutors']} tutors ran out of work before the end (pool: {items * per_item:,} labels)"
+                f"    {r['exhausted_tutors']} tutors ran out of work before the end (pool: "
+                f"{items * per_item:,} labels)"
             )
     vt = rows[0]
     verdict = {}
@@ -667,19 +675,21 @@ def report(rows: list[dict], items: int, per_item: int) -> dict:
     verdict["p99_ms"] = p99
     verdict["p99_met"] = bool(vt["cycles"]) and not vt["errors"] and p99 < TARGET_P99_MS
     print(
-        f"\ntarget p99 < {TARGET_P99_MS:.0f} ms per request (veritag): {'PASS' if verdict['p99_met'] else 'MISS'} "
-        f"(next {_ms(vt['next']['p99_ms'])}, submit {_ms(vt['submit']['p99_ms'])}, whole cycle {_ms(vt['cycle']['p99_ms'])} ms)"
+        f"\ntarget p99 < {TARGET_P99_MS:.0f} ms per request (veritag): "
+        f"{'PASS' if verdict['p99_met'] else 'MISS'} (next {_ms(vt['next']['p99_ms'])}, submit "
+        f"{_ms(vt['submit']['p99_ms'])}, whole cycle {_ms(vt['cycle']['p99_ms'])} ms)"
     )
     if base:
         verdict["ratio"] = vt["cycles_per_s"] / base
         verdict["ratio_met"] = verdict["ratio"] >= TARGET_RATIO
         print(
-            f"target >= {TARGET_RATIO:.0f}x Label Studio's throughput: {'PASS' if verdict['ratio_met'] else 'MISS'} "
-            f"({verdict['ratio']:.1f}x)"
+            f"target >= {TARGET_RATIO:.0f}x Label Studio's throughput: "
+            f"{'PASS' if verdict['ratio_met'] else 'MISS'} ({verdict['ratio']:.1f}x)"
         )
     if vt["cycles"] > 0.8 * items * per_item:
         print(
-            f"warning: veritag used {vt['cycles']:,} of {items * per_item:,} labels in the pool; raise --items"
+            f"warning: veritag used {vt['cycles']:,} of {items * per_item:,} labels in the pool; "
+            "raise --items"
         )
     return verdict
 
@@ -733,8 +743,8 @@ def main() -> None:
             "load_avg_before": os.getloadavg()[0],
         }
         print(
-            f"{len(texts):,} {source} items x {args.labels} labels, {args.tutors} tutors, {args.seconds:.0f} s per system, "
-            f"load average {res['load_avg_before']:.2f}",
+            f"{len(texts):,} {source} items x {args.labels} labels, {args.tutors} tutors, "
+            f"{args.seconds:.0f} s per system, load average {res['load_avg_before']:.2f}",
             flush=True,
         )
         print("veritag: building the store and starting `veritag serve` ...", flush=True)
@@ -743,7 +753,8 @@ def main() -> None:
         if not args.no_peer:
             try:
                 print(
-                    "Label Studio: preparing its venv, starting it on 127.0.0.1 (first start migrates, ~30 s) ...",
+                    "Label Studio: preparing its venv, starting it on 127.0.0.1 (first start "
+                    "migrates, ~30 s) ...",
                     flush=True,
                 )
                 rows.append(measure_label_studio(folder, texts, labels, args))
@@ -754,7 +765,8 @@ def main() -> None:
         res["results"] = rows
         res["verdict"] = report(rows, len(texts), args.labels)
         print(
-            f"load average before / after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}"
+            f"load average before / after: {res['load_avg_before']:.2f} / "
+            f"{res['load_avg_after']:.2f}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(res, indent=2))

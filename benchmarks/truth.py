@@ -56,7 +56,7 @@ METHOD_NAMES = {"mv": "MV", "wmv": "WMV", "onecoin": "one-coin DS", "ds": "DS"}
 
 
 def _peer(name: str):
-    """benchmarks/peers/<name>.py under a private module name (``crowdkit``/``cleanlab`` are real packages)."""
+    """benchmarks/peers/<name>.py, privately named (``crowdkit``/``cleanlab`` are real packages)."""
     mod_name = f"_veritag_bench_peer_{name}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
@@ -298,20 +298,20 @@ def part_accuracy(peer: bool, scratch: Path) -> dict:
     )
     print(table(headers, rows))
     print(
-        "(accuracy against gt.csv; DS diff = veritag DS - crowd-kit DS; |DS post diff| = largest absolute"
-        " difference of any posterior; seconds = the fit call alone; crowd-kit from its own venv, same"
-        " integer-coded claims, n_iter=100, MACE with its defaults; MV ties = items whose top vote count"
-        " is shared)"
+        "(accuracy against gt.csv; DS diff = veritag DS - crowd-kit DS; |DS post diff| = largest "
+        "absolute difference of any posterior; seconds = the fit call alone; crowd-kit from its "
+        "own venv, same integer-coded claims, n_iter=100, MACE with its defaults; MV ties = items "
+        "whose top vote count is shared)"
     )
     if oracle is not None:
         print(
-            f"\nauto: mean {v_mean['auto']:.4f}; the best crowd-kit method per dataset in hindsight (an oracle):"
-            f" mean {oracle:.4f}; difference {v_mean['auto'] - oracle:+.4f}."
+            f"\nauto: mean {v_mean['auto']:.4f}; the best crowd-kit method per dataset in "
+            f"hindsight (an oracle): mean {oracle:.4f}; difference {v_mean['auto'] - oracle:+.4f}."
         )
     print(
-        "Leave-one-dataset-out: auto's rule (5 folds over claims, seed 0, one pseudo-claim in the shared"
-        " confusion) has no constant fitted on any of these sets, so each row above is already the"
-        " accuracy of a choice in which that set played no part but its own claims."
+        "Leave-one-dataset-out: auto's rule (5 folds over claims, seed 0, one pseudo-claim in the "
+        "shared confusion) has no constant fitted on any of these sets, so each row above is "
+        "already the accuracy of a choice in which that set played no part but its own claims."
     )
     for name, r in results.items():
         for m, fit in r["veritag"].items():
@@ -323,7 +323,8 @@ def part_accuracy(peer: bool, scratch: Path) -> dict:
             for m, mr in r["crowdkit"]["methods"].items():
                 if mr["unlabeled"]:
                     print(
-                        f"note: crowd-kit {m} on {name} left {mr['unlabeled']} items without a label"
+                        f"note: crowd-kit {m} on {name} left {mr['unlabeled']} items without a "
+                        "label"
                     )
     if peer and ck_python is None:
         print(f"crowd-kit: NOT MEASURED: {ck_why}")
@@ -337,7 +338,7 @@ def part_accuracy(peer: bool, scratch: Path) -> dict:
 
 
 def _veritag_child(npz: Path, out_dir: Path, method: str) -> None:
-    """Run in a child process: load the claims, time ``Claims.from_arrays`` + ``fit_truth``, write results."""
+    """Child process: load claims, time ``Claims.from_arrays`` + ``fit_truth``, write results."""
     t = time.perf_counter()
     Claims, fit_truth = _veritag()
     import_s = time.perf_counter() - t
@@ -394,7 +395,8 @@ def _run_veritag_child(npz: Path, workdir: Path, method: str = "ds") -> dict:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(
-            f"veritag child failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            "veritag child failed "
+            f"({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     result = json.loads((workdir / "result.json").read_text())
     result["process_seconds"] = wall
@@ -427,8 +429,8 @@ def part_speed(peer: bool, n_items: int, scratch: Path, repeat: int = 3) -> dict
     claim_acc = float(np.mean(data.label == data.truth[data.item]))
     print(
         f"generated {data.n_claims:,} claims in {gen_s:.1f} s: {data.n_workers:,} workers "
-        f"({kinds['spammer']} near-random, {kinds['good']} good, {kinds['confuser']} class-confusers), "
-        f"{data.n_classes} classes, {claim_acc:.3f} of claims correct",
+        f"({kinds['spammer']} near-random, {kinds['good']} good, {kinds['confuser']} "
+        f"class-confusers), {data.n_classes} classes, {claim_acc:.3f} of claims correct",
         flush=True,
     )
     npz = scratch / "synth.npz"
@@ -524,9 +526,10 @@ def part_speed(peer: bool, n_items: int, scratch: Path, repeat: int = 3) -> dict
     )
     print(table(headers, rows))
     print(
-        f"(veritag fit s = Claims.from_arrays {vt['build_seconds']:.2f} s + fit_truth {vt['fit_only_seconds']:.2f} s;"
-        " crowd-kit fit s = fit_predict on a DataFrame already read; whole process = interpreter start,"
-        " imports and reading the input included; peak RSS = each child's own)"
+        f"(veritag fit s = Claims.from_arrays {vt['build_seconds']:.2f} s + fit_truth "
+        f"{vt['fit_only_seconds']:.2f} s; crowd-kit fit s = fit_predict on a DataFrame already "
+        "read; whole process = interpreter start, imports and reading the input included; peak "
+        "RSS = each child's own)"
     )
     for w in vt["warnings"]:
         print(f"note: veritag: {w}")
@@ -534,9 +537,9 @@ def part_speed(peer: bool, n_items: int, scratch: Path, repeat: int = 3) -> dict
         out["speedup"] = ck["fit_seconds"] / vt["fit_seconds"]
         out["rss_ratio"] = ck["peak_rss_mb"] / vt["peak_rss_mb"]
         print(
-            f"**veritag DS vs crowd-kit DS on the same claims: fit {out['speedup']:.1f}x faster, peak RSS "
-            f"{out['rss_ratio']:.1f}x smaller (crowd-kit / veritag), accuracy {vt['accuracy'] - ck['accuracy']:+.3f}"
-            " (veritag - crowd-kit)**"
+            f"**veritag DS vs crowd-kit DS on the same claims: fit {out['speedup']:.1f}x faster, "
+            f"peak RSS {out['rss_ratio']:.1f}x smaller (crowd-kit / veritag), accuracy "
+            f"{vt['accuracy'] - ck['accuracy']:+.3f} (veritag - crowd-kit)**"
         )
     elif peer:
         print(f"crowd-kit: NOT MEASURED: {ck_why}")
@@ -629,12 +632,13 @@ def part_models(peer: bool) -> dict:
         )
     print(table(headers, rows))
     print(
-        "(accuracy against gt.csv; the k labels per item are a seeded random subsample; the model is"
-        " TF-IDF + logistic regression, out-of-fold (5 folds), trained on the majority vote of the k"
-        " labels of the other folds; (c) = veritag DS with the model's probability rows as one more"
-        " source (engine defaults)" + "; (d) = cleanlab CROWDLAB,"
-        " get_label_quality_multiannotator's consensus_label; * = CROWDLAB refuses one label per item,"
-        " so cleanlab's single-label workflow: find_label_issues, the model's class where it flags)"
+        "(accuracy against gt.csv; the k labels per item are a seeded random subsample; the model "
+        "is TF-IDF + logistic regression, out-of-fold (5 folds), trained on the majority vote of "
+        "the k labels of the other folds; (c) = veritag DS with the model's probability rows as "
+        "one more source (engine defaults)" + "; (d) = cleanlab CROWDLAB, "
+        "get_label_quality_multiannotator's consensus_label; * = CROWDLAB refuses one label per "
+        "item, so cleanlab's single-label workflow: find_label_issues, the model's class where it "
+        "flags)"
     )
     for key, r in results.items():
         for part in ("humans_ds", "ds_model"):
@@ -707,7 +711,8 @@ def main() -> None:
         "platform": platform.platform(),
     }
     print(
-        f"# Truth inference benchmark ({'quick' if args.quick else 'full'}; peers {'on' if peer else 'off'})"
+        f"# Truth inference benchmark ({'quick' if args.quick else 'full'}; peers "
+        f"{'on' if peer else 'off'})"
     )
     try:
         if 1 in parts:

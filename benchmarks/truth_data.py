@@ -1,12 +1,16 @@
-"""Data for benchmarks/truth.py: the real crowd datasets, a synthetic crowd, and text-model probabilities.
+"""Data for benchmarks/truth.py: real crowd datasets, a synthetic crowd, text-model probabilities.
 
-    load_crowd(name)                    -> CrowdData: integer-coded claims + ground truth, original ids kept
-    crowd_names()                       -> the folders under <shared>/data/crowd
-    synthetic(n_items=10**6, ...)       -> SyntheticData: 5 claims per item from a mixed-quality worker pool
-    write_claims_csv(path, item, worker, label)    -> the ``task,worker,label`` CSV crowd-kit reads
-    subsample_per_item(item, k, seed)   -> indices of k claims per item (seeded, deterministic)
-    majority_labels(item, label, n_items, n_classes, seed) -> one label per item (-1: none), random tie-break
-    oof_text_probs(data, train_labels)  -> (n_items, K) out-of-fold probabilities of a TF-IDF + LR model
+    load_crowd(name)               -> CrowdData: integer-coded claims + ground truth, original ids
+    crowd_names()                  -> the folders under <shared>/data/crowd
+    synthetic(n_items=10**6, ...)  -> SyntheticData: 5 claims per item, mixed-quality worker pool
+    write_claims_csv(path, item, worker, label)
+                                   -> the ``task,worker,label`` CSV crowd-kit reads
+    subsample_per_item(item, k, seed)
+                                   -> indices of k claims per item (seeded, deterministic)
+    majority_labels(item, label, n_items, n_classes, seed)
+                                   -> one label per item (-1: none), random tie-break
+    oof_text_probs(data, train_labels)
+                                   -> (n_items, K) out-of-fold probabilities of TF-IDF + LR
 
 All randomness goes through ``numpy.random.default_rng(seed)``; the same arguments give the same
 arrays on every run.
@@ -69,12 +73,12 @@ class CrowdData:
         return int(self.item.size)
 
     def accuracy(self, pred: ArrayLike) -> float:
-        """Share of items with a known truth whose ``pred`` matches it (a missing pred, -1, is wrong)."""
+        """Share of items of known truth that ``pred`` matches (a missing pred, -1, is wrong)."""
         known = self.gt >= 0
         return float(np.mean(np.asarray(pred)[known] == self.gt[known]))
 
     def texts(self):
-        """texts.csv as a pandas DataFrame, one row per item in item order; None if there is none."""
+        """texts.csv as a pandas DataFrame, one row per item in item order; None without one."""
         path = CROWD_DIR / self.name / "texts.csv"
         if not path.exists():
             return None
@@ -114,7 +118,7 @@ def _class_order(values: NDArray[np.str_]) -> list[str]:
 
 
 def load_crowd(name: str) -> CrowdData:
-    """``<shared>/data/crowd/<name>/{labels,gt}.csv`` as integer codes (items in sorted task-id order)."""
+    """``<shared>/data/crowd/<name>/{labels,gt}.csv`` as integer codes, items by sorted task id."""
     folder = CROWD_DIR / name
     task, worker, label = _read_columns(folder / "labels.csv", ("task", "worker", "label"))
     gt_task, gt_label = _read_columns(folder / "gt.csv", ("task", "label"))
@@ -255,7 +259,7 @@ def synthetic(
 
 
 def write_claims_csv(path: Path, item: IntArray, worker: IntArray, label: IntArray) -> Path:
-    """``task,worker,label`` CSV with the integer codes (what crowd-kit and cleanlab's runner read)."""
+    """``task,worker,label`` CSV of integer codes (what crowd-kit and cleanlab's runner read)."""
     import pandas as pd
 
     path = Path(path)
@@ -267,7 +271,7 @@ def write_claims_csv(path: Path, item: IntArray, worker: IntArray, label: IntArr
 
 
 def subsample_per_item(item: IntArray, k: int, seed: int = 0) -> IntArray:
-    """Indices (ascending) of ``k`` claims per item, chosen uniformly at random; items with fewer keep all."""
+    """Ascending indices of ``k`` uniformly random claims per item; items with fewer keep all."""
     item = np.asarray(item, dtype=np.int64)
     rng = np.random.default_rng(seed)
     key = rng.random(item.size)
@@ -384,7 +388,7 @@ def _pair_fields(
 
 
 def _fold_features(name: str, df, train: IntArray, test: IntArray):
-    """Features of the train and test rows; every vocabulary and scaler is fit on the train rows only."""
+    """Train and test rows' features; each vocabulary and scaler is fit on the train rows only."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import StandardScaler

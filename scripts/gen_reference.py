@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the docs pages that are derived from the code (or from README.md) and must never go stale:
+"""Generate the docs pages derived from the code (or from README.md), which must never go stale:
 
   docs/reference/cli.md        every command, argument and option of the `veritag` typer app
   docs/reference/settings.md   every VERITAG_* setting (veritag.config.Settings)
@@ -77,7 +77,7 @@ def _fill(text: str | None) -> str:
     from veritag import cli
 
     text = (text or "").strip()
-    fill: Callable[[str], str] | None = getattr(cli, "_fill_choices", None)
+    fill: Callable[[str], str] | None = getattr(cli, "fill_choices", None)
     if fill is not None and "{" in text:
         try:
             text = fill(text)

@@ -160,7 +160,7 @@ def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Iterator[object]:
 
 @pytest.fixture
 def hf_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep ``datasets`` off the network and its caches inside ``tmp_path``; returns the cache dir."""
+    """Keep ``datasets`` off the network, its caches inside ``tmp_path``; returns the cache dir."""
     home = tmp_path / "hf-home"
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -39,9 +39,9 @@ def test_cli_changes_are_recorded_as_the_os_user(
         stdin="a long password\n",
     )
     _ok(runner, "user", "unlock", "kim", *db)
-    secret = _ok(runner, "token", "kim", "--name", "ci", *db).strip().splitlines()[-1]
-    _ok(runner, "token", "kim", "--revoke", "1", *db)
-    _ok(runner, "route", "p", "--max-labels", "2", *db)
+    secret = _ok(runner, "token", "add", "kim", "--name", "ci", *db).strip().splitlines()[-1]
+    _ok(runner, "token", "revoke", "kim", "1", *db)
+    _ok(runner, "route", "set", "p", "--max-labels", "2", *db)
     _ok(runner, "tutor", "p", "kim", "--cost", "3", *db)
     _ok(runner, "tutor", "p", "kim", "--inactive", *db)
     _ok(runner, "export", "p", str(tmp_path / "out.csv"), *db)

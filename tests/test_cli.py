@@ -352,10 +352,11 @@ def test_quickstart(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.Monke
     )
     assert (folder / "demo-accounts.txt").stat().st_mode & 0o077 == 0
     assert re.search(r"\d+ uncertain items are routed to tutors", out)
-    # a second run reuses the database and adds nothing, then serves the UI: the demo tutor labels at once
+    # a second run reuses the database and adds nothing, then serves the UI: the demo tutor labels
+    # at once
     served: list[tuple[Any, str, int]] = []
     monkeypatch.setattr(
-        cli,
+        cli.serve,  # the module of quickstart and serve
         "_run_server",
         lambda store, host, port, log_level="warning": served.append(
             (_demo_tutor_labels(store, accounts["tutor"]), host, port)
@@ -639,7 +640,8 @@ def test_console_script_is_quiet_on_success(tmp_path: Path) -> None:
 
 
 def _small_files(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """Three tasks labeled by three workers (w3 always wrong), gold for one, a model for a fourth."""
+    """Three tasks labeled by three workers (w3 always wrong), gold for one, a model for a
+    fourth."""
     labels = tmp_path / "labels.csv"
     labels.write_text(
         "task,worker,label\n"
@@ -871,7 +873,8 @@ def test_import_of_unstorable_text_is_one_error_line(
     run_main(monkeypatch, capsys, "init", "p", "--task", "free_text", "--db", db)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(
-        '{"id": "n0", "text": "fine"}\n{"id": "n1", "text": "a\\u0000b"}\n{"id": "n2", "text": "\\ud800"}\n',
+        '{"id": "n0", "text": "fine"}\n{"id": "n1", "text": "a\\u0000b"}\n'
+        '{"id": "n2", "text": "\\ud800"}\n',
         encoding="utf-8",
     )
     code, _, err = run_main(monkeypatch, capsys, "import", "p", str(bad), "--db", db)

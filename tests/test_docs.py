@@ -90,7 +90,8 @@ def test_every_option_is_in_the_cli_reference() -> None:
                 for opt in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]:
                     if opt.startswith("--") and opt != "--help":
                         assert f"`{opt}`" in CLI_REFERENCE, (
-                            f"docs/reference/cli.md lacks {opt} of veritag {name} {sub_name}: {REGENERATE}"
+                            f"docs/reference/cli.md lacks {opt} of veritag {name} {sub_name}: "
+                            f"{REGENERATE}"
                         )
 
 

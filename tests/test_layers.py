@@ -12,30 +12,33 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "veritag"
 
 #: Each top-level module or package of veritag and its floor: a module may import its own package
-#: and anything on a lower floor, never a higher one. ``truth`` (arrays in, arrays out) sits low
-#: and imports nothing of ours at all.
+#: and anything on a lower floor, never a higher one. ``truth`` (arrays in, arrays out) imports
+#: nothing of ours but the stdlib-only lazy-export helper, so it sits just above the ground floor,
+#: below even the schema, which reads its vocabulary (the arena outcomes).
 FLOORS = {
     "errors": 0,
     "lazy": 0,
     "keys": 0,
-    "limits": 1,
-    "config": 1,
-    "schema": 1,
-    "truth": 2,
-    "labelers": 2,
-    "store": 3,
-    "resolve": 4,
-    "io": 5,
-    "automation": 6,
-    "arena": 6,
-    "routing": 6,
-    "report": 7,
-    "status": 7,
-    "quickstart": 8,
-    "demo": 8,
-    "server": 8,
-    "cli": 8,
-    "__main__": 9,
+    "checks": 0,
+    "truth": 1,
+    "limits": 2,
+    "config": 2,
+    "schema": 2,
+    "labelers": 3,
+    "store": 4,
+    "resolve": 5,
+    "io": 6,
+    "review": 6,
+    "automation": 7,
+    "arena": 7,
+    "routing": 7,
+    "report": 8,
+    "status": 8,
+    "quickstart": 9,
+    "demo": 9,
+    "server": 9,
+    "cli": 9,
+    "__main__": 10,
     "__init__": 0,
 }
 
@@ -99,7 +102,7 @@ def test_imports_only_go_down() -> None:
         top = module[0] if module else "__init__"
         for target in targets:
             to = target[0] if target else "__init__"
-            if to != top and (FLOORS[to] >= FLOORS[top] or top == "truth"):
+            if to != top and (FLOORS[to] >= FLOORS[top] or (top == "truth" and to != "lazy")):
                 wrong.append(f"{'.'.join(module)} -> {'.'.join(target)}")
     assert not wrong, wrong
 

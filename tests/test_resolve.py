@@ -16,13 +16,13 @@ from vt_helpers import GT, LABELS, make_project, read_csv, read_jsonl, write_csv
 
 from veritag.errors import InputError, VeritagError
 from veritag.io import ColumnMap, export_project, import_file
+from veritag.io.labels import read_label_files, write_labels
 from veritag.resolve import (
     current_resolution,
     load_resolution,
     resolve_and_store,
     resolve_files,
     resolve_project,
-    write_labels,
 )
 from veritag.resolve import fit as resolve_module
 from veritag.store import Claim, Store
@@ -192,7 +192,7 @@ def test_auto_records_the_method_it_chose(sqlite_store: Store, tmp_path: Path) -
     auto, _ = current_resolution(sqlite_store, project, "auto")
     assert auto.run.method == "auto" and auto.run.params["chosen"] in METHODS
     assert auto.run.params["chosen"] != "auto"
-    done = resolve_files(LABELS, method="auto")
+    done = resolve_files(read_label_files(LABELS), method="auto")
     assert done.method == f"auto (chose {auto.run.params['chosen']})"
 
 
@@ -440,8 +440,8 @@ def test_fact_check_gold_keeps_its_evidence(sqlite_store: Store, tmp_path: Path)
 
 def test_file_mode_on_the_sample_with_gold_and_a_model(tmp_path: Path) -> None:
     gt = {r["task"]: r["label"] for r in read_csv(GT)}
-    plain = resolve_files(LABELS)
-    with_mv = resolve_files(LABELS, method="mv")
+    plain = resolve_files(read_label_files(LABELS))
+    with_mv = resolve_files(read_label_files(LABELS), method="mv")
 
     def hits(result) -> float:
         return sum(label == gt[t] for t, label in zip(result.tasks, result.labels)) / len(
@@ -463,13 +463,13 @@ def test_file_mode_on_the_sample_with_gold_and_a_model(tmp_path: Path) -> None:
         [(t, "m", 0.2, 0.8) if label == "1" else (t, "m", 0.8, 0.2) for t, label in gt.items()],
     )
     first, second = (
-        resolve_files(LABELS, model_probs=model),
-        resolve_files(LABELS, model_probs=models),
+        resolve_files(read_label_files(LABELS, model_probs=model)),
+        resolve_files(read_label_files(LABELS, model_probs=models)),
     )
     assert first.labels == second.labels and hits(first) > hits(plain)
     assert ("model", "model") in first.sources and ("m", "model") in second.sources
     gold = write_csv(tmp_path / "g.csv", ["task", "label"], list(gt.items())[:100])
-    pinned = resolve_files(LABELS, gold=gold)
+    pinned = resolve_files(read_label_files(LABELS, gold=gold))
     assert pinned.n_gold == 100 and all(
         pinned.labels[pinned.tasks.index(t)] == label for t, label in list(gt.items())[:100]
     )
@@ -489,19 +489,20 @@ def test_file_mode_keeps_labels_as_written_and_reads_jsonl_and_parquet(tmp_path:
         ("z", "w1", "2"),
     ]
     result = resolve_files(
-        write_csv(tmp_path / "l.csv", ["task", "worker", "label"], rows), method="mv"
+        read_label_files(write_csv(tmp_path / "l.csv", ["task", "worker", "label"], rows)),
+        method="mv",
     )
     assert result.classes == ["01", "1.0", "2"]  # numeric order, original text
     assert result.labels == ["1.0", "01", "2"]
     jsonl = write_jsonl(
         tmp_path / "l.jsonl", [{"task": t, "worker": w, "label": int(float(v))} for t, w, v in rows]
     )
-    assert resolve_files(jsonl, method="mv").labels == ["1", "1", "2"]
+    assert resolve_files(read_label_files(jsonl), method="mv").labels == ["1", "1", "2"]
     parquet = tmp_path / "l.parquet"
     pq.write_table(
         pa.table({"task": ["x", "y"], "worker": ["w", "w"], "label": ["b", "a"]}), parquet
     )
-    assert resolve_files(parquet).labels == ["b", "a"]
+    assert resolve_files(read_label_files(parquet)).labels == ["b", "a"]
 
 
 @pytest.mark.parametrize(
@@ -538,5 +539,5 @@ def test_file_mode_refuses_bad_input_naming_file_and_line(
         if text is not None:
             paths[key].write_text(text, encoding="utf-8")
     with pytest.raises(InputError) as info:
-        resolve_files(paths["labels"], gold=paths["gold"], model_probs=paths["probs"])
+        read_label_files(paths["labels"], gold=paths["gold"], model_probs=paths["probs"])
     assert message in str(info.value)

@@ -22,7 +22,8 @@ from vt_helpers import GT, LABELS, read_csv, write_csv
 
 from veritag.errors import InputError
 from veritag.io import columnar
-from veritag.resolve.files import FileResolution, resolve_files, write_labels, write_sources
+from veritag.io.labels import read_label_files, write_labels, write_sources
+from veritag.resolve.files import FileResolution, resolve_files
 from veritag.resolve.project import _code_texts, _probability_rows
 
 HEAVY = ("pandas", "sklearn", "scipy.stats", "sqlalchemy", "alembic")
@@ -78,14 +79,15 @@ def test_the_sample_resolves_the_same_both_ways(
     )
     gold = write_csv(tmp_path / "g.csv", ["task", "label"], list(gt.items())[:50])
     runs = [{}, {"gold": gold, "model_probs": model}]
-    fast = [resolve_files(LABELS, method=method, **kw) for kw in runs]
+    fast = [resolve_files(read_label_files(LABELS, **kw), method=method) for kw in runs]
     old_write_labels(fast[0], tmp_path / "old.csv")
     write_labels(fast[0], tmp_path / "new.csv")
     assert (tmp_path / "new.csv").read_bytes() == (tmp_path / "old.csv").read_bytes()
     row_by_row(monkeypatch)
     for i, (result, kw) in enumerate(zip(fast, runs)):
         (tmp_path / str(i)).mkdir()
-        assert_same(result, resolve_files(LABELS, method=method, **kw), tmp_path / str(i))
+        slow = resolve_files(read_label_files(LABELS, **kw), method=method)
+        assert_same(result, slow, tmp_path / str(i))
 
 
 def test_parquet_resolves_like_the_csv_it_came_from(tmp_path: Path) -> None:
@@ -101,11 +103,18 @@ def test_parquet_resolves_like_the_csv_it_came_from(tmp_path: Path) -> None:
         row_group_size=1000,
     )
     (tmp_path / "csv").mkdir()
-    assert_same(resolve_files(parquet), resolve_files(LABELS), tmp_path / "csv")
+    assert_same(
+        resolve_files(read_label_files(parquet)),
+        resolve_files(read_label_files(LABELS)),
+        tmp_path / "csv",
+    )
     # integer columns are read as the text the row reader makes of them
     ints = tmp_path / "ints.parquet"
     pq.write_table(pcsv.read_csv(LABELS), ints)
-    assert resolve_files(ints).labels == resolve_files(LABELS).labels
+    assert (
+        resolve_files(read_label_files(ints)).labels
+        == resolve_files(read_label_files(LABELS)).labels
+    )
 
 
 def test_bad_rows_are_still_named_by_file_and_line(tmp_path: Path) -> None:
@@ -118,7 +127,7 @@ def test_bad_rows_are_still_named_by_file_and_line(tmp_path: Path) -> None:
     labels = tmp_path / "l.csv"
     labels.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(InputError) as info:
-        resolve_files(labels)
+        read_label_files(labels)
     assert f"{labels}:2502: field 'worker': the value is empty" in str(info.value)
     assert "1 bad row(s); nothing was resolved" in str(info.value)
 
@@ -154,7 +163,7 @@ def test_small_files_resolve_the_same_both_ways(
 
     def run() -> FileResolution | str:
         try:
-            return resolve_files(path, method=method)
+            return resolve_files(read_label_files(path), method=method)
         except InputError as exc:
             return str(exc)
 

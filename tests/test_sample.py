@@ -1,4 +1,4 @@
-"""The bundled sample is the shared snow_rte dataset, byte for byte (so tests on it are tests on it)."""
+"""The bundled sample is the shared snow_rte dataset byte for byte (tests on one test the other)."""
 
 from __future__ import annotations
 

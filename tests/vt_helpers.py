@@ -65,7 +65,7 @@ def triples(path: Path) -> set[tuple[str, str, str]]:
 
 
 def majority_by_hand(path: Path) -> dict[str, tuple[str, float, int]]:
-    """Per task of a long CSV: (winning label, its share, number of labels); ties to the smallest label."""
+    """Per task of a long CSV: (winning label, its share, label count); ties go to the smallest."""
     votes: dict[str, dict[str, int]] = {}
     for r in read_csv(path):
         per = votes.setdefault(r["task"], {})

@@ -35,7 +35,7 @@ def installed_version(python: Path, dist: str) -> str | None:
 def ensure_venv(
     venv: Path, requirements: list[str], dist: str, version: str, *, timeout: float = 1800
 ) -> Path:
-    """Create ``venv`` and ``pip install`` ``requirements`` unless ``dist==version`` is already there."""
+    """Create ``venv`` and ``pip install`` ``requirements`` unless ``dist==version`` is there."""
     venv = Path(venv).resolve()
     if venv == Path(sys.prefix).resolve():
         raise RuntimeError(f"refusing to install {dist} into the running interpreter's venv {venv}")
@@ -61,7 +61,8 @@ def ensure_venv(
     if proc.returncode != 0 or got != version:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(
-            f"pip install {' '.join(requirements)} failed (exit {proc.returncode}, {dist} {got}):\n{tail}"
+            f"pip install {' '.join(requirements)} failed (exit {proc.returncode}, {dist} "
+            f"{got}):\n{tail}"
         )
     return python
 
@@ -69,7 +70,7 @@ def ensure_venv(
 def run_script(
     python: Path, script: Path, args: list[str], workdir: Path, *, timeout: float = 3600
 ) -> tuple[float, dict]:
-    """Run ``python -I script args`` in ``workdir``; return (process wall seconds, workdir/result.json).
+    """Run ``python -I script args`` in ``workdir``; return (wall seconds, workdir/result.json).
 
     The script must write ``result.json`` into its --out folder (``workdir``); its stdout/stderr go
     to ``workdir/runner.log`` and are quoted when it fails.

@@ -6,8 +6,8 @@ runs there in a child process, ``cleanlab_runner.py``. Data goes through files i
 folder: a ``task,worker,label`` CSV and a ``pred_probs`` .npy in; the consensus labels (CSV) and a
 result.json out.
 
-    ensure_cleanlab()                                          -> the venv's python
-    run_cleanlab(item, worker, label, pred_probs)              -> {"pred": consensus labels, "fit_seconds", ...}
+    ensure_cleanlab()                              -> the venv's python
+    run_cleanlab(item, worker, label, pred_probs)  -> {"pred": consensus labels, "fit_seconds", ...}
 
 Only the CROWDLAB call is timed; ``process_seconds`` is the whole child. CROWDLAB's input is a
 dense items x annotators matrix, so it is built inside the runner from the same claims the other

@@ -5,8 +5,8 @@ pulls transformers and nltk), and its aggregators run there in a child process,
 ``crowdkit_runner.py``. Data goes through files in a scratch folder: a ``task,worker,label`` CSV
 in; one ``task,label`` CSV of predictions per method and a result.json out.
 
-    ensure_crowdkit()                                  -> the venv's python
-    run_crowdkit(labels_csv, methods=("mv", "ds"))     -> {"methods": {m: {"fit_seconds", ...}}, ...}
+    ensure_crowdkit()                               -> the venv's python
+    run_crowdkit(labels_csv, methods=("mv", "ds"))  -> {"methods": {m: {"fit_seconds", ...}}, ...}
 
 Only ``fit_predict`` is timed (the runner's clock); ``process_seconds`` is the whole child,
 interpreter start, imports and CSV parsing included. Peak RSS is the child's own ru_maxrss.

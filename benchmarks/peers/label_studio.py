@@ -79,7 +79,7 @@ def _installed_version(venv: Path) -> str | None:
 
 
 def ensure_label_studio(venv: Path = DEFAULT_VENV) -> Path:
-    """Install label-studio==VERSION into ``venv`` (its own venv) unless it is there; return the CLI path."""
+    """Install label-studio==VERSION into its own ``venv`` unless there; return the CLI path."""
     venv = Path(venv).resolve()
     if venv == Path(sys.prefix).resolve():
         raise RuntimeError(
@@ -203,7 +203,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_label_studio(exe: Path, data_dir: Path, port: int) -> Iterator[LabelStudio]:
-    """Start Label Studio bound to 127.0.0.1:``port``; yield a client once its API answers; stop it at exit."""
+    """Label Studio on 127.0.0.1:``port``: yield a client once its API answers, stop it at exit."""
     exe = Path(exe)
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,8 @@ def running_label_studio(exe: Path, data_dir: Path, port: int) -> Iterator[Label
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"Label Studio exited with code {proc.returncode} while starting; log:\n{_log_tail(log)}"
+                    f"Label Studio exited with code {proc.returncode} while starting; "
+                    f"log:\n{_log_tail(log)}"
                 )
             try:
                 status, _ = client.request("GET", "/api/projects?page_size=1", timeout=5)
@@ -241,7 +242,8 @@ def running_label_studio(exe: Path, data_dir: Path, port: int) -> Iterator[Label
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"Label Studio did not answer on port {port} within {START_TIMEOUT_S:.0f} s; log:\n{_log_tail(log)}"
+                    f"Label Studio did not answer on port {port} within {START_TIMEOUT_S:.0f} s; "
+                    f"log:\n{_log_tail(log)}"
                 )
             time.sleep(1)
         yield client
@@ -276,7 +278,7 @@ class _PeakRss:
 def _rows_from_csv(
     items_csv: Path, claims_csv: Path
 ) -> Iterator[tuple[dict, list[tuple[str, str]]]]:
-    """Yield (item row, [(worker, label), ...]) per item; claims.csv lists each item's claims together."""
+    """(item row, [(worker, label), ...]) per item; claims.csv lists an item's claims together."""
     with Path(items_csv).open(newline="") as fi, Path(claims_csv).open(newline="") as fc:
         claims = csv.DictReader(fc)
         pending = next(claims, None)
@@ -296,7 +298,9 @@ def _rows_generated(
     n_items: int, per_item: int, seed: int = 0
 ) -> Iterator[tuple[dict, list[tuple[str, str]]]]:
     """Same recipe as benchmarks/import_export.py's generate(), in memory."""
-    words = "the model labels what it is sure of and specialists label the rest with measured quality".split()
+    words = (
+        "the model labels what it is sure of and specialists label the rest with measured quality"
+    ).split()
     domains = ["stem", "finance", "medicine", "security", "child_safety", "general"]
     rng = random.Random(seed)
     workers = [f"w{i:04d}" for i in range(2000)]
@@ -334,7 +338,7 @@ def measure(
     port: int | None = None,
     classes: list[str] = CLASSES,
 ) -> dict:
-    """Import ``n_items`` tasks with ``claims_per_item`` annotations each into a fresh Label Studio, export them.
+    """Import ``n_items`` tasks of ``claims_per_item`` annotations into a new Label Studio; export.
 
     Only the import POSTs and the export GET (to the last byte) are timed. Annotators are real Label
     Studio users (one per distinct worker), created before the timer starts, so each annotation

@@ -32,9 +32,9 @@ class Settings(BaseSettings):
     orphan_lease_seconds: float = Field(
         default=120,
         ge=0,
-        description="When a server process starts, leases handed out by a process of the same host that "
-        "died expire within this many seconds instead of their full lease time; a tutor still working "
-        "asks again meanwhile and gets the lease back.",
+        description="When a server process starts, leases handed out by a process of the same "
+        "host that died expire within this many seconds instead of their full lease time; a tutor "
+        "still working asks again meanwhile and gets the lease back.",
     )
 
 

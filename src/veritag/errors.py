@@ -53,7 +53,7 @@ class AlreadyExists(VeritagError):
 
 
 class Conflict(VeritagError):
-    """The request is fine but the state it meets is not (a lease no longer held, nothing resolved yet)."""
+    """The request is fine, the state it meets is not (a lease no longer held, nothing resolved)."""
 
     status = 409
 
@@ -117,6 +117,6 @@ class RowErrors(InputError):
         if more > 0:
             lines.append(f"... and {more} more bad row(s)")
         super().__init__(
-            f"{total} bad row(s); nothing was written (use --skip-invalid to import the good rows):\n"
-            + "\n".join(lines)
+            f"{total} bad row(s); nothing was written (use --skip-invalid to import the good "
+            "rows):\n" + "\n".join(lines)
         )

@@ -102,8 +102,8 @@ def text_problem(value: str, max_length: int | None = None) -> str | None:
         found = _SURROGATE.search(value)
         if found is not None:
             return (
-                f"contains a lone surrogate (U+{ord(found.group()):04X}) at position {found.start()}, "
-                "not valid Unicode text"
+                f"contains a lone surrogate (U+{ord(found.group()):04X}) at position "
+                f"{found.start()}, not valid Unicode text"
             )
     return None
 

@@ -4,7 +4,6 @@ the bundled model labels it and automation decides what it may label alone."""
 from __future__ import annotations
 
 import csv
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -36,7 +35,7 @@ TARGET, DELTA = 0.98, 0.05
 
 
 def sample_dir() -> Path:
-    """The bundled RTE sample (Snow et al. 2008): 800 items, 8000 real MTurk labels, ground truth."""
+    """The bundled RTE sample (Snow et al. 2008): 800 items, 8000 real MTurk labels, their truth."""
     return Path(str(files("veritag") / "data" / SAMPLE))
 
 
@@ -49,7 +48,7 @@ class QuickstartResult:
     items_scored: int = 0
     method: str = ""
     run_id: int | None = None
-    #: Accuracy of a plain majority vote of the crowd (humans only) on the same items, for comparison.
+    #: Accuracy of a plain majority vote of the crowd (humans only) on the same items, to compare.
     majority_accuracy: float = 0.0
     autolabel: AutolabelResult | None = None
     #: None when the newest automation run already covered every claim (nothing was decided anew).
@@ -147,11 +146,9 @@ def _automate(
             str(label) == truth[external[i]] for i, label in auto
         ) / len(auto)
     data, _ = automation_audit_data(store, project, run_id=result.automation_run)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-learn chatter while cross-fitting calibrators
-        page = render_automation_html(
-            build_automation_report(data), title="veritag automation audit: snow_rte"
-        )
+    page = render_automation_html(
+        build_automation_report(data), title="veritag automation audit: snow_rte"
+    )
     result.audit_page = folder / "automation_audit.html"
     tmp = result.audit_page.with_name(f".{result.audit_page.name}.tmp")
     tmp.write_text(page, encoding="utf-8")

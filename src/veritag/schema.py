@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from .errors import LabelError, SchemaError
+from .truth.outcomes import OUTCOMES, outcome_named, unknown_outcome
 
 __all__ = [
     "ArenaSchema",
@@ -235,19 +236,15 @@ class ArenaSchema(PairwiseSchema):
     model_a_field: str = "model_a"
     model_b_field: str = "model_b"
     domain_field: str = "domain"
-    outcomes: ClassVar[tuple[str, ...]] = ("A", "B", "tie", "both_bad")
+    outcomes: ClassVar[tuple[str, ...]] = OUTCOMES
 
     def normalize(self, raw: Any, *, item_text: str | None = None) -> str:
-        if isinstance(raw, str):
-            key = raw.strip().lower().replace(" ", "_").replace("-", "_")
-            raw = {
-                "a": "A",
-                "b": "B",
-                "tie": "tie",
-                "both_bad": "both_bad",
-                "bothbad": "both_bad",
-            }.get(key, raw)
-        return _as_label(raw, self.classes(), "preference")
+        """Any spelling of ``veritag.truth.outcomes.OUTCOME_SPELLINGS``, so a vote is read here as
+        the battles importer and the leaderboard read it."""
+        outcome = outcome_named(raw)
+        if outcome is None:
+            raise LabelError("preference", unknown_outcome(raw))
+        return outcome
 
 
 class SpanSchema(BaseSchema):

@@ -1,4 +1,5 @@
-"""An arena project's leaderboard: the store's votes, tutor weights, domains and active selection."""
+"""An arena project's leaderboard: the store's votes, tutor weights, domains and active
+selection."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ STRENGTH = {"ace": 1.2, "bolt": 0.6, "cog": 0.0, "dud": -0.9}
 
 
 def reference_order(rows: list[dict[str, Any]]) -> list[str]:
-    """Bradley-Terry with ties as half a win, fitted by scipy: the order an independent fit gives."""
+    """Bradley-Terry with ties as half a win, fitted by scipy: the order an independent fit
+    gives."""
     models = sorted({r["model_a"] for r in rows} | {r["model_b"] for r in rows})
     index = {m: i for i, m in enumerate(models)}
     a = np.array([index[r["model_a"]] for r in rows])

@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from vt_helpers import make_project
 
 from veritag.arena import battle_id, import_battles, import_responses
-from veritag.errors import InputError, RowErrors
+from veritag.errors import InputError, LabelError, RowErrors
+from veritag.schema import parse_schema
 from veritag.store import Project, Store
 from veritag.store.models import Claim, ImportRecord, Item, Source
+from veritag.truth.arena import OUTCOME_SPELLINGS, leaderboard
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "prd_vicuna80_battles_sample.jsonl"
 MODELS = ("m-alpha", "m-beta", "m-gamma")
@@ -266,9 +268,84 @@ def test_the_arena_schema() -> None:
     assert [
         schema.normalize(v) for v in ("a", " B ", "Tie", "both bad", "both-bad", "BOTH_BAD")
     ] == ["A", "B", "tie", "both_bad", "both_bad", "both_bad"]
-    with pytest.raises(LabelError, match="not one of the allowed values"):
+    with pytest.raises(LabelError, match="not one of the accepted outcomes"):
         schema.normalize("left")
     assert type(parse_schema({"type": "pairwise"})) is PairwiseSchema
+
+
+#: Every accepted spelling with the outcome it names (relative to the row's models): the table
+#: itself, then the same words in another case, with blanks around or another word separator.
+SPELLED = [
+    *((s, o) for o, spellings in OUTCOME_SPELLINGS.items() for s in spellings),
+    ("a", "A"),
+    ("Model A", "A"),
+    ("MODEL-B", "B"),
+    (" Tie ", "tie"),
+    ("Both bad", "both_bad"),
+    ("both-bad", "both_bad"),
+    ("BOTHBAD", "both_bad"),
+    ("Tie (BothBad)", "both_bad"),
+]
+UNKNOWN = ["left", "model_c", "win", "both", "a b", "tie(bothbad)", ""]
+FLIP = {"A": "B", "B": "A", "tie": "tie", "both_bad": "both_bad"}
+
+
+def test_every_spelling_means_the_same_outcome_to_schema_importer_and_leaderboard(
+    store: Store, tmp_path: Path
+) -> None:
+    schema = parse_schema({"type": "arena"})
+    assert [schema.normalize(s) for s, _ in SPELLED] == [o for _, o in SPELLED]
+
+    # The leaderboard: a spelling fits as its outcome (both_bad dropped, so it differs from tie).
+    a, b = ["x", "x", "y"], ["y", "z", "z"]
+    for spelled, outcome in SPELLED:
+        assert (
+            leaderboard(a, b, [spelled, "A", "B"], interval="none", both_bad="drop").rows()
+            == leaderboard(a, b, [outcome, "A", "B"], interval="none", both_bad="drop").rows()
+        ), spelled
+
+    # The battles importer: each vote is stored as its outcome, turned to the item's models.
+    project = arena(store)
+    rows = [
+        {"question_id": f"q{k}", "model_a": "m1", "model_b": "m2", "winner": spelled}
+        for k, (spelled, _) in enumerate(SPELLED)
+    ]
+    import_battles(store, project, write_jsonl(tmp_path / "b.jsonl", rows))
+    found = items(store, project)
+    stored = {ext: value for ext, _, value in votes(store, project)}
+    for k, (_, outcome) in enumerate(SPELLED):
+        ext = battle_id(f"q{k}", "m1", "m2")
+        assert stored[ext] == (outcome if found[ext].data["model_a"] == "m1" else FLIP[outcome])
+
+
+def test_an_unknown_outcome_is_refused_by_all_three_naming_every_spelling(
+    store: Store, tmp_path: Path
+) -> None:
+    accepted = [repr(s) for spellings in OUTCOME_SPELLINGS.values() for s in spellings]
+    schema = parse_schema({"type": "arena"})
+    messages = []
+    for word in UNKNOWN:
+        with pytest.raises(LabelError) as refused:
+            schema.normalize(word)
+        messages.append(str(refused.value))
+        with pytest.raises(ValueError, match=r"battle 1: outcome ") as refused_too:
+            leaderboard(["x", "x"], ["y", "y"], ["A", word], interval="none")
+        messages.append(str(refused_too.value))
+    project = arena(store)
+    rows = [
+        {"question_id": "q", "model_a": "m1", "model_b": "m2", "winner": word or "?"}
+        for word in UNKNOWN
+    ]
+    path = write_jsonl(tmp_path / "b.jsonl", rows)
+    with pytest.raises(RowErrors) as caught:
+        import_battles(store, project, path)
+    lines = [str(e) for e in caught.value.errors]
+    assert [line.split(": field 'winner': ")[0] for line in lines] == [
+        f"{path}:{k + 1}" for k in range(len(UNKNOWN))
+    ]
+    messages += lines
+    assert all(all(s in m for s in accepted) for m in messages), messages
+    assert items(store, project) == {}
 
 
 @pytest.mark.parametrize("bad", ["\ud800", "a\u0000b"])

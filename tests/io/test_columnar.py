@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from veritag.io import columnar
 from veritag.io.readers import open_rows
-from veritag.resolve.files import RowTable
+from veritag.io.labels import RowTable
 
 COLUMNS = ("task", "worker", "label")
 
@@ -68,7 +68,8 @@ def test_a_plain_csv_takes_the_fast_path_with_quotes_unicode_crlf_bom_and_blank_
         "\ufefftask , worker,label\r\n"
         '"t,1",w1,"a ""b"""\r\n'
         "\r\n"
-        '  t\u00e9 \u3000,w2,\u00a0a "b"\r\n'  # stripped like str.strip: the same task and label as above
+        # stripped like str.strip: the same task and label as above
+        '  t\u00e9 \u3000,w2,\u00a0a "b"\r\n'
         "t\u00e9,w1,c\r\n"
         "t\u00e9,w1,c\r\n".encode()  # a duplicate row stays a second claim
     )
@@ -317,10 +318,12 @@ def test_reading_and_writing_never_import_pandas(tmp_path: Path) -> None:
     path.write_text("task,worker,label\nx,w,1\ny,w,0\n", encoding="utf-8")
     code = (
         "import sys; from pathlib import Path\n"
-        "from veritag.resolve.files import read_long_labels, resolve_files, write_labels\n"
-        f"r = resolve_files(Path({str(path)!r}), method='mv')\n"
+        "from veritag.io.labels import read_label_files, write_labels\n"
+        "from veritag.resolve.files import resolve_files\n"
+        f"r = resolve_files(read_label_files(Path({str(path)!r})), method='mv')\n"
         f"write_labels(r, Path({str(tmp_path / 'o.csv')!r}))\n"
-        "print(sorted(m for m in ('pandas', 'sqlalchemy', 'alembic', 'sklearn') if m in sys.modules))\n"
+        "print(sorted(m for m in ('pandas', 'sqlalchemy', 'alembic', 'sklearn')"
+        " if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

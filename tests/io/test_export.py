@@ -1,4 +1,5 @@
-"""Exports: resolved labels with confidence in every format, long round trip, DPO pairs, gold, models."""
+"""Exports: resolved labels with confidence in every format, long round trip, DPO pairs, gold,
+models."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ COLUMNS = [
     "n_labels",
     "label_source",
 ]
-# Tests that compare with a majority vote counted by hand export with method="mv"; the default is ds.
+# Tests that compare with a majority vote counted by hand export with method="mv"; the default
+# is ds.
 MV = f"mv@{ENGINE_VERSION}"
 
 
@@ -476,7 +478,8 @@ def test_model_probs_fill_items_without_human_labels(store: Store, tmp_path: Pat
             [("3", "w1", "pos"), ("3", "w2", "pos")],
         ),
     )
-    # with mv a model row is a fractional vote; ds and models as measured sources: tests/test_resolve.py
+    # with mv a model row is a fractional vote; ds and models as measured sources:
+    # tests/test_resolve.py
     records = {
         r["id"]: r
         for r in read_jsonl(

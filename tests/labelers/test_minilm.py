@@ -20,7 +20,8 @@ TEXTS = [
     "",
     "Ünïcödé façade — naïve café, 東京, emoji 🎉!",
     "Ok lar... Joking wif u oni...",
-    "FREE entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121 to receive entry",
+    "FREE entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121 to "
+    "receive entry",
     " ".join(["a long text that must be truncated at two hundred and fifty six tokens"] * 40),
     "The quarterly report shows revenue growth of 12 % while operating costs fell.",
 ]

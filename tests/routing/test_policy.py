@@ -1,4 +1,5 @@
-"""Routing decisions: gain per cost picks the skilled tutor, never repeats one, respects the budget."""
+"""Routing decisions: gain per cost picks the skilled tutor, never repeats one, respects the
+budget."""
 
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ def test_config_is_checked() -> None:
         RoutingConfig(min_labels=4, max_labels=3)
     with pytest.raises(ValueError, match="budget"):
         RoutingConfig(budget=-1)
+    with pytest.raises(ValueError, match=r"gold_share must lie in \[0, 1\)"):
+        RoutingConfig(gold_share=1.0)
 
 
 def test_a_tutor_with_few_answers_gets_the_pooled_matrix() -> None:

@@ -17,10 +17,13 @@ from veritag.errors import AlreadyExists, LabelError, NotFound, VeritagError
 from veritag.labelers.tfidf import TfidfLabeler
 from veritag.resolve import human_labels
 from veritag.resolve.current import REFIT_CLAIMS, _refit_lock
+from veritag.routing import RoutingConfig, evidence, leases
 from veritag.routing import service as routing
+from veritag.routing import settings as settings_job
+from veritag.routing import status as status_job
 from veritag.store import Store
 from veritag.store.models import Assignment, Claim, Gold, Item, ItemDomain, Project, Source
-from veritag.store.queries import project_counts
+from veritag.store.queries import project_counts, project_schema
 
 SCHEMA = {"type": "classification", "labels": ["a", "b"]}
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -331,8 +334,10 @@ def test_submit_checks_the_value_and_the_lease(store: Store) -> None:
     assert lease is not None
     with pytest.raises(LabelError, match=r"allowed values \['a', 'b'\]"):
         routing.submit(store, project, lease.id, "maybe", now=T0)
-    with pytest.raises(VeritagError, match="leased to 'ann', not 'bob'"):
+    with pytest.raises(routing.NotYourLease, match="leased to 'ann', not 'bob'"):
         routing.submit(store, project, lease.id, "a", now=T0, tutor="bob")
+    with pytest.raises(routing.NotYourLease, match="leased to 'ann', not 'bob'"):
+        routing.release(store, project, lease.id, now=T0, tutor="bob")
     claim_id = routing.submit(store, project, lease.id, " a ", now=T0, tutor="ann")
     with pytest.raises(VeritagError, match="is submitted"):
         routing.submit(store, project, lease.id, "a", now=T0)
@@ -351,6 +356,53 @@ def test_submit_checks_the_value_and_the_lease(store: Store) -> None:
         assert (
             conn.scalar(sa.select(Assignment.claim_id).where(Assignment.id == lease.id)) == claim_id
         )
+
+
+def test_a_submit_reads_its_lease_once_in_the_transaction_that_submits_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project(store, {"i0": ""})
+    routing.add_tutor(store, project, "ann")
+    lease = routing.request_work(store, project, "ann", now=T0)
+    assert lease is not None
+    parsed: list[Project] = []
+
+    def parse(project: Project) -> Any:
+        parsed.append(project)
+        return project_schema(project)
+
+    monkeypatch.setattr(leases, "project_schema", parse)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        routing.submit(store, project, lease.id, "a", now=T0, tutor="ann")
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.startswith("SELECT") and "assignments" in s]
+    assert len(reads) == 1 and len(parsed) == 1
+    # the lease is flipped before it is read, so the read sees it as it stands
+    assert statements[0].startswith("UPDATE assignments")
+    assert statements.index(reads[0]) == 1
+
+
+def test_a_project_starts_from_the_policy_defaults(store: Store) -> None:
+    project = make_project(store, "defaults", SCHEMA)
+    stored = routing.get_settings(store, project)
+    assert stored == routing.ProjectRouting()
+    assert stored.config() == RoutingConfig() and RoutingConfig().max_labels == 5
+    assert stored.gold_rate == 0.1 and stored.gold_period == 10
+    with pytest.raises(VeritagError, match=r"gold_rate must lie in \[0, 1\)"):
+        routing.configure(store, project, gold_rate=1.0)
+
+
+def test_the_service_re_exports_each_job_module() -> None:
+    jobs = (settings_job, evidence, leases, status_job)
+    assert sorted(routing.__all__) == sorted(n for m in jobs for n in m.__all__)
+    assert all(getattr(routing, n) is getattr(m, n) for m in jobs for n in m.__all__)
 
 
 def test_tutors_and_settings_are_checked(store: Store) -> None:

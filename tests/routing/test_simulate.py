@@ -1,4 +1,5 @@
-"""The replay simulator and `veritag simulate`, on the bundled snow_rte sample (real crowd answers)."""
+"""The replay simulator and `veritag simulate`, on the bundled snow_rte sample (real crowd
+answers)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def crowd():
 
 @pytest.fixture(scope="module")
 def adaptive(crowd):
-    return simulate_crowd(crowd, config=RoutingConfig(target=0.99), seed=3)
+    return simulate_crowd(crowd, config=RoutingConfig(target=0.99, max_labels=10), seed=3)
 
 
 def recorded_rows(crowd) -> set[tuple[int, int, int]]:
@@ -71,20 +72,25 @@ def test_adaptive_routing_saves_labels_and_stops_at_target_or_cap(crowd, adaptiv
 def test_the_budget_is_never_exceeded(crowd, policy) -> None:
     for budget in (500, 1234):
         r = simulate_crowd(
-            crowd, policy=policy, config=RoutingConfig(target=0.999, budget=budget), seed=1
+            crowd,
+            policy=policy,
+            config=RoutingConfig(target=0.999, budget=budget, max_labels=10),
+            seed=1,
         )
         assert r.human_labels <= budget
         assert set(zip(*(a.tolist() for a in r.claims))) <= recorded_rows(crowd)
-    fixed = simulate_crowd(crowd, policy="fixed", config=RoutingConfig(budget=2400), seed=0)
+    fixed = simulate_crowd(
+        crowd, policy="fixed", config=RoutingConfig(budget=2400, max_labels=10), seed=0
+    )
     assert fixed.human_labels == 2400 and (fixed.labels_per_item == 3).all()
 
 
 def test_the_same_seed_gives_the_same_run(crowd, adaptive) -> None:
-    again = simulate_crowd(crowd, config=RoutingConfig(target=0.99), seed=3)
+    again = simulate_crowd(crowd, config=RoutingConfig(target=0.99, max_labels=10), seed=3)
     assert again.curve == adaptive.curve
     for a, b in zip(again.claims, adaptive.claims):
         np.testing.assert_array_equal(a, b)
-    other = simulate_crowd(crowd, config=RoutingConfig(target=0.99), seed=4)
+    other = simulate_crowd(crowd, config=RoutingConfig(target=0.99, max_labels=10), seed=4)
     assert not np.array_equal(other.claims[1], adaptive.claims[1])
 
 
@@ -93,20 +99,28 @@ def test_model_claims_come_from_labels_not_truth(crowd) -> None:
     assert data.texts is not None and all(
         " | " in t for t in data.texts
     )  # text | hypothesis | subtask
-    r = simulate_crowd(data, config=RoutingConfig(target=0.95), labeler="tfidf", seed=0, retrains=0)
+    r = simulate_crowd(
+        data, config=RoutingConfig(target=0.95, max_labels=10), labeler="tfidf", seed=0, retrains=0
+    )
     assert r.model_claims == data.n_items and r.labeler == "tfidf"
     assert set(zip(*(a.tolist() for a in r.claims))) <= recorded_rows(crowd)
     # The truth never reaches the labeler: scrambling it changes the score, not the run.
     scrambled = dataclasses.replace(data, gt=np.roll(data.gt, 1))
     again = simulate_crowd(
-        scrambled, config=RoutingConfig(target=0.95), labeler="tfidf", seed=0, retrains=0
+        scrambled,
+        config=RoutingConfig(target=0.95, max_labels=10),
+        labeler="tfidf",
+        seed=0,
+        retrains=0,
     )
     for a, b in zip(again.claims, r.claims):
         np.testing.assert_array_equal(a, b)
 
 
 def test_gold_items_are_not_scored(crowd) -> None:
-    r = simulate_crowd(crowd, config=RoutingConfig(target=0.95, gold_rate=0.1), seed=0)
+    r = simulate_crowd(
+        crowd, config=RoutingConfig(target=0.95, gold_share=0.1, max_labels=10), seed=0
+    )
     assert r.settings["gold_items"] == 80 and r.scored_items == 720
 
 

@@ -183,7 +183,7 @@ def test_cli_user_and_token(tmp_path: object) -> None:
         input=PASSWORD + "\n",
     )
     assert added.exit_code == 0, added.output
-    made = runner.invoke(app, ["token", "sam", "--name", "script", "--db", db])
+    made = runner.invoke(app, ["token", "add", "sam", "--name", "script", "--db", db])
     assert made.exit_code == 0, made.output
     secret = made.stdout.strip().splitlines()[-1]
     assert secret.startswith("vt_")
@@ -192,19 +192,19 @@ def test_cli_user_and_token(tmp_path: object) -> None:
     from veritag.server import create_app
     from veritag.store import open_store
 
-    listed = runner.invoke(app, ["token", "sam", "--list", "--db", db])
+    listed = runner.invoke(app, ["token", "list", "sam", "--db", db])
     assert listed.exit_code == 0 and "script" in listed.stdout and secret not in listed.stdout
     store = open_store(f"sqlite:///{db}")
     try:
         with TestClient(create_app(store)) as client:
             me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
             assert me.status_code == 200 and me.json()["role"] == "reviewer"
-            revoked = runner.invoke(app, ["token", "sam", "--revoke", "1", "--db", db])
+            revoked = runner.invoke(app, ["token", "revoke", "sam", "1", "--db", db])
             assert revoked.exit_code == 0, revoked.output
             assert (
                 client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code
                 == 401
             )
-            assert runner.invoke(app, ["token", "sam", "--revoke", "99", "--db", db]).exit_code != 0
+            assert runner.invoke(app, ["token", "revoke", "sam", "99", "--db", db]).exit_code != 0
     finally:
         store.close()

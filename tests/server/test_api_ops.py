@@ -1,4 +1,5 @@
-"""The CLI's project operations as API calls: import, export, status, resolve, jobs, queue, reports."""
+"""The CLI's project operations as API calls: import, export, status, resolve, jobs, queue,
+reports."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from server_helpers import World
 from vt_helpers import spam_corpus
 
-from veritag.server import api_ops
+from veritag.server.routes import data as data_routes
 from veritag.store.models import Claim, ImportRecord, Item, Project, Source, TruthRun
 
 SPAM = {"type": "classification", "labels": ["ham", "spam"]}
@@ -62,7 +63,8 @@ def _wait(w: World, who: str, started: Any, timeout: float = 120) -> dict[str, A
 
 
 def _spam(w: World) -> dict[str, str]:
-    """A project ``spam`` of N texts, LABELED of them labeled by one tutor; returns the true labels."""
+    """A project ``spam`` of N texts, LABELED of them labeled by one tutor; returns the true
+    labels."""
     assert (
         w.call("ana", "POST", "/projects", json={"name": "spam", "schema": SPAM}).status_code == 201
     )
@@ -185,7 +187,7 @@ def test_a_bad_row_is_422_naming_the_upload_and_line_and_nothing_is_written(worl
 
 def test_upload_size_limit(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     w = world
-    monkeypatch.setattr(api_ops, "MAX_UPLOAD_BYTES", 100)
+    monkeypatch.setattr(data_routes, "MAX_UPLOAD_BYTES", 100)
     before = _counts(w, "p")
     small = _csv(["id", "text"], [("s1", "x" * 30)])
     assert _upload(w, "ana", "p", "small.csv", small).status_code == 200
@@ -406,9 +408,11 @@ def test_autolabel_automate_queue_and_reports(world: World) -> None:
             "application/json"
         )
         assert "content-security-policy" not in data.headers and data.json()["report"]
-    quality = w.call(
-        "rev", "GET", "/projects/spam/reports/quality", params={"format": "json", "method": "mv"}
-    ).json()
+    mv = {"format": "json", "method": "mv"}  # a GET reads a stored run of that method, never fits
+    assert w.call("rev", "GET", "/projects/spam/reports/quality", params=mv).status_code == 409
+    assert w.call("ana", "POST", "/projects/spam/resolve", json={"method": "mv"}).status_code == 201
+    quality = w.call("rev", "GET", "/projects/spam/reports/quality", params=mv).json()
+    assert quality["report"]["truth"]["stale"] is False and quality["warnings"] == []
     assert {s["name"] for s in quality["report"]["sources"]} == {"ann", "tfidf-logreg"}
     audit = w.call(
         "rev", "GET", "/projects/spam/reports/automation", params={"format": "json"}

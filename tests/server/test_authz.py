@@ -106,7 +106,7 @@ MATRIX = [
     ("POST", "/tokens", None, _expect(ana=201, rev=201, tut=201, out=201)),
     ("GET", "/tokens", None, _expect(ana=200, rev=200, tut=200, out=200)),
     ("DELETE", "/tokens/999999", None, _expect(ana=404, rev=404, tut=404, out=404)),
-    # project operations (api_ops): the upload form is checked only after the role
+    # project operations (routes.data, .automation): the upload form is checked only after the role
     ("POST", "/projects/p/import", None, _expect(ana=422, rev=403, tut=403, out=403)),
     ("GET", "/projects/p/export?format=jsonl", None, _expect(ana=200, rev=200, tut=403, out=403)),
     ("GET", "/projects/p/status", None, _expect(ana=200, rev=200, tut=200, out=403)),
@@ -144,7 +144,8 @@ MATRIX = [
         _expect(ana=422, rev=422, tut=403, out=403),
     ),
     ("GET", "/projects/p/dashboard", None, _expect(ana=200, rev=200, tut=403, out=403)),
-    # arena leaderboards: reviewers and admins only (tutors never see model names); p is no arena project
+    # arena leaderboards: reviewers and admins only (tutors never see model names); p is no
+    # arena project
     ("GET", "/projects/p/arena/leaderboard", None, _expect(ana=422, rev=422, tut=403, out=403)),
     # jobs last: they run in the background and change what the rows above read
     (

@@ -25,10 +25,10 @@ XSS = '<img src=x onerror="window.__pwned=1">'
 
 @pytest.fixture
 def review_live(sqlite_store: Store) -> Iterator[Live]:
-    """Project ``p`` (automated, see ``seed_automation``) where t2 labels 24 items and contradicts t1
-    on four, the first of which is HTML; both are routing tutors with timed leases (t1: 12 taking
-    4..37 s, t2: 6 taking 9..34 s and two skips). ``rev`` reviews, ``ana`` is a global admin,
-    ``newbie`` no member."""
+    """Project ``p`` (automated, see ``seed_automation``) where t2 labels 24 items and contradicts
+    t1 on four, the first of which is HTML; both are routing tutors with timed leases (t1: 12
+    taking 4..37 s, t2: 6 taking 9..34 s and two skips). ``rev`` reviews, ``ana`` is a global
+    admin, ``newbie`` no member."""
     store = sqlite_store
     project = seed_automation(store, "p", n=200)
     with store.session() as session:

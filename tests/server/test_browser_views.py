@@ -151,7 +151,8 @@ def browser() -> Iterator[Any]:
 def open_project(
     sqlite_store: Store, browser: Any
 ) -> Iterator[Callable[[str], tuple[Live, Any, list[str]]]]:
-    """Seed one project, serve it, log ``tut`` in and open its labeling page: (live, page, JS errors)."""
+    """Seed one project, serve it, log ``tut`` in and open its labeling page: (live, page, JS
+    errors)."""
     with serve(sqlite_store) as live:
 
         def opener(name: str) -> tuple[Live, Any, list[str]]:
@@ -245,13 +246,15 @@ def no_injection(page: Any) -> None:
 
 
 def select_text(page: Any, needle: str) -> None:
-    """Select ``needle`` in the item text with the mouse: press before its first character, drag past its last."""
+    """Select ``needle`` in the item text with the mouse: press before its first character, drag
+    past its last."""
     box = page.evaluate(
         """needle => {
           const root = document.getElementById('item-text');
           const at = root.textContent.indexOf(needle);
           if (at < 0) { return null; }
-          function rect(offset, len) {  // the box of the text between two UTF-16 offsets of the whole text
+          // the box of the text between two UTF-16 offsets of the whole text
+          function rect(offset, len) {
             const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
             let node, seen = 0;
             while ((node = walk.nextNode())) {
@@ -330,7 +333,8 @@ def test_multilabel_digits_toggle_within_limits(open_project: Any) -> None:
 
 
 def _pair_shown(live: Live, page: Any) -> tuple[str, str, str]:
-    """The item on screen and which stored side ("A" or "B") is shown left and right; checks what is shown."""
+    """The item on screen and which stored side ("A" or "B") is shown left and right; checks what is
+    shown."""
     expect = _expect()
     item = item_of(live, page)
     data = item.data or {}
@@ -531,8 +535,10 @@ def test_fact_check_verdict_and_required_evidence(open_project: Any) -> None:
             status = page.evaluate(
                 """lease => fetch(`/api/v1/projects/fc/work/${lease}/submit`, {method: 'POST',
                      headers: {'Content-Type': 'application/json',
-                               'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
-                     body: JSON.stringify({value: {verdict: 'refuted', evidence: '  '}})}).then(r => r.status)""",
+                               'X-CSRF-Token':
+                                 document.querySelector('meta[name=csrf-token]').content},
+                     body: JSON.stringify({value: {verdict: 'refuted', evidence: '  '}})})
+                   .then(r => r.status)""",
                 lease,
             )
             assert status == 422

@@ -62,7 +62,8 @@ def _truth(item: int) -> str:
 
 
 def _fault_project(url: str) -> dict[str, str]:
-    """Project ``f``: ``N_ITEMS`` items that each want exactly two human labels; the tutors' tokens."""
+    """Project ``f``: ``N_ITEMS`` items that each want exactly two human labels; the tutors'
+    tokens."""
     store = open_store(url)
     try:
         with store.session() as session:
@@ -404,7 +405,8 @@ def test_restart_cuts_leases_of_dead_processes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At start a server cuts short the running leases that a process of this host handed out and
-    that no longer runs (``served_by`` is ``host:pid:tag``); live processes' and other hosts' stay."""
+    that no longer runs (``served_by`` is ``host:pid:tag``); live processes' and other hosts'
+    stay."""
     with store.session() as session:
         project = create_project(session, name="r", schema=SCHEMA)
         session.add_all(

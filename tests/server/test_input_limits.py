@@ -22,7 +22,8 @@ HUGE = "99999999999999999999"
 
 
 def post_raw(world: World, who: str | None, path: str, body: str) -> Any:
-    """POST a JSON body given as text (so NaN, Infinity and escaped surrogates reach the server as sent)."""
+    """POST a JSON body given as text (so NaN, Infinity and escaped surrogates reach the server as
+    sent)."""
     return world.call(
         who,
         "POST",
@@ -40,7 +41,8 @@ def assert_refused(r: Any, field: str) -> None:
 
 
 def free_text_lease(world: World) -> int:
-    """A free-text project ``ft`` with one item, ``tut`` as its routing tutor holding a lease on it."""
+    """A free-text project ``ft`` with one item, ``tut`` as its routing tutor holding a lease on
+    it."""
     store = world.store
     with store.session() as session:
         proj = create_project(session, name="ft", schema={"type": "free_text"})

@@ -1,4 +1,5 @@
-"""Job records live in the store: any server process answers a poll, and a dead runner's jobs fail."""
+"""Job records live in the store: any server process answers a poll, and a dead runner's jobs
+fail."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from sqlalchemy.exc import DBAPIError
 
 from veritag.errors import LabelError
 from veritag.resolve import resolve_and_store
+from veritag.review import review_item, review_queue
 from veritag.server.auth import Principal
-from veritag.server.review import review_item, review_queue
 from veritag.store import Store
 from veritag.store.models import Claim, Gold, Item, Project, Review, Source
 from veritag.store.queries import create_project, create_user, source_ids

@@ -229,7 +229,7 @@ def test_backups_do_not_cross_backends(sqlite_store: Store, tmp_path: Path) -> N
 def test_backup_without_metadata(
     store: Store, migrated_url: str, backend: str, tmp_path: Path
 ) -> None:
-    """A SQLite backup is a database holding its own marks; a dump without its sidecar needs --force."""
+    """A SQLite backup is a database with its own marks; a dump without sidecar needs --force."""
     ids = _seed(store)
     out = tmp_path / "veritag.backup"
     backup(migrated_url, out)

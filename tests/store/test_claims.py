@@ -16,10 +16,12 @@ from veritag.store.claims import add_claim, add_claims, claim_row, dedup_key
 from veritag.store.queries import source_ids, standing_claims
 
 SRC = Path(veritag.__file__).parent
-#: Any way of inserting into the claims table: ``sa.insert(Claim)``, ``insert_ignore(conn, Claim.__table__)``,
-#: ``Claim.__table__.insert()``, ``session.add(Claim(...))`` or raw SQL.
+#: Any way of inserting into the claims table: ``sa.insert(Claim)``,
+#: ``insert_ignore(conn, Claim.__table__)``, ``Claim.__table__.insert()``,
+#: ``session.add(Claim(...))`` or raw SQL.
 CLAIM_INSERT = re.compile(
-    r"insert\w*\(\s*(?:\w+,\s*)?Claim\b|Claim\.__table__\.insert|(?<!class )\bClaim\(|INSERT INTO claims",
+    r"insert\w*\(\s*(?:\w+,\s*)?Claim\b|Claim\.__table__\.insert|(?<!class )\bClaim\("
+    r"|INSERT INTO claims",
     re.IGNORECASE,
 )
 

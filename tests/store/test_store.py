@@ -38,7 +38,7 @@ TABLES = {"users", "projects", "items", "sources", "claims", "gold", "imports"}
 def _one_claim(store: Store) -> int:
     """A project with one item, one source and one claim; returns the claim id."""
     with store.session() as session:
-        # Rows, not create_project (which also writes the audit log of 0010): a store may be at 0001 here.
+        # Rows, not create_project (it also writes 0010's audit log): a store may be at 0001 here.
         project = Project(
             name="p", task_schema={"type": "classification", "labels": ["a", "b"]}, description=""
         )
@@ -48,7 +48,7 @@ def _one_claim(store: Store) -> int:
         source = Source(project_id=project.id, kind="human", name="w1")
         session.add_all([item, source])
         session.flush()
-        # Core insert of the 0001 columns only, so this also runs on a store left at an old revision.
+        # Core insert of the 0001 columns only, so this runs on a store left at an old revision too.
         return int(
             session.execute(
                 sa.insert(Claim)

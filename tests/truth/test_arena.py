@@ -1,9 +1,11 @@
-"""Arena ratings (veritag.truth.arena): properties, recovery of known strengths, the real reference."""
+"""Arena ratings (veritag.truth.arena): properties, recovery of known strengths, the real
+reference."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -13,7 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from veritag.truth import BradleyTerry, Leaderboard, leaderboard, pair_priority
-from veritag.truth.arena import OUTCOMES, _collapse, _Model
+from veritag.truth.arena import (
+    OUTCOME_SPELLINGS,
+    OUTCOMES,
+    _collapse,
+    _Model,
+    outcome_named,
+    unknown_outcome,
+)
 
 PRD = (
     Path(__file__).resolve().parents[2].parent
@@ -288,6 +297,32 @@ def test_interval_none_has_nan_bounds_and_ranks_by_rating() -> None:
 def test_bad_input_is_a_clear_value_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         leaderboard(**kwargs)
+
+
+@FAST
+@given(data=st.data())
+def test_an_outcome_is_read_in_any_case_blanks_and_word_separators(data: st.DataObject) -> None:
+    outcome = data.draw(st.sampled_from(OUTCOMES))
+    words = re.split(r"[ _]", data.draw(st.sampled_from(OUTCOME_SPELLINGS[outcome])))
+    seps = data.draw(st.lists(st.sampled_from([" ", "_", "-", "  ", " -_"]), min_size=len(words)))
+    text = words[0] + "".join(sep + word for sep, word in zip(seps, words[1:]))
+    text = "".join(c.upper() if data.draw(st.booleans()) else c.lower() for c in text)
+    pad = data.draw(st.sampled_from(["", " ", "\t", " \n"]))
+    assert outcome_named(pad + text + pad) == outcome
+    # ... and the leaderboard reads it so: both_bad dropped, so each outcome fits differently.
+    a, b = ["x", "x", "y"], ["y", "z", "z"]
+    assert (
+        leaderboard(a, b, [pad + text, "A", "B"], interval="none", both_bad="drop").rows()
+        == leaderboard(a, b, [outcome, "A", "B"], interval="none", both_bad="drop").rows()
+    )
+
+
+@pytest.mark.parametrize("raw", ["win", "A B", "model_c", "tie(bothbad)", "", 1, None, True])
+def test_anything_else_is_no_outcome(raw: object) -> None:
+    assert outcome_named(raw) is None
+    message = unknown_outcome(raw)
+    assert message.startswith(f"{raw!r} is not one of the accepted outcomes")
+    assert all(repr(s) in message for spellings in OUTCOME_SPELLINGS.values() for s in spellings)
 
 
 def test_disconnected_battles_name_the_groups() -> None:

@@ -374,7 +374,7 @@ def test_gold_improves_the_source_accuracy_estimates(method: str) -> None:
 
 @pytest.mark.parametrize("method", EM)
 def test_gold_measures_a_source_nobody_else_can(method: str) -> None:
-    """A worker who labels items alone is only measurable through gold; its realised accuracy is 1/2."""
+    """A worker labelling items alone is measurable only by gold; its realised accuracy is 1/2."""
     cr = crowd(9, n_items=100, n_sources=6, k=2, per_item=3, acc=(0.8, 0.95))
     lone = np.arange(100, 160)
     lone_truth = np.random.default_rng(9).integers(0, 2, 60)
@@ -449,8 +449,8 @@ def test_a_useless_model_costs_at_most_a_tiny_margin(method: str, seed: int) -> 
     strict=False,
     reason=(
         "known weakness: with one human per item and only 600 items, EM lets a random model's 5 "
-        "confidence bins pick up spurious reliability and drags DS 1-3 points below the humans alone "
-        "(no harm from 2000-3000 items on, nor with bins=1)"
+        "confidence bins pick up spurious reliability and drags DS 1-3 points below the humans "
+        "alone (no harm from 2000-3000 items on, nor with bins=1)"
     ),
 )
 def test_a_useless_model_costs_at_most_a_tiny_margin_on_a_small_project() -> None:

@@ -72,7 +72,7 @@ def problems(draw: st.DrawFn, *, models: bool = True, gold: bool = True) -> tupl
 
 
 def _assert_sane(r: TruthResult, claims: Claims) -> None:
-    """Probabilities are probabilities and nothing is NaN or infinite (accuracy: only without claims)."""
+    """Probabilities are probabilities, nothing is NaN or infinite (accuracy is, without claims)."""
     assert (
         np.isfinite(r.posterior).all()
         and np.isfinite(r.confusion).all()

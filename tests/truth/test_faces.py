@@ -1,4 +1,4 @@
-"""The faces on the engine: scikit-learn-like estimators, the crowd-kit and the cleanlab adapters."""
+"""The faces on the engine: scikit-learn-like estimators, the crowd-kit and cleanlab adapters."""
 
 from __future__ import annotations
 
@@ -506,7 +506,7 @@ def test_cleanlab_width_of_pred_probs_sets_the_classes() -> None:
     assert out["annotator_stats"]["worst_class"].isin([0, 1, 2, 3]).all()
 
 
-# --- crowd-kit's GLAD and MACE ---------------------------------------------------------------------
+# --- crowd-kit's GLAD and MACE --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cls", [ck.GLAD, ck.MACE])

@@ -158,7 +158,8 @@ def test_faithful_worker_estimates_match_crowdkit() -> None:
         ["A19IBSKBTABMR3", "AEX5NCH03LWSG", "A17RPF5ZMO75GW", "A15L6WGIK3VU7N"]
     )
     ds = fit_truth(coded.claims, "ds")
-    # P(answer 1 | true 1) for three workers, P(answer 0 | true 1) for the fourth (crowd-kit's errors_).
+    # P(answer 1 | true 1) for three workers, P(answer 0 | true 1) for the fourth
+    # (crowd-kit's errors_).
     np.testing.assert_allclose(
         ds.confusion[workers, 1, [1, 1, 1, 0]],
         [0.952380211845, 0.886505377709, 0.888765066038, 0.08056911948],

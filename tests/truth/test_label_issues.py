@@ -33,7 +33,7 @@ def _planted(seed: int) -> tuple[Claims, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("method", ["ds-shrunk", "onecoin"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_planted_wrong_claims_rank_first(method: str, seed: int) -> None:
-    """Unshrunk DS is left out: its sharp confusions put many honest minority claims at quality 0."""
+    """Unshrunk DS is left out: its sharp confusions give many honest minority claims quality 0."""
     claims, _, planted = _planted(seed)
     r = fit_truth(claims, method)
     issues = claim_issues(claims, r.posterior, r.confusion)

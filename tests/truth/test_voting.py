@@ -39,7 +39,7 @@ def claims(
 
 @st.composite
 def multilabel_claims(draw: st.DrawFn) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """Voters per item each choose a subset of labels; returns the (item, label) pairs and voter counts."""
+    """Voters per item each pick a label subset; returns (item, label) pairs and voter counts."""
     n_items = draw(st.integers(1, 8))
     n_labels = draw(st.integers(1, 5))
     voters = draw(st.lists(st.integers(0, 6), min_size=n_items, max_size=n_items))

@@ -23,16 +23,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InputError, RowError, RowErrors
-from ..io.readers import open_rows
+from ..io.readers import SHOWN_ERRORS, open_rows
 from ..limits import MAX_ITEM_TEXT_LENGTH, json_problem
 from ..schema import ArenaSchema, canonical_json
-from ..store.claims import ClaimRow, add_claims, claim_row
+from ..store.claims import NewClaimRow, add_claims, claim_row
 from ..store.engine import Store
 from ..store.models import Claim, ImportRecord, Item, Project
 from ..store.queries import insert_ignore, project_schema, source_ids
+from ..truth.outcomes import outcome_named, unknown_outcome
 
 __all__ = [
-    "WINNERS",
     "ArenaImport",
     "arena_schema",
     "battle_id",
@@ -40,21 +40,7 @@ __all__ = [
     "import_responses",
 ]
 
-SHOWN_ERRORS = 20
 _CHUNK = 500
-
-#: How the ``winner`` column of a battles file may say each outcome (relative to the row's models).
-WINNERS = {
-    "model_a": "A",
-    "a": "A",
-    "model_b": "B",
-    "b": "B",
-    "tie": "tie",
-    "tie (bothbad)": "both_bad",
-    "both_bad": "both_bad",
-    "bothbad": "both_bad",
-    "both bad": "both_bad",
-}
 
 
 @dataclass
@@ -103,7 +89,8 @@ def _oriented(external_id: str, model_x: str, model_y: str, seed: int) -> tuple[
 
 
 def _text(value: Any) -> str | None:
-    """A cell as stripped text; None when blank. Whole floats (CSV/Parquet ids) lose their ``.0``."""
+    """A cell as stripped text; None when blank. Whole floats (CSV/Parquet ids) lose their
+    ``.0``."""
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
@@ -388,8 +375,9 @@ def import_battles(
     fmt: str | None = None,
     encoding: str = "utf-8",
 ) -> ArenaImport:
-    """Import judged battles: ``question_id`` (or ``prompt_id``), ``model_a``, ``model_b``, ``winner``
-    (``model_a``, ``model_b``, ``tie`` or ``both_bad``) per row, the format of prd_vicuna80's
+    """Import judged battles: ``question_id`` (or ``prompt_id``), ``model_a``, ``model_b``,
+    ``winner`` (``model_a``, ``model_b``, ``tie`` or ``both_bad``, or another spelling of
+    ``veritag.truth.outcomes.OUTCOME_SPELLINGS``) per row, the format of prd_vicuna80's
     ``battles.jsonl``; optional ``judge`` (or ``worker``) names who voted, else every vote is by
     ``source_name`` (default: the file's name without its suffix). Optional ``prompt``,
     ``response_a``, ``response_b`` and ``domain`` (or ``category``) describe a new item.
@@ -414,11 +402,9 @@ def import_battles(
         winner = rows.need(row.line, v, "winner")
         if prompt_id is None or ma is None or mb is None or winner is None:
             continue
-        outcome = WINNERS.get(winner.lower())
+        outcome = outcome_named(winner)  # relative to the row's models, turned below if need be
         if outcome is None:
-            rows.fail(
-                row.line, "winner", f"{winner!r} is not one of model_a, model_b, tie, both_bad"
-            )
+            rows.fail(row.line, "winner", unknown_outcome(winner))
             continue
         if ma == mb:
             rows.fail(row.line, "model_b", f"a battle needs two different models, got {ma!r} twice")
@@ -480,7 +466,7 @@ def import_battles(
             conn, project_id=project.id, kind="human", names={v["judge"] for v in votes}
         )
         seen: Counter[tuple[str, str, str]] = Counter()
-        claims: list[ClaimRow] = []
+        claims: list[NewClaimRow] = []
         for vote in votes:
             item_id, data = items[vote["ext"]]
             outcome = vote["outcome"]
@@ -489,7 +475,8 @@ def import_battles(
                     "B" if outcome == "A" else "A"
                 )  # the item holds the row's models the other way round
             key = (vote["ext"], vote["judge"], outcome)
-            # The n-th equal vote of a judge on a battle is a claim of its own (a log repeats votes).
+            # The n-th equal vote of a judge on a battle is a claim of its own (a log repeats
+            # votes).
             claims.append(
                 claim_row(
                     project.id,

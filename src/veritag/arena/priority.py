@@ -10,8 +10,9 @@ Scores are in (0, 1], the best pair scoring 1. Until the project has about two v
 with a model that has no vote yet scores 1 as well.
 
 The board behind the scores is cheap to keep: it is fitted without weights or intervals
-(``pair_priority`` works out the uncertainty from the battle counts itself), cached per project, and fitted again only once the project has
-``max(REFIT_MIN, REFIT_SHARE x votes)`` new claims, so a request costs two small queries.
+(``pair_priority`` works out the uncertainty from the battle counts itself), cached per project,
+and fitted again only once the project has ``max(REFIT_MIN, REFIT_SHARE x votes)`` new claims, so
+a request costs two small queries.
 """
 
 from __future__ import annotations

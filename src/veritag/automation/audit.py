@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from ..checks import bool_mask, level, slice_codes
 from .policy import clopper_pearson_lower
 
 __all__ = [
@@ -166,15 +167,6 @@ def label_shift(counts_a: ArrayLike, counts_b: ArrayLike) -> tuple[float, float]
     return tv, p
 
 
-def _bool_mask(values: ArrayLike, n: int, name: str) -> NDArray[np.bool_]:
-    arr = np.asarray(values)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) to match slices, got {arr.shape}")
-    if arr.dtype != np.bool_:
-        raise ValueError(f"{name} must be a boolean array, got dtype {arr.dtype}")
-    return arr
-
-
 def _binary(values: ArrayLike, n: int, name: str, required: NDArray[np.bool_]) -> NDArray:
     """0/1 floats with NaN for unknown; every ``required`` item must be known."""
     arr = np.asarray(values)
@@ -191,18 +183,6 @@ def _binary(values: ArrayLike, n: int, name: str, required: NDArray[np.bool_]) -
     if np.any(required & ~known):
         raise ValueError(f"{name} must be known (not NaN) on every audited item")
     return out
-
-
-def _slice_codes(slices: ArrayLike) -> NDArray[np.int64]:
-    codes = np.asarray(slices)
-    if codes.ndim != 1:
-        raise ValueError(f"slices must be a 1-d array, got shape {codes.shape}")
-    if codes.size and not np.issubdtype(codes.dtype, np.integer):
-        raise ValueError("slices must be integer slice codes (-1 = no slice)")
-    codes = codes.astype(np.int64)
-    if codes.size and codes.min() < -1:
-        raise ValueError("slice codes must be >= 0, or -1 for no slice")
-    return codes
 
 
 def _names(slice_names: Mapping[int, str] | Sequence[str] | None) -> dict[int, str]:
@@ -241,17 +221,15 @@ def bias_audit(
     and ``labels`` (final int class per item, ``0 <= label < n_classes``; ``n_classes``
     defaults to ``max + 1``). Slices reported: every code present plus every named one.
     """
-    delta = float(delta)
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta must lie strictly between 0 and 1, got {delta!r}")
+    delta = level("delta", delta)
     min_evidence = int(min_evidence)
     if min_evidence < 1:
         raise ValueError(f"min_evidence must be >= 1, got {min_evidence}")
-    codes = _slice_codes(slices)
+    codes = slice_codes(slices)
     n = codes.size
-    is_auto = _bool_mask(auto, n, "auto")
-    audited = _bool_mask(audit_mask, n, "audit_mask")
-    above = _bool_mask(would_auto, n, "would_auto")
+    is_auto = bool_mask(auto, n, "auto", "slices")
+    audited = bool_mask(audit_mask, n, "audit_mask", "slices")
+    above = bool_mask(would_auto, n, "would_auto", "slices")
     if np.any(is_auto & audited):
         raise ValueError("audited items are labeled by humans, so none may be auto")
     if np.any(is_auto & ~above):

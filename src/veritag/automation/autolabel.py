@@ -9,9 +9,10 @@ from the model source (``kind='model'``, the labeler's name and version), its ``
 order of the schema's classes.
 
 Claims carry the dedup key ``autolabel:<version>:<training digest>``: running again on the same
-human labels (and input fields) adds nothing, and running after new human labels arrived retrains and claims every
-item again. Resolution reads only a model's newest claim per item, so a retrained model replaces
-its older probabilities without erasing them. All claims are written in one transaction.
+human labels (and input fields) adds nothing, and running after new human labels arrived retrains
+and claims every item again. Resolution reads only a model's newest claim per item, so a
+retrained model replaces its older probabilities without erasing them. All claims are written in
+one transaction.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def autolabel_project(
     and store a model claim per item with text; named embedding labelers store their vectors.
 
     ``fields`` names item fields appended to the text (a premise's hypothesis, a prompt's
-    response). See the module docstring. Raises ``VeritagError`` for a project without fixed classes, or
-    with fewer than ``folds`` labeled items with text or fewer than two classes among them.
+    response). See the module docstring. Raises ``VeritagError`` for a project without fixed
+    classes, or with fewer than ``folds`` labeled items with text or fewer than two classes among
+    them.
     """
     if isinstance(labeler, str) and labeler not in LABELER_NAMES:
         raise VeritagError(f"unknown labeler {labeler!r}; choose one of {', '.join(LABELER_NAMES)}")

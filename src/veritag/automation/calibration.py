@@ -23,6 +23,8 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.isotonic import IsotonicRegression
 
+from ..checks import level
+
 __all__ = [
     "CALIBRATION_METHODS",
     "CalibrationMethod",
@@ -241,8 +243,7 @@ class TemperatureScaling(BaseEstimator):
         lo, hi = (float(b) for b in self.bounds)
         if not (0 < lo < hi and np.isfinite(hi)):
             raise ValueError(f"bounds must satisfy 0 < low < high < inf, got {self.bounds!r}")
-        if not (0 < self.eps < 1):
-            raise ValueError(f"eps must be in (0, 1), got {self.eps!r}")
+        level("eps", self.eps)
         a = _as_scores(probs, self.input)
         y = _as_labels(labels, a.shape[0], a.shape[1])
         z = self._logits(a)

@@ -31,6 +31,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from ..checks import bool_mask, confidences, level, slice_codes
+
 __all__ = [
     "Decision",
     "Plan",
@@ -96,22 +98,6 @@ class Plan:
     target: float
 
 
-def _check_level(name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
-    return value
-
-
-def _check_confidence(confidence: ArrayLike, name: str = "confidence") -> NDArray[np.float64]:
-    conf = np.asarray(confidence, dtype=np.float64)
-    if conf.ndim != 1:
-        raise ValueError(f"{name} must be a 1-d array, got shape {conf.shape}")
-    if not np.isfinite(conf).all():
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return conf
-
-
 def _check_correct(correct: ArrayLike, n: int, name: str = "correct") -> NDArray[np.bool_]:
     arr = np.asarray(correct)
     if arr.shape != (n,):
@@ -129,7 +115,7 @@ def clopper_pearson_lower(successes: ArrayLike, trials: ArrayLike, delta: float)
     Exact (not normal-approximate) because the interesting regime is accuracy near 1 with few
     errors, where approximations are anti-conservative. 0 successes or 0 trials give 0.
     """
-    delta = _check_level("delta", delta)
+    delta = level("delta", delta)
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     if np.any(k < 0) or np.any(k > n):
@@ -146,8 +132,8 @@ def min_audit_for(target: float, delta: float) -> int:
     With ``n`` successes out of ``n`` the bound is ``delta ** (1 / n)``; below this count a
     candidate is bound to fail, so it is skipped rather than allowed to end the sequence.
     """
-    target = _check_level("target", target)
-    delta = _check_level("delta", delta)
+    target = level("target", target)
+    delta = level("delta", delta)
     n = max(1, math.ceil(math.log(delta) / math.log(target)))
     while n > 1 and delta ** (1.0 / (n - 1)) >= target:  # float safety at the boundary
         n -= 1
@@ -194,9 +180,9 @@ def choose_threshold(
     a ``min_audit`` above both settings' minimum), a higher target or a smaller delta never
     lowers the threshold; since a stricter setting starts later, this can in rare cases reverse.
     """
-    target = _check_level("target", target)
-    delta = _check_level("delta", delta)
-    conf = _check_confidence(audit_confidence, "audit_confidence")
+    target = level("target", target)
+    delta = level("delta", delta)
+    conf = confidences(audit_confidence, "audit_confidence")
     correct = _check_correct(audit_correct, conf.size, "audit_correct")
     if int(min_audit) < 0:
         raise ValueError(f"min_audit must be >= 0, got {min_audit!r}")
@@ -221,7 +207,7 @@ def choose_threshold(
         grid = min(grid, m)
         cand = conf_desc[np.ceil(np.arange(1, grid + 1) * m / grid).astype(np.int64) - 1]
     else:
-        cand = _check_confidence(candidates, "candidates")
+        cand = confidences(candidates, "candidates")
     cand = np.unique(cand)[::-1]  # fixed sequence: most confident first
     if cand.size == 0:
         return none
@@ -267,15 +253,11 @@ def automate(
     (Bonferroni), so that all slices, and hence the pooled accepted set, meet the target at once
     with probability ``>= 1 - delta``.
     """
-    target = _check_level("target", target)
-    delta = _check_level("delta", delta)
-    conf = _check_confidence(confidence)
+    target = level("target", target)
+    delta = level("delta", delta)
+    conf = confidences(confidence)
     n = conf.size
-    mask = np.asarray(audit_mask)
-    if mask.shape != (n,):
-        raise ValueError(f"audit_mask must have shape ({n},) to match confidence, got {mask.shape}")
-    if mask.dtype != np.bool_:
-        raise ValueError("audit_mask must be a boolean array")
+    mask = bool_mask(audit_mask, n, "audit_mask", "confidence")
     n_audit = int(mask.sum())
     raw = np.asarray(audit_correct)
     if raw.shape == (n,):
@@ -295,16 +277,7 @@ def automate(
     if slices is None:
         codes = np.zeros(n, dtype=np.int64)
     else:
-        codes = np.asarray(slices)
-        if codes.shape != (n,):
-            raise ValueError(
-                f"slices must have shape ({n},) to match confidence, got {codes.shape}"
-            )
-        if codes.size and not np.issubdtype(codes.dtype, np.integer):
-            raise ValueError("slices must be integer slice codes (-1 = no slice)")
-        codes = codes.astype(np.int64)
-        if codes.size and codes.min() < -1:
-            raise ValueError("slice codes must be >= 0, or -1 for no slice")
+        codes = slice_codes(slices, n, "confidence")
     slice_ids = np.unique(codes[codes >= 0])
     per_slice = delta / max(1, slice_ids.size) if simultaneous else delta
 
@@ -371,9 +344,9 @@ def simulate(
     ``realized_accuracy`` is None when no item was accepted. ``audit_size`` counts the audited
     items at or above the threshold (the evidence behind it), ``audit_drawn`` the whole audit.
     """
-    target = _check_level("target", target)
-    delta = _check_level("delta", delta)
-    conf = _check_confidence(confidence)
+    target = level("target", target)
+    delta = level("delta", delta)
+    conf = confidences(confidence)
     truth = _check_correct(correct, conf.size)
     audit_size = int(audit_size)
     if not 0 <= audit_size <= conf.size:

@@ -28,6 +28,7 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
+from ..checks import level
 from ..errors import InputError, NotFound, VeritagError
 from ..keys import item_keys
 from ..resolve import HumanLabels, ProjectClaims, human_labels, load_project_claims
@@ -68,7 +69,8 @@ _BATCH = 10_000
 
 
 def audit_keys(project_id: int, item_ids: NDArray[np.int64], seed: int = 0) -> NDArray[np.float64]:
-    """The key per item that decides the audit sample (``keys.item_keys``): below the audit rate is audited."""
+    """The key per item that decides the audit sample (``keys.item_keys``): below the audit rate
+    is audited."""
     return item_keys(project_id, item_ids, seed)
 
 
@@ -96,7 +98,8 @@ class AutomationResult:
     """What ``automate_project`` decided, and the stored run's id.
 
     ``human_todo`` counts the items ``queue_rows`` hands to humans: unlabeled audited items, and
-    unlabeled items the model may not label where that decision is final. ``overall_bound`` is descriptive (see ``policy.Plan``).
+    unlabeled items the model may not label where that decision is final. ``overall_bound`` is
+    descriptive (see ``policy.Plan``).
     """
 
     run_id: int
@@ -302,6 +305,14 @@ def _slice_rows(
     return tuple(out)
 
 
+def _option(name: str, value: float, *, one: bool = False) -> None:
+    """``checks.level`` for a command-line option: the same words, as the command's error."""
+    try:
+        level(name, value, one=one)
+    except ValueError as exc:
+        raise VeritagError(str(exc)) from None
+
+
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
@@ -325,14 +336,12 @@ def automate_project(
     an item metadata field with one threshold per value; ``audit_rate`` the share of items in the
     audit (default: the project's previous rate, else 10% and at least 200 items).
     """
-    for name, value in (("target", target), ("delta", delta)):
-        if not 0.0 < value < 1.0:
-            raise VeritagError(f"--{name} must lie strictly between 0 and 1, got {value}")
+    _option("--target", target)
+    _option("--delta", delta)
     ev = load_evidence(store, project, model=model, slice_field=slice_field)
     n = ev.item_ids.size
     rate = _default_rate(store, project, n) if audit_rate is None else float(audit_rate)
-    if not 0.0 < rate <= 1.0:
-        raise VeritagError(f"--audit-rate must lie in (0, 1], got {rate}")
+    _option("--audit-rate", rate, one=True)
     audit = audit_keys(project.id, ev.item_ids, seed) < rate
     labeled = ev.human_label >= 0
     waiting = audit & ~labeled

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, RowError
+from ..io.labels import RowTable, raise_bad_rows
 from ..labelers import out_of_fold_proba
 from ..labelers.registry import DEFAULT_LABELER, LABELER_NAMES, labeler_factory
-from ..resolve.files import RowTable, raise_bad_rows
 from .policy import simulate
 
 __all__ = ["read_column_pairs", "simulate_files"]
@@ -64,7 +64,8 @@ def simulate_files(
     tasks = [t for t in text_of if t in label_of]
     if len(tasks) < max(folds, 2):
         raise InputError(
-            f"{texts} and {truth} share only {len(tasks)} tasks; the simulation needs at least {folds}"
+            f"{texts} and {truth} share only {len(tasks)} tasks; the simulation needs at least "
+            f"{folds}"
         )
     labels = np.array([label_of[t] for t in tasks], dtype=object)
     classes = sorted(set(labels.tolist()))

@@ -10,6 +10,7 @@ from .formats import EXPORT_FORMATS, FORMATS
 if TYPE_CHECKING:
     from .exporter import ExportResult, export_project
     from .importer import ColumnMap, ImportResult, import_file
+    from .labels import read_label_files, write_labels, write_sources
     from .readers import open_rows
 
 #: Where each public name lives, imported on first use: the exporter pulls in the store and
@@ -20,6 +21,7 @@ _HOMES = {
     "ColumnMap": ".importer",
     "ImportResult": ".importer",
     "import_file": ".importer",
+    **dict.fromkeys(("read_label_files", "write_labels", "write_sources"), ".labels"),
     "open_rows": ".readers",
 }
 
@@ -32,6 +34,9 @@ __all__ = [
     "export_project",
     "import_file",
     "open_rows",
+    "read_label_files",
+    "write_labels",
+    "write_sources",
 ]
 
 

@@ -59,7 +59,8 @@ BLOCK_SIZE = 1 << 20
 
 @dataclass(frozen=True)
 class CodedColumn:
-    """One column as ``values`` (distinct, stripped, first-seen order) and ``codes`` (one per row)."""
+    """One column as ``values`` (distinct, stripped, first-seen order) and ``codes`` (one per
+    row)."""
 
     values: pa.Array
     codes: NDArray[np.int32]
@@ -214,7 +215,8 @@ def _ints(array: pa.Array) -> NDArray[np.int32]:
 
 
 def int_array(values: NDArray[np.integer]) -> pa.Array:
-    """An int64 pyarrow array sharing numpy's buffer, without ``pa.array`` (which imports pandas)."""
+    """An int64 pyarrow array sharing numpy's buffer, without ``pa.array`` (which imports
+    pandas)."""
     data = np.ascontiguousarray(values, dtype=np.int64)
     return pa.Array.from_buffers(pa.int64(), data.size, [None, pa.py_buffer(data)])
 
@@ -242,7 +244,8 @@ def _from_matrix(cells: NDArray[np.uint8], lengths: NDArray[np.int64]) -> pa.Arr
 
 
 def csv_rounded(x: NDArray[np.float64]) -> pa.Array:
-    """``repr(round(v, 6))`` of every value, as the csv writer wrote them: ``0.5``, ``1.0``, ``0.123457``.
+    """``repr(round(v, 6))`` of every value, as the csv writer wrote them: ``0.5``, ``1.0``,
+    ``0.123457``.
 
     Vectorised for values in [0.0001, 1]; a value within a hair of a rounding tie, below 0.0001
     (written like ``5e-05``), above 1 or not finite is formatted by Python itself.

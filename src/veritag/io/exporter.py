@@ -110,7 +110,8 @@ class _Exporter:
         return RESOLVED if self.automation_run is None else (*RESOLVED, AUTOMATION)
 
     def columns(self, conn: sa.Connection) -> list[str]:
-        """Every column any item will have, in first-seen order: CSV and Parquet need them up front."""
+        """Every column any item will have, in first-seen order: CSV and Parquet need them up
+        front."""
         names: dict[str, None] = {"id": None, "text": None}
         stmt = (
             sa.select(Item.data, Item.meta)
@@ -261,9 +262,9 @@ class _Exporter:
         card = (
             "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
             "    path: data/train-*.parquet\n---\n\n"
-            f"# {self.project.name}\n\nExported by veritag: {n} items, each with its resolved `label`, "
-            "`confidence` (the probability of that label given all claims, or 1.0 for gold), `n_labels` "
-            "and `label_source`.\n"
+            f"# {self.project.name}\n\nExported by veritag: {n} items, each with its resolved "
+            "`label`, `confidence` (the probability of that label given all claims, or 1.0 for "
+            "gold), `n_labels` and `label_source`.\n"
         )
         with _atomic(out / "README.md") as fh:
             fh.write(card)
@@ -304,7 +305,8 @@ class _Exporter:
         return n
 
     def dpo(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
-        """``prompt, chosen, rejected`` per resolved preference; ties and unlabeled pairs are dropped."""
+        """``prompt, chosen, rejected`` per resolved preference; ties and unlabeled pairs are
+        dropped."""
         schema = self.schema
         if not isinstance(schema, PairwiseSchema):
             raise InputError(
@@ -320,7 +322,8 @@ class _Exporter:
                     a, b = r.get(schema.a_field), r.get(schema.b_field)
                     if prompt is None or a is None or b is None:
                         raise InputError(
-                            f"item {r['id']!r} lacks {schema.prompt_field!r}, {schema.a_field!r} or {schema.b_field!r}"
+                            f"item {r['id']!r} lacks {schema.prompt_field!r}, "
+                            f"{schema.a_field!r} or {schema.b_field!r}"
                         )
                     chosen, rejected = (a, b) if r["label"] == "A" else (b, a)
                     fh.write(

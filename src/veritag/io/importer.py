@@ -33,16 +33,15 @@ from ..limits import (
     text_problem,
 )
 from ..schema import BaseSchema, SpanSchema, canonical_json
-from ..store.claims import ClaimRow, add_claims, claim_row
+from ..store.claims import NewClaimRow, add_claims, claim_row
 from ..store.engine import Store
 from ..store.models import Claim, Gold, ImportRecord, Item, Project
 from ..store.queries import dialect_insert, execute_many, insert_ignore, project_schema, source_ids
-from .readers import Row, RowReader, open_rows
+from .readers import SHOWN_ERRORS, Row, RowReader, open_rows
 
 __all__ = ["ColumnMap", "ImportResult", "import_file"]
 
 ProgressFn = Callable[[int, int], None]
-SHOWN_ERRORS = 20
 
 
 class ColumnMap(BaseModel):
@@ -75,7 +74,8 @@ class ColumnMap(BaseModel):
         id_col = need(self.id, "--id") or next((c for c in ("id", "task") if c in present), None)
         if id_col is None:
             raise InputError(
-                f"{file}: missing column 'id' (or 'task'); pass --id COLUMN; columns found: {columns}"
+                f"{file}: missing column 'id' (or 'task'); pass --id COLUMN; columns found: "
+                f"{columns}"
             )
         worker = need(self.worker, "--worker") or ("worker" if "worker" in present else None)
         label = need(self.label, "--label")
@@ -83,8 +83,8 @@ class ColumnMap(BaseModel):
         if label is None and "label" in present and gold != "label":
             if worker is None and self.source is None:
                 raise InputError(
-                    f"{file}: column 'label' is ambiguous without a 'worker' column: pass --gold label "
-                    "(known-correct labels) or --source NAME (one annotator's labels)"
+                    f"{file}: column 'label' is ambiguous without a 'worker' column: pass "
+                    "--gold label (known-correct labels) or --source NAME (one annotator's labels)"
                 )
             label = "label"
         if label is not None and worker is None and self.source is None:
@@ -276,7 +276,8 @@ class _Importer:
 
     def _storable(self, row: Row, external_id: str, text: str | None, worker: str | None) -> bool:
         """Whether every value of the row can be stored and shown again: no NUL, no lone
-        surrogate, nothing over the caps in ``veritag.limits``; else the row fails, naming the column."""
+        surrogate, nothing over the caps in ``veritag.limits``; else the row fails, naming the
+        column."""
         b = self.bound
         assert b is not None
         values = row.values
@@ -314,7 +315,8 @@ class _Importer:
                 self._fail(
                     r.line,
                     self.bound.label or self.bound.gold,  # type: ignore[union-attr]
-                    f"item {r.external_id!r} has no text yet, so its spans cannot be checked; import its text first",
+                    f"item {r.external_id!r} has no text yet, so its spans cannot be checked; "
+                    "import its text first",
                 )
                 continue
             try:
@@ -388,7 +390,7 @@ class _Importer:
         if not any(r.label is not None or r.gold is not None or r.probs is not None for r in rows):
             return
         ids = self._item_ids(conn, list({r.external_id for r in rows}))
-        claims: list[ClaimRow] = []
+        claims: list[NewClaimRow] = []
         humans = {r.worker for r in rows if r.label is not None} - {
             n for k, n in self.sources if k == "human"
         }
@@ -422,7 +424,8 @@ class _Importer:
                 self._fail(
                     r.line,
                     b.gold,
-                    f"item {r.external_id!r} has a different gold label on {self.reader.unit} {earlier.line}",
+                    f"item {r.external_id!r} has a different gold label on {self.reader.unit} "
+                    f"{earlier.line}",
                 )
         if gold:
             known = {

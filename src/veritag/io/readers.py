@@ -18,7 +18,10 @@ from typing import Any
 from ..errors import InputError
 from .formats import FORMATS
 
-__all__ = ["FORMATS", "Row", "RowReader", "detect_format", "open_rows"]
+__all__ = ["FORMATS", "SHOWN_ERRORS", "Row", "RowReader", "detect_format", "open_rows"]
+
+#: Bad rows named in one error (the rest are counted): every reader of a file reports this many.
+SHOWN_ERRORS = 20
 
 _SUFFIXES = {
     ".csv": "csv",
@@ -48,7 +51,8 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         return _SUFFIXES[path.suffix.lower()]
     except KeyError:
         raise InputError(
-            f"{path}: cannot tell the format from the suffix {path.suffix!r}; pass --format ({', '.join(FORMATS)})"
+            f"{path}: cannot tell the format from the suffix {path.suffix!r}; pass --format "
+            f"({', '.join(FORMATS)})"
         ) from None
 
 
@@ -83,8 +87,8 @@ class RowReader:
             " (try --encoding latin-1)" if self.encoding.replace("-", "").lower() == "utf8" else ""
         )
         return InputError(
-            f"{self.path}:{line}: not valid {self.encoding} text: byte 0x{exc.object[exc.start]:02x} "
-            f"cannot be decoded{hint}; nothing was written"
+            f"{self.path}:{line}: not valid {self.encoding} text: byte "
+            f"0x{exc.object[exc.start]:02x} cannot be decoded{hint}; nothing was written"
         )
 
 

@@ -17,7 +17,7 @@ __all__ = ["Labeler", "ScikitLabeler", "out_of_fold_proba"]
 
 
 class Labeler(ABC):
-    """A model that labels texts. ``classes_`` (after ``fit``) orders ``predict_proba``'s columns."""
+    """A model labelling texts; ``classes_`` (set by ``fit``) orders ``predict_proba``'s columns."""
 
     #: Stored with every model claim, so a label can be traced to the model that made it.
     name: str = "labeler"

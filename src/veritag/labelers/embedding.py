@@ -81,7 +81,7 @@ class MemoryCache:
 def cached_embed(
     embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None
 ) -> NDArray[np.float32]:
-    """``embedder.embed(texts)``, encoding only the distinct texts ``cache`` lacks and storing them."""
+    """``embedder.embed(texts)``, encoding (and caching) only the distinct texts ``cache`` lacks."""
     if cache is None:
         return np.asarray(embedder.embed(list(texts)), np.float32)
     keys = [text_key(t) for t in texts]

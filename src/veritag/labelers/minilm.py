@@ -246,11 +246,11 @@ class _NumpyBert:
 class MiniLM:
     """all-MiniLM-L6-v2 as an ``Embedder``: 384-d unit vectors, identical to sentence-transformers'.
 
-    ``backend="auto"`` uses onnxruntime when ``onnxruntime`` and ``onnx`` are importable, else numpy.
-    ``precision=None`` means ``DEFAULT_PRECISION`` (fp32). int8 is ~1.5x faster and 4x smaller on
-    disk, but approximate (cosine to fp32 0.99 mean, 0.95 worst), it cost 0.05-0.6 points of labeler
-    accuracy in our benchmark, and its vectors shift slightly with their batch-mates (dynamic
-    quantisation scales activations per batch); numpy has fp32 only.
+    ``backend="auto"`` uses onnxruntime when ``onnxruntime`` and ``onnx`` are importable, else
+    numpy. ``precision=None`` means ``DEFAULT_PRECISION`` (fp32). int8 is ~1.5x faster and 4x
+    smaller on disk, but approximate (cosine to fp32 0.99 mean, 0.95 worst), it cost 0.05-0.6 points
+    of labeler accuracy in our benchmark, and its vectors shift slightly with their batch-mates
+    (dynamic quantisation scales activations per batch); numpy has fp32 only.
 
     ``version`` names the precision, not the backend: both backends' fp32 vectors agree to cosine
     0.99999, so cached fp32 vectors stay valid across them. The model loads on the first ``embed``.
@@ -287,10 +287,13 @@ class MiniLM:
         self._tokenizer: Any = None
 
     def __repr__(self) -> str:
-        return f"MiniLM(backend={self.backend!r}, precision={self.precision!r}, batch_size={self.batch_size})"
+        return (
+            f"MiniLM(backend={self.backend!r}, precision={self.precision!r}, "
+            f"batch_size={self.batch_size})"
+        )
 
     def load(self) -> MiniLM:
-        """Load the tokenizer and the model now (``embed`` does it on first use); returns ``self``."""
+        """Load the tokenizer and model now (``embed`` does it on first use); returns ``self``."""
         if self._forward is not None:
             return self
         from tokenizers import Tokenizer

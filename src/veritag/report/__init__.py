@@ -15,7 +15,7 @@ from .build import (
     ItemRow,
     Report,
     SourceConfusion,
-    SourceRow,
+    SourceQuality,
     Summary,
     build_report,
 )
@@ -33,7 +33,7 @@ __all__ = [
     "ItemRow",
     "Report",
     "SourceConfusion",
-    "SourceRow",
+    "SourceQuality",
     "Summary",
     "build_report",
     "render_html",

@@ -38,9 +38,11 @@ __all__ = [
     "ItemRow",
     "Report",
     "SourceConfusion",
-    "SourceRow",
+    "SourceQuality",
     "Summary",
     "build_report",
+    "plain",
+    "stale_note",
 ]
 
 #: z for the 95% Wilson interval on a source's accuracy.
@@ -89,7 +91,7 @@ class DomainScore:
 
 
 @dataclass(frozen=True)
-class SourceRow:
+class SourceQuality:
     """One source.
 
     ``accuracy`` is the engine's expected share of right answers (a model's top class counts).
@@ -212,9 +214,13 @@ class Histogram:
 
 @dataclass(frozen=True)
 class Report:
+    """Everything a quality report shows. ``truth`` says which stored truth run the labels come
+    from and what came after it (``resolve.CurrentTruth.to_json``: ``run``, ``stale``,
+    ``claims_since``, ``refitted``); None for a report built on a result outside the store."""
+
     summary: Summary
     class_names: tuple[str, ...]
-    sources: tuple[SourceRow, ...]
+    sources: tuple[SourceQuality, ...]
     agreement: AgreementStats
     uncertain_items: tuple[ItemRow, ...]
     suspect_claims: tuple[ClaimRow, ...]
@@ -224,32 +230,47 @@ class Report:
     domains: Domains | None = None
     ordinal: bool = False
     notes: tuple[str, ...] = field(default=())
+    truth: dict[str, Any] | None = None
 
-    def source(self, name: str) -> SourceRow:
+    def source(self, name: str) -> SourceQuality:
         """The row of the source called ``name`` (the first, if names repeat)."""
         for row in self.sources:
             if row.name == name:
                 return row
         raise KeyError(name)
 
-    def sources_by_accuracy(self) -> list[SourceRow]:
+    def sources_by_accuracy(self) -> list[SourceQuality]:
         """Worst first; sources without claims last."""
         return sorted(self.sources, key=lambda r: (math.isnan(r.accuracy), r.accuracy, r.index))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only: NaN and infinities become None, tuples lists."""
-        out = _plain(asdict(self))
+        out = plain(asdict(self))
         out["domains"] = out["domains"] and {**out["domains"], "names": list(self.domains.names)}
         return out
 
 
-def _plain(value: Any) -> Any:
+def stale_note(truth: dict[str, Any] | None) -> str | None:
+    """What a report on a stale stored run leaves out (None when the run covers everything): the
+    one wording the JSON warnings, the HTML page and the command line share."""
+    if not truth or not truth.get("stale") or truth.get("run") is None:
+        return None
+    since = int(truth.get("claims_since") or 0)
+    what = f"{since} claim{'s' if since != 1 else ''}" if since else "gold labels"
+    return (
+        f"these labels come from truth run {truth['run']}, which misses {what} added after it; "
+        "resolve the project again (`veritag report` and `veritag resolve` do) to include them"
+    )
+
+
+def plain(value: Any) -> Any:
+    """``value`` in plain JSON types: NaN and infinities become None, tuples and arrays lists."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
+        return [plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -453,7 +474,7 @@ def build_report(
         acc = float(accuracy[i]) if n_claims[i] else math.nan
         low, high = _wilson(acc, int(n_claims[i]))
         sources.append(
-            SourceRow(
+            SourceQuality(
                 index=i,
                 name=names[i],
                 kind=str(kinds[i]),

@@ -1,4 +1,5 @@
-"""Number formatting shared by the text and HTML renderers; only the "missing" mark differs."""
+"""Number formatting shared by the text and HTML renderers of both reports; only the "missing"
+and "tiny" marks differ (``TEXT``, ``HTML``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import math
 
 from .build import DomainScore
 
-__all__ = ["Formats"]
+__all__ = ["HTML", "TEXT", "Formats"]
 
 
 class Formats:
-    """Formatters writing ``missing`` for an absent value and ``tiny`` for a vanishing probability."""
+    """Formatters writing ``missing`` for an absent value and ``tiny`` for a vanishing
+    probability."""
 
     def __init__(self, missing: str, tiny: str) -> None:
         self.missing = missing
@@ -36,3 +38,9 @@ class Formats:
         if value is None or math.isnan(value):
             return self.missing
         return f"{100 * value:.1f}%"
+
+
+#: For a terminal (rich tables, user strings passed as ``Text``).
+TEXT = Formats(missing="-", tiny="<0.001")
+#: For HTML pages: the marks are entities.
+HTML = Formats(missing="&ndash;", tiny="&lt;0.001")

@@ -1,61 +1,23 @@
-"""The report's plots as inline SVG strings, drawn with matplotlib without pyplot.
+"""The quality report's plots as inline SVG strings, drawn the safe way ``svg`` draws them.
 
-Figures are plain ``matplotlib.figure.Figure`` objects saved straight to SVG, so nothing touches
-pyplot's global backend or state. Text is drawn as paths (``svg.fonttype: path``) and comments
-are stripped, so no user string reaches the SVG markup as text; ``$`` is escaped so names are
-never read as mathtext. Element ids get a per-figure prefix, so several SVGs can share a page.
+User strings (source, class and domain names) only reach a figure through ``plot_label``.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import re
-import warnings
-from collections.abc import Callable
 
 import numpy as np
 
 from .build import Report
+from .svg import plot_label, render_svg
 
 __all__ = ["accuracy_scatter", "confidence_histogram", "confusion_heatmaps", "domain_heatmap"]
 
 _STYLE = {"human": ("#1f77b4", "o"), "model": ("#e07b00", "^")}
-_RC = {
-    "svg.fonttype": "path",
-    "svg.hashsalt": "veritag",
-    "font.size": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.titlesize": 9,
-}
 _MAX_CONFUSION_CLASSES = 30
 _MAX_HEATMAP_SOURCES = 30
 _MAX_HEATMAP_DOMAINS = 30
-
-
-def _label(text: str, width: int = 24) -> str:
-    """A plot-safe label: shortened, and ``$`` escaped so matplotlib never parses mathtext."""
-    text = text if len(text) <= width else text[: width - 1] + "\u2026"
-    return text.replace("\\", "\\\\").replace("$", r"\$")
-
-
-def _svg(draw: Callable[[object], None], size: tuple[float, float], prefix: str) -> str:
-    from matplotlib import rc_context
-    from matplotlib.figure import Figure
-
-    with rc_context(_RC), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # missing glyphs in user strings, tight-layout hints
-        fig = Figure(figsize=size, layout="constrained")
-        draw(fig)
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    text = buf.getvalue()
-    text = text[text.index("<svg") :]
-    text = re.sub(r"<!--.*?-->|<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
-    text = re.sub(r'\bid="', f'id="{prefix}-', text)
-    text = text.replace('href="#', f'href="#{prefix}-').replace("url(#", f"url(#{prefix}-")
-    return re.sub(r"\n\s*\n", "\n", text).strip()
 
 
 def accuracy_scatter(report: Report) -> str | None:
@@ -90,13 +52,13 @@ def accuracy_scatter(report: Report) -> str | None:
                 marker=marker,
                 s=22,
                 alpha=0.8,
-                label=f"{_label(kind, 12)} ({len(pick)})",
+                label=f"{plot_label(kind, 12)} ({len(pick)})",
                 edgecolors="white",
                 linewidths=0.4,
             )
         for rank, r in enumerate(sorted(rows, key=lambda r: (r.accuracy, r.index))[:3]):
             ax.annotate(
-                _label(r.name, 20),
+                plot_label(r.name, 20),
                 (r.n_claims, r.accuracy),
                 xytext=(6, -9 - 9 * rank),
                 textcoords="offset points",
@@ -128,7 +90,7 @@ def accuracy_scatter(report: Report) -> str | None:
         ax.legend(loc="lower right", frameon=False)
         ax.grid(alpha=0.25)
 
-    return _svg(draw, (6.0, 3.6), "acc")
+    return render_svg(draw, (6.0, 3.6), "acc")
 
 
 def confidence_histogram(report: Report) -> str | None:
@@ -162,7 +124,7 @@ def confidence_histogram(report: Report) -> str | None:
             ax.set_ylabel("items")
         ax.grid(axis="y", alpha=0.25)
 
-    return _svg(draw, (6.0, 2.8), "conf")
+    return render_svg(draw, (6.0, 2.8), "conf")
 
 
 def confusion_heatmaps(report: Report) -> str | None:
@@ -171,7 +133,7 @@ def confusion_heatmaps(report: Report) -> str | None:
     k = report.summary.classes
     if not mats or k < 2 or k > _MAX_CONFUSION_CLASSES:
         return None
-    ticks = [_label(c, 10) for c in report.class_names] if k <= 12 else None
+    ticks = [plot_label(c, 10) for c in report.class_names] if k <= 12 else None
     cell = min(0.45, 2.4 / k)
 
     def draw(fig) -> None:
@@ -181,7 +143,7 @@ def confusion_heatmaps(report: Report) -> str | None:
             m = np.array(conf.matrix)
             image = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="Blues")
             ax.set_title(
-                f"{_label(conf.name, 18)}\n{conf.kind}, {conf.n_claims} claims", fontsize=8
+                f"{plot_label(conf.name, 18)}\n{conf.kind}, {conf.n_claims} claims", fontsize=8
             )
             if k <= 6:
                 for (i, j), v in np.ndenumerate(m):
@@ -208,7 +170,7 @@ def confusion_heatmaps(report: Report) -> str | None:
             fig.colorbar(image, ax=list(axes), shrink=0.8, label="P(answer | true)")
 
     width = max(3.0, len(mats) * (k * cell + 1.2) + 1.0)
-    return _svg(draw, (min(width, 11.0), k * cell + 1.8), "cm")
+    return render_svg(draw, (min(width, 11.0), k * cell + 1.8), "cm")
 
 
 def domain_heatmap(report: Report) -> str | None:
@@ -238,8 +200,10 @@ def domain_heatmap(report: Report) -> str | None:
             vmax=1.0,
             aspect="auto",
         )
-        ax.set_xticks(range(len(names)), [_label(n, 16) for n in names], rotation=30, ha="right")
-        ax.set_yticks(range(len(rows)), [_label(r.name, 22) for r in rows])
+        ax.set_xticks(
+            range(len(names)), [plot_label(n, 16) for n in names], rotation=30, ha="right"
+        )
+        ax.set_yticks(range(len(rows)), [plot_label(r.name, 22) for r in rows])
         if annotate:
             for (i, j), v in np.ndenumerate(m):
                 if not np.isnan(v):
@@ -257,4 +221,4 @@ def domain_heatmap(report: Report) -> str | None:
 
     height = 1.2 + 0.28 * len(rows)
     width = min(11.0, 2.5 + 0.7 * len(names))
-    return _svg(draw, (max(width, 4.5), height), "dom")
+    return render_svg(draw, (max(width, 4.5), height), "dom")

@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .build import Report, SourceRow
-from .formatting import Formats
+from .build import Report, SourceQuality
+from .formatting import TEXT
 
 __all__ = ["render_text"]
 
@@ -17,11 +17,10 @@ __all__ = ["render_text"]
 _MAX_DOMAIN_COLUMNS = 4
 
 
-_F = Formats(missing="-", tiny="<0.001")
-_num, _prob, _domain_cell, _pct = _F.num, _F.prob, _F.domain_cell, _F.pct
+_num, _prob, _domain_cell, _pct = TEXT.num, TEXT.prob, TEXT.domain_cell, TEXT.pct
 
 
-def _interval(row: SourceRow) -> str:
+def _interval(row: SourceQuality) -> str:
     if math.isnan(row.accuracy_low):
         return "-"
     return f"{row.accuracy_low:.2f}-{row.accuracy_high:.2f}"
@@ -45,7 +44,9 @@ def render_text(report: Report, console: Console, *, max_rows: int = 20) -> None
     table.add_row("claims", f"{s.claims} ({s.human_claims} human, {s.model_claims} model)")
     table.add_row("sources", f"{s.sources} ({s.humans} human, {s.models} model)")
     status = "converged" if s.converged else "NOT converged"
-    table.add_row("method", f"{s.method}, {s.n_iter} iterations, {status}")
+    run = report.truth.get("run") if report.truth else None
+    stored = "" if run is None else f", stored run {run}"
+    table.add_row("method", f"{s.method}, {s.n_iter} iterations, {status}{stored}")
     prior = ", ".join(
         f"{name}: {p:.3f}" for name, p in zip(report.class_names, s.prior, strict=True)
     )

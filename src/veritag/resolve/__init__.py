@@ -32,7 +32,8 @@ command with ``refit="stale"`` (``current_resolution``: fit again on any new cla
 ``human_labels`` resolves from human claims and gold only: the reference a model is graded
 against by the auto-labeler and by automation, which must not include the model itself.
 
-``resolve_files`` does the same without a database, on a long ``task,worker,label`` file.
+``resolve_files`` does the same without a database, on a long ``task,worker,label`` file that
+``read_label_files`` (the io package's labels module) read into codes.
 """
 
 from __future__ import annotations
@@ -54,13 +55,12 @@ if TYPE_CHECKING:
     )
     from .current import CurrentTruth, NotResolved, current_resolution, current_truth, load_truth
     from .files import (
+        FileClaims,
         FileResolution,
-        SourceRow,
+        RankedSource,
         project_source_rows,
         rank_sources,
         resolve_files,
-        write_labels,
-        write_sources,
     )
     from .human import HumanLabels, human_labels
     from .project import ProjectClaims, load_project_claims, resolve_project
@@ -84,13 +84,12 @@ _HOMES = {
     ),
     **dict.fromkeys(
         (
+            "FileClaims",
             "FileResolution",
-            "SourceRow",
+            "RankedSource",
             "project_source_rows",
             "rank_sources",
             "resolve_files",
-            "write_labels",
-            "write_sources",
         ),
         ".files",
     ),
@@ -112,13 +111,12 @@ __all__ = [
     "RunInfo",
     "SourceStats",
     "effective_method",
+    "FileClaims",
     "FileResolution",
-    "SourceRow",
+    "RankedSource",
     "project_source_rows",
     "rank_sources",
     "resolve_files",
-    "write_labels",
-    "write_sources",
     "HumanLabels",
     "human_labels",
     "ProjectClaims",

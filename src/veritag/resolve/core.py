@@ -14,14 +14,14 @@ from ..schema import BaseSchema, MultiLabelSchema
 from ..truth import METHODS
 from .defaults import DEFAULT_METHOD, OPEN_METHOD  # noqa: F401 (re-exported: resolve.core.DEFAULT_METHOD)
 
-#: Engine settings every run uses; stored with the run. ``tol=None``: each method's own (crowd-kit's 1e-5
-#: on its lower bound for ``ds``/``onecoin``, see ``veritag.truth.engine.DEFAULT_TOL``).
+#: Engine settings every run uses; stored with the run. ``tol=None``: each method's own
+#: (crowd-kit's 1e-5 on its lower bound for ``ds``/``onecoin``, see
+#: ``veritag.truth.engine.DEFAULT_TOL``).
 ENGINE_PARAMS: dict[str, Any] = {"max_iter": 100, "tol": None, "shrinkage": 0.5, "bins": 5}
 BASES = ("claims", "model", "gold")  # Resolution.basis codes 0, 1, 2
 _CLAIMS, _MODEL, _GOLD = 0, 1, 2
 _CHUNK = 100_000
 _WRITE_BATCH = 20_000
-SHOWN_ERRORS = 20
 
 
 # --- results ----------------------------------------------------------------------------------

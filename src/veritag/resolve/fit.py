@@ -57,7 +57,8 @@ def fit_categorical(
     method: str,
 ) -> CategoricalFit:
     """Posteriors and source reliabilities from dense COO claims (positions, not store ids), gold
-    pinned, and each item's basis (``BASES``): what projects, human-only references and files share."""
+    pinned, and each item's basis (``BASES``): what projects, human-only references and files
+    share."""
     h_item, h_src, h_label = hard
     s_item, s_src, s_probs = soft
     g_item, g_label = gold

@@ -28,7 +28,8 @@ __all__ = ["HumanLabels", "human_labels", "one_claim_correct"]
 @dataclass(frozen=True)
 class HumanLabels:
     """Per item with a human claim or gold (``item_ids`` sorted): class code, its posterior and
-    whether one human claim was right (1/0, NaN unknown). ``classes``/``values`` as in the schema."""
+    whether one human claim was right (1/0, NaN unknown). ``classes``/``values`` as in the
+    schema."""
 
     item_ids: NDArray[np.int64]
     label: NDArray[np.int64]
@@ -92,7 +93,8 @@ def human_labels(
     method: str = DEFAULT_METHOD,
     claims: ProjectClaims | None = None,
 ) -> HumanLabels:
-    """Resolve a categorical project from its human claims and gold only (see the module docstring)."""
+    """Resolve a categorical project from its human claims and gold only (see the module
+    docstring)."""
     pc = claims if claims is not None else load_project_claims(conn, project)
     (hi, hs, hc), (g_pos, g_codes) = pc.hard, pc.gold
     n, k = pc.item_ids.size, len(pc.classes)

@@ -84,7 +84,8 @@ class _Chunk:
 
 
 def _claims(conn: sa.Connection, project_id: int, mark: Watermark) -> Iterator[_Chunk]:
-    """The project's claims up to ``mark``, in chunks, in one pass straight from the driver's cursor.
+    """The project's claims up to ``mark``, in chunks, in one pass straight from the driver's
+    cursor.
 
     Millions of claims pass through here, so this skips SQLAlchemy's row objects and reads
     human and model claims in one scan (each source's kind is looked up in numpy). PostgreSQL
@@ -381,7 +382,8 @@ def _resolve_multilabel(
         return len(seen) - 1
 
     def chosen(texts: list[str]) -> NDArray[np.bool_]:
-        """(claims, labels): which labels each stored text chose; each distinct text decoded once."""
+        """(claims, labels): which labels each stored text chose; each distinct text decoded
+        once."""
         for text in dict.fromkeys(texts):
             if text not in row_of:
                 row_of[text] = chosen_row(text)

@@ -1,8 +1,9 @@
 """Routing to specialist tutors: who labels an item next, or whether it is done.
 
 The package root is pure numpy (``gain``, ``policy``, ``skill``, ``domains``) plus the replay
-simulator; the store side (tutors, leases, budget) is ``veritag.routing.service``, imported on
-its own so that the math never loads the database.
+simulator; the store side (tutors, leases, budget) is ``veritag.routing.service``, which gathers
+``settings``, ``evidence``, ``leases`` and ``status``, imported on its own so that the math never
+loads the database.
 """
 
 from .domains import DEFAULT_DOMAINS, classify_domains, keyword_domains

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..checks import posteriors
+
 __all__ = ["expected_gain", "posterior_after"]
 
 #: Items x tutors x classes^2 cells computed at once; larger problems are done in item blocks.
@@ -27,10 +29,8 @@ _BLOCK_CELLS = 4_000_000
 def _check(
     posterior: ArrayLike, confusion: ArrayLike
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    p = np.asarray(posterior, dtype=np.float64)
+    p = posteriors(posterior)
     c = np.asarray(confusion, dtype=np.float64)
-    if p.ndim != 2:
-        raise ValueError(f"posterior must be (items, classes), got shape {p.shape}")
     k = p.shape[1]
     if c.ndim not in (3, 4) or c.shape[-2:] != (k, k):
         raise ValueError(

@@ -31,7 +31,8 @@ def swapped(project_id: int, lease_id: int) -> bool:
 def pair_view(
     schema: PairwiseSchema, project_id: int, lease_id: int, data: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The prompt and the two responses as the lease shows them (``prompt``, ``left``, ``right``)."""
+    """The prompt and the two responses as the lease shows them (``prompt``, ``left``,
+    ``right``)."""
     data = data or {}
     a, b = data.get(schema.a_field), data.get(schema.b_field)
     left, right = (b, a) if swapped(project_id, lease_id) else (a, b)

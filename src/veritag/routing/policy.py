@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..checks import level
 from .gain import expected_gain
 
 __all__ = [
@@ -28,24 +29,29 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RoutingConfig:
-    """The knobs of adaptive redundancy.
+    """The knobs of adaptive redundancy, and their defaults for every router.
+
+    A live project's settings (``routing.settings.ProjectRouting``) start from these defaults
+    and hand the same knobs back through ``ProjectRouting.config()``, so the simulator and a
+    live project stop items by one rule.
 
     target: posterior (top class) at which an item needs no more labels.
     max_labels: cap on human labels per item, whatever the posterior says.
     budget: total human labels (or cost units) to spend; None is unlimited.
     min_labels: human labels every item gets before the posterior may stop it.
-    gold_rate: share of items whose truth is known up front (gold checks); they measure tutors.
+    gold_share: (simulator) share of the items with a known truth that are taken as gold checks
+        up front, to measure tutors. Not a live project's ``gold_rate``, which is the share of
+        each tutor's leases that are gold checks.
     """
 
     target: float = 0.95
-    max_labels: int = 10
+    max_labels: int = 5
     budget: float | None = None
     min_labels: int = 1
-    gold_rate: float = 0.0
+    gold_share: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.target <= 1.0:
-            raise ValueError(f"target must lie in (0, 1]; got {self.target}")
+        level("target", self.target, one=True)
         if self.min_labels < 0 or self.max_labels < max(self.min_labels, 1):
             raise ValueError(
                 f"need 0 <= min_labels <= max_labels and max_labels >= 1; "
@@ -53,8 +59,7 @@ class RoutingConfig:
             )
         if self.budget is not None and self.budget < 0:
             raise ValueError(f"budget must be >= 0; got {self.budget}")
-        if not 0.0 <= self.gold_rate < 1.0:
-            raise ValueError(f"gold_rate must lie in [0, 1); got {self.gold_rate}")
+        level("gold_share", self.gold_share, zero=True)
 
 
 def item_done(
@@ -64,7 +69,8 @@ def item_done(
     *,
     exhausted: ArrayLike | None = None,
 ) -> NDArray[np.bool_]:
-    """Items that need no more labels: confident enough (after ``min_labels``), capped, or exhausted.
+    """Items that need no more labels: confident enough (after ``min_labels``), capped, or
+    exhausted.
 
     ``exhausted`` marks items no tutor can still be asked about.
     """
@@ -99,7 +105,8 @@ def tutor_scores(
     if cost_.shape != (shape[1],) or (cost_.size and cost_.min() <= 0):
         raise ValueError(f"cost must give each of the {shape[1]} tutors a positive number")
     # Only the askable pairs are computed: as one "tutor" whose domains are the real tutors (times
-    # their domains), each pair is a row of expected_gain. Sparse pools cost O(pairs), not items x tutors.
+    # their domains), each pair is a row of expected_gain. Sparse pools cost O(pairs), not
+    # items x tutors.
     items, tutors = np.nonzero(mask)
     if c.ndim == 4:
         d = np.asarray(domains, dtype=np.int64) if domains is not None else None
@@ -122,7 +129,8 @@ def choose_tutors(
     cost: ArrayLike | None = None,
     done: ArrayLike | None = None,
 ) -> NDArray[np.int64]:
-    """Per item the tutor with the highest gain per unit cost; -1 if the item is done or nobody is left.
+    """Per item the tutor with the highest gain per unit cost; -1 if the item is done or nobody is
+    left.
 
     Ties go to the lowest tutor index, so the choice is deterministic.
     """

@@ -75,8 +75,9 @@ def read_crowd(
     all reach the labeler. Ground truth for tasks nobody labeled is ignored; a ground-truth label
     nobody answered becomes a class of its own. Every bad row is named by file and line.
     """
-    # Not at module level: the file readers pull in the store, and `import veritag.routing` need not.
-    from ..resolve.files import RowTable, _class_order, raise_bad_rows, read_long_labels
+    # Not at module level: the file readers pull in the store, and `import veritag.routing` need
+    # not.
+    from ..io.labels import RowTable, class_order, raise_bad_rows, read_long_labels
 
     errors: list[RowError] = []
     bad = [0]
@@ -116,7 +117,7 @@ def read_crowd(
         raise InputError(f"{labels}: no labels to replay")
     for _, label in gt_of.values():
         classes.setdefault(label, len(classes))
-    order = _class_order(list(classes))
+    order = class_order(list(classes))
     remap = np.array([order.index(c) for c in classes], dtype=np.int64)
     code = {c: i for i, c in enumerate(order)}
     gt = np.full(len(tasks), -1, np.int64)
@@ -139,7 +140,8 @@ def read_crowd(
 
 @dataclass(frozen=True)
 class ReplayPool:
-    """The recorded answers, one per (item, worker) pair (a repeated pair keeps its first answer)."""
+    """The recorded answers, one per (item, worker) pair (a repeated pair keeps its first
+    answer)."""
 
     item: NDArray[np.int64]
     worker: NDArray[np.int64]
@@ -157,7 +159,8 @@ class ReplayPool:
         return cls(it[first], wo[first], la[first], n_items, n_workers)
 
     def recorded(self) -> NDArray[np.bool_]:
-        """(items, workers): True where the worker answered the item, i.e. where they can be asked."""
+        """(items, workers): True where the worker answered the item, i.e. where they can be
+        asked."""
         mask = np.zeros((self.n_items, self.n_workers), bool)
         mask[self.item, self.worker] = True
         return mask
@@ -421,7 +424,7 @@ def simulate_crowd(
     c = np.ones(pool.n_workers) if cost is None else np.asarray(cost, dtype=np.float64)
     rng = np.random.default_rng(seed)
     known = np.flatnonzero(data.gt >= 0)
-    gold = np.sort(rng.choice(known, size=int(config.gold_rate * known.size), replace=False))
+    gold = np.sort(rng.choice(known, size=int(config.gold_share * known.size), replace=False))
     run = _Run(data, pool, c, gold)
     use_model = (
         labeler

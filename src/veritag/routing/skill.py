@@ -35,7 +35,8 @@ def prior_confusion(
     on: float = DECLARED_ACCURACY,
     off: float = OTHER_ACCURACY,
 ) -> NDArray[np.float64]:
-    """(tutors, domains, k, k): ``on`` (declared) or ``off`` on the diagonal, the rest spread evenly."""
+    """(tutors, domains, k, k): ``on`` (declared) or ``off`` on the diagonal, the rest spread
+    evenly."""
     mask = np.asarray(declared, dtype=bool)
     k = n_classes
     acc = np.where(mask, on, off)[..., None, None]
@@ -46,7 +47,8 @@ def prior_confusion(
 def blend_skill(
     measured: ArrayLike, n_claims: ArrayLike, prior: ArrayLike, *, strength: float = PRIOR_STRENGTH
 ) -> NDArray[np.float64]:
-    """Per tutor and domain: the measured matrix weighted by its claims, the prior by ``strength``."""
+    """Per tutor and domain: the measured matrix weighted by its claims, the prior by
+    ``strength``."""
     c = np.asarray(measured, dtype=np.float64)
     n = np.asarray(n_claims, dtype=np.float64)[..., None, None]
     p = np.asarray(prior, dtype=np.float64)

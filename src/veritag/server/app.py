@@ -20,8 +20,6 @@ from starlette.types import Scope
 from .. import __version__
 from ..errors import VeritagError
 from ..store.engine import Store
-from .api import router
-from .api_ops import router as ops_router
 from .arena import pages_router as arena_pages_router
 from .arena import router as arena_router
 from .audit import pages_router as audit_pages_router
@@ -32,6 +30,7 @@ from .pages import STATIC_DIR
 from .pages import router as pages_router
 from .review import pages_router as review_pages_router
 from .review import router as review_router
+from .routes import API_ROUTERS
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -55,7 +54,8 @@ def allowed_methods(app: FastAPI, scope: Scope) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """On start, release what a crashed process of this host left leased (``release_orphaned_leases``)."""
+    """On start, release what a crashed process of this host left leased
+    (``release_orphaned_leases``)."""
     from ..config import load_settings
     from ..routing.service import release_orphaned_leases
 
@@ -73,8 +73,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(store: Store) -> FastAPI:
-    """The server over ``store``: the JSON API under ``/api/v1`` (OpenAPI at ``/api/v1/openapi.json``)
-    and the web UI (``/login``, ``/``, ``/p/{project}/label``, ``/p/{project}/dashboard``)."""
+    """The server over ``store``: the JSON API under ``/api/v1`` (OpenAPI at
+    ``/api/v1/openapi.json``) and the web UI (``/login``, ``/``, ``/p/{project}/label``,
+    ``/p/{project}/dashboard``)."""
     app = FastAPI(
         title="veritag",
         version=__version__,
@@ -120,8 +121,8 @@ def create_app(store: Store) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    app.include_router(router)
-    app.include_router(ops_router)
+    for api_router in API_ROUTERS:
+        app.include_router(api_router)
     app.include_router(review_router)
     app.include_router(arena_router)
     app.include_router(audit_router)

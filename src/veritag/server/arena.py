@@ -21,9 +21,9 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ..errors import VeritagError
 from ..store.models import Project
-from .auth import current_user, project_access
+from .auth import current_user
 from .common import json_ready, request_store
-from .deps import READERS, Me
+from .deps import READERS, Me, project_for
 from .openapi import errors
 from .pages import project_page, render_page
 from .responses import LeaderboardOut
@@ -89,16 +89,17 @@ def leaderboard(
 ) -> dict[str, Any]:
     """The project's models ranked (Bradley-Terry, 95% intervals), over every domain or one;
     ``weighted`` weighs each vote by its tutor's reliability."""
-    with request_store(request).session() as session:
-        proj, _ = project_access(session, name, user, READERS)
-    return json_ready(_board(request, proj, domain, ties, interval, rounds, weighted))  # type: ignore[no-any-return]
+    proj = project_for(request_store(request), name, user, READERS)
+    board = _board(request, proj, domain, ties, interval, rounds, weighted)
+    return json_ready(board)  # type: ignore[no-any-return]
 
 
 # --- the page and its plot -----------------------------------------------------------------------
 
 
 def interval_svg(rows: list[dict[str, Any]], width: int = 640) -> str:
-    """The board as a forest plot: one line per model, its interval as a bar and its rating as a dot."""
+    """The board as a forest plot: one line per model, its interval as a bar and its rating as a
+    dot."""
     row_h, left, right, top = 26, 150, 30, 30
     height = top + row_h * len(rows) + 30
     values = [v for r in rows for v in (r["lower"], r["upper"], r["rating"]) if v is not None]
@@ -120,8 +121,10 @@ def interval_svg(rows: list[dict[str, Any]], width: int = 640) -> str:
     for k in range(5):
         v = lo + (hi - lo) * (k + 0.5) / 5
         parts.append(
-            f'<line x1="{x(v):.1f}" y1="{top - 4}" x2="{x(v):.1f}" y2="{height - 24}" stroke="#e3e6ec"/>'
-            f'<text x="{x(v):.1f}" y="{height - 8}" text-anchor="middle" fill="#6b7385">{v:.0f}</text>'
+            f'<line x1="{x(v):.1f}" y1="{top - 4}" x2="{x(v):.1f}" y2="{height - 24}" '
+            'stroke="#e3e6ec"/>'
+            f'<text x="{x(v):.1f}" y="{height - 8}" text-anchor="middle" '
+            f'fill="#6b7385">{v:.0f}</text>'
         )
     for i, r in enumerate(rows):
         y = top + row_h * i + row_h / 2
@@ -131,7 +134,8 @@ def interval_svg(rows: list[dict[str, Any]], width: int = 640) -> str:
         )
         if r["lower"] is not None and r["upper"] is not None:
             parts.append(
-                f'<line x1="{x(r["lower"]):.1f}" y1="{y:.1f}" x2="{x(r["upper"]):.1f}" y2="{y:.1f}" '
+                f'<line x1="{x(r["lower"]):.1f}" y1="{y:.1f}" '
+                f'x2="{x(r["upper"]):.1f}" y2="{y:.1f}" '
                 'stroke="#3b6fd8" stroke-width="4" stroke-linecap="round" opacity="0.45"/>'
             )
         parts.append(
@@ -151,10 +155,9 @@ _NOTHING = (
 
 @pages_router.get("/p/{name}/plots/arena.svg", response_model=None)
 def arena_plot(name: str, request: Request, domain: str | None = None) -> Response:
-    """The board's intervals as an SVG file, for ``<img>`` under the page's CSP (it runs nothing)."""
-    user = current_user(request)
-    with request_store(request).session() as session:
-        proj, _ = project_access(session, name, user, READERS)
+    """The board's intervals as an SVG file, for ``<img>`` under the page's CSP (it runs
+    nothing)."""
+    proj = project_for(request_store(request), name, current_user(request), READERS)
     try:
         svg = interval_svg(_board(request, proj, domain, "half", "bootstrap", 100, True)["models"])
     except VeritagError as exc:
@@ -171,11 +174,12 @@ def arena_plot(name: str, request: Request, domain: str | None = None) -> Respon
 
 @pages_router.get("/p/{name}/arena", response_model=None)
 def arena_page(name: str, request: Request, domain: str | None = None) -> Response:
-    """The leaderboard page (reviewer, admin): a table per the chosen domain and the interval plot."""
+    """The leaderboard page (reviewer, admin): a table per the chosen domain and the interval
+    plot."""
     entry = project_page(request, name, READERS)
     if isinstance(entry, Response):
         return entry
-    user, csrf, _, proj = entry
+    user, csrf, _, proj, _ = entry
     board, note = None, None
     try:
         board = _board(request, proj, domain, "half", "bootstrap", 100, True)

@@ -123,7 +123,8 @@ def _shown(entry: audit.Entry) -> dict[str, Any]:
 def audit_page(
     request: Request, action: str = "", actor: str = "", before: int | None = None
 ) -> Response:
-    """The audit log as a table for global admins, filtered by action family and actor, a page at a time."""
+    """The audit log as a table for global admins, filtered by action family and actor, a page at a
+    time."""
     entry = admin_page(request)
     if isinstance(entry, Response):
         return entry

@@ -26,10 +26,10 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound
+from ..errors import Forbidden, NotFound
 from ..limits import text_problem
 from ..store import audit
 from ..store.models import ApiToken, LoginSession, Membership, Project, User
@@ -51,6 +51,7 @@ __all__ = [
     "project_access",
     "require_role",
     "revoke_token",
+    "set_session_cookie",
     "start_login",
 ]
 
@@ -65,7 +66,8 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 @functools.cache
 def _dummy_user() -> User:
-    """A user to verify against when the name is unknown, so a wrong name costs what a wrong password does."""
+    """A user to verify against when the name is unknown, so a wrong name costs what a wrong
+    password does."""
     return User(
         username="", password_hash=PasswordHasher().hash(secrets.token_hex(16)), role="tutor"
     )
@@ -168,6 +170,23 @@ def start_login(
     return secret, csrf, expires
 
 
+def set_session_cookie(
+    response: Response, request: Request, secret: str, expires: datetime
+) -> None:
+    """Hand the browser its session: HttpOnly (no script reads it), SameSite=Lax, Secure over
+    HTTPS, for the whole site until the session expires (``POST /api/v1/login`` and the login
+    form both set it so)."""
+    response.set_cookie(
+        COOKIE,
+        secret,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        expires=expires,
+        path="/",
+    )
+
+
 def end_login(session: Session, cookie: str | None, actor: audit.Actor | None = None) -> None:
     """End the cookie's session (if any) and record the logout in the audit log."""
     ended = False
@@ -239,7 +258,7 @@ def require_role(*roles: str) -> Callable[[Principal], Principal]:
 
     def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
         if user.role not in roles:
-            raise HTTPException(status_code=403, detail=f"this needs the role {' or '.join(roles)}")
+            raise Forbidden(f"this needs the role {' or '.join(roles)}")
         return user
 
     return check
@@ -261,7 +280,7 @@ def project_access(
     )
     if user.role == "admin":
         if project is None:
-            raise HTTPException(status_code=404, detail=f"no project named {name!r}")
+            raise NotFound(f"no project named {name!r}")
         role = "admin"
     else:
         role = (
@@ -274,10 +293,9 @@ def project_access(
             )
         )
         if project is None or role is None:
-            raise HTTPException(status_code=403, detail=f"you are not a member of project {name!r}")
+            raise Forbidden(f"you are not a member of project {name!r}")
     if role not in roles:
-        raise HTTPException(
-            status_code=403,
-            detail=f"this needs the role {' or '.join(roles)} in project {name!r}; yours is {role}",
+        raise Forbidden(
+            f"this needs the role {' or '.join(roles)} in project {name!r}; yours is {role}"
         )
     return project, role

@@ -12,12 +12,15 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
 
+from ..errors import InputError
 from ..limits import MAX_ID
+from ..resolve import METHODS
 from ..store.engine import Store
 
 __all__ = [
     "Id",
     "OptionalId",
+    "check_method",
     "encodable",
     "json_ready",
     "pid_alive",
@@ -30,6 +33,11 @@ Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 #: An optional integer id in the query string, bounded as ``Id``.
 OptionalId = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="Automation run id [default: the newest]")
+]
+#: Which stored truth run a GET reads (a GET never fits, so it never picks the method to fit).
+StoredMethod = Annotated[
+    str | None,
+    Query(description="Labels of the newest stored run of this method [default: the newest run]"),
 ]
 
 
@@ -59,6 +67,13 @@ def pid_alive(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] != "Z"
     except (OSError, IndexError):  # no /proc (macOS) or the process just ended
         return True
+
+
+def check_method(method: str) -> None:
+    """Refuse a truth method the engine does not know as bad input (422) before any work; the
+    library's own check answers 400, as for a typo on the command line."""
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 def request_store(request: Request) -> Store:

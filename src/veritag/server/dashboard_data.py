@@ -5,7 +5,7 @@ The numbers come from the library, never recomputed here: progress from ``projec
 (``automation.project.run_summary``); tutor scorecards from the current truth run (each source's
 reliability and the resolved labels), routing's per-domain skill, Cohen's kappa
 (``truth.cohen_kappa``, ``truth.pairwise_cohen_kappa``) and the leases' timings and skips; plots
-from ``report`` (quality) and ``report.automation_plots`` (calibration, bias per slice), as SVG.
+from ``report`` (quality) and ``report.automation`` (calibration, bias per slice), as SVG.
 
 ``gather`` is what ``GET /api/v1/projects/{name}/dashboard`` returns and the page renders.
 """
@@ -35,7 +35,12 @@ from ..store.models import (
     Tutor,
     User,
 )
-from ..store.queries import project_counts, project_schema, source_names, standing_claims
+from ..store.queries import (
+    project_counts,
+    project_schema,
+    source_names,
+    standing_human_labels,
+)
 from ..truth import cohen_kappa, pairwise_cohen_kappa
 
 __all__ = [
@@ -124,7 +129,8 @@ class DomainSkill:
 
 @dataclass(frozen=True)
 class Scorecard:
-    """One human source: how right (vs the engine), how much in line (kappa), how fast, how often skipping.
+    """One human source: how right (vs the engine), how much in line (kappa), how fast, how often
+    skipping.
 
     ``agreement`` is the share of their labels equal to the resolved label; ``kappa_resolved``
     Cohen's kappa against the resolved labels (their own vote is part of that consensus);
@@ -287,14 +293,7 @@ def scorecards(
         reviewed = sa.select(Review.claim_id).where(Review.project_id == project.id)
         claims = conn.execute(
             sa.select(Claim.item_id, Claim.source_id, Claim.value)
-            .join(Source, Source.id == Claim.source_id)
-            .where(
-                Claim.project_id == project.id,
-                Source.kind == "human",
-                Claim.value.is_not(None),
-                standing_claims(),
-                Claim.id.not_in(reviewed),
-            )
+            .where(standing_human_labels(project.id), Claim.id.not_in(reviewed))
             .order_by(Claim.id)
         ).all()
         humans = dict(
@@ -447,10 +446,14 @@ def gather(
 
 def plot_svg(store: Store, project: Project, name: str) -> str | None:
     """One of ``PLOTS`` as an SVG document, None when there is nothing to draw; raises
-    ``VeritagError`` when its data is missing (no automation run, no fixed classes)."""
+    ``VeritagError`` when its data is missing (no automation run, no fixed classes, no stored
+    truth run: the quality plots read the newest run and never fit, as any GET)."""
     if name in ("calibration", "bias"):
-        from ..report.automation import build_automation_report
-        from ..report.automation_plots import reliability_diagram, slice_error_plot
+        from ..report.automation import (
+            build_automation_report,
+            reliability_diagram,
+            slice_error_plot,
+        )
         from ..report.project import automation_audit_data
 
         data, _ = automation_audit_data(store, project)

@@ -28,7 +28,8 @@ READERS = ("reviewer", "admin")
 def project_and_role(
     store: Store, name: str, user: Principal, roles: tuple[str, ...] = ROLES
 ) -> tuple[Project, str]:
-    """The project ``name`` and ``user``'s role in it, if that role is one of ``roles`` (404/403 otherwise)."""
+    """The project ``name`` and ``user``'s role in it, if that role is one of ``roles`` (404/403
+    otherwise)."""
     with store.session() as session:
         return project_access(session, name, user, roles)
 

@@ -91,8 +91,8 @@ class JobRunner:
         self._fail_orphans()
 
     def submit(self, work: Callable[[], Any], *, owner: int, kind: str, project: str) -> Job:
-        """Queue ``work`` (which returns JSON-ready data); a ``VeritagError`` it raises fails the job
-        with its message, anything else fails it with a pointer to the server log."""
+        """Queue ``work`` (which returns JSON-ready data); a ``VeritagError`` it raises fails the
+        job with its message, anything else fails it with a pointer to the server log."""
         job_id = secrets.token_urlsafe(12)
         with self._store.engine.begin() as conn:
             conn.execute(

@@ -41,7 +41,8 @@ MAX_DETAIL = 2000
 
 #: What each status means, as the OpenAPI document describes it.
 MEANINGS = {
-    400: "A request the server cannot act on: a body it cannot parse, or a refusal explained in ``detail``",
+    400: "A request the server cannot act on: a body it cannot parse, or a refusal explained "
+    "in ``detail``",
     401: "Not authenticated: no, an invalid or a revoked token or session",
     403: "Authenticated but not allowed: a role or membership is missing, or the CSRF header",
     404: "No such thing (or none the caller may see)",
@@ -54,13 +55,15 @@ MEANINGS = {
 
 
 class Out(BaseModel):
-    """Base of the response models: a key the model does not know is a bug, never silently dropped."""
+    """Base of the response models: a key the model does not know is a bug, never silently
+    dropped."""
 
     model_config = ConfigDict(extra="forbid")
 
 
 class FieldProblem(BaseModel):
-    """One problem of a request (validation 422): where (``loc``), what (``msg``), its kind (``type``)."""
+    """One problem of a request (validation 422): where (``loc``), what (``msg``), its kind
+    (``type``)."""
 
     loc: list[str | int]
     msg: str
@@ -163,7 +166,8 @@ def _drop_default_422(document: dict[str, Any]) -> None:
 
 
 def install(app: FastAPI) -> None:
-    """Make ``app``'s OpenAPI document say only what the routes declare (see ``_drop_default_422``)."""
+    """Make ``app``'s OpenAPI document say only what the routes declare (see
+    ``_drop_default_422``)."""
     build = app.openapi
 
     def document() -> dict[str, Any]:

@@ -18,14 +18,14 @@ import hmac
 import secrets
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
-from ..errors import VeritagError
+from ..errors import Forbidden, VeritagError
 from ..limits import text_problem
 from ..routing import service as routing
 from ..schema import ArenaSchema, PairwiseSchema, parse_schema
@@ -40,12 +40,21 @@ from .auth import (
     authenticate,
     end_login,
     hash_secret,
-    project_access,
+    set_session_cookie,
     start_login,
 )
 from .common import request_store
+from .deps import READERS, project_and_role
 
-__all__ = ["CSP", "STATIC_DIR", "admin_page", "project_page", "render_page", "router"]
+__all__ = [
+    "CSP",
+    "STATIC_DIR",
+    "ProjectPage",
+    "admin_page",
+    "project_page",
+    "render_page",
+    "router",
+]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -103,26 +112,34 @@ def _check_form_csrf(sent: str, expected: str) -> None:
         )
 
 
-def _error(user: Principal, csrf: str, exc: HTTPException) -> HTMLResponse:
-    return render_page("error.html", exc.status_code, user=user, csrf=csrf, message=exc.detail)
+def _error(user: Principal, csrf: str, exc: VeritagError) -> HTMLResponse:
+    return render_page("error.html", exc.status, user=user, csrf=csrf, message=str(exc))
 
 
-def project_page(
-    request: Request, name: str, roles: tuple[str, ...]
-) -> Response | tuple[Principal, str, Any, Any]:
-    """What a project page starts with: the logged-in user, their CSRF token, the store and the
-    project, or the response that ends the request (to the login page, or a 403/404 page)."""
+class ProjectPage(NamedTuple):
+    """What a project page starts with: who asks, their session's CSRF token, the store, the
+    project and the caller's role in it."""
+
+    user: Principal
+    csrf: str
+    store: Store
+    project: Project
+    role: str
+
+
+def project_page(request: Request, name: str, roles: tuple[str, ...]) -> Response | ProjectPage:
+    """The ``ProjectPage`` of a request for project ``name`` by a holder of one of ``roles``, or
+    the response that ends the request (to the login page, or a 403/404 page)."""
     who = _session_user(request)
     if who is None:
         return _to_login()
     user, csrf = who
     store = request_store(request)
     try:
-        with store.session() as session:
-            proj, _ = project_access(session, name, user, roles)
-    except HTTPException as exc:
+        proj, role = project_and_role(store, name, user, roles)
+    except VeritagError as exc:  # the project is unknown (404) or not the caller's (403)
         return _error(user, csrf, exc)
-    return user, csrf, store, proj
+    return ProjectPage(user, csrf, store, proj, role)
 
 
 def admin_page(request: Request) -> Response | tuple[Principal, str]:
@@ -133,9 +150,7 @@ def admin_page(request: Request) -> Response | tuple[Principal, str]:
         return _to_login()
     user, csrf = who
     if user.role != "admin":
-        return _error(
-            user, csrf, HTTPException(status_code=403, detail="this page is for global admins")
-        )
+        return _error(user, csrf, Forbidden("this page is for global admins"))
     return user, csrf
 
 
@@ -169,7 +184,8 @@ def login_page(request: Request) -> Response:
 def login_submit(
     request: Request, username: str = Form(""), password: str = Form(""), login_csrf: str = Form("")
 ) -> Response:
-    """Check the password; set the session cookie (as ``POST /api/v1/login`` does) and go to ``/``."""
+    """Check the password; set the session cookie (as ``POST /api/v1/login`` does) and go to
+    ``/``."""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(
         login_csrf.encode("utf-8"), expected.encode("utf-8")
@@ -201,15 +217,7 @@ def login_submit(
         throttle.failed(store, username, address)
         return _login_form(request, "Wrong username or password.", username, 401)
     out = RedirectResponse("/", status_code=303)
-    out.set_cookie(
-        COOKIE,
-        secret,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        expires=expires,
-        path="/",
-    )
+    set_session_cookie(out, request, secret, expires)
     out.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return out
 
@@ -295,7 +303,7 @@ def label_page(name: str, request: Request) -> Response:
     entry = project_page(request, name, ("tutor",))
     if isinstance(entry, Response):
         return entry
-    user, csrf, store, proj = entry
+    user, csrf, store, proj, _ = entry
     schema = parse_schema(proj.task_schema)
     choices: list[dict[str, str]]
     if isinstance(
@@ -332,12 +340,10 @@ def dashboard(name: str, request: Request) -> Response:
     scorecards, plots; admins also manage members, import and export (static/admin.js)."""
     from . import dashboard_data
 
-    entry = project_page(request, name, ("reviewer", "admin"))
+    entry = project_page(request, name, READERS)
     if isinstance(entry, Response):
         return entry
-    user, csrf, store, proj = entry
-    with store.session() as session:
-        _, role = project_access(session, name, user, ("reviewer", "admin"))
+    user, csrf, store, proj, role = entry
     note = None
     try:
         status = routing.routing_status(store, proj, refit="never")

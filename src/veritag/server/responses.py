@@ -1,4 +1,5 @@
-"""The success bodies of the JSON API under ``/api/v1``, as pydantic models for the OpenAPI document.
+"""The success bodies of the JSON API under ``/api/v1``, as pydantic models for the OpenAPI
+document.
 
 The routes still build plain dicts; FastAPI checks each against its model (a key a model does not
 name is a bug: ``Out`` forbids it) and the document shows the shape. Deep, open-ended parts
@@ -266,17 +267,6 @@ class QueueOut(Out):
     items: list[QueueItemOut]
 
 
-class QualityReportOut(Out):
-    report: JsonObject
-    warnings: list[str]
-
-
-class AutomationReportOut(Out):
-    report: JsonObject
-    current: bool
-    warnings: list[str]
-
-
 class TruthOut(Out):
     """The stored truth run a GET read (a GET never fits): None before the first run; ``stale``
     when claims or gold labels came after it (``claims_since`` of them)."""
@@ -285,6 +275,18 @@ class TruthOut(Out):
     stale: bool
     claims_since: int
     refitted: bool
+
+
+class QualityReportOut(Out):
+    report: JsonObject
+    truth: TruthOut
+    warnings: list[str]
+
+
+class AutomationReportOut(Out):
+    report: JsonObject
+    current: bool
+    warnings: list[str]
 
 
 class ReviewQueueOut(Out):

@@ -1,461 +1,39 @@
-"""The reviewer's side of the server: a queue of suspected errors, and accept or correct.
+"""The reviewer's side of the server: the queue of suspected errors, accept or correct, and the
+dashboard's data.
 
-The queue asks the truth engine which items deserve a second look, most suspicious first:
+The queue and the verdicts are ``veritag.review`` (``review_queue``, ``review_item``); this router
+checks the caller's role, calls them and serialises what they return.
 
-* ``uncertain``: the resolved label's posterior probability is below ``UNCERTAIN``;
-* ``disagreement``: the tutors' standing claims on the item do not all say the same;
-* ``majority_doubted``: ``truth.item_issues`` finds the tutors' majority label unlikely
-  under the posterior (the engine trusts the minority more);
-* ``suspect_claim``: ``truth.claim_issues`` finds a human claim unlikely once its own vote is
-  taken out of the item's posterior.
-
-An item is left out once a reviewer reviewed it after its newest claim (any later claim brings it
-back). Items pinned by gold never come up.
-
-A review changes nothing that was said before: ``accept`` writes the resolved label, ``correct``
-the reviewer's value (normalised by the schema), as a new claim of a human source named after
-the reviewer, plus one append-only ``reviews`` row. The truth engine then weighs the reviewer
-like any other source.
-
-Routes: ``GET /api/v1/projects/{name}/review/queue``, ``POST /api/v1/projects/{name}/review/{item_id}``,
-``GET /api/v1/projects/{name}/dashboard`` (reviewer or admin of the project); the page
-``/p/{name}/review`` and the dashboard's plots ``/p/{name}/plots/{plot}.svg``.
+Routes: ``GET /api/v1/projects/{name}/review/queue``,
+``POST /api/v1/projects/{name}/review/{item_id}``, ``GET /api/v1/projects/{name}/dashboard``
+(reviewer or admin of the project); the page ``/p/{name}/review`` and the dashboard's plots
+``/p/{name}/plots/{plot}.svg``.
 """
 
 from __future__ import annotations
 
 import html
-import json
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import numpy as np
-import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from ..errors import LabelError, VeritagError
+from ..errors import NotFound, VeritagError
 from ..limits import SafeJson
-from ..resolve import (
-    CurrentTruth,
-    Resolution,
-    current_resolution,
-    current_truth,
-    load_project_claims,
-    load_truth,
-)
-from ..resolve.core import BASES
-from ..schema import BaseSchema, canonical_json
-from ..store.claims import add_claim
-from ..store.engine import Store
-from ..store.models import Claim, Gold, Item, Project, Review, Source
-from ..store.queries import (
-    Watermark,
-    claims_watermark,
-    project_schema,
-    source_ids,
-    source_names,
-    standing_claims,
-)
-from ..truth import claim_issues, item_issues, source_reliability
+from ..review import Action, review_item, review_queue
+from ..store.queries import project_schema
 from . import dashboard_data
-from .auth import Principal, current_user
+from .auth import current_user
 from .common import Id, json_ready, request_store
-from .deps import READERS, Me, project_and_role
+from .deps import READERS, Me, project_and_role, project_for
 from .openapi import errors
 from .pages import project_page, render_page
 from .responses import DashboardOut, ReviewOut, ReviewQueueOut
 
-__all__ = ["UNCERTAIN", "QueueEntry", "pages_router", "review_item", "review_queue", "router"]
+__all__ = ["pages_router", "router"]
 
 router = APIRouter(prefix="/api/v1")
 pages_router = APIRouter(include_in_schema=False)
-
-#: A resolved label less probable than this is ``uncertain``.
-UNCERTAIN = 0.8
-#: A claim or a majority label less probable than this (own vote left out) is suspect.
-SUSPECT = 0.5
-#: The basis code of an item pinned by a gold label (see ``resolve.core.BASES``).
-_GOLD = BASES.index("gold")
-
-
-@dataclass
-class QueueEntry:
-    """One item to review: what it is, what was resolved, who said what, and why it is here."""
-
-    item_id: int
-    external_id: str
-    text: str | None
-    data: Any
-    label: Any
-    probability: float | None
-    basis: str | None
-    score: float
-    reasons: list[dict[str, str]] = field(default_factory=list)
-    claims: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class _Signals:
-    """Per-item evidence gathered before ranking (``score``: 0 sure .. 1 surely wrong)."""
-
-    score: float = 0.0
-    reasons: list[dict[str, str]] = field(default_factory=list)
-
-    def add(self, code: str, message: str, score: float) -> None:
-        self.reasons.append({"code": code, "message": message})
-        self.score = max(self.score, score)
-
-
-def _run_of(store: Store, project: Project) -> tuple[CurrentTruth, Any]:
-    """The newest stored truth run and its posteriors (None before the first run): a GET reads
-    what is stored and never fits (``resolve.current_truth``)."""
-    truth = current_truth(store, project)
-    return truth, load_truth(store, truth, with_probs=True) if truth.run is not None else None
-
-
-def _human_votes(
-    conn: sa.Connection, project: Project, schema: BaseSchema
-) -> dict[int, dict[int, str]]:
-    """Each item's standing human claims as ``{item: {source: vote key}}``; a source's newest claim counts."""
-    rows = conn.execute(
-        sa.select(Claim.item_id, Claim.source_id, Claim.value)
-        .join(Source, Source.id == Claim.source_id)
-        .where(
-            Claim.project_id == project.id,
-            Source.kind == "human",
-            Claim.value.is_not(None),
-            standing_claims(),
-        )
-        .order_by(Claim.id)
-    )
-    votes: dict[int, dict[int, str]] = {}
-    for item, source, value in rows:
-        votes.setdefault(item, {})[source] = canonical_json(schema.vote_key(value))
-    return votes
-
-
-def _shown(key: str) -> str:
-    """A vote key (canonical JSON) as a reader would write it: text bare, anything else as JSON."""
-    value = json.loads(key)
-    return value if isinstance(value, str) else key
-
-
-def _reviewed(conn: sa.Connection, project: Project) -> set[int]:
-    """Items whose newest claim is a reviewer's (reviewed, and nothing said since)."""
-    newest = (
-        sa.select(Claim.item_id, sa.func.max(Claim.id).label("last"))
-        .where(Claim.project_id == project.id)
-        .group_by(Claim.item_id)
-        .subquery()
-    )
-    done = (
-        sa.select(Review.item_id, sa.func.max(Review.claim_id).label("last"))
-        .where(Review.project_id == project.id)
-        .group_by(Review.item_id)
-        .subquery()
-    )
-    return set(
-        conn.scalars(
-            sa.select(newest.c.item_id)
-            .join(done, done.c.item_id == newest.c.item_id)
-            .where(done.c.last >= newest.c.last)
-        )
-    )
-
-
-def _engine_doubts(
-    store: Store,
-    project: Project,
-    run: Any,
-    res: Any,
-    schema: BaseSchema,
-    signals: dict[int, _Signals],
-) -> None:
-    """Add the truth engine's doubts (``item_issues`` on the majority, ``claim_issues`` per claim)
-    for a single-label project, on the claims the run covered."""
-    classes = schema.classes()
-    if not classes or res.probs is None or schema.type == "multilabel":
-        return
-    with store.engine.connect() as conn:
-        mark = claims_watermark(conn, project_id=project.id)
-        pc = load_project_claims(
-            conn, project, Watermark(run.max_claim_id, mark.max_gold_id, run.gold_count)
-        )
-        kinds = source_names(conn, ids=pc.source_ids.tolist())
-    k = len(pc.classes)
-    if not pc.item_ids.size or res.probs.shape[1] != k:
-        return
-    post = np.full((pc.item_ids.size, k), 1.0 / k)
-    pos, found = res.lookup(pc.item_ids)
-    post[found] = res.probs[pos[found]]
-    claims = pc.claims()
-    human = np.array([kinds[int(s)][0] == "human" for s in pc.source_ids], dtype=bool)
-    is_human = human[claims.source] if claims.source.size else np.zeros(0, bool)
-    if not is_human.any():
-        return
-    names = [kinds[int(s)][1] for s in pc.source_ids]
-    # The tutors' majority per item, and how likely the engine thinks it is.
-    item, label = claims.item[is_human], claims.label[is_human]
-    counts = np.zeros((pc.item_ids.size, k), np.int64)
-    np.add.at(counts, (item, label), 1)
-    ranked = np.sort(counts, axis=1)
-    strict = ranked[:, -1] > (ranked[:, -2] if k > 1 else 0)  # a tie has no majority to doubt
-    majority = counts.argmax(axis=1)
-    issues = item_issues(post, majority, threshold=SUSPECT)
-    for i in np.flatnonzero(strict & issues.is_issue).tolist():
-        q = float(issues.quality[i])
-        signals.setdefault(int(pc.item_ids[i]), _Signals()).add(
-            "majority_doubted",
-            f"the tutors' majority '{classes[majority[i]]}' is right with probability {q:.2f}; "
-            f"the engine prefers '{classes[issues.suggested[i]]}'",
-            1.0 - q,
-        )
-    confusion = source_reliability(claims, post).confusion[:, 0]
-    doubted = claim_issues(claims, post, confusion, threshold=SUSPECT)
-    # A lone claim left out leaves only the prior: that is unchecked, not suspect.
-    others = claims.claims_per_item()[claims.item] >= 2
-    for j in np.flatnonzero(doubted.is_issue & is_human & others).tolist():
-        q = float(doubted.quality[j])
-        signals.setdefault(int(pc.item_ids[claims.item[j]]), _Signals()).add(
-            "suspect_claim",
-            f"{names[claims.source[j]]}'s '{classes[claims.label[j]]}' is right with probability "
-            f"{q:.2f} given the other evidence",
-            1.0 - q,
-        )
-
-
-def _claims_of(conn: sa.Connection, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Every standing claim on ``item_ids``, oldest first, with its source's name and kind."""
-    out: dict[int, list[dict[str, Any]]] = {i: [] for i in item_ids}
-    if not item_ids:
-        return out
-    rows = conn.execute(
-        sa.select(
-            Claim.id,
-            Claim.item_id,
-            Source.name,
-            Source.kind,
-            Claim.value,
-            Claim.probs,
-            Claim.created_at,
-        )
-        .join(Source, Source.id == Claim.source_id)
-        .where(
-            Claim.item_id.in_(item_ids),
-            standing_claims(),
-            sa.or_(Claim.value.is_not(None), Claim.probs.is_not(None)),
-        )
-        .order_by(Claim.id)
-    )
-    for cid, item, name, kind, value, probs, created in rows:
-        out[item].append(
-            {
-                "id": cid,
-                "source": name,
-                "kind": kind,
-                "value": value,
-                "probs": probs,
-                "created_at": created.isoformat() if created is not None else None,
-            }
-        )
-    return out
-
-
-def review_queue(
-    store: Store, project: Project, *, limit: int = 20, uncertain: float = UNCERTAIN
-) -> tuple[list[QueueEntry], int, CurrentTruth]:
-    """The items most worth a reviewer's look, most suspicious first, how many there are in all,
-    and the stored run they were judged by (before the first run: tutors' disagreements only)."""
-    schema = project_schema(project)
-    truth, res = _run_of(store, project)
-    with store.engine.connect() as conn:
-        votes = _human_votes(conn, project, schema)
-        reviewed = _reviewed(conn, project)
-    signals: dict[int, _Signals] = {}
-    if res is None:
-        res = Resolution(
-            np.zeros(0, np.int64),
-            np.empty(0, object),
-            np.zeros(0),
-            np.zeros(0, np.int64),
-            np.empty(0, object),
-        )
-    basis = res.basis if res.basis is not None else np.zeros(res.item_ids.size, np.int8)
-    for item, conf, b in zip(
-        res.item_ids.tolist(), res.confidence.tolist(), basis.tolist(), strict=True
-    ):
-        if conf < uncertain and b != _GOLD:
-            signals.setdefault(item, _Signals()).add(
-                "uncertain",
-                f"the resolved label is right with probability {conf:.2f} only",
-                1.0 - conf,
-            )
-    for item, by_source in votes.items():
-        tally = Counter(by_source.values())
-        if len(tally) > 1:
-            counted = tally.most_common()
-            said = ", ".join(f"{_shown(key)} ×{n}" for key, n in counted)
-            signals.setdefault(item, _Signals()).add(
-                "disagreement", f"tutors disagree: {said}", 1.0 - counted[0][1] / len(by_source)
-            )
-    if truth.run is not None:
-        _engine_doubts(store, project, truth.run, res, schema, signals)
-    pos_of = {item: i for i, item in enumerate(res.item_ids.tolist())}
-    with store.engine.connect() as conn:  # gold as it stands, also where the run predates it
-        gold = set(conn.scalars(sa.select(Gold.item_id).where(Gold.project_id == project.id)))
-    ranked = sorted(
-        (
-            (s.score, item)
-            for item, s in signals.items()
-            if item not in reviewed and item not in gold
-        ),
-        key=lambda pair: (-pair[0], pair[1]),
-    )
-    chosen = [item for _, item in ranked[: max(limit, 0)]]
-    with store.engine.connect() as conn:
-        items = (
-            {
-                r.id: r
-                for r in conn.execute(
-                    sa.select(Item.id, Item.external_id, Item.text, Item.data).where(
-                        Item.id.in_(chosen)
-                    )
-                )
-            }
-            if chosen
-            else {}
-        )
-        claims = _claims_of(conn, chosen)
-    out = []
-    for item in chosen:
-        i = pos_of.get(item)
-        row = items[item]
-        out.append(
-            QueueEntry(
-                item_id=item,
-                external_id=row.external_id,
-                text=row.text,
-                data=row.data,
-                label=res.labels[i] if i is not None else None,
-                probability=float(res.confidence[i]) if i is not None else None,
-                basis=BASES[int(basis[i])] if i is not None else None,
-                score=round(signals[item].score, 4),
-                reasons=signals[item].reasons,
-                claims=claims[item],
-            )
-        )
-    return out, len(ranked), truth
-
-
-def _resolved_label(store: Store, project: Project, item_id: int) -> Any:
-    """The item's resolved label now (resolving again if needed); 422 when it has none."""
-    resolution, _ = current_resolution(store, project)
-    pos, found = resolution.lookup(np.array([item_id], dtype=np.int64))
-    if not found[0]:
-        raise HTTPException(
-            status_code=422,
-            detail=f"item {item_id} has no resolved label to accept (no claims "
-            "yet); correct it with a value instead",
-        )
-    return resolution.labels[int(pos[0])]
-
-
-def _backing_claim(
-    store: Store,
-    project: Project,
-    schema: BaseSchema,
-    item_id: int,
-    resolved: Any,
-    text: str | None,
-) -> Any:
-    """The newest human claim that says what ``resolved`` says, normalised, or None.
-
-    A resolved label holds only what votes compare (a fact-check verdict without its evidence);
-    accepting it takes the full answer of a tutor who gave that verdict.
-    """
-    key = canonical_json(schema.vote_key(resolved))
-    with store.engine.connect() as conn:
-        values = conn.scalars(
-            sa.select(Claim.value)
-            .join(Source, Source.id == Claim.source_id)
-            .where(
-                Claim.item_id == item_id,
-                Claim.project_id == project.id,
-                Source.kind == "human",
-                Claim.value.is_not(None),
-                standing_claims(),
-            )
-            .order_by(Claim.id.desc())
-        ).all()
-    for value in values:
-        if canonical_json(schema.vote_key(value)) == key:
-            try:
-                return schema.normalize(value, item_text=text)
-            except LabelError:
-                continue
-    return None
-
-
-def review_item(
-    store: Store, project: Project, item_id: int, user: Principal, action: str, value: Any = None
-) -> dict[str, Any]:
-    """Write a review: a new claim of the reviewer's human source plus a ``reviews`` row. Raises
-    ``LabelError`` (422) for a value the schema refuses; nothing existing is changed.
-
-    ``accept`` writes the resolved label, or where that alone is no valid answer (a fact-check
-    verdict needing evidence) the newest tutor's answer that agrees with it.
-    """
-    schema = project_schema(project)
-    with store.engine.connect() as conn:
-        text = conn.execute(
-            sa.select(Item.text).where(Item.id == item_id, Item.project_id == project.id)
-        ).first()
-    if text is None:
-        raise HTTPException(
-            status_code=404, detail=f"no item {item_id} in project {project.name!r}"
-        )
-    if action == "accept":
-        raw = _resolved_label(store, project, item_id)
-    elif value is None:
-        raise HTTPException(status_code=422, detail="a correction needs a value")
-    else:
-        raw = value
-    try:
-        label = schema.normalize(raw, item_text=text[0])
-    except LabelError as exc:
-        if action != "accept":
-            raise
-        label = _backing_claim(store, project, schema, item_id, raw, text[0])
-        if label is None:
-            raise LabelError(
-                "label", f"the resolved label cannot be accepted as is ({exc}); correct it instead"
-            ) from None
-    with store.begin_write() as conn:  # the writer lock tutors' submits queue on
-        sid = source_ids(conn, project_id=project.id, kind="human", names={user.username})[
-            user.username
-        ]
-        claim_id = add_claim(conn, project.id, item_id, sid, value=label)
-        review_id = int(
-            conn.execute(
-                sa.insert(Review).values(
-                    project_id=project.id,
-                    item_id=item_id,
-                    user_id=user.id,
-                    action=action,
-                    claim_id=claim_id,
-                )
-            ).inserted_primary_key[0]
-        )
-    return {
-        "item_id": item_id,
-        "action": action,
-        "value": label,
-        "claim_id": claim_id,
-        "review_id": review_id,
-    }
-
 
 # --- the JSON API --------------------------------------------------------------------------------
 
@@ -473,7 +51,7 @@ def queue(
 ) -> dict[str, Any]:
     """Suspected errors and disagreements, most suspicious first (reviewer or admin)."""
     store = request_store(request)
-    proj, _ = project_and_role(store, name, user, READERS)
+    proj = project_for(store, name, user, READERS)
     entries, total, truth = review_queue(store, proj, limit=limit)
     return {
         "project": proj.name,
@@ -484,7 +62,7 @@ def queue(
 
 
 class ReviewBody(BaseModel):
-    action: Literal["accept", "correct"]
+    action: Action
     value: SafeJson = None
 
 
@@ -497,8 +75,9 @@ class ReviewBody(BaseModel):
 def review(name: str, item_id: Id, body: ReviewBody, user: Me, request: Request) -> dict[str, Any]:
     """Accept the resolved label or correct it: a new claim by the reviewer and a review row."""
     store = request_store(request)
-    proj, _ = project_and_role(store, name, user, READERS)
-    return json_ready(review_item(store, proj, item_id, user, body.action, body.value))  # type: ignore[no-any-return]
+    proj = project_for(store, name, user, READERS)
+    done = review_item(store, proj, item_id, user, body.action, body.value)
+    return json_ready(done)  # type: ignore[no-any-return]
 
 
 @router.get(
@@ -521,7 +100,7 @@ def review_page(name: str, request: Request) -> Response:
     entry = project_page(request, name, READERS)
     if isinstance(entry, Response):
         return entry
-    user, csrf, _, proj = entry
+    user, csrf, _, proj, _ = entry
     schema = project_schema(proj)
     single = bool(schema.classes()) and schema.type != "multilabel"
     return render_page(
@@ -551,10 +130,10 @@ def plot_image(name: str, plot: str, request: Request) -> Response:
     a small image saying so.
     """
     if plot not in dashboard_data.PLOTS:
-        raise HTTPException(status_code=404, detail=f"no plot named {plot!r}")
+        raise NotFound(f"no plot named {plot!r}")
     user = current_user(request)
     store = request_store(request)
-    proj, _ = project_and_role(store, name, user, READERS)
+    proj = project_for(store, name, user, READERS)
     try:
         svg = dashboard_data.plot_svg(store, proj, plot)
     except VeritagError as exc:

@@ -48,7 +48,8 @@ __all__ = [
 ACCOUNT_LIMIT = 5
 #: Failures from one client address (any account) that lock that address.
 ADDRESS_LIMIT = 20
-#: How far apart failures may be and still add up (measured from the failure before, or the lockout's end).
+#: How far apart failures may be and still add up (measured from the failure before, or the
+#: lockout's end).
 WINDOW = timedelta(minutes=15)
 #: The first lockout; each further failure doubles it.
 BASE_LOCKOUT = timedelta(seconds=30)
@@ -72,7 +73,8 @@ class Throttled(Exception):
 
 
 def client_address(request: Request) -> str:
-    """The address the request came from (the proxy's, unless uvicorn trusts its forwarded headers)."""
+    """The address the request came from (the proxy's, unless uvicorn trusts its forwarded
+    headers)."""
     return request.client.host if request.client is not None else ""
 
 

@@ -1,4 +1,4 @@
-"""The audit log: who did which security-relevant thing, when, from where, and whether it was allowed.
+"""The audit log: who did which security-relevant thing, when, from where, and if it was allowed.
 
 The function that makes a change records it in the same transaction (``record(session, ...)``),
 so a change and its entry commit together or not at all; a refused login changes nothing but its
@@ -27,7 +27,7 @@ from ..limits import text_problem
 from .engine import Store
 from .models import AuditEntry
 
-__all__ = ["ACTIONS", "MAX_PAGE", "OUTCOMES", "Actor", "Entry", "read", "record"]
+__all__ = ["ACTIONS", "AUDIT_OUTCOMES", "MAX_PAGE", "Actor", "Entry", "read", "record"]
 
 #: Every action recorded (see the module's docstring).
 ACTIONS = (
@@ -45,7 +45,7 @@ ACTIONS = (
     "token.revoke",
     "export",
 )
-OUTCOMES = ("ok", "refused", "locked")
+AUDIT_OUTCOMES = ("ok", "refused", "locked")
 #: The most entries one ``read`` returns.
 MAX_PAGE = 1000
 _TABLE = AuditEntry.__table__
@@ -99,7 +99,7 @@ def _text(value: object, width: int | None) -> str | None:
 
 
 def _json(value: Any) -> Any:
-    """``detail`` as JSON both backends store: text cleaned as ``_text``, NaN and infinities as text."""
+    """``detail`` as JSON both backends store: text cleaned by ``_text``, NaN and inf as text."""
     if isinstance(value, dict):
         return {_text(k, None): _json(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -125,8 +125,8 @@ def record(
 
     ``actor`` None means no one known (a library call, the demo). Never pass a secret in ``detail``.
     """
-    if outcome not in OUTCOMES:
-        raise ValueError(f"audit outcome {outcome!r} is not one of {OUTCOMES}")
+    if outcome not in AUDIT_OUTCOMES:
+        raise ValueError(f"audit outcome {outcome!r} is not one of {AUDIT_OUTCOMES}")
     if isinstance(where, Store):
         with where.session() as session:
             record(
@@ -174,9 +174,9 @@ def read(
     ``before_id`` the last one's id (keyset paging: entries added meanwhile do not shift it).
 
     ``action`` matches the action or a family of them (``user`` matches ``user.create`` and
-    ``user.unlock``); ``actor`` and ``project`` match exactly; ``since`` keeps entries at or after it.
-    A filter no entry can match (a NUL, a lone surrogate: stored entries have them escaped) finds
-    nothing, without asking PostgreSQL, which refuses such text.
+    ``user.unlock``); ``actor`` and ``project`` match exactly; ``since`` keeps entries at or after
+    it. A filter no entry can match (a NUL, a lone surrogate: stored entries have them escaped)
+    finds nothing, without asking PostgreSQL, which refuses such text.
     """
     if isinstance(where, Store):
         with where.engine.connect() as conn:

@@ -225,7 +225,7 @@ def _refuse_newer(
         )
 
 
-# --- SQLite ----------------------------------------------------------------------------------------
+# --- SQLite ---------------------------------------------------------------------------------------
 
 
 def _sqlite_path(parsed: URL) -> Path:
@@ -314,11 +314,11 @@ def _restore_sqlite(target: Path, backup_file: Path, info: BackupInfo, force: bo
         raise VeritagError(f"cannot restore {backup_file} into {target}: {exc}") from None
 
 
-# --- PostgreSQL --------------------------------------------------------------------------------------
+# --- PostgreSQL -----------------------------------------------------------------------------------
 
 
 def find_pg_tool(name: str) -> str:
-    """The path of PostgreSQL's ``name`` (pg_dump, pg_restore): on PATH, else the newest Debian one."""
+    """Path of PostgreSQL's ``name`` (pg_dump, pg_restore): on PATH, else the newest Debian one."""
     found = shutil.which(name)
     if found:
         return found
@@ -441,7 +441,8 @@ def _restore_postgres(parsed: URL, backup_file: Path, info: BackupInfo | None, f
     )
 
 
-#: A table or function of schema public in ``pg_restore --list``: ``215; 1259 16386 TABLE public claims owner``.
+#: A table or function of schema public in ``pg_restore --list``:
+#: ``215; 1259 16386 TABLE public claims owner``.
 _TOC_ENTRY = re.compile(r"^\d+; \d+ \d+ (TABLE|FUNCTION) public (\w+)", re.MULTILINE)
 
 
@@ -461,8 +462,9 @@ def _drop_newer_objects(parsed: URL, toc: str) -> None:
             ).scalars()
             functions = conn.execute(
                 sa.text(
-                    "SELECT p.proname, p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
-                    "ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.proname LIKE 'veritag\\_%'"
+                    "SELECT p.proname, p.oid::regprocedure::text "
+                    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                    "WHERE n.nspname = 'public' AND p.proname LIKE 'veritag\\_%'"
                 )
             ).all()
             for table in [t for t in tables if ("TABLE", t) not in dumped]:

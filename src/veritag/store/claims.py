@@ -22,12 +22,12 @@ from .engine import WRITING
 from .models import Claim
 from .queries import execute_many, insert_ignore
 
-__all__ = ["ClaimRow", "add_claim", "add_claims", "claim_row", "dedup_key"]
+__all__ = ["NewClaimRow", "add_claim", "add_claims", "claim_row", "dedup_key"]
 
 _DEDUP_INDEX = ["item_id", "source_id", "dedup_key"]
 
 
-class ClaimRow(TypedDict):
+class NewClaimRow(TypedDict):
     """One claim for ``add_claims``; ``value`` and ``probs`` are already ``canonical_json`` text."""
 
     project_id: int
@@ -63,8 +63,8 @@ def claim_row(
     value: str | None = None,
     probs: str | None = None,
     scope: str | None = None,
-) -> ClaimRow:
-    """A row for ``add_claims`` with its ``dedup_key``; ``value``/``probs`` are ``canonical_json`` text."""
+) -> NewClaimRow:
+    """An ``add_claims`` row and its ``dedup_key``; ``value``/``probs`` hold ``canonical_json``."""
     return {
         "project_id": project_id,
         "item_id": item_id,
@@ -82,7 +82,9 @@ def _writing(conn: sa.Connection) -> None:
         raise RuntimeError("claims are written in a Store.begin_write() transaction")
 
 
-def add_claims(conn: sa.Connection, rows: Sequence[ClaimRow], *, chunk: int | None = None) -> None:
+def add_claims(
+    conn: sa.Connection, rows: Sequence[NewClaimRow], *, chunk: int | None = None
+) -> None:
     """Insert imported claims, skipping any already stored (same item, source and key).
 
     Imports spend their time here, so rows go to the driver's executemany in one go (or in

@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (the UI) run while an import writes; foreign keys are off by default in SQLite.
+    # WAL lets readers (the UI) run while an import writes; SQLite has foreign keys off by default.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -50,7 +50,8 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSONType, Any: JSONType}
 
 
-def _now() -> Mapped[datetime]:
+def _now_column() -> Mapped[datetime]:
+    """A ``created_at`` column the database fills in: one clock for every process that writes."""
     return mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
 
 
@@ -61,7 +62,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(sa.String(200), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[str] = mapped_column(sa.String(20))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class Project(Base):
@@ -71,7 +72,7 @@ class Project(Base):
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     task_schema: Mapped[dict[str, Any]]
     description: Mapped[str] = mapped_column(sa.Text, default="")
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class Item(Base):
@@ -86,7 +87,7 @@ class Item(Base):
     text: Mapped[str | None] = mapped_column(sa.Text)
     data: Mapped[dict[str, Any] | None]
     meta: Mapped[dict[str, Any] | None]
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class Source(Base):
@@ -103,7 +104,7 @@ class Source(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     version: Mapped[str | None] = mapped_column(sa.String(100))
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class Claim(Base):
@@ -129,7 +130,7 @@ class Claim(Base):
     dedup_key: Mapped[str | None] = mapped_column(sa.Text)
     #: Set on a retraction (an undo): the claim it takes back; a retraction has no value or probs.
     retracts: Mapped[int | None] = mapped_column(sa.Integer)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class Gold(Base):
@@ -141,7 +142,7 @@ class Gold(Base):
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
     item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"), unique=True)
     value: Mapped[Any]
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class ImportRecord(Base):
@@ -158,7 +159,7 @@ class ImportRecord(Base):
     claims_added: Mapped[int]
     gold_added: Mapped[int]
     rows_skipped: Mapped[int]
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class TruthRun(Base):
@@ -183,7 +184,7 @@ class TruthRun(Base):
     log_likelihood: Mapped[float | None] = mapped_column(sa.Float)
     n_iter: Mapped[int]
     converged: Mapped[bool]
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class Posterior(Base):
@@ -251,7 +252,7 @@ class AutomationRun(Base):
     overall_bound: Mapped[float | None] = mapped_column(sa.Float)
     max_claim_id: Mapped[int]
     gold_count: Mapped[int]
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class AutomationItem(Base):
@@ -299,7 +300,7 @@ class RoutingSettings(Base):
 
 
 class Tutor(Base):
-    """A human source's routing profile: the domains they declare, their cost per label, availability."""
+    """A human source's routing profile: declared domains, cost per label, availability."""
 
     __tablename__ = "tutors"
     __table_args__ = (
@@ -312,11 +313,11 @@ class Tutor(Base):
     domains: Mapped[Any] = mapped_column(JSONType)
     cost: Mapped[float] = mapped_column(sa.Float)
     active: Mapped[bool]
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class ItemDomain(Base):
-    """An item's domain, computed once, and where it came from: ``metadata``, ``keywords`` or ``model``."""
+    """An item's domain, computed once, and its origin: ``metadata``, ``keywords`` or ``model``."""
 
     __tablename__ = "item_domains"
     __table_args__ = (sa.Index("ix_item_domains_project", "project_id"),)
@@ -366,7 +367,7 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     name: Mapped[str] = mapped_column(sa.String(200))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
     last_used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
@@ -379,7 +380,7 @@ class Membership(Base):
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
     role: Mapped[str] = mapped_column(sa.String(20))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class LoginSession(Base):
@@ -392,7 +393,7 @@ class LoginSession(Base):
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     csrf_token: Mapped[str] = mapped_column(sa.String(100))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
@@ -413,7 +414,7 @@ class Review(Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     action: Mapped[str] = mapped_column(sa.String(10))
     claim_id: Mapped[int] = mapped_column(sa.ForeignKey("claims.id"))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
 
 
 class Job(Base):
@@ -432,7 +433,7 @@ class Job(Base):
     result: Mapped[Any | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
     runner: Mapped[str] = mapped_column(sa.String(300))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now_column()
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 

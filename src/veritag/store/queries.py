@@ -54,6 +54,7 @@ __all__ = [
     "source_ids",
     "source_names",
     "standing_claims",
+    "standing_human_labels",
     "verify_password",
 ]
 
@@ -71,7 +72,7 @@ def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
 
 
 def execute_many(conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
-    """Run ``stmt`` for many rows through the driver's executemany, skipping per-row type processing.
+    """Run ``stmt`` for many rows through the driver's executemany, without per-row type processing.
 
     Imports spend most of their time here; compiling once and handing plain tuples to the
     driver is about 3x faster than SQLAlchemy's per-parameter processing. JSON values must
@@ -229,6 +230,18 @@ def standing_claims(up_to: int | None = None) -> sa.ColumnElement[bool]:
     return sa.and_(Claim.retracts.is_(None), Claim.id.not_in(back))
 
 
+def standing_human_labels(project_id: int) -> sa.ColumnElement[bool]:
+    """The WHERE clause of a project's human labels that stand: claims of its human sources that
+    carry a value and are not retracted (what routing counts and reviewers see as votes)."""
+    human = sa.select(Source.id).where(Source.project_id == project_id, Source.kind == "human")
+    return sa.and_(
+        Claim.project_id == project_id,
+        Claim.source_id.in_(human),
+        Claim.value.is_not(None),
+        standing_claims(),
+    )
+
+
 @functools.cache
 def _standing_now() -> sa.ColumnElement[bool]:
     """``standing_claims()`` built once: routing asks for it on every request."""
@@ -238,7 +251,7 @@ def _standing_now() -> sa.ColumnElement[bool]:
 
 
 def claims_watermark(conn: sa.Connection | Session, *, project_id: int) -> Watermark:
-    """The newest claim id and the gold labels of a project (claims and gold are only ever added)."""
+    """A project's newest claim id and its gold labels (claims and gold are only ever added)."""
     max_claim = conn.scalar(sa.select(sa.func.max(Claim.id)).where(Claim.project_id == project_id))
     max_gold, gold = conn.execute(
         sa.select(sa.func.max(Gold.id), sa.func.count())
@@ -260,7 +273,7 @@ def latest_truth_run(
 
 
 def run_is_current(conn: sa.Connection | Session, run: Any) -> bool:
-    """True while no claim or gold label was added to the project after ``run`` (a ``truth_runs`` row)."""
+    """True while the project got no claim or gold label since ``run`` (a ``truth_runs`` row)."""
     mark = claims_watermark(conn, project_id=run.project_id)
     return (mark.max_claim_id, mark.gold_count) == (run.max_claim_id, run.gold_count)
 

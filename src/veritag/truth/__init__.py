@@ -1,28 +1,17 @@
 """The numeric core: arrays in, arrays out. Never imports the store, the web or the models.
 
 ``veritag.truth.crowdkit`` and ``veritag.truth.cleanlab`` are drop-in faces for users of those
-libraries (they need pandas); everything here takes and returns numpy arrays.
+libraries (they need pandas); everything here takes and returns numpy arrays. Names load on
+first use (``veritag.lazy``), so ``veritag.schema`` reads the arena outcomes without numpy.
 """
 
-from .agreement import (
-    cohen_kappa,
-    fleiss_kappa,
-    fleiss_kappa_table,
-    krippendorff_alpha,
-    pairwise_cohen_kappa,
-)
-from .arena import OUTCOMES, BradleyTerry, Leaderboard, leaderboard, pair_priority
-from .claims import Claims
-from .engine import ENGINE_VERSION, METHODS, ConvergenceWarning, TruthResult, fit_truth
-from .estimators import DawidSkene, MajorityVote, OneCoinDawidSkene, WeightedVote
-from .label_issues import ClaimIssues, ItemIssues, claim_issues, item_issues
-from .reliability import Reliability, source_reliability
-from .voting import VoteResult, majority_vote, multilabel_vote
+from ..lazy import lazy_exports
 
 __all__ = [
     "ENGINE_VERSION",
     "METHODS",
     "OUTCOMES",
+    "OUTCOME_SPELLINGS",
     "BradleyTerry",
     "ClaimIssues",
     "Claims",
@@ -50,3 +39,30 @@ __all__ = [
     "pairwise_cohen_kappa",
     "source_reliability",
 ]
+
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "cohen_kappa",
+            "fleiss_kappa",
+            "fleiss_kappa_table",
+            "krippendorff_alpha",
+            "pairwise_cohen_kappa",
+        ),
+        ".agreement",
+    ),
+    **dict.fromkeys(("BradleyTerry", "Leaderboard", "leaderboard", "pair_priority"), ".arena"),
+    **dict.fromkeys(("Claims",), ".claims"),
+    **dict.fromkeys(
+        ("ConvergenceWarning", "ENGINE_VERSION", "METHODS", "TruthResult", "fit_truth"), ".engine"
+    ),
+    **dict.fromkeys(
+        ("DawidSkene", "MajorityVote", "OneCoinDawidSkene", "WeightedVote"), ".estimators"
+    ),
+    **dict.fromkeys(("ClaimIssues", "ItemIssues", "claim_issues", "item_issues"), ".label_issues"),
+    **dict.fromkeys(("OUTCOMES", "OUTCOME_SPELLINGS"), ".outcomes"),
+    **dict.fromkeys(("Reliability", "source_reliability"), ".reliability"),
+    **dict.fromkeys(("VoteResult", "majority_vote", "multilabel_vote"), ".voting"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

@@ -24,11 +24,12 @@ against a virtual average model (``theta = 0``). On real data this moves ratings
 point (0.1 pseudo-battles against hundreds of real ones); for an always-losing model it gives a
 finite, very low rating instead of ``-inf``. Its interval is *not* to be trusted: neither the
 sandwich nor the bootstrap sees any variation in "always loses", so both come out narrow around a
-value the prior set; read such a model's rating as "below everyone it met". The Davidson tie parameter
-gets the same kind of prior (``_PRIOR`` pseudo-ties and as many decisive pseudo-battles between two
-equal models). A comparison graph in several pieces (no chain of battles links two models) is an
-error, because their relative ratings would be made up by the prior alone; the message names the
-components, and a per-component board is ``leaderboard`` on each component's battles.
+value the prior set; read such a model's rating as "below everyone it met". The Davidson tie
+parameter gets the same kind of prior (``_PRIOR`` pseudo-ties and as many decisive pseudo-battles
+between two equal models). A comparison graph in several pieces (no chain of battles links two
+models) is an error, because their relative ratings would be made up by the prior alone; the
+message names the components, and a per-component board is ``leaderboard`` on each component's
+battles.
 
 Intervals. ``interval="bootstrap"`` resamples battles (on the counts, see above) and reports
 percentile intervals; ``"sandwich"`` is the robust (Huber-White) covariance ``H^-1 B H^-1`` with
@@ -54,12 +55,23 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import expit, log_expit, ndtri
 
 from .engine import ConvergenceWarning
+from .outcomes import OUTCOME_SPELLINGS, OUTCOMES, outcome_named, unknown_outcome
 
-__all__ = ["OUTCOMES", "BradleyTerry", "Leaderboard", "leaderboard", "pair_priority"]
+__all__ = [
+    "OUTCOMES",
+    "OUTCOME_SPELLINGS",
+    "BradleyTerry",
+    "Leaderboard",
+    "leaderboard",
+    "outcome_named",
+    "pair_priority",
+    "unknown_outcome",
+]
 
-OUTCOMES = ("A", "B", "tie", "both_bad")
-#: Accepted spellings of each outcome (FastChat's ``model_a``/``model_b``/``tie (bothbad)`` too).
-_CODES = {"A": 0, "model_a": 0, "B": 1, "model_b": 1, "tie": 2, "both_bad": 3, "tie (bothbad)": 3}
+_CODES = {o: k for k, o in enumerate(OUTCOMES)}
+#: Exact spellings to codes: the fast path of ``_prepare`` (a C-level map over a dict).
+_EXACT_CODES = {s: _CODES[o] for o, spellings in OUTCOME_SPELLINGS.items() for s in spellings}
+
 
 Ties = Literal["half", "davidson"]
 Interval = Literal["bootstrap", "sandwich", "none"]
@@ -180,6 +192,22 @@ def _codes(values: list[Any], index: dict[Any, int]) -> NDArray[np.int64]:
     return np.fromiter(map(index.__getitem__, values), np.int64, count=len(values))
 
 
+def _outcome_codes(outcomes: list[Any]) -> dict[Any, int]:
+    """Each distinct value of ``outcomes`` to its outcome's code, or a ValueError naming the first
+    battle whose outcome is no accepted spelling. Only values outside the exact spellings are
+    looked at one by one, so a million battles cost one set and one dict, not a loop."""
+    distinct = set(outcomes)
+    codes = dict(_EXACT_CODES)
+    for value in distinct - codes.keys():
+        named = outcome_named(value)
+        if named is not None:
+            codes[value] = _CODES[named]
+    if not distinct <= codes.keys():
+        first = next(k for k, v in enumerate(outcomes) if v not in codes)
+        raise ValueError(f"battle {first}: outcome {unknown_outcome(outcomes[first])}")
+    return codes
+
+
 def _prepare(
     model_a: Sequence[str],
     model_b: Sequence[str],
@@ -204,17 +232,11 @@ def _prepare(
         raise ValueError("no battles: model_a, model_b and outcome are empty")
     try:
         names = list(dict.fromkeys(la + lb))
-        unknown = set(lo) - _CODES.keys()
+        codes = _outcome_codes(lo)
     except TypeError:
         raise ValueError("model names and outcomes must be strings (hashable)") from None
-    if unknown:
-        first = next(k for k, v in enumerate(lo) if v in unknown)
-        raise ValueError(
-            f"outcome {lo[first]!r} (battle {first}) is not one of "
-            f"{', '.join(repr(k) for k in _CODES)}"
-        )
     index = {m: k for k, m in enumerate(names)}
-    a, b, o = _codes(la, index), _codes(lb, index), _codes(lo, _CODES)
+    a, b, o = _codes(la, index), _codes(lb, index), _codes(lo, codes)
     same = np.flatnonzero(a == b)
     if same.size:
         raise ValueError(f"battle {int(same[0])} pits {names[a[same[0]]]!r} against itself")
@@ -554,7 +576,8 @@ def leaderboard(
     model_a, model_b : sequence of str
         The two models of each battle.
     outcome : sequence of str
-        One of ``OUTCOMES`` per battle (``"model_a"``/``"model_b"`` are read as ``"A"``/``"B"``).
+        One of ``OUTCOMES`` per battle, in any spelling of ``OUTCOME_SPELLINGS``
+        (``"model_a"`` is ``"A"``, ``"Both bad"`` is ``"both_bad"``).
     weights : array_like of shape (n_battles,), optional
         A battle's weight, e.g. the judge's reliability: a battle of weight 2 counts as two. Zero
         drops the battle.

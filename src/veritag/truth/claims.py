@@ -71,7 +71,8 @@ class Claims:
         it, so, la = _ints(item, "item"), _ints(source, "source"), _ints(label, "label")
         if not (it.shape == so.shape == la.shape):
             raise ValueError(
-                f"item, source and label must have the same length; got {it.size}, {so.size}, {la.size}"
+                f"item, source and label must have the same length; got {it.size}, {so.size}, "
+                f"{la.size}"
             )
         pit, pso = _ints(prob_item, "prob_item"), _ints(prob_source, "prob_source")
         if probs is None:
@@ -85,8 +86,8 @@ class Claims:
                 raise ValueError(
                     "probs must be a 2-d array with one row per prob_item/prob_source entry"
                 )
-        n_items = _size(n_items, it, pit)
-        n_sources = _size(n_sources, so, pso)
+        n_items = _id_count(n_items, it, pit)
+        n_sources = _id_count(n_sources, so, pso)
         if n_classes is None:
             n_classes = max(
                 int(la.max()) + 1 if la.size else 0, pr.shape[1] if pr.shape[0] else 0, 1
@@ -151,7 +152,8 @@ class Claims:
         )
 
 
-def _size(given: int | None, *arrays: NDArray[np.int64]) -> int:
+def _id_count(given: int | None, *arrays: NDArray[np.int64]) -> int:
+    """The number of ids: ``given`` if set, else one past the largest in ``arrays``."""
     seen = max((int(a.max()) + 1 for a in arrays if a.size), default=0)
     if given is None:
         return seen
@@ -182,7 +184,7 @@ def check_gold(
 def first_appearance(
     values: NDArray[np.int64], size: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The distinct values in order of first appearance, and each value's rank in it (-1: absent)."""
+    """The distinct values by first appearance, and each value's rank among them (-1: absent)."""
     uniq, first = np.unique(values, return_index=True)
     order = uniq[np.argsort(first, kind="stable")]
     rank = np.full(size, -1, np.int64)

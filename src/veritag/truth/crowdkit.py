@@ -102,7 +102,7 @@ def _most_probable(probas: pd.DataFrame) -> pd.Series:
     )
 
 
-def _accuracy(coded: Coded, labels: NDArray[np.int64]) -> pd.Series:
+def _worker_accuracy(coded: Coded, labels: NDArray[np.int64]) -> pd.Series:
     """crowd-kit's ``get_accuracy(by="worker")``: repeated identical answers count once."""
     c = coded.claims
     k = c.n_classes
@@ -209,12 +209,12 @@ class MajorityVote(_Aggregator):
         coded = from_long(data, tasks=sorted(pd.unique(data["task"])))
         self._labels(_frame(_votes(coded, weight), coded))
         assert self.labels_ is not None
-        self.skills_ = _accuracy(coded, coded.labels.get_indexer(self.labels_.to_numpy()))
+        self.skills_ = _worker_accuracy(coded, coded.labels.get_indexer(self.labels_.to_numpy()))
         return self
 
 
 class Wawa(_Aggregator):
-    """crowd-kit's ``Wawa``: skills are agreement with the majority vote, then a vote weighted by them."""
+    """crowd-kit's ``Wawa``: skill is agreement with majority vote, then a skill-weighted vote."""
 
     def fit(self, data: pd.DataFrame) -> Wawa:
         data = data[COLUMNS]
@@ -442,7 +442,7 @@ class MACE(_Aggregator):
         if not len(data):
             self._empty()
             return self
-        # crowd-kit codes workers and labels by name order where its bug bites, tasks as they appear.
+        # crowd-kit codes workers and labels by name where its bug bites, tasks as they appear.
         coded = from_long(data)
         workers = pd.Index(sorted(pd.unique(data["worker"])))
         claims = Claims.from_arrays(

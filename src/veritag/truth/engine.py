@@ -274,7 +274,7 @@ class _EStep:
 
 
 @dataclass(frozen=True)
-class _Rows:
+class _MeasuringRows:
     """The items that measure sources, as the M-step uses them: ``at`` is ``A.T`` restricted to
     their claims and ``weight`` their 0/1 mask (for the prior)."""
 
@@ -282,7 +282,7 @@ class _Rows:
     weight: NDArray[np.float64]
 
     @classmethod
-    def of(cls, d: _Design, rows: NDArray[np.bool_]) -> _Rows:
+    def of(cls, d: _Design, rows: NDArray[np.bool_]) -> _MeasuringRows:
         weight = rows.astype(np.float64)
         if rows.all():
             return cls(d.AT, weight)
@@ -302,7 +302,7 @@ def _chance_pool(k: int) -> NDArray[np.float64]:
 
 
 @dataclass(frozen=True)
-class _Fit:
+class _EMLoop:
     """The EM loop and its settings, so the human-only and the full fit run the same code."""
 
     k: int
@@ -319,7 +319,7 @@ class _Fit:
         self,
         d: _Design,
         posterior: NDArray[np.float64],
-        rows: _Rows,
+        rows: _MeasuringRows,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Log theta (columns x K) and the class prior.
 
@@ -392,7 +392,7 @@ class _Fit:
         """
         posterior = posterior.copy()
         _pin(posterior, self.gold_items, self.gold_labels)
-        fit_rows = _Rows.of(d, rows)
+        fit_rows = _MeasuringRows.of(d, rows)
         e_step = _EStep(d, self.k, self.gold_items, self.gold_labels)
         prior, ll_prev, ll, it = self.prior, -np.inf, -np.inf, 0
         log_theta = np.zeros((d.A.shape[1], self.k))
@@ -685,7 +685,7 @@ def _fit_method(
             method,
         )
 
-    fit = _Fit(
+    em = _EMLoop(
         k,
         "ds" if method == "ds-shrunk" else method,
         shrinkage,
@@ -703,9 +703,9 @@ def _fit_method(
         # EM over one human label and one model row per item is not identifiable, and its
         # likelihood prefers the degenerate answer "the truth is whatever the model said".
         hard = claims.drop_soft()
-        _, log_theta, _, _, _, _ = fit.run(_design(hard, bins), _start(hard), _measurable(hard, gi))
+        _, log_theta, _, _, _, _ = em.run(_design(hard, bins), _start(hard), _measurable(hard, gi))
         humans = log_theta
-    posterior, _, class_prior, ll, it, converged = fit.run(d, _start(claims), rows, humans)
+    posterior, _, class_prior, ll, it, converged = em.run(d, _start(claims), rows, humans)
     if not converged:
         warnings.warn(
             f"EM did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=3

@@ -148,7 +148,7 @@ def _initial(
     strategy: Strategy | None,
     k: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """crowd-kit's ``initial_error_apply``: ``assign`` replaces the counts, ``addition`` adds to them.
+    """crowd-kit's ``initial_error_apply``: ``assign`` replaces counts, ``addition`` adds to them.
 
     ``initial_error`` rows are ``(source, answer)`` pairs like ``errors``; a NaN row is absent.
     """
@@ -209,7 +209,7 @@ def fit_faithful(
     answered = np.bincount(hard.source, minlength=s).astype(np.float64)
 
     def pin(p: NDArray[np.float64], everywhere: bool = False) -> NDArray[np.float64]:
-        """Gold one-hot; while fitting only where the item has claims (crowd-kit knows no others)."""
+        """Gold one-hot; while fitting only on items with claims (crowd-kit knows no others)."""
         keep = np.ones(gi.size, bool) if everywhere else has[gi]
         p[gi[keep]] = 0.0
         p[gi[keep], gl[keep]] = 1.0

@@ -13,9 +13,10 @@ What crowd-kit's ``GLAD.fit`` does, and what this module repeats step for step:
   means; the class prior is uniform (or ``labels_priors``) and is never re-estimated;
 * E-step: ``log P(z_i = k) = log p_k + sum over i's claims of log a`` (claim says ``k``) or
   ``log(1 - a) - log(K - 1)`` (claim says another class), then a softmax per item. ``log a`` and
-  ``log(1 - a)`` go through crowd-kit's ``_softplus``, which is exact for ``|alpha * exp(beta)| <= 30``
-  and clips beyond it (for ``x = alpha * exp(beta)`` above 30, ``log a = 0`` and ``log(1 - a) = -x``;
-  below -30, ``log a = x`` and ``log(1 - a) = 0``); the same clipping is used here;
+  ``log(1 - a)`` go through crowd-kit's ``_softplus``, which is exact for
+  ``|alpha * exp(beta)| <= 30`` and clips beyond it (for ``x = alpha * exp(beta)`` above 30,
+  ``log a = 0`` and ``log(1 - a) = -x``; below -30, ``log a = x`` and ``log(1 - a) = 0``); the
+  same clipping is used here;
 * M-step: maximise ``Q`` = expected complete log-likelihood (under the posterior of the E-step)
   plus ``log N(alpha - mean)`` and ``log N(beta - mean)``, over all alphas and betas at once,
   with ``scipy.optimize.minimize(method="CG", tol=m_step_tol, maxiter=m_step_max_iter)`` started
@@ -53,9 +54,9 @@ Where this differs from crowd-kit, and why:
   crowd-kit's 25 capped CG steps do not reach ``m_step_tol`` on real data, and their line searches
   amplify rounding about 1e4-fold per EM round (on snow_rte, with the objective and gradient
   equal to crowd-kit's at every point it visits to 2e-16 and 3e-12, the parameters agree to 5e-13
-  after the first M-step, 3e-9 after the second, 2e-4 after the third). So the fit reproduces crowd-kit
-  only as well as crowd-kit reproduces itself: crowd-kit run on the same claims in another row
-  order moves its own posteriors by up to 0.05 (product) and its accuracy by one item
+  after the first M-step, 3e-9 after the second, 2e-4 after the third). So the fit reproduces
+  crowd-kit only as well as crowd-kit reproduces itself: crowd-kit run on the same claims in another
+  row order moves its own posteriors by up to 0.05 (product) and its accuracy by one item
   (snow_rte), the size of the gap to this module (posteriors within 0.05; accuracy equal on five
   of the six shared datasets and one item in 800 apart on snow_rte). Bit-for-bit agreement
   would need pandas' row order and a sequential Kahan sum per source (a recurrence over up to
@@ -127,7 +128,7 @@ def _softplus(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _log_normal(d: NDArray[np.float64]) -> float:
-    """``sum(log(norm.pdf(d)))`` written as scipy evaluates it (it underflows to -inf past |d| ~ 38.6)."""
+    """``sum(log(norm.pdf(d)))`` as scipy evaluates it (it underflows to -inf past |d| ~ 38.6)."""
     with np.errstate(divide="ignore"):
         return float(np.log(np.exp(-(d**2) / 2.0) / _SQRT_2PI).sum())
 
@@ -194,7 +195,7 @@ class _Glad:
     def _log_terms(
         self, ab: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Per claim: log P(answer | true class = claimed class), log P(answer | a given other class)."""
+        """Per claim: log P(answer | true = claimed), log P(answer | true = a given other class)."""
         return -_softplus(-ab), -_softplus(ab) - self.log_wrong
 
     def e_step(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -231,7 +232,7 @@ class _Glad:
         return -np.inf if np.isnan(value) else value
 
     def q(self, x: NDArray[np.float64]) -> float:
-        """Expected complete log-likelihood plus the log priors of alpha and beta (crowd-kit's Q)."""
+        """Expected complete log-likelihood plus alpha's and beta's log priors (crowd-kit's Q)."""
         a, eb = self._ab(x)
         return self._q(x, a * eb)
 

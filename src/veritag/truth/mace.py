@@ -21,9 +21,9 @@ What crowd-kit's ``MACE.fit`` does, and what this module repeats:
   numbers to rounding, without underflow on items with many claims). Expected counts: per claim,
   the posterior probability that the source spammed (counted towards its strategy and its
   ``P(spam)``) and that it knew (towards ``P(know)``);
-* M-step, ``method="vb"``: ``exp(digamma(count + prior)) / exp(digamma(row sum))`` with Beta(``alpha``,
-  ``beta``) priors on ``(P(spam), P(know))`` and a Dirichlet(10, ..., 10) prior on each strategy
-  (crowd-kit's fixed value). ``method="em"``: counts plus ``smoothing``, normalised;
+* M-step, ``method="vb"``: ``exp(digamma(count + prior)) / exp(digamma(row sum))`` with
+  Beta(``alpha``, ``beta``) priors on ``(P(spam), P(know))`` and a Dirichlet(10, ..., 10) prior on
+  each strategy (crowd-kit's fixed value). ``method="em"``: counts plus ``smoothing``, normalised;
 * ``n_iter`` rounds of M-step then E-step, with no convergence test; the restart with the highest
   ``sum(log(P(answers of item i) + 1e-8))`` wins (crowd-kit's score, ``+ 1e-8`` included), and the
   posterior is its last E-step.
@@ -36,7 +36,7 @@ Where this differs from crowd-kit, and why:
 
 * crowd-kit sums the strategy counts with ``groupby(["worker", "label"]).sum().unstack()``, which
   orders rows by worker *name* and columns by label *name*, and then uses that matrix by position,
-  where row ``j`` means the ``j``-th worker *in order of first appearance* (and likewise for labels).
+  where row ``j`` means the ``j``-th worker *in order of first appearance* (likewise for labels).
   Unless names sort in order of first appearance, each worker's strategy is updated from another
   worker's counts. Its result then changes when workers are merely renamed: on the shared
   datasets renaming changes posteriors by up to 0.99 and accuracy by up to 11 points. This
@@ -90,7 +90,7 @@ class MaceResult:
     spamming : ndarray of shape (n_sources, 2)
         crowd-kit's ``spamming_``: the weights of (spamming, knowing). NaN without claims.
     thetas : ndarray of shape (n_sources, n_classes)
-        crowd-kit's ``thetas_``: each source's answer distribution when it spams. NaN without claims.
+        crowd-kit's ``thetas_``: a source's answer distribution when it spams. NaN without claims.
     log_likelihood : float
         crowd-kit's restart score, ``sum(log(P(item's answers) + 1e-8))`` over items with claims.
     loss_history : list of float
@@ -113,7 +113,7 @@ class MaceResult:
 
 
 def _normalize(x: NDArray[np.float64], smoothing: float) -> NDArray[np.float64]:
-    """crowd-kit's ``normalize``: rows of ``x + smoothing`` over their sums (0 where a sum is ~0)."""
+    """crowd-kit's ``normalize``: rows of ``x + smoothing`` over their sums (0 where sum is ~0)."""
     norm = (x + smoothing).sum(axis=1)[:, None]
     return np.divide(x + smoothing, norm, out=np.zeros_like(x), where=~np.isclose(norm, 0.0))
 
@@ -131,8 +131,9 @@ def _variational_normalize(
 def _uniform(
     random_state: Seed, shape: tuple[int, int], low: float, width: float
 ) -> NDArray[np.float64]:
-    """``scipy.stats.uniform(low, width).rvs(size=shape, random_state=random_state)`` without scipy.stats:
-    an int seeds a fresh ``RandomState`` (scipy's ``check_random_state``), None uses numpy's global one."""
+    """``scipy.stats.uniform(low, width).rvs(size=shape, random_state=random_state)`` without
+    scipy.stats: an int seeds a fresh ``RandomState`` (scipy's ``check_random_state``), None uses
+    numpy's global one."""
     if random_state is None:
         rng: np.random.RandomState | np.random.Generator = np.random.mtrand._rand
     elif isinstance(random_state, (int, np.integer)):
@@ -172,7 +173,10 @@ class _Mace:
     def e_step(
         self, spam: NDArray[np.float64], theta: NDArray[np.float64]
     ) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """Score, posterior (items with claims x K), strategy counts (sources x K), knowing counts (sources x 2)."""
+        """Score, posterior, strategy counts and knowing counts after one E-step.
+
+        Shapes: posterior (items with claims x K), strategy (sources x K), knowing (sources x 2).
+        """
         f0 = spam[self.w, 0] * theta[self.w, self.lab]
         f1 = spam[self.w, 1]
         log_joint = np.empty((self.n_item, self.k))
@@ -191,7 +195,8 @@ class _Mace:
         score = float(np.log(np.exp(log_marginal[:, 0]) + _LIKELIHOOD_FLOOR).sum())
         p = post[self.t]
         p_own = p[np.arange(self.lab.size), self.lab]
-        # P(spam | all) = f0 * sum_k P(T=k | all) / P(answer | T=k); P(know | all) = P(T=answer) f1 / (f0 + f1)
+        # P(spam | all) = f0 * sum_k P(T=k | all) / P(answer | T=k);
+        # P(know | all) = P(T=answer) f1 / (f0 + f1)
         spam_post = (p.sum(axis=1) - p_own) / f0 + p_own / (f0 + f1)
         spam_post = spam_post * f0
         know_post = p_own * f1 / (f0 + f1)
@@ -233,7 +238,7 @@ def fit_mace(
     n_iter : rounds per start (no convergence test, as in crowd-kit).
     method : ``"vb"`` (variational Bayes with the priors below) or ``"em"`` (smoothed counts).
     smoothing : pseudo-count of the ``"em"`` M-step; None means crowd-kit's effective ``0.01 / K``.
-    default_noise : the initial weights are uniform on ``[1, 2 + default_noise)`` before normalising.
+    default_noise : the initial weights are uniform on ``[1, 2 + default_noise)``, then normalised.
     alpha, beta : Beta prior on (spamming, knowing) for ``"vb"``.
     random_state : int seed, None, ``RandomState`` or ``Generator``, as scipy's ``rvs`` reads it.
     crowdkit_compat : reproduce crowd-kit's mis-aligned strategy update (see the module docstring).

@@ -52,7 +52,7 @@ def majority_vote(
         return VoteResult(winner, share, n_votes)
     span = int(label.max()) + 1
     if n_items * span <= _DENSE_CELLS:
-        # Few classes: one items x classes count table; argmax takes the first (smallest) label on ties.
+        # Few classes: one items x classes count table; on ties argmax takes the first (smallest).
         counts = np.bincount(item * span + label, weights=weight, minlength=n_items * span).reshape(
             n_items, span
         )

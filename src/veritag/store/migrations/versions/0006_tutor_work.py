@@ -2,8 +2,9 @@
 
 ``assignments.seconds`` is how long the tutor looked at the item before answering and
 ``assignments.skip_reason`` why they gave it back. ``claims.retracts`` names the claim a
-*retraction* takes back (no foreign key: SQLite cannot add one to an existing table): undo never deletes or edits a claim (claims are append-only), it adds
-a value-less claim by the same source that points at the one undone, and readers skip both.
+*retraction* takes back (no foreign key: SQLite cannot add one to an existing table): undo never
+deletes or edits a claim (claims are append-only), it adds a value-less claim by the same source
+that points at the one undone, and readers skip both.
 
 Revision ID: 0006
 Revises: 0005

@@ -1,8 +1,8 @@
 """Background jobs of the server (autolabel, automate), kept in the database.
 
-A server run as several processes answers a poll from whichever process gets it, so a job's
-state lives here rather than in the memory of the process that runs it. ``runner`` names that
-process (host, pid and a tag per app), so a process starting up can fail the jobs a dead one left running.
+A server run as several processes answers a poll from whichever process gets it, so a job's state
+lives here rather than in the memory of the process that runs it. ``runner`` names that process
+(host, pid and a tag per app), so a process starting up can fail the jobs a dead one left running.
 
 Revision ID: 0008
 Revises: 0007

@@ -1,22 +1,19 @@
-"""The automation report's plots as inline SVG, drawn the same safe way as :mod:`.plots`.
+"""The automation audit's plots as inline SVG, drawn the safe way ``svg`` draws them.
 
 Each function takes the report's plain data and returns an SVG string, or None when there is
 nothing to draw (the page then says why). User strings (slice names) only reach the figure
-through ``_label``, and ``_svg`` renders text as paths.
+through ``plot_label``, and ``render_svg`` renders text as paths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..automation.audit import BiasAudit
-from .plots import _label, _svg
-
-if TYPE_CHECKING:
-    from .automation import Calibration, RateCurve
+from ...automation.audit import BiasAudit
+from ..svg import plot_label, render_svg
+from .build import Calibration, RateCurve
 
 __all__ = ["rate_accuracy_plot", "reliability_diagram", "slice_error_plot"]
 
@@ -78,7 +75,7 @@ def reliability_diagram(calibration: Calibration) -> str | None:
         bottom.set_ylabel("items")
         bottom.grid(axis="y", alpha=0.25)
 
-    return _svg(draw, (5.5, 4.6), "rel")
+    return render_svg(draw, (5.5, 4.6), "rel")
 
 
 def rate_accuracy_plot(curves: Sequence[RateCurve], target: float) -> str | None:
@@ -102,7 +99,7 @@ def rate_accuracy_plot(curves: Sequence[RateCurve], target: float) -> str | None
                 c.accuracy,
                 color=color,
                 lw=1.4 if c.code is None else 1,
-                label=_label(c.name, 20),
+                label=plot_label(c.name, 20),
             )
             ax.plot(c.automation_rate, c.bound, color=color, lw=0.8, ls="--", alpha=0.7)
             if c.chosen is not None and c.chosen.audit_size:
@@ -133,7 +130,7 @@ def rate_accuracy_plot(curves: Sequence[RateCurve], target: float) -> str | None
         ax.legend(loc="lower left", frameon=False)
         ax.grid(alpha=0.25)
 
-    return _svg(draw, (6.0, 3.6), "rate")
+    return render_svg(draw, (6.0, 3.6), "rate")
 
 
 def slice_error_plot(bias: BiasAudit) -> str | None:
@@ -180,7 +177,7 @@ def slice_error_plot(bias: BiasAudit) -> str | None:
                 capsize=2,
                 label=name,
             )
-        ax.set_yticks(y, [_label(r.name, 22) for r in rows])
+        ax.set_yticks(y, [plot_label(r.name, 22) for r in rows])
         for tick, r in zip(ax.get_yticklabels(), rows, strict=True):
             if r.automation_worse:
                 tick.set_color(_BAD)
@@ -190,4 +187,4 @@ def slice_error_plot(bias: BiasAudit) -> str | None:
         ax.legend(loc="lower right", frameon=False)
         ax.grid(axis="x", alpha=0.25)
 
-    return _svg(draw, (6.0, 1.2 + 0.35 * len(rows)), "slc")
+    return render_svg(draw, (6.0, 1.2 + 0.35 * len(rows)), "slc")

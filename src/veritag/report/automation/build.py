@@ -1,38 +1,25 @@
-"""The ``veritag audit`` report of one automation run, built from plain arrays.
+"""The automation audit as plain data: what ``build_automation_report`` collects from one run's
+evidence (an ``AutomationData``), no rendering.
 
-An automation run accepts a model's labels above a per-slice confidence threshold
-(:mod:`veritag.automation.policy`). This report answers what a project owner asks next: how much
-was automated and on what evidence, whether the model's confidences mean what they say, what a
-different threshold would have bought, whether a slice is served worse by the model than by the
-humans, and which classes the model confuses. Everything rests on the uniform random audit:
-audited items are a random sample of all items, so statistics over them speak for the rest.
-
-``build_automation_report`` collects plain data (an :class:`AutomationReport`);
-``render_automation_html`` makes one self-contained page, ``render_automation_text`` prints a
-short summary with rich, ``AutomationReport.to_dict`` gives JSON.
+Everything rests on the uniform random audit: audited items are a random sample of all items,
+so statistics over them speak for the rest.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from ..automation.audit import BiasAudit, SliceAudit, bias_audit
-from ..automation.calibration import _SUM_TOL, fit_calibrator, reliability_curve
-from ..automation.policy import Decision, clopper_pearson_lower
-from .automation_plots import rate_accuracy_plot, reliability_diagram, slice_error_plot
-from .build import _plain
-from .html import _CSS, _e, _figure, _kv, _num, _pct, _table
-from .text import _num as _tnum
-from .text import _pct as _tpct
+from ...automation.audit import BiasAudit, bias_audit
+from ...automation.calibration import _SUM_TOL, fit_calibrator, reliability_curve
+from ...automation.policy import Decision, clopper_pearson_lower
+from ..build import plain
 
 __all__ = [
     "AutomationData",
@@ -44,8 +31,6 @@ __all__ = [
     "RateCurve",
     "SliceDecision",
     "build_automation_report",
-    "render_automation_html",
-    "render_automation_text",
 ]
 
 #: Reliability-diagram bins (equal width on [0, 1]).
@@ -58,8 +43,6 @@ MIN_CALIBRATION_ITEMS = 30
 MAX_CURVE_POINTS = 200
 #: Slices drawn as their own curve; beyond this only the overall curve is drawn.
 MAX_CURVE_SLICES = 8
-#: Classes shown as confusion-matrix columns; beyond this only per-class counts.
-MAX_CONFUSION_CLASSES = 20
 _SEED = 0
 
 
@@ -119,6 +102,13 @@ class AutomationSummary:
     realised_accuracy: float
     accuracy_bound: float
 
+    def audit_line(self) -> str:
+        """The audit in one line, as both renderers show it."""
+        return (
+            f"{self.audit_drawn} drawn, {self.audit_labeled} labeled, "
+            f"{self.audit_unlabeled} not yet"
+        )
+
 
 @dataclass(frozen=True)
 class SliceDecision:
@@ -137,6 +127,10 @@ class SliceDecision:
     bound: float
     audit_size: int
     tested: int
+
+    def threshold_text(self) -> str:
+        """The threshold as both renderers show it."""
+        return "not automated" if not math.isfinite(self.threshold) else f"{self.threshold:.4f}"
 
 
 @dataclass(frozen=True)
@@ -218,10 +212,7 @@ class AutomationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only: NaN and infinities become None, tuples lists."""
-        return _plain(asdict(self))
-
-
-# --- building ---------------------------------------------------------------------------------
+        return plain(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -421,7 +412,17 @@ def _notes(summary: AutomationSummary, slices: tuple[SliceDecision, ...]) -> tup
 
 
 def build_automation_report(data: AutomationData) -> AutomationReport:
-    """Collect the report of one automation run (raises ValueError on malformed input)."""
+    """Collect the report of one automation run (raises ValueError on malformed input).
+
+    Cross-fitting calibrators on a few audited items makes scikit-learn warn about folds it
+    cannot fit well; the report shows the resulting uncertainty itself, so the warnings are
+    silenced here, once, for every caller (CLI, server, quickstart)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _build(data)
+
+
+def _build(data: AutomationData) -> AutomationReport:
     it = _checked(data)
     n, k = len(it.confidence), len(data.classes)
     slices = np.asarray(data.slices, dtype=np.int64)
@@ -481,277 +482,3 @@ def build_automation_report(data: AutomationData) -> AutomationReport:
         confusion=tuple(tuple(row) for row in confusion.tolist()),
         notes=_notes(summary, decisions),
     )
-
-
-# --- HTML -------------------------------------------------------------------------------------
-
-
-def _threshold(value: float) -> str:
-    return "not automated" if not math.isfinite(value) else f"{value:.4f}"
-
-
-def _interval(est: float, lo: float, hi: float, n: int) -> str:
-    if not n:
-        return _num(math.nan)
-    return f"{_num(est)} [{_num(lo)}, {_num(hi)}] <small>n={n}</small>"
-
-
-def _flag(row: SliceAudit) -> str:
-    if row.automation_worse is None:
-        return "not enough evidence"
-    return '<span class="bad"><b>worse</b></span>' if row.automation_worse else "no"
-
-
-def _audit_line(s: AutomationSummary) -> str:
-    return f"{s.audit_drawn} drawn, {s.audit_labeled} labeled, {s.audit_unlabeled} not yet"
-
-
-def _hint(text: str) -> str:
-    return f'<p class="hint">{text}</p>'
-
-
-def _summary_html(r: AutomationReport) -> str:
-    s = r.summary
-    rows = [
-        ("project", _e(s.project)),
-        ("labeler", _e(s.labeler)),
-        ("run", _e(s.created_at)),
-        ("items with a model claim", f"{s.items} ({s.classes} classes)"),
-        ("automated", f"{s.automated} ({_pct(s.automation_rate)})"),
-        ("audit", _audit_line(s)),
-        ("left for humans", str(s.left_for_humans)),
-        ("target accuracy", f"{s.target:g} with probability {1 - s.delta:g} per slice"),
-        ("audited items above threshold", str(s.audited_above)),
-        ("their accuracy", _num(s.realised_accuracy)),
-        (f"lower bound at {1 - s.delta:g}", _num(s.accuracy_bound)),
-    ]
-    field = f" by {_e(s.slice_field)}" if s.slice_field else ""
-    table = _table(
-        [
-            ("slice", False),
-            ("items", True),
-            ("automated", True),
-            ("rate", True),
-            ("threshold", True),
-            ("accuracy bound", True),
-            ("audited above", True),
-            ("candidates tested", True),
-        ],
-        (
-            [
-                _e(d.name),
-                str(d.items),
-                str(d.automated),
-                _pct(d.automation_rate),
-                _threshold(d.threshold),
-                _num(d.bound),
-                str(d.audit_size),
-                str(d.tested),
-            ]
-            for d in r.slices
-        ),
-    )
-    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in r.notes)
-    return (
-        f'<section id="summary"><h2>Summary</h2>{_kv(rows)}{notes}'
-        f"<h3>Thresholds per slice{field}</h3>{table}</section>"
-    )
-
-
-def _calibration_html(r: AutomationReport) -> str:
-    c = r.calibration
-    fig = _figure(
-        reliability_diagram(c),
-        "Mean confidence against accuracy per confidence bin (the diagonal is perfect "
-        "calibration); below, labeled audit items per bin. Calibrated curves are out of fold.",
-    ) or _hint(_e(c.note or "No labeled audit item to draw."))
-    table = _table(
-        [("method", False), ("ECE", True), ("", False)],
-        ([_e(m.method), _num(m.ece), _e(m.note or "")] for m in c.methods),
-    )
-    folds = (
-        f"{c.folds}-fold cross-fit: each item is calibrated by a fit that never saw it, "
-        "so the error shown is what new items would see."
-        if c.folds
-        else ""
-    )
-    hint = (
-        _hint(
-            f"Expected calibration error (ECE) over {c.n_evidence} labeled audit items, "
-            f"{N_BINS} equal-width bins. {folds}"
-        )
-        if c.methods
-        else ""
-    )
-    return (
-        f'<section id="calibration"><h2>Calibration</h2>{hint}{fig}'
-        f"{table if c.methods else ''}</section>"
-    )
-
-
-def _curve_html(r: AutomationReport) -> str:
-    fig = _figure(
-        rate_accuracy_plot(r.curves, r.summary.target),
-        f"Share of items automated at each threshold against the accuracy of the labeled audit "
-        f"items above it (solid) and its lower bound at {1 - r.summary.delta:g} (dashed, "
-        "pointwise). Stars: the chosen thresholds. Dotted line: the target.",
-    ) or _hint("No labeled audit item, so no threshold can be evaluated.")
-    return f'<section id="curve"><h2>Automation rate vs accuracy</h2>{fig}</section>'
-
-
-def _slices_html(r: AutomationReport) -> str:
-    b = r.bias
-    fig = _figure(
-        slice_error_plot(b),
-        "Error per slice: automated (audited items above the threshold) against human, with "
-        f"one-sided {1 - b.delta:g} bounds each. Red slices: automation shown worse.",
-    ) or _hint("No slice has error evidence yet.")
-    table = _table(
-        [
-            ("slice", False),
-            ("items", True),
-            ("automated", True),
-            ("automated error", True),
-            ("human error", True),
-            ("label shift (TV)", True),
-            ("chi&sup2; p", True),
-            ("automation worse?", False),
-        ],
-        (
-            [
-                f'<span class="bad">{_e(s.name)}</span>' if s.automation_worse else _e(s.name),
-                str(s.n),
-                _pct(s.automation_rate),
-                _interval(s.auto_error, s.auto_error_lower, s.auto_error_upper, s.auto_audit_size),
-                _interval(s.human_error, s.human_error_lower, s.human_error_upper, s.human_size),
-                _num(s.tv_distance),
-                _num(s.chi2_p),
-                _flag(s),
-            ]
-            for s in (*b.slices, b.overall)
-        ),
-    )
-    hint = _hint(
-        f"Automation is called worse when a one-sided Fisher test at {b.delta:g} shows its "
-        f"error above the humans'; with fewer than {b.min_evidence} items on either side there "
-        "is not enough evidence. Human error is measured on the items humans label, usually "
-        "the harder ones. Label shift compares the class mix of automated and human-labeled "
-        "items."
-    )
-    return f'<section id="slices"><h2>Errors per slice</h2>{hint}{fig}{table}</section>'
-
-
-def _classes_html(r: AutomationReport) -> str:
-    m = np.asarray(r.confusion, dtype=np.int64).reshape(len(r.class_names), -1)
-    if not m.sum():
-        return f'<section id="classes"><h2>Classes</h2>{_hint("No labeled audit item.")}</section>'
-    per_class = m.sum(axis=1)
-    recall = np.where(per_class > 0, np.diag(m) / np.maximum(per_class, 1), np.nan)
-    wide = len(r.class_names) <= MAX_CONFUSION_CLASSES
-    head = [("human \\ model", False), ("items", True), ("model right", True)]
-    if wide:
-        head += [(_e(c), True) for c in r.class_names]
-    rows = (
-        [_e(c), str(per_class[i]), _pct(recall[i]), *(str(v) for v in (m[i] if wide else ()))]
-        for i, c in enumerate(r.class_names)
-    )
-    hint = _hint(
-        "The model's labels on the labeled audit items: rows are the humans' "
-        "class, columns the model's."
-        if wide
-        else f"More than {MAX_CONFUSION_CLASSES} classes: per-class counts only."
-    )
-    return f'<section id="classes"><h2>Classes</h2>{hint}{_table(head, rows)}</section>'
-
-
-def render_automation_html(
-    report: AutomationReport, *, title: str = "veritag automation audit"
-) -> str:
-    """One self-contained HTML page: inline CSS and SVG plots, no scripts or external assets."""
-    links = [
-        ("summary", "Summary"),
-        ("calibration", "Calibration"),
-        ("curve", "Automation rate"),
-        ("slices", "Slices"),
-        ("classes", "Classes"),
-    ]
-    nav = "".join(f'<a href="#{a}">{name}</a>' for a, name in links)
-    s = report.summary
-    meta = (
-        f"{_e(s.project)}: labeler {_e(s.labeler)}, run {_e(s.created_at)}; {s.items} items, "
-        f"{_pct(s.automation_rate)} automated. Made by veritag."
-    )
-    sections = [
-        _summary_html(report),
-        _calibration_html(report),
-        _curve_html(report),
-        _slices_html(report),
-        _classes_html(report),
-    ]
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n"
-        f'<body><main><h1>{_e(title)}</h1><p class="meta">{meta}</p><nav>{nav}</nav>\n'
-        + "\n".join(sections)
-        + "\n</main></body></html>\n"
-    )
-
-
-# --- text -------------------------------------------------------------------------------------
-
-
-def _text_error(est: float, lo: float, hi: float, n: int) -> str:
-    return f"{_tnum(est)} [{_tnum(lo)}, {_tnum(hi)}] n={n}" if n else "-"
-
-
-def render_automation_text(report: AutomationReport, console: Console) -> None:
-    """Print the summary and the per-slice table; user strings are never read as markup."""
-    s = report.summary
-    table = Table(
-        title=Text(f"Automation audit: {s.project}"), show_header=False, title_justify="left"
-    )
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("labeler", Text(s.labeler))
-    table.add_row("run", Text(s.created_at))
-    table.add_row("items", str(s.items))
-    table.add_row("automated", f"{s.automated} ({_tpct(s.automation_rate)})")
-    table.add_row("audit", _audit_line(s))
-    table.add_row("left for humans", str(s.left_for_humans))
-    table.add_row("target", f"{s.target:g} with probability {1 - s.delta:g} per slice")
-    table.add_row(
-        "audited above threshold",
-        f"{s.audited_above}: accuracy "
-        f"{_tnum(s.realised_accuracy)}, lower bound {_tnum(s.accuracy_bound)}",
-    )
-    ece = ", ".join(f"{m.method} {_tnum(m.ece)}" for m in report.calibration.methods)
-    table.add_row("ECE", ece or "-")
-    console.print(table)
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
-
-    table = Table(title="Slices", title_justify="left")
-    for col, justify in (
-        ("slice", "left"),
-        ("threshold", "right"),
-        ("automated", "right"),
-        ("automated error", "right"),
-        ("human error", "right"),
-        ("worse?", "left"),
-    ):
-        table.add_column(col, justify=justify)
-    by_code = {row.code: row for row in report.bias.slices}
-    worse = {True: Text("WORSE", style="bold red"), False: "no", None: "not enough evidence"}
-    for d in report.slices:
-        a = by_code[d.code]
-        table.add_row(
-            Text(d.name),
-            _threshold(d.threshold),
-            _tpct(d.automation_rate),
-            _text_error(a.auto_error, a.auto_error_lower, a.auto_error_upper, a.auto_audit_size),
-            _text_error(a.human_error, a.human_error_lower, a.human_error_upper, a.human_size),
-            worse[a.automation_worse],
-        )
-    console.print(table)

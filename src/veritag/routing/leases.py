@@ -1,0 +1,730 @@
+"""Leasing: a tutor pulls an item, answers it, takes the answer back, or gives the item back.
+
+A tutor asks for work (``request_work``) and gets a *lease* on one item: the item, among those
+not done, where the tutor's expected gain in P(correct) (``gain.expected_gain``, with the
+tutor's confusion matrix in the item's domain) per unit of the tutor's cost is highest,
+discounted by how far the tutor falls short of the best active tutor for that item, so a
+generalist leaves a specialist's items to the specialist while other work is left. Every
+``round(1 / gold_rate)``-th lease of a tutor (the first included, so a new tutor is measured at
+once) is a gold item the tutor has not seen, in the domain where the tutor is least measured.
+
+An item is *done* when its posterior reaches ``target`` after ``min_labels`` human labels, or
+it has ``max_labels``; leases in flight count as labels on the way, so an item below the target
+is never leased to more tutors at once than it still needs (``max(min_labels - labels, 1)``,
+within the cap). No tutor is shown an item twice (labeled, or leased in any state). A lease
+reserves its tutor's cost from the budget until it is submitted (spent), released or expires:
+``spent + reserved + cost <= budget`` holds at every lease. Stale leases are expired first,
+which returns their items to the pool. A tutor holds one running lease per project: asking again
+hands the same lease back, renewed, so a crash or a lost answer never strands an item; a server
+process that starts after another on its host died cuts the dead one's leases short
+(``release_orphaned_leases``).
+
+Besides the evidence (``routing.evidence``), a request reads the project's running leases and a
+few indexed rows per candidate item inside its write transaction.
+
+Concurrency: choosing and leasing happen in one short write transaction. On PostgreSQL the
+candidate items are locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` (two tutors asking at once
+get different items) and, under a budget, the project's settings row is locked so reservations
+are serialised; on SQLite the write transaction serialises everything. Submit, release and undo
+each run in one write transaction whose conditional UPDATE of the lease decides, so a lease can
+be submitted at most once on either backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from numpy.typing import NDArray
+
+from ..errors import NotFound, VeritagError
+from ..schema import PairwiseSchema
+from ..store.claims import add_claim
+from ..store.engine import Store
+from ..store.models import Assignment as AssignmentRow
+from ..store.models import Claim, Item, ItemDomain, Project, RoutingSettings, Source, Tutor
+from ..store.queries import project_schema, standing_human_labels
+from . import pairwise
+from .evidence import Evidence, read_evidence
+from .gain import expected_gain
+from .settings import TutorProfile, find_tutor, get_settings
+
+__all__ = [
+    "Lease",
+    "NotYourLease",
+    "release",
+    "release_orphaned_leases",
+    "request_work",
+    "submit",
+    "undo",
+]
+
+#: Candidate items locked per round trip while leasing.
+_LOCK_BATCH = 32
+#: A tutor whose answer cannot move even an undecided item (gain below this) is not asked in a
+#: domain.
+_MIN_GAIN = 1e-9
+
+
+def as_utc(now: datetime | None) -> datetime:
+    """``now`` in UTC (a naive value is taken as UTC); the clock when None."""
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease handed to a tutor: the item to label, until ``expires_at``.
+
+    ``gain`` is the expected gain in P(correct) this label brings (0 for gold items, which
+    measure the tutor instead); ``cost`` is reserved from the budget while the lease runs.
+    """
+
+    id: int
+    item_id: int
+    external_id: str
+    text: str | None
+    data: dict[str, Any] | None
+    domain: str
+    tutor: str
+    is_gold: bool
+    cost: float
+    gain: float
+    leased_at: datetime
+    expires_at: datetime
+    #: Whether this is the tutor's running lease handed back to them (see ``request_work``).
+    resumed: bool = False
+
+
+def running_leases(project: Project, now: datetime) -> Any:
+    """The WHERE clause of the project's leases still running at ``now``."""
+    return sa.and_(
+        AssignmentRow.project_id == project.id,
+        AssignmentRow.state == "leased",
+        AssignmentRow.expires_at > now,
+    )
+
+
+def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
+    """Stale leases become ``expired``: their items go back to the pool and their cost is freed."""
+    conn.execute(
+        sa.update(AssignmentRow)
+        .where(
+            AssignmentRow.project_id == project.id,
+            AssignmentRow.state == "leased",
+            AssignmentRow.expires_at <= now,
+        )
+        .values(state="expired")
+    )
+
+
+def spending(conn: sa.Connection, project: Project, now: datetime) -> tuple[float, float]:
+    """(spent, reserved): the cost of submitted leases, and of leases still running."""
+    spent = conn.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(
+            AssignmentRow.project_id == project.id, AssignmentRow.state == "submitted"
+        )
+    )
+    reserved = conn.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(
+            running_leases(project, now)
+        )
+    )
+    return float(spent or 0.0), float(reserved or 0.0)
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """Per item, read inside the leasing transaction: human labels, live leases, seen by the
+    tutor."""
+
+    labels: NDArray[np.int64]
+    in_flight: NDArray[np.int64]
+    seen: NDArray[np.bool_]
+
+
+def _fresh(
+    conn: sa.Connection,
+    project: Project,
+    tutor: TutorProfile,
+    ids: NDArray[np.int64],
+    now: datetime,
+    *,
+    labels: NDArray[np.int64] | None = None,
+) -> _Fresh:
+    """Read the counts for ``ids``. With ``labels`` (counts read before the transaction), ``ids``
+    are all the project's items and only leases are read: the first, coarse filter uses that,
+    since counts only grow and an old one lets more items through, never fewer."""
+    where = (lambda col: sa.true()) if labels is not None else (lambda col: col.in_(ids.tolist()))
+
+    def per_item(stmt: sa.Select[Any]) -> NDArray[np.int64]:
+        out = np.zeros(ids.size, np.int64)
+        rows = conn.execute(stmt).all()
+        if rows:
+            got = np.array([r[0] for r in rows], dtype=np.int64)
+            pos = np.searchsorted(ids, got)
+            ok = pos < ids.size
+            ok[ok] = ids[pos[ok]] == got[ok]
+            out[pos[ok]] = np.array([r[1] for r in rows], dtype=np.int64)[ok]
+        return out
+
+    if labels is None:
+        labels = per_item(
+            sa.select(Claim.item_id, sa.func.count())
+            .where(standing_human_labels(project.id), where(Claim.item_id))
+            .group_by(Claim.item_id)
+        )
+    in_flight = per_item(
+        sa.select(AssignmentRow.item_id, sa.func.count())
+        .where(running_leases(project, now), where(AssignmentRow.item_id))
+        .group_by(AssignmentRow.item_id)
+    )
+    mine = (
+        conn.execute(
+            sa.union(
+                sa.select(Claim.item_id).where(
+                    Claim.project_id == project.id,
+                    Claim.source_id == tutor.source_id,
+                    where(Claim.item_id),
+                ),
+                sa.select(AssignmentRow.item_id).where(
+                    AssignmentRow.project_id == project.id,
+                    AssignmentRow.tutor_id == tutor.id,
+                    where(AssignmentRow.item_id),
+                ),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return _Fresh(labels, in_flight, np.isin(ids, np.array(mine, dtype=np.int64)))
+
+
+def _pull_scores(ev: Evidence, me: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per item: the tutor's gain, and its score (gain per cost, times its share of the best active
+    tutor's gain per cost); -inf score where the tutor is useless in the item's domain. Without a
+    posterior (``ev.single`` false) the gain is 0 and a tutor prefers items in their declared
+    domains, cheaper tutors first, weighted by the item's priority where there is one (arena)."""
+    if not ev.single:
+        mine = (
+            ev.declared[me][ev.domain] if ev.declared[me].any() else np.ones(ev.domain.size, bool)
+        )
+        score = np.where(mine, 2.0, 1.0) / ev.tutors[me].cost
+        return np.zeros(ev.domain.size), score if ev.priority is None else score * ev.priority
+    active = np.array([t.active for t in ev.tutors], dtype=bool)
+    cost = np.array([t.cost for t in ev.tutors])
+    gain = expected_gain(ev.posterior, ev.confusion[active], ev.domain)
+    eff = gain / cost[active]
+    mine = eff[:, int(active[:me].sum())]
+    best = eff.max(axis=1)
+    share = np.where(best > 0, mine / np.where(best > 0, best, 1.0), 1.0)
+    k = len(ev.classes)
+    useful = expected_gain(np.full((1, k), 1.0 / k), ev.confusion[me])[0] > _MIN_GAIN  # per domain
+    return gain[:, int(active[:me].sum())], np.where(useful[ev.domain], mine * share, -np.inf)
+
+
+def _lock(conn: sa.Connection, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The ``ids`` whose item rows this transaction could lock (PostgreSQL: others' are skipped)."""
+    if conn.dialect.name != "postgresql":
+        return ids
+    got = (
+        conn.execute(
+            sa.select(Item.id)
+            .where(Item.id.in_(ids.tolist()))
+            .order_by(Item.id)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    return ids[np.isin(ids, np.array(got, dtype=np.int64))]
+
+
+def _renew_held(
+    conn: sa.Connection,
+    project: Project,
+    tutor: Any,
+    now: datetime,
+    lease_seconds: int,
+    served_by: str | None,
+) -> Lease | None:
+    """Inside a write transaction: the oldest running lease of ``tutor`` (a ``Tutor.id`` or a
+    subquery of it) in the project, renewed for ``lease_seconds``; None if they hold none."""
+    mine = sa.and_(
+        running_leases(project, now),
+        AssignmentRow.tutor_id.in_(tutor)
+        if isinstance(tutor, sa.Select)
+        else AssignmentRow.tutor_id == tutor,
+    )
+    held = conn.scalar(sa.select(AssignmentRow.id).where(mine).order_by(AssignmentRow.id).limit(1))
+    if held is None:
+        return None
+    conn.execute(
+        sa.update(AssignmentRow)
+        .where(AssignmentRow.id == held)
+        .values(expires_at=now + timedelta(seconds=lease_seconds), served_by=served_by)
+    )
+    return _stored_lease(conn, held, resumed=True)
+
+
+def _resume(
+    store: Store, project: Project, tutor_name: str, now: datetime, served_by: str | None
+) -> Lease | None:
+    """The fast path of ``request_work`` for a tutor who holds a running lease: no evidence read."""
+    tutor = (
+        sa.select(Tutor.id)
+        .join(Source, Source.id == Tutor.source_id)
+        .where(Tutor.project_id == project.id, Source.name == tutor_name)
+    )
+    with store.engine.connect() as conn:
+        if (
+            conn.scalar(
+                sa.select(AssignmentRow.id)
+                .where(running_leases(project, now), AssignmentRow.tutor_id.in_(tutor))
+                .limit(1)
+            )
+            is None
+        ):
+            return None
+    lease_seconds = get_settings(store, project).lease_seconds
+    with store.begin_write() as conn:
+        return _renew_held(conn, project, tutor, now, lease_seconds, served_by)
+
+
+def request_work(
+    store: Store,
+    project: Project,
+    tutor_name: str,
+    now: datetime | None = None,
+    *,
+    resume: bool = True,
+    served_by: str | None = None,
+) -> Lease | None:
+    """Lease the tutor the item where their next label is worth most; None when nothing is left
+    for them or the budget cannot pay for one more label at their cost (see the module docstring).
+
+    A tutor who already holds a running lease in the project gets it back (``resumed``, renewed)
+    instead of a second one: a client whose answer to the last request was lost with a crashed
+    server or a dropped connection picks up where it was, and no item stays leased to someone who
+    is not looking at it. ``resume=False`` leases another item anyway (a client that works on
+    several at once). ``served_by`` names the server process handing the lease out, so a process
+    that starts after it died can release it early (``release_orphaned_leases``)."""
+    now = as_utc(now)
+    if resume and (held := _resume(store, project, tutor_name, now, served_by)) is not None:
+        return held
+    ev = read_evidence(store, project)
+    me = ev.tutors.index(find_tutor(ev.tutors, project, tutor_name))
+    tutor = ev.tutors[me]
+    if not tutor.active:
+        raise VeritagError(
+            f"tutor {tutor_name!r} is not active; switch them on with "
+            f"'veritag tutor {project.name} {tutor_name} --active' first"
+        )
+    gain, score = _pull_scores(ev, me)
+    settings = ev.settings
+    with store.begin_write() as conn:
+        _expire(
+            conn, project, now
+        )  # first statement writes: on SQLite the transaction now holds the lock
+        if (
+            resume
+        ):  # two requests of one tutor at once: the second waits here and gets the first's lease
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(Tutor.id).where(Tutor.id == tutor.id).with_for_update())
+            if (
+                held := _renew_held(conn, project, tutor.id, now, settings.lease_seconds, served_by)
+            ) is not None:
+                return held
+        if settings.budget is not None:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.select(RoutingSettings.project_id)
+                    .where(RoutingSettings.project_id == project.id)
+                    .with_for_update()
+                )
+            spent, reserved = spending(conn, project, now)
+            if spent + reserved + tutor.cost > settings.budget + 1e-9:
+                return None
+        now_all = _fresh(conn, project, tutor, ev.item_ids, now, labels=ev.labels)
+        pos = np.arange(ev.item_ids.size)
+        open_ = ~ev.is_gold & ~now_all.seen & (now_all.in_flight < ev.need(now_all.labels, pos))
+        pool = pos[open_ & np.isfinite(score)]
+        if not pool.size:
+            return None
+        gold_turn = (
+            settings.gold_period > 0
+            and conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(AssignmentRow)
+                .where(AssignmentRow.project_id == project.id, AssignmentRow.tutor_id == tutor.id)
+            )
+            % settings.gold_period
+            == 0
+        )
+        chosen: int | None = None
+        if gold_turn:
+            golds = pos[ev.is_gold & ~now_all.seen]
+            golds = golds[np.lexsort((ev.item_ids[golds], ev.measured[me, ev.domain[golds]]))]
+            chosen = _first_lockable(
+                conn, ev.item_ids, golds, lambda ids, f: ~f.seen, project, tutor, now
+            )
+        is_gold = chosen is not None
+        if chosen is None:
+            ranked = pool[
+                np.lexsort((ev.item_ids[pool], ev.posterior[pool].max(axis=1), -score[pool]))
+            ]
+            chosen = _first_lockable(
+                conn,
+                ev.item_ids,
+                ranked,
+                lambda ids, f: (
+                    ~f.seen & (f.in_flight < ev.need(f.labels, np.searchsorted(ev.item_ids, ids)))
+                ),
+                project,
+                tutor,
+                now,
+            )
+        if chosen is None:
+            return None
+        expires = now + timedelta(seconds=settings.lease_seconds)
+        lease_id = conn.execute(
+            sa.insert(AssignmentRow).values(
+                project_id=project.id,
+                item_id=int(ev.item_ids[chosen]),
+                tutor_id=tutor.id,
+                is_gold=is_gold,
+                cost=tutor.cost,
+                leased_at=now,
+                expires_at=expires,
+                state="leased",
+                served_by=served_by,
+            )
+        ).inserted_primary_key[0]
+        item = conn.execute(
+            sa.select(Item.external_id, Item.text, Item.data).where(
+                Item.id == int(ev.item_ids[chosen])
+            )
+        ).one()
+    return Lease(
+        int(lease_id),
+        int(ev.item_ids[chosen]),
+        item[0],
+        item[1],
+        item[2],
+        settings.domains[ev.domain[chosen]],
+        tutor.name,
+        is_gold,
+        tutor.cost,
+        0.0 if is_gold else float(gain[chosen]),
+        now,
+        expires,
+    )
+
+
+def _first_lockable(
+    conn: sa.Connection,
+    item_ids: NDArray[np.int64],
+    ranked: NDArray[np.int64],
+    still_ok: Callable[[NDArray[np.int64], _Fresh], NDArray[np.bool_]],
+    project: Project,
+    tutor: TutorProfile,
+    now: datetime,
+) -> int | None:
+    """The first of ``ranked`` (positions) whose item this transaction locks and that, read again
+    under the lock, ``still_ok`` accepts; None when none does."""
+    for start in range(0, ranked.size, _LOCK_BATCH):
+        batch = ranked[start : start + _LOCK_BATCH]
+        locked = _lock(conn, item_ids[batch])
+        if not locked.size:
+            continue
+        ids = np.sort(locked)
+        ok = still_ok(ids, _fresh(conn, project, tutor, ids, now))
+        good = set(ids[ok].tolist())
+        for p in batch.tolist():
+            if int(item_ids[p]) in good:
+                return int(p)
+    return None
+
+
+class NotYourLease(VeritagError):
+    """A tutor named a lease leased to someone else (the API answers it as it answers no lease)."""
+
+
+def _lease_row(
+    conn: sa.Connection, project: Project, assignment_id: int, tutor: str | None = None
+) -> Any:
+    """The lease with its tutor's source and the item's text, read once per call.
+
+    The one ownership check of submit, undo and release: ``NotFound`` outside ``project``,
+    ``NotYourLease`` when ``tutor`` is given and holds someone else's lease (in any state).
+    """
+    row = conn.execute(
+        sa.select(
+            AssignmentRow.id,
+            AssignmentRow.item_id,
+            AssignmentRow.state,
+            AssignmentRow.expires_at,
+            AssignmentRow.project_id,
+            AssignmentRow.tutor_id,
+            AssignmentRow.claim_id,
+            Tutor.source_id,
+            Source.name,
+            Item.text,
+        )
+        .join(Tutor, Tutor.id == AssignmentRow.tutor_id)
+        .join(Source, Source.id == Tutor.source_id)
+        .join(Item, Item.id == AssignmentRow.item_id)
+        .where(AssignmentRow.id == assignment_id)
+    ).first()
+    if row is None or row.project_id != project.id:
+        raise NotFound(f"project {project.name!r} has no assignment {assignment_id}")
+    if tutor is not None and row.name != tutor:
+        raise NotYourLease(f"assignment {row.id} is leased to {row.name!r}, not {tutor!r}")
+    return row
+
+
+def _refuse(row: Any, now: datetime) -> None:
+    """Say why a lease is not running, if it is not (its owner is checked by ``_lease_row``)."""
+    if row.state != "leased":
+        raise VeritagError(f"assignment {row.id} is {row.state}; request new work")
+    expires = as_utc(row.expires_at)
+    if expires <= now:
+        raise VeritagError(
+            f"assignment {row.id} expired at {expires.isoformat()}; request new work"
+        )
+
+
+def _close(
+    conn: sa.Connection,
+    project: Project,
+    assignment_id: int,
+    now: datetime,
+    tutor: str | None,
+    **values: Any,
+) -> Any:
+    """Inside a write transaction: end a running lease (``values``: its new state and what is kept
+    with it) and return the lease as ``_lease_row`` reads it, for the caller to finish with.
+
+    The conditional UPDATE comes first, so a lease is ended at most once, and from then on the
+    transaction holds SQLite's writer lock or, on PostgreSQL, the lease row: the one read after
+    it sees the lease as it stands. A lease of someone else, or one that was not running
+    (``_refuse`` says why), raises, which rolls the UPDATE back.
+    """
+    taken = conn.execute(
+        sa.update(AssignmentRow)
+        .where(
+            AssignmentRow.id == assignment_id,
+            AssignmentRow.project_id == project.id,
+            AssignmentRow.state == "leased",
+            AssignmentRow.expires_at > now,
+        )
+        .values(**values)
+    )
+    row = _lease_row(conn, project, assignment_id, tutor)
+    if taken.rowcount != 1:
+        _refuse(row, now)
+        raise VeritagError(f"assignment {assignment_id} is no longer running; request new work")
+    return row
+
+
+def submit(
+    store: Store,
+    project: Project,
+    assignment_id: int,
+    value: Any,
+    now: datetime | None = None,
+    *,
+    tutor: str | None = None,
+    seconds: float | None = None,
+) -> int:
+    """Write the tutor's label for a running lease as a claim; returns the claim id.
+
+    An expired, released or already submitted lease is refused, and so is another tutor's when
+    ``tutor`` names who is submitting. The value is then checked against the project's schema
+    (a bad one leaves the lease as it was); a pairwise answer may name the side the lease showed
+    (``left``/``right``, see ``routing.pairwise``). ``seconds`` is the time the tutor spent on
+    the item, kept with the lease for speed scorecards. The lease is read once, in the write
+    transaction that submits it (``_close``).
+    """
+    now = as_utc(now)
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+        raise VeritagError(f"seconds must be a non-negative number; got {seconds}")
+    schema = project_schema(project)
+    if isinstance(schema, PairwiseSchema):
+        value = pairwise.from_sides(project.id, assignment_id, value)
+    with store.begin_write() as conn:
+        row = _close(conn, project, assignment_id, now, tutor, state="submitted", seconds=seconds)
+        label = schema.normalize(value, item_text=row.text)
+        claim_id = add_claim(conn, project.id, row.item_id, row.source_id, value=label)
+        conn.execute(
+            sa.update(AssignmentRow)
+            .where(AssignmentRow.id == assignment_id)
+            .values(claim_id=claim_id)
+        )
+    return claim_id
+
+
+def undo(
+    store: Store,
+    project: Project,
+    assignment_id: int,
+    now: datetime | None = None,
+    *,
+    tutor: str | None = None,
+) -> tuple[Lease, Any]:
+    """Take back the claim of a submitted lease while the lease still holds; returns the lease,
+    running again, and the value taken back.
+
+    Nothing is deleted: a *retraction* (a claim by the same source with no value, ``retracts``
+    naming the claim) is added, and every reader of labels skips both (``standing_claims``).
+    Only the tutor's newest submitted lease in the project can be undone, once per submission,
+    so undo steps back over the last answer and no further.
+    """
+    now = as_utc(now)
+    with store.begin_write() as conn:
+        row = _lease_row(conn, project, assignment_id, tutor)
+        if row.state != "submitted":
+            raise VeritagError(
+                f"assignment {row.id} is {row.state}: only a submitted answer can be undone"
+            )
+        if as_utc(row.expires_at) <= now:
+            raise VeritagError(
+                f"assignment {row.id}'s lease ended at {as_utc(row.expires_at).isoformat()}; "
+                "its answer stands"
+            )
+        newest = conn.scalar(
+            sa.select(sa.func.max(AssignmentRow.id)).where(
+                AssignmentRow.project_id == project.id,
+                AssignmentRow.tutor_id == row.tutor_id,
+                AssignmentRow.state == "submitted",
+            )
+        )
+        if newest != row.id:
+            raise VeritagError(
+                f"assignment {row.id} is not your last answer; only the last one can be undone"
+            )
+        taken = conn.execute(
+            sa.update(AssignmentRow)
+            .where(AssignmentRow.id == row.id, AssignmentRow.state == "submitted")
+            .values(state="leased", claim_id=None, seconds=None)
+        )
+        if taken.rowcount != 1:
+            raise VeritagError(f"assignment {row.id} changed meanwhile; try again")
+        value = conn.scalar(sa.select(Claim.value).where(Claim.id == row.claim_id))
+        add_claim(conn, project.id, row.item_id, row.source_id, retracts=row.claim_id)
+        return _stored_lease(conn, row.id), value
+
+
+def _stored_lease(conn: sa.Connection, assignment_id: int, *, resumed: bool = False) -> Lease:
+    """A lease as stored, for handing it out again (undo, resume); its gain is not re-estimated
+    (0)."""
+    lease = conn.execute(
+        sa.select(
+            AssignmentRow.id,
+            AssignmentRow.item_id,
+            AssignmentRow.is_gold,
+            AssignmentRow.cost,
+            AssignmentRow.leased_at,
+            AssignmentRow.expires_at,
+            Item.external_id,
+            Item.text,
+            Item.data,
+            ItemDomain.domain,
+            Source.name,
+        )
+        .join(Item, Item.id == AssignmentRow.item_id)
+        .join(Tutor, Tutor.id == AssignmentRow.tutor_id)
+        .join(Source, Source.id == Tutor.source_id)
+        .outerjoin(ItemDomain, ItemDomain.item_id == AssignmentRow.item_id)
+        .where(AssignmentRow.id == assignment_id)
+    ).one()
+    return Lease(
+        lease.id,
+        lease.item_id,
+        lease.external_id,
+        lease.text,
+        lease.data,
+        lease.domain or "general",
+        lease.name,
+        bool(lease.is_gold),
+        float(lease.cost),
+        0.0,
+        as_utc(lease.leased_at),
+        as_utc(lease.expires_at),
+        resumed,
+    )
+
+
+def release(
+    store: Store,
+    project: Project,
+    assignment_id: int,
+    now: datetime | None = None,
+    *,
+    tutor: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Give a running lease back unlabeled: the item returns to the pool (not to this tutor) and
+    its cost to the budget. ``reason`` (why the tutor skipped it) is kept with the lease."""
+    now = as_utc(now)
+    with store.begin_write() as conn:
+        _close(
+            conn,
+            project,
+            assignment_id,
+            now,
+            tutor,
+            state="released",
+            skip_reason=(reason or "").strip() or None,
+        )
+
+
+def release_orphaned_leases(
+    store: Store,
+    host: str,
+    alive: Callable[[int], bool],
+    grace_seconds: float,
+    now: datetime | None = None,
+) -> int:
+    """Cut short the running leases last handed out by server processes of ``host`` that are gone
+    (``served_by`` is ``host:pid:tag``; ``alive(pid)`` says whether a pid runs): they now expire
+    within ``grace_seconds``, not ``lease_seconds`` after they were handed out. A tutor who is
+    still working asks again within the grace and gets the lease back renewed (``request_work``);
+    the items of requests that died with the process go back to the pool. Returns how many leases
+    were cut short. Leases of other hosts are left alone: whether their process runs is unknown
+    here."""
+    now = as_utc(now)
+    prefix = f"{host}:"
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(AssignmentRow.id, AssignmentRow.served_by).where(
+                AssignmentRow.state == "leased",
+                AssignmentRow.expires_at > now,
+                AssignmentRow.served_by.startswith(prefix, autoescape=True),
+            )
+        ).all()
+    pids = {r.served_by: r.served_by[len(prefix) :].split(":")[0] for r in rows}
+    dead = [
+        r.id for r in rows if not (pids[r.served_by].isdigit() and alive(int(pids[r.served_by])))
+    ]
+    if not dead:
+        return 0
+    until = now + timedelta(seconds=max(grace_seconds, 0.0))
+    with store.begin_write() as conn:
+        for start in range(0, len(dead), 500):
+            conn.execute(
+                sa.update(AssignmentRow)
+                .where(
+                    AssignmentRow.id.in_(dead[start : start + 500]),
+                    AssignmentRow.state == "leased",
+                    AssignmentRow.expires_at > until,
+                )
+                .values(expires_at=until)
+            )
+    return len(dead)
