@@ -885,3 +885,28 @@ def test_import_of_unstorable_text_is_one_error_line(
     code, _, err = run_main(monkeypatch, capsys, "init", "a/b", "--task", "free_text", "--db", db)
     assert code == 1
     assert "project name" in one_error_line(err)
+
+
+def test_worker_once_runs_the_queued_jobs(runner: CliRunner, tmp_path: Path) -> None:
+    from veritag.jobs import queue
+    from veritag.store import open_store
+    from veritag.store.queries import create_user
+
+    db = ["--db", str(tmp_path / "v.db")]
+    ok(runner, "init", "rte", "--task", "classification", "--labels", "0,1", *db)
+    ok(runner, "import", "rte", str(TEXTS), *db)
+    ok(runner, "import", "rte", str(LABELS), *db)
+    store = open_store(f"sqlite:///{tmp_path / 'v.db'}")
+    try:
+        with store.session() as session:
+            owner = create_user(session, username="a", password="pw-for-tests-1", role="admin").id
+        params = {"labeler": "tfidf", "fields": [], "folds": 3, "seed": 0}
+        good = queue.enqueue(store, kind="autolabel", project="rte", owner=owner, params=params)
+        gone = queue.enqueue(store, kind="autolabel", project="nope", owner=owner, params=params)
+        assert "veritag worker" in ok(runner, "worker", "--once", *db)
+        done, failed = queue.get(store, good.id), queue.get(store, gone.id)
+        assert done is not None and failed is not None
+        assert done.state == "done" and done.result["claims_added"] > 0
+        assert (failed.state, failed.attempts) == ("failed", 1) and "nope" in (failed.error or "")
+    finally:
+        store.close()

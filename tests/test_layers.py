@@ -34,6 +34,7 @@ FLOORS = {
     "routing": 7,
     "report": 8,
     "status": 8,
+    "jobs": 8,
     "quickstart": 9,
     "demo": 9,
     "server": 9,

@@ -36,6 +36,19 @@ class Settings(BaseSettings):
         "host that died expire within this many seconds instead of their full lease time; a tutor "
         "still working asks again meanwhile and gets the lease back.",
     )
+    embedded_worker: bool = Field(
+        default=True,
+        description="Whether `veritag serve` runs one job worker thread in each server process "
+        "(one command to run everything). Set false when separate `veritag worker` processes "
+        "run the jobs: the server then only queues them.",
+    )
+    job_heartbeat_timeout: float = Field(
+        default=60,
+        gt=0,
+        description="Seconds without a heartbeat (a running worker sends one every few seconds) "
+        "after which a job's worker counts as dead and another worker takes the job again, up to "
+        "its attempts. Keep it well above clock differences between worker hosts.",
+    )
 
 
 def load_settings() -> Settings:

@@ -7,8 +7,10 @@ The canonical form is what is stored, so two claims that mean the same thing com
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -28,6 +30,7 @@ __all__ = [
     "SpanSchema",
     "TaskSchema",
     "canonical_json",
+    "json_ready",
     "parse_schema",
 ]
 
@@ -35,6 +38,22 @@ __all__ = [
 def canonical_json(value: Any) -> str:
     """One string per meaning: sorted keys, no spaces; used for dedup and exact-match votes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_ready(value: Any) -> Any:
+    """JSON-ready: dataclasses and tuples become dicts and lists, NaN and infinities become null.
+    What the server answers and what a job stores as its result."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def _decode_json_cell(raw: Any, field: str) -> Any:

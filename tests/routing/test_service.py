@@ -637,8 +637,7 @@ def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> 
         assert lease is not None
         routing.submit(store, project, lease.id, "a", now=T0)
     fitted = runs()
-    lock = _refit_lock(store, project)
-    with lock:  # another request is refitting right now
+    with _refit_lock(store, project, wait=True):  # another request is refitting right now
         lease = routing.request_work(store, project, "bob", now=T0, resume=False)
         assert lease is not None and runs() == fitted  # served from the stale run, no second fit
     assert routing.request_work(store, project, "bob", now=T0, resume=False) is not None

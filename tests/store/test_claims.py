@@ -18,9 +18,10 @@ from veritag.store.queries import source_ids, standing_claims
 SRC = Path(veritag.__file__).parent
 #: Any way of inserting into the claims table: ``sa.insert(Claim)``,
 #: ``insert_ignore(conn, Claim.__table__)``, ``Claim.__table__.insert()``,
-#: ``session.add(Claim(...))`` or raw SQL.
+#: ``session.add(Claim(...))`` or raw SQL (``Claim(`` with its capital: a job queue's
+#: ``claim(...)`` is no claim).
 CLAIM_INSERT = re.compile(
-    r"insert\w*\(\s*(?:\w+,\s*)?Claim\b|Claim\.__table__\.insert|(?<!class )\bClaim\("
+    r"insert\w*\(\s*(?:\w+,\s*)?Claim\b|Claim\.__table__\.insert|(?-i:(?<!class )\bClaim\()"
     r"|INSERT INTO claims",
     re.IGNORECASE,
 )

@@ -38,14 +38,19 @@ TABLES = {"users", "projects", "items", "sources", "claims", "gold", "imports"}
 def _one_claim(store: Store) -> int:
     """A project with one item, one source and one claim; returns the claim id."""
     with store.session() as session:
-        # Rows, not create_project (it also writes 0010's audit log): a store may be at 0001 here.
-        project = Project(
-            name="p", task_schema={"type": "classification", "labels": ["a", "b"]}, description=""
-        )
-        session.add(project)
-        session.flush()
-        item = Item(project_id=project.id, external_id="i1", text="hello")
-        source = Source(project_id=project.id, kind="human", name="w1")
+        # Core inserts of the 0001 columns, not create_project (it also writes 0010's audit log)
+        # nor the ORM (it reads back later columns): a store may be at 0001 here.
+        project_id = session.execute(
+            sa.insert(Project)
+            .values(
+                name="p",
+                task_schema={"type": "classification", "labels": ["a", "b"]},
+                description="",
+            )
+            .returning(Project.id)
+        ).scalar_one()
+        item = Item(project_id=project_id, external_id="i1", text="hello")
+        source = Source(project_id=project_id, kind="human", name="w1")
         session.add_all([item, source])
         session.flush()
         # Core insert of the 0001 columns only, so this runs on a store left at an old revision too.
@@ -53,7 +58,7 @@ def _one_claim(store: Store) -> int:
             session.execute(
                 sa.insert(Claim)
                 .values(
-                    project_id=project.id,
+                    project_id=project_id,
                     item_id=item.id,
                     source_id=source.id,
                     value="a",
@@ -77,7 +82,7 @@ def test_open_store_migrates(db_url: str) -> None:
         with store.engine.connect() as conn:
             assert (
                 conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-                == "0010"
+                == "0012"
             )
     finally:
         store.close()
@@ -469,7 +474,7 @@ def test_truth_run_queries(store: Store) -> None:
         project_id, item_id, source_id = conn.execute(
             sa.select(Claim.project_id, Claim.item_id, Claim.source_id)
         ).one()
-        assert claims_watermark(conn, project_id=project_id) == (claim_id, 0, 0)
+        assert claims_watermark(conn, project_id=project_id) == (claim_id, 0, 0, 0)
         assert latest_truth_run(conn, project_id=project_id) is None
 
     def add_run(method: str) -> int:

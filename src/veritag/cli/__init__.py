@@ -6,9 +6,9 @@ traceback.
 One module per command group registers its commands on the one ``app`` (``_common``):
 ``projects`` (init, status), ``data`` (import, export, backup, restore), ``truth`` (resolve,
 report), ``automation`` (autolabel, automate, audit), ``route`` (tutor, route, simulate),
-``work``, ``serve`` (quickstart, serve), ``users`` (user, token) and ``arena``. A command that
-does several different things is a group of sub-commands (``veritag work next|submit|release``),
-never one command switched by flags.
+``work``, ``serve`` (quickstart, serve), ``worker``, ``users`` (user, token) and ``arena``. A
+command that does several different things is a group of sub-commands (``veritag work
+next|submit|release``), never one command switched by flags.
 
 Each command imports what it needs inside its function: the store (SQLAlchemy, alembic), the
 engine (scipy), pandas and scikit-learn cost seconds to import, and ``veritag --help`` or
@@ -36,6 +36,7 @@ from . import (  # noqa: F401
     route,
     work,
     serve,
+    worker,
     users,
     arena,
 )

@@ -23,8 +23,10 @@ claims therefore still get a label, and a model that humans or gold *have* check
 through what the engine learned about it (an inverted model gets inverted).
 
 A resolution can be stored as a *run* (``save_resolution``): one ``truth_runs`` row with the
-method, engine version and the newest claim id and gold count it covered, plus a ``posteriors``
-row per item and a ``source_reliability`` row per source. Runs are append-only history.
+method, engine version, the claims version, newest claim id and gold count it covered, plus a
+``posteriors`` row per item and a ``source_reliability`` row per source. Runs are append-only
+history, except that storing one prunes the rows of all but the newest few of its method
+(``RunPruned`` when one is read; docs/guide/storage.md).
 ``current_truth`` (module ``current``) is the one owner of which run is current: every reader
 asks it, a GET with ``refit="never"`` (read the newest run, say how stale it is, never fit), a
 command with ``refit="stale"`` (``current_resolution``: fit again on any new claim).
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
     )
     from .human import HumanLabels, human_labels
     from .project import ProjectClaims, load_project_claims, resolve_project
-    from .runs import load_resolution, resolve_and_store, save_resolution
+    from .runs import RunPruned, load_resolution, resolve_and_store, save_resolution
 
 #: Where each public name lives. Imported on first use: file mode needs neither the store nor
 #: SQLAlchemy, and ``veritag resolve labels.csv`` should not pay for importing them.
@@ -99,7 +101,9 @@ _HOMES = {
         ("CurrentTruth", "NotResolved", "current_resolution", "current_truth", "load_truth"),
         ".current",
     ),
-    **dict.fromkeys(("load_resolution", "resolve_and_store", "save_resolution"), ".runs"),
+    **dict.fromkeys(
+        ("RunPruned", "load_resolution", "resolve_and_store", "save_resolution"), ".runs"
+    ),
 }
 
 __all__ = [
@@ -127,6 +131,7 @@ __all__ = [
     "current_resolution",
     "current_truth",
     "load_truth",
+    "RunPruned",
     "load_resolution",
     "resolve_and_store",
     "save_resolution",

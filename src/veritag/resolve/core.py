@@ -41,6 +41,9 @@ class RunInfo:
     gold_count: int = 0
     run_id: int | None = None
     created_at: datetime | None = None
+    #: The project's claims version the run read (``Project.claims_version``): what staleness
+    #: compares.
+    claims_version: int = 0
 
     @property
     def label_source(self) -> str:

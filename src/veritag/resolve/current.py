@@ -12,13 +12,22 @@ Every reader of resolved labels asks ``current_truth``; what it may do is the ca
   labels and must cover every claim).
 
 One fit at a time per project: a caller that finds a fit running goes on with the stale run,
-and waits only when there is none yet. The lock is per process (``_REFIT_LOCKS``); it lives here
-alone, so a multi-host deployment replaces it in one place.
+and waits only when there is none yet (``_refit_lock``). On PostgreSQL the lock is an advisory
+lock held by a connection of its own while the fit runs, so it holds across every server process
+and host on the database. On SQLite it is a lock of this process: ``serve`` processes on one
+SQLite file queue on its writer lock instead, and two of them may fit the same claims twice,
+which stores one more run and is otherwise harmless.
+
+Staleness compares the project's claims version (``Project.claims_version``, counted by the one
+claims writer) and gold count with the run's, not claim ids: a claim whose transaction took a
+lower id and committed after the fit read the claims still makes the run stale.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,16 +98,54 @@ class CurrentTruth:
         }
 
 
+#: SQLite's refit locks, per database and project (PostgreSQL's live in the database).
 _REFIT_LOCKS: dict[tuple[str, int], threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
+#: The first key of veritag's two-key PostgreSQL advisory locks ("vrtg"); the second is the
+#: project id.
+_LOCK_NAMESPACE = 0x76727467
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(:ns, CAST(:project AS integer))")
+_LOCK = sa.text("SELECT pg_advisory_lock(:ns, CAST(:project AS integer))")
+_UNLOCK = sa.text("SELECT pg_advisory_unlock(:ns, CAST(:project AS integer))")
 
 
-def _refit_lock(store: Store, project: Project) -> threading.Lock:
+@contextmanager
+def _refit_lock(store: Store, project: Project, *, wait: bool) -> Iterator[bool]:
+    """Hold the project's refit lock for the block, if it can be had; yields whether it was.
+
+    ``wait`` blocks until the holder is done (a first fit: there is no run to serve meanwhile).
+    PostgreSQL's advisory lock belongs to the session of one connection, kept out of any
+    transaction (autocommit) so that a long fit holds no snapshot; it is released at the end,
+    or by the server when that connection dies with its process.
+    """
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            keys = {"ns": _LOCK_NAMESPACE, "project": project.id}
+            if wait:
+                conn.execute(_LOCK, keys)
+            got = wait or bool(conn.scalar(_TRY_LOCK, keys))
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(_UNLOCK, keys)
+        return
     with _LOCKS_LOCK:
-        return _REFIT_LOCKS.setdefault((str(store.engine.url), project.id), threading.Lock())
+        lock = _REFIT_LOCKS.setdefault((str(store.engine.url), project.id), threading.Lock())
+    got = lock.acquire(blocking=wait)
+    try:
+        yield got
+    finally:
+        if got:
+            lock.release()
 
 
 def _read(store: Store, project: Project, method: str | None) -> CurrentTruth:
+    """The newest run and what came since: the claims version counts every claim committed
+    since the run, whatever its id; the claims above the run's newest id are counted too (a
+    claim written past ``store.claims``, as tests do, moves no version) and say how many of
+    them are retractions."""
     with store.engine.connect() as conn:
         mark = claims_watermark(conn, project_id=project.id)
         run = latest_truth_run(conn, project_id=project.id, method=method)
@@ -109,6 +156,8 @@ def _read(store: Store, project: Project, method: str | None) -> CurrentTruth:
                 .select_from(Claim)
                 .where(Claim.project_id == project.id, Claim.id > run.max_claim_id)
             ).one()
+        if run is not None:
+            since = max(int(since or 0), mark.claims_version - int(run.claims_version))
     return CurrentTruth(run, mark, int(since or 0), int(retracts or 0), False)
 
 
@@ -130,10 +179,9 @@ def current_truth(
     )
     if refit == "never" or not (truth.stale if refit == "stale" else truth.due(size)):
         return truth
-    lock = _refit_lock(store, project)
-    if not lock.acquire(blocking=truth.run is None):
-        return truth  # another caller is fitting: the stale run will do meanwhile
-    try:
+    with _refit_lock(store, project, wait=truth.run is None) as got:
+        if not got:
+            return truth  # another caller is fitting: the stale run will do meanwhile
         truth = _read(store, project, wanted)  # someone may have fitted while this one waited
         if not (truth.stale if refit == "stale" else truth.due(size)):
             return truth
@@ -148,8 +196,6 @@ def current_truth(
             True,
             made if mine else None,
         )
-    finally:
-        lock.release()
 
 
 def load_truth(

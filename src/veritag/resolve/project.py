@@ -230,6 +230,7 @@ def _run_info(method: str, mark: Watermark, fit: CategoricalFit | None, tasks: s
         conv,
         mark.max_claim_id,
         mark.gold_count,
+        claims_version=mark.claims_version,
     )
 
 
@@ -504,7 +505,10 @@ def resolve_project(
     """Resolve every item of ``project`` that has a human claim, a model claim or a gold label.
 
     Reads the claims up to the newest one at call time (streamed, in chunks), fits them with
-    ``method`` and returns the result without storing it (see ``save_resolution``). Open-ended
+    ``method`` and returns the result without storing it (see ``save_resolution``). The claims
+    version it records is read before the claims (``claims_watermark``), so the run covers at
+    least what its version says; a claim committed in between makes it look stale, which only
+    errs towards fitting again. Open-ended
     schemas use a majority vote whatever ``method`` says (see the module docstring).
     """
     schema = project_schema(project)

@@ -1,4 +1,9 @@
-"""Stored runs: append a resolution and load one (``current`` decides which run is current)."""
+"""Stored runs: append a resolution and load one (``current`` decides which run is current).
+
+Storing a run prunes older ones of its method (``store.queries.prune_truth_runs``, the rule in
+docs/guide/storage.md): their ``truth_runs`` rows stay, their posteriors go, and loading one
+raises ``RunPruned``.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from ..errors import VeritagError
+from ..errors import Conflict, VeritagError
 from ..schema import canonical_json
 from ..store.engine import Store
 from ..store.models import Posterior, Project, SourceReliability, TruthRun
-from ..store.queries import insert_truth_run
+from ..store.queries import KEEP_RUNS, insert_truth_run, prune_truth_runs
 from .core import (
     _CHUNK,
     _WRITE_BATCH,
@@ -29,6 +34,17 @@ from .core import (
     _resolution,
 )
 from .project import resolve_project
+
+
+class RunPruned(Conflict):
+    """The run's posteriors were deleted by the retention rule: read the project's newest run."""
+
+    def __init__(self, run: Any) -> None:
+        super().__init__(
+            f"truth run {run.id} ({run.method}) was pruned: only the newest {KEEP_RUNS} runs of "
+            "a method keep their labels; read the current run instead (resolve again if needed)"
+        )
+
 
 # --- stored runs ------------------------------------------------------------------------------
 
@@ -105,6 +121,7 @@ def save_resolution(conn: sa.Connection, project: Project, resolution: Resolutio
             "engine_version": run.engine_version,
             "params": run.params,
             "max_claim_id": run.max_claim_id,
+            "claims_version": run.claims_version,
             "gold_count": run.gold_count,
             "n_items": int(resolution.item_ids.size),
             "log_likelihood": run.log_likelihood,
@@ -128,6 +145,7 @@ def _run_info_of(run: Any) -> RunInfo:
         run.gold_count,
         run.id,
         run.created_at,
+        int(run.claims_version),
     )
 
 
@@ -137,7 +155,10 @@ def load_resolution(
     """A stored run (a ``truth_runs`` row, see ``latest_truth_run``) as a ``Resolution``.
 
     Streamed; the class probabilities and the per-source statistics only on request.
+    ``RunPruned`` for a run the retention rule emptied, also one pruned while it was read.
     """
+    if run.pruned:
+        raise RunPruned(run)
     cols = [
         Posterior.item_id,
         sa.cast(Posterior.label, sa.Text),
@@ -170,6 +191,12 @@ def load_resolution(
         basis.append(np.fromiter((code[r[5]] for r in chunk), np.int8, n))
         if with_probs:
             probs.extend(json.loads(r[6]) if r[6] is not None else None for r in chunk)
+    if (
+        not ids
+        and run.n_items
+        and conn.scalar(sa.select(TruthRun.pruned).where(TruthRun.id == run.id))
+    ):
+        raise RunPruned(run)
     info = _run_info_of(run)
     prob_array = None
     if with_probs and probs and all(p is not None for p in probs):
@@ -209,11 +236,14 @@ def load_resolution(
 
 
 def resolve_and_store(store: Store, project: Project, method: str = DEFAULT_METHOD) -> Resolution:
-    """Resolve ``project`` now and append the result as a new run; the result carries its run id."""
+    """Resolve ``project`` now and append the result as a new run; the result carries its run id.
+    Older runs of the method are pruned in the same transaction (see the module docstring)."""
     with store.engine.connect() as conn:
         resolution = resolve_project(conn, project, method)
+    run = resolution.run
+    assert run is not None
     with store.engine.begin() as conn:
         run_id = save_resolution(conn, project, resolution)
         created = conn.scalar(sa.select(TruthRun.created_at).where(TruthRun.id == run_id))
-    assert resolution.run is not None
-    return replace(resolution, run=replace(resolution.run, run_id=run_id, created_at=created))
+        prune_truth_runs(conn, project_id=project.id, method=run.method)
+    return replace(resolution, run=replace(run, run_id=run_id, created_at=created))

@@ -256,8 +256,10 @@ class _Recent(Generic[V]):
                 del self._values[key]
 
 
-#: Run views by store, project, run and item domains: a run is immutable, so a view only goes
-#: out of date when a newer run or new item domains replace its key.
+#: Run views by store, project, run (with the claims version it read) and item domains: a run is
+#: immutable, so a view only goes out of date when a newer run or new item domains replace its
+#: key. Staleness is the run's business (``resolve.current`` compares claims versions, which a
+#: late commit cannot fool); a view is never served for a run it was not read from.
 _RUN_VIEWS: _Recent[_RunView] = _Recent(4)
 
 
@@ -274,7 +276,7 @@ def _run_view(
 ) -> _RunView:
     """The run's posterior and the skills measured against it, read once per run (see
     ``_RUN_VIEWS``)."""
-    full = (str(store.engine.url), project.id, run.id, run.created_at, run.max_claim_id, *key)
+    full = (str(store.engine.url), project.id, run.id, run.created_at, run.claims_version, *key)
     if (hit := _RUN_VIEWS.get(full)) is not None:
         return hit
     res = load_resolution(conn, run, with_probs=True)

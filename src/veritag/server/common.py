@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import secrets
 import socket
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
@@ -15,6 +13,7 @@ from fastapi import Path, Query, Request
 from ..errors import InputError
 from ..limits import MAX_ID
 from ..resolve import METHODS
+from ..schema import json_ready
 from ..store.engine import Store
 
 __all__ = [
@@ -79,21 +78,6 @@ def check_method(method: str) -> None:
 def request_store(request: Request) -> Store:
     """The store the app serves (``create_app(store)`` puts it on ``app.state``)."""
     return request.app.state.store  # type: ignore[no-any-return]
-
-
-def json_ready(value: Any) -> Any:
-    """JSON-ready: dataclasses and tuples become dicts and lists, NaN and infinities become null."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def encodable(value: Any) -> Any:

@@ -247,6 +247,7 @@ class JobOut(Out):
     kind: str
     project: str
     state: Literal["queued", "running", "done", "failed"]
+    attempts: int = Field(description="Times a worker took it (a crash or an error may retry it)")
     result: Any = Field(default=None, description="When done")
     error: str | None = Field(default=None, description="When failed")
     created_at: str | None

@@ -5,6 +5,12 @@ with no value whose ``retracts`` names the claim it takes back). Callers pass a 
 ``Store.begin_write``, so every claim write queues on the SQLite writer lock; any other
 connection is refused.
 
+Every insert adds the claims it stored to ``projects.claims_version`` in the same transaction
+(``_count_in``): staleness compares that number, because claim ids are handed out at insert and
+a transaction that took a lower id can commit after a fit read the claims. On PostgreSQL the
+UPDATE locks the project's row until commit, so the claim writers of one project queue for the
+few milliseconds of their transactions (on SQLite they queue on the writer lock anyway).
+
 ``dedup_key`` is what makes a re-import add nothing: the unique index on
 ``(item_id, source_id, dedup_key)`` drops a row already stored. ``dedup_key`` below is the only
 place it is computed; live claims (a tutor's answer, a review, a retraction) have none, and a
@@ -19,7 +25,7 @@ from typing import Any, TypedDict
 import sqlalchemy as sa
 
 from .engine import WRITING
-from .models import Claim
+from .models import Claim, Project
 from .queries import execute_many, insert_ignore
 
 __all__ = ["NewClaimRow", "add_claim", "add_claims", "claim_row", "dedup_key"]
@@ -82,6 +88,16 @@ def _writing(conn: sa.Connection) -> None:
         raise RuntimeError("claims are written in a Store.begin_write() transaction")
 
 
+def _count_in(conn: sa.Connection, project_id: int, n: int) -> None:
+    """Add ``n`` stored claims to the project's ``claims_version`` (see the module docstring)."""
+    if n:
+        conn.execute(
+            sa.update(Project)
+            .where(Project.id == project_id)
+            .values(claims_version=Project.claims_version + n)
+        )
+
+
 def add_claims(
     conn: sa.Connection, rows: Sequence[NewClaimRow], *, chunk: int | None = None
 ) -> None:
@@ -94,9 +110,16 @@ def add_claims(
     if not rows:
         return
     stmt = insert_ignore(conn, Claim.__table__, _DEDUP_INDEX)  # type: ignore[arg-type]
-    step = chunk or len(rows)
-    for start in range(0, len(rows), step):
-        execute_many(conn, stmt, list(rows[start : start + step]))  # type: ignore[arg-type]
+    by_project: dict[int, list[NewClaimRow]] = {}
+    for row in rows:
+        by_project.setdefault(row["project_id"], []).append(row)
+    for project_id, group in by_project.items():
+        step = chunk or len(group)
+        stored = sum(
+            execute_many(conn, stmt, group[start : start + step])  # type: ignore[arg-type]
+            for start in range(0, len(group), step)
+        )
+        _count_in(conn, project_id, stored)
 
 
 def add_claim(
@@ -129,4 +152,5 @@ def add_claim(
             retracts=retracts,
         )
     )
+    _count_in(conn, project_id, 1)
     return int(result.inserted_primary_key[0])  # type: ignore[index]

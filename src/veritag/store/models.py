@@ -72,6 +72,11 @@ class Project(Base):
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     task_schema: Mapped[dict[str, Any]]
     description: Mapped[str] = mapped_column(sa.Text, default="")
+    #: How many claims the project has been given: the one claims writer
+    #: (``store.claims``) adds to it in the transaction that inserts them, so a truth run that
+    #: read a smaller number is stale even when the claim it missed has a lower id (a
+    #: transaction that took its id first and committed after the fit read the claims).
+    claims_version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
     created_at: Mapped[datetime] = _now_column()
 
 
@@ -165,9 +170,12 @@ class ImportRecord(Base):
 class TruthRun(Base):
     """One resolution of a project: which method and engine, and which claims it covered.
 
-    ``max_claim_id`` and ``gold_count`` say what the run saw: claims are append-only and gold
-    labels are only ever added, so a run whose numbers still match the project covers
-    everything, and one whose numbers differ is stale.
+    ``claims_version`` and ``gold_count`` say what the run saw: claims are append-only and gold
+    labels are only ever added, so a run whose numbers still match the project's
+    (``Project.claims_version``, the gold count) covers everything, and one whose numbers differ
+    is stale. ``max_claim_id`` is the newest claim the run read: readers load "the claims up to
+    the run" by it. ``pruned`` runs keep this row but lost their posteriors and source rows to
+    the retention rule (``store.queries.prune_truth_runs``).
     """
 
     __tablename__ = "truth_runs"
@@ -179,11 +187,13 @@ class TruthRun(Base):
     engine_version: Mapped[str] = mapped_column(sa.String(50))
     params: Mapped[dict[str, Any]]
     max_claim_id: Mapped[int]
+    claims_version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
     gold_count: Mapped[int]
     n_items: Mapped[int]
     log_likelihood: Mapped[float | None] = mapped_column(sa.Float)
     n_iter: Mapped[int]
     converged: Mapped[bool]
+    pruned: Mapped[bool] = mapped_column(server_default=sa.false())
     created_at: Mapped[datetime] = _now_column()
 
 
@@ -418,12 +428,17 @@ class Review(Base):
 
 
 class Job(Base):
-    """A background job of the server (migration 0008): who started it, what it runs, where it
-    stands, and which process (``host:pid:tag``) runs it. State changes; the work it does is
-    recorded elsewhere (claims, automation runs) like any other."""
+    """A queued background job (migrations 0008, 0012): who started it, what it runs (``kind``
+    and its ``params``, everything a worker needs), where it stands (queued, running, done,
+    failed), and which worker (``host:pid:tag``) runs it, alive while its ``heartbeat_at`` is
+    recent. ``error`` is the last attempt's error, also while a retry waits. State changes; the
+    work it does is recorded elsewhere (claims, automation runs) like any other."""
 
     __tablename__ = "jobs"
-    __table_args__ = (sa.Index("ix_jobs_runner_state", "runner", "state"),)
+    __table_args__ = (
+        sa.Index("ix_jobs_runner_state", "runner", "state"),
+        sa.Index("ix_jobs_state_created", "state", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
@@ -433,6 +448,10 @@ class Job(Base):
     result: Mapped[Any | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
     runner: Mapped[str] = mapped_column(sa.String(300))
+    params: Mapped[Any | None]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(default=3, server_default="3")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = _now_column()
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -36,6 +36,7 @@ from .models import (
 )
 
 __all__ = [
+    "KEEP_RUNS",
     "ROLES",
     "Watermark",
     "claims_watermark",
@@ -48,6 +49,7 @@ __all__ = [
     "insert_truth_run",
     "latest_truth_run",
     "list_projects",
+    "prune_truth_runs",
     "project_counts",
     "project_schema",
     "run_is_current",
@@ -71,21 +73,23 @@ def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
     raise VeritagError(f"unsupported database dialect {conn.dialect.name}")
 
 
-def execute_many(conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
-    """Run ``stmt`` for many rows through the driver's executemany, without per-row type processing.
+def execute_many(conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> int:
+    """Run ``stmt`` for many rows through the driver's executemany, without per-row type processing;
+    returns the rows it changed (what ``ON CONFLICT DO NOTHING`` did not skip).
 
     Imports spend most of their time here; compiling once and handing plain tuples to the
     driver is about 3x faster than SQLAlchemy's per-parameter processing. JSON values must
     already be serialised (``canonical_json``) by the caller.
     """
     if not rows:
-        return
+        return 0
     compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     if compiled.positional:
         order = compiled.positiontup
-        conn.exec_driver_sql(str(compiled), [tuple(row[k] for k in order) for row in rows])
+        result = conn.exec_driver_sql(str(compiled), [tuple(row[k] for k in order) for row in rows])
     else:
-        conn.exec_driver_sql(str(compiled), rows)
+        result = conn.exec_driver_sql(str(compiled), rows)
+    return int(result.rowcount)
 
 
 def insert_ignore(conn: sa.Connection, table: sa.Table, index: list[str]) -> Any:
@@ -209,11 +213,17 @@ def source_ids(
 
 
 class Watermark(NamedTuple):
-    """How far a project's claims and gold labels reach: what a truth run covers."""
+    """How far a project's claims and gold labels reach: what a truth run covers.
+
+    ``claims_version`` (``Project.claims_version``) decides staleness: ids are handed out at
+    insert, not at commit, so a claim can appear below ``max_claim_id`` after it was read.
+    ``max_claim_id`` bounds "the claims up to the run" for readers that load them.
+    """
 
     max_claim_id: int
     max_gold_id: int
     gold_count: int
+    claims_version: int = 0
 
 
 def standing_claims(up_to: int | None = None) -> sa.ColumnElement[bool]:
@@ -251,14 +261,21 @@ def _standing_now() -> sa.ColumnElement[bool]:
 
 
 def claims_watermark(conn: sa.Connection | Session, *, project_id: int) -> Watermark:
-    """A project's newest claim id and its gold labels (claims and gold are only ever added)."""
+    """A project's claims version, newest claim id and gold labels (claims and gold are only ever
+    added).
+
+    The version is read first: every claim it counts was committed, so the newest id read after
+    it covers them all, and a reader of the claims up to that id sees at least what the version
+    says (more only errs towards fitting again).
+    """
+    version = conn.scalar(sa.select(Project.claims_version).where(Project.id == project_id))
     max_claim = conn.scalar(sa.select(sa.func.max(Claim.id)).where(Claim.project_id == project_id))
     max_gold, gold = conn.execute(
         sa.select(sa.func.max(Gold.id), sa.func.count())
         .select_from(Gold)
         .where(Gold.project_id == project_id)
     ).one()
-    return Watermark(int(max_claim or 0), int(max_gold or 0), int(gold or 0))
+    return Watermark(int(max_claim or 0), int(max_gold or 0), int(gold or 0), int(version or 0))
 
 
 def latest_truth_run(
@@ -273,9 +290,16 @@ def latest_truth_run(
 
 
 def run_is_current(conn: sa.Connection | Session, run: Any) -> bool:
-    """True while the project got no claim or gold label since ``run`` (a ``truth_runs`` row)."""
+    """True while the project got no claim or gold label since ``run`` (a ``truth_runs`` row).
+
+    The claims version catches a claim committed late with a lower id; the newest id also
+    catches a claim written past ``store.claims`` (which only tests do)."""
     mark = claims_watermark(conn, project_id=run.project_id)
-    return (mark.max_claim_id, mark.gold_count) == (run.max_claim_id, run.gold_count)
+    return (mark.claims_version, mark.max_claim_id, mark.gold_count) == (
+        run.claims_version,
+        run.max_claim_id,
+        run.gold_count,
+    )
 
 
 def insert_truth_run(
@@ -298,6 +322,47 @@ def insert_truth_run(
         conn, sa.insert(SourceReliability.__table__), [{"run_id": run_id, **row} for row in sources]
     )
     return run_id
+
+
+#: Runs per method whose posteriors and source rows are kept (see ``prune_truth_runs``).
+KEEP_RUNS = 3
+
+
+def prune_truth_runs(
+    conn: sa.Connection, *, project_id: int, method: str, keep: int = KEEP_RUNS
+) -> list[int]:
+    """Delete the posteriors and source rows of all but the newest ``keep`` runs of ``method``;
+    their ``truth_runs`` rows stay (when, which method, what they covered) with ``pruned`` set.
+    Returns the runs pruned now.
+
+    Every refit writes one posterior row per item, so without this a project of 10^6 items
+    grows by 10^6 rows a refit. Readers only ever read the newest run of a method; the two
+    before it stay readable for a reader that picked a run just before a refit replaced it.
+    """
+    old = (
+        conn.execute(
+            sa.select(TruthRun.id)
+            .where(
+                TruthRun.project_id == project_id,
+                TruthRun.method == method,
+                TruthRun.pruned.is_(False),
+                TruthRun.id.not_in(
+                    sa.select(TruthRun.id)
+                    .where(TruthRun.project_id == project_id, TruthRun.method == method)
+                    .order_by(TruthRun.id.desc())
+                    .limit(keep)
+                ),
+            )
+            .order_by(TruthRun.id)
+        )
+        .scalars()
+        .all()
+    )
+    if old:  # marked first: the database lets only a pruned run's rows go (migration 0011)
+        conn.execute(sa.update(TruthRun).where(TruthRun.id.in_(old)).values(pruned=True))
+        conn.execute(sa.delete(Posterior).where(Posterior.run_id.in_(old)))
+        conn.execute(sa.delete(SourceReliability).where(SourceReliability.run_id.in_(old)))
+    return list(old)
 
 
 def source_names(

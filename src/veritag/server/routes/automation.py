@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,7 +12,8 @@ from ...errors import InputError, NotFound
 from ...labelers.registry import LABELER_NAMES
 from ...limits import SafeText, Seed
 from .. import jobs
-from ..common import OptionalId, json_ready, request_store
+from ..auth import Principal
+from ..common import OptionalId, request_store
 from ..deps import READERS, Me, project_for
 from ..openapi import errors
 from ..responses import JobStartedOut, QueueOut
@@ -29,7 +29,19 @@ _STARTED_DOC = {
 }
 
 
-def _started(response: Response, job: jobs.Job) -> dict[str, Any]:
+def _start(
+    request: Request, response: Response, name: str, user: Principal, kind: str, body: BaseModel
+) -> dict[str, Any]:
+    """Queue a ``kind`` job on project ``name`` (its admins only) with the request's options as
+    its params; the 202 answer pointing at the job."""
+    proj = project_for(request_store(request), name, user, ("admin",))
+    job = jobs.enqueue(
+        request.app,
+        kind=kind,
+        project=proj.name,
+        owner=user.id,
+        params=body.model_dump(mode="json"),
+    )
     url = f"/api/v1/jobs/{job.id}"
     response.headers["Location"] = url
     return {"job": job.id, "kind": job.kind, "state": job.state, "status_url": url}
@@ -56,31 +68,11 @@ def autolabel(
     name: str, body: AutolabelBody, user: Me, request: Request, response: Response
 ) -> dict[str, Any]:
     """Train a labeler on the human labels and store its probabilities for every item (a job)."""
-    from ...automation.autolabel import autolabel_project
-
     if body.labeler not in LABELER_NAMES:
         raise InputError(
             f"unknown labeler {body.labeler!r}; choose one of {', '.join(LABELER_NAMES)}"
         )
-    store = request_store(request)
-    proj = project_for(store, name, user, ("admin",))
-
-    def work() -> Any:
-        return json_ready(
-            autolabel_project(
-                store,
-                proj,
-                labeler=body.labeler,
-                fields=body.fields,
-                folds=body.folds,
-                seed=body.seed,
-            )
-        )
-
-    job = jobs.job_runner(request.app).submit(
-        work, owner=user.id, kind="autolabel", project=proj.name
-    )
-    return _started(response, job)
+    return _start(request, response, name, user, "autolabel", body)
 
 
 class AutomateBody(BaseModel):
@@ -119,30 +111,7 @@ def automate(
 ) -> dict[str, Any]:
     """Decide which model labels to accept on audit evidence and store the run (a job; result as
     ``veritag automate --json``)."""
-    from ...automation.project import automate_project
-
-    store = request_store(request)
-    proj = project_for(store, name, user, ("admin",))
-
-    def work() -> Any:
-        result = automate_project(
-            store,
-            proj,
-            target=body.target,
-            delta=body.delta,
-            model=body.model,
-            slice_field=body.slice,
-            audit_rate=body.audit_rate,
-            min_audit=body.min_audit,
-            simultaneous=body.simultaneous,
-            seed=body.seed,
-        )
-        return json_ready({**dataclasses.asdict(result), "automation_rate": result.automation_rate})
-
-    job = jobs.job_runner(request.app).submit(
-        work, owner=user.id, kind="automate", project=proj.name
-    )
-    return _started(response, job)
+    return _start(request, response, name, user, "automate", body)
 
 
 @router.get(

@@ -1,5 +1,5 @@
-"""Where a background job stands: ``GET /jobs/{job_id}``. This router also carries the job
-runner's lifespan (``server.jobs``), so the app stops the runner when it stops."""
+"""Where a background job stands: ``GET /jobs/{job_id}``. This router also carries the jobs'
+lifespan (``server.jobs``), so the app starts and stops its embedded worker."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", lifespan=jobs.lifespan)
 )
 def job(job_id: str, user: Me, request: Request) -> dict[str, Any]:
     """Where a job stands; only its starter (or a global admin) may see it, others get 404."""
-    found = jobs.job_runner(request.app).get(job_id)
+    found = jobs.get(request.app, job_id)
     if found is None or (found.owner != user.id and user.role != "admin"):
         raise NotFound(
             f"no job {job_id!r} of yours: the id is unknown or the job was started by another user"
