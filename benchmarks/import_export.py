@@ -9,6 +9,10 @@ peak memory is that of veritag alone, not of the data generator.
 
 Targets (issue 2): >= 50,000 items/s imported; peak RSS under 500 MB.
 
+The partitioned steps (issue 17): the project exported as a Parquet dataset (``--format
+parquet-dataset``, files of --partition-rows rows) and that folder imported into a second
+project, its resolved labels as gold; their peak RSS is each child's own.
+
 Then, unless --no-peer, the same shape with --peer-items items goes through veritag again and
 through Label Studio 1.23.2 (benchmarks/peers/label_studio.py: its own venv under
 benchmarks/out/ls-venv, a server on 127.0.0.1 only, telemetry off), and a side-by-side table is
@@ -172,6 +176,9 @@ def main() -> None:
         "--peer-items", type=int, default=20_000, help="items in the Label Studio comparison"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip the Label Studio comparison")
+    parser.add_argument(
+        "--partition-rows", type=int, default=250_000, help="rows per file of the dataset export"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="veritag-bench-"))
@@ -200,10 +207,30 @@ def main() -> None:
                 n_claims,
             ),
         ]
+        dataset = str(folder / "dataset")
+        own_steps = [
+            (
+                "export dataset",
+                ["export", "bench", dataset, "--format", "parquet-dataset"]
+                + ["--partition-rows", str(args.partition_rows)],
+                args.items,
+            ),
+            (
+                "init copy",
+                ["init", "copy", "--task", "classification", "--labels", ",".join(CLASSES)],
+                0,
+            ),
+            (
+                "import dataset",
+                ["import", "copy", dataset, "--meta", "domain", "--gold", "label"]
+                + ["--field", "confidence"],
+                args.items,
+            ),
+        ]
         print(f"{'step':<16}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>14}")
         results = {}
-        for name, cli, rows in steps:
-            seconds, peak = run_step(cli, env)
+        for (name, cli, rows), own in [(s, False) for s in steps] + [(s, True) for s in own_steps]:
+            seconds, peak = (run_step_own if own else run_step)(cli, env)
             results[name] = (rows, seconds, peak)
             rate = f"{rows / seconds:,.0f}" if rows else "-"
             print(f"{name:<16}{rows:>12,}{seconds:>10.1f}{rate:>12}{peak:>14.0f}")

@@ -30,6 +30,7 @@ FLOORS = {
     "io": 6,
     "review": 6,
     "automation": 7,
+    "scale": 7,
     "arena": 7,
     "routing": 7,
     "report": 8,

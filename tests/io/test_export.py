@@ -217,7 +217,15 @@ def test_unknown_format(store: Store, rte, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown export format 'xlsx'"):
         export_project(store, rte, tmp_path / "o.xlsx", "xlsx")
     assert not (tmp_path / "o.xlsx").exists()
-    assert set(EXPORT_FORMATS) == {"jsonl", "csv", "parquet", "hf", "long", "dpo"}
+    assert set(EXPORT_FORMATS) == {
+        "jsonl",
+        "csv",
+        "parquet",
+        "parquet-dataset",
+        "hf",
+        "long",
+        "dpo",
+    }
 
 
 def test_meta_does_not_overwrite_item_fields(store: Store, tmp_path: Path) -> None:

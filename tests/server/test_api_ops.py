@@ -245,6 +245,9 @@ def test_export_round_trip(world: World, monkeypatch: pytest.MonkeyPatch, tmp_pa
         io.BytesIO(w.call("rev", "GET", "/projects/p/export", params={"format": "hf"}).content)
     )
     assert {"README.md", "data/train-00000-of-00001.parquet"} <= set(hf.namelist())
+    parts = w.call("rev", "GET", "/projects/p/export", params={"format": "parquet-dataset"})
+    assert parts.headers["content-disposition"].endswith('filename="p-parquet.zip"')
+    assert "part-00000.parquet" in zipfile.ZipFile(io.BytesIO(parts.content)).namelist()
     assert list(scratch.iterdir()) == []  # each download's temporary files are gone once it is sent
     bad = w.call("rev", "GET", "/projects/p/export", params={"format": "xlsx"})
     assert bad.status_code == 422 and "jsonl" in bad.json()["detail"]

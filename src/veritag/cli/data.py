@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import VeritagError
-from ..io.formats import EXPORT_FORMATS
+from ..io.formats import EXPORT_FORMATS, PARTITION_ROWS
 from ._common import (
     Db,
     InputFormat,
@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 @app.command("import")
 def import_(
     project: ProjectName,
-    file: Annotated[Path, typer.Argument(help="A .csv, .tsv, .jsonl or .parquet file")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A .csv, .tsv, .jsonl or .parquet file, or a folder or quoted glob of Parquet "
+            "files (a Parquet dataset, as --format parquet-dataset exports)"
+        ),
+    ],
     format: InputFormat = None,
     id: Annotated[
         str | None, typer.Option("--id", help="Column with the item id [default: id, else task]")
@@ -76,7 +82,7 @@ def import_(
     ] = None,
     db: Db = None,
 ) -> None:
-    """Import items, human labels, gold labels or model probabilities from one file."""
+    """Import items, human labels, gold labels or model probabilities from one file or dataset."""
     from ..config import load_settings
     from ..io.importer import ColumnMap, import_file
 
@@ -140,7 +146,9 @@ def print_import(result: ImportResult) -> None:
 @app.command()
 def export(
     project: ProjectName,
-    out: Annotated[Path, typer.Argument(help="Output file, or folder for --format hf")],
+    out: Annotated[
+        Path, typer.Argument(help="Output file, or folder for --format hf or parquet-dataset")
+    ],
     format: Annotated[
         str | None,
         typer.Option(
@@ -155,6 +163,14 @@ def export(
             "without the ' that keeps spreadsheets from running them",
         ),
     ] = False,
+    partition_rows: Annotated[
+        int,
+        typer.Option(
+            "--partition-rows",
+            min=1,
+            help="hf, parquet-dataset: rows per Parquet file (the export streams file by file)",
+        ),
+    ] = PARTITION_ROWS,
     db: Db = None,
 ) -> None:
     """Export items with resolved labels and confidence (or all labels with --format long)."""
@@ -173,7 +189,13 @@ def export(
         proj = project_named(store, project)
         with progress_bars() as bar:
             result = export_project(
-                store, proj, out, fmt, progress=bar(f"export {out.name}"), csv_raw=csv_raw
+                store,
+                proj,
+                out,
+                fmt,
+                progress=bar(f"export {out.name}"),
+                csv_raw=csv_raw,
+                partition_rows=partition_rows,
             )
         audit.record(
             store,

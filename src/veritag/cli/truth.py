@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -70,6 +72,17 @@ def resolve(
     encoding: Annotated[
         str, typer.Option(help="File mode: text encoding of CSV/JSONL inputs")
     ] = "utf-8",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local, or ray (a Ray cluster started here) or ray:ADDRESS (a running one): "
+            "Dawid-Skene (ds, onecoin) distributed over item partitions; needs veritag[scale]"
+        ),
+    ] = "local",
+    partitions: Annotated[
+        int | None,
+        typer.Option(help="With --engine ray: item partitions [default: 2 x the cluster's CPUs]"),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Resolve one label per item from all claims: a labels file, or a project (--project)."""
@@ -81,6 +94,7 @@ def resolve(
     methods = _methods()
     if method not in methods:
         raise VeritagError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
+    scope = _engine_scope(engine, partitions, method, model_probs)
     if labels is not None:
         if db is not None:
             raise VeritagError(
@@ -88,7 +102,8 @@ def resolve(
             )
         if out is None:
             raise VeritagError("file mode needs -o OUT.csv for the resolved labels")
-        _resolve_files(labels, method, gold, model_probs, out, workers, workers_out, encoding)
+        with scope:
+            _resolve_files(labels, method, gold, model_probs, out, workers, workers_out, encoding)
         return
     for flag, value in (("--gold", gold), ("--model-probs", model_probs), ("-o/--out", out)):
         if value is not None:
@@ -105,7 +120,8 @@ def resolve(
     with open_db(db) as store:
         proj = project_named(store, project)
         kind = project_schema(proj).type
-        resolution = resolve_and_store(store, proj, method)
+        with scope:
+            resolution = resolve_and_store(store, proj, method)
         with store.engine.connect() as conn:
             rows = project_source_rows(resolution, source_names(conn, ids=resolution.source_ids()))
     run = resolution.run
@@ -147,6 +163,38 @@ def resolve(
     if workers_out is not None:
         write_sources(rows, workers_out)
         console.print(f"Wrote {len(rows)} sources to {escape(str(workers_out))}.")
+
+
+@contextmanager
+def _engine_scope(
+    engine: str, partitions: int | None, method: str, model_probs: Path | None
+) -> Iterator[None]:
+    """Where ``resolve`` fits: here (``local``), or Ray for crowd-kit's Dawid-Skene models."""
+    from ..scale import RAY_METHODS, parse_engine, ray_partitions
+
+    kind, address = parse_engine(engine)
+    if kind == "local":
+        if partitions is not None:
+            raise VeritagError("--partitions is for --engine ray")
+        yield
+        return
+    if method not in RAY_METHODS:
+        raise VeritagError(
+            f"--engine ray fits {' and '.join(RAY_METHODS)} (Dawid-Skene); got --method {method}"
+        )
+    if model_probs is not None:
+        raise VeritagError(
+            "--engine ray fits crowd-kit's Dawid-Skene on hard labels; drop --model-probs"
+        )
+    with ray_partitions(address, partitions) as run:
+        yield
+    if run.fits:
+        console.print(f"Fitted on Ray in {run.partitions} partitions.")
+    else:
+        console.print(
+            "[yellow]Fitted locally: Ray runs crowd-kit's Dawid-Skene on human labels only, "
+            "and this project has model claims (or nothing to fit).[/]"
+        )
 
 
 def _resolve_files(

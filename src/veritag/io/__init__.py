@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..lazy import lazy_exports
-from .formats import EXPORT_FORMATS, FORMATS
+from .formats import EXPORT_FORMATS, FOLDER_FORMATS, FORMATS
 
 if TYPE_CHECKING:
     from .exporter import ExportResult, export_project
@@ -27,6 +27,7 @@ _HOMES = {
 
 __all__ = [
     "EXPORT_FORMATS",
+    "FOLDER_FORMATS",
     "FORMATS",
     "ColumnMap",
     "ExportResult",

@@ -3,7 +3,10 @@
 Items are streamed in id order in chunks, joined with their resolved label, and written to a
 temporary file that replaces the target only when complete. The labels come from the newest
 stored truth run (``resolve.current_truth``; a command resolves again first when a claim came
-since, the API's GET exports what is stored). CSV text cells
+since, the API's GET exports what is stored), read from the store a chunk at a time alongside
+the items, so memory stays flat however large the project. ``parquet-dataset`` and ``hf`` write a
+folder of Parquet files of at most ``partition_rows`` rows each, one schema for all, each file
+written as its chunks arrive, in a temporary folder renamed at the end. CSV text cells
 that a spreadsheet would run as a formula are neutralised (see ``_cell``) unless the caller asks
 for raw output.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,20 +29,33 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from ..errors import InputError, VeritagError
-from ..resolve import Resolution, current_truth, load_truth
+from ..resolve import Resolution, RunInfo, RunPruned, current_truth, load_truth
+from ..resolve.core import BASES
 from ..resolve.current import Refit
 from ..schema import BaseSchema, PairwiseSchema
 from ..store.engine import Store
-from ..store.models import AutomationItem, AutomationRun, Claim, Item, Project, Source
+from ..store.models import (
+    AutomationItem,
+    AutomationRun,
+    Claim,
+    Item,
+    Posterior,
+    Project,
+    Source,
+    TruthRun,
+)
 from ..store.queries import project_schema, standing_claims
-from .formats import EXPORT_FORMATS
+from .formats import EXPORT_FORMATS, PARTITION_ROWS
 
-__all__ = ["EXPORT_FORMATS", "ExportResult", "export_project"]
+__all__ = ["EXPORT_FORMATS", "MANIFEST", "PARTITION_ROWS", "ExportResult", "export_project"]
 
 ProgressFn = Callable[[int, int], None]
 RESOLVED = ("label", "confidence", "n_labels", "label_source")
 #: The newest automation run's decision per item (auto, audit, human): only in projects with one.
 AUTOMATION = "automation"
+#: A folder export's list of its files and their rows; it also marks the folder as one that a
+#: later export may replace (pyarrow's dataset reader skips names starting with ``_``).
+MANIFEST = "_manifest.json"
 
 
 @dataclass
@@ -82,6 +99,90 @@ def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def _atomic_folder(path: Path) -> Iterator[Path]:
+    """Write a folder beside ``path`` and rename it into place at the end: a crash leaves no
+    half dataset under the final name. A previous export there is replaced whole, so no file of
+    it is left to be read with the new ones; any other folder is refused, not deleted."""
+    if path.exists() and not _replaceable(path):
+        raise InputError(f"{path} exists and is not a folder veritag exported; choose a new folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _replaceable(path: Path) -> bool:
+    """An empty folder, or one holding only what a folder export writes."""
+    if not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    return MANIFEST in names or names <= {"data", "README.md"}
+
+
+class _StoredRun:
+    """A stored run's labels read for one chunk of items at a time, so an export of 10^8 items
+    never holds the whole run (``load_resolution`` would)."""
+
+    def __init__(self, run: Any) -> None:
+        if run.pruned:
+            raise RunPruned(run)
+        self.run = run
+        source = RunInfo(run.method, run.engine_version, {}, None, 0, False).label_source
+        self.names = {name: i for i, name in enumerate(BASES)}
+        self.sources = (source, "model", "gold")
+
+    def chunk(self, conn: sa.Connection, first: int, last: int) -> Resolution:
+        """The run's labels of the items with ids from ``first`` to ``last``."""
+        rows = conn.execute(
+            sa.select(
+                Posterior.item_id,
+                sa.cast(Posterior.label, sa.Text),
+                Posterior.confidence,
+                Posterior.n_labels,
+                Posterior.basis,
+            )
+            .where(Posterior.run_id == self.run.id, Posterior.item_id.between(first, last))
+            .order_by(Posterior.item_id)
+        ).all()
+        n = len(rows)
+        labels = np.empty(n, dtype=object)
+        decoded: dict[str, Any] = {}
+        for i, r in enumerate(rows):
+            value = decoded.get(r[1])
+            if value is None:
+                value = decoded[r[1]] = json.loads(r[1])
+            labels[i] = value
+        method = np.empty(n, dtype=object)
+        method[:] = [self.sources[self.names[r[4]]] for r in rows]
+        return Resolution(
+            np.fromiter((r[0] for r in rows), np.int64, n),
+            labels,
+            np.fromiter((r[2] for r in rows), np.float64, n),
+            np.fromiter((r[3] for r in rows), np.int64, n),
+            method,
+        )
+
+    def check(self, conn: sa.Connection) -> None:
+        """``RunPruned`` if the retention rule emptied the run while it was being exported (the
+        items read after would have gone out without labels)."""
+        if conn.scalar(sa.select(TruthRun.pruned).where(TruthRun.id == self.run.id)):
+            raise RunPruned(self.run)
+
+
+#: Where an export's labels come from: a run fitted by this call, or a stored one read by chunk.
+Labels = Resolution | _StoredRun
+
+
 class _Exporter:
     def __init__(
         self,
@@ -90,8 +191,10 @@ class _Exporter:
         chunk_rows: int,
         progress: ProgressFn | None,
         csv_raw: bool = False,
+        partition_rows: int = PARTITION_ROWS,
     ) -> None:
         self.store = store
+        self.partition_rows = partition_rows
         self.csv_raw = csv_raw
         self.project = project
         self.schema = project_schema(project)
@@ -119,7 +222,9 @@ class _Exporter:
             .order_by(Item.id)
         )
         for part in (
-            conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt).partitions()
+            conn.execution_options(stream_results=True, yield_per=self.chunk_rows)
+            .execute(stmt)
+            .partitions()
         ):
             for data, meta in part:
                 for key in data or ():
@@ -135,7 +240,7 @@ class _Exporter:
         return f"{prefix}{key}" if key in builtin or (prefix == "meta." and key in taken) else key
 
     def records(
-        self, conn: sa.Connection, resolution: Resolution, columns: list[str] | None = None
+        self, conn: sa.Connection, labels: Labels, columns: list[str] | None = None
     ) -> Iterator[list[dict[str, Any]]]:
         """Chunks of flat item records with their resolved label, by keyset pagination on id."""
         total = int(
@@ -161,8 +266,11 @@ class _Exporter:
             ).all()
             if not rows:
                 break
-            last = rows[-1][0]
+            first, last = rows[0][0], rows[-1][0]
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            resolution = (
+                labels.chunk(conn, first, last) if isinstance(labels, _StoredRun) else labels
+            )
             pos, found = resolution.lookup(ids)
             chunk = []
             for (_, external_id, text, data, meta, decision), p, ok in zip(
@@ -190,8 +298,10 @@ class _Exporter:
             if self.progress:
                 self.progress(done, total)
             yield chunk
+        if isinstance(labels, _StoredRun):
+            labels.check(conn)
 
-    def jsonl(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+    def jsonl(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
         n = 0
         with _atomic(out) as fh:
             for chunk in self.records(conn, resolution):
@@ -199,7 +309,7 @@ class _Exporter:
                 n += len(chunk)
         return n
 
-    def csv(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+    def csv(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
         n = 0
         with _atomic(out) as fh:
             columns = self.columns(conn)
@@ -211,35 +321,85 @@ class _Exporter:
                 n += len(chunk)
         return n
 
-    def parquet(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+    def _tables(self, conn: sa.Connection, labels: Labels) -> Iterator[pa.Table]:
+        """The export as Arrow tables of one schema, a chunk each: the first chunk's types, every
+        column any item has (``columns``). Every file of a folder export shares it."""
+        schema: pa.Schema | None = None
+        for chunk in self.records(conn, labels, self.columns(conn)):
+            if schema is None:
+                schema = self._arrow_schema(chunk)
+            try:
+                table = pa.Table.from_pylist(chunk, schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise VeritagError(
+                    f"cannot write Parquet: a column changes type across items ({exc})"
+                ) from None
+            yield table
+        if schema is None:
+            yield pa.table({c: pa.array([], pa.string()) for c in ("id", "text", *self.resolved)})
+
+    def parquet(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
         n = 0
         with _atomic(out, "path") as tmp:
             writer: pq.ParquetWriter | None = None
-            schema: pa.Schema | None = None
             try:
-                for chunk in self.records(conn, resolution, self.columns(conn)):
-                    if schema is None:
-                        schema = self._arrow_schema(chunk)
-                        writer = pq.ParquetWriter(tmp, schema)
-                    try:
-                        table = pa.Table.from_pylist(chunk, schema=schema)
-                    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                        raise VeritagError(
-                            f"cannot write Parquet: a column changes type across items ({exc})"
-                        ) from None
-                    writer.write_table(table)  # type: ignore[union-attr]
-                    n += len(chunk)
-                if writer is None:
-                    pq.write_table(
-                        pa.table(
-                            {c: pa.array([], pa.string()) for c in ("id", "text", *self.resolved)}
-                        ),
-                        tmp,
-                    )
+                for table in self._tables(conn, resolution):
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                    n += table.num_rows
             finally:
                 if writer is not None:
                     writer.close()
         return n
+
+    def _partitions(
+        self, conn: sa.Connection, labels: Labels, folder: Path, name: Callable[[int], str]
+    ) -> list[tuple[str, int]]:
+        """Write the export under ``folder`` as files of at most ``partition_rows`` rows, named
+        ``name(i)``, each closed once full; returns each file's path in the folder and rows."""
+        files: list[tuple[str, int]] = []
+        writer: pq.ParquetWriter | None = None
+        try:
+            for table in self._tables(conn, labels):
+                while True:
+                    if writer is None:
+                        path = folder / name(len(files))
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        writer = pq.ParquetWriter(path, table.schema)
+                        files.append((name(len(files)), 0))
+                    room = self.partition_rows - files[-1][1]
+                    writer.write_table(table.slice(0, room))
+                    files[-1] = (files[-1][0], files[-1][1] + min(room, table.num_rows))
+                    table = table.slice(room)
+                    if files[-1][1] >= self.partition_rows:
+                        writer.close()
+                        writer = None
+                    if not table.num_rows:
+                        break
+        finally:
+            if writer is not None:
+                writer.close()
+        return files
+
+    def _manifest(self, folder: Path, fmt: str, files: list[tuple[str, int]]) -> int:
+        """Write the folder's ``MANIFEST`` (the rows of each file); returns the rows in all."""
+        rows = sum(n for _, n in files)
+        manifest = {
+            "format": fmt,
+            "project": self.project.name,
+            "rows": rows,
+            "files": [{"path": path, "rows": n} for path, n in files],
+        }
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        return rows
+
+    def parquet_dataset(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
+        """A folder of ``part-00000.parquet``, ... that ``pyarrow.dataset.dataset(folder)``,
+        Spark, DuckDB and ``veritag import`` read as one table."""
+        with _atomic_folder(out) as tmp:
+            files = self._partitions(conn, resolution, tmp, "part-{:05d}.parquet".format)
+            return self._manifest(tmp, "parquet-dataset", files)
 
     def _arrow_schema(self, chunk: list[dict[str, Any]]) -> pa.Schema:
         inferred = pa.Table.from_pylist(chunk).schema
@@ -255,22 +415,30 @@ class _Exporter:
                 fields.append(pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type))
         return pa.schema(fields)
 
-    def hf(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
-        """A folder in the Hugging Face Hub layout: ``datasets.load_dataset(folder)`` reads it."""
-        out.mkdir(parents=True, exist_ok=True)
-        n = self.parquet(conn, out / "data" / "train-00000-of-00001.parquet", resolution)
-        card = (
-            "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
-            "    path: data/train-*.parquet\n---\n\n"
-            f"# {self.project.name}\n\nExported by veritag: {n} items, each with its resolved "
-            "`label`, `confidence` (the probability of that label given all claims, or 1.0 for "
-            "gold), `n_labels` and `label_source`.\n"
-        )
-        with _atomic(out / "README.md") as fh:
-            fh.write(card)
+    def hf(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
+        """A folder in the Hugging Face Hub layout: ``datasets.load_dataset(folder)`` reads it.
+
+        The split's files are named ``train-00000-of-00003.parquet`` as the Hub names shards;
+        how many there are is known at the end, so they are renamed then."""
+        with _atomic_folder(out) as tmp:
+            parts = self._partitions(conn, resolution, tmp, "data/train-{:05d}.parquet".format)
+            files = []
+            for i, (path, rows) in enumerate(parts):
+                final = f"data/train-{i:05d}-of-{len(parts):05d}.parquet"
+                os.replace(tmp / path, tmp / final)
+                files.append((final, rows))
+            n = self._manifest(tmp, "hf", files)
+            card = (
+                "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                "    path: data/train-*.parquet\n---\n\n"
+                f"# {self.project.name}\n\nExported by veritag: {n} items, each with its "
+                "resolved `label`, `confidence` (the probability of that label given all claims, "
+                "or 1.0 for gold), `n_labels` and `label_source`.\n"
+            )
+            (tmp / "README.md").write_text(card, encoding="utf-8")
         return n
 
-    def long(self, conn: sa.Connection, out: Path, resolution: Resolution | None) -> int:
+    def long(self, conn: sa.Connection, out: Path, resolution: Labels | None) -> int:
         """Every human label as ``task,worker,label``: the crowd-kit / crowd data format."""
         n = 0
         stmt = (
@@ -304,7 +472,7 @@ class _Exporter:
                 n += len(part)
         return n
 
-    def dpo(self, conn: sa.Connection, out: Path, resolution: Resolution) -> int:
+    def dpo(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
         """``prompt, chosen, rejected`` per resolved preference; ties and unlabeled pairs are
         dropped."""
         schema = self.schema
@@ -374,6 +542,7 @@ def export_project(
     progress: ProgressFn | None = None,
     csv_raw: bool = False,
     refit: Refit = "stale",
+    partition_rows: int = PARTITION_ROWS,
 ) -> ExportResult:
     """Write ``project`` to ``out`` in ``fmt`` (one of ``EXPORT_FORMATS``).
 
@@ -383,24 +552,28 @@ def export_project(
     stored run is exported as it is (``claims_since`` says what it misses) and a project never
     resolved is ``NotResolved``. The ``long`` format holds raw claims and resolves nothing.
     ``csv_raw`` writes CSV text cells as stored, formula-like starts included (see ``_cell``).
+    ``parquet-dataset`` and ``hf`` write a folder of Parquet files of ``partition_rows`` rows at
+    most each.
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(
             f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
         )
-    exporter = _Exporter(store, project, chunk_rows, progress, csv_raw)
+    exporter = _Exporter(store, project, chunk_rows, progress, csv_raw, partition_rows)
     result = ExportResult(Path(out), 0)
-    resolution = None
+    labels: Labels | None = None
     if fmt != "long":
         truth = current_truth(store, project, method=method, refit=refit)
-        resolution, result.resolved, result.claims_since = (
-            load_truth(store, truth),
-            truth.refitted,
-            truth.new_claims,
+        # A run fitted here is at hand already (``load_truth`` hands it back; before the first
+        # run it raises ``NotResolved``); a stored one is read a chunk at a time.
+        labels = (
+            _StoredRun(truth.run)
+            if truth.fitted is None and truth.run is not None
+            else load_truth(store, truth)
         )
-        if resolution.run is not None:
-            result.run_id, result.method = resolution.run.run_id, resolution.run.method
-        result.items_resolved = int(resolution.item_ids.size)
+        result.resolved, result.claims_since = truth.refitted, truth.new_claims
+        result.run_id, result.method = int(truth.run.id), truth.run.method
+        result.items_resolved = int(truth.run.n_items)
     with store.engine.connect() as conn:
-        result.rows = getattr(exporter, fmt)(conn, Path(out), resolution)
+        result.rows = getattr(exporter, fmt.replace("-", "_"))(conn, Path(out), labels)
     return result

@@ -1,11 +1,12 @@
-"""Importing items, human labels, gold labels and model probabilities from one file.
+"""Importing items, human labels, gold labels and model probabilities from one file or dataset.
 
 The file is streamed in batches inside one transaction. Every row is checked against the
 project's task schema before anything of it is written; if any row is bad, the transaction is
 rolled back and ``RowErrors`` names each bad row by file, line and field, unless
 ``skip_invalid`` asks to keep the good rows and write the bad ones to a report.
 Items are keyed by external id, claims by (item, source, value): importing the same rows twice
-adds nothing.
+adds nothing. A Parquet dataset (a folder or glob of Parquet files) is imported as one file, read
+a batch at a time; a bad row is named by its part file and its row there.
 """
 
 from __future__ import annotations
@@ -196,12 +197,17 @@ class _Importer:
             problem = None if name is None else text_problem(name, MAX_SOURCE_NAME_LENGTH)
             if problem:
                 raise InputError(f"the source name given by {flag} {problem}")
-        self.reader: RowReader = open_rows(path, fmt=fmt, encoding=encoding, batch_rows=batch_rows)
+        self.reader: RowReader = open_rows(
+            path, fmt=fmt, encoding=encoding, batch_rows=batch_rows, dataset=True
+        )
         self.skip_invalid = skip_invalid
-        self.report_path = report or Path.cwd() / f"{path.name}.errors.csv"
+        # A glob's name would put * or ? in the report's file name.
+        name = path.name.translate(str.maketrans("*?[]", "____"))
+        self.report_path = report or Path.cwd() / f"{name}.errors.csv"
         self.batch_rows = batch_rows
         self.progress = progress
-        self.errors: list[RowError] = []
+        #: The first bad rows, each with its number in the whole input (the order to show them).
+        self.errors: list[tuple[int, RowError]] = []
         self.error_count = 0
         self._report: Any = None
         self._report_writer: Any = None
@@ -212,10 +218,11 @@ class _Importer:
         self.bound: _Bound | None = None
 
     def _fail(self, line: int, field: str | None, message: str) -> None:
-        error = RowError(self.file, line, field, message, unit=self.reader.unit)
+        file, local = self.reader.locate(line)
+        error = RowError(file, local, field, message, unit=self.reader.unit)
         self.error_count += 1
         if len(self.errors) < SHOWN_ERRORS:
-            self.errors.append(error)
+            self.errors.append((line, error))
         if self.skip_invalid:
             if self._report_writer is None:
                 try:
@@ -226,7 +233,7 @@ class _Importer:
                     ) from None
                 self._report_writer = csv.writer(self._report)
                 self._report_writer.writerow(["file", self.reader.unit, "field", "error"])
-            self._report_writer.writerow([self.file, line, field or "", message])
+            self._report_writer.writerow([file, local, field or "", message])
         else:
             self.writing = False
 
@@ -424,8 +431,8 @@ class _Importer:
                 self._fail(
                     r.line,
                     b.gold,
-                    f"item {r.external_id!r} has a different gold label on {self.reader.unit} "
-                    f"{earlier.line}",
+                    f"item {r.external_id!r} has a different gold label on "
+                    f"{self.reader.describe(earlier.line)}",
                 )
         if gold:
             known = {
@@ -480,15 +487,16 @@ class _Importer:
             self._fail(
                 int(ln[pos]),
                 column,
-                f"duplicate id (first seen on {self.reader.unit} {first[pos]})",
+                f"duplicate id (first seen on {self.reader.describe(int(first[pos]))})",
             )
 
     def run(self) -> ImportResult:
         result = ImportResult(path=self.file)
         digest = hashlib.sha256()
-        with self.path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        for path in getattr(self.reader, "files", [self.path]):
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
         sha = digest.hexdigest()
         try:
             with (
@@ -529,7 +537,9 @@ class _Importer:
         if self.progress:
             self.progress(self.reader.total_bytes, self.reader.total_bytes)
         if self.error_count and not self.skip_invalid:
-            raise RowErrors(sorted(self.errors, key=lambda e: e.line), self.error_count)
+            raise RowErrors(
+                [e for _, e in sorted(self.errors, key=lambda x: x[0])], self.error_count
+            )
         after = self._counts(conn)
         result.items_added, result.claims_added, result.gold_added, described = (
             a - b for a, b in zip(after, before)

@@ -3,11 +3,16 @@
 Each reader yields ``Row`` objects one at a time, so memory stays flat whatever the file size.
 A row that cannot be parsed comes back with ``error`` set, so the importer can name file and
 line; a file that cannot be read at all (wrong encoding, not a CSV) raises ``InputError``.
+A Parquet dataset (a folder or glob of Parquet files, as ``veritag export --format
+parquet-dataset`` writes) is read file after file, a batch at a time; ``locate`` turns a row's
+number in the whole dataset back into its file and its row in that file.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
+import glob
 import json
 import sys
 from collections.abc import Iterator
@@ -18,7 +23,15 @@ from typing import Any
 from ..errors import InputError
 from .formats import FORMATS
 
-__all__ = ["FORMATS", "SHOWN_ERRORS", "Row", "RowReader", "detect_format", "open_rows"]
+__all__ = [
+    "FORMATS",
+    "SHOWN_ERRORS",
+    "Row",
+    "RowReader",
+    "dataset_files",
+    "detect_format",
+    "open_rows",
+]
 
 #: Bad rows named in one error (the rest are counted): every reader of a file reports this many.
 SHOWN_ERRORS = 20
@@ -81,6 +94,17 @@ class RowReader:
 
     def close(self) -> None:
         pass
+
+    def locate(self, line: int) -> tuple[str, int]:
+        """The file a row (its ``line`` as the reader numbered it) is in, and its line there."""
+        return str(self.path), line
+
+    def describe(self, line: int) -> str:
+        """A row's place for a message that names another row: ``line 7``, ``row 3 of part.pq``."""
+        file, local = self.locate(line)
+        return (
+            f"{self.unit} {local}" if file == str(self.path) else f"{self.unit} {local} of {file}"
+        )
 
     def _decode_error(self, line: int, exc: UnicodeDecodeError) -> InputError:
         hint = (
@@ -221,10 +245,118 @@ class _ParquetReader(RowReader):
         self._file.close()
 
 
+class _ParquetDatasetReader(RowReader):
+    """Parquet files read one after the other as one table, rows numbered across all of them.
+
+    The columns are those of every file, in first-seen order (a cell a file lacks reads as
+    absent); only the file being read is open, and a batch of it in memory.
+    """
+
+    unit = "row"
+    format = "parquet-dataset"
+
+    def __init__(self, path: Path, files: list[Path], encoding: str, batch_rows: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.encoding = encoding
+        self.files = files
+        self._batch_rows = batch_rows
+        self._rows: list[int] = []
+        self._sizes = [f.stat().st_size for f in files]
+        self.total_bytes = sum(self._sizes)
+        names: dict[str, None] = {}
+        for f in files:
+            try:
+                meta = pq.read_metadata(f)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(f"{f}: not a readable Parquet file: {exc}") from None
+            names.update(dict.fromkeys(meta.schema.to_arrow_schema().names))
+            self._rows.append(meta.num_rows)
+        self.columns = list(names)
+        #: The dataset's row number of each file's first row, less one.
+        self._starts = [sum(self._rows[:i]) for i in range(len(files))]
+        self._done_bytes = 0
+        self._current: _ParquetReader | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        current = self._current.bytes_read if self._current is not None else 0
+        return self._done_bytes + current
+
+    def __iter__(self) -> Iterator[Row]:
+        for f, start, size in zip(self.files, self._starts, self._sizes):
+            self._current = _ParquetReader(f, self.encoding, self._batch_rows)
+            try:
+                for row in self._current:
+                    row.line += start
+                    yield row
+            finally:
+                self._current.close()
+                self._current = None
+            self._done_bytes += size
+
+    def locate(self, line: int) -> tuple[str, int]:
+        i = max(0, bisect.bisect_left(self._starts, line) - 1)
+        return str(self.files[i]), line - self._starts[i]
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+
+
+def _magic(text: str) -> bool:
+    """Whether ``text`` is a glob pattern."""
+    return any(c in text for c in "*?[")
+
+
+def dataset_files(path: Path) -> list[Path] | None:
+    """The Parquet files of a dataset at ``path`` (a folder, searched recursively, or a glob), in
+    name order; None when ``path`` is one file. Names starting with ``.`` or ``_`` are skipped,
+    as pyarrow skips them: an export's temporary folder, its ``_manifest.json``."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        found = [
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")
+        ]
+        base = path
+    elif _magic(str(path)):
+        found = [Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()]
+        lead = path.parts[:-1]
+        cut = next((i for i, part in enumerate(lead) if _magic(part)), len(lead))
+        base = Path(*lead[:cut]) if cut else Path()
+    else:
+        raise InputError(f"{path}: no such file")
+    files = sorted(
+        p
+        for p in found
+        if not any(part.startswith((".", "_")) for part in p.relative_to(base).parts)
+    )
+    if not files:
+        raise InputError(f"{path}: no Parquet files found")
+    wrong = [p for p in files if _SUFFIXES.get(p.suffix.lower()) != "parquet"]
+    if wrong:
+        raise InputError(f"{wrong[0]}: a dataset holds Parquet files only")
+    return files
+
+
 def open_rows(
-    path: Path, *, fmt: str | None = None, encoding: str = "utf-8", batch_rows: int = 5000
+    path: Path,
+    *,
+    fmt: str | None = None,
+    encoding: str = "utf-8",
+    batch_rows: int = 5000,
+    dataset: bool = False,
 ) -> RowReader:
-    """Open ``path`` for streaming; the format comes from ``fmt`` or the file suffix."""
+    """Open ``path`` for streaming; the format comes from ``fmt`` or the file suffix. With
+    ``dataset``, ``path`` may also be a folder or glob of Parquet files (``dataset_files``)."""
+    files = dataset_files(path) if dataset else None
+    if files is not None:
+        if fmt not in (None, "parquet"):
+            raise InputError(f"{path}: a dataset holds Parquet files only, not {fmt}")
+        return _ParquetDatasetReader(path, files, encoding, batch_rows)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     kind = detect_format(path, fmt)

@@ -23,10 +23,15 @@ its top class, since crowd-kit has no soft claims.
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,7 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .claims import Claims, check_gold
 
-__all__ = ["EPS", "FaithfulFit", "fit_faithful"]
+__all__ = ["EPS", "PARTITIONS", "FaithfulFit", "Partition", "fit_faithful"]
 
 #: crowd-kit's clip on every confusion cell and prior: no log(0).
 EPS = 1e-10
@@ -178,6 +183,142 @@ def _initial(
     raise ValueError(f"Invalid initial_error_strategy: {strategy},should be 'assign' or 'addition'")
 
 
+class Partition:
+    """Some items' claims and their share of EM: the E-step and the sufficient statistics.
+
+    ``fit_faithful`` runs one partition holding every item; a distributed driver (such as
+    ``veritag.scale``) runs one per worker, sums what they return in partition order and takes
+    the same M-step and stopping rule, so the arithmetic is this class's in both. ``A`` holds
+    the partition's items as rows of ``(source * K + answer)`` columns; gold is given by row.
+    """
+
+    def __init__(
+        self,
+        A: sp.csr_matrix,
+        gold_items: NDArray[np.int64],
+        gold_labels: NDArray[np.int64],
+        k: int,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
+        n = A.shape[0]
+        self.A, self.AT, self.k, self.pool = A, A.T, k, pool  # AT: a CSC view, the M-step scatters
+        self.gi, self.gl = np.asarray(gold_items, np.int64), np.asarray(gold_labels, np.int64)
+        self.per_item = np.diff(A.indptr).astype(np.float64)
+        self.has = self.per_item > 0
+        self.every = bool(self.has.all())
+        self.has_weight = self.has.astype(np.float64)
+        self.blocks = [
+            (a, min(a + _BLOCK, n), _row_view(A, a, min(a + _BLOCK, n)))
+            for a in range(0, n, _BLOCK)
+        ]
+        self.posterior = np.empty((n, k))
+        self.upcoming = np.empty((n, k))
+
+    def pin(self, p: NDArray[np.float64], everywhere: bool = False) -> NDArray[np.float64]:
+        """Gold one-hot; while fitting only on items with claims (crowd-kit knows no others)."""
+        keep = np.ones(self.gi.size, bool) if everywhere else self.has[self.gi]
+        p[self.gi[keep]] = 0.0
+        p[self.gi[keep], self.gl[keep]] = 1.0
+        return p
+
+    def stats(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        """The sufficient statistics of the posterior: expected counts per ``(source, answer)``
+        row and true class (``AT @ p``), the posterior mass of the items with claims (whose
+        mean is crowd-kit's prior: a BLAS sum here, one division by the driver), their number.
+        """
+        p = self.posterior
+        return np.asarray(self.AT @ p), self.has_weight @ p, int(self.has.sum())
+
+    def start(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        """The majority-vote shares crowd-kit starts from, gold pinned; their statistics."""
+        n, k = self.A.shape[0], self.k
+        rows = np.repeat(np.arange(n), np.diff(self.A.indptr))
+        votes = np.bincount(rows * k + self.A.indices % k, minlength=n * k).reshape(n, k)
+        votes = votes.astype(np.float64)
+        total = votes.sum(axis=1, keepdims=True)
+        self.posterior = self.pin(
+            np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0)
+        )
+        return self.stats()
+
+    def sweep(
+        self, errors: NDArray[np.float64], prior: NDArray[np.float64], bound: bool
+    ) -> tuple[float, float, float]:
+        """The E-step with ``errors`` and ``prior`` into the upcoming posterior, in blocks that
+        keep every temporary in cache: its log-likelihood and (with ``bound``) the current
+        posterior's two terms of crowd-kit's lower bound, expected log joint and entropy (the
+        prior counted once per claim, as crowd-kit does), which use the same errors."""
+        log_e = np.log(np.where(errors > 0, errors, 1.0))
+        log_prior = np.log(np.maximum(prior, EPS))
+        ones = np.ones(self.k)
+        p, out, has, every = self.posterior, self.upcoming, self.has, self.every
+
+        def one(a: int, b: int, block: sp.csr_matrix) -> tuple[float, float, float]:
+            expected = entropy = 0.0
+            joint = np.asarray(block @ log_e)
+            if bound:
+                q = p[a:b]
+                expected = float(np.einsum("ik,ik->", joint, q))
+                clipped = np.maximum(q if every else q[has[a:b]], EPS)
+                entropy = -float(np.einsum("ik,ik->", clipped, np.log(clipped)))
+            norm = posterior_rows(joint, block, log_e, log_prior, ones, out[a:b])
+            return float(norm.sum() if every else norm[has[a:b]].sum()), expected, entropy
+
+        # Blocks are independent and numpy and scipy release the GIL in them: two threads share
+        # the work; the sums are taken in block order, so the result does not depend on timing.
+        parts = (
+            list(self.pool.map(lambda blk: one(*blk), self.blocks))
+            if self.pool is not None and len(self.blocks) > 1
+            else [one(*blk) for blk in self.blocks]
+        )
+        ll, expected, entropy = (float(sum(x)) for x in zip(*parts)) if parts else (0.0, 0.0, 0.0)
+        if not every:
+            out[~has] = prior
+        if bound:
+            expected += float(self.per_item @ (p @ log_prior))
+        return ll, expected, entropy
+
+    def advance(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        """Take the upcoming posterior (gold pinned) as current; its statistics."""
+        self.posterior, self.upcoming = self.pin(self.upcoming), self.posterior
+        return self.stats()
+
+    def finish(self, prior: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The final posterior: items without claims get the prior, gold is pinned everywhere."""
+        self.posterior[~self.has] = prior
+        return self.pin(self.posterior, everywhere=True)
+
+
+#: Calls a ``Partition`` method by name with the given arguments on every partition; returns
+#: their answers in partition order.
+Call = Callable[..., list[Any]]
+#: Opens partitions of the claims matrix (all items x ``(source, answer)``; gold by item; K) and
+#: yields their ``Call``; ``fit_faithful`` uses the one in ``PARTITIONS`` when it is set.
+Partitioner = Callable[
+    [sp.csr_matrix, NDArray[np.int64], NDArray[np.int64], int], AbstractContextManager[Call]
+]
+PARTITIONS: ContextVar[Partitioner | None] = ContextVar("veritag_faithful_partitions", default=None)
+
+
+@contextmanager
+def _local(
+    A: sp.csr_matrix, gold_items: NDArray[np.int64], gold_labels: NDArray[np.int64], k: int
+) -> Iterator[Call]:
+    """One partition of every item, its blocks swept by this process's threads."""
+    pool = ThreadPoolExecutor(_THREADS) if A.shape[0] > _BLOCK and _THREADS > 1 else None
+    part = Partition(A, gold_items, gold_labels, k, pool)
+    try:
+        yield lambda name, *args: [getattr(part, name)(*args)]
+    finally:  # the sweep's threads end with the fit, whatever happens in it
+        if pool is not None:
+            pool.shutdown()
+
+
+def _summed(parts: list[Any]) -> tuple[Any, ...]:
+    """The partitions' answers added field by field, in partition order."""
+    return tuple(functools.reduce(operator.add, field) for field in zip(*parts))
+
+
 def fit_faithful(
     claims: Claims,
     *,
@@ -192,7 +333,9 @@ def fit_faithful(
     """crowd-kit 1.4.2's ``DawidSkene`` (or ``OneCoinDawidSkene`` with ``one_coin``) on ``claims``.
 
     ``n_iter=0`` returns the initial estimate (the majority vote, gold pinned) as crowd-kit does.
-    Items without claims keep the prior and play no part in it.
+    Items without claims keep the prior and play no part in it. The items' share of the work
+    runs in the partitions that ``PARTITIONS`` opens (one local partition when it is unset);
+    this function keeps the M-step and the stopping rule.
     """
     if n_iter < 0:
         raise ValueError("n_iter must be >= 0")
@@ -201,119 +344,48 @@ def fit_faithful(
     gi, gl = check_gold(hard, gold_items, gold_labels)
     A = _by_item(hard.item, hard.source * k + hard.label, n, s * k)
     col_class = np.tile(np.arange(k), s)
-    AT = A.T  # a CSC view, no copy: the M-step product scatters
-    per_item = np.diff(A.indptr).astype(np.float64)
-    has = per_item > 0
-    every = bool(has.all())
     present = np.bincount(A.indices, minlength=s * k) > 0
     answered = np.bincount(hard.source, minlength=s).astype(np.float64)
 
-    def pin(p: NDArray[np.float64], everywhere: bool = False) -> NDArray[np.float64]:
-        """Gold one-hot; while fitting only on items with claims (crowd-kit knows no others)."""
-        keep = np.ones(gi.size, bool) if everywhere else has[gi]
-        p[gi[keep]] = 0.0
-        p[gi[keep], gl[keep]] = 1.0
-        return p
-
-    has_weight, n_has = has.astype(np.float64), max(int(has.sum()), 1)
-
-    def mean_prior(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    def mean_prior(mass: NDArray[np.float64], n_has: int) -> NDArray[np.float64]:
         """crowd-kit's ``probas.mean()`` over the items it knows: a BLAS sum, then one division
         (summing ``1/n`` shares instead can round a certain class's prior to just above 1)."""
-        return (has_weight @ p) / n_has if has.any() else np.full(k, 1.0 / k)
+        return mass / n_has if n_has else np.full(k, 1.0 / k)
 
-    def skills_of(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    def skills_of(counts: NDArray[np.float64]) -> NDArray[np.float64]:
         """Each source's mean posterior on the answers it gave: crowd-kit's one-coin skill."""
-        counts = np.asarray(AT @ p)
         right = counts[np.arange(s * k), col_class].reshape(s, k).sum(axis=1)
         return np.divide(right, answered, out=np.full(s, np.nan), where=answered > 0)
 
     def m_step(
-        p: NDArray[np.float64], first: bool = False
+        counts: NDArray[np.float64], first: bool = False
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         if one_coin:
-            return _one_coin(np.nan_to_num(skills_of(p)), present, k), present
-        counts, rows = np.asarray(AT @ p), present
+            return _one_coin(np.nan_to_num(skills_of(counts)), present, k), present
+        rows = present
         if first:
             counts, rows = _initial(counts, present, initial_error, initial_error_strategy, k)
         return _normalise(counts, rows, k), rows
 
-    blocks = [
-        (a, min(a + _BLOCK, n), _row_view(A, a, min(a + _BLOCK, n))) for a in range(0, n, _BLOCK)
-    ]
-    pool = ThreadPoolExecutor(_THREADS) if len(blocks) > 1 and _THREADS > 1 else None
-    ones = np.ones(k)
-
-    def sweep(
-        errors: NDArray[np.float64],
-        prior: NDArray[np.float64],
-        p: NDArray[np.float64] | None,
-        out: NDArray[np.float64],
-    ) -> tuple[float, float]:
-        """One pass over blocks of items with ``errors`` and ``prior``: the E-step's posterior into
-        ``out`` and its log-likelihood, and (given the posterior ``p`` they were fit to) crowd-kit's
-        lower bound per claim, which uses the same errors. Blocks keep every temporary in cache.
-        """
-        log_e = np.log(np.where(errors > 0, errors, 1.0))
-        log_prior = np.log(np.maximum(prior, EPS))
-
-        def one(a: int, b: int, block: sp.csr_matrix) -> tuple[float, float, float]:
-            expected = entropy = 0.0
-            joint = np.asarray(block @ log_e)
-            if p is not None:
-                q = p[a:b]
-                expected = float(np.einsum("ik,ik->", joint, q))
-                clipped = np.maximum(q if every else q[has[a:b]], EPS)
-                entropy = -float(np.einsum("ik,ik->", clipped, np.log(clipped)))
-            norm = posterior_rows(joint, block, log_e, log_prior, ones, out[a:b])
-            return float(norm.sum() if every else norm[has[a:b]].sum()), expected, entropy
-
-        # Blocks are independent and numpy and scipy release the GIL in them: two threads share
-        # the work; the sums are taken in block order, so the result does not depend on timing.
-        parts = (
-            list(pool.map(lambda blk: one(*blk), blocks))
-            if pool is not None
-            else [one(*blk) for blk in blocks]
-        )
-        ll, expected, entropy = (float(sum(x)) for x in zip(*parts)) if parts else (0.0, 0.0, 0.0)
-        if not every:
-            out[~has] = prior
-        if p is None:
-            return float("nan"), ll
-        expected += float(per_item @ (p @ log_prior))  # crowd-kit counts the prior once per claim
-        return (expected + entropy) / max(hard.item.size, 1), ll
-
-    try:
-        votes = (
-            np.bincount(hard.item * k + hard.label, minlength=n * k)
-            .reshape(n, k)
-            .astype(np.float64)
-        )
-        total = votes.sum(axis=1, keepdims=True)
-        posterior = pin(np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0))
-        prior = mean_prior(posterior)
-        errors, rows = m_step(posterior, first=True)
-        upcoming = np.empty((n, k))
-        _, ll_next = sweep(errors, prior, None, upcoming)
+    with (PARTITIONS.get() or _local)(A, gi, gl, k) as call:
+        counts, mass, n_has = _summed(call("start"))
+        prior = mean_prior(mass, n_has)
+        errors, rows = m_step(counts, first=True)
+        ll_next = _summed(call("sweep", errors, prior, False))[0]
         history: list[float] = []
         loss, converged, it, ll = -np.inf, False, 0, float("nan")
         for it in range(1, n_iter + 1):
-            posterior, upcoming, ll = pin(upcoming), posterior, ll_next
-            prior = mean_prior(posterior)
-            errors, rows = m_step(posterior)
-            bound, ll_next = sweep(
-                errors, prior, posterior, upcoming
-            )  # the next E-step, ahead of the check
-            history.append(bound)
+            (counts, mass, _), ll = _summed(call("advance")), ll_next
+            prior = mean_prior(mass, n_has)
+            errors, rows = m_step(counts)
+            # the next E-step, ahead of the check
+            ll_next, expected, entropy = _summed(call("sweep", errors, prior, True))
+            history.append((expected + entropy) / max(hard.item.size, 1))
             if history[-1] - loss < tol:
                 converged = True
                 break
             loss = history[-1]
-    finally:  # the sweep's threads end with the fit, whatever happens in it
-        if pool is not None:
-            pool.shutdown()
-    posterior[~has] = prior
-    pin(posterior, everywhere=True)
+        posterior = np.concatenate(call("finish", prior)) if n else np.empty((0, k))
     return FaithfulFit(
-        posterior, prior, errors, rows, skills_of(posterior), tuple(history), ll, it, converged
+        posterior, prior, errors, rows, skills_of(counts), tuple(history), ll, it, converged
     )

@@ -20,7 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from ...errors import InputError, RowErrors, VeritagError
-from ...io import EXPORT_FORMATS, FORMATS, ColumnMap, export_project, import_file
+from ...io import EXPORT_FORMATS, FOLDER_FORMATS, FORMATS, ColumnMap, export_project, import_file
 from ...limits import SafeText
 from ...resolve import (
     DEFAULT_METHOD,
@@ -51,11 +51,12 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 _FORM_OVERHEAD = 64 * 1024
 #: Bad rows an import with ``skip_invalid`` lists in its answer (all of them are counted).
 SHOWN_BAD_ROWS = 1000
-#: Download name suffix and media type per export format (``hf`` is a folder, sent zipped).
+#: Download name suffix and media type per export format (a folder format is sent zipped).
 _EXPORT_FILES = {
     "jsonl": (".jsonl", "application/x-ndjson"),
     "csv": (".csv", "text/csv; charset=utf-8"),
     "parquet": (".parquet", "application/vnd.apache.parquet"),
+    "parquet-dataset": ("-parquet.zip", "application/zip"),
     "hf": ("-hf.zip", "application/zip"),
     "long": ("-long.csv", "text/csv; charset=utf-8"),
     "dpo": ("-dpo.jsonl", "application/x-ndjson"),
@@ -355,7 +356,7 @@ def export(
         ),
     ] = False,
 ) -> FileResponse:
-    """The project as a file download, as ``veritag export`` writes it (``hf``: the folder, zipped),
+    """The project as a file download, as ``veritag export`` writes it (a folder format: zipped),
     with the labels of the newest stored truth run: a GET never fits, so 409 before the project
     was first resolved, and ``X-Veritag-Claims-Since`` says how many claims came after the run."""
     store = request_store(request)
@@ -370,12 +371,12 @@ def export(
     download = _safe_name(proj.name, "project") + suffix
     folder = Path(tempfile.mkdtemp(prefix="veritag-export-"))
     try:
-        out = folder / ("hf" if format == "hf" else download)
+        out = folder / (format if format in FOLDER_FORMATS else download)
         result = export_project(
             store, proj, out, format, method=method, csv_raw=csv_raw, refit="never"
         )
-        if format == "hf":
-            out = Path(shutil.make_archive(str(folder / "hf-zip"), "zip", root_dir=out))
+        if format in FOLDER_FORMATS:
+            out = Path(shutil.make_archive(str(folder / "zip"), "zip", root_dir=out))
         audit.record(
             store,
             "export",
