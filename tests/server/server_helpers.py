@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +134,44 @@ def wait_until_serving(proc: subprocess.Popen[bytes], url: str, timeout: float =
             pass
         assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
         time.sleep(0.1)
+
+
+@dataclass
+class Tally:
+    """What closed-loop tutor threads saw against live servers, shared by the threads (``lock``
+    guards it): the acknowledged answers (each test's own record type), 5xx answers and
+    anything else the test did not expect. Tests add their own counters by subclassing."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    acks: list[Any] = field(default_factory=list)
+    server_errors: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+def add_items(session: Any, project_id: int, n: int, **meta: Any) -> None:
+    """``n`` plain items ``i0`` … of the general domain (what the live-server tests label);
+    ``meta`` adds fields, a callable being called with the item's index."""
+    from veritag.store.models import Item
+
+    session.add_all(
+        Item(
+            project_id=project_id,
+            external_id=f"i{i}",
+            text=f"item {i}",
+            meta={"domain": "general"} | {k: v(i) if callable(v) else v for k, v in meta.items()},
+        )
+        for i in range(n)
+    )
+
+
+def lost_acks(acks: list[Any], claims: dict[int, Any]) -> list[Any]:
+    """The acknowledged answers (``tutor``, ``item_id``, ``claim_id``, ``value``) that are not
+    stored as acknowledged: ``claims`` maps a claim id to its row (``item_id``, ``name``,
+    ``value``)."""
+    return [
+        a
+        for a in acks
+        if a.claim_id not in claims
+        or (claims[a.claim_id].item_id, claims[a.claim_id].name, claims[a.claim_id].value)
+        != (a.item_id, a.tutor, a.value)
+    ]

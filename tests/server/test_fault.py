@@ -37,6 +37,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+import server_helpers
 from server_helpers import PASSWORD, SCHEMA, free_port, start_serve, wait_until_serving
 
 from veritag.routing import service as routing
@@ -73,17 +74,7 @@ def _fault_project(url: str) -> dict[str, str]:
             ]
             tokens = {u.username: new_token(session, u, "fault")[1] for u in users}
             project = create_project(session, name="f", schema=SCHEMA)
-            session.add_all(
-                [
-                    Item(
-                        project_id=project.id,
-                        external_id=f"i{i}",
-                        text=f"item {i}",
-                        meta={"domain": "general", "truth": _truth(i)},
-                    )
-                    for i in range(N_ITEMS)
-                ]
-            )
+            server_helpers.add_items(session, project.id, N_ITEMS, truth=_truth)
             session.add_all(
                 [Membership(project_id=project.id, user_id=u.id, role="tutor") for u in users]
             )
@@ -170,15 +161,11 @@ class Ack:
 
 
 @dataclass
-class Tally:
-    """What the tutors saw, shared by their threads (``lock`` guards it)."""
+class Tally(server_helpers.Tally):
+    """What the tutors saw; ``acks`` holds ``Ack``s."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    acks: list[Ack] = field(default_factory=list)
     idle: set[str] = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
-    server_errors: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
     refused_retries: list[str] = field(default_factory=list)
     resumed: int = 0
     retried: int = 0
@@ -375,13 +362,7 @@ def test_kill_9_under_concurrent_tutors(migrated_url: str, backend: str, tmp_pat
             items = conn.execute(sa.select(sa.func.count()).select_from(Item)).scalar_one()
     finally:
         store.close()
-    lost = [
-        a
-        for a in tally.acks
-        if a.claim_id not in claims
-        or (claims[a.claim_id].item_id, claims[a.claim_id].name, claims[a.claim_id].value)
-        != (a.item_id, a.tutor, a.value)
-    ]
+    lost = server_helpers.lost_acks(tally.acks, claims)
     assert not lost, f"{len(lost)} acknowledged labels missing or changed: {lost[:10]}"
     twice = [k for k, n in Counter((c.name, c.item_id) for c in claims.values()).items() if n > 1]
     assert not twice, f"(tutor, item) with two standing claims: {twice[:10]}"
@@ -409,17 +390,7 @@ def test_restart_cuts_leases_of_dead_processes(
     stay."""
     with store.session() as session:
         project = create_project(session, name="r", schema=SCHEMA)
-        session.add_all(
-            [
-                Item(
-                    project_id=project.id,
-                    external_id=f"i{i}",
-                    text=f"item {i}",
-                    meta={"domain": "general"},
-                )
-                for i in range(3)
-            ]
-        )
+        server_helpers.add_items(session, project.id, 3)
     routing.configure(store, project, gold_rate=0.0, max_labels=1)
     for name in ("dead", "alive", "elsewhere", "next"):
         routing.add_tutor(store, project, name)

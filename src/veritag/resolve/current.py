@@ -26,6 +26,7 @@ lower id and committed after the fit read the claims still makes the run stale.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,7 +106,8 @@ _LOCKS_LOCK = threading.Lock()
 #: project id.
 _LOCK_NAMESPACE = 0x76727467
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(:ns, CAST(:project AS integer))")
-_LOCK = sa.text("SELECT pg_advisory_lock(:ns, CAST(:project AS integer))")
+#: How often a caller waiting for a project's first fit tries the lock again.
+_LOCK_POLL_SECONDS = 0.05
 _UNLOCK = sa.text("SELECT pg_advisory_unlock(:ns, CAST(:project AS integer))")
 
 
@@ -116,21 +118,25 @@ def _refit_lock(store: Store, project: Project, *, wait: bool) -> Iterator[bool]
     ``wait`` blocks until the holder is done (a first fit: there is no run to serve meanwhile).
     PostgreSQL's advisory lock belongs to the session of one connection, kept out of any
     transaction (autocommit) so that a long fit holds no snapshot; it is released at the end,
-    or by the server when that connection dies with its process.
+    or by the server when that connection dies with its process. A waiter polls with a try-lock
+    and holds no connection between tries: dozens of requests waiting for a project's first
+    fit must not take the whole connection pool from the one fitting, which needs more.
     """
     if store.engine.dialect.name == "postgresql":
-        with store.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            keys = {"ns": _LOCK_NAMESPACE, "project": project.id}
-            if wait:
-                conn.execute(_LOCK, keys)
-            got = wait or bool(conn.scalar(_TRY_LOCK, keys))
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(_UNLOCK, keys)
-        return
+        keys = {"ns": _LOCK_NAMESPACE, "project": project.id}
+        while True:
+            with store.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                if conn.scalar(_TRY_LOCK, keys):
+                    try:
+                        yield True
+                    finally:
+                        conn.execute(_UNLOCK, keys)
+                    return
+            if not wait:
+                yield False
+                return
+            time.sleep(_LOCK_POLL_SECONDS)
     with _LOCKS_LOCK:
         lock = _REFIT_LOCKS.setdefault((str(store.engine.url), project.id), threading.Lock())
     got = lock.acquire(blocking=wait)

@@ -125,17 +125,19 @@ def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
 
 
 def spending(conn: sa.Connection, project: Project, now: datetime) -> tuple[float, float]:
-    """(spent, reserved): the cost of submitted leases, and of leases still running."""
-    spent = conn.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(
-            AssignmentRow.project_id == project.id, AssignmentRow.state == "submitted"
-        )
-    )
-    reserved = conn.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(AssignmentRow.cost), 0.0)).where(
-            running_leases(project, now)
-        )
-    )
+    """(spent, reserved): the cost of submitted leases, and of leases still running.
+
+    One statement, so one snapshot: read apart, a submit committed between the two reads moves
+    its lease from running to submitted unseen by both, and the budget is overspent by it."""
+
+    def total(where: sa.ColumnElement[bool]) -> sa.ColumnElement[float]:
+        return sa.func.coalesce(sa.func.sum(sa.case((where, AssignmentRow.cost), else_=0.0)), 0.0)
+
+    spent, reserved = conn.execute(
+        sa.select(
+            total(AssignmentRow.state == "submitted"), total(running_leases(project, now))
+        ).where(AssignmentRow.project_id == project.id)
+    ).one()
     return float(spent or 0.0), float(reserved or 0.0)
 
 
@@ -174,17 +176,19 @@ def _fresh(
             out[pos[ok]] = np.array([r[1] for r in rows], dtype=np.int64)[ok]
         return out
 
+    # Leases before labels: a submit that commits between the two reads is then counted twice
+    # (as a running lease and as a label), never missed, so an item never gets one lease too many.
+    in_flight = per_item(
+        sa.select(AssignmentRow.item_id, sa.func.count())
+        .where(running_leases(project, now), where(AssignmentRow.item_id))
+        .group_by(AssignmentRow.item_id)
+    )
     if labels is None:
         labels = per_item(
             sa.select(Claim.item_id, sa.func.count())
             .where(standing_human_labels(project.id), where(Claim.item_id))
             .group_by(Claim.item_id)
         )
-    in_flight = per_item(
-        sa.select(AssignmentRow.item_id, sa.func.count())
-        .where(running_leases(project, now), where(AssignmentRow.item_id))
-        .group_by(AssignmentRow.item_id)
-    )
     mine = (
         conn.execute(
             sa.union(
