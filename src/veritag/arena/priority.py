@@ -44,27 +44,28 @@ _tables: dict[tuple[str, int], _Table] = {}
 
 @dataclass(frozen=True)
 class _Table:
-    """The priority of every pair of models, as of one claims watermark."""
+    """The priority of every pair of models, as of one claims version (the project's count of
+    committed claims: ids are shared by every project and a late commit can take a lower one)."""
 
-    claim_id: int
+    version: int
     votes: int
     index: dict[str, int]
     priority: NDArray[np.float64] | None  # None: uniform (too few votes)
 
 
-def _fit(store: Store, project: Project, claim_id: int) -> _Table:
+def _fit(store: Store, project: Project, version: int) -> _Table:
     schema = arena_schema(project)
     with store.engine.connect() as conn:
         battles = load_battles(conn, project, schema)
     models = sorted(set(battles.model_a) | set(battles.model_b))
     if not models or len(battles) < MIN_VOTES_PER_MODEL * len(models) or len(models) < 2:
-        return _Table(claim_id, len(battles), {}, None)
+        return _Table(version, len(battles), {}, None)
     try:
         board = arena_math.leaderboard(
             battles.model_a, battles.model_b, battles.outcome, ties="half", interval="none"
         )
     except ValueError:  # e.g. models not linked by any chain of battles yet: no board to refine
-        return _Table(claim_id, len(battles), {}, None)
+        return _Table(version, len(battles), {}, None)
     index = {m: i for i, m in enumerate(board.models)}
     counts = np.zeros((len(board.models), len(board.models)), dtype=np.int64)
     ia = np.fromiter((index[m] for m in battles.model_a), np.int64, len(battles))
@@ -74,23 +75,23 @@ def _fit(store: Store, project: Project, claim_id: int) -> _Table:
     value = np.where(np.isfinite(value), np.maximum(value, 0.0), 0.0)
     top = value[~np.eye(len(value), dtype=bool)].max() if len(value) > 1 else 0.0
     priority = value / top if top > 0 else np.ones_like(value)
-    return _Table(claim_id, len(battles), index, np.clip(priority, 1e-6, 1.0))
+    return _Table(version, len(battles), index, np.clip(priority, 1e-6, 1.0))
 
 
 def pair_table(store: Store, project: Project) -> tuple[dict[str, int], NDArray[np.float64] | None]:
     """The models' index and the (n, n) priority of each pair in that order (None: uniform)."""
     with store.engine.connect() as conn:
-        claim_id = claims_watermark(conn, project_id=project.id).max_claim_id
+        version = claims_watermark(conn, project_id=project.id).claims_version
     key = (str(store.engine.url), project.id)
     with _lock:
         table = _tables.get(key)
     if (
         table is None
-        or claim_id < table.claim_id
-        or (claim_id - table.claim_id >= max(REFIT_MIN, REFIT_SHARE * table.votes))
-        or (table.priority is None and claim_id != table.claim_id)
+        or version < table.version
+        or (version - table.version >= max(REFIT_MIN, REFIT_SHARE * table.votes))
+        or (table.priority is None and version != table.version)
     ):
-        table = _fit(store, project, claim_id)
+        table = _fit(store, project, version)
         with _lock:
             _tables[key] = table
     return table.index, table.priority
