@@ -45,6 +45,7 @@ from ..store.models import (
     TruthRun,
 )
 from ..store.queries import project_schema, standing_claims
+from .atomic import atomic_write
 from .formats import EXPORT_FORMATS, PARTITION_ROWS
 
 __all__ = ["EXPORT_FORMATS", "MANIFEST", "PARTITION_ROWS", "ExportResult", "export_project"]
@@ -81,22 +82,6 @@ def _label_type(schema: BaseSchema) -> pa.DataType:
         ),
         "fact_check": pa.struct([("verdict", pa.string()), ("evidence", pa.string())]),
     }.get(schema.type, pa.string())
-
-
-@contextmanager
-def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
-    """Write beside ``path`` and rename at the end, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if mode == "path":
-            yield tmp
-        else:
-            with tmp.open(mode, encoding="utf-8", newline="") as fh:
-                yield fh
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -303,7 +288,7 @@ class _Exporter:
 
     def jsonl(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
         n = 0
-        with _atomic(out) as fh:
+        with atomic_write(out) as fh:
             for chunk in self.records(conn, resolution):
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
                 n += len(chunk)
@@ -311,7 +296,7 @@ class _Exporter:
 
     def csv(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
         n = 0
-        with _atomic(out) as fh:
+        with atomic_write(out) as fh:
             columns = self.columns(conn)
             writer = csv.writer(fh)
             # Column names come from item fields, so the header is user text as well.
@@ -340,7 +325,7 @@ class _Exporter:
 
     def parquet(self, conn: sa.Connection, out: Path, resolution: Labels) -> int:
         n = 0
-        with _atomic(out, "path") as tmp:
+        with atomic_write(out, "path") as tmp:
             writer: pq.ParquetWriter | None = None
             try:
                 for table in self._tables(conn, resolution):
@@ -453,7 +438,7 @@ class _Exporter:
             )
             .order_by(Claim.id)
         )
-        with _atomic(out) as fh:
+        with atomic_write(out) as fh:
             writer = csv.writer(fh)
             writer.writerow(["task", "worker", "label"])
             for part in (
@@ -481,7 +466,7 @@ class _Exporter:
                 f"DPO pairs need a pairwise project; {self.project.name!r} is {schema.type}"
             )
         n = 0
-        with _atomic(out) as fh:
+        with atomic_write(out) as fh:
             for chunk in self.records(conn, resolution):
                 for r in chunk:
                     if r["label"] not in ("A", "B"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from numpy.typing import NDArray
 
 from ..errors import InputError, RowError
 from ..resolve.files import FileClaims, FileResolution, RankedSource
+from .atomic import atomic_write
 from .readers import SHOWN_ERRORS, RowReader, open_rows
 
 if TYPE_CHECKING:
@@ -387,17 +387,11 @@ def _ints(values: array[int]) -> NDArray[np.int64]:
     return np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)
 
 
-def _write_atomic(path: Path, header: list[str], rows: Iterator[list[Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _write_csv(path: Path, header: list[str], rows: Iterator[list[Any]]) -> None:
+    with atomic_write(path) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def write_labels(result: FileResolution, out: Path) -> None:
@@ -420,7 +414,7 @@ def write_labels(result: FileResolution, out: Path) -> None:
 
 def write_sources(rows: list[RankedSource], out: Path) -> None:
     """``worker,kind,n_claims,accuracy`` per source (accuracy empty where unmeasured)."""
-    _write_atomic(
+    _write_csv(
         out,
         ["worker", "kind", "n_claims", "accuracy"],
         ([name, kind, n, "" if math.isnan(acc) else round(acc, 6)] for name, kind, n, acc in rows),
