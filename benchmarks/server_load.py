@@ -70,7 +70,7 @@ PASSWORD = "veritag-bench-pass"
 ACCURACY = 0.9
 WARMUP_CYCLES = 2
 START_TIMEOUT_S = 120.0
-TARGET_RATIO = 5.0
+TARGET_RATIO = 50.0
 TARGET_P99_MS = 100.0
 
 
@@ -143,6 +143,15 @@ class Peer:
     submit: Callable[[httpx.Client, object, str], tuple[int, str]]
     classes: list[str]
     server_pids: Callable[[], list[int]]
+    #: Processes that run the server's background jobs (veritag: ``veritag worker``), measured
+    #: apart from the server's.
+    worker_pids: Callable[[], list[int]] = lambda: []
+    #: Servers the tutors are spread over in turn (a load balancer's effect); empty: ``base``.
+    bases: tuple[str, ...] = ()
+
+    def base_for(self, tutor: int) -> str:
+        """The server tutor number ``tutor`` talks to."""
+        return self.bases[tutor % len(self.bases)] if self.bases else self.base
 
 
 def _answer(rng: random.Random, truth: str, classes: list[str]) -> str:
@@ -152,13 +161,20 @@ def _answer(rng: random.Random, truth: str, classes: list[str]) -> str:
 
 
 def _tutor(
-    peer: Peer, i: int, seconds: float, start: threading.Barrier, t0: list[float], tally: Tally
+    peer: Peer,
+    i: int,
+    seconds: float,
+    start: threading.Barrier,
+    t0: list[float],
+    tally: Tally,
+    think: tuple[float, float] | None = None,
 ) -> None:
     rng = random.Random(1000 + i)
-    with httpx.Client(base_url=peer.base, headers=peer.headers[i], timeout=120.0) as client:
+    with httpx.Client(base_url=peer.base_for(i), headers=peer.headers[i], timeout=120.0) as client:
 
-        def cycle(timed: bool) -> bool:
-            """One next + submit; False when nothing is left."""
+        def cycle(timed: bool, pause: float = 0.0) -> bool:
+            """One next + submit, ``pause`` s between (reading the item); False when nothing is
+            left. An answer that would land after the window is not sent."""
             a = time.perf_counter()
             try:
                 status, handle, truth, body = peer.next_item(client)
@@ -171,6 +187,12 @@ def _tutor(
                     return False
                 tally.error(f"next -> {status}: {body}")
                 return True
+            if pause:
+                if b + pause > deadline:
+                    time.sleep(max(0.0, deadline - b))
+                    return True
+                time.sleep(pause)
+            b2 = time.perf_counter()
             try:
                 status, body = peer.submit(client, handle, _answer(rng, truth or "", peer.classes))
             except httpx.HTTPError as exc:
@@ -182,19 +204,32 @@ def _tutor(
                 return True
             if timed:
                 tally.next_s.append(b - a)
-                tally.submit_s.append(c - b)
-                tally.cycle_s.append(c - a)
+                tally.submit_s.append(c - b2)
+                tally.cycle_s.append(c - b2 + b - a)
             return True
 
         for _ in range(WARMUP_CYCLES):
             cycle(False)
         start.wait()
         deadline = t0[0] + seconds
+        if think:  # the window opens part-way through a thinking tutor's item: its rest first
+            time.sleep(min(_rest_of_think(rng, *think), seconds))
+        pause = 0.0
         while time.perf_counter() < deadline:
-            if not cycle(True):
+            if not cycle(True, pause):
                 tally.exhausted = True
                 break
+            pause = rng.uniform(*think) if think else 0.0
         tally.end = time.perf_counter()
+
+
+def _rest_of_think(rng: random.Random, low: float, high: float) -> float:
+    """The think time left at a random instant (a longer think is likelier to be under way), so
+    thinking tutors start as in a steady state: neither all at once nor late."""
+    while True:
+        length = rng.uniform(low, high)
+        if rng.random() * high <= length:
+            return rng.random() * length
 
 
 def _cpu_seconds(pids: list[int]) -> float | None:
@@ -217,22 +252,36 @@ def _pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values) * 1000.0, q)) if values else None
 
 
-def drive(peer: Peer, tutors: int, seconds: float) -> dict:
-    """Run the scenario against ``peer``: ``tutors`` threads for ``seconds``; return the figures."""
+def drive(
+    peer: Peer,
+    tutors: int,
+    seconds: float,
+    think: tuple[float, float] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> dict:
+    """Run the scenario against ``peer``: ``tutors`` threads for ``seconds``; return the figures.
+
+    ``think``: seconds (uniform between the two) each tutor spends on an item between the lease
+    and the submit, left out of the latencies; none is a closed loop. ``on_start`` is called
+    when the timed window opens."""
     tallies = [Tally() for _ in range(tutors)]
     t0 = [0.0]
 
     def started() -> None:  # the barrier's action: runs once, when every tutor has warmed up
         t0[0] = time.perf_counter()
         cpu0[0] = _cpu_seconds(peer.server_pids())
+        wcpu0[0] = _cpu_seconds(peer.worker_pids())
         me0[0] = time.process_time()
+        if on_start is not None:
+            on_start()
 
     cpu0: list[float | None] = [None]
+    wcpu0: list[float | None] = [None]
     me0 = [0.0]
     barrier = threading.Barrier(tutors, action=started)
     threads = [
         threading.Thread(
-            target=_tutor, args=(peer, i, seconds, barrier, t0, tallies[i]), daemon=True
+            target=_tutor, args=(peer, i, seconds, barrier, t0, tallies[i], think), daemon=True
         )
         for i in range(tutors)
     ]
@@ -241,6 +290,7 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
     for t in threads:
         t.join()
     cpu1 = _cpu_seconds(peer.server_pids())
+    wcpu1 = _cpu_seconds(peer.worker_pids())
     me = time.process_time() - me0[0]
     elapsed = max(t.end for t in tallies) - t0[0]
     every = {
@@ -259,6 +309,7 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
         "exhausted_tutors": sum(t.exhausted for t in tallies),
         "server_cpu_s": None if cpu0[0] is None or cpu1 is None else cpu1 - cpu0[0],
         "client_cpu_s": me,
+        "worker_cpu_s": None if wcpu0[0] is None or wcpu1 is None else wcpu1 - wcpu0[0],
     }
     for kind, values in every.items():
         name = kind[:-2]
@@ -271,6 +322,8 @@ def drive(peer: Peer, tutors: int, seconds: float) -> dict:
         }
     if res["server_cpu_s"] is not None and cycles:
         res["server_cpu_ms_per_cycle"] = res["server_cpu_s"] / cycles * 1000
+    if res["worker_cpu_s"] is not None and cycles:
+        res["worker_cpu_ms_per_cycle"] = res["worker_cpu_s"] / cycles * 1000
     return res
 
 
@@ -281,13 +334,29 @@ def build_store(
     db: Path, texts: list[str], labels: list[str], tutors: int, per_item: int, gold_rate: float
 ) -> dict[str, str]:
     """A fresh SQLite store with the project, its items and ``tutors`` tutors; tokens by name."""
+    return build_project(f"sqlite:///{db}", texts, labels, tutors, per_item, gold_rate)
+
+
+def build_project(
+    url: str,
+    texts: list[str],
+    labels: list[str],
+    tutors: int,
+    per_item: int,
+    gold_rate: float,
+    budget: float | None = None,
+) -> dict[str, str]:
+    """The project, its items and ``tutors`` tutors in the empty store at ``url``; tokens by name.
+
+    Only the first tutor's password is hashed (argon2 is slow on purpose): the others share the
+    hash, so hundreds of tutors are made in seconds."""
     from veritag.routing import service as routing
     from veritag.server.auth import new_token
     from veritag.store import open_store
-    from veritag.store.models import Item, Membership
+    from veritag.store.models import Item, Membership, User
     from veritag.store.queries import create_project, create_user
 
-    store = open_store(f"sqlite:///{db}")
+    store = open_store(url)
     tokens: dict[str, str] = {}
     try:
         with store.session() as session:
@@ -307,14 +376,23 @@ def build_store(
                     for i, t in enumerate(texts)
                 ]
             )
-            for i in range(tutors):
-                user = create_user(
-                    session, username=f"tutor{i:02d}", password=PASSWORD, role="tutor"
-                )
+            first = create_user(session, username="tutor00", password=PASSWORD, role="tutor")
+            users = [first] + [
+                User(username=f"tutor{i:02d}", password_hash=first.password_hash, role="tutor")
+                for i in range(1, tutors)
+            ]
+            session.add_all(users)
+            session.flush()
+            for user in users:
                 tokens[user.username] = new_token(session, user, "load")[1]
                 session.add(Membership(project_id=project.id, user_id=user.id, role="tutor"))
         routing.configure(
-            store, project, gold_rate=gold_rate, min_labels=per_item, max_labels=per_item
+            store,
+            project,
+            gold_rate=gold_rate,
+            min_labels=per_item,
+            max_labels=per_item,
+            budget=budget,
         )
         for name in tokens:
             routing.add_tutor(store, project, name)
@@ -336,55 +414,120 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+def _veritag(args: list[str], log: Path) -> subprocess.Popen:
+    """``veritag ARGS`` in its own process, its output to ``log``, every job left to
+    ``veritag worker`` processes (``VERITAG_EMBEDDED_WORKER=false``)."""
+    exe = Path(sys.executable).with_name("veritag")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "veritag"]
+    with log.open("wb") as fh:
+        return subprocess.Popen(
+            [*cmd, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "VERITAG_EMBEDDED_WORKER": "false"},
+        )
+
+
+def start_worker(url: str, log: Path) -> subprocess.Popen:
+    """``veritag worker`` on the store at ``url``."""
+    return _veritag(["worker", "--db", url, "--poll", "0.2"], log)
+
+
+def start_serve(url: str, port: int, log: Path, workers: int = 1) -> subprocess.Popen:
+    """``veritag serve`` on 127.0.0.1:``port`` (``workers`` uvicorn processes), no access log."""
+    return _veritag(
+        [
+            "serve",
+            "--db",
+            url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        log,
+    )
+
+
+def wait_serving(proc: subprocess.Popen, port: int, token: str, log: Path) -> None:
+    """Return once the server started as ``proc`` answers the API on ``port``."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                "veritag serve exited with "
+                f"{proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            r = httpx.get(
+                f"http://127.0.0.1:{port}/api/v1/projects",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=5,
+            )
+            if r.status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"veritag serve did not answer within {START_TIMEOUT_S:.0f} s")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def running_veritag(
     db: Path, port: int, token: str, log: Path, workers: int = 1
 ) -> Iterator[subprocess.Popen]:
-    """``veritag serve`` on 127.0.0.1:``port`` in its own process; yields once the API answers."""
-    exe = Path(sys.executable).with_name("veritag")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "veritag"]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [
-                *cmd,
-                "serve",
-                "--db",
-                f"sqlite:///{db}",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "warning",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
+    """``veritag serve`` on 127.0.0.1:``port`` in its own process and one ``veritag worker``;
+    yields the server once the API answers (its worker as ``job_worker``)."""
+    url = f"sqlite:///{db}"
+    worker = start_worker(url, log.with_name("veritag-worker.log"))
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    "veritag serve exited with "
-                    f"{proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                r = httpx.get(
-                    f"http://127.0.0.1:{port}/api/v1/projects",
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=5,
-                )
-                if r.status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"veritag serve did not answer within {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.2)
-        yield proc
+        proc = start_serve(url, port, log, workers)
+        proc.job_worker = worker  # type: ignore[attr-defined]
+        try:
+            wait_serving(proc, port, token, log)
+            yield proc
+        finally:
+            _stop(proc)
     finally:
-        _stop(proc)
+        _stop(worker)
+
+
+#: One acknowledged submit: (lease, claim id the server answered, label sent).
+Ack = tuple[object, int, str]
+
+
+def veritag_calls(
+    truth: dict[str, str], acked: list[Ack] | None = None
+) -> tuple[
+    Callable[[httpx.Client], tuple[int, object, str | None, str]],
+    Callable[[httpx.Client, object, str], tuple[int, str]],
+]:
+    """veritag's two requests for a ``Peer``: ask for work, submit a label for the lease.
+
+    ``truth``: the true label by external id. With ``acked``, every submit answered 200 is
+    recorded there, so a run can check afterwards that each acknowledged label was stored."""
+    work = f"/api/v1/projects/{PROJECT}/work"
+
+    def next_item(client: httpx.Client) -> tuple[int, object, str | None, str]:
+        r = client.post(work)
+        if r.status_code != 200:
+            return r.status_code, None, None, r.text[:300]
+        lease = r.json()
+        return 200, lease["lease"], truth.get(lease["external_id"]), ""
+
+    def submit(client: httpx.Client, lease: object, label: str) -> tuple[int, str]:
+        r = client.post(f"{work}/{lease}/submit", json={"value": label})
+        if r.status_code != 200:
+            return r.status_code, r.text[:300]
+        if acked is not None:
+            acked.append((lease, r.json()["claim_id"], label))
+        return 200, ""
+
+    return next_item, submit
 
 
 def measure_veritag(
@@ -398,19 +541,7 @@ def measure_veritag(
     setup = time.perf_counter() - t
     truth = {f"item-{i}": label for i, label in enumerate(labels)}
     classes = sorted(set(labels))
-    work = f"/api/v1/projects/{PROJECT}/work"
-
-    def next_item(client: httpx.Client) -> tuple[int, object, str | None, str]:
-        r = client.post(work)
-        if r.status_code != 200:
-            return r.status_code, None, None, r.text[:300]
-        lease = r.json()
-        return 200, lease["lease"], truth.get(lease["external_id"]), ""
-
-    def submit(client: httpx.Client, lease: object, label: str) -> tuple[int, str]:
-        r = client.post(f"{work}/{lease}/submit", json={"value": label})
-        return r.status_code, r.text[:300] if r.status_code != 200 else ""
-
+    next_item, submit = veritag_calls(truth)
     port = free_port()
     first = next(iter(tokens.values()))
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -423,6 +554,7 @@ def measure_veritag(
             submit,
             classes,
             lambda: [proc.pid],
+            lambda: [proc.job_worker.pid],
         )
         res = drive(peer, args.tutors, args.seconds)
     res["setup_s"] = setup
@@ -584,11 +716,13 @@ def profile(folder: Path, texts: list[str], labels: list[str], args: argparse.Na
     rng = random.Random(0)
     classes = sorted(set(labels))
 
+    handed: list[None] = []  # refits a server hands to its workers: not timed here
+
     def cycles(n: int, times: dict[str, list[float]]) -> None:
         for j in range(n):
             name = names[j % len(names)]
             a = time.perf_counter()
-            lease = routing.request_work(store, project, name)
+            lease = routing.request_work(store, project, name, on_due=lambda: handed.append(None))
             b = time.perf_counter()
             if lease is None:
                 return
@@ -638,13 +772,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def report(rows: list[dict], items: int, per_item: int) -> dict:
+def table(rows: list[dict], items: int, per_item: int, base: float | None) -> None:
+    """One line per run (ratio: its cycles/s over ``base``), then what the run left."""
     print(
         f"\n{'system':20}{'cycles':>8}{'cycles/s':>10}{'ratio':>8}"
         f"{'next p50/p99':>19}{'submit p50/p99':>19}{'cycle p50/p99':>19}"
         f"{'errors':>8}{'srv CPU ms/cycle':>18}"
     )
-    base = rows[-1]["cycles_per_s"] if len(rows) > 1 else None
     for r in rows:
         ratio = f"{r['cycles_per_s'] / base:.1f}x" if base else "-"
         cpu = r.get("server_cpu_ms_per_cycle")
@@ -660,25 +794,40 @@ def report(rows: list[dict], items: int, per_item: int) -> dict:
         if r.get("truth_runs") is not None:
             print(
                 f"    {r['stored_claims']:,} labels stored, {r['truth_runs']} truth runs fitted "
-                "and stored by requests"
+                "and stored (by the job worker, off the request path)"
+            )
+        if r.get("worker_cpu_ms_per_cycle") is not None:
+            print(
+                f"    job worker (refits, queue builds): "
+                f"{r['worker_cpu_ms_per_cycle']:.1f} ms CPU per cycle besides the server's"
             )
         if r.get("items_over_cap"):
             print(f"    {r['items_over_cap']} items got more than {per_item} labels (the cap)")
         if r["exhausted_tutors"]:
-            print(
-                f"    {r['exhausted_tutors']} tutors ran out of work before the end (pool: "
-                f"{items * per_item:,} labels)"
-            )
-    vt = rows[0]
-    verdict = {}
+            why = "budget spent" if r.get("budget_bound") else f"pool: {items * per_item:,} labels"
+            print(f"    {r['exhausted_tutors']} tutors ran out of work before the end ({why})")
+
+
+def p99_verdict(vt: dict, who: str = "veritag") -> dict:
+    """Print and return whether a run met the p99 target (every request, no errors)."""
     p99 = max(vt["next"]["p99_ms"] or 0, vt["submit"]["p99_ms"] or 0)
-    verdict["p99_ms"] = p99
-    verdict["p99_met"] = bool(vt["cycles"]) and not vt["errors"] and p99 < TARGET_P99_MS
+    verdict = {
+        "p99_ms": p99,
+        "p99_met": bool(vt["cycles"]) and not vt["errors"] and p99 < TARGET_P99_MS,
+    }
     print(
-        f"\ntarget p99 < {TARGET_P99_MS:.0f} ms per request (veritag): "
+        f"\ntarget p99 < {TARGET_P99_MS:.0f} ms per request ({who}): "
         f"{'PASS' if verdict['p99_met'] else 'MISS'} (next {_ms(vt['next']['p99_ms'])}, submit "
         f"{_ms(vt['submit']['p99_ms'])}, whole cycle {_ms(vt['cycle']['p99_ms'])} ms)"
     )
+    return verdict
+
+
+def report(rows: list[dict], items: int, per_item: int) -> dict:
+    base = rows[-1]["cycles_per_s"] if len(rows) > 1 else None
+    table(rows, items, per_item, base)
+    vt = rows[0]
+    verdict = p99_verdict(vt)
     if base:
         verdict["ratio"] = vt["cycles_per_s"] / base
         verdict["ratio_met"] = verdict["ratio"] >= TARGET_RATIO

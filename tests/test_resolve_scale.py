@@ -16,7 +16,7 @@ from vt_helpers import make_project, read_jsonl
 from veritag.io import export_project
 from veritag.report.project import project_report
 from veritag.resolve import current_truth, load_resolution, resolve_and_store
-from veritag.resolve.current import _refit_lock
+from veritag.resolve.current import refit_lock
 from veritag.resolve.runs import RunPruned
 from veritag.store import Claim, Store, open_store
 from veritag.store.claims import _count_in, add_claim, add_claims, claim_row
@@ -121,13 +121,13 @@ def test_claim_writers_of_one_project_queue_on_its_row(store: Store) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_a_fit_in_another_process_holds_the_refit_lock(store: Store, migrated_url: str) -> None:
+def test_a_fit_in_another_process_holds_therefit_lock(store: Store, migrated_url: str) -> None:
     """Another ``Store`` on the same database is another session, as another process would be."""
     project, (item, other, _), (ann, bob) = _project(store)
     _claim(store, project, item, ann)
     elsewhere = open_store(migrated_url)
     try:
-        with _refit_lock(elsewhere, project, wait=True):
+        with refit_lock(elsewhere, project, wait=True):
             # the first fit waits for the lock: there is no run to serve meanwhile
             first: list[object] = []
             waiting = threading.Thread(
@@ -139,7 +139,7 @@ def test_a_fit_in_another_process_holds_the_refit_lock(store: Store, migrated_ur
         waiting.join(30)
         assert not waiting.is_alive() and first[0].refitted and _runs(store) == 1
         _claim(store, project, other, bob)
-        with _refit_lock(elsewhere, project, wait=True):
+        with refit_lock(elsewhere, project, wait=True):
             # a later refit is skipped while someone else fits: the stale run serves
             for refit in ("due", "stale"):
                 truth = current_truth(store, project, refit=refit)

@@ -13,12 +13,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from .automation.autolabel import AutolabelResult, autolabel_project
-from .automation.project import AutomationResult, automate_project, latest_automation_run
+from .automation.project import (
+    AutomationResult,
+    automate_project,
+    automation_run_is_current,
+    latest_automation_run,
+)
 from .io import ColumnMap, ExportResult, ImportResult, export_project, import_file
 from .resolve import current_resolution, human_labels
 from .store import Item, Project, Store, open_store
 from .store.models import AutomationItem
-from .store.queries import claims_watermark, create_project
+from .store.queries import create_project
 
 __all__ = ["SAMPLE", "QuickstartResult", "run_quickstart", "sample_dir"]
 
@@ -129,8 +134,8 @@ def _automate(
     result.autolabel = autolabel_project(store, project, labeler="minilm", fields=LABELER_FIELDS)
     with store.engine.connect() as conn:
         last = latest_automation_run(conn, project.id)
-        mark = claims_watermark(conn, project_id=project.id)
-    if last is None or (last.max_claim_id, last.gold_count) != (mark.max_claim_id, mark.gold_count):
+        current = last is not None and automation_run_is_current(conn, last)
+    if not current:
         result.automation = automate_project(store, project, target=TARGET, delta=DELTA)
         result.automation_run = result.automation.run_id
     else:

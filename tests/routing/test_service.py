@@ -16,7 +16,7 @@ from vt_helpers import make_project
 from veritag.errors import AlreadyExists, LabelError, NotFound, VeritagError
 from veritag.labelers.tfidf import TfidfLabeler
 from veritag.resolve import human_labels
-from veritag.resolve.current import REFIT_CLAIMS, _refit_lock
+from veritag.resolve.current import REFIT_CLAIMS, refit_lock
 from veritag.routing import RoutingConfig, evidence, leases
 from veritag.routing import service as routing
 from veritag.routing import settings as settings_job
@@ -637,7 +637,7 @@ def test_while_one_request_refits_the_others_use_the_stale_run(store: Store) -> 
         assert lease is not None
         routing.submit(store, project, lease.id, "a", now=T0)
     fitted = runs()
-    with _refit_lock(store, project, wait=True):  # another request is refitting right now
+    with refit_lock(store, project, wait=True):  # another request is refitting right now
         lease = routing.request_work(store, project, "bob", now=T0, resume=False)
         assert lease is not None and runs() == fitted  # served from the stale run, no second fit
     assert routing.request_work(store, project, "bob", now=T0, resume=False) is not None

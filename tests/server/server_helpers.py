@@ -39,6 +39,31 @@ class World:
         headers = {**(self.as_(who) if who else {}), **kw.pop("headers", {})}
         return self.client.request(method, "/api/v1" + path, headers=headers, **kw)
 
+    def wait(self, who: str, started: Any, timeout: float = 120) -> dict[str, Any]:
+        """The job a 202 answer (``started``) queued, polled as ``who`` until it is done or
+        failed."""
+        assert started.status_code == 202, started.text
+        url = started.json()["status_url"]
+        assert started.headers["location"] == url
+        return self.poll(who, url, timeout)
+
+    def poll(self, who: str, url: str, timeout: float = 120) -> dict[str, Any]:
+        """The job at status ``url``, polled as ``who`` until it is done or failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.client.get(url, headers=self.as_(who))
+            assert got.status_code == 200, got.text
+            if got.json()["state"] in ("done", "failed"):
+                return got.json()  # type: ignore[no-any-return]
+            time.sleep(0.05)
+        raise AssertionError(f"job {url} still not finished after {timeout} s")
+
+    def resolve(self, who: str, project: str = "p", **body: Any) -> dict[str, Any]:
+        """``POST .../resolve`` as ``who`` and wait for its job: the stored run it answers."""
+        job = self.wait(who, self.call(who, "POST", f"/projects/{project}/resolve", json=body))
+        assert job["state"] == "done" and job["kind"] == "resolve", job
+        return job["result"]  # type: ignore[no-any-return]
+
 
 def post_login_form(client: TestClient, who: str, password: str = PASSWORD) -> Any:
     """Submit the login page's form as ``who`` (with the page's CSRF token); the answer."""

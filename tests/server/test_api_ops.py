@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from server_helpers import World
 from vt_helpers import spam_corpus
 
+from veritag.config import load_settings
 from veritag.server.routes import data as data_routes
 from veritag.store.models import Claim, ImportRecord, Item, Project, Source, TruthRun
 
@@ -35,31 +35,23 @@ def _csv(header: list[str], rows: list[tuple[Any, ...]]) -> bytes:
 def _upload(
     w: World, who: str | None, project: str, filename: str, content: bytes, **form: Any
 ) -> Any:
-    return w.call(
+    """Import a file; with the app's embedded worker on, once the resolve job it queued (if any)
+    is done, so the GETs that follow read labels that include it."""
+    r = w.call(
         who,
         "POST",
         f"/projects/{project}/import",
         files={"file": (filename, content, "text/csv")},
         data=form,
     )
+    job = r.headers.get(data_routes.RESOLVE_JOB_HEADER)
+    if who is not None and job is not None and load_settings().embedded_worker:
+        assert w.poll(who, job)["state"] == "done"
+    return r
 
 
 def _counts(w: World, project: str) -> dict[str, int]:
     return w.call("ana", "GET", f"/projects/{project}").json()["counts"]  # type: ignore[no-any-return]
-
-
-def _wait(w: World, who: str, started: Any, timeout: float = 120) -> dict[str, Any]:
-    assert started.status_code == 202, started.text
-    url = started.json()["status_url"]
-    assert started.headers["location"] == url
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = w.client.get(url, headers=w.as_(who))
-        assert got.status_code == 200, got.text
-        if got.json()["state"] in ("done", "failed"):
-            return got.json()  # type: ignore[no-any-return]
-        time.sleep(0.05)
-    raise AssertionError(f"job {url} still not finished after {timeout} s")
 
 
 def _spam(w: World) -> dict[str, str]:
@@ -316,10 +308,17 @@ def test_status_and_resolve(world: World) -> None:
         ["task", "worker", "label"],
         [("plain", "ann", "yes"), ("plain", "bob", "no"), ("html", "ann", "no")],
     )
-    assert _upload(w, "ana", "p", "labels.csv", labels).status_code == 200
-    r = w.call("rev", "POST", "/projects/p/resolve", json={"method": "mv"})
-    assert r.status_code == 201, r.text
-    run = r.json()
+    imported = _upload(w, "ana", "p", "labels.csv", labels)
+    assert imported.status_code == 200, imported.text
+    # the project's first labels: the import queued a resolve job rather than fitting inline
+    first = w.poll("ana", imported.headers[data_routes.RESOLVE_JOB_HEADER])
+    assert first["kind"] == "resolve" and first["state"] == "done", first
+    assert first["result"]["method"] == "ds" and first["result"]["items"] == 2
+    started = w.call("rev", "POST", "/projects/p/resolve", json={"method": "mv"})
+    assert started.json()["kind"] == "resolve" and started.json()["state"] == "queued"
+    job = w.wait("rev", started)
+    assert job["state"] == "done", job
+    run = job["result"]
     assert (
         run["method"] == "mv"
         and run["items"] == 2
@@ -330,8 +329,8 @@ def test_status_and_resolve(world: World) -> None:
         assert session.scalar(sa.select(TruthRun.method).where(TruthRun.id == run["run"])) == "mv"
     latest = w.call("rev", "GET", "/projects/p/status").json()["resolution"]
     assert latest["run"] == run["run"] and latest["stale"] is False and latest["items"] == 2
-    ds = w.call("ana", "POST", "/projects/p/resolve")  # no body: the CLI's default method
-    assert ds.status_code == 201 and ds.json()["method"] == "ds" and ds.json()["run"] > run["run"]
+    ds = w.wait("ana", w.call("ana", "POST", "/projects/p/resolve"))  # no body: the default
+    assert ds["result"]["method"] == "ds" and ds["result"]["run"] > run["run"]
     bad = w.call("rev", "POST", "/projects/p/resolve", json={"method": "magic"})
     assert bad.status_code == 422 and "mv" in bad.json()["detail"]
 
@@ -342,8 +341,8 @@ def test_status_and_resolve(world: World) -> None:
 def test_autolabel_automate_queue_and_reports(world: World) -> None:
     w = world
     truth = _spam(w)
-    job = _wait(
-        w, "ana", w.call("ana", "POST", "/projects/spam/autolabel", json={"labeler": "tfidf"})
+    job = w.wait(
+        "ana", w.call("ana", "POST", "/projects/spam/autolabel", json={"labeler": "tfidf"})
     )
     assert job["state"] == "done" and job["kind"] == "autolabel", job
     result = job["result"]
@@ -364,7 +363,7 @@ def test_autolabel_automate_queue_and_reports(world: World) -> None:
     assert model_claims == N
 
     body = {"target": 0.9, "delta": 0.1, "slice": "channel", "audit_rate": 0.5}
-    job = _wait(w, "ana", w.call("ana", "POST", "/projects/spam/automate", json=body))
+    job = w.wait("ana", w.call("ana", "POST", "/projects/spam/automate", json=body))
     assert job["state"] == "done", job
     run = job["result"]
     assert (
@@ -413,7 +412,7 @@ def test_autolabel_automate_queue_and_reports(world: World) -> None:
         assert "content-security-policy" not in data.headers and data.json()["report"]
     mv = {"format": "json", "method": "mv"}  # a GET reads a stored run of that method, never fits
     assert w.call("rev", "GET", "/projects/spam/reports/quality", params=mv).status_code == 409
-    assert w.call("ana", "POST", "/projects/spam/resolve", json={"method": "mv"}).status_code == 201
+    w.resolve("ana", "spam", method="mv")
     quality = w.call("rev", "GET", "/projects/spam/reports/quality", params=mv).json()
     assert quality["report"]["truth"]["stale"] is False and quality["warnings"] == []
     assert {s["name"] for s in quality["report"]["sources"]} == {"ann", "tfidf-logreg"}
@@ -441,14 +440,14 @@ def test_job_errors_are_failed_jobs_with_the_message(
         )
 
     monkeypatch.setattr(minilm, "model_path", missing)
-    job = _wait(
-        w, "ana", w.call("ana", "POST", "/projects/spam/autolabel", json={"labeler": "minilm"})
+    job = w.wait(
+        "ana", w.call("ana", "POST", "/projects/spam/autolabel", json={"labeler": "minilm"})
     )
     assert job["state"] == "failed" and "result" not in job
     assert "MiniLM model is not installed" in job["error"] and "--labeler tfidf" in job["error"]
     # the project was left alone
     assert w.call("ana", "GET", "/projects/spam").json()["counts"]["claims"] == LABELED
-    few = _wait(w, "ana", w.call("ana", "POST", "/projects/p/autolabel", json={"labeler": "tfidf"}))
+    few = w.wait("ana", w.call("ana", "POST", "/projects/p/autolabel", json={"labeler": "tfidf"}))
     assert few["state"] == "failed" and "items with text and a human or gold label" in few["error"]
     bad = w.call("ana", "POST", "/projects/spam/autolabel", json={"labeler": "gpt"})
     assert bad.status_code == 422 and "tfidf" in bad.json()["detail"]
@@ -469,7 +468,7 @@ def test_jobs_are_seen_only_by_who_started_them(world: World) -> None:
         == 200
     )
     started = w.call("rev", "POST", "/projects/spam/autolabel", json={"labeler": "tfidf"})
-    job = _wait(w, "rev", started)
+    job = w.wait("rev", started)
     assert job["state"] == "done"
     url = started.json()["status_url"]
     for who, code in (("rev", 200), ("ana", 200), ("tut", 404), ("out", 404)):

@@ -120,7 +120,7 @@ def test_no_get_writes_a_truth_run(world: World, monkeypatch: pytest.MonkeyPatch
     queue = w.call("ana", "GET", "/projects/p/review/queue").json()
     assert queue["truth"] == {"run": None, "stale": True, "claims_since": 0, "refitted": False}
     assert queue["total"] >= 1  # the tutors' disagreement shows without any run
-    assert w.call("ana", "POST", "/projects/p/resolve", json={"method": "ds"}).status_code == 201
+    w.resolve("ana", method="ds")
     stored = _runs(w)
     assert stored[0] == 1
     _label(w, "html", "no", "w1")  # a claim after the run
@@ -137,7 +137,7 @@ def test_the_quality_report_reads_the_stored_run_and_says_what_it_misses(
     w = world
     for worker, value in (("w1", "yes"), ("w2", "no"), ("w3", "yes")):
         _label(w, "plain", value, worker)
-    run = w.call("ana", "POST", "/projects/p/resolve", json={"method": "ds"}).json()["run"]
+    run = w.resolve("ana", method="ds")["run"]
     report = w.call("ana", "GET", "/projects/p/reports/quality?format=json").json()
     assert report["warnings"] == []
     assert report["report"]["truth"] == {

@@ -43,6 +43,7 @@ from vt_helpers import spam_corpus
 from veritag.jobs import queue
 from veritag.routing import service as routing
 from veritag.server.auth import new_token
+from veritag.server.routes.data import RESOLVE_JOB_HEADER
 from veritag.store import Store, open_store
 from veritag.store.models import Assignment, Claim, Item, Membership, Source, User
 from veritag.store.models import Tutor as TutorRow
@@ -101,7 +102,8 @@ def _setup(url: str) -> tuple[int, str, dict[str, str]]:
 
 
 def _side_project(api: httpx.Client) -> None:
-    """Project ``side``, made through the API: texts, some labeled, for autolabel jobs."""
+    """Project ``side``, made through the API: texts, some labeled, for autolabel jobs; returns
+    once the resolve job its labels queued is done, so no job but the test's is left queued."""
     assert api.post("/projects", json={"name": "side", "schema": SIDE_SCHEMA}).status_code == 201
     texts, labels = spam_corpus(SIDE_ITEMS, seed=1)
     uploads = (
@@ -117,6 +119,8 @@ def _side_project(api: httpx.Client) -> None:
     for name, content in uploads:
         r = api.post("/projects/side/import", files={"file": (name, content, "text/csv")})
         assert r.status_code == 200, r.text
+    job = r.headers[RESOLVE_JOB_HEADER].removeprefix("/api/v1")
+    _until("the import's resolve job is done", lambda: api.get(job).json()["state"] == "done")
 
 
 @dataclass

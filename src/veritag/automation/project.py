@@ -40,6 +40,7 @@ from ..store.queries import (
     claims_watermark,
     execute_many,
     project_schema,
+    run_is_current,
     standing_claims,
 )
 from .policy import Decision, automate
@@ -52,6 +53,7 @@ __all__ = [
     "SliceResult",
     "audit_keys",
     "automate_project",
+    "automation_run_is_current",
     "latest_automation_run",
     "load_evidence",
     "queue_rows",
@@ -257,6 +259,13 @@ def latest_automation_run(conn: sa.Connection, project_id: int) -> Any:
     ).first()
 
 
+def automation_run_is_current(conn: sa.Connection, run: Any) -> bool:
+    """Whether automation ``run`` (see ``latest_automation_run``) saw every claim and gold label
+    the project has: its claims version is compared, as a truth run's is, so a claim committed
+    after the run read the claims stales it even when its id is lower than the run's newest."""
+    return run_is_current(conn, run)
+
+
 def _default_rate(store: Store, project: Project, n: int) -> float:
     with store.engine.connect() as conn:
         previous = latest_automation_run(conn, project.id)
@@ -403,6 +412,7 @@ def automate_project(
         "n_audit_labeled": int((audit & labeled).sum()),
         "overall_bound": _finite(plan.overall_bound),
         "max_claim_id": ev.watermark.max_claim_id,
+        "claims_version": ev.watermark.claims_version,
         "gold_count": ev.watermark.gold_count,
     }
     values = np.array([canonical_json(v) for v in ev.values], dtype=object)

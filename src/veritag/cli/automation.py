@@ -8,7 +8,7 @@ import dataclasses
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,6 +21,7 @@ from ._common import Db, app, console, err, open_db, project_named, write_pages
 if TYPE_CHECKING:
     from ..automation.autolabel import AutolabelResult
     from ..automation.project import AutomationResult
+    from ..store import Project, Store
 
 
 @app.command()
@@ -46,18 +47,74 @@ def autolabel(
         int, typer.Option(help="Folds for the out-of-fold probabilities of labeled items")
     ] = 5,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the folds")] = 0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where to label: local, or ray (a Ray cluster started here, or the one "
+            "RAY_ADDRESS names) or ray:ADDRESS (join the cluster at ADDRESS)"
+        ),
+    ] = "local",
+    actors: Annotated[
+        int | None,
+        typer.Option(help="With --engine ray: labeling actors [default: the cluster's CPUs]"),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Train a model on the human labels and store its probabilities for every item with text."""
     from ..automation.autolabel import autolabel_project
+    from ..scale import parse_engine
 
+    kind, address = parse_engine(engine)
+    if kind == "local" and actors is not None:
+        raise VeritagError("--actors is for --engine ray")
     with open_db(db) as store:
         proj = project_named(store, project)
-        with console.status(f"training {labeler} and labeling {project}..."):
-            result = autolabel_project(
-                store, proj, labeler=labeler, fields=field or (), folds=folds, seed=seed
+        if kind == "ray":
+            result = _autolabel_on_ray(
+                store,
+                proj,
+                address,
+                labeler=labeler,
+                fields=field or (),
+                folds=folds,
+                seed=seed,
+                actors=actors,
             )
+        else:
+            with console.status(f"training {labeler} and labeling {project}..."):
+                result = autolabel_project(
+                    store, proj, labeler=labeler, fields=field or (), folds=folds, seed=seed
+                )
     print_autolabel(result)
+
+
+def _autolabel_on_ray(
+    store: Store, project: Project, address: str | None, **options: Any
+) -> AutolabelResult:
+    """``autolabel`` on Ray, with a bar of the claims written back."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ..scale import autolabel_on_ray, ray_session
+
+    with (
+        ray_session(address) as ray,
+        Progress(
+            "{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task(f"training, then labeling {project.name} on Ray", total=None)
+        return autolabel_on_ray(
+            store,
+            project,
+            ray,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **options,
+        )
 
 
 def print_autolabel(result: AutolabelResult) -> None:

@@ -1,5 +1,5 @@
-"""``veritag worker``: run the server's background jobs (autolabel, automate) in a process of
-their own, on any host that reaches the database (``veritag.jobs``)."""
+"""``veritag worker``: run the server's background jobs (autolabel, automate, resolve, routing
+refits) in a process of their own, on any host that reaches the database (``veritag.jobs``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Background jobs (autolabel, automate): a queue in the ``jobs`` table and the workers that run it.
+"""Background jobs (autolabel, automate, resolve, routing refits): a queue in the ``jobs`` table
+and the workers that run it.
 
 ``queue`` enqueues, claims (``SKIP LOCKED``), heartbeats and finishes jobs; ``kinds`` maps a kind
 to its function of (store, project, params); ``worker`` runs them. The server only enqueues (and,

@@ -5,7 +5,8 @@ run twice. ``autolabel`` is: its model claims carry the dedup key ``autolabel:<v
 digest>`` and the claims' unique index drops a row already stored, so a second run on the same
 human labels adds nothing (and one after new labels retrains, as a fresh start would).
 ``automate`` stores an automation run only when it decides anew; a repeated run adds at most one
-more run row with the same decision.
+more run row with the same decision. ``resolve`` appends a truth run each time: a repeat adds one
+more run of the same claims, which the retention rule prunes like any other.
 
 ``VERITAG_TEST_JOB_KINDS=1`` adds ``sleep`` (waits ``params["seconds"]``, then returns them),
 used by the tests to kill a real ``veritag worker`` in the middle of a job.
@@ -63,12 +64,61 @@ def _automate(store: Store, project: Project, params: dict[str, Any]) -> Any:
     return {**dataclasses.asdict(result), "automation_rate": result.automation_rate}
 
 
+def _resolve(store: Store, project: Project, params: dict[str, Any]) -> Any:
+    """Fit the project's truth with ``params["method"]`` and store the run (what ``POST
+    .../resolve`` answered before it became a job): its id, counts and each source's accuracy."""
+    from ..resolve import OPEN_METHOD, project_source_rows, resolve_and_store
+    from ..store.queries import source_names
+
+    method = params["method"]
+    resolution = resolve_and_store(store, project, method)
+    with store.engine.connect() as conn:
+        rows = project_source_rows(resolution, source_names(conn, ids=resolution.source_ids()))
+    run = resolution.run
+    assert run is not None
+    return {
+        "run": run.run_id,
+        "method": run.method,
+        "requested_method": method,
+        "engine_version": run.engine_version,
+        "open_ended": run.method == OPEN_METHOD,
+        "iterations": run.n_iter,
+        "converged": run.converged,
+        "items": int(resolution.item_ids.size),
+        "from": resolution.basis_counts(),
+        "sources": [
+            {"source": n, "kind": kind, "claims": claims, "accuracy": acc}
+            for n, kind, claims, acc in rows
+        ],
+    }
+
+
+def _refit(store: Store, project: Project, params: dict[str, Any]) -> Any:
+    """Bring the routing queue up to date (``routing.queue``): fit the truth again if it is due
+    and build the queue from the newest run; nothing when a build since made it current."""
+    from ..routing.queue import ensure, read_state, refit_and_build
+    from ..routing.settings import get_settings
+
+    with store.engine.connect() as conn:
+        state = read_state(conn, project)
+    if state.built is not None and not state.refit_due():
+        return {"built": state.built, "refitted": False}
+    refit_and_build(store, project, wait=True)
+    settings = get_settings(store, project)
+    return {"built": ensure(store, project, settings, on_due=lambda: None).built, "refitted": True}
+
+
 def _sleep(store: Store, project: Project, params: dict[str, Any]) -> Any:
     time.sleep(float(params["seconds"]))
     return {"slept": params["seconds"]}
 
 
-KINDS: dict[str, JobFunction] = {"autolabel": _autolabel, "automate": _automate}
+KINDS: dict[str, JobFunction] = {
+    "autolabel": _autolabel,
+    "automate": _automate,
+    "resolve": _resolve,
+    "refit": _refit,
+}
 if os.environ.get("VERITAG_TEST_JOB_KINDS") == "1":
     KINDS["sleep"] = _sleep
 

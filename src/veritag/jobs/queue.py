@@ -15,6 +15,12 @@ job's record already lives in ``jobs`` (the API answers polls from it, on SQLite
 alike), procrastinate runs on PostgreSQL only and would keep a second copy of every job in its
 own tables and schema migrations, while SQLite must stay the one-file default. The queue needs
 four short statements (enqueue, claim, heartbeat, finish), which both databases run.
+
+``enqueue_once`` queues a job unless one of its kind is already queued for the project (a write
+that asks for work done "soon", such as fitting again after an import, needs one waiting job, not
+one per write). It looks and inserts in one transaction that first takes a lock: the project's
+advisory lock for that kind on PostgreSQL, the write lock on SQLite (a write first, as in
+``claim``), so two callers never both find none and both insert.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ __all__ = [
     "JobState",
     "claim",
     "enqueue",
+    "enqueue_once",
     "fail",
     "finish",
     "get",
@@ -113,6 +120,44 @@ _COLUMNS = (
 )
 
 
+#: The first key of the PostgreSQL advisory lock ``enqueue_once`` takes ("vjob"); the second
+#: hashes the kind and project.
+_ENQUEUE_NAMESPACE = 0x766A6F62
+_ENQUEUE_LOCK = sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))")
+
+
+def _insert(
+    conn: sa.Connection,
+    *,
+    kind: str,
+    project: str,
+    owner: int,
+    params: dict[str, Any],
+    max_attempts: int,
+) -> str:
+    job_id = secrets.token_urlsafe(12)
+    conn.execute(
+        sa.insert(JobRow).values(
+            id=job_id,
+            user_id=owner,
+            kind=kind,
+            project=project,
+            state="queued",
+            params=params,
+            attempts=0,
+            max_attempts=max_attempts,
+            runner="",
+        )
+    )
+    return job_id
+
+
+def _read(store: Store, job_id: str) -> Job:
+    found = get(store, job_id)
+    assert found is not None
+    return found
+
+
 def enqueue(
     store: Store,
     *,
@@ -123,24 +168,53 @@ def enqueue(
     max_attempts: int = MAX_ATTEMPTS,
 ) -> Job:
     """Queue a job of ``kind`` on ``project`` for any worker; ``params`` must be JSON."""
-    job_id = secrets.token_urlsafe(12)
     with store.begin_write() as conn:
-        conn.execute(
-            sa.insert(JobRow).values(
-                id=job_id,
-                user_id=owner,
-                kind=kind,
-                project=project,
-                state="queued",
-                params=params,
-                attempts=0,
-                max_attempts=max_attempts,
-                runner="",
-            )
+        job_id = _insert(
+            conn,
+            kind=kind,
+            project=project,
+            owner=owner,
+            params=params,
+            max_attempts=max_attempts,
         )
-    found = get(store, job_id)
-    assert found is not None
-    return found
+    return _read(store, job_id)
+
+
+def enqueue_once(
+    store: Store,
+    *,
+    kind: str,
+    project: str,
+    owner: int,
+    params: dict[str, Any],
+    max_attempts: int = MAX_ATTEMPTS,
+) -> tuple[Job, bool]:
+    """Queue a job as ``enqueue`` does unless a ``kind`` job of ``project`` is queued already;
+    that job (and False) then, else the new one (and True).
+
+    Only a job that no worker took yet stands in for a new one: it will read everything
+    committed before it starts. A running job may have read the project before the caller's
+    write committed, so it does not count, and at most one job per kind and project waits
+    behind it.
+    """
+    waiting = sa.select(JobRow.id).where(
+        JobRow.kind == kind, JobRow.project == project, JobRow.state == "queued"
+    )
+    with store.begin_write() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(_ENQUEUE_LOCK, {"ns": _ENQUEUE_NAMESPACE, "key": f"{kind}:{project}"})
+        else:  # a write first: SQLite's write lock, taken before the select reads
+            conn.execute(sa.update(JobRow).where(waiting.whereclause).values(kind=JobRow.kind))
+        found = conn.execute(waiting.order_by(JobRow.created_at, JobRow.id).limit(1)).scalar()
+        job_id = found or _insert(
+            conn,
+            kind=kind,
+            project=project,
+            owner=owner,
+            params=params,
+            max_attempts=max_attempts,
+        )
+    return _read(store, job_id), found is None
 
 
 def get(store: Store, job_id: str) -> Job | None:

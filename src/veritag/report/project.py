@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from ..automation.policy import Decision
-from ..automation.project import audit_keys, load_evidence
+from ..automation.project import audit_keys, automation_run_is_current, load_evidence
 from ..errors import NotFound, VeritagError
 from ..resolve import (
     NotResolved,
@@ -27,7 +27,7 @@ from ..resolve import (
 from ..resolve.current import Refit
 from ..store.engine import Store
 from ..store.models import AutomationRun, Gold, Item, Project
-from ..store.queries import Watermark, claims_watermark, project_schema, source_names
+from ..store.queries import Watermark, project_schema, source_names
 from ..truth import Claims, TruthResult
 from .automation import AutomationData
 from .build import Report, build_report, stale_note
@@ -196,7 +196,7 @@ def automation_audit_data(
                 "labeled the project); run `veritag autolabel` and `veritag automate` first"
             )
         model = source_names(conn, ids=[run.source_id])[run.source_id][1]
-        mark = claims_watermark(conn, project_id=project.id)
+        current = automation_run_is_current(conn, run)
     params = run.params if isinstance(run.params, dict) else json.loads(run.params)
     ev = load_evidence(store, project, model=model, slice_field=run.slice_field)
     audit = audit_keys(project.id, ev.item_ids, int(params.get("seed", 0))) < run.audit_rate
@@ -239,4 +239,4 @@ def automation_audit_data(
         if hasattr(run.created_at, "isoformat")
         else str(run.created_at),
     )
-    return data, (mark.max_claim_id, mark.gold_count) == (run.max_claim_id, run.gold_count)
+    return data, current

@@ -12,7 +12,7 @@ Every reader of resolved labels asks ``current_truth``; what it may do is the ca
   labels and must cover every claim).
 
 One fit at a time per project: a caller that finds a fit running goes on with the stale run,
-and waits only when there is none yet (``_refit_lock``). On PostgreSQL the lock is an advisory
+and waits only when there is none yet (``refit_lock``). On PostgreSQL the lock is an advisory
 lock held by a connection of its own while the fit runs, so it holds across every server process
 and host on the database. On SQLite it is a lock of this process: ``serve`` processes on one
 SQLite file queue on its writer lock instead, and two of them may fit the same claims twice,
@@ -50,6 +50,7 @@ __all__ = [
     "current_resolution",
     "current_truth",
     "load_truth",
+    "refit_lock",
 ]
 
 #: Claims since the stored run that a ``refit="due"`` reader folds in before it fits again.
@@ -100,11 +101,11 @@ class CurrentTruth:
 
 
 #: SQLite's refit locks, per database and project (PostgreSQL's live in the database).
-_REFIT_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+_REFIT_LOCKS: dict[tuple[str, int, str], threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
-#: The first key of veritag's two-key PostgreSQL advisory locks ("vrtg"); the second is the
-#: project id.
-_LOCK_NAMESPACE = 0x76727467
+#: The first key of veritag's two-key PostgreSQL advisory locks, per lock ("vrtg", "vrtq"); the
+#: second is the project id.
+_LOCK_NAMESPACES = {"fit": 0x76727467, "queue": 0x76727471}
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(:ns, CAST(:project AS integer))")
 #: How often a caller waiting for a project's first fit tries the lock again.
 _LOCK_POLL_SECONDS = 0.05
@@ -112,7 +113,7 @@ _UNLOCK = sa.text("SELECT pg_advisory_unlock(:ns, CAST(:project AS integer))")
 
 
 @contextmanager
-def _refit_lock(store: Store, project: Project, *, wait: bool) -> Iterator[bool]:
+def refit_lock(store: Store, project: Project, *, wait: bool, key: str = "fit") -> Iterator[bool]:
     """Hold the project's refit lock for the block, if it can be had; yields whether it was.
 
     ``wait`` blocks until the holder is done (a first fit: there is no run to serve meanwhile).
@@ -121,9 +122,11 @@ def _refit_lock(store: Store, project: Project, *, wait: bool) -> Iterator[bool]
     or by the server when that connection dies with its process. A waiter polls with a try-lock
     and holds no connection between tries: dozens of requests waiting for a project's first
     fit must not take the whole connection pool from the one fitting, which needs more.
+    ``key`` names the lock among a project's (``fit``: fitting the truth; ``queue``: building
+    the routing queue, ``routing.queue``).
     """
     if store.engine.dialect.name == "postgresql":
-        keys = {"ns": _LOCK_NAMESPACE, "project": project.id}
+        keys = {"ns": _LOCK_NAMESPACES[key], "project": project.id}
         while True:
             with store.engine.connect() as conn:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -138,7 +141,7 @@ def _refit_lock(store: Store, project: Project, *, wait: bool) -> Iterator[bool]
                 return
             time.sleep(_LOCK_POLL_SECONDS)
     with _LOCKS_LOCK:
-        lock = _REFIT_LOCKS.setdefault((str(store.engine.url), project.id), threading.Lock())
+        lock = _REFIT_LOCKS.setdefault((str(store.engine.url), project.id, key), threading.Lock())
     got = lock.acquire(blocking=wait)
     try:
         yield got
@@ -185,7 +188,7 @@ def current_truth(
     )
     if refit == "never" or not (truth.stale if refit == "stale" else truth.due(size)):
         return truth
-    with _refit_lock(store, project, wait=truth.run is None) as got:
+    with refit_lock(store, project, wait=truth.run is None) as got:
         if not got:
             return truth  # another caller is fitting: the stale run will do meanwhile
         truth = _read(store, project, wanted)  # someone may have fitted while this one waited

@@ -208,12 +208,19 @@ class Evidence:
     def need(self, labels: NDArray[np.int64], pos: NDArray[np.int64]) -> NDArray[np.int64]:
         """How many more labels the items at ``pos`` still take, given ``labels`` (with those
         in flight)."""
-        s = self.settings
-        done = item_done(self.posterior[pos], labels, s.config())
-        want = np.maximum(s.min_labels - labels, 1)
-        return np.where(done, 0, np.clip(np.minimum(want, s.max_labels - labels), 0, None)).astype(
-            np.int64
-        )
+        return item_need(self.posterior[pos], labels, self.settings)
+
+
+def item_need(
+    posterior: NDArray[np.float64], labels: NDArray[np.int64], settings: ProjectRouting
+) -> NDArray[np.int64]:
+    """How many more labels items with ``posterior`` and ``labels`` (those in flight included)
+    take: none once done, else up to ``min_labels`` at once (at least one), within the cap."""
+    done = item_done(posterior, labels, settings.config())
+    want = np.maximum(settings.min_labels - labels, 1)
+    return np.where(
+        done, 0, np.clip(np.minimum(want, settings.max_labels - labels), 0, None)
+    ).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -226,6 +233,17 @@ class _RunView:
     source_ids: NDArray[np.int64]
     confusion: NDArray[np.float64]  # (sources, domains, k, k), source_reliability's shrunk matrices
     n_claims: NDArray[np.int64]  # (sources, domains)
+
+
+def _empty_view(n_domains: int, k: int) -> _RunView:
+    """The view before any truth run: no source measured."""
+    return _RunView(
+        np.zeros(0, np.int64),
+        None,
+        np.zeros(0, np.int64),
+        np.zeros((0, n_domains, k, k)),
+        np.zeros((0, n_domains), np.int64),
+    )
 
 
 class _Recent(Generic[V]):
@@ -471,13 +489,7 @@ def read_evidence(store: Store, project: Project, refit: Refit = "due") -> Evide
                 (settings.domains, layout.n_domains),
             )
             if run is not None
-            else _RunView(
-                np.zeros(0, np.int64),
-                None,
-                np.zeros(0, np.int64),
-                np.zeros((0, n_dom, k, k)),
-                np.zeros((0, n_dom), np.int64),
-            )
+            else _empty_view(n_dom, k)
         )
     posterior = np.full((item_ids.size, k), 1.0 / k)
     if view.probs is not None and view.item_ids.size:

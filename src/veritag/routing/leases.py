@@ -33,6 +33,7 @@ be submitted at most once on either backend.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,16 +44,16 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from ..errors import NotFound, VeritagError
-from ..schema import PairwiseSchema
+from ..schema import ArenaSchema, PairwiseSchema
 from ..store.claims import add_claim
 from ..store.engine import Store
 from ..store.models import Assignment as AssignmentRow
 from ..store.models import Claim, Item, ItemDomain, Project, RoutingSettings, Source, Tutor
 from ..store.queries import project_schema, standing_human_labels
-from . import pairwise
-from .evidence import Evidence, read_evidence
+from . import pairwise, queue
+from .evidence import Evidence, _declared, _single_label, _skill, read_evidence
 from .gain import expected_gain
-from .settings import TutorProfile, find_tutor, get_settings
+from .settings import ProjectRouting, TutorProfile, find_tutor, get_settings, tutor_profiles
 
 __all__ = [
     "Lease",
@@ -66,6 +67,11 @@ __all__ = [
 
 #: Candidate items locked per round trip while leasing.
 _LOCK_BATCH = 32
+#: Pages of queue candidates read before waiting for locked ones (each ``queue.CANDIDATES`` a
+#: domain), and how often and how long to wait.
+_MAX_PAGES = 8
+_BUSY_TRIES = 40
+_BUSY_WAIT_SECONDS = 0.05
 #: A tutor whose answer cannot move even an undecided item (gain below this) is not asked in a
 #: domain.
 _MIN_GAIN = 1e-9
@@ -113,7 +119,7 @@ def running_leases(project: Project, now: datetime) -> Any:
 
 def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
     """Stale leases become ``expired``: their items go back to the pool and their cost is freed."""
-    conn.execute(
+    ended = conn.execute(
         sa.update(AssignmentRow)
         .where(
             AssignmentRow.project_id == project.id,
@@ -121,7 +127,10 @@ def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
             AssignmentRow.expires_at <= now,
         )
         .values(state="expired")
-    )
+        .returning(AssignmentRow.item_id, AssignmentRow.cost)
+    ).all()
+    queue.leased(conn, [r[0] for r in ended], -1)
+    queue.reserve(conn, project, -sum(float(r[1]) for r in ended))
 
 
 def spending(conn: sa.Connection, project: Project, now: datetime) -> tuple[float, float]:
@@ -309,6 +318,7 @@ def request_work(
     *,
     resume: bool = True,
     served_by: str | None = None,
+    on_due: Callable[[], None] | None = None,
 ) -> Lease | None:
     """Lease the tutor the item where their next label is worth most; None when nothing is left
     for them or the budget cannot pay for one more label at their cost (see the module docstring).
@@ -318,32 +328,71 @@ def request_work(
     server or a dropped connection picks up where it was, and no item stays leased to someone who
     is not looking at it. ``resume=False`` leases another item anyway (a client that works on
     several at once). ``served_by`` names the server process handing the lease out, so a process
-    that starts after it died can release it early (``release_orphaned_leases``)."""
+    that starts after it died can release it early (``release_orphaned_leases``). ``on_due`` is
+    called instead of fitting the truth again here when a refit is due (``routing.queue``).
+
+    The candidates come from the routing queue (``routing.queue``): the least certain open items
+    of each domain the tutor is useful in, scored exactly here. An arena project is scored over
+    all its battles (``evidence``), since a battle's worth is its model pair's."""
     now = as_utc(now)
     if resume and (held := _resume(store, project, tutor_name, now, served_by)) is not None:
         return held
-    ev = read_evidence(store, project)
-    me = ev.tutors.index(find_tutor(ev.tutors, project, tutor_name))
-    tutor = ev.tutors[me]
+    if isinstance(project_schema(project), ArenaSchema):
+        ev = read_evidence(store, project)
+        picker = _scan_picker(project, ev, now)
+        return _lease(
+            store, project, ev.settings, ev.tutors, tutor_name, now, resume, served_by, picker
+        )
+    settings = get_settings(store, project)
+    state = queue.ensure(store, project, settings, on_due=on_due)
+    with store.engine.connect() as conn:
+        tutors = tutor_profiles(conn, project)
+    return _lease(
+        store,
+        project,
+        settings,
+        tutors,
+        tutor_name,
+        now,
+        resume,
+        served_by,
+        _queue_picker(store, project, settings, tutors, state),
+    )
+
+
+#: What a picker returns: the chosen item, whether it is a gold check, the gain, its domain.
+_Pick = tuple[int, bool, float, str]
+_Picker = Callable[[sa.Connection, TutorProfile, int, int], _Pick | None]
+
+
+def _lease(
+    store: Store,
+    project: Project,
+    settings: ProjectRouting,
+    tutors: list[TutorProfile],
+    tutor_name: str,
+    now: datetime,
+    resume: bool,
+    served_by: str | None,
+    pick: _Picker,
+) -> Lease | None:
+    """The write transaction of ``request_work``: expire, hand back a held lease, check the
+    budget, let ``pick`` choose (with the tutor, their index and whether it is their gold turn),
+    and lease the choice."""
+    me = tutors.index(find_tutor(tutors, project, tutor_name))
+    tutor = tutors[me]
     if not tutor.active:
         raise VeritagError(
             f"tutor {tutor_name!r} is not active; switch them on with "
             f"'veritag tutor {project.name} {tutor_name} --active' first"
         )
-    gain, score = _pull_scores(ev, me)
-    settings = ev.settings
     with store.begin_write() as conn:
-        _expire(
-            conn, project, now
-        )  # first statement writes: on SQLite the transaction now holds the lock
-        if (
-            resume
-        ):  # two requests of one tutor at once: the second waits here and gets the first's lease
+        _expire(conn, project, now)  # the first statement writes: SQLite's lock is now held
+        if resume:  # two requests of one tutor at once: the second waits and gets the first's lease
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(Tutor.id).where(Tutor.id == tutor.id).with_for_update())
-            if (
-                held := _renew_held(conn, project, tutor.id, now, settings.lease_seconds, served_by)
-            ) is not None:
+            held = _renew_held(conn, project, tutor.id, now, settings.lease_seconds, served_by)
+            if held is not None:
                 return held
         if settings.budget is not None:
             if conn.dialect.name == "postgresql":
@@ -352,55 +401,25 @@ def request_work(
                     .where(RoutingSettings.project_id == project.id)
                     .with_for_update()
                 )
-            spent, reserved = spending(conn, project, now)
+            used = queue.budget_used(conn, project)
+            spent, reserved = used if used is not None else spending(conn, project, now)
             if spent + reserved + tutor.cost > settings.budget + 1e-9:
                 return None
-        now_all = _fresh(conn, project, tutor, ev.item_ids, now, labels=ev.labels)
-        pos = np.arange(ev.item_ids.size)
-        open_ = ~ev.is_gold & ~now_all.seen & (now_all.in_flight < ev.need(now_all.labels, pos))
-        pool = pos[open_ & np.isfinite(score)]
-        if not pool.size:
-            return None
         gold_turn = (
             settings.gold_period > 0
-            and conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(AssignmentRow)
-                .where(AssignmentRow.project_id == project.id, AssignmentRow.tutor_id == tutor.id)
-            )
+            and conn.scalar(sa.select(Tutor.leases).where(Tutor.id == tutor.id))
             % settings.gold_period
             == 0
         )
-        chosen: int | None = None
-        if gold_turn:
-            golds = pos[ev.is_gold & ~now_all.seen]
-            golds = golds[np.lexsort((ev.item_ids[golds], ev.measured[me, ev.domain[golds]]))]
-            chosen = _first_lockable(
-                conn, ev.item_ids, golds, lambda ids, f: ~f.seen, project, tutor, now
-            )
-        is_gold = chosen is not None
-        if chosen is None:
-            ranked = pool[
-                np.lexsort((ev.item_ids[pool], ev.posterior[pool].max(axis=1), -score[pool]))
-            ]
-            chosen = _first_lockable(
-                conn,
-                ev.item_ids,
-                ranked,
-                lambda ids, f: (
-                    ~f.seen & (f.in_flight < ev.need(f.labels, np.searchsorted(ev.item_ids, ids)))
-                ),
-                project,
-                tutor,
-                now,
-            )
+        chosen = pick(conn, tutor, me, gold_turn)
         if chosen is None:
             return None
+        item_id, is_gold, gain, domain = chosen
         expires = now + timedelta(seconds=settings.lease_seconds)
         lease_id = conn.execute(
             sa.insert(AssignmentRow).values(
                 project_id=project.id,
-                item_id=int(ev.item_ids[chosen]),
+                item_id=item_id,
                 tutor_id=tutor.id,
                 is_gold=is_gold,
                 cost=tutor.cost,
@@ -410,25 +429,153 @@ def request_work(
                 served_by=served_by,
             )
         ).inserted_primary_key[0]
+        queue.leased(conn, [item_id], +1)
+        queue.reserve(conn, project, tutor.cost)
+        conn.execute(sa.update(Tutor).where(Tutor.id == tutor.id).values(leases=Tutor.leases + 1))
         item = conn.execute(
-            sa.select(Item.external_id, Item.text, Item.data).where(
-                Item.id == int(ev.item_ids[chosen])
-            )
+            sa.select(Item.external_id, Item.text, Item.data).where(Item.id == item_id)
         ).one()
     return Lease(
         int(lease_id),
-        int(ev.item_ids[chosen]),
+        item_id,
         item[0],
         item[1],
         item[2],
-        settings.domains[ev.domain[chosen]],
+        domain,
         tutor.name,
         is_gold,
         tutor.cost,
-        0.0 if is_gold else float(gain[chosen]),
+        0.0 if is_gold else gain,
         now,
         expires,
     )
+
+
+def _rank(ev: Evidence, me: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Positions of ``ev``'s items the tutor may take, best first (score, then the least certain,
+    then the oldest), and the tutor's gain per item."""
+    gain, score = _pull_scores(ev, me)
+    pool = np.flatnonzero(np.isfinite(score))
+    ranked = pool[np.lexsort((ev.item_ids[pool], ev.posterior[pool].max(axis=1), -score[pool]))]
+    return ranked, gain
+
+
+def _queue_picker(
+    store: Store,
+    project: Project,
+    settings: ProjectRouting,
+    tutors: list[TutorProfile],
+    state: queue.QueueState,
+) -> _Picker:
+    """Choose among the queue's candidates (``routing.queue``), scoring only them."""
+    schema = project_schema(project)
+    single = _single_label(schema)
+    classes = schema.classes() if single else []
+    k = len(classes) if single else 1
+    declared = _declared([t.domains for t in tutors], settings.domains)
+    if single:
+        view = queue.skill_view(store, project, state.built, state.run_id, settings, k)
+        confusion, measured = _skill(
+            view, np.array([t.source_id for t in tutors], np.int64), declared, k
+        )
+    else:
+        confusion = np.ones((len(tutors), len(settings.domains), 1, 1))
+        measured = np.zeros((len(tutors), len(settings.domains)), np.int64)
+
+    def evidence(c: queue.Candidates) -> Evidence:
+        return Evidence(
+            settings,
+            classes,
+            c.item_ids,
+            c.domain,
+            c.posterior,
+            np.zeros(c.item_ids.size, bool),
+            c.labels,
+            tutors,
+            confusion,
+            measured,
+            declared,
+            single=single,
+        )
+
+    def pick(conn: sa.Connection, tutor: TutorProfile, me: int, gold_turn: bool) -> _Pick | None:
+        if gold_turn:
+            golds = queue.candidates(conn, project, tutor, settings, [], gold=True)
+            order = np.lexsort((golds.item_ids, measured[me, golds.domain]))
+            for start in range(0, order.size, _LOCK_BATCH):
+                batch = order[start : start + _LOCK_BATCH]
+                ok = queue.take(conn, project, tutor, golds.item_ids[batch].tolist(), gold=True)
+                for p in batch.tolist():
+                    if int(golds.item_ids[p]) in ok:
+                        return int(golds.item_ids[p]), True, 0.0, settings.domains[golds.domain[p]]
+        if single:
+            useful = expected_gain(np.full((1, k), 1.0 / k), confusion[me])[0] > _MIN_GAIN
+            domains = np.flatnonzero(useful).tolist()
+        else:
+            domains = list(range(len(settings.domains)))
+        for _ in range(_BUSY_TRIES):
+            for page in range(_MAX_PAGES):
+                found = queue.candidates(
+                    conn, project, tutor, settings, domains, offset=page * queue.CANDIDATES
+                )
+                if not found.item_ids.size:
+                    return None
+                ev = evidence(found)
+                ranked, gain = _rank(ev, me)
+                ok = queue.take(conn, project, tutor, found.item_ids[ranked].tolist(), gold=False)
+                for p in ranked.tolist():
+                    if int(found.item_ids[p]) in ok:
+                        domain = settings.domains[found.domain[p]]
+                        return int(found.item_ids[p]), False, float(gain[p]), domain
+            # Open items, all locked by others (PostgreSQL: leases being handed out, or a queue
+            # build writing their chunk): they are free again in milliseconds, so wait rather
+            # than tell the tutor there is no work.
+            time.sleep(_BUSY_WAIT_SECONDS)
+        return None
+
+    return pick
+
+
+def _scan_picker(project: Project, ev: Evidence, now: datetime) -> _Picker:
+    """Choose over every item of the project (``ev``: the whole project's evidence), reading the
+    leases and labels of all of them in the transaction."""
+
+    def pick(conn: sa.Connection, tutor: TutorProfile, me: int, gold_turn: bool) -> _Pick | None:
+        fresh = _fresh(conn, project, tutor, ev.item_ids, now, labels=ev.labels)
+        pos = np.arange(ev.item_ids.size)
+        open_ = ~ev.is_gold & ~fresh.seen & (fresh.in_flight < ev.need(fresh.labels, pos))
+        ranked, gain = _rank(ev, me)
+        if not open_[ranked].any():
+            return None
+        if gold_turn:
+            golds = pos[ev.is_gold & ~fresh.seen]
+            golds = golds[np.lexsort((ev.item_ids[golds], ev.measured[me, ev.domain[golds]]))]
+            chosen = _first_lockable(
+                conn, ev.item_ids, golds, lambda ids, f: ~f.seen, project, tutor, now
+            )
+            if chosen is not None:
+                return int(ev.item_ids[chosen]), True, 0.0, ev.settings.domains[ev.domain[chosen]]
+        chosen = _first_lockable(
+            conn,
+            ev.item_ids,
+            ranked[open_[ranked]],
+            lambda ids, f: (
+                ~f.seen & (f.in_flight < ev.need(f.labels, np.searchsorted(ev.item_ids, ids)))
+            ),
+            project,
+            tutor,
+            now,
+        )
+        if chosen is None:
+            return None
+        return (
+            int(ev.item_ids[chosen]),
+            False,
+            float(gain[chosen]),
+            ev.settings.domains[ev.domain[chosen]],
+        )
+
+    return pick
 
 
 def _first_lockable(
@@ -477,6 +624,7 @@ def _lease_row(
             AssignmentRow.project_id,
             AssignmentRow.tutor_id,
             AssignmentRow.claim_id,
+            AssignmentRow.cost,
             Tutor.source_id,
             Source.name,
             Item.text,
@@ -566,6 +714,7 @@ def submit(
         row = _close(conn, project, assignment_id, now, tutor, state="submitted", seconds=seconds)
         label = schema.normalize(value, item_text=row.text)
         claim_id = add_claim(conn, project.id, row.item_id, row.source_id, value=label)
+        queue.submitted(store, conn, project, row.item_id, row.source_id, label, float(row.cost))
         conn.execute(
             sa.update(AssignmentRow)
             .where(AssignmentRow.id == assignment_id)
@@ -622,6 +771,8 @@ def undo(
             raise VeritagError(f"assignment {row.id} changed meanwhile; try again")
         value = conn.scalar(sa.select(Claim.value).where(Claim.id == row.claim_id))
         add_claim(conn, project.id, row.item_id, row.source_id, retracts=row.claim_id)
+        queue.recompute(store, conn, project, row.item_id)
+        queue.spend(conn, project, -float(row.cost), float(row.cost))
         return _stored_lease(conn, row.id), value
 
 
@@ -678,7 +829,7 @@ def release(
     its cost to the budget. ``reason`` (why the tutor skipped it) is kept with the lease."""
     now = as_utc(now)
     with store.begin_write() as conn:
-        _close(
+        row = _close(
             conn,
             project,
             assignment_id,
@@ -687,6 +838,8 @@ def release(
             state="released",
             skip_reason=(reason or "").strip() or None,
         )
+        queue.leased(conn, [row.item_id], -1)
+        queue.reserve(conn, project, -float(row.cost))
 
 
 def release_orphaned_leases(

@@ -1,5 +1,5 @@
-"""The server's side of background jobs (autolabel, automate): queue them, answer polls, and run
-the embedded worker.
+"""The server's side of background jobs (autolabel, automate, resolve, routing refits): queue
+them, answer polls, and run the embedded worker.
 
 A request that starts a job gets ``202`` and a job id at once: the job is a row of the queue
 (``veritag.jobs.queue``) holding everything needed to run it, and the client polls

@@ -34,7 +34,10 @@ __all__ = [
     "Posterior",
     "Project",
     "Review",
+    "RoutingItem",
     "RoutingSettings",
+    "RoutingSkill",
+    "RoutingState",
     "Source",
     "SourceReliability",
     "TruthRun",
@@ -84,6 +87,7 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         sa.UniqueConstraint("project_id", "external_id", name="uq_items_project_external"),
+        sa.Index("ix_items_project_id", "project_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,6 +146,7 @@ class Gold(Base):
     """A label known to be right, used to measure sources and pin the truth."""
 
     __tablename__ = "gold"
+    __table_args__ = (sa.Index("ix_gold_project", "project_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
@@ -240,7 +245,8 @@ class AutomationRun(Base):
     the audit stays a uniform sample as items arrive. ``slices`` holds, per slice, its name and
     the policy's decision (threshold, bound, audited items behind it). ``source_id`` is NULL for a
     run before any model claim: it only draws the audit. ``max_claim_id`` and
-    ``gold_count`` say which claims the run saw, as for truth runs.
+    ``gold_count`` say which claims the run saw, and ``claims_version`` decides whether it is
+    current, as for truth runs.
     """
 
     __tablename__ = "automation_runs"
@@ -261,6 +267,7 @@ class AutomationRun(Base):
     n_audit_labeled: Mapped[int]
     overall_bound: Mapped[float | None] = mapped_column(sa.Float)
     max_claim_id: Mapped[int]
+    claims_version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
     gold_count: Mapped[int]
     created_at: Mapped[datetime] = _now_column()
 
@@ -323,6 +330,8 @@ class Tutor(Base):
     domains: Mapped[Any] = mapped_column(JSONType)
     cost: Mapped[float] = mapped_column(sa.Float)
     active: Mapped[bool]
+    #: Leases the tutor was ever handed in the project (every ``gold_period``-th is gold).
+    leases: Mapped[int] = mapped_column(server_default="0")
     created_at: Mapped[datetime] = _now_column()
 
 
@@ -338,6 +347,71 @@ class ItemDomain(Base):
     origin: Mapped[str] = mapped_column(sa.String(10))
 
 
+class RoutingItem(Base):
+    """An item's place in the routing queue (``routing.queue``), kept up to date on every write.
+
+    ``probs`` is the posterior routing works with (the truth run's, with the human labels since
+    folded in; NULL for tasks without one answer from a fixed list), ``top`` its largest class
+    probability (the queue's order: the least certain first). ``labels`` counts standing human
+    labels, ``leased`` leases not yet ended (an expired one counts until it is marked expired),
+    ``need`` the labels the item still takes, and ``open`` whether it takes a lease now
+    (``need > leased``, never for gold items). The index hands out candidates without a scan.
+    """
+
+    __tablename__ = "routing_items"
+    __table_args__ = (
+        sa.Index("ix_routing_items_pick", "project_id", "open", "domain", "top", "item_id"),
+        sa.Index("ix_routing_items_gold", "project_id", "is_gold"),
+    )
+
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    domain: Mapped[str] = mapped_column(sa.String(100))
+    is_gold: Mapped[bool]
+    labels: Mapped[int]
+    leased: Mapped[int]
+    need: Mapped[int]
+    open: Mapped[bool]
+    top: Mapped[float] = mapped_column(sa.Float)
+    probs: Mapped[Any | None] = mapped_column(JSONType)
+
+
+class RoutingState(Base):
+    """What a project's routing queue was built from: the truth run (NULL before the first), the
+    claims it accounts for (``claims_version``: the project's at the build, plus every label
+    folded in since), the newest item, the items and the gold count it covers, and the settings
+    it was built for (``settings_key``). ``stale`` is set by an undo, which a posterior cannot
+    fold."""
+
+    __tablename__ = "routing_state"
+
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), primary_key=True)
+    run_id: Mapped[int | None]
+    claims_version: Mapped[int] = mapped_column(sa.BigInteger)
+    max_item_id: Mapped[int]
+    items: Mapped[int]
+    gold_count: Mapped[int]
+    settings_key: Mapped[str] = mapped_column(sa.String(64))
+    stale: Mapped[bool]
+    built: Mapped[int]
+    #: The cost of submitted leases and of leases not yet ended (expired ones until marked),
+    #: moved by the same writes, so the budget check reads one row.
+    spent: Mapped[float] = mapped_column(sa.Float)
+    reserved: Mapped[float] = mapped_column(sa.Float)
+
+
+class RoutingSkill(Base):
+    """A source's per-domain confusion and measured claims against the queue's truth run, as
+    ``truth.source_reliability`` gives them (before the declared-domain prior is blended in)."""
+
+    __tablename__ = "routing_skill"
+
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("sources.id"), primary_key=True)
+    confusion: Mapped[Any] = mapped_column(JSONType)
+    n_claims: Mapped[Any] = mapped_column(JSONType)
+
+
 class Assignment(Base):
     """One lease of an item to a tutor: ``leased`` until ``expires_at``, then ``submitted`` (with
     its ``claim_id``), ``expired`` or ``released``. ``cost`` is reserved from the budget while the
@@ -347,6 +421,7 @@ class Assignment(Base):
     __table_args__ = (
         sa.Index("ix_assignments_project_tutor", "project_id", "tutor_id"),
         sa.Index("ix_assignments_project_item", "project_id", "item_id"),
+        sa.Index("ix_assignments_running", "project_id", "state", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,7 +27,7 @@ route                                     does what ``veritag ...`` does        
 POST /projects/{name}/import              ``import`` of an uploaded file        admin
 GET  /projects/{name}/export?format=      ``export``, as a download             reviewer, admin
 GET  /projects/{name}/status              ``status NAME --json``                any member
-POST /projects/{name}/resolve             ``resolve --project``: stores a run   reviewer, admin
+POST /projects/{name}/resolve             ``resolve --project``, as a job (202) reviewer, admin
 POST /projects/{name}/autolabel           ``autolabel``, as a job (202)         admin
 POST /projects/{name}/automate            ``automate``, as a job (202)          admin
 GET  /projects/{name}/queue               ``automate --queue-out``              reviewer, admin

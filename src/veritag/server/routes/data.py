@@ -1,5 +1,9 @@
 """A project's data in and out: ``POST .../import`` (an upload), ``GET .../export`` (a download),
-``GET .../status`` and ``POST .../resolve``, each what its ``veritag`` command does."""
+``GET .../status`` and ``POST .../resolve`` (a job), each what its ``veritag`` command does.
+
+No request here fits the truth model: ``resolve`` queues a job, an import whose labels make the
+stored run due for a refit queues one (``jobs.queue.enqueue_once``: at most one waiting per
+project), and ``export`` reads the newest stored run (``refit="never"``)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,27 +25,21 @@ from starlette.datastructures import UploadFile
 
 from ...errors import InputError, RowErrors, VeritagError
 from ...io import EXPORT_FORMATS, FOLDER_FORMATS, FORMATS, ColumnMap, export_project, import_file
+from ...jobs import queue as job_queue
 from ...limits import SafeText
-from ...resolve import (
-    DEFAULT_METHOD,
-    METHODS,
-    OPEN_METHOD,
-    current_truth,
-    project_source_rows,
-    resolve_and_store,
-)
+from ...resolve import DEFAULT_METHOD, METHODS, current_truth
 from ...status import project_status
 from ...store import audit
 from ...store.engine import Store
 from ...store.models import ImportRecord, Project
-from ...store.queries import source_names
+from .. import jobs
 from ..audit import request_actor
 from ..common import StoredMethod, check_method, json_ready, request_store
 from ..deps import READERS, Me, project_and_role, project_for
 from ..openapi import error_body, errors
-from ..responses import ImportOut, ResolveOut, StatusOut
+from ..responses import ImportOut, JobStartedOut, StatusOut
 
-__all__ = ["MAX_UPLOAD_BYTES", "router"]
+__all__ = ["MAX_UPLOAD_BYTES", "RESOLVE_JOB_HEADER", "router"]
 
 router = APIRouter(prefix="/api/v1")
 
@@ -85,6 +83,19 @@ def _download_doc() -> dict[str, Any]:
             },
         },
     }
+
+
+#: The OpenAPI of a 202 that started a job, as ``POST .../autolabel`` answers.
+_STARTED_DOC = {
+    "description": "Started; poll the job at Location",
+    "headers": {"Location": {"description": "The job's status URL", "schema": {"type": "string"}}},
+}
+#: The header of an import's answer naming the resolve job its labels queued.
+RESOLVE_JOB_HEADER = "X-Veritag-Resolve-Job"
+
+
+def _status_url(job: job_queue.Job) -> str:
+    return f"/api/v1/jobs/{job.id}"
 
 
 def _safe_name(name: str, default: str) -> str:
@@ -220,11 +231,30 @@ def _renamed(exc: VeritagError, tmp: str, filename: str) -> VeritagError:
     return out
 
 
+def _resolve_soon(store: Store, proj: Project, owner: int) -> job_queue.Job | None:
+    """The resolve job that folds an import's labels in, once they make the stored run due for a
+    refit (``resolve.current``; fewer new claims are folded in by the readers themselves): queued
+    by ``owner`` now, or the one an earlier write queued that no worker took yet. None when no
+    refit is due."""
+    truth = current_truth(store, proj)
+    if not truth.due(int(truth.run.n_items) if truth.run is not None else 0):
+        return None
+    job, _ = job_queue.enqueue_once(
+        store, kind="resolve", project=proj.name, owner=owner, params={"method": DEFAULT_METHOD}
+    )
+    return job
+
+
 def _run_import(
-    store: Store, proj: Project, upload: UploadFile, filename: str, options: ImportOptions
-) -> dict[str, Any]:
+    store: Store,
+    proj: Project,
+    upload: UploadFile,
+    filename: str,
+    options: ImportOptions,
+    owner: int,
+) -> tuple[dict[str, Any], job_queue.Job | None]:
     """Write the upload to a temporary folder under its own name, import it, and speak of it by
-    that name."""
+    that name; the resolve job its labels queued, if any."""
     with tempfile.TemporaryDirectory(prefix="veritag-upload-") as folder:
         path = Path(folder) / filename
         size = _save_upload(upload, path, MAX_UPLOAD_BYTES)
@@ -254,10 +284,7 @@ def _run_import(
                 .values(path=filename)
             )
         bad = _bad_rows(report, tmp, filename) if result.rows_skipped else []
-    if (
-        result.claims_added or result.gold_added
-    ):  # a write: fit again once due, so GETs read fresh labels
-        current_truth(store, proj, refit="due")
+    job = _resolve_soon(store, proj, owner) if result.claims_added or result.gold_added else None
     return {
         "file": filename,
         "bytes": size,
@@ -271,7 +298,7 @@ def _run_import(
         "imported_before": None
         if result.imported_before is None
         else result.imported_before.isoformat(),
-    }
+    }, job
 
 
 class _RowErrorsResponse(Exception):
@@ -285,7 +312,19 @@ class _RowErrorsResponse(Exception):
 @router.post(
     "/projects/{name}/import",
     response_model=ImportOut,
-    responses=errors(400, 401, 403, 404, 413, 422),
+    responses={
+        200: {
+            "description": "Imported",
+            "headers": {
+                RESOLVE_JOB_HEADER: {
+                    "description": "Status URL of the resolve job that folds the new labels in, "
+                    "when they made the stored run due for a refit",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **errors(400, 401, 403, 404, 413, 422),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -293,11 +332,12 @@ class _RowErrorsResponse(Exception):
         }
     },
 )
-async def import_upload(name: str, user: Me, request: Request) -> Any:
+async def import_upload(name: str, user: Me, request: Request, response: Response) -> Any:
     """Import one uploaded file (``multipart/form-data``: ``file`` plus the options of
     ``veritag import``). Labels or gold imported past the refit threshold (``resolve.current``)
-    resolve the project again before the answer, so the GETs that follow read labels that
-    include them.
+    queue a resolve job (one per project at a time: an import finding one queued names that one)
+    and ``X-Veritag-Resolve-Job`` gives its status URL; the GETs read labels that include them
+    once it is done. The request never fits.
 
     The caller is checked before the body is read, and a Content-Length over the limit is refused
     unread (413). A file with bad rows is refused whole (422, each row's file and line) unless
@@ -329,9 +369,14 @@ async def import_upload(name: str, user: Me, request: Request) -> Any:
             raise InputError(_bad_options(exc)) from None
         filename = _safe_name(upload.filename or "", "upload")
         try:
-            return await run_in_threadpool(_run_import, store, proj, upload, filename, options)
+            out, job = await run_in_threadpool(
+                _run_import, store, proj, upload, filename, options, user.id
+            )
         except _RowErrorsResponse as exc:
             return JSONResponse(exc.body, status_code=422)
+    if job is not None:
+        response.headers[RESOLVE_JOB_HEADER] = _status_url(job)
+    return out
 
 
 # --- export and status ---------------------------------------------------------------------------
@@ -431,40 +476,21 @@ class ResolveBody(BaseModel):
 
 @router.post(
     "/projects/{name}/resolve",
-    status_code=201,
-    response_model=ResolveOut,
-    responses=errors(400, 401, 403, 404, 422),
+    status_code=202,
+    response_model=JobStartedOut,
+    responses={202: _STARTED_DOC, **errors(400, 401, 403, 404, 422)},
 )
 def resolve(
-    name: str, user: Me, request: Request, body: ResolveBody | None = None
+    name: str, user: Me, request: Request, response: Response, body: ResolveBody | None = None
 ) -> dict[str, Any]:
-    """Resolve one label per item from all claims and store the run
-    (``veritag resolve --project``)."""
+    """Resolve one label per item from all claims and store the run (``veritag resolve
+    --project``), as a job: its result is the run's id, counts and each source's accuracy."""
     method = (body or ResolveBody()).method
     check_method(method)
-    store = request_store(request)
-    proj = project_for(store, name, user, READERS)
-    resolution = resolve_and_store(store, proj, method)
-    with store.engine.connect() as conn:
-        rows = project_source_rows(resolution, source_names(conn, ids=resolution.source_ids()))
-    run = resolution.run
-    assert run is not None
-    counts = resolution.basis_counts()
-    sources = [
-        {"source": n, "kind": kind, "claims": claims, "accuracy": acc}
-        for n, kind, claims, acc in rows
-    ]
-    return json_ready(
-        {  # type: ignore[no-any-return]
-            "run": run.run_id,
-            "method": run.method,
-            "requested_method": method,
-            "engine_version": run.engine_version,
-            "open_ended": run.method == OPEN_METHOD,
-            "iterations": run.n_iter,
-            "converged": run.converged,
-            "items": int(resolution.item_ids.size),
-            "from": counts,
-            "sources": sources,
-        }
+    proj = project_for(request_store(request), name, user, READERS)
+    job = jobs.enqueue(
+        request.app, kind="resolve", project=proj.name, owner=user.id, params={"method": method}
     )
+    url = _status_url(job)
+    response.headers["Location"] = url
+    return {"job": job.id, "kind": job.kind, "state": job.state, "status_url": url}

@@ -24,7 +24,7 @@ from ...routing import pairwise
 from ...routing import service as routing
 from ...schema import BaseSchema, PairwiseSchema, parse_schema
 from ...store.models import Assignment, Item, Project, Source, Tutor
-from ..common import Id, process_name, request_store
+from ..common import Id, process_name, queue_refit, request_store
 from ..deps import Me, project_and_role, project_for
 from ..openapi import errors
 from ..responses import ItemOut, LeaseOut, ReleaseOut, SubmitOut, UndoOut
@@ -91,7 +91,13 @@ def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Resp
     store = request_store(request)
     proj = project_for(store, name, user, ("tutor",))
     try:
-        lease = routing.request_work(store, proj, user.username, served_by=process_name())
+        lease = routing.request_work(
+            store,
+            proj,
+            user.username,
+            served_by=process_name(),
+            on_due=lambda: queue_refit(store, proj, user.id),
+        )
     except NotFound:  # the project exists (checked above): the caller is no routing tutor of it
         raise Forbidden(
             f"you are not a routing tutor of project {name!r}; "
