@@ -270,7 +270,7 @@ def drive(
     def started() -> None:  # the barrier's action: runs once, when every tutor has warmed up
         t0[0] = time.perf_counter()
         cpu0[0] = _cpu_seconds(peer.server_pids())
-        wcpu0[0] = _cpu_seconds(peer.worker_pids())
+        wcpu0[0] = _cpu_seconds(peer.worker_pids()) if peer.worker_pids() else None
         me0[0] = time.process_time()
         if on_start is not None:
             on_start()
@@ -290,7 +290,7 @@ def drive(
     for t in threads:
         t.join()
     cpu1 = _cpu_seconds(peer.server_pids())
-    wcpu1 = _cpu_seconds(peer.worker_pids())
+    wcpu1 = _cpu_seconds(peer.worker_pids()) if peer.worker_pids() else None
     me = time.process_time() - me0[0]
     elapsed = max(t.end for t in tallies) - t0[0]
     every = {

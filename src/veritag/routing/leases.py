@@ -51,7 +51,7 @@ from ..store.models import Assignment as AssignmentRow
 from ..store.models import Claim, Item, ItemDomain, Project, RoutingSettings, Source, Tutor
 from ..store.queries import project_schema, standing_human_labels
 from . import pairwise, queue
-from .evidence import Evidence, _declared, _single_label, _skill, read_evidence
+from .evidence import Evidence, _declared, _Recent, _single_label, _skill, read_evidence
 from .gain import expected_gain
 from .settings import ProjectRouting, TutorProfile, find_tutor, get_settings, tutor_profiles
 
@@ -345,18 +345,17 @@ def request_work(
         )
     settings = get_settings(store, project)
     state = queue.ensure(store, project, settings, on_due=on_due)
-    with store.engine.connect() as conn:
-        tutors = tutor_profiles(conn, project)
+    panel = _panel(store, project, settings, state)
     return _lease(
         store,
         project,
         settings,
-        tutors,
+        panel.tutors,
         tutor_name,
         now,
         resume,
         served_by,
-        _queue_picker(store, project, settings, tutors, state),
+        _queue_picker(project, settings, panel),
     )
 
 
@@ -460,42 +459,96 @@ def _rank(ev: Evidence, me: int) -> tuple[NDArray[np.int64], NDArray[np.float64]
     return ranked, gain
 
 
-def _queue_picker(
-    store: Store,
-    project: Project,
-    settings: ProjectRouting,
-    tutors: list[TutorProfile],
-    state: queue.QueueState,
-) -> _Picker:
-    """Choose among the queue's candidates (``routing.queue``), scoring only them."""
+@dataclass(frozen=True)
+class _Panel:
+    """The tutors as a lease decision scores them: profiles, declared domains, confusion per
+    domain (blended with the declared prior) and measured claims, and per domain the tutors most
+    worth asking at the prior (``_SHARE_PANEL`` of them): a tutor's share of the best is taken
+    against those, so a request costs the same with 16 tutors or 500."""
+
+    tutors: list[TutorProfile]
+    declared: NDArray[np.bool_]
+    confusion: NDArray[np.float64]
+    measured: NDArray[np.int64]
+    best: tuple[int, ...]
+    classes: list[str]
+    single: bool
+
+
+#: Tutors per domain against whom a tutor's share of the best gain is measured.
+_SHARE_PANEL = 8
+#: Panels by store, project, tutors version, queue build and settings: all of it read from the
+#: database, so a panel is never used past a change of the tutors or of their measured skill.
+_PANELS: _Recent[_Panel] = _Recent(8)
+
+
+def _panel(
+    store: Store, project: Project, settings: ProjectRouting, state: queue.QueueState
+) -> _Panel:
+    key = (
+        str(store.engine.url),
+        project.id,
+        state.tutors_version,
+        state.built,
+        state.run_id,
+        state.settings_key,
+    )
+    if (hit := _PANELS.get(key)) is not None:
+        return hit
     schema = project_schema(project)
     single = _single_label(schema)
     classes = schema.classes() if single else []
     k = len(classes) if single else 1
+    with store.engine.connect() as conn:
+        tutors = tutor_profiles(conn, project)
     declared = _declared([t.domains for t in tutors], settings.domains)
+    n, d = len(tutors), len(settings.domains)
+    best: tuple[int, ...] = ()
     if single:
         view = queue.skill_view(store, project, state.built, state.run_id, settings, k)
         confusion, measured = _skill(
             view, np.array([t.source_id for t in tutors], np.int64), declared, k
         )
+        active = np.array([t.active for t in tutors], dtype=bool)
+        if n:
+            cost = np.array([t.cost for t in tutors])
+            prior = np.full((1, k), 1.0 / k)
+            eff = np.stack([expected_gain(prior, confusion[:, j])[0] for j in range(d)], axis=1)
+            eff = np.where(active[:, None], eff / cost[:, None], -np.inf)  # (tutors, domains)
+            top = np.argsort(-eff, axis=0, kind="stable")[:_SHARE_PANEL]
+            best = tuple(sorted({int(t) for t in top.ravel() if active[t]}))
     else:
-        confusion = np.ones((len(tutors), len(settings.domains), 1, 1))
-        measured = np.zeros((len(tutors), len(settings.domains)), np.int64)
+        confusion = np.ones((n, d, 1, 1))
+        measured = np.zeros((n, d), np.int64)
+    panel = _Panel(tutors, declared, confusion, measured, best, classes, single)
+    _PANELS.put(key, panel)
+    return panel
 
-    def evidence(c: queue.Candidates) -> Evidence:
-        return Evidence(
-            settings,
-            classes,
-            c.item_ids,
-            c.domain,
-            c.posterior,
-            np.zeros(c.item_ids.size, bool),
-            c.labels,
-            tutors,
-            confusion,
-            measured,
-            declared,
-            single=single,
+
+def _queue_picker(project: Project, settings: ProjectRouting, panel: _Panel) -> _Picker:
+    """Choose among the queue's candidates (``routing.queue``), scoring only them, each tutor
+    against the panel of the best (``_Panel``)."""
+    single, classes, measured = panel.single, panel.classes, panel.measured
+    k = len(classes) if single else 1
+
+    def evidence(c: queue.Candidates, me: int) -> tuple[Evidence, int]:
+        sub = sorted({*panel.best, me})
+        return (
+            Evidence(
+                settings,
+                classes,
+                c.item_ids,
+                c.domain,
+                c.posterior,
+                np.zeros(c.item_ids.size, bool),
+                c.labels,
+                [panel.tutors[i] for i in sub],
+                panel.confusion[sub],
+                measured[sub],
+                panel.declared[sub],
+                single=single,
+            ),
+            sub.index(me),
         )
 
     def pick(conn: sa.Connection, tutor: TutorProfile, me: int, gold_turn: bool) -> _Pick | None:
@@ -504,12 +557,12 @@ def _queue_picker(
             order = np.lexsort((golds.item_ids, measured[me, golds.domain]))
             for start in range(0, order.size, _LOCK_BATCH):
                 batch = order[start : start + _LOCK_BATCH]
-                ok = queue.take(conn, project, tutor, golds.item_ids[batch].tolist(), gold=True)
-                for p in batch.tolist():
-                    if int(golds.item_ids[p]) in ok:
-                        return int(golds.item_ids[p]), True, 0.0, settings.domains[golds.domain[p]]
+                got = queue.take(conn, project, tutor, golds.item_ids[batch].tolist(), gold=True)
+                if got is not None:
+                    p = int(np.searchsorted(golds.item_ids, got))
+                    return got, True, 0.0, settings.domains[golds.domain[p]]
         if single:
-            useful = expected_gain(np.full((1, k), 1.0 / k), confusion[me])[0] > _MIN_GAIN
+            useful = expected_gain(np.full((1, k), 1.0 / k), panel.confusion[me])[0] > _MIN_GAIN
             domains = np.flatnonzero(useful).tolist()
         else:
             domains = list(range(len(settings.domains)))
@@ -520,13 +573,12 @@ def _queue_picker(
                 )
                 if not found.item_ids.size:
                     return None
-                ev = evidence(found)
-                ranked, gain = _rank(ev, me)
-                ok = queue.take(conn, project, tutor, found.item_ids[ranked].tolist(), gold=False)
-                for p in ranked.tolist():
-                    if int(found.item_ids[p]) in ok:
-                        domain = settings.domains[found.domain[p]]
-                        return int(found.item_ids[p]), False, float(gain[p]), domain
+                ev, mine = evidence(found, me)
+                ranked, gain = _rank(ev, mine)
+                got = queue.take(conn, project, tutor, found.item_ids[ranked].tolist(), gold=False)
+                if got is not None:
+                    p = int(np.searchsorted(found.item_ids, got))
+                    return got, False, float(gain[p]), settings.domains[found.domain[p]]
             # Open items, all locked by others (PostgreSQL: leases being handed out, or a queue
             # build writing their chunk): they are free again in milliseconds, so wait rather
             # than tell the tutor there is no work.

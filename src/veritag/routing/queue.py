@@ -79,7 +79,7 @@ from .settings import ProjectRouting, TutorProfile, get_settings, tutor_profiles
 __all__ = ["QueueState", "build", "candidates", "ensure", "refit_and_build", "skill_view"]
 
 #: Items per build transaction: short enough that tutors' requests never wait long for it.
-BUILD_CHUNK = 2_000
+BUILD_CHUNK = 1_000
 #: Rows read per domain when looking for a tutor's next item.
 CANDIDATES = 32
 
@@ -108,6 +108,7 @@ class QueueState:
     claims_version: int
     max_item_id: int
     gold_count: int
+    tutors_version: int
     built: int | None  # None: no queue yet
     run_id: int | None
     queue_claims: int
@@ -123,10 +124,13 @@ class QueueState:
     def refit_due(self) -> bool:
         """Whether the truth should be fitted again and the queue built from it (see the module
         docstring); ``resolve.current``'s rule for the labels since the run."""
-        if self.run_id is None or self.stale or self.gold_count != self.run_gold:
+        if self.stale or self.gold_count != self.run_gold:
             return True
         if self.claims_version > self.queue_claims:  # claims the queue never folded
             return True
+        # Before the first run the queue folds labels in with the tutors' declared skill, as it
+        # does between runs: a first fit waits for as many labels as a refit does (fitting a
+        # project of a million items before its first label would only write a uniform run).
         return self.claims_version - self.run_claims > max(
             REFIT_CLAIMS, REFIT_SHARE * max(self.run_items, self.queue_items)
         )
@@ -141,6 +145,7 @@ _STATE = (
         Project.claims_version,
         _count(Item, sa.func.max(Item.id)),
         _count(Gold, sa.func.count()),
+        Project.tutors_version,
         RoutingState.built,
         RoutingState.run_id,
         RoutingState.claims_version,
@@ -166,17 +171,18 @@ def read_state(conn: sa.Connection, project: Project) -> QueueState:
         int(r[0] or 0),
         int(r[1] or 0),
         int(r[2] or 0),
-        None if r[3] is None else int(r[3]),
-        r[4],
-        int(r[5] or 0),
+        int(r[3] or 0),
+        None if r[4] is None else int(r[4]),
+        r[5],
         int(r[6] or 0),
         int(r[7] or 0),
         int(r[8] or 0),
-        r[9] or "",
-        bool(r[10]),
-        int(r[11] or 0),
+        int(r[9] or 0),
+        r[10] or "",
+        bool(r[11]),
         int(r[12] or 0),
         int(r[13] or 0),
+        int(r[14] or 0),
     )
 
 
@@ -698,23 +704,39 @@ def _no_candidates() -> Candidates:
 
 
 @functools.cache
-def _takeable(gold: bool, lock: bool) -> Any:
+def _takeable(gold: bool, postgresql: bool) -> Any:
+    """The first of the ranked ids (``ids``) still open (or gold) and unseen by the tutor. On
+    PostgreSQL it is locked, and rows that other transactions lock are skipped: one row, so that
+    tutors asking at once, who rank alike, each take the next item instead of all of them locking
+    the whole list and finding nothing left."""
     stmt = sa.select(RoutingItem.item_id).where(
         RoutingItem.item_id.in_(sa.bindparam("ids", expanding=True)),
         RoutingItem.is_gold if gold else RoutingItem.open,
         _UNSEEN,
     )
-    return stmt.with_for_update(skip_locked=True, of=RoutingItem) if lock else stmt
+    if not postgresql:
+        return stmt
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    rank = sa.func.array_position(
+        sa.bindparam("ranked", type_=ARRAY(sa.BigInteger)), RoutingItem.item_id
+    )
+    return stmt.order_by(rank).limit(1).with_for_update(skip_locked=True, of=RoutingItem)
 
 
 def take(
     conn: sa.Connection, project: Project, tutor: TutorProfile, item_ids: Sequence[int], gold: bool
-) -> set[int]:
-    """Of ``item_ids``, those this transaction can lease now: still open (or gold) and unseen by
-    the tutor, read under the row lock (PostgreSQL: rows locked by others are skipped)."""
-    stmt = _takeable(gold, conn.dialect.name == "postgresql")
-    params = {"ids": list(item_ids), "source": tutor.source_id, "tutor": tutor.id}
-    return set(conn.execute(stmt, params).scalars().all())
+) -> int | None:
+    """The first of ``item_ids`` (in their order) this transaction can lease now: still open (or
+    gold) and unseen by the tutor, read under the row lock (PostgreSQL: rows locked by others are
+    skipped); None when none is."""
+    postgresql = conn.dialect.name == "postgresql"
+    ids = [int(i) for i in item_ids]
+    params: dict[str, Any] = {"ids": ids, "source": tutor.source_id, "tutor": tutor.id}
+    if postgresql:
+        params["ranked"] = ids
+    ok = set(conn.execute(_takeable(gold, postgresql), params).scalars().all())
+    return next((i for i in ids if i in ok), None)
 
 
 # --- writes that move the queue ------------------------------------------------------------------

@@ -224,6 +224,7 @@ def add_tutor(
                 active=active,
             )
         ).inserted_primary_key[0]
+        _tutors_changed(conn, project)
         audit.record(
             conn,
             "tutor.add",
@@ -235,6 +236,15 @@ def add_tutor(
     return TutorProfile(int(tid), name, sid, declared, float(cost), active)
 
 
+def _tutors_changed(conn: sa.Connection, project: Project) -> None:
+    """Move the project's tutors version (see ``Project.tutors_version``)."""
+    conn.execute(
+        sa.update(Project)
+        .where(Project.id == project.id)
+        .values(tutors_version=Project.tutors_version + 1)
+    )
+
+
 def set_tutor_active(
     store: Store, project: Project, name: str, active: bool, actor: audit.Actor | None = None
 ) -> TutorProfile:
@@ -243,6 +253,7 @@ def set_tutor_active(
     tutor = find_tutor(list_tutors(store, project), project, name)
     with store.engine.begin() as conn:
         conn.execute(sa.update(Tutor).where(Tutor.id == tutor.id).values(active=active))
+        _tutors_changed(conn, project)
         audit.record(
             conn,
             "tutor.active",

@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -52,12 +53,33 @@ def allowed_methods(app: FastAPI, scope: Scope) -> str:
     )
 
 
+#: Connections of the pool kept free of request threads: a request may open a second
+#: connection for a moment (a cache read inside a write), and the embedded worker needs one.
+_SPARE_CONNECTIONS = 3
+
+
+def _fit_threads_to_pool(store: Store) -> None:
+    """Run at most as many requests at once as the database pool can serve.
+
+    Sync endpoints run in anyio's thread pool (40 threads); the SQLAlchemy pool holds fewer
+    connections (5 + 10 overflow). Under a burst the extra threads waited for a connection and
+    failed after its 30 s timeout (a 500); with as many threads as connections the burst waits
+    in the event loop instead, and every request is answered."""
+    pool = store.engine.pool
+    size = getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0)
+    if size > _SPARE_CONNECTIONS:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = min(limiter.total_tokens, size - _SPARE_CONNECTIONS)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """On start, release what a crashed process of this host left leased
-    (``release_orphaned_leases``)."""
+    """On start, fit the request threads to the database pool, and release what a crashed
+    process of this host left leased (``release_orphaned_leases``)."""
     from ..config import load_settings
     from ..routing.service import release_orphaned_leases
+
+    _fit_threads_to_pool(app.state.store)
 
     grace = load_settings().orphan_lease_seconds
     cut = await asyncio.to_thread(

@@ -80,6 +80,9 @@ class Project(Base):
     #: read a smaller number is stale even when the claim it missed has a lower id (a
     #: transaction that took its id first and committed after the fit read the claims).
     claims_version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    #: Moved whenever a tutor is added or switched on or off, so that a server process keeps the
+    #: tutors' profiles in memory while it holds (``routing.leases``).
+    tutors_version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
     created_at: Mapped[datetime] = _now_column()
 
 

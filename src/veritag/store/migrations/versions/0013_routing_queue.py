@@ -8,7 +8,9 @@ per-domain confusion against that truth run. All three are derived: an empty que
 from claims, leases and the newest truth run on the next request, so existing projects need no
 backfill. Indexes let a request read a project's newest item, gold count and running leases
 without a scan, and ``tutors.leases`` counts each tutor's leases (backfilled from the leases so
-far), so a gold turn is read from one row rather than counted over the tutor's history.
+far), so a gold turn is read from one row rather than counted over the tutor's history;
+``projects.tutors_version`` moves with every change of a project's tutors, so a server keeps
+their profiles in memory while it holds.
 
 Revision ID: 0013
 Revises: 0012
@@ -47,8 +49,10 @@ def upgrade() -> None:
     op.create_index("ix_items_project_id", "items", ["project_id", "id"])
     op.create_index("ix_gold_project", "gold", ["project_id"])
     op.create_index("ix_assignments_running", "assignments", ["project_id", "state", "expires_at"])
-    with op.batch_alter_table("tutors") as batch:
-        batch.add_column(sa.Column("leases", sa.Integer, nullable=False, server_default="0"))
+    op.add_column("tutors", sa.Column("leases", sa.Integer, nullable=False, server_default="0"))
+    op.add_column(
+        "projects", sa.Column("tutors_version", sa.BigInteger, nullable=False, server_default="0")
+    )
     op.execute(
         "UPDATE tutors SET leases = "
         "(SELECT count(*) FROM assignments WHERE assignments.tutor_id = tutors.id)"
@@ -77,8 +81,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tutors") as batch:
-        batch.drop_column("leases")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): batch mode would copy and drop the
+    # tables that others reference.
+    op.drop_column("projects", "tutors_version")
+    op.drop_column("tutors", "leases")
     op.drop_index("ix_assignments_running", "assignments")
     op.drop_index("ix_gold_project", "gold")
     op.drop_index("ix_items_project_id", "items")
