@@ -4,15 +4,22 @@ claims (same items, source, dedup keys, probabilities within 1e-6), and a second
 The project is 300 of the bundled sample's texts, with the crowd's labels on 100 of them, so the
 driver trains on 100 items and the actors label the other 200. Each engine gets its own database,
 built by the same commands, so the item ids, and with them the dedup keys, must agree.
+
+With ``--items-parquet`` the items come from the project's own ``export --format parquet-dataset``
+instead, and the claims must be the store path's; unknown ids are reported, not written, and a
+file without the text column is refused by name.
 """
 
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -53,7 +60,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _run(*args: str) -> str:
     result = CliRunner().invoke(cli.app, list(args))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, "".join(traceback.format_exception(*result.exc_info))
     return result.stdout
 
 
@@ -91,26 +98,46 @@ def _model_claims(path: Path) -> dict[str, tuple[str, str, list[float]]]:
     return out
 
 
+def _same_claims(
+    got: dict[str, tuple[str, str, list[float]]], want: dict[str, tuple[str, str, list[float]]]
+) -> None:
+    """The same items, sources and dedup keys, and probabilities within 1e-6."""
+    assert got.keys() == want.keys() and len(got) == ITEMS
+    assert all(got[i][:2] == want[i][:2] for i in want)
+    diff = max(np.abs(np.subtract(got[i][2], want[i][2])).max() for i in want)
+    assert diff < 1e-6
+
+
+@pytest.fixture(scope="module")
+def store_run(
+    cluster: None, sample: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str, dict[str, tuple[str, str, list[float]]]]:
+    """A project labeled on Ray from the store: its database, what the run said, its claims."""
+    ray_db = tmp_path_factory.mktemp("store_run") / "ray.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("VERITAG_DATABASE_URL", raising=False)
+        there = _project(ray_db, sample)
+        out = _run("autolabel", "rte", "--engine", "ray", "--actors", "2", *there)
+    return ray_db, out, _model_claims(ray_db)
+
+
 def test_ray_writes_the_local_claims_once(
-    cluster: None, sample: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_run: tuple[Path, str, dict[str, tuple[str, str, list[float]]]],
+    sample: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
-    local_db, ray_db = tmp_path / "local.db", tmp_path / "ray.db"
+    local_db, (ray_db, out, on_ray) = tmp_path / "local.db", store_run
     here = _project(local_db, sample)
-    there = _project(ray_db, sample)
+    there = ("--db", str(ray_db))
+    assert "trained on 100 items" in out and "predicted 200 more" in out
+    assert "Added 300 new model claims" in out
     out = _run("autolabel", "rte", *here)
     assert "trained on 100 items" in out and "predicted 200 more" in out
     assert "Added 300 new model claims" in out
-    out = _run("autolabel", "rte", "--engine", "ray", "--actors", "2", *there)
-    assert "trained on 100 items" in out and "predicted 200 more" in out
-    assert "Added 300 new model claims" in out
 
-    local, on_ray = _model_claims(local_db), _model_claims(ray_db)
-    assert local.keys() == on_ray.keys() and len(local) == ITEMS
-    assert {v[0] for v in on_ray.values()} == {v[0] for v in local.values()}
-    assert all(on_ray[i][:2] == local[i][:2] for i in local)  # sources and dedup keys
-    diff = max(np.abs(np.subtract(on_ray[i][2], local[i][2])).max() for i in local)
-    assert diff < 1e-6
+    _same_claims(on_ray, _model_claims(local_db))
 
     again = _run("autolabel", "rte", "--engine", "ray", *there)
     assert "Added 0 new model claims" in again and "predicted 200 more" in again
@@ -150,3 +177,58 @@ def test_a_bad_address_fails_before_ray_starts() -> None:
     with pytest.raises(VeritagError, match="no Ray cluster answers"):
         with ray_session("127.0.0.1:1"):
             pass
+
+
+def test_items_from_parquet_get_the_store_path_claims(
+    store_run: tuple[Path, str, dict[str, tuple[str, str, list[float]]]],
+    sample: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("VERITAG_DATABASE_URL", raising=False)
+    db = _project(tmp_path / "pq.db", sample)
+    items = tmp_path / "items"
+    _run("export", "rte", str(items), "--format", "parquet-dataset", "--partition-rows", "120", *db)
+    assert len(list(items.glob("*.parquet"))) == 3
+    on_parquet = ("autolabel", "rte", "--engine", "ray", "--items-parquet", str(items), *db)
+
+    out = _run(*on_parquet, "--actors", "2")
+    assert "trained on 100 items" in out and "predicted 200 more" in out
+    assert "Added 300 new model claims" in out
+    _same_claims(_model_claims(tmp_path / "pq.db"), store_run[2])
+
+    again = _run(*on_parquet)
+    assert "Added 0 new model claims" in again and "predicted 200 more" in again
+
+    # one file of the export, and a row of an item the project does not have
+    part = pq.read_table(items / "part-00000.parquet")
+    stray = pa.Table.from_pylist([{"id": "nowhere-1", "text": "an item of no project"}])
+    mixed = tmp_path / "mixed.parquet"
+    pq.write_table(pa.concat_tables([part, stray], promote_options="default"), mixed)
+    result = CliRunner().invoke(
+        cli.app, ["autolabel", "rte", "--engine", "ray", "--items-parquet", str(mixed), *db]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Added 0 new model claims" in result.stdout
+    assert "Skipped 1 Parquet rows whose id names no item of 'rte'" in result.stderr
+    assert "nowhere-1" in result.stderr
+    _same_claims(_model_claims(tmp_path / "pq.db"), store_run[2])
+
+
+def test_a_parquet_without_text_is_refused_by_name(
+    bare_db: tuple[str, str], tmp_path: Path
+) -> None:
+    ids_only = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"]}), ids_only)
+    result = CliRunner().invoke(
+        cli.app, ["autolabel", "rte", "--engine", "ray", "--items-parquet", str(ids_only), *bare_db]
+    )
+    assert result.exit_code == 1 and isinstance(result.exception, VeritagError)
+    assert f"{ids_only}: no column 'text'" in str(result.exception)
+
+
+def test_items_parquet_is_for_ray(bare_db: tuple[str, str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.app, ["autolabel", "rte", "--items-parquet", str(tmp_path), *bare_db]
+    )
+    assert result.exit_code == 1 and "--items-parquet is for --engine ray" in str(result.exception)

@@ -58,6 +58,13 @@ def autolabel(
         int | None,
         typer.Option(help="With --engine ray: labeling actors [default: the cluster's CPUs]"),
     ] = None,
+    items_parquet: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --engine ray: read the items to label from this Parquet file, folder or "
+            "glob (as `export --format parquet-dataset` writes it) instead of the database"
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Train a model on the human labels and store its probabilities for every item with text."""
@@ -67,6 +74,8 @@ def autolabel(
     kind, address = parse_engine(engine)
     if kind == "local" and actors is not None:
         raise VeritagError("--actors is for --engine ray")
+    if kind == "local" and items_parquet is not None:
+        raise VeritagError("--items-parquet is for --engine ray")
     with open_db(db) as store:
         proj = project_named(store, project)
         if kind == "ray":
@@ -79,6 +88,7 @@ def autolabel(
                 folds=folds,
                 seed=seed,
                 actors=actors,
+                items_parquet=items_parquet,
             )
         else:
             with console.status(f"training {labeler} and labeling {project}..."):
@@ -91,10 +101,19 @@ def autolabel(
 def _autolabel_on_ray(
     store: Store, project: Project, address: str | None, **options: Any
 ) -> AutolabelResult:
-    """``autolabel`` on Ray, with a bar of the claims written back."""
+    """``autolabel`` on Ray, with a bar of the claims written back, and a word on the Parquet
+    rows that name no item of the project."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from ..scale import autolabel_on_ray, ray_session
+
+    unknown: list[str] = []  # the first few, to name
+    skipped = 0
+
+    def note(external: list[str]) -> None:
+        nonlocal skipped
+        skipped += len(external)
+        unknown.extend(external[: 3 - len(unknown)])
 
     with (
         ray_session(address) as ray,
@@ -108,13 +127,21 @@ def _autolabel_on_ray(
         ) as bar,
     ):
         task = bar.add_task(f"training, then labeling {project.name} on Ray", total=None)
-        return autolabel_on_ray(
+        result = autolabel_on_ray(
             store,
             project,
             ray,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            unknown=note,
             **options,
         )
+    if skipped:
+        shown = ", ".join(repr(u) for u in unknown)
+        err.print(
+            f"Skipped {skipped} Parquet rows whose id names no item of {project.name!r} "
+            f"(e.g. {escape(shown)})."
+        )
+    return result
 
 
 def print_autolabel(result: AutolabelResult) -> None:
