@@ -281,3 +281,53 @@ def test_a_zombie_process_counts_as_dead() -> None:
     assert not pid_alive(child.pid)
     child.wait()
     assert not pid_alive(child.pid) and pid_alive(os.getpid())
+
+
+def test_a_due_refit_is_queued_as_a_job_and_the_embedded_worker_runs_it(world: World) -> None:
+    """Tutors' requests never fit the truth: past the refit threshold a request queues a
+    ``refit`` job, which this process's embedded worker runs, storing a run."""
+    from veritag.resolve.current import REFIT_CLAIMS
+    from veritag.store.models import Job, TruthRun
+
+    w = world
+    schema = {"type": "classification", "labels": ["a", "b"]}
+    assert (
+        w.call("ana", "POST", "/projects", json={"name": "rq", "schema": schema}).status_code == 201
+    )
+    with w.store.session() as session:
+        proj = session.scalar(sa.select(Project).where(Project.name == "rq"))
+        assert proj is not None
+        session.add_all(
+            Item(project_id=proj.id, external_id=f"r{j}", text=f"item {j}", meta={})
+            for j in range(REFIT_CLAIMS + 10)
+        )
+    member = {"username": "tut", "role": "tutor"}
+    assert w.call("ana", "POST", "/projects/rq/members", json=member).status_code == 201
+    assert w.call("ana", "POST", "/projects/rq/tutors", json={"username": "tut"}).status_code == 201
+
+    def runs() -> int:
+        with w.store.engine.connect() as conn:
+            return int(
+                conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(TruthRun)
+                    .where(TruthRun.project_id == proj.id)
+                )
+            )
+
+    for _ in range(REFIT_CLAIMS + 2):
+        lease = w.call("tut", "POST", "/projects/rq/work").json()
+        got = w.call(
+            "tut", "POST", f"/projects/rq/work/{lease['lease']}/submit", json={"value": "a"}
+        )
+        assert got.status_code == 200
+    assert w.call("tut", "POST", "/projects/rq/work").status_code == 200  # queues the refit
+
+    def jobs() -> list[Any]:
+        with w.store.engine.connect() as conn:
+            return list(conn.execute(sa.select(Job.kind, Job.state).where(Job.project == "rq")))
+
+    deadline = time.monotonic() + 60
+    while ("refit", "done") not in jobs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert jobs() == [("refit", "done")] and runs() == 1

@@ -6,7 +6,6 @@ import math
 import os
 import secrets
 import socket
-import time
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
@@ -16,7 +15,6 @@ from ..limits import MAX_ID
 from ..resolve import METHODS
 from ..schema import json_ready
 from ..store.engine import Store
-from ..store.models import Project
 
 __all__ = [
     "Id",
@@ -52,26 +50,6 @@ def process_name() -> str:
     if pid not in _names:
         _names[pid] = f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}"
     return _names[pid]
-
-
-#: When this process last queued a refit job, per store and project.
-_refits: dict[tuple[str, int], float] = {}
-#: Seconds between two refit jobs queued by one process for one project: the job queue keeps
-#: one waiting anyway, this only spares requests its write.
-REFIT_QUEUE_SECONDS = 1.0
-
-
-def queue_refit(store: Store, project: Project, owner: int) -> None:
-    """Hand a due refit of the routing queue to the workers (``routing.queue``), at most one
-    waiting job per project, instead of fitting in the request."""
-    from ..jobs.queue import enqueue_once
-
-    key = (str(store.engine.url), project.id)
-    now = time.monotonic()
-    if now - _refits.get(key, -REFIT_QUEUE_SECONDS) < REFIT_QUEUE_SECONDS:
-        return
-    _refits[key] = now
-    enqueue_once(store, kind="refit", project=project.name, owner=owner, params={})
 
 
 def pid_alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,8 +27,9 @@ from ..config import load_settings
 from ..jobs import queue
 from ..jobs.queue import Job, JobState
 from ..jobs.worker import Worker
+from ..store.models import Project
 
-__all__ = ["Job", "JobState", "enqueue", "get", "lifespan"]
+__all__ = ["Job", "JobState", "enqueue", "get", "lifespan", "queue_refit"]
 
 _create = threading.Lock()
 
@@ -55,6 +57,31 @@ def enqueue(app: FastAPI, *, kind: str, project: str, owner: int, params: dict[s
     if worker is not None:
         worker.wake()
     return job
+
+
+#: When this process last queued a refit job, per store and project.
+_refits: dict[tuple[str, int], float] = {}
+#: Seconds between two refit jobs queued by one process for one project: the job queue keeps
+#: one waiting anyway, this only spares requests its write.
+REFIT_QUEUE_SECONDS = 1.0
+
+
+def queue_refit(app: FastAPI, project: Project, owner: int) -> None:
+    """Hand a due refit of the routing queue to the workers (``routing.queue``), at most one
+    waiting job per project, instead of fitting in the request; this process's embedded worker
+    is woken for it."""
+    store = app.state.store
+    key = (str(store.engine.url), project.id)
+    now = time.monotonic()
+    if now - _refits.get(key, -REFIT_QUEUE_SECONDS) < REFIT_QUEUE_SECONDS:
+        return
+    _refits[key] = now
+    _, queued = queue.enqueue_once(
+        store, kind="refit", project=project.name, owner=owner, params={}
+    )
+    worker = _embedded(app)
+    if queued and worker is not None:
+        worker.wake()
 
 
 def get(app: FastAPI, job_id: str) -> Job | None:

@@ -24,8 +24,9 @@ from ...routing import pairwise
 from ...routing import service as routing
 from ...schema import BaseSchema, PairwiseSchema, parse_schema
 from ...store.models import Assignment, Item, Project, Source, Tutor
-from ..common import Id, process_name, queue_refit, request_store
+from ..common import Id, process_name, request_store
 from ..deps import Me, project_and_role, project_for
+from ..jobs import queue_refit
 from ..openapi import errors
 from ..responses import ItemOut, LeaseOut, ReleaseOut, SubmitOut, UndoOut
 
@@ -96,7 +97,7 @@ def request_work(name: str, user: Me, request: Request) -> dict[str, Any] | Resp
             proj,
             user.username,
             served_by=process_name(),
-            on_due=lambda: queue_refit(store, proj, user.id),
+            on_due=lambda: queue_refit(request.app, proj, user.id),
         )
     except NotFound:  # the project exists (checked above): the caller is no routing tutor of it
         raise Forbidden(
