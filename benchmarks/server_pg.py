@@ -150,7 +150,7 @@ class Tightener:
 
     def _tighten(self) -> None:
         from veritag.routing import service as routing
-        from veritag.routing.leases import spending
+        from veritag.routing.queue import spending
         from veritag.store import open_store
         from veritag.store.queries import get_project
 

@@ -132,7 +132,7 @@ def test_rows_kept_on_writes_equal_rows_built_from_scratch(store: Store, ops: li
     kept = _rows(store, project)
     with store.engine.connect() as conn:
         counted = queue.budget_used(conn, project)
-        summed = queue._spending(conn, project)
+        summed = queue.spending(conn, project)
     assert counted == pytest.approx(summed, abs=1e-9)
     assert summed[0] + summed[1] <= 12.0 + 1e-9  # the budget held throughout
     queue.build(store, project)

@@ -415,22 +415,31 @@ def _layout(store: Store, project: Project, settings: ProjectRouting) -> _Layout
     return layout
 
 
+def counts_by_item(rows: Sequence[Any], ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``(item id, count)`` rows as counts aligned with the sorted ``ids`` (0 where no row; a row
+    of an item not in ``ids``, added since they were read, is left out)."""
+    out = np.zeros(ids.size, np.int64)
+    if rows:
+        got = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        pos = np.searchsorted(ids, got)
+        ok = pos < ids.size
+        ok[ok] = ids[pos[ok]] == got[ok]
+        out[pos[ok]] = np.fromiter((r[1] for r in rows), np.int64, len(rows))[ok]
+    return out
+
+
 def _label_counts(
     conn: sa.Connection, project: Project, item_ids: NDArray[np.int64]
 ) -> NDArray[np.int64]:
     """Each item's standing human labels."""
-    counts = conn.execute(
-        sa.select(Claim.item_id, sa.func.count())
-        .where(standing_human_labels(project.id))
-        .group_by(Claim.item_id)
-    ).all()
-    labels = np.zeros(item_ids.size, np.int64)
-    if counts:
-        ids = np.fromiter((c[0] for c in counts), np.int64, len(counts))
-        labels[np.searchsorted(item_ids, ids)] = np.fromiter(
-            (c[1] for c in counts), np.int64, len(counts)
-        )
-    return labels
+    return counts_by_item(
+        conn.execute(
+            sa.select(Claim.item_id, sa.func.count())
+            .where(standing_human_labels(project.id))
+            .group_by(Claim.item_id)
+        ).all(),
+        item_ids,
+    )
 
 
 def read_evidence(store: Store, project: Project, refit: Refit = "due") -> Evidence:

@@ -51,7 +51,15 @@ from ..store.models import Assignment as AssignmentRow
 from ..store.models import Claim, Item, ItemDomain, Project, RoutingSettings, Source, Tutor
 from ..store.queries import project_schema, standing_human_labels
 from . import pairwise, queue
-from .evidence import Evidence, _declared, _Recent, _single_label, _skill, read_evidence
+from .evidence import (
+    Evidence,
+    _declared,
+    _Recent,
+    _single_label,
+    _skill,
+    counts_by_item,
+    read_evidence,
+)
 from .gain import expected_gain
 from .settings import ProjectRouting, TutorProfile, find_tutor, get_settings, tutor_profiles
 
@@ -133,23 +141,6 @@ def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
     queue.reserve(conn, project, -sum(float(r[1]) for r in ended))
 
 
-def spending(conn: sa.Connection, project: Project, now: datetime) -> tuple[float, float]:
-    """(spent, reserved): the cost of submitted leases, and of leases still running.
-
-    One statement, so one snapshot: read apart, a submit committed between the two reads moves
-    its lease from running to submitted unseen by both, and the budget is overspent by it."""
-
-    def total(where: sa.ColumnElement[bool]) -> sa.ColumnElement[float]:
-        return sa.func.coalesce(sa.func.sum(sa.case((where, AssignmentRow.cost), else_=0.0)), 0.0)
-
-    spent, reserved = conn.execute(
-        sa.select(
-            total(AssignmentRow.state == "submitted"), total(running_leases(project, now))
-        ).where(AssignmentRow.project_id == project.id)
-    ).one()
-    return float(spent or 0.0), float(reserved or 0.0)
-
-
 @dataclass(frozen=True)
 class _Fresh:
     """Per item, read inside the leasing transaction: human labels, live leases, seen by the
@@ -175,15 +166,7 @@ def _fresh(
     where = (lambda col: sa.true()) if labels is not None else (lambda col: col.in_(ids.tolist()))
 
     def per_item(stmt: sa.Select[Any]) -> NDArray[np.int64]:
-        out = np.zeros(ids.size, np.int64)
-        rows = conn.execute(stmt).all()
-        if rows:
-            got = np.array([r[0] for r in rows], dtype=np.int64)
-            pos = np.searchsorted(ids, got)
-            ok = pos < ids.size
-            ok[ok] = ids[pos[ok]] == got[ok]
-            out[pos[ok]] = np.array([r[1] for r in rows], dtype=np.int64)[ok]
-        return out
+        return counts_by_item(conn.execute(stmt).all(), ids)
 
     # Leases before labels: a submit that commits between the two reads is then counted twice
     # (as a running lease and as a label), never missed, so an item never gets one lease too many.
@@ -401,7 +384,7 @@ def _lease(
                     .with_for_update()
                 )
             used = queue.budget_used(conn, project)
-            spent, reserved = used if used is not None else spending(conn, project, now)
+            spent, reserved = used if used is not None else queue.spending(conn, project, now)
             if spent + reserved + tutor.cost > settings.budget + 1e-9:
                 return None
         gold_turn = (

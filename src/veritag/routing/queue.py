@@ -35,6 +35,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -57,8 +58,8 @@ from ..store.models import (
     RoutingSettings,
     RoutingSkill,
     RoutingState,
-    Tutor,
     TruthRun,
+    Tutor,
 )
 from ..store.queries import Watermark, claims_watermark, project_schema, standing_human_labels
 from .evidence import (
@@ -70,13 +71,22 @@ from .evidence import (
     _RunView,
     _single_label,
     _skill,
+    counts_by_item,
     item_domains,
     item_need,
 )
 from .gain import posterior_after
 from .settings import ProjectRouting, TutorProfile, get_settings, tutor_profiles
 
-__all__ = ["QueueState", "build", "candidates", "ensure", "refit_and_build", "skill_view"]
+__all__ = [
+    "QueueState",
+    "build",
+    "candidates",
+    "ensure",
+    "refit_and_build",
+    "skill_view",
+    "spending",
+]
 
 #: Items per build transaction: short enough that tutors' requests never wait long for it.
 BUILD_CHUNK = 1_000
@@ -205,14 +215,6 @@ class _Basis:
         return _single_label(self.schema)
 
 
-def _per_item(rows: Sequence[Any], ids: NDArray[np.int64]) -> NDArray[np.int64]:
-    out = np.zeros(ids.size, np.int64)
-    if rows:
-        got = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        out[np.searchsorted(ids, got)] = np.fromiter((r[1] for r in rows), np.int64, len(rows))
-    return out
-
-
 def _compute(
     conn: sa.Connection, project: Project, basis: _Basis, where: Callable[[Any], Any]
 ) -> list[dict[str, Any]]:
@@ -232,7 +234,7 @@ def _compute(
     fallback = "general" if "general" in names else settings.domains[-1]
     domain_names = [r[1] if r[1] in names else fallback for r in items]
     domain = np.array([names[d] for d in domain_names], np.int64)
-    labels = _per_item(
+    labels = counts_by_item(
         conn.execute(
             sa.select(Claim.item_id, sa.func.count())
             .where(standing_human_labels(project.id), where(Claim.item_id))
@@ -240,7 +242,7 @@ def _compute(
         ).all(),
         ids,
     )
-    leased = _per_item(
+    leased = counts_by_item(
         conn.execute(
             sa.select(Assignment.item_id, sa.func.count())
             .where(
@@ -437,19 +439,28 @@ def _build_view(
     )
 
 
-def _spending(conn: sa.Connection, project: Project) -> tuple[float, float]:
-    """(spent, reserved) from the leases, as the counters keep them (an expired lease stays
-    reserved until it is marked expired, when its cost is taken off)."""
+def spending(
+    conn: sa.Connection, project: Project, now: datetime | None = None
+) -> tuple[float, float]:
+    """(spent, reserved): the cost of submitted leases, and of leases still running at ``now``
+    (None: of every lease not yet marked ended, as the queue's counters keep them, an expired
+    one reserved until it is marked expired).
 
-    def total(state: str) -> Any:
-        return sa.func.coalesce(
-            sa.func.sum(sa.case((Assignment.state == state, Assignment.cost), else_=0.0)), 0.0
-        )
+    One statement, so one snapshot: read apart, a submit committed between the two reads moves
+    its lease from running to submitted unseen by both, and the budget is overspent by it."""
+    running = Assignment.state == "leased"
+    if now is not None:
+        running = sa.and_(running, Assignment.expires_at > now)
+
+    def total(where: sa.ColumnElement[bool]) -> sa.ColumnElement[float]:
+        return sa.func.coalesce(sa.func.sum(sa.case((where, Assignment.cost), else_=0.0)), 0.0)
 
     spent, reserved = conn.execute(
-        sa.select(total("submitted"), total("leased")).where(Assignment.project_id == project.id)
+        sa.select(total(Assignment.state == "submitted"), total(running)).where(
+            Assignment.project_id == project.id
+        )
     ).one()
-    return float(spent), float(reserved)
+    return float(spent or 0.0), float(reserved or 0.0)
 
 
 def _finish(
@@ -476,7 +487,7 @@ def _finish(
         else:
             _hold_writer(conn, project)
         now = read_state(conn, project)
-        spent, reserved = _spending(conn, project)
+        spent, reserved = spending(conn, project)
         folded = now.queue_claims - before.queue_claims if now.built is not None else 0
         values = {
             "run_id": (run.id if run is not None else None) if full else now.run_id,

@@ -19,7 +19,8 @@ from ..store.models import Assignment as AssignmentRow
 from ..store.models import Claim, Item, Project, Tutor
 from .evidence import read_evidence
 from .gain import expected_gain
-from .leases import as_utc, running_leases, spending
+from .leases import as_utc, running_leases
+from .queue import spending
 from .settings import ProjectRouting
 from .skill import domain_accuracy
 
