@@ -66,6 +66,7 @@ from .evidence import (
     _declared,
     _empty_view,
     _fold_in,
+    _layout,
     _Recent,
     _run_view,
     _RunView,
@@ -421,9 +422,7 @@ def build(
 def _build_view(
     store: Store, conn: sa.Connection, project: Project, run: Any, settings: ProjectRouting
 ) -> _RunView:
-    """The sources' skill measured against ``run`` (``evidence._run_view``, not cached here)."""
-    from .evidence import _layout
-
+    """The sources' skill measured against ``run`` (``evidence._run_view``, kept per run)."""
     layout = _layout(store, project, settings)
     mark = claims_watermark(conn, project_id=project.id)
     return _run_view(
