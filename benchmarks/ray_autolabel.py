@@ -1,6 +1,7 @@
 """Ray autolabel (issue 17 §3): ``autolabel --engine ray`` against the local path, in items/s.
 
-    python benchmarks/ray_autolabel.py [--items 5000] [--labeled 0.1] [--cpus 2] [--json PATH]
+    python benchmarks/ray_autolabel.py [--items 5000] [--labeled 0.1] [--cpus 2] [--two-node]
+                                       [--json PATH]
 
 The project has ``--items`` texts: the bundled sample's 800 premise/hypothesis texts, cycled,
 each made unique by its number so no vector is reused. Its first ``--labeled`` share carries
@@ -8,8 +9,11 @@ the sample's gold label as a human claim. Each engine gets a fresh SQLite databa
 finds the other's vectors. Both train the bundled MiniLM labeler on the driver. Then the local
 path labels the rest in this process (ONNX on every core), and the Ray path in an actor pool of
 ``--cpus`` actors on a local cluster this script starts. Times are for the whole run, claims
-written included. The cluster's start is printed on its own line. Both runs must store the same
-claims (probabilities within 1e-6).
+written included. The cluster's start is printed on its own line. ``--two-node`` labels a third
+fresh database on a two-node cluster on loopback (``ray start --head`` and a second ``ray start
+--address``, one CPU each, as ``veritag autolabel --engine ray:127.0.0.1:PORT`` would join it;
+``ray_cluster.py``), its start not counted either. Every run must store the same claims
+(probabilities within 1e-6).
 
 Every number printed also goes to benchmarks/out/ray_autolabel.json.
 """
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
+from ray_cluster import two_node_cluster
 
 from veritag.automation.autolabel import AutolabelResult, autolabel_project
 from veritag.io import import_file
@@ -76,6 +81,18 @@ def claims(store: Store) -> dict[int, tuple[str, list[float]]]:
     return {i: (k, p if isinstance(p, list) else json.loads(p)) for i, k, p in rows}
 
 
+def same_claims(
+    here: dict[int, tuple[str, list[float]]], there: dict[int, tuple[str, list[float]]], n: int
+) -> float:
+    """The largest probability difference between two runs' claims, which must be on the same
+    ``n`` items under the same dedup keys."""
+    assert here.keys() == there.keys() and len(here) == n
+    assert all(here[i][0] == there[i][0] for i in here)
+    diff = max(float(np.abs(np.subtract(here[i][1], there[i][1])).max()) for i in here)
+    assert diff < 1e-6, diff
+    return diff
+
+
 def timed(run: object) -> tuple[AutolabelResult, float]:
     start = time.perf_counter()
     result = run()  # type: ignore[operator]
@@ -87,6 +104,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--labeled", type=float, default=0.1)
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--two-node", action="store_true")
     parser.add_argument("--json", type=Path, default=OUT)
     args = parser.parse_args()
     import ray
@@ -109,11 +127,18 @@ def main() -> None:
         ray.shutdown()
         there = claims(store)
         store.close()
+        two: dict[str, float] = {}
+        if args.two_node:
+            store, proj = project(folder / "two.db", files)
+            start = time.perf_counter()
+            with two_node_cluster() as address, ray_session(address) as joined:
+                two["start_seconds"] = time.perf_counter() - start
+                _, two["seconds"] = timed(lambda: autolabel_on_ray(store, proj, joined))
+            two["max_prob_diff"] = same_claims(here, claims(store), args.items)
+            store.close()
 
-    assert here.keys() == there.keys() and len(here) == args.items
-    assert all(here[i][0] == there[i][0] for i in here)
-    diff = max(float(np.abs(np.subtract(here[i][1], there[i][1])).max()) for i in here)
-    assert diff < 1e-6 and again.claims_added == 0, (diff, again)
+    diff = same_claims(here, there, args.items)
+    assert again.claims_added == 0, again
     results = {
         "items": args.items,
         "trained": local.trained,
@@ -128,6 +153,14 @@ def main() -> None:
         "max_prob_diff": diff,
         "accuracy": distributed.accuracy,
     }
+    if two:
+        results["two_node"] = {
+            "cluster_start_seconds": two["start_seconds"],
+            "seconds": two["seconds"],
+            "items_per_s": args.items / two["seconds"],
+            "over_local": local_s / two["seconds"],
+            "max_prob_diff": two["max_prob_diff"],
+        }
     print(f"local Ray cluster of {args.cpus} CPUs started in {cluster_s:.1f} s")
     print(
         f"{args.items:,} items ({local.trained:,} trained on the driver): "
@@ -136,6 +169,13 @@ def main() -> None:
         f"Ray/local throughput {results['ray_over_local']:.2f}x; second Ray run "
         f"{again_s:.1f} s, 0 claims added; same claims, max |prob diff| {diff:.1e}"
     )
+    if two:
+        print(
+            f"two-node loopback cluster (1 CPU each, started in {two['start_seconds']:.1f} s): "
+            f"{two['seconds']:.1f} s ({args.items / two['seconds']:.0f} items/s), "
+            f"{local_s / two['seconds']:.2f}x local; same claims, "
+            f"max |prob diff| {two['max_prob_diff']:.1e}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

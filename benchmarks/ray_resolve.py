@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from ray_cluster import two_node_cluster
 
 from veritag.scale import ray_partitions
 from veritag.truth import Claims
 from veritag.truth.faithful import FaithfulFit, fit_faithful
 
 OUT = Path(__file__).resolve().parent / "out" / "ray_resolve.json"
-RAY = str(Path(sys.executable).with_name("ray"))
 
 
 def crowd(n: int, per_item: int, seed: int = 0) -> Claims:
@@ -66,14 +64,8 @@ def on_ray(claims: Claims, address: str | None) -> tuple[FaithfulFit, float, int
 
 def two_node(claims: Claims, local: FaithfulFit, port: int = 6391) -> dict[str, object]:
     """The same fit on a head node and a worker node started on loopback, one CPU each."""
-    head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
-    try:
-        subprocess.run(head, check=True, capture_output=True)
-        joined = [RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1"]
-        subprocess.run(joined, check=True, capture_output=True)
-        fit, seconds, parts = on_ray(claims, f"127.0.0.1:{port}")
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True)
+    with two_node_cluster(port) as address:
+        fit, seconds, parts = on_ray(claims, address)
     return {"seconds": seconds, "partitions": parts, **compare(local, fit)}
 
 

@@ -14,8 +14,11 @@ Both servers run as they ship, in their own process on 127.0.0.1 with their defa
   ../shared/data, classes ham/spam; synthetic sentences if it is missing), ``--tutors`` tutor
   users, each a tutor member, a routing tutor and the holder of its own API token. Routing asks
   for exactly ``--labels`` labels an item (``min_labels = max_labels``), ``gold_rate`` 0 (no gold
-  items), no budget. A tutor loops ``POST /api/v1/projects/{p}/work`` (200 with a lease; 204 when
-  nothing is left) then ``POST .../work/{lease}/submit`` with ``{"value": label}``.
+  items), no budget. A tutor asks ``POST /api/v1/projects/{p}/work`` once (200 with a lease;
+  204 when nothing is left), then loops ``POST .../work/{lease}/submit`` with ``{"value": label,
+  "next": true}``, whose answer carries the next lease: one request a label, as the tutor page
+  does it. ``--two-requests``: ask for work and submit in two requests each label (then the
+  "next" latencies are those of ``POST .../work``; in the default loop they are 0).
 - Label Studio 1.23.2 (``label-studio start``, its Django server; its own venv,
   benchmarks/out/ls-venv, telemetry off, see benchmarks/peers/label_studio.py): a project with a
   single-choice config over the same texts and ``maximum_annotations = --labels``, the same
@@ -501,30 +504,46 @@ Ack = tuple[object, int, str]
 
 
 def veritag_calls(
-    truth: dict[str, str], acked: list[Ack] | None = None
+    truth: dict[str, str], acked: list[Ack] | None = None, *, combined: bool = False
 ) -> tuple[
     Callable[[httpx.Client], tuple[int, object, str | None, str]],
     Callable[[httpx.Client, object, str], tuple[int, str]],
 ]:
-    """veritag's two requests for a ``Peer``: ask for work, submit a label for the lease.
+    """veritag's requests for a ``Peer``: ask for work, submit a label for the lease.
 
     ``truth``: the true label by external id. With ``acked``, every submit answered 200 is
-    recorded there, so a run can check afterwards that each acknowledged label was stored."""
+    recorded there, so a run can check afterwards that each acknowledged label was stored.
+    ``combined``: each submit asks for the next lease in the same request (``"next": true``),
+    so after a tutor's first lease a label costs one request, and asking for work reads the
+    lease the last submit brought (no request, no latency)."""
     work = f"/api/v1/projects/{PROJECT}/work"
+    brought: dict[int, dict | None] = {}  # per client: the lease its last submit brought
+
+    def lease_of(status: int, lease: dict | None) -> tuple[int, object, str | None, str]:
+        if lease is None:
+            return 204, None, None, ""
+        return status, lease["lease"], truth.get(lease["external_id"]), ""
 
     def next_item(client: httpx.Client) -> tuple[int, object, str | None, str]:
+        if id(client) in brought:
+            return lease_of(200, brought.pop(id(client)))
         r = client.post(work)
         if r.status_code != 200:
             return r.status_code, None, None, r.text[:300]
-        lease = r.json()
-        return 200, lease["lease"], truth.get(lease["external_id"]), ""
+        return lease_of(200, r.json())
 
     def submit(client: httpx.Client, lease: object, label: str) -> tuple[int, str]:
-        r = client.post(f"{work}/{lease}/submit", json={"value": label})
+        body: dict[str, object] = {"value": label}
+        if combined:
+            body["next"] = True
+        r = client.post(f"{work}/{lease}/submit", json=body)
         if r.status_code != 200:
             return r.status_code, r.text[:300]
+        answer = r.json()
         if acked is not None:
-            acked.append((lease, r.json()["claim_id"], label))
+            acked.append((lease, answer["claim_id"], label))
+        if combined and not answer.get("next_error"):
+            brought[id(client)] = answer["next"]
         return 200, ""
 
     return next_item, submit
@@ -541,7 +560,7 @@ def measure_veritag(
     setup = time.perf_counter() - t
     truth = {f"item-{i}": label for i, label in enumerate(labels)}
     classes = sorted(set(labels))
-    next_item, submit = veritag_calls(truth)
+    next_item, submit = veritag_calls(truth, combined=not args.two_requests)
     port = free_port()
     first = next(iter(tokens.values()))
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -558,6 +577,7 @@ def measure_veritag(
         )
         res = drive(peer, args.tutors, args.seconds)
     res["setup_s"] = setup
+    res["requests_per_label"] = 2 if args.two_requests else 1
     res["server"] = (
         f"veritag serve (uvicorn, {args.workers} process{'es' if args.workers > 1 else ''}), SQLite"
     )
@@ -794,7 +814,8 @@ def table(rows: list[dict], items: int, per_item: int, base: float | None) -> No
         if r.get("truth_runs") is not None:
             print(
                 f"    {r['stored_claims']:,} labels stored, {r['truth_runs']} truth runs fitted "
-                "and stored (by the job worker, off the request path)"
+                "and stored (by the job worker, off the request path); "
+                f"{r['requests_per_label']} request(s) a label"
             )
         if r.get("worker_cpu_ms_per_cycle") is not None:
             print(
@@ -857,6 +878,12 @@ def main() -> None:
         help="veritag's routing gold_rate (no gold items are loaded)",
     )
     ap.add_argument("--no-peer", action="store_true", help="skip Label Studio")
+    ap.add_argument(
+        "--two-requests",
+        action="store_true",
+        help="veritag tutors ask for work and submit in two requests (default: each submit "
+        "brings the next lease, one request a label)",
+    )
     ap.add_argument(
         "--workers", type=int, default=1, help="veritag serve --workers (server processes)"
     )

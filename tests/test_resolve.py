@@ -12,7 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
-from vt_helpers import GT, LABELS, make_project, read_csv, read_jsonl, write_csv, write_jsonl
+from vt_helpers import (
+    GT,
+    LABELS,
+    make_project,
+    read_csv,
+    read_jsonl,
+    stored_posteriors,
+    write_csv,
+    write_jsonl,
+)
 
 from veritag.errors import InputError, VeritagError
 from veritag.io import ColumnMap, export_project, import_file
@@ -26,7 +35,7 @@ from veritag.resolve import (
 )
 from veritag.resolve import fit as resolve_module
 from veritag.store import Claim, Store
-from veritag.store.models import Posterior, SourceReliability, TruthRun
+from veritag.store.models import SourceReliability, TruthRun
 from veritag.store.queries import latest_truth_run
 from veritag.truth import ENGINE_VERSION, METHODS
 
@@ -62,16 +71,6 @@ def test_ds_beats_majority_vote_on_the_sample_and_is_stored(store: Store, rte) -
     with store.engine.connect() as conn:
         run = conn.execute(sa.select(*TruthRun.__table__.c)).one()
         max_claim = conn.scalar(sa.select(sa.func.max(Claim.id)))
-        posteriors = conn.execute(
-            sa.select(
-                Posterior.label,
-                Posterior.confidence,
-                Posterior.probs,
-                Posterior.n_claims,
-                Posterior.n_labels,
-                Posterior.basis,
-            )
-        ).all()
         sources = conn.execute(
             sa.select(
                 SourceReliability.accuracy, SourceReliability.n_claims, SourceReliability.confusion
@@ -81,8 +80,11 @@ def test_ds_beats_majority_vote_on_the_sample_and_is_stored(store: Store, rte) -
     assert (run.max_claim_id, run.gold_count, run.n_items) == (max_claim, 0, 800)
     assert run.converged and run.n_iter > 1 and math.isfinite(run.log_likelihood)
     assert run.params["max_iter"] == 100 and run.params["tasks"] == "classes"
+    posteriors = stored_posteriors(store)
     assert len(posteriors) == 800
-    for label, confidence, probs, n_claims, n_labels, basis in posteriors:
+    for p in posteriors:
+        label, confidence, probs = p["label"], p["confidence"], p["probs"]
+        n_claims, n_labels, basis = p["n_claims"], p["n_labels"], p["basis"]
         assert label in ("0", "1") and basis == "claims" and n_claims == n_labels == 10
         assert len(probs) == 2 and sum(probs) == pytest.approx(1.0)
         assert confidence == pytest.approx(max(probs)) and probs[int(label)] == max(probs)
@@ -141,7 +143,7 @@ def test_export_reuses_the_stored_run_until_a_claim_or_gold_label_is_added(
     assert third.resolved
     assert {r["id"]: r for r in read_jsonl(tmp_path / "d.jsonl")}["266"]["label_source"] == "gold"
     assert count(store, TruthRun) == 3
-    assert count(store, Posterior, Posterior.run_id == first.run.run_id) == 800
+    assert len(stored_posteriors(store, first.run.run_id)) == 800
     with store.engine.connect() as conn:
         assert latest_truth_run(conn, project_id=rte.id).gold_count == 1
     # the long format holds raw claims and never resolves
@@ -153,14 +155,15 @@ def test_runs_are_append_only(store: Store, rte) -> None:
     run = resolve_and_store(store, rte, "mv").run
     for statement in (
         "UPDATE truth_runs SET method = 'ds'",
-        "DELETE FROM posteriors",
+        "DELETE FROM posterior_blocks",
+        "UPDATE posterior_blocks SET n_items = 0",
         "UPDATE source_reliability SET accuracy = 1",
         "DELETE FROM truth_runs",
     ):
         with pytest.raises(DBAPIError) as info, store.engine.begin() as conn:
             conn.execute(sa.text(statement))
         assert "append-only" in str(info.value.orig)
-    assert count(store, Posterior, Posterior.run_id == run.run_id) == 800
+    assert len(stored_posteriors(store, run.run_id)) == 800
 
 
 def test_current_resolution_with_a_method(sqlite_store: Store, tmp_path: Path) -> None:
@@ -351,11 +354,10 @@ def test_multilabel_runs_binary_subtasks(store: Store, tmp_path: Path) -> None:
     )
     assert all(records[i]["label_source"] == DS for i in others)
     with store.engine.connect() as conn:
-        probs = conn.execute(sa.select(Posterior.probs)).scalars().all()
         stats = load_resolution(
             conn, latest_truth_run(conn, project_id=project.id), with_sources=True
         ).sources
-    assert all(len(p) == 3 for p in probs)
+    assert all(len(p["probs"]) == 3 for p in stored_posteriors(store))
     assert stats.confusion.shape == (4, 2, 2) and sorted(stats.n_claims.tolist()) == [
         40,
         40,

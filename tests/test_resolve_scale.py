@@ -21,7 +21,7 @@ from veritag.resolve.runs import RunPruned
 from veritag.store import Claim, Store, open_store
 from veritag.store.claims import _count_in, add_claim, add_claims, claim_row
 from veritag.store.engine import _alembic_config
-from veritag.store.models import Item, Posterior, Project, SourceReliability, TruthRun
+from veritag.store.models import Item, PosteriorBlock, Project, SourceReliability, TruthRun
 from veritag.store.queries import (
     KEEP_RUNS,
     claims_watermark,
@@ -192,7 +192,9 @@ def test_only_the_newest_runs_of_a_method_keep_their_rows(
         rows = conn.execute(sa.select(TruthRun.id, TruthRun.pruned).order_by(TruthRun.id)).all()
         kept = {
             run_id: conn.scalar(
-                sa.select(sa.func.count()).select_from(Posterior).where(Posterior.run_id == run_id)
+                sa.select(sa.func.coalesce(sa.func.sum(PosteriorBlock.n_items), 0)).where(
+                    PosteriorBlock.run_id == run_id
+                )
             )
             for run_id, _ in rows
         }
@@ -230,7 +232,7 @@ def test_only_the_newest_runs_of_a_method_keep_their_rows(
     assert report is not None
     # and only the retention rule may delete: a kept run's rows and a pruned flag stay put
     for statement in (
-        f"DELETE FROM posteriors WHERE run_id = {ds.run_id}",
+        f"DELETE FROM posterior_blocks WHERE run_id = {ds.run_id}",
         f"UPDATE truth_runs SET pruned = false WHERE id = {pruned[0]}",
         f"UPDATE truth_runs SET method = 'ds' WHERE id = {pruned[0]}",
         f"DELETE FROM truth_runs WHERE id = {pruned[0]}",

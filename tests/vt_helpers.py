@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from veritag.quickstart import sample_dir
 from veritag.store import Project, Store
+from veritag.store.models import PosteriorBlock
+from veritag.store.posterior_blocks import decode_block
 from veritag.store.queries import create_project, project_counts
 
 SAMPLE = sample_dir()
@@ -33,6 +36,19 @@ def make_project(store: Store, name: str = "rte", schema: dict[str, Any] | None 
 def counts(store: Store, project: Project) -> dict[str, int]:
     with store.session() as session:
         return project_counts(session, project_id=project.id)
+
+
+def stored_posteriors(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:
+    """Every stored run's answers (or run ``run_id``'s), one dict per item, decoded from the
+    blocks: ``label`` as the value, ``basis`` as its name."""
+    stmt = sa.select(PosteriorBlock.payload).order_by(PosteriorBlock.run_id, PosteriorBlock.block)
+    if run_id is not None:
+        stmt = stmt.where(PosteriorBlock.run_id == run_id)
+    with store.engine.connect() as conn:
+        payloads = conn.scalars(stmt).all()
+    rows = [row for payload in payloads for row in decode_block(payload).to_pylist()]
+    bases = ("claims", "model", "gold")
+    return [{**r, "label": json.loads(r["label"]), "basis": bases[r["basis"]]} for r in rows]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

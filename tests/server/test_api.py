@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from server_helpers import HTML, PASSWORD, World
 
+from veritag.routing import service as routing
 from veritag.server.auth import COOKIE, hash_secret
 from veritag.store.models import ApiToken, Claim, LoginSession
+from veritag.store.queries import get_project
 
 
 def _login(w: World, who: str = "ana") -> str:
@@ -108,12 +110,79 @@ def test_tutor_loop(world: World) -> None:
     assert status["items"] == 2 and status["tutors"][0]["name"] == "tut"
 
 
+def test_a_submit_can_bring_the_next_lease(world: World) -> None:
+    """``next``: the answer is stored and the next lease comes back in the same request, as
+    ``POST .../work`` would give it; null when nothing is left; an error leasing it is said
+    beside the stored answer, not in place of it."""
+    w = world
+    first = w.call("tut", "POST", "/projects/p/work").json()
+    plain = w.call(
+        "tut", "POST", f"/projects/p/work/{first['lease']}/submit", json={"value": "yes"}
+    ).json()
+    assert set(plain) == {"lease", "claim_id"}  # without ``next`` the answer is as before
+    second = w.call("tut", "POST", "/projects/p/work").json()
+    with w.store.session() as session:
+        project = get_project(session, name="p")
+    routing.set_tutor_active(w.store, project, "tut", False)
+    refused = w.call(
+        "tut",
+        "POST",
+        f"/projects/p/work/{second['lease']}/submit",
+        json={"value": "no", "next": True},
+    )
+    assert refused.status_code == 200, refused.text
+    body = refused.json()
+    assert body["next"] is None and "not active" in body["next_error"]
+    with w.store.session() as session:
+        assert session.scalar(sa.select(Claim.value).where(Claim.id == body["claim_id"])) == "no"
+    routing.set_tutor_active(w.store, project, "tut", True)
+    assert w.call("tut", "POST", "/projects/p/work").status_code == 204  # seen both items
+
+
+def test_submit_with_next_walks_the_whole_queue(world: World) -> None:
+    w = world
+    lease = w.call("tut", "POST", "/projects/p/work").json()
+    seen = []
+    while lease is not None:
+        seen.append(lease["item_id"])
+        got = w.call(
+            "tut",
+            "POST",
+            f"/projects/p/work/{lease['lease']}/submit",
+            json={"value": "yes", "next": True},
+        )
+        assert got.status_code == 200, got.text
+        lease = got.json()["next"]
+        if lease is not None:  # a lease like any other: the tutor may read its item now
+            assert set(lease) >= {"lease", "item_id", "text", "expires_at"}
+            item = w.call("tut", "GET", f"/projects/p/items/{lease['item_id']}")
+            assert item.status_code == 200
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 2
+    assert "next_error" not in got.json()
+
+
 def test_html_in_item_text_is_data(world: World) -> None:
     w = world
     r = w.call("rev", "GET", f"/projects/p/items/{w.items['html']}")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     assert r.json()["text"] == HTML and r.json()["meta"] == {"domain": "general"}
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_answer_carries_the_security_headers(world: World) -> None:
+    """API answers (errors too) are never cached, the API docs may be; nothing is framed."""
+    w = world
+    for answer, no_store in (
+        (w.call("rev", "GET", f"/projects/p/items/{w.items['html']}"), True),
+        (w.call(None, "GET", "/projects"), True),  # a 401
+        (w.client.get("/api/v1/docs"), False),
+        (w.client.get("/login"), None),  # a page says for itself
+    ):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "same-origin"
+        if no_store is not None:
+            assert (answer.headers.get("cache-control") == "no-store") is no_store, answer.url
 
 
 def test_admin_builds_a_project(world: World) -> None:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from server_helpers import World, form_login
 
 from veritag.server import create_app
-from veritag.store.models import Claim, Posterior, Source, TruthRun
+from veritag.store.models import Claim, PosteriorBlock, Source, TruthRun
 
 READS = [
     "/projects/p/status",
@@ -85,7 +85,7 @@ def _runs(w: World) -> tuple[int, int]:
     with w.store.engine.connect() as conn:
         return (
             int(conn.scalar(sa.select(sa.func.count()).select_from(TruthRun))),
-            int(conn.scalar(sa.select(sa.func.count()).select_from(Posterior))),
+            int(conn.scalar(sa.select(sa.func.count()).select_from(PosteriorBlock))),
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from typing import Any
 
 import pytest
@@ -14,7 +15,10 @@ from server_helpers import World
 
 from veritag.jobs.worker import Worker
 from veritag.resolve.current import REFIT_CLAIMS
+from veritag.server import jobs as server_jobs
+from veritag.server.responses import ResolveOut
 from veritag.server.routes.data import RESOLVE_JOB_HEADER
+from veritag.store import Store
 from veritag.store.models import TruthRun
 
 
@@ -97,3 +101,37 @@ def test_an_import_queues_one_resolve_job_and_never_fits(queue_only: None, world
     assert w.poll("ana", later)["state"] == "done" and _runs(w) == 2
     export = w.call("rev", "GET", "/projects/p/export?format=jsonl")
     assert export.headers["X-Veritag-Claims-Since"] == "0"
+
+
+class _WokenOnly(Worker):
+    """An embedded worker that looks for jobs once an hour unless woken, and says when it first
+    found none: a job it runs within a test's minute was woken for, not found by a poll."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, poll=3600.0)
+        self.idle = threading.Event()
+
+    def run_one(self) -> bool:
+        found = super().run_one()
+        if not found:
+            self.idle.set()
+        return found
+
+
+@pytest.fixture
+def woken_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app ``world`` makes after this runs a ``_WokenOnly`` embedded worker."""
+    monkeypatch.setenv("VERITAG_EMBEDDED_WORKER", "true")
+    monkeypatch.setattr(server_jobs, "Worker", _WokenOnly)
+
+
+def test_an_imports_resolve_job_wakes_the_embedded_worker(woken_only: None, world: World) -> None:
+    """The resolve job an import queues runs at once on this process's embedded worker, as a
+    ``POST .../resolve`` job does, rather than at its next poll."""
+    w = world
+    worker = w.client.app.state.job_worker  # type: ignore[attr-defined]
+    assert isinstance(worker, _WokenOnly) and worker.idle.wait(30)  # asleep: only a wake runs it
+    url = _import(w, [("plain", "ann", "yes"), ("plain", "bob", "no")]).headers[RESOLVE_JOB_HEADER]
+    job = w.poll("ana", url, timeout=60)
+    assert job["state"] == "done" and _runs(w) == 1, job
+    assert ResolveOut.model_validate(job["result"]).basis["claims"] == 1

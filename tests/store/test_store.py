@@ -15,8 +15,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from veritag.errors import AlreadyExists, ConfigError, NotFound, SchemaError, VeritagError
 from veritag.schema import RatingSchema
 from veritag.store import Base, Claim, Item, Project, Source, Store, User, open_store
+from veritag.resolve import load_resolution
 from veritag.store.engine import _alembic_config
-from veritag.store.models import Gold, Posterior, SourceReliability, TruthRun
+from veritag.store.models import Gold, SourceReliability, TruthRun
+from veritag.store.posterior_blocks import BlockReader, labels_of, probs_of, run_table
 from veritag.store.queries import (
     claims_watermark,
     create_project,
@@ -453,7 +455,7 @@ def test_upgrade_from_0001_keeps_data_and_downgrade_removes_runs(db_url: str) ->
         assert "truth_runs" not in sa.inspect(store.engine).get_table_names()
         claim_id = _one_claim(store)
         store.migrate()
-        assert {"truth_runs", "posteriors", "source_reliability"} <= set(
+        assert {"truth_runs", "posterior_blocks", "source_reliability"} <= set(
             sa.inspect(store.engine).get_table_names()
         )
         with store.engine.connect() as conn:
@@ -498,19 +500,15 @@ def test_truth_run_queries(store: Store) -> None:
                     "n_iter": 0,
                     "converged": True,
                 },
-                posteriors=[
-                    [
-                        {
-                            "item_id": item_id,
-                            "label": '"a"',
-                            "confidence": 0.75,
-                            "probs": "[0.75,0.25]",
-                            "n_claims": 1,
-                            "n_labels": 1,
-                            "basis": "claims",
-                        }
-                    ]
-                ],
+                posteriors=run_table(
+                    np.array([item_id]),
+                    ['"a"'],
+                    np.array([0.75]),
+                    np.array([1]),
+                    np.array([1]),
+                    np.array([0], np.int8),
+                    np.array([[0.75, 0.25]]),
+                ),
                 sources=[
                     {
                         "source_id": source_id,
@@ -532,9 +530,9 @@ def test_truth_run_queries(store: Store) -> None:
             None,
         )
         assert run_is_current(conn, run)
-        assert conn.execute(
-            sa.select(Posterior.label, Posterior.probs).where(Posterior.run_id == first)
-        ).one() == ("a", [0.75, 0.25])
+        (table,) = BlockReader(first).tables(conn)
+        assert labels_of(table).tolist() == ["a"]
+        assert probs_of(table).tolist() == [[0.75, 0.25]]
         assert conn.execute(
             sa.select(SourceReliability.accuracy, SourceReliability.confusion)
         ).first() == (None, [[1, 0], [0, 1]])
@@ -564,6 +562,67 @@ def test_upgrade_from_0002_and_downgrade_remove_automation_tables(db_url: str) -
             sa.inspect(store.engine).get_table_names()
         )
         assert "truth_runs" in sa.inspect(store.engine).get_table_names()
+        store.migrate()
+        assert store.is_current()
+    finally:
+        store.close()
+
+
+def test_upgrade_to_0015_moves_runs_into_blocks_and_downgrade_moves_them_back(
+    db_url: str,
+) -> None:
+    """Runs stored one row per item before 0015 read back the same from blocks, and back."""
+    store = open_store(db_url, migrate=False)
+    json_type = sa.JSON(none_as_null=True)
+    posteriors = sa.table(
+        "posteriors",
+        *(sa.column(c) for c in ("run_id", "item_id", "confidence", "n_claims", "n_labels")),
+        sa.column("basis"),
+        sa.column("label", json_type),
+        sa.column("probs", json_type),
+    )
+    try:
+        with store.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "0014")
+        _one_claim(store)
+        with store.session() as session:
+            project_id = session.scalar(sa.select(Project.id))
+            session.add(Item(project_id=project_id, external_id="i2", text="bye"))
+        with store.engine.begin() as conn:
+            items = conn.scalars(sa.select(Item.id).order_by(Item.id)).all()
+            run_id = conn.execute(
+                sa.text(
+                    "INSERT INTO truth_runs (project_id, method, engine_version, params, "
+                    "max_claim_id, gold_count, n_items, n_iter, converged) VALUES "
+                    "(:p, 'ds', 'test/1', '{}', 1, 0, 2, 3, true) RETURNING id"
+                ),
+                {"p": project_id},
+            ).scalar_one()
+            rows = [
+                dict(run_id=run_id, item_id=items[0], label="a", confidence=0.75,
+                     probs=[0.75, 0.25], n_claims=1, n_labels=1, basis="claims"),
+                dict(run_id=run_id, item_id=items[1], label="b", confidence=0.5,
+                     probs=[0.5, 0.5], n_claims=0, n_labels=0, basis="model"),
+            ]  # fmt: skip
+            conn.execute(posteriors.insert(), rows)
+        store.migrate()
+        assert "posteriors" not in sa.inspect(store.engine).get_table_names()
+        with store.engine.connect() as conn:
+            got = load_resolution(
+                conn, latest_truth_run(conn, project_id=project_id), with_probs=True
+            )
+        assert got.item_ids.tolist() == list(items) and got.labels.tolist() == ["a", "b"]
+        assert got.probs.tolist() == [[0.75, 0.25], [0.5, 0.5]]
+        assert got.n_claims.tolist() == [1, 0] and got.basis.tolist() == [0, 1]
+        with store.engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0014")
+        with store.engine.connect() as conn:
+            back = (
+                conn.execute(sa.select(*posteriors.c).order_by(posteriors.c.item_id))
+                .mappings()
+                .all()
+            )
+        assert [dict(r) for r in back] == rows
         store.migrate()
         assert store.is_current()
     finally:

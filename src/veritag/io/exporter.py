@@ -17,7 +17,7 @@ import csv
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,16 +39,23 @@ from ..store.models import (
     AutomationRun,
     Claim,
     Item,
-    Posterior,
     Project,
     Source,
     TruthRun,
 )
+from ..store.posterior_blocks import BlockReader, labels_of
 from ..store.queries import project_schema, standing_claims
 from .atomic import atomic_write
 from .formats import EXPORT_FORMATS, PARTITION_ROWS
 
-__all__ = ["EXPORT_FORMATS", "MANIFEST", "PARTITION_ROWS", "ExportResult", "export_project"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "MANIFEST",
+    "PARTITION_ROWS",
+    "ExportResult",
+    "column_name",
+    "export_project",
+]
 
 ProgressFn = Callable[[int, int], None]
 RESOLVED = ("label", "confidence", "n_labels", "label_source")
@@ -71,6 +78,15 @@ class ExportResult:
     items_resolved: int = 0
     #: Claims added after the run the labels come from (only with ``refit="never"``).
     claims_since: int = 0
+
+
+def column_name(key: str, prefix: str, taken: Mapping[str, Any]) -> str:
+    """The column an item's ``data`` (``prefix="field."``) or ``meta`` (``"meta."``) key is
+    exported as: its own name unless a built-in column or, for a meta key, one of the item's
+    fields (``taken``) already has it. Public so that readers of an export (the Ray autolabeler
+    reading ``--items-parquet``) find a field's column by the same rule that wrote it."""
+    builtin = ("id", "text", *RESOLVED, AUTOMATION)
+    return f"{prefix}{key}" if key in builtin or (prefix == "meta." and key in taken) else key
 
 
 def _label_type(schema: BaseSchema) -> pa.DataType:
@@ -123,38 +139,25 @@ class _StoredRun:
             raise RunPruned(run)
         self.run = run
         source = RunInfo(run.method, run.engine_version, {}, None, 0, False).label_source
-        self.names = {name: i for i, name in enumerate(BASES)}
-        self.sources = (source, "model", "gold")
+        names = {"claims": source, "model": "model", "gold": "gold"}
+        self.sources = np.array([names[b] for b in BASES], dtype=object)  # by basis code
+        self.blocks = BlockReader(run.id)
 
     def chunk(self, conn: sa.Connection, first: int, last: int) -> Resolution:
         """The run's labels of the items with ids from ``first`` to ``last``."""
-        rows = conn.execute(
-            sa.select(
-                Posterior.item_id,
-                sa.cast(Posterior.label, sa.Text),
-                Posterior.confidence,
-                Posterior.n_labels,
-                Posterior.basis,
+        tables = list(self.blocks.tables(conn, first, last))
+        if not tables:
+            none = np.zeros(0, np.int64)
+            return Resolution(
+                none, np.empty(0, object), none.astype(float), none, none.astype(object)
             )
-            .where(Posterior.run_id == self.run.id, Posterior.item_id.between(first, last))
-            .order_by(Posterior.item_id)
-        ).all()
-        n = len(rows)
-        labels = np.empty(n, dtype=object)
-        decoded: dict[str, Any] = {}
-        for i, r in enumerate(rows):
-            value = decoded.get(r[1])
-            if value is None:
-                value = decoded[r[1]] = json.loads(r[1])
-            labels[i] = value
-        method = np.empty(n, dtype=object)
-        method[:] = [self.sources[self.names[r[4]]] for r in rows]
+        t = pa.concat_tables(tables)
         return Resolution(
-            np.fromiter((r[0] for r in rows), np.int64, n),
-            labels,
-            np.fromiter((r[2] for r in rows), np.float64, n),
-            np.fromiter((r[3] for r in rows), np.int64, n),
-            method,
+            t.column("item_id").to_numpy(),
+            labels_of(t),
+            t.column("confidence").to_numpy(),
+            t.column("n_labels").to_numpy().astype(np.int64),
+            self.sources[t.column("basis").to_numpy().astype(np.intp)],
         )
 
     def check(self, conn: sa.Connection) -> None:
@@ -213,16 +216,10 @@ class _Exporter:
         ):
             for data, meta in part:
                 for key in data or ():
-                    names.setdefault(self._name(key, "field.", names), None)
+                    names.setdefault(column_name(key, "field.", names), None)
                 for key in meta or ():
-                    names.setdefault(self._name(key, "meta.", data or {}), None)
+                    names.setdefault(column_name(key, "meta.", data or {}), None)
         return [*names, *self.resolved]
-
-    @staticmethod
-    def _name(key: str, prefix: str, taken: dict[str, None] | dict[str, Any]) -> str:
-        """An item's own field keeps its name unless a built-in column or a field already has it."""
-        builtin = ("id", "text", *RESOLVED, AUTOMATION)
-        return f"{prefix}{key}" if key in builtin or (prefix == "meta." and key in taken) else key
 
     def records(
         self, conn: sa.Connection, labels: Labels, columns: list[str] | None = None
@@ -264,9 +261,9 @@ class _Exporter:
                 record: dict[str, Any] = dict.fromkeys(columns) if columns else {}
                 record.update(id=external_id, text=text)
                 for key, value in (data or {}).items():
-                    record[self._name(key, "field.", {})] = value
+                    record[column_name(key, "field.", {})] = value
                 for key, value in (meta or {}).items():
-                    record[self._name(key, "meta.", data or {})] = value
+                    record[column_name(key, "meta.", data or {})] = value
                 if ok:
                     record.update(
                         label=resolution.labels[p],

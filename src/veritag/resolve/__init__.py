@@ -24,7 +24,8 @@ through what the engine learned about it (an inverted model gets inverted).
 
 A resolution can be stored as a *run* (``save_resolution``): one ``truth_runs`` row with the
 method, engine version, the claims version, newest claim id and gold count it covered, plus a
-``posteriors`` row per item and a ``source_reliability`` row per source. Runs are append-only
+run's answer per item in compressed blocks (``store.posterior_blocks``) and a
+``source_reliability`` row per source. Runs are append-only
 history, except that storing one prunes the rows of all but the newest few of its method
 (``RunPruned`` when one is read; docs/guide/storage.md).
 ``current_truth`` (module ``current``) is the one owner of which run is current: every reader

@@ -21,7 +21,6 @@ ENGINE_PARAMS: dict[str, Any] = {"max_iter": 100, "tol": None, "shrinkage": 0.5,
 BASES = ("claims", "model", "gold")  # Resolution.basis codes 0, 1, 2
 _CLAIMS, _MODEL, _GOLD = 0, 1, 2
 _CHUNK = 100_000
-_WRITE_BATCH = 20_000
 
 
 # --- results ----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -19,18 +18,15 @@ import sqlalchemy as sa
 from ..errors import Conflict, VeritagError
 from ..schema import canonical_json
 from ..store.engine import Store
-from ..store.models import Posterior, Project, SourceReliability, TruthRun
+from ..store.models import Project, SourceReliability, TruthRun
+from ..store.posterior_blocks import BlockReader, labels_of, probs_of, run_table
 from ..store.queries import KEEP_RUNS, insert_truth_run, prune_truth_runs
 from .core import (
-    _CHUNK,
-    _WRITE_BATCH,
-    BASES,
     DEFAULT_METHOD,
     Resolution,
     RunInfo,
     SourceStats,
     _cat,
-    _objects,
     _resolution,
 )
 from .project import resolve_project
@@ -49,10 +45,6 @@ class RunPruned(Conflict):
 # --- stored runs ------------------------------------------------------------------------------
 
 
-def _float_list(row: list[float]) -> str:
-    return "[" + ",".join(map(repr, row)) + "]"
-
-
 def save_resolution(conn: sa.Connection, project: Project, resolution: Resolution) -> int:
     """Append ``resolution`` as a new run of ``project``; returns the run id. Never edits a run."""
     run = resolution.run
@@ -67,35 +59,15 @@ def save_resolution(conn: sa.Connection, project: Project, resolution: Resolutio
             text = label_json[key] = canonical_json(value)
         return text
 
-    probs = resolution.probs
-
-    def batches() -> Iterator[list[dict[str, Any]]]:
-        bases = [BASES[b] for b in range(len(BASES))]
-        for start in range(0, resolution.item_ids.size, _WRITE_BATCH):
-            stop = start + _WRITE_BATCH
-            rows = probs[start:stop].tolist() if probs is not None else None
-            yield [
-                {
-                    "item_id": item,
-                    "label": label_text(label),
-                    "confidence": conf,
-                    "probs": _float_list(rows[i]) if rows is not None else None,
-                    "n_claims": n_claims,
-                    "n_labels": n_labels,
-                    "basis": bases[basis],
-                }
-                for i, (item, label, conf, n_claims, n_labels, basis) in enumerate(
-                    zip(
-                        resolution.item_ids[start:stop].tolist(),
-                        resolution.labels[start:stop],
-                        resolution.confidence[start:stop].tolist(),
-                        resolution.n_claims[start:stop].tolist(),
-                        resolution.n_labels[start:stop].tolist(),
-                        resolution.basis[start:stop].tolist(),
-                    )
-                )
-            ]
-
+    answers = run_table(
+        resolution.item_ids,
+        [label_text(label) for label in resolution.labels],
+        resolution.confidence,
+        resolution.n_claims,
+        resolution.n_labels,
+        resolution.basis,
+        resolution.probs,
+    )
     sources = []
     stats = resolution.sources
     if stats is not None:
@@ -128,7 +100,7 @@ def save_resolution(conn: sa.Connection, project: Project, resolution: Resolutio
             "n_iter": run.n_iter,
             "converged": run.converged,
         },
-        posteriors=batches(),
+        posteriors=answers,
         sources=sources,
     )
 
@@ -159,38 +131,16 @@ def load_resolution(
     """
     if run.pruned:
         raise RunPruned(run)
-    cols = [
-        Posterior.item_id,
-        sa.cast(Posterior.label, sa.Text),
-        Posterior.confidence,
-        Posterior.n_labels,
-        Posterior.n_claims,
-        Posterior.basis,
-    ]
-    if with_probs:
-        cols.append(sa.cast(Posterior.probs, sa.Text))
-    stmt = sa.select(*cols).where(Posterior.run_id == run.id).order_by(Posterior.item_id)
-    decoded: dict[str, Any] = {}
-    code = {name: i for i, name in enumerate(BASES)}
     ids, labels, conf, n_labels, n_claims, basis, probs = [], [], [], [], [], [], []
-    for chunk in (
-        conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(stmt).partitions()
-    ):
-        n = len(chunk)
-        ids.append(np.fromiter((r[0] for r in chunk), np.int64, n))
-        part = []
-        for r in chunk:
-            value = decoded.get(r[1])
-            if value is None:
-                value = decoded[r[1]] = json.loads(r[1])
-            part.append(value)
-        labels.append(_objects(part))
-        conf.append(np.fromiter((r[2] for r in chunk), np.float64, n))
-        n_labels.append(np.fromiter((r[3] for r in chunk), np.int64, n))
-        n_claims.append(np.fromiter((r[4] for r in chunk), np.int64, n))
-        basis.append(np.fromiter((code[r[5]] for r in chunk), np.int8, n))
+    for table in BlockReader(run.id).tables(conn):
+        ids.append(table.column("item_id").to_numpy())
+        labels.append(labels_of(table))
+        conf.append(table.column("confidence").to_numpy())
+        n_labels.append(table.column("n_labels").to_numpy().astype(np.int64))
+        n_claims.append(table.column("n_claims").to_numpy().astype(np.int64))
+        basis.append(table.column("basis").to_numpy())
         if with_probs:
-            probs.extend(json.loads(r[6]) if r[6] is not None else None for r in chunk)
+            probs.append(probs_of(table))
     if (
         not ids
         and run.n_items
@@ -200,7 +150,7 @@ def load_resolution(
     info = _run_info_of(run)
     prob_array = None
     if with_probs and probs and all(p is not None for p in probs):
-        prob_array = np.array(probs, dtype=np.float64)
+        prob_array = np.concatenate(probs)
     sources = None
     if with_sources:
         rows = conn.execute(

@@ -32,6 +32,7 @@ be submitted at most once on either backend.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -125,18 +126,85 @@ def running_leases(project: Project, now: datetime) -> Any:
     )
 
 
+#: Statements of the hot path (a lease and a submit) are built once, with bound parameters:
+#: building a statement costs several times more than running it.
+_P, _NOW, _ID = sa.bindparam("project"), sa.bindparam("now"), sa.bindparam("key")
+_RUNNING = sa.and_(
+    AssignmentRow.project_id == _P,
+    AssignmentRow.state == "leased",
+    AssignmentRow.expires_at > _NOW,
+)
+_EXPIRE = (
+    sa.update(AssignmentRow)
+    .where(
+        AssignmentRow.project_id == _P,
+        AssignmentRow.state == "leased",
+        AssignmentRow.expires_at <= _NOW,
+    )
+    .values(state="expired")
+    .returning(AssignmentRow.item_id, AssignmentRow.cost)
+)
+_TUTOR_NAMED = (
+    sa.select(Tutor.id)
+    .join(Source, Source.id == Tutor.source_id)
+    .where(Tutor.project_id == _P, Source.name == sa.bindparam("name"))
+)
+_HELD = {
+    by: sa.select(AssignmentRow.id)
+    .where(
+        _RUNNING, AssignmentRow.tutor_id.in_(_TUTOR_NAMED) if by else AssignmentRow.tutor_id == _ID
+    )
+    .order_by(AssignmentRow.id)
+    .limit(1)
+    for by in (False, True)
+}
+_RENEW = (
+    sa.update(AssignmentRow)
+    .where(AssignmentRow.id == _ID)
+    .values(expires_at=sa.bindparam("expires"), served_by=sa.bindparam("server"))
+)
+_TUTOR_LEASES = sa.select(Tutor.leases).where(Tutor.id == _ID)
+_COUNT_LEASE = sa.update(Tutor).where(Tutor.id == _ID).values(leases=Tutor.leases + 1)
+_NEW_LEASE = sa.insert(AssignmentRow).returning(AssignmentRow.id)
+_ITEM_SHOWN = sa.select(Item.external_id, Item.text, Item.data).where(Item.id == _ID)
+_LEASE_ROW = (
+    sa.select(
+        AssignmentRow.id,
+        AssignmentRow.item_id,
+        AssignmentRow.state,
+        AssignmentRow.expires_at,
+        AssignmentRow.project_id,
+        AssignmentRow.tutor_id,
+        AssignmentRow.claim_id,
+        AssignmentRow.cost,
+        Tutor.source_id,
+        Source.name,
+        Item.text,
+    )
+    .join(Tutor, Tutor.id == AssignmentRow.tutor_id)
+    .join(Source, Source.id == Tutor.source_id)
+    .join(Item, Item.id == AssignmentRow.item_id)
+    .where(AssignmentRow.id == _ID)
+)
+_SET_CLAIM = (
+    sa.update(AssignmentRow).where(AssignmentRow.id == _ID).values(claim_id=sa.bindparam("claim"))
+)
+
+
+@functools.cache
+def _closing(columns: frozenset[str]) -> sa.Update:
+    """``_close``'s conditional UPDATE setting ``columns`` (one statement per set of them)."""
+    table = AssignmentRow.__table__
+    return (
+        sa.update(AssignmentRow)
+        .where(AssignmentRow.id == _ID, _RUNNING)
+        .values({c: sa.bindparam(f"new_{c}", type_=table.c[c].type) for c in sorted(columns)})
+    )
+
+
 def _expire(conn: sa.Connection, project: Project, now: datetime) -> None:
     """Stale leases become ``expired``: their items go back to the pool and their cost is freed."""
-    ended = conn.execute(
-        sa.update(AssignmentRow)
-        .where(
-            AssignmentRow.project_id == project.id,
-            AssignmentRow.state == "leased",
-            AssignmentRow.expires_at <= now,
-        )
-        .values(state="expired")
-        .returning(AssignmentRow.item_id, AssignmentRow.cost)
-    ).all()
+    ended = conn.execute(_EXPIRE, {"project": project.id, "now": now}).all()
     queue.leased(conn, [r[0] for r in ended], -1)
     queue.reserve(conn, project, -sum(float(r[1]) for r in ended))
 
@@ -245,52 +313,39 @@ def _lock(conn: sa.Connection, ids: NDArray[np.int64]) -> NDArray[np.int64]:
 def _renew_held(
     conn: sa.Connection,
     project: Project,
-    tutor: Any,
+    tutor: int | str,
     now: datetime,
     lease_seconds: int,
     served_by: str | None,
 ) -> Lease | None:
-    """Inside a write transaction: the oldest running lease of ``tutor`` (a ``Tutor.id`` or a
-    subquery of it) in the project, renewed for ``lease_seconds``; None if they hold none."""
-    mine = sa.and_(
-        running_leases(project, now),
-        AssignmentRow.tutor_id.in_(tutor)
-        if isinstance(tutor, sa.Select)
-        else AssignmentRow.tutor_id == tutor,
-    )
-    held = conn.scalar(sa.select(AssignmentRow.id).where(mine).order_by(AssignmentRow.id).limit(1))
+    """Inside a write transaction: the oldest running lease of ``tutor`` (a ``Tutor.id``, or the
+    name of their source) in the project, renewed for ``lease_seconds``; None if they hold
+    none."""
+    held = _held(conn, project, tutor, now)
     if held is None:
         return None
-    conn.execute(
-        sa.update(AssignmentRow)
-        .where(AssignmentRow.id == held)
-        .values(expires_at=now + timedelta(seconds=lease_seconds), served_by=served_by)
-    )
+    expires = now + timedelta(seconds=lease_seconds)
+    conn.execute(_RENEW, {"key": held, "expires": expires, "server": served_by})
     return _stored_lease(conn, held, resumed=True)
+
+
+def _held(conn: sa.Connection, project: Project, tutor: int | str, now: datetime) -> int | None:
+    """The oldest running lease of ``tutor`` (an id, or a source name) in the project."""
+    by_name = isinstance(tutor, str)
+    key = "name" if by_name else "key"
+    return conn.scalar(_HELD[by_name], {"project": project.id, "now": now, key: tutor})
 
 
 def _resume(
     store: Store, project: Project, tutor_name: str, now: datetime, served_by: str | None
 ) -> Lease | None:
     """The fast path of ``request_work`` for a tutor who holds a running lease: no evidence read."""
-    tutor = (
-        sa.select(Tutor.id)
-        .join(Source, Source.id == Tutor.source_id)
-        .where(Tutor.project_id == project.id, Source.name == tutor_name)
-    )
     with store.engine.connect() as conn:
-        if (
-            conn.scalar(
-                sa.select(AssignmentRow.id)
-                .where(running_leases(project, now), AssignmentRow.tutor_id.in_(tutor))
-                .limit(1)
-            )
-            is None
-        ):
+        if _held(conn, project, tutor_name, now) is None:
             return None
     lease_seconds = get_settings(store, project).lease_seconds
     with store.begin_write() as conn:
-        return _renew_held(conn, project, tutor, now, lease_seconds, served_by)
+        return _renew_held(conn, project, tutor_name, now, lease_seconds, served_by)
 
 
 def request_work(
@@ -389,34 +444,31 @@ def _lease(
                 return None
         gold_turn = (
             settings.gold_period > 0
-            and conn.scalar(sa.select(Tutor.leases).where(Tutor.id == tutor.id))
-            % settings.gold_period
-            == 0
+            and conn.scalar(_TUTOR_LEASES, {"key": tutor.id}) % settings.gold_period == 0
         )
         chosen = pick(conn, tutor, me, gold_turn)
         if chosen is None:
             return None
         item_id, is_gold, gain, domain = chosen
         expires = now + timedelta(seconds=settings.lease_seconds)
-        lease_id = conn.execute(
-            sa.insert(AssignmentRow).values(
-                project_id=project.id,
-                item_id=item_id,
-                tutor_id=tutor.id,
-                is_gold=is_gold,
-                cost=tutor.cost,
-                leased_at=now,
-                expires_at=expires,
-                state="leased",
-                served_by=served_by,
-            )
-        ).inserted_primary_key[0]
+        lease_id = conn.scalar(
+            _NEW_LEASE,
+            {
+                "project_id": project.id,
+                "item_id": item_id,
+                "tutor_id": tutor.id,
+                "is_gold": is_gold,
+                "cost": tutor.cost,
+                "leased_at": now,
+                "expires_at": expires,
+                "state": "leased",
+                "served_by": served_by,
+            },
+        )
         queue.leased(conn, [item_id], +1)
         queue.reserve(conn, project, tutor.cost)
-        conn.execute(sa.update(Tutor).where(Tutor.id == tutor.id).values(leases=Tutor.leases + 1))
-        item = conn.execute(
-            sa.select(Item.external_id, Item.text, Item.data).where(Item.id == item_id)
-        ).one()
+        conn.execute(_COUNT_LEASE, {"key": tutor.id})
+        item = conn.execute(_ITEM_SHOWN, {"key": item_id}).one()
     return Lease(
         int(lease_id),
         item_id,
@@ -650,25 +702,7 @@ def _lease_row(
     The one ownership check of submit, undo and release: ``NotFound`` outside ``project``,
     ``NotYourLease`` when ``tutor`` is given and holds someone else's lease (in any state).
     """
-    row = conn.execute(
-        sa.select(
-            AssignmentRow.id,
-            AssignmentRow.item_id,
-            AssignmentRow.state,
-            AssignmentRow.expires_at,
-            AssignmentRow.project_id,
-            AssignmentRow.tutor_id,
-            AssignmentRow.claim_id,
-            AssignmentRow.cost,
-            Tutor.source_id,
-            Source.name,
-            Item.text,
-        )
-        .join(Tutor, Tutor.id == AssignmentRow.tutor_id)
-        .join(Source, Source.id == Tutor.source_id)
-        .join(Item, Item.id == AssignmentRow.item_id)
-        .where(AssignmentRow.id == assignment_id)
-    ).first()
+    row = conn.execute(_LEASE_ROW, {"key": assignment_id}).first()
     if row is None or row.project_id != project.id:
         raise NotFound(f"project {project.name!r} has no assignment {assignment_id}")
     if tutor is not None and row.name != tutor:
@@ -704,14 +738,9 @@ def _close(
     (``_refuse`` says why), raises, which rolls the UPDATE back.
     """
     taken = conn.execute(
-        sa.update(AssignmentRow)
-        .where(
-            AssignmentRow.id == assignment_id,
-            AssignmentRow.project_id == project.id,
-            AssignmentRow.state == "leased",
-            AssignmentRow.expires_at > now,
-        )
-        .values(**values)
+        _closing(frozenset(values)),
+        {"key": assignment_id, "project": project.id, "now": now}
+        | {f"new_{c}": v for c, v in values.items()},
     )
     row = _lease_row(conn, project, assignment_id, tutor)
     if taken.rowcount != 1:
@@ -750,11 +779,7 @@ def submit(
         label = schema.normalize(value, item_text=row.text)
         claim_id = add_claim(conn, project.id, row.item_id, row.source_id, value=label)
         queue.submitted(store, conn, project, row.item_id, row.source_id, label, float(row.cost))
-        conn.execute(
-            sa.update(AssignmentRow)
-            .where(AssignmentRow.id == assignment_id)
-            .values(claim_id=claim_id)
-        )
+        conn.execute(_SET_CLAIM, {"key": assignment_id, "claim": claim_id})
     return claim_id
 
 

@@ -52,7 +52,6 @@ from ..store.models import (
     Gold,
     Item,
     ItemDomain,
-    Posterior,
     Project,
     RoutingItem,
     RoutingSettings,
@@ -61,6 +60,7 @@ from ..store.models import (
     TruthRun,
     Tutor,
 )
+from ..store.posterior_blocks import BlockReader, probs_of
 from ..store.queries import Watermark, claims_watermark, project_schema, standing_human_labels
 from .evidence import (
     _declared,
@@ -210,10 +210,15 @@ class _Basis:
     settings: ProjectRouting
     schema: BaseSchema
     tutors: list[TutorProfile]
+    blocks: BlockReader | None  # the run's stored posteriors
 
     @property
     def single(self) -> bool:
         return _single_label(self.schema)
+
+
+def _blocks(run: Any) -> BlockReader | None:
+    return None if run is None else BlockReader(run.id)
 
 
 def _compute(
@@ -259,15 +264,13 @@ def _compute(
         k = len(basis.schema.classes())
         posterior = np.full((ids.size, k), 1.0 / k)
         run = basis.run
-        if run is not None:
-            base = conn.execute(
-                sa.select(Posterior.item_id, Posterior.probs).where(
-                    Posterior.run_id == run.id, where(Posterior.item_id)
-                )
-            ).all()
-            if base:
-                pos = np.searchsorted(ids, np.fromiter((r[0] for r in base), np.int64, len(base)))
-                posterior[pos] = np.array([r[1] for r in base], dtype=np.float64).reshape(-1, k)
+        if basis.blocks is not None:
+            for table in basis.blocks.tables(conn, int(ids[0]), int(ids[-1])):
+                stored, probs = table.column("item_id").to_numpy(), probs_of(table)
+                pos = np.minimum(np.searchsorted(ids, stored), ids.size - 1)
+                mine = ids[pos] == stored
+                if probs is not None:
+                    posterior[pos[mine]] = probs[mine]
         new = conn.execute(
             sa.select(Claim.item_id, Claim.source_id, Claim.value)
             .where(
@@ -408,7 +411,7 @@ def build(
             )
     if not first_item:
         _store_skill(store, project, view)
-    basis = _Basis(run, view, settings, schema, tutors)
+    basis = _Basis(run, view, settings, schema, tutors, _blocks(run))
     written = 0
     for start in range(0, ids.size, BUILD_CHUNK):
         chunk = ids[start : start + BUILD_CHUNK]
@@ -751,23 +754,26 @@ def take(
 
 # --- writes that move the queue ------------------------------------------------------------------
 
-_OPEN_AFTER = {
-    +1: RoutingItem.need > RoutingItem.leased + 1,
-    -1: RoutingItem.need > RoutingItem.leased - 1,
-}
+
+def _leased_by(step: int) -> sa.Update:
+    return (
+        sa.update(RoutingItem)
+        .where(RoutingItem.item_id == _ITEM)
+        .values(
+            leased=RoutingItem.leased + step,
+            open=sa.and_(~RoutingItem.is_gold, RoutingItem.need > RoutingItem.leased + step),
+        )
+    )
+
+
+#: Statements of the hot path are built once: building one costs more than running it.
+_LEASED = {+1: _leased_by(+1), -1: _leased_by(-1)}
 
 
 def leased(conn: sa.Connection, item_ids: Sequence[int], step: int) -> None:
     """``step`` (+1 or -1) leases more on each of ``item_ids`` (repeat an id to move it more)."""
     for item in item_ids:
-        conn.execute(
-            sa.update(RoutingItem)
-            .where(RoutingItem.item_id == item)
-            .values(
-                leased=RoutingItem.leased + step,
-                open=sa.and_(~RoutingItem.is_gold, _OPEN_AFTER[step]),
-            )
-        )
+        conn.execute(_LEASED[step], {"item": item})
 
 
 _SUBMITTED = (
@@ -844,32 +850,54 @@ def submitted(
     need = int(item_need(np.array([probs or [1.0]]), labels, settings)[0])
     leased_now = max(int(row[2]) - 1, 0)
     conn.execute(
-        sa.update(RoutingItem)
-        .where(RoutingItem.item_id == item_id)
-        .values(
-            labels=int(labels[0]),
-            leased=leased_now,
-            need=need,
-            open=bool(not row[4] and need > leased_now),
-            top=float(max(probs)) if probs is not None and len(probs) > 1 else 0.0,
-            probs=probs,
-        )
+        _FOLD,
+        {
+            "item": item_id,
+            "new_labels": int(labels[0]),
+            "new_leased": leased_now,
+            "new_need": need,
+            "new_open": bool(not row[4] and need > leased_now),
+            "new_top": float(max(probs)) if probs is not None and len(probs) > 1 else 0.0,
+            "new_probs": probs,
+        },
     )
     _count_folded(conn, project, cost)
+
+
+_FOLD = (
+    sa.update(RoutingItem)
+    .where(RoutingItem.item_id == _ITEM)
+    .values(
+        {
+            column: sa.bindparam(f"new_{column}", type_=RoutingItem.__table__.c[column].type)
+            for column in ("labels", "leased", "need", "open", "top", "probs")
+        }
+    )
+)
+_FOLDED = (
+    sa.update(RoutingState)
+    .where(RoutingState.project_id == _P)
+    .values(
+        claims_version=RoutingState.claims_version + 1,
+        spent=RoutingState.spent + sa.bindparam("cost", type_=sa.Float),
+        reserved=RoutingState.reserved - sa.bindparam("cost", type_=sa.Float),
+    )
+)
+_SPEND = (
+    sa.update(RoutingState)
+    .where(RoutingState.project_id == _P)
+    .values(
+        spent=RoutingState.spent + sa.bindparam("add_spent", type_=sa.Float),
+        reserved=RoutingState.reserved + sa.bindparam("add_reserved", type_=sa.Float),
+    )
+)
+_BUDGET = sa.select(RoutingState.spent, RoutingState.reserved).where(RoutingState.project_id == _P)
 
 
 def _count_folded(conn: sa.Connection, project: Project, cost: float) -> None:
     """The queue accounts for one claim more (the project's version moved by one with it), and
     the lease's ``cost`` moves from reserved to spent."""
-    conn.execute(
-        sa.update(RoutingState)
-        .where(RoutingState.project_id == project.id)
-        .values(
-            claims_version=RoutingState.claims_version + 1,
-            spent=RoutingState.spent + cost,
-            reserved=RoutingState.reserved - cost,
-        )
-    )
+    conn.execute(_FOLDED, {"project": project.id, "cost": cost})
 
 
 def reserve(conn: sa.Connection, project: Project, cost: float) -> None:
@@ -881,20 +909,12 @@ def reserve(conn: sa.Connection, project: Project, cost: float) -> None:
 def spend(conn: sa.Connection, project: Project, spent: float, reserved: float) -> None:
     """Move the budget counters by ``spent`` and ``reserved``."""
     if spent or reserved:
-        conn.execute(
-            sa.update(RoutingState)
-            .where(RoutingState.project_id == project.id)
-            .values(spent=RoutingState.spent + spent, reserved=RoutingState.reserved + reserved)
-        )
+        conn.execute(_SPEND, {"project": project.id, "add_spent": spent, "add_reserved": reserved})
 
 
 def budget_used(conn: sa.Connection, project: Project) -> tuple[float, float] | None:
     """(spent, reserved) from the queue's counters; None for a project without a queue."""
-    row = conn.execute(
-        sa.select(RoutingState.spent, RoutingState.reserved).where(
-            RoutingState.project_id == project.id
-        )
-    ).first()
+    row = conn.execute(_BUDGET, {"project": project.id}).first()
     return None if row is None else (float(row[0]), float(row[1]))
 
 
@@ -913,7 +933,7 @@ def recompute(store: Store, conn: sa.Connection, project: Project, item_id: int)
     )
     k = max(len(schema.classes()), 1)
     view = skill_view(store, project, state.built, state.run_id, settings, k)
-    basis = _Basis(run, view, settings, schema, tutor_profiles(conn, project))
+    basis = _Basis(run, view, settings, schema, tutor_profiles(conn, project), _blocks(run))
     if conn.dialect.name == "postgresql":
         conn.execute(
             sa.select(RoutingItem.item_id).where(RoutingItem.item_id == item_id).with_for_update()

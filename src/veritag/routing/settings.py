@@ -103,10 +103,13 @@ def _settings_of(row: Any) -> ProjectRouting:
 def get_settings(store: Store, project: Project) -> ProjectRouting:
     """The project's stored routing settings, or the defaults before ``configure``."""
     with store.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(*RoutingSettings.__table__.c).where(RoutingSettings.project_id == project.id)
-        ).first()
+        row = conn.execute(_SETTINGS, {"project": project.id}).first()
     return _settings_of(row) if row is not None else ProjectRouting()
+
+
+_SETTINGS = sa.select(*RoutingSettings.__table__.c).where(
+    RoutingSettings.project_id == sa.bindparam("project")
+)
 
 
 def configure(

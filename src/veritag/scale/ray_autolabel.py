@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from ..errors import VeritagError
-from ..io.exporter import _Exporter
+from ..io.exporter import column_name
 from ..io.readers import dataset_files
 from ..labelers import Labeler, MemoryCache
 from ..labelers.base import ScikitLabeler
@@ -261,7 +261,7 @@ def _parquet_columns(
     each of ``fields`` (named as the exporter names an item's fields), and their rows, read from
     the files' footers. A file without the id, the text or a field's column is refused, named."""
     files = dataset_files(path) or [path]
-    columns = {f: _Exporter._name(f, "field.", {}) for f in fields}
+    columns = {f: column_name(f, "field.", {}) for f in fields}
     groups: list[dict[str, Any]] = []
     rows = 0
     for file in files:

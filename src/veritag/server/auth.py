@@ -198,24 +198,50 @@ def end_login(session: Session, cookie: str | None, actor: audit.Actor | None = 
     audit.record(session, "logout", actor=actor, detail={"session_ended": ended})
 
 
-def _bearer(session: Session, header: str, now: datetime) -> Principal:
+#: Every API call reads its token: the statements are built once (building costs more than
+#: running them).
+_TOKEN = (
+    sa.select(
+        ApiToken.id,
+        ApiToken.token_hash,
+        ApiToken.revoked,
+        ApiToken.last_used_at,
+        User.id,
+        User.username,
+        User.role,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == sa.bindparam("digest"))
+)
+_TOUCH = (
+    sa.update(ApiToken)
+    .where(ApiToken.id == sa.bindparam("key"))
+    .values(last_used_at=sa.bindparam("when"))
+)
+_PROJECT_ROLE = (
+    sa.select(Project, Membership.role)
+    .outerjoin(
+        Membership,
+        sa.and_(Membership.project_id == Project.id, Membership.user_id == sa.bindparam("user")),
+    )
+    .where(Project.name == sa.bindparam("name"))
+)
+
+
+def _bearer(conn: sa.Connection, header: str, now: datetime) -> Principal:
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret.startswith(TOKEN_PREFIX):
         raise _unauthorized("the Authorization header must be 'Bearer vt_...'")
     digest = hash_secret(secret)
-    row = session.execute(
-        sa.select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == digest)
-    ).first()
-    if row is None or not hmac.compare_digest(row[0].token_hash, digest) or row[0].revoked:
+    row = conn.execute(_TOKEN, {"digest": digest}).first()
+    if row is None or not hmac.compare_digest(row[1], digest) or row[2]:
         raise _unauthorized("invalid or revoked API token")
-    token, user = row
-    last = token.last_used_at
+    last = row[3]
     if last is None or (last if last.tzinfo else last.replace(tzinfo=UTC)) < now - _TOUCH_EVERY:
-        token.last_used_at = now
-    return Principal(user.id, user.username, user.role, "token")
+        conn.execute(_TOUCH, {"key": row[0], "when": now})
+        conn.commit()
+    return Principal(row[4], row[5], row[6], "token")
 
 
 def _cookie(session: Session, request: Request, secret: str, now: datetime) -> Principal:
@@ -242,10 +268,12 @@ def current_user(request: Request) -> Principal:
     now = datetime.now(UTC)
     header = request.headers.get("Authorization")
     cookie = request.cookies.get(COOKIE)
-    with request_store(request).session() as session:
-        if header:
-            return _bearer(session, header, now)
-        if cookie:
+    store = request_store(request)
+    if header:
+        with store.engine.connect() as conn:
+            return _bearer(conn, header, now)
+    if cookie:
+        with store.session() as session:
             return _cookie(session, request, cookie, now)
     raise _unauthorized()
 
@@ -273,25 +301,17 @@ def project_access(
     not a member of is refused with 403 whether it exists or not, so names do not leak. A name no
     project can have (a NUL, a lone surrogate) is not looked up: PostgreSQL would refuse the query.
     """
-    project = (
+    found = (
         None
         if text_problem(name)
-        else session.scalar(sa.select(Project).where(Project.name == name))
+        else session.execute(_PROJECT_ROLE, {"name": name, "user": user.id}).first()
     )
+    project, role = found if found is not None else (None, None)
     if user.role == "admin":
         if project is None:
             raise NotFound(f"no project named {name!r}")
         role = "admin"
     else:
-        role = (
-            None
-            if project is None
-            else session.scalar(
-                sa.select(Membership.role).where(
-                    Membership.project_id == project.id, Membership.user_id == user.id
-                )
-            )
-        )
         if project is None or role is None:
             raise Forbidden(f"you are not a member of project {name!r}")
     if role not in roles:

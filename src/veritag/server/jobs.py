@@ -29,7 +29,7 @@ from ..jobs.queue import Job, JobState
 from ..jobs.worker import Worker
 from ..store.models import Project
 
-__all__ = ["Job", "JobState", "enqueue", "get", "lifespan", "queue_refit"]
+__all__ = ["Job", "JobState", "enqueue", "enqueue_once", "get", "lifespan", "queue_refit"]
 
 _create = threading.Lock()
 
@@ -50,13 +50,32 @@ def _embedded(app: FastAPI) -> Worker | None:
     return worker
 
 
-def enqueue(app: FastAPI, *, kind: str, project: str, owner: int, params: dict[str, Any]) -> Job:
-    """Queue a job for a worker (and wake this process's embedded one)."""
-    job = queue.enqueue(app.state.store, kind=kind, project=project, owner=owner, params=params)
+def _wake(app: FastAPI) -> None:
+    """Wake this process's embedded worker (if it runs one) for a job just queued, rather than
+    leave the job waiting for the worker's next poll."""
     worker = _embedded(app)
     if worker is not None:
         worker.wake()
+
+
+def enqueue(app: FastAPI, *, kind: str, project: str, owner: int, params: dict[str, Any]) -> Job:
+    """Queue a job for a worker (and wake this process's embedded one)."""
+    job = queue.enqueue(app.state.store, kind=kind, project=project, owner=owner, params=params)
+    _wake(app)
     return job
+
+
+def enqueue_once(
+    app: FastAPI, *, kind: str, project: str, owner: int, params: dict[str, Any]
+) -> tuple[Job, bool]:
+    """Queue a job unless a ``kind`` job of ``project`` is waiting already (``queue.enqueue_once``:
+    that one, and False); a new one wakes this process's embedded worker."""
+    job, queued = queue.enqueue_once(
+        app.state.store, kind=kind, project=project, owner=owner, params=params
+    )
+    if queued:
+        _wake(app)
+    return job, queued
 
 
 #: When this process last queued a refit job, per store and project.
@@ -76,12 +95,7 @@ def queue_refit(app: FastAPI, project: Project, owner: int) -> None:
     if now - _refits.get(key, -REFIT_QUEUE_SECONDS) < REFIT_QUEUE_SECONDS:
         return
     _refits[key] = now
-    _, queued = queue.enqueue_once(
-        store, kind="refit", project=project.name, owner=owner, params={}
-    )
-    worker = _embedded(app)
-    if queued and worker is not None:
-        worker.wake()
+    enqueue_once(app, kind="refit", project=project.name, owner=owner, params={})
 
 
 def get(app: FastAPI, job_id: str) -> Job | None:

@@ -154,6 +154,13 @@ class UndoOut(LeaseOut):
 class SubmitOut(Out):
     lease: int
     claim_id: int
+    next: LeaseOut | None = Field(
+        default=None,
+        description="With `next` asked: the caller's next lease, null when nothing is left",
+    )
+    next_error: str | None = Field(
+        default=None, description="Why no next lease was given, though the answer was stored"
+    )
 
 
 class ReleaseOut(Out):
@@ -216,6 +223,8 @@ class StatusOut(Out):
 
 
 class SourceOut(Out):
+    """One source's share of a resolve job's run: its claims and its estimated accuracy."""
+
     source: str
     kind: str
     claims: int
@@ -223,6 +232,11 @@ class SourceOut(Out):
 
 
 class ResolveOut(Out):
+    """The result of a ``resolve`` job (``POST .../resolve`` or an import past the refit
+    threshold), as ``GET /jobs/{id}`` answers it once done: the stored run and each source's
+    accuracy. Named in ``JobOut`` so the OpenAPI document shows it; the other kinds' results stay
+    open JSON objects."""
+
     run: int
     method: str
     requested_method: str
@@ -248,7 +262,9 @@ class JobOut(Out):
     project: str
     state: Literal["queued", "running", "done", "failed"]
     attempts: int = Field(description="Times a worker took it (a crash or an error may retry it)")
-    result: Any = Field(default=None, description="When done")
+    result: ResolveOut | JsonObject | None = Field(
+        default=None, description="When done; a resolve job's is a ResolveOut"
+    )
     error: str | None = Field(default=None, description="When failed")
     created_at: str | None
     started_at: str | None

@@ -31,7 +31,7 @@ __all__ = [
     "LoginFailure",
     "LoginSession",
     "Membership",
-    "Posterior",
+    "PosteriorBlock",
     "Project",
     "Review",
     "RoutingItem",
@@ -182,7 +182,7 @@ class TruthRun(Base):
     labels are only ever added, so a run whose numbers still match the project's
     (``Project.claims_version``, the gold count) covers everything, and one whose numbers differ
     is stale. ``max_claim_id`` is the newest claim the run read: readers load "the claims up to
-    the run" by it. ``pruned`` runs keep this row but lost their posteriors and source rows to
+    the run" by it. ``pruned`` runs keep this row but lost their posterior blocks and source rows to
     the retention rule (``store.queries.prune_truth_runs``).
     """
 
@@ -205,24 +205,22 @@ class TruthRun(Base):
     created_at: Mapped[datetime] = _now_column()
 
 
-class Posterior(Base):
-    """A run's answer for one item: the label, its probability and the class probabilities.
+class PosteriorBlock(Base):
+    """A run's answers for up to ``posterior_blocks.BLOCK_ITEMS`` consecutive items, as one
+    compressed Arrow block (``store.posterior_blocks`` says what it holds and why).
 
-    ``basis`` is ``gold`` (pinned), ``model`` (only model claims) or ``claims`` (human claims,
-    with any model claims); ``probs`` is the posterior in class order (for multi-label, the
-    probability that each label applies; NULL for open-ended tasks).
+    ``first_item_id`` and ``last_item_id`` bound the block's items, so a reader of a range of
+    items fetches only the blocks that hold them.
     """
 
-    __tablename__ = "posteriors"
+    __tablename__ = "posterior_blocks"
 
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("truth_runs.id"), primary_key=True)
-    item_id: Mapped[int] = mapped_column(sa.ForeignKey("items.id"), primary_key=True)
-    label: Mapped[Any]
-    confidence: Mapped[float] = mapped_column(sa.Float)
-    probs: Mapped[Any | None]
-    n_claims: Mapped[int]
-    n_labels: Mapped[int]
-    basis: Mapped[str] = mapped_column(sa.String(10))
+    block: Mapped[int] = mapped_column(primary_key=True)
+    first_item_id: Mapped[int] = mapped_column(sa.BigInteger)
+    last_item_id: Mapped[int] = mapped_column(sa.BigInteger)
+    n_items: Mapped[int]
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 class SourceReliability(Base):

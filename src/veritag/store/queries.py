@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -20,20 +21,24 @@ from ..limits import (
     refuse,
     text_problem,
 )
-from ..schema import BaseSchema, parse_schema
+from ..schema import BaseSchema, canonical_json, parse_schema
 from . import audit
 from .models import (
     Claim,
     Gold,
     ImportRecord,
     Item,
-    Posterior,
+    PosteriorBlock,
     Project,
     Source,
     SourceReliability,
     TruthRun,
     User,
 )
+from .posterior_blocks import insert_blocks
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "KEEP_RUNS",
@@ -151,7 +156,13 @@ def list_projects(session: Session) -> list[Project]:
 
 
 def project_schema(project: Project) -> BaseSchema:
-    return parse_schema(project.task_schema)
+    """The project's task schema, parsed once per distinct schema (schemas are frozen)."""
+    return _parsed(canonical_json(project.task_schema))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(schema_json: str) -> BaseSchema:
+    return parse_schema(json.loads(schema_json))
 
 
 def project_counts(session: Session, *, project_id: int) -> dict[str, int]:
@@ -306,18 +317,17 @@ def insert_truth_run(
     conn: sa.Connection,
     *,
     run: dict[str, Any],
-    posteriors: Iterable[list[dict[str, Any]]],
+    posteriors: pa.Table,
     sources: list[dict[str, Any]],
 ) -> int:
-    """Append one run with its posteriors (given in batches) and source rows; returns the run id.
+    """Append one run with its answers per item (a ``posterior_blocks.run_table``) and source
+    rows; returns the run id.
 
-    JSON values of ``posteriors`` and ``sources`` must already be serialised (``canonical_json``),
-    as for ``execute_many``; ``run`` is an ordinary row.
+    JSON values of ``sources`` must already be serialised (``canonical_json``), as for
+    ``execute_many``; ``run`` is an ordinary row.
     """
     run_id = int(conn.execute(sa.insert(TruthRun).values(**run)).inserted_primary_key[0])
-    stmt = sa.insert(Posterior.__table__)
-    for batch in posteriors:
-        execute_many(conn, stmt, [{"run_id": run_id, **row} for row in batch])
+    insert_blocks(conn, run_id, posteriors)
     execute_many(
         conn, sa.insert(SourceReliability.__table__), [{"run_id": run_id, **row} for row in sources]
     )
@@ -331,12 +341,13 @@ KEEP_RUNS = 3
 def prune_truth_runs(
     conn: sa.Connection, *, project_id: int, method: str, keep: int = KEEP_RUNS
 ) -> list[int]:
-    """Delete the posteriors and source rows of all but the newest ``keep`` runs of ``method``;
-    their ``truth_runs`` rows stay (when, which method, what they covered) with ``pruned`` set.
+    """Delete the posterior blocks and source rows of all but the newest ``keep`` runs of
+    ``method``; their ``truth_runs`` rows stay (when, which method, what they covered) with
+    ``pruned`` set.
     Returns the runs pruned now.
 
-    Every refit writes one posterior row per item, so without this a project of 10^6 items
-    grows by 10^6 rows a refit. Readers only ever read the newest run of a method; the two
+    Every refit stores every item's answer again, so without this a project of 10^6 items
+    grows by a run of 10^6 items a refit. Readers only ever read the newest run of a method; the two
     before it stay readable for a reader that picked a run just before a refit replaced it.
     """
     old = (
@@ -360,7 +371,7 @@ def prune_truth_runs(
     )
     if old:  # marked first: the database lets only a pruned run's rows go (migration 0011)
         conn.execute(sa.update(TruthRun).where(TruthRun.id.in_(old)).values(pruned=True))
-        conn.execute(sa.delete(Posterior).where(Posterior.run_id.in_(old)))
+        conn.execute(sa.delete(PosteriorBlock).where(PosteriorBlock.run_id.in_(old)))
         conn.execute(sa.delete(SourceReliability).where(SourceReliability.run_id.in_(old)))
     return list(old)
 

@@ -231,22 +231,26 @@ def _renamed(exc: VeritagError, tmp: str, filename: str) -> VeritagError:
     return out
 
 
-def _resolve_soon(store: Store, proj: Project, owner: int) -> job_queue.Job | None:
+def _resolve_soon(request: Request, proj: Project, owner: int) -> job_queue.Job | None:
     """The resolve job that folds an import's labels in, once they make the stored run due for a
     refit (``resolve.current``; fewer new claims are folded in by the readers themselves): queued
-    by ``owner`` now, or the one an earlier write queued that no worker took yet. None when no
-    refit is due."""
-    truth = current_truth(store, proj)
+    by ``owner`` now (which wakes this process's embedded worker), or the one an earlier write
+    queued that no worker took yet. None when no refit is due."""
+    truth = current_truth(request_store(request), proj)
     if not truth.due(int(truth.run.n_items) if truth.run is not None else 0):
         return None
-    job, _ = job_queue.enqueue_once(
-        store, kind="resolve", project=proj.name, owner=owner, params={"method": DEFAULT_METHOD}
+    job, _ = jobs.enqueue_once(
+        request.app,
+        kind="resolve",
+        project=proj.name,
+        owner=owner,
+        params={"method": DEFAULT_METHOD},
     )
     return job
 
 
 def _run_import(
-    store: Store,
+    request: Request,
     proj: Project,
     upload: UploadFile,
     filename: str,
@@ -255,6 +259,7 @@ def _run_import(
 ) -> tuple[dict[str, Any], job_queue.Job | None]:
     """Write the upload to a temporary folder under its own name, import it, and speak of it by
     that name; the resolve job its labels queued, if any."""
+    store = request_store(request)
     with tempfile.TemporaryDirectory(prefix="veritag-upload-") as folder:
         path = Path(folder) / filename
         size = _save_upload(upload, path, MAX_UPLOAD_BYTES)
@@ -284,7 +289,8 @@ def _run_import(
                 .values(path=filename)
             )
         bad = _bad_rows(report, tmp, filename) if result.rows_skipped else []
-    job = _resolve_soon(store, proj, owner) if result.claims_added or result.gold_added else None
+    added = result.claims_added or result.gold_added
+    job = _resolve_soon(request, proj, owner) if added else None
     return {
         "file": filename,
         "bytes": size,
@@ -370,7 +376,7 @@ async def import_upload(name: str, user: Me, request: Request, response: Respons
         filename = _safe_name(upload.filename or "", "upload")
         try:
             out, job = await run_in_threadpool(
-                _run_import, store, proj, upload, filename, options, user.id
+                _run_import, request, proj, upload, filename, options, user.id
             )
         except _RowErrorsResponse as exc:
             return JSONResponse(exc.body, status_code=422)
@@ -484,7 +490,8 @@ def resolve(
     name: str, user: Me, request: Request, response: Response, body: ResolveBody | None = None
 ) -> dict[str, Any]:
     """Resolve one label per item from all claims and store the run (``veritag resolve
-    --project``), as a job: its result is the run's id, counts and each source's accuracy."""
+    --project``), as a job: its result (``ResolveOut`` in ``GET /jobs/{id}``) is the run's id,
+    counts and each source's accuracy."""
     method = (body or ResolveBody()).method
     check_method(method)
     proj = project_for(request_store(request), name, user, READERS)

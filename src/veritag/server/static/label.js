@@ -394,7 +394,9 @@
     busy = true;
     paint();
     setStatus("Submitting…");
-    api("/work/" + done.lease + "/submit", {value: got.value, seconds: seconds}).then(function () {
+    // With no item held back by an undo, the answer brings the next lease too (one round trip).
+    var ask = !held;
+    api("/work/" + done.lease + "/submit", {value: got.value, seconds: seconds, next: ask}).then(function (res) {
       timed.push(seconds);
       var sum = timed.reduce(function (a, b) { return a + b; }, 0);
       $("last-seconds").textContent = seconds.toFixed(1);
@@ -410,7 +412,10 @@
         show(back, false);
         return null;
       }
-      return next();
+      if (!ask || !res || !("next" in res)) { return next(); }
+      show(res.next, false);
+      if (res.next_error) { setStatus(res.next_error, true); }
+      return null;
     }, function (err) {
       busy = false;
       paint();
