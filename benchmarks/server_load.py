@@ -815,7 +815,7 @@ def table(rows: list[dict], items: int, per_item: int, base: float | None) -> No
             print(
                 f"    {r['stored_claims']:,} labels stored, {r['truth_runs']} truth runs fitted "
                 "and stored (by the job worker, off the request path); "
-                f"{r['requests_per_label']} request(s) a label"
+                f"{r.get('requests_per_label', 2)} request(s) a label"
             )
         if r.get("worker_cpu_ms_per_cycle") is not None:
             print(

@@ -15,11 +15,13 @@ Debian ``postgresql`` binaries, run as the ``postgres`` user when we are root, f
 run gets a fresh database on it. The project, its tutors and the load generator are
 benchmarks/server_load.py's: ``--items`` sms_spam texts (synthetic sentences if ../shared/data
 is missing), ``min_labels = max_labels = --labels``, gold_rate 0, tutors pulling
-``POST .../work`` and answering ``POST .../work/{lease}/submit``, 2 untimed warm-up cycles per
-tutor, then ``--seconds`` timed. Every run has N ``veritag serve --db URL --port P_i``
-processes (separate processes, each on its own port: not ``--workers``) started with
-``VERITAG_EMBEDDED_WORKER=false``, and ONE ``veritag worker --db URL``; the tutors are spread
-over the servers in turn (a load balancer's effect). Server CPU is summed over the serve
+``POST .../work`` once and then answering ``POST .../work/{lease}/submit`` with ``"next": true``
+(the answer brings the next lease: one request a label; ``--two-requests`` asks apart), 2
+untimed warm-up cycles per tutor, then ``--seconds`` timed. Every run has N
+``veritag serve --db URL --port P_i`` processes (separate processes, each on its own port:
+not ``--workers``) started with ``VERITAG_EMBEDDED_WORKER=false``, and ONE
+``veritag worker --db URL``; the tutors are spread over the servers in turn (a load balancer's
+effect). Server CPU is summed over the serve
 processes; the worker's is shown apart. PostgreSQL's own CPU is not counted.
 
 Scenarios:
@@ -262,7 +264,7 @@ def run(
         setup = time.perf_counter() - t
         truth = {f"item-{i}": label for i, label in enumerate(labels)}
         acked: list[Ack] = []
-        ask, submit = veritag_calls(truth, acked)
+        ask, submit = veritag_calls(truth, acked, combined=not args.two_requests)
         nothing_left: list[float] = []  # when each 204 came
 
         def next_item(client: httpx.Client) -> tuple[int, object, str | None, str]:
@@ -291,6 +293,7 @@ def run(
         res.update(check(url, acked, tightener.budget or budget, args.labels))
         lowered = tightener.t0 + tightener.set_at_s if tightener.set_at_s else math.inf
         res["premature_204"] = sum(t < lowered for t in nothing_left)
+        res["requests_per_label"] = 2 if args.two_requests else 1
         res["budget_set_at_s"] = tightener.set_at_s
         res["budget_error"] = tightener.error
     res["servers"] = n
@@ -346,6 +349,12 @@ def main() -> None:
         "--no-budget", action="store_true", help="no routing budget in the --servers runs"
     )
     ap.add_argument("--think-servers", type=int, default=2)
+    ap.add_argument(
+        "--two-requests",
+        action="store_true",
+        help="ask for work and submit in two requests a label (default: each submit brings "
+        "the next lease)",
+    )
     ap.add_argument(
         "--think-time",
         type=lambda s: tuple(float(x) for x in s.split(",")),
