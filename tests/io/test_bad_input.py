@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from vt_helpers import counts, make_project, write_csv, write_jsonl
+from vt_helpers import counts, make_project, read_csv, write_csv, write_jsonl
 
 from veritag.errors import InputError, RowError, RowErrors, VeritagError
 from veritag.io import ColumnMap, import_file
@@ -272,6 +272,29 @@ def test_duplicate_ids_in_an_items_file(store: Store, tmp_path: Path, batch_rows
     assert f"{path}:6: field 'id': duplicate id (first seen on line 3)" in text
     assert f"{path}:7: field 'id': duplicate id (first seen on line 2)" in text
     assert counts(store, project)["items"] == 0
+
+
+def test_a_repeated_id_is_skipped_and_the_next_import_starts_afresh(
+    store: Store, tmp_path: Path
+) -> None:
+    """With --skip-invalid the first row of an id is kept and its repeats are reported and left
+    out; the ids a file gave are forgotten when its import ends, so importing the same ids again
+    is the idempotent re-import it always was, not a repeat."""
+    project = make_project(store)
+    rows = [("a", "first"), ("b", "y"), ("a", "again"), ("c", "z"), ("a", "third")]
+    path = write_csv(tmp_path / "items.csv", ["id", "text"], rows)
+    report = tmp_path / "bad.csv"
+    result = import_file(store, project, path, skip_invalid=True, report=report, batch_rows=2)
+    assert result.items_added == 3
+    assert [r["line"] for r in read_csv(report)] == ["4", "6"]
+    assert {r["error"] for r in read_csv(report)} == {"duplicate id (first seen on line 2)"}
+    with store.session() as session:
+        text = session.scalar(
+            sa.select(Item.text).where(Item.project_id == project.id, Item.external_id == "a")
+        )
+    assert text == "first"
+    again = write_csv(tmp_path / "again.csv", ["id", "text"], [("a", "first"), ("b", "y")])
+    assert import_file(store, project, again, batch_rows=2).added_nothing
 
 
 def test_duplicate_ids_with_empty_items(store: Store, tmp_path: Path) -> None:

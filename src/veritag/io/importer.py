@@ -14,14 +14,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
@@ -41,6 +39,21 @@ from ..store.queries import dialect_insert, execute_many, insert_ignore, project
 from .readers import SHOWN_ERRORS, Row, RowReader, open_rows
 
 __all__ = ["ColumnMap", "ImportResult", "import_file"]
+
+#: The ids an items file has given so far, with the row of each, in a temporary table of the
+#: import's own transaction: the database keeps them (on disk when large), so checking a file of
+#: 10^8 items for repeated ids takes no memory per row.
+_SEEN = sa.Table(
+    "veritag_import_seen",
+    sa.MetaData(),
+    sa.Column("external_id", sa.Text, primary_key=True),
+    sa.Column("line", sa.BigInteger, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="drop",
+)
+_SEEN_BEFORE = sa.select(_SEEN.c.external_id, _SEEN.c.line).where(
+    _SEEN.c.external_id.in_(sa.bindparam("ids", expanding=True))
+)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -213,8 +226,7 @@ class _Importer:
         self._report_writer: Any = None
         self.writing = True
         self.sources: dict[tuple[str, str], int] = {}
-        self.id_hashes = array("q")
-        self.id_lines = array("q")
+        self.seen_table = False  # whether this import's ``_SEEN`` exists yet
         self.bound: _Bound | None = None
 
     def _fail(self, line: int, field: str | None, message: str) -> None:
@@ -460,35 +472,44 @@ class _Importer:
         if isinstance(self.schema, SpanSchema):
             missing = [r.external_id for r in batch if r.text is None]
             texts = self._item_ids(conn, missing, with_text=True) if missing else {}
-        good = self._normalize(batch, texts)
         if self.bound is not None and self.bound.describes_items:
-            for r in batch:
-                self.id_hashes.append(hash(r.external_id))
-                self.id_lines.append(r.line)
+            batch = self._without_repeats(conn, batch)
+        good = self._normalize(batch, texts)
         if self.writing and good:
             self._write(conn, good)
 
-    def _duplicate_ids(self) -> None:
-        """Report every repeat of an id inside one items file (vectorised over all ids)."""
-        hashes = np.frombuffer(self.id_hashes, dtype=np.int64)
-        if hashes.size < 2:
-            return
-        lines = np.frombuffer(self.id_lines, dtype=np.int64)
-        order = np.lexsort((lines, hashes))
-        h, ln = hashes[order], lines[order]
-        repeat = np.zeros(h.size, dtype=bool)
-        repeat[1:] = h[1:] == h[:-1]
-        if not repeat.any():
-            return
-        # Each repeat points back to the first row of its run of equal hashes.
-        first = ln[np.maximum.accumulate(np.where(repeat, 0, np.arange(h.size)))]
+    def _without_repeats(self, conn: sa.Connection, batch: list[_Parsed]) -> list[_Parsed]:
+        """The batch less the rows whose id an earlier row of this items file gave, each of
+        those reported with the row that gave it first; the rest are remembered in ``_SEEN``."""
+        if not self.seen_table:
+            _SEEN.create(conn)
+            self.seen_table = True
+        first: dict[str, int] = {}
+        for r in batch:
+            first.setdefault(r.external_id, r.line)
+        before = dict(conn.execute(_SEEN_BEFORE, {"ids": list(first)}).all())
+        execute_many(
+            conn,
+            sa.insert(_SEEN),
+            [{"external_id": e, "line": n} for e, n in first.items() if e not in before],
+        )
+        repeats = [
+            (r, origin)
+            for r in batch
+            if (origin := before.get(r.external_id, first[r.external_id])) != r.line
+        ]
+        if not repeats:
+            return batch
         column = self.bound.id if self.bound else "id"
-        for pos in np.flatnonzero(repeat)[np.argsort(ln[repeat], kind="stable")]:
-            self._fail(
-                int(ln[pos]),
-                column,
-                f"duplicate id (first seen on {self.reader.describe(int(first[pos]))})",
-            )
+        for r, line in repeats:
+            self._fail(r.line, column, f"duplicate id (first seen on {self.reader.describe(line)})")
+        dropped = {r.line for r, _ in repeats}
+        return [r for r in batch if r.line not in dropped]
+
+    def _forget_seen(self, conn: sa.Connection) -> None:
+        """Drop ``_SEEN`` before the import commits (PostgreSQL drops it at commit itself)."""
+        if self.seen_table and conn.dialect.name != "postgresql":
+            _SEEN.drop(conn)
 
     def run(self) -> ImportResult:
         result = ImportResult(path=self.file)
@@ -531,9 +552,9 @@ class _Importer:
                     self.progress(self.reader.bytes_read, self.reader.total_bytes)
         if batch:
             self._flush(conn, batch)
+        self._forget_seen(conn)
         if self.bound is None and result.rows == 0:
             raise InputError(f"{self.file}: no rows to import")
-        self._duplicate_ids()
         if self.progress:
             self.progress(self.reader.total_bytes, self.reader.total_bytes)
         if self.error_count and not self.skip_invalid:
