@@ -17,7 +17,8 @@ from veritag.schema import RatingSchema
 from veritag.store import Base, Claim, Item, Project, Source, Store, User, open_store
 from veritag.resolve import load_resolution
 from veritag.store.engine import _alembic_config
-from veritag.store.models import Gold, SourceReliability, TruthRun
+from veritag.store import posterior_blocks
+from veritag.store.models import Gold, PosteriorBlock, SourceReliability, TruthRun
 from veritag.store.posterior_blocks import BlockReader, labels_of, probs_of, run_table
 from veritag.store.queries import (
     claims_watermark,
@@ -569,9 +570,11 @@ def test_upgrade_from_0002_and_downgrade_remove_automation_tables(db_url: str) -
 
 
 def test_upgrade_to_0015_moves_runs_into_blocks_and_downgrade_moves_them_back(
-    db_url: str,
+    db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Runs stored one row per item before 0015 read back the same from blocks, and back."""
+    """Runs stored one row per item before 0015 read back the same from blocks (one item a
+    block here, so a run spans several), and back."""
+    monkeypatch.setattr(posterior_blocks, "BLOCK_ITEMS", 1)
     store = open_store(db_url, migrate=False)
     json_type = sa.JSON(none_as_null=True)
     posteriors = sa.table(
@@ -607,6 +610,10 @@ def test_upgrade_to_0015_moves_runs_into_blocks_and_downgrade_moves_them_back(
             conn.execute(posteriors.insert(), rows)
         store.migrate()
         assert "posteriors" not in sa.inspect(store.engine).get_table_names()
+        with store.engine.connect() as conn:
+            assert conn.scalars(
+                sa.select(PosteriorBlock.block).order_by(PosteriorBlock.block)
+            ).all() == [0, 1]
         with store.engine.connect() as conn:
             got = load_resolution(
                 conn, latest_truth_run(conn, project_id=project_id), with_probs=True

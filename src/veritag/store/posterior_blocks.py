@@ -123,10 +123,11 @@ def probs_of(table: pa.Table) -> NDArray[np.float64] | None:
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
-def insert_blocks(conn: sa.Connection, run_id: int, table: pa.Table) -> int:
-    """Append ``table`` (a ``run_table``) as run ``run_id``'s blocks; returns how many."""
+def insert_blocks(conn: sa.Connection, run_id: int, table: pa.Table, first_block: int = 0) -> int:
+    """Append ``table`` (a ``run_table``) as run ``run_id``'s blocks, numbered from
+    ``first_block`` (a run written in parts continues its numbering); returns how many."""
     rows = []
-    for number, start in enumerate(range(0, table.num_rows, BLOCK_ITEMS)):
+    for number, start in enumerate(range(0, table.num_rows, BLOCK_ITEMS), first_block):
         block = table.slice(start, BLOCK_ITEMS)
         ids = block.column("item_id")
         rows.append(

@@ -20,6 +20,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 from veritag.schema import canonical_json
+from veritag.store import posterior_blocks
 from veritag.store.posterior_blocks import decode_block, insert_blocks, run_table
 
 revision = "0015"
@@ -77,7 +78,8 @@ def _run_ids(conn: sa.Connection, table: str) -> list[int]:
 
 
 def _to_blocks(conn: sa.Connection, run_id: int) -> None:
-    found = conn.execute(
+    """One run's rows into blocks, a block's worth of rows at a time (a run may be 10^6 rows)."""
+    stmt = (
         sa.select(
             rows.c.item_id,
             sa.cast(rows.c.label, sa.Text),
@@ -89,18 +91,20 @@ def _to_blocks(conn: sa.Connection, run_id: int) -> None:
         )
         .where(rows.c.run_id == run_id)
         .order_by(rows.c.item_id)
-    ).all()
-    probs = [json.loads(r[3]) if r[3] is not None else None for r in found]
-    table = run_table(
-        np.array([r[0] for r in found], np.int64),
-        [canonical_json(json.loads(r[1])) for r in found],
-        np.array([r[2] for r in found], np.float64),
-        np.array([r[4] for r in found], np.int64),
-        np.array([r[5] for r in found], np.int64),
-        np.array([BASES.index(r[6]) for r in found], np.int8),
-        np.array(probs, np.float64) if all(p is not None for p in probs) else None,
     )
-    insert_blocks(conn, run_id, table)
+    found = conn.execute(stmt.execution_options(yield_per=posterior_blocks.BLOCK_ITEMS))
+    for number, part in enumerate(found.partitions()):
+        probs = [json.loads(r[3]) if r[3] is not None else None for r in part]
+        table = run_table(
+            np.array([r[0] for r in part], np.int64),
+            [canonical_json(json.loads(r[1])) for r in part],
+            np.array([r[2] for r in part], np.float64),
+            np.array([r[4] for r in part], np.int64),
+            np.array([r[5] for r in part], np.int64),
+            np.array([BASES.index(r[6]) for r in part], np.int8),
+            np.array(probs, np.float64) if all(p is not None for p in probs) else None,
+        )
+        insert_blocks(conn, run_id, table, first_block=number)
 
 
 def _to_rows(conn: sa.Connection, run_id: int) -> None:
