@@ -13,6 +13,11 @@ contains ``marker`` takes the next behaviour (``"ok"`` once the list is used up)
 ``"429"`` (with ``Retry-After: retry_after``), ``"500"``, ``"slow"`` (sleep ``slow_s`` and then
 answer). The server counts requests, keeps their bodies and headers, and records the most requests
 it had in flight at once.
+
+``formats`` (the ``response_format`` types accepted) and ``refused`` (request fields not
+accepted at all) make it refuse a request the way llama-cpp-python 0.3.36's server does: HTTP 500
+with a pydantic validation error naming the field (``LLAMA_CPP_REFUSAL``, recorded from that
+server), since its error handler turns every exception into a 500.
 """
 
 from __future__ import annotations
@@ -25,6 +30,16 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+
+#: llama-cpp-python 0.3.36's answer to ``response_format: {"type": "json_schema"}`` (HTTP 500),
+#: its traceback shortened; ``{loc}`` is the refused field's location.
+LLAMA_CPP_REFUSAL = (
+    "1 validation error:\n  {{'type': 'literal_error', 'loc': ('body', {loc}), 'msg': "
+    "\"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': "
+    "{{'expected': \"'text' or 'json_object'\"}}}}\n\n  File \"llama_cpp/server/app.py\", "
+    "line 376, in create_chat_completion\n    POST /v1/chat/completions"
+)
 
 
 def _default_dist(text: str) -> dict[str, float]:
@@ -41,6 +56,8 @@ class FakeOpenAI:
         self.slow_s = 1.0
         self.retry_after = "0.2"
         self.script: dict[str, list[str]] = {}
+        self.formats = {"json_schema", "json_object", "text"}
+        self.refused: set[str] = set()
         self.requests = 0
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -83,7 +100,21 @@ class FakeOpenAI:
                     return plan.pop(0)
         return "ok"
 
+    def _refusal(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """llama-cpp-python's 500 for a field it does not take, or None."""
+        loc = next((f"'{f}'" for f in sorted(self.refused) if f in body), None)
+        kind = (body.get("response_format") or {}).get("type")
+        if loc is None and kind is not None and kind not in self.formats:
+            loc = "'response_format', 'type'"
+        if loc is None:
+            return None
+        message = LLAMA_CPP_REFUSAL.format(loc=loc)
+        return {"error": {"message": message, "type": "internal_server_error", "param": None}}
+
     def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        refusal = self._refusal(body)
+        if refusal is not None:
+            return 500, {}, refusal
         prompt = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
         behaviour = self._behaviour(prompt)
         if behaviour == "429":

@@ -123,6 +123,42 @@ def test_persistent_server_errors_raise_after_retries(server: FakeOpenAI) -> Non
     assert server.requests == 3
 
 
+def test_a_server_that_refuses_json_schema_gets_json_object_with_the_schema(
+    server: FakeOpenAI,
+) -> None:
+    """llama-cpp-python's server answers 500 to ``json_schema``: the labeler asks again at once
+    with ``json_object`` and the schema, remembers it, and never retries the refusal."""
+    server.formats = {"json_object", "text"}
+    model = labeler(server, max_concurrency=1)
+    probs = model.predict_proba(["WIN a free cruise", "lunch tomorrow?", "win win"])
+    np.testing.assert_allclose(probs[:2], [[0.1, 0.9], [0.8, 0.2]], atol=1e-4)
+    assert model.sources_ == ["logprobs"] * 3 and model.failures_ == 0
+    assert server.requests == 3 + 1  # one refused request in all
+    formats = [b["response_format"] for b in server.bodies]
+    assert formats[0]["type"] == "json_schema"
+    assert all(f["type"] == "json_object" for f in formats[1:])
+    assert formats[1]["schema"]["properties"]["label"]["enum"] == ["ham", "spam"]
+
+
+def test_a_refusal_naming_a_feature_drops_that_feature(server: FakeOpenAI) -> None:
+    server.refused = {"logprobs"}
+    model = labeler(server, max_concurrency=1, samples=4)
+    probs = model.predict_proba(["WIN a free cruise"])
+    assert model.sources_ == ["samples"] and probs.argmax() == 1
+    assert all("logprobs" not in b for b in server.bodies[1:])
+    assert "response_format" in server.bodies[-1]  # only the named feature went
+
+
+def test_a_refusal_of_something_the_labeler_needs_raises_at_once(server: FakeOpenAI) -> None:
+    """A 500 that is a validation error is not the server being down: no retries, and the
+    server's own words in the error."""
+    server.refused = {"messages"}
+    model = labeler(server, max_retries=5)
+    with pytest.raises(LLMLabelerError, match="refused the request: .*validation error"):
+        model.predict_proba(["win"])
+    assert server.requests == 1
+
+
 def test_bad_answers_are_retried_then_become_uniform(server: FakeOpenAI) -> None:
     server.script = {"M:": ["malformed", "outside", "ok"], "Z:": ["malformed"] * 10}
     model = labeler(server, max_retries=2)

@@ -2,7 +2,9 @@
 
 Works with vLLM, llama.cpp's server, Ollama and OpenAI itself: every request is a plain
 ``POST {base_url}/chat/completions``. The answer is constrained to ``{"label": <one of the
-classes>}`` with ``response_format={"type": "json_schema", ...}``; servers that ignore the
+classes>}`` with ``response_format={"type": "json_schema", ...}``, or, on a server that refuses
+that (llama-cpp-python's server), with ``{"type": "json_object", "schema": ...}``; servers that
+ignore the
 constraint are handled by validating every answer (malformed JSON or a label outside the classes
 is asked again, up to ``max_retries`` times, and then the text gets a uniform row and is counted
 in ``failures_``; it never raises).
@@ -35,11 +37,15 @@ Requests run on an ``httpx.AsyncClient`` with at most ``max_concurrency`` in fli
 inside a running loop; async callers can use ``apredict_proba``). Timeouts, connection errors,
 429 (honouring ``Retry-After``) and 5xx are retried with exponential backoff and full jitter; when
 those retries run out a :class:`LLMLabelerError` is raised after the other texts have finished (and
-been cached). A 400 answer makes the labeler drop optional request features one at a time (``n``,
-then ``response_format``, then ``logprobs``) and remember that the server lacks them. Finished rows
-are stored in an optional SQLite cache keyed by a hash of (model, messages - i.e. prompt, examples
-and text -, classes, sampling parameters), so re-running costs no requests. Failed rows are not
-cached.
+been cached). A refused request makes the labeler drop optional request features and remember that
+the server lacks them: the one the refusal names, or after a bare 400 the next of ``n``,
+``response_format`` (first stepping down from ``json_schema`` to ``json_object`` with the schema)
+and ``logprobs``. A refusal is a 400 or 422, or a 5xx whose body is a request-validation error
+(llama-cpp-python's server answers 500 to any field it does not accept); it is never retried, and
+one that leaves nothing to drop raises :class:`LLMLabelerError` with the server's message.
+Finished rows are stored in an optional SQLite cache keyed by a hash of (model, messages - i.e.
+prompt, examples and text -, classes, sampling parameters), so re-running costs no requests.
+Failed rows are not cached.
 
 The API key is never stored: ``api_key_env`` names an environment variable that is read when
 requests are made and sent as ``Authorization: Bearer <key>``.
@@ -165,6 +171,7 @@ class LLMLabeler(Labeler):
             self.classes_ = list(self._given_classes)
         # What the server turned out to support (None: not known yet).
         self._supports: dict[str, bool | None] = {f: None for f in _OPTIONAL_FEATURES}
+        self._format = "json_schema"  # the response_format type to ask for (see _schema)
         self._client: Any = None
         self._sem: Any = None
         self._update_version()
@@ -333,18 +340,19 @@ class LLMLabeler(Labeler):
         self.version = "1+" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def _schema(self) -> dict[str, Any]:
+        """The ``response_format`` asked for: OpenAI's ``json_schema``, or llama.cpp's
+        ``json_object`` with a ``schema`` once a server refused the first."""
+        schema = {
+            "type": "object",
+            "properties": {"label": {"type": "string", "enum": list(self.classes_)}},
+            "required": ["label"],
+            "additionalProperties": False,
+        }
+        if self._format == "json_object":
+            return {"type": "json_object", "schema": schema}
         return {
             "type": "json_schema",
-            "json_schema": {
-                "name": "label",
-                "strict": True,
-                "schema": {
-                    "type": "object",
-                    "properties": {"label": {"type": "string", "enum": list(self.classes_)}},
-                    "required": ["label"],
-                    "additionalProperties": False,
-                },
-            },
+            "json_schema": {"name": "label", "strict": True, "schema": schema},
         }
 
     def _parse(self, content: Any) -> str | None:
@@ -510,22 +518,14 @@ class LLMLabeler(Labeler):
                 async with self._sem:
                     self.requests_ += 1
                     response = await self._client.post(url, json=body)
+                if _refused(response.status_code, response.text):
+                    self._give_up(body, response.status_code, response.text)
+                    continue
                 if response.status_code == 429 or response.status_code >= 500:
                     raise _Retryable(
                         f"HTTP {response.status_code}",
                         _retry_after(response.headers.get("Retry-After")),
                     )
-                if response.status_code == 400:
-                    dropped = next((f for f in _OPTIONAL_FEATURES if f in body), None)
-                    if dropped is None:
-                        raise LLMLabelerError(
-                            f"the server refused the request: {response.text[:300]}"
-                        )
-                    self._supports[dropped] = False
-                    body.pop(dropped)
-                    if dropped == "logprobs":
-                        body.pop("top_logprobs", None)
-                    continue
                 if response.status_code >= 400:
                     raise LLMLabelerError(
                         f"the server answered HTTP {response.status_code}: {response.text[:300]}"
@@ -547,6 +547,37 @@ class LLMLabeler(Labeler):
                     wait = min(self.max_backoff, exc.retry_after)
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    def _give_up(self, body: dict[str, Any], status: int, refusal: str) -> None:
+        """Change ``body`` after the server refused it: step ``response_format`` down, or drop
+        the feature the refusal names (a bare 400 names none: the next one still asked for), and
+        remember it. A refusal of anything else raises."""
+        named = [f for f in _OPTIONAL_FEATURES if f in body and _FIELD[f].search(refusal)]
+        unnamed = [f for f in _OPTIONAL_FEATURES if f in body] if status == 400 else []
+        feature = next(iter(named or unnamed), None)
+        if feature is None:
+            raise LLMLabelerError(f"the server refused the request: {refusal[:300]}")
+        if feature == "response_format" and self._format == "json_schema":
+            self._format = "json_object"
+            body["response_format"] = self._schema()
+            return
+        self._supports[feature] = False
+        body.pop(feature)
+        if feature == "logprobs":
+            body.pop("top_logprobs", None)
+
+
+#: How a refusal names a request field (``'response_format'``, ``"n"``, ``loc: body.n``...).
+_FIELD = {
+    f: re.compile(rf"""['".]{f if f != "logprobs" else "(?:top_)?logprobs"}['".,)\]\s]""")
+    for f in _OPTIONAL_FEATURES
+}
+
+
+def _refused(status: int, text: str) -> bool:
+    """Whether an answer refuses the request itself (retrying it cannot help): a 400 or 422, or
+    a 5xx whose body is a request-validation error, as llama-cpp-python's server sends."""
+    return status in (400, 422) or (status >= 500 and "validation error" in text.lower())
 
 
 def _matching(candidate: str, classes: list[str]) -> list[str]:
