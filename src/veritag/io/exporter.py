@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from ..errors import InputError, VeritagError
-from ..resolve import Resolution, RunInfo, RunPruned, current_truth, load_truth
-from ..resolve.core import BASES
+from ..resolve import Resolution, RunPruned, current_truth, load_truth
+from ..resolve.runs import load_range
 from ..resolve.current import Refit
 from ..schema import BaseSchema, PairwiseSchema
 from ..store.engine import Store
@@ -43,7 +43,7 @@ from ..store.models import (
     Source,
     TruthRun,
 )
-from ..store.posterior_blocks import BlockReader, labels_of
+from ..store.posterior_blocks import BlockReader
 from ..store.queries import project_schema, standing_claims
 from .atomic import atomic_write
 from .formats import EXPORT_FORMATS, PARTITION_ROWS
@@ -138,27 +138,11 @@ class _StoredRun:
         if run.pruned:
             raise RunPruned(run)
         self.run = run
-        source = RunInfo(run.method, run.engine_version, {}, None, 0, False).label_source
-        names = {"claims": source, "model": "model", "gold": "gold"}
-        self.sources = np.array([names[b] for b in BASES], dtype=object)  # by basis code
         self.blocks = BlockReader(run.id)
 
     def chunk(self, conn: sa.Connection, first: int, last: int) -> Resolution:
         """The run's labels of the items with ids from ``first`` to ``last``."""
-        tables = list(self.blocks.tables(conn, first, last))
-        if not tables:
-            none = np.zeros(0, np.int64)
-            return Resolution(
-                none, np.empty(0, object), none.astype(float), none, none.astype(object)
-            )
-        t = pa.concat_tables(tables)
-        return Resolution(
-            t.column("item_id").to_numpy(),
-            labels_of(t),
-            t.column("confidence").to_numpy(),
-            t.column("n_labels").to_numpy().astype(np.int64),
-            self.sources[t.column("basis").to_numpy().astype(np.intp)],
-        )
+        return load_range(conn, self.run, self.blocks, first, last)
 
     def check(self, conn: sa.Connection) -> None:
         """``RunPruned`` if the retention rule emptied the run while it was being exported (the

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -30,6 +31,9 @@ from .core import (
     _resolution,
 )
 from .project import resolve_project
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class RunPruned(Conflict):
@@ -131,26 +135,13 @@ def load_resolution(
     """
     if run.pruned:
         raise RunPruned(run)
-    ids, labels, conf, n_labels, n_claims, basis, probs = [], [], [], [], [], [], []
-    for table in BlockReader(run.id).tables(conn):
-        ids.append(table.column("item_id").to_numpy())
-        labels.append(labels_of(table))
-        conf.append(table.column("confidence").to_numpy())
-        n_labels.append(table.column("n_labels").to_numpy().astype(np.int64))
-        n_claims.append(table.column("n_claims").to_numpy().astype(np.int64))
-        basis.append(table.column("basis").to_numpy())
-        if with_probs:
-            probs.append(probs_of(table))
+    answers = _answers(BlockReader(run.id).tables(conn), _run_info_of(run), with_probs)
     if (
-        not ids
+        not answers.item_ids.size
         and run.n_items
         and conn.scalar(sa.select(TruthRun.pruned).where(TruthRun.id == run.id))
     ):
         raise RunPruned(run)
-    info = _run_info_of(run)
-    prob_array = None
-    if with_probs and probs and all(p is not None for p in probs):
-        prob_array = np.concatenate(probs)
     sources = None
     if with_sources:
         rows = conn.execute(
@@ -172,6 +163,30 @@ def load_resolution(
             np.fromiter((r[2] for r in rows), np.int64, len(rows)),
             confusion,
         )
+    return replace(answers, sources=sources)
+
+
+def load_range(
+    conn: sa.Connection, run: Any, blocks: BlockReader, first: int, last: int
+) -> Resolution:
+    """The run's answers for the items with ids ``first`` to ``last``, read through ``blocks``
+    (``BlockReader(run.id)``, which keeps the block it decoded last): how an export reads a run
+    chunk by chunk without holding all of it."""
+    return _answers(blocks.tables(conn, first, last), _run_info_of(run))
+
+
+def _answers(tables: Iterable[pa.Table], info: RunInfo, with_probs: bool = False) -> Resolution:
+    """A ``Resolution`` of a run's blocks (in item order), each turned into arrays as it comes."""
+    ids, labels, conf, n_labels, n_claims, basis, probs = [], [], [], [], [], [], []
+    for table in tables:
+        ids.append(table.column("item_id").to_numpy())
+        labels.append(labels_of(table))
+        conf.append(table.column("confidence").to_numpy())
+        n_labels.append(table.column("n_labels").to_numpy().astype(np.int64))
+        n_claims.append(table.column("n_claims").to_numpy().astype(np.int64))
+        basis.append(table.column("basis").to_numpy())
+        if with_probs:
+            probs.append(probs_of(table))
     return _resolution(
         _cat(ids),
         np.concatenate(labels) if labels else np.empty(0, object),
@@ -180,8 +195,7 @@ def load_resolution(
         _cat(n_claims),
         _cat(basis, np.int8),
         info,
-        probs=prob_array,
-        sources=sources,
+        probs=np.concatenate(probs) if probs and all(p is not None for p in probs) else None,
     )
 
 

@@ -117,23 +117,28 @@ class Lease:
     resumed: bool = False
 
 
-def running_leases(project: Project, now: datetime) -> Any:
-    """The WHERE clause of the project's leases still running at ``now``."""
+#: Statements of the hot path (a lease and a submit) are built once, with bound parameters:
+#: building a statement costs several times more than running it.
+_P, _NOW, _ID = sa.bindparam("project"), sa.bindparam("now"), sa.bindparam("key")
+
+
+def _running(project: Any, now: Any) -> Any:
+    """Leases of ``project`` still running at ``now`` (values, or bound parameters)."""
     return sa.and_(
-        AssignmentRow.project_id == project.id,
+        AssignmentRow.project_id == project,
         AssignmentRow.state == "leased",
         AssignmentRow.expires_at > now,
     )
 
 
-#: Statements of the hot path (a lease and a submit) are built once, with bound parameters:
-#: building a statement costs several times more than running it.
-_P, _NOW, _ID = sa.bindparam("project"), sa.bindparam("now"), sa.bindparam("key")
-_RUNNING = sa.and_(
-    AssignmentRow.project_id == _P,
-    AssignmentRow.state == "leased",
-    AssignmentRow.expires_at > _NOW,
-)
+_RUNNING = _running(_P, _NOW)
+
+
+def running_leases(project: Project, now: datetime) -> Any:
+    """The WHERE clause of the project's leases still running at ``now``."""
+    return _running(project.id, now)
+
+
 _EXPIRE = (
     sa.update(AssignmentRow)
     .where(
