@@ -15,6 +15,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from veritag.quickstart import sample_dir
+from veritag.resolve.core import BASES
 from veritag.store import Project, Store
 from veritag.store.models import PosteriorBlock
 from veritag.store.posterior_blocks import decode_block
@@ -47,8 +48,7 @@ def stored_posteriors(store: Store, run_id: int | None = None) -> list[dict[str,
     with store.engine.connect() as conn:
         payloads = conn.scalars(stmt).all()
     rows = [row for payload in payloads for row in decode_block(payload).to_pylist()]
-    bases = ("claims", "model", "gold")
-    return [{**r, "label": json.loads(r["label"]), "basis": bases[r["basis"]]} for r in rows]
+    return [{**r, "label": json.loads(r["label"]), "basis": BASES[r["basis"]]} for r in rows]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
